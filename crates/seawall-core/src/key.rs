@@ -1,0 +1,57 @@
+//! Keys: how a keyed layer tells peers (or hosts, routes, tenants) apart, and
+//! where it keeps their state.
+//!
+//! - [`KeyFn`] takes a key out of a request. Any `Fn(&Req) -> K` closure is
+//!   one; [`ByAuthority`] (feature `http`) keys `http::Request`s by the peer
+//!   they go to.
+//! - [`KeyMap`] holds one value per key with the bounds every keyed seawall
+//!   layer keeps: a capacity, and eviction of idle keys. It is sharded, so
+//!   calls for different keys do not contend on one lock, and a lookup of an
+//!   existing key takes one uncontended read lock and no allocation.
+//!
+//! ```
+//! use seawall_core::KeyFn;
+//!
+//! struct Call { peer: u32, body: &'static str }
+//!
+//! let by_peer = |c: &Call| c.peer;
+//! assert_eq!(by_peer.key(&Call { peer: 7, body: "ping" }), 7);
+//! ```
+
+mod map;
+
+pub use map::{KeyMap, KeyMapConfig, KeyMapFull};
+
+use std::fmt;
+use std::hash::Hash;
+
+/// Takes the key of a keyed layer out of a request.
+///
+/// Implemented for every `Fn(&Req) -> K` where `K` is a valid key, and by
+/// [`ByAuthority`] for `http::Request`s. Keys are shown in rejections and
+/// stats, hence `Display`.
+pub trait KeyFn<Req> {
+    /// The key: cheap to clone, hashable, shown in errors and stats.
+    type Key: Hash + Eq + Clone + fmt::Display + Send + Sync + 'static;
+
+    /// The key of `req`.
+    fn key(&self, req: &Req) -> Self::Key;
+}
+
+impl<F, Req, K> KeyFn<Req> for F
+where
+    F: Fn(&Req) -> K,
+    K: Hash + Eq + Clone + fmt::Display + Send + Sync + 'static,
+{
+    type Key = K;
+
+    fn key(&self, req: &Req) -> K {
+        self(req)
+    }
+}
+
+#[cfg(feature = "http")]
+mod by_authority;
+#[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+pub use by_authority::{ByAuthority, Host};

@@ -1,0 +1,540 @@
+use std::borrow::Borrow;
+use std::collections::hash_map::RandomState;
+use std::fmt;
+use std::hash::{BuildHasher, Hash};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Duration;
+
+use hashbrown::HashTable;
+use tokio::time::Instant;
+
+use crate::config::{Check, ConfigError};
+
+/// Bounds of a [`KeyMap`].
+///
+/// | field | default | meaning |
+/// |-------|---------|---------|
+/// | `capacity` | 10 000 | most keys held at once |
+/// | `idle_ttl` | 5 minutes | a key unused this long may be evicted |
+///
+/// ```
+/// use std::time::Duration;
+/// use seawall_core::KeyMapConfig;
+///
+/// let cfg = KeyMapConfig::new().capacity(1_000).idle_ttl(Duration::from_secs(60));
+/// assert!(cfg.validate().is_ok());
+/// assert!(KeyMapConfig::new().capacity(0).validate().is_err());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyMapConfig {
+    capacity: usize,
+    idle_ttl: Duration,
+}
+
+impl Default for KeyMapConfig {
+    fn default() -> Self {
+        KeyMapConfig {
+            capacity: 10_000,
+            idle_ttl: Duration::from_secs(300),
+        }
+    }
+}
+
+impl KeyMapConfig {
+    /// The defaults in the table above.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the most keys held at once.
+    pub fn capacity(mut self, capacity: usize) -> Self {
+        self.capacity = capacity;
+        self
+    }
+
+    /// Sets how long a key must be unused before it may be evicted.
+    pub fn idle_ttl(mut self, ttl: Duration) -> Self {
+        self.idle_ttl = ttl;
+        self
+    }
+
+    /// The configured capacity.
+    pub fn get_capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// The configured idle TTL.
+    pub fn get_idle_ttl(&self) -> Duration {
+        self.idle_ttl
+    }
+
+    /// Checks that capacity and TTL are non-zero.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut check = Check::new();
+        check
+            .nonzero("capacity", self.capacity)
+            .nonzero_duration("idle_ttl", self.idle_ttl);
+        check.finish()
+    }
+}
+
+/// [`KeyMap::get_or_insert_with`] found the map full of keys it may not evict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyMapFull {
+    /// The map's capacity.
+    pub capacity: usize,
+}
+
+impl fmt::Display for KeyMapFull {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "key map full: all {} keys are in use or may not be evicted",
+            self.capacity
+        )
+    }
+}
+
+impl std::error::Error for KeyMapFull {}
+
+struct Entry<K, V> {
+    hash: u64,
+    key: K,
+    value: Arc<V>,
+    // Set on use, cleared by each sweep: an entry still clear at the next
+    // sweep has been idle for at least the TTL. Written only when clear, so a
+    // busy key's lookups only read it.
+    touched: AtomicBool,
+}
+
+struct Shard<K, V> {
+    // Entries carry their hash, computed once by the map's hasher: a lookup
+    // hashes its key once, for both the shard and the bucket.
+    table: RwLock<HashTable<Entry<K, V>>>,
+    last_sweep: Mutex<Instant>,
+}
+
+/// A bounded, sharded map from keys to shared per-key state.
+///
+/// The store behind every keyed seawall layer (per-peer breakers, budgets,
+/// timeouts). What it guarantees:
+///
+/// - **Bounded**: never more than `capacity` keys. Keys are spread over up to
+///   32 shards that hold `capacity / shards` keys each (one shard below 128
+///   keys, so small capacities are exact); a shard that is full evicts one of
+///   its own keys.
+/// - **Idle keys go first**: a key unused for at least `idle_ttl` is evicted
+///   when its shard next inserts (lazily, on the insert path: no background
+///   task), or by [`KeyMap::evict_idle`]. Idleness is tracked by a flag that
+///   each sweep clears, so a key is evicted between one and two TTLs after its
+///   last use. A full shard evicts, in order, a key idle since the last
+///   sweep, then any key no caller holds. The guard given to
+///   [`KeyMap::with_guard`] protects a key from all eviction while it returns
+///   `false` (a keyed breaker never forgets an open peer); when every key of a
+///   full shard is protected or held by a caller, insertion fails with
+///   [`KeyMapFull`].
+/// - **Cheap lookups**: an existing key costs one hash, one read lock on its
+///   shard, one atomic load and an `Arc` clone; no allocation, no clock read.
+///
+/// ```
+/// use seawall_core::{KeyMap, KeyMapConfig};
+/// use std::sync::atomic::{AtomicU64, Ordering};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let calls: KeyMap<String, AtomicU64> = KeyMap::new(KeyMapConfig::new().capacity(2));
+/// for peer in ["a", "b", "a"] {
+///     let counter = calls.get_or_insert_with(peer.to_string(), |_| AtomicU64::new(0)).unwrap();
+///     counter.fetch_add(1, Ordering::Relaxed);
+/// }
+/// assert_eq!(calls.get("a").unwrap().load(Ordering::Relaxed), 2);
+/// assert_eq!(calls.len(), 2);
+/// # }
+/// ```
+pub struct KeyMap<K, V, S = RandomState> {
+    shards: Box<[Shard<K, V>]>,
+    hasher: S,
+    per_shard: usize,
+    config: KeyMapConfig,
+    can_evict: fn(&V) -> bool,
+}
+
+impl<K, V, S> fmt::Debug for KeyMap<K, V, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyMap")
+            .field("config", &self.config)
+            .field("shards", &self.shards.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn always<V>(_: &V) -> bool {
+    true
+}
+
+impl<K: Hash + Eq, V> KeyMap<K, V, RandomState> {
+    /// An empty map with these bounds. Must be called within a tokio runtime
+    /// (it reads tokio's clock). A zero capacity is treated as one: validate
+    /// the config first to report it.
+    pub fn new(config: KeyMapConfig) -> Self {
+        Self::with_hasher(config, RandomState::new())
+    }
+}
+
+impl<K: Hash + Eq, V, S: BuildHasher> KeyMap<K, V, S> {
+    /// An empty map that hashes keys with `hasher`.
+    pub fn with_hasher(config: KeyMapConfig, hasher: S) -> Self {
+        let capacity = config.capacity.max(1);
+        let shards = if capacity < 128 {
+            1
+        } else {
+            (capacity / 64).next_power_of_two().min(32)
+        };
+        let per_shard = capacity.div_ceil(shards);
+        let now = Instant::now();
+        KeyMap {
+            shards: (0..shards)
+                .map(|_| Shard {
+                    table: RwLock::new(HashTable::new()),
+                    last_sweep: Mutex::new(now),
+                })
+                .collect(),
+            hasher,
+            per_shard,
+            config: KeyMapConfig {
+                capacity: per_shard * shards,
+                ..config
+            },
+            can_evict: always::<V>,
+        }
+    }
+
+    /// Protects entries from eviction while `can_evict` returns `false`.
+    pub fn with_guard(mut self, can_evict: fn(&V) -> bool) -> Self {
+        self.can_evict = can_evict;
+        self
+    }
+
+    /// The bounds in force; the capacity is rounded up to a whole number of
+    /// keys per shard.
+    pub fn config(&self) -> KeyMapConfig {
+        self.config
+    }
+
+    fn shard(&self, hash: u64) -> &Shard<K, V> {
+        // `shards.len()` is a power of two; use the high bits, which the
+        // table itself uses least.
+        let i = (hash >> 40) as usize & (self.shards.len() - 1);
+        &self.shards[i]
+    }
+
+    /// The value of `key`, if present; marks it used.
+    pub fn get<Q>(&self, key: &Q) -> Option<Arc<V>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let hash = self.hasher.hash_one(key);
+        let table = read(&self.shard(hash).table);
+        table.find(hash, |e| e.key.borrow() == key).map(touch)
+    }
+
+    /// The value of `key`, inserting `make(&key)` if it is absent.
+    ///
+    /// Inserting may evict another key of the same shard (see the type's
+    /// docs); it fails only when the shard is full of protected or held keys.
+    pub fn get_or_insert_with(
+        &self,
+        key: K,
+        make: impl FnOnce(&K) -> V,
+    ) -> Result<Arc<V>, KeyMapFull> {
+        let hash = self.hasher.hash_one(&key);
+        let shard = self.shard(hash);
+        if let Some(e) = read(&shard.table).find(hash, |e| e.key == key) {
+            return Ok(touch(e));
+        }
+        let mut table = write(&shard.table);
+        if let Some(e) = table.find(hash, |e| e.key == key) {
+            return Ok(touch(e));
+        }
+        self.sweep(shard, &mut table);
+        if table.len() >= self.per_shard && !self.evict_one(&mut table) {
+            return Err(KeyMapFull {
+                capacity: self.config.capacity,
+            });
+        }
+        let value = Arc::new(make(&key));
+        table.insert_unique(
+            hash,
+            Entry {
+                hash,
+                key,
+                value: value.clone(),
+                touched: AtomicBool::new(true),
+            },
+            |e| e.hash,
+        );
+        Ok(value)
+    }
+
+    /// Removes `key`, returning its value.
+    pub fn remove<Q>(&self, key: &Q) -> Option<Arc<V>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let hash = self.hasher.hash_one(key);
+        let mut table = write(&self.shard(hash).table);
+        let entry = table.find_entry(hash, |e| e.key.borrow() == key).ok()?;
+        Some(entry.remove().0.value)
+    }
+
+    /// Evicts the keys that have been idle for at least `idle_ttl` (and are
+    /// not protected), in every shard whose last sweep is a TTL old; returns
+    /// how many. Call it from a periodic task if the map may go long without
+    /// inserts and idle state should not linger.
+    pub fn evict_idle(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|shard| self.sweep(shard, &mut write(&shard.table)))
+            .sum()
+    }
+
+    /// How many keys the map holds.
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| read(&s.table).len()).sum()
+    }
+
+    /// `true` when the map holds no key.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Calls `f` with every key and value. Takes each shard's read lock in
+    /// turn, so `f` must not call back into the map; does not mark keys used.
+    pub fn for_each(&self, mut f: impl FnMut(&K, &V)) {
+        for shard in self.shards.iter() {
+            for e in read(&shard.table).iter() {
+                f(&e.key, &e.value);
+            }
+        }
+    }
+
+    // Once a TTL has passed since the shard's last sweep, evicts what was not
+    // used since then and starts a new period. An entry is thus never evicted
+    // before it has had a whole TTL to be used.
+    fn sweep(&self, shard: &Shard<K, V>, table: &mut HashTable<Entry<K, V>>) -> usize {
+        let now = Instant::now();
+        let mut last = shard
+            .last_sweep
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if now.saturating_duration_since(*last) < self.config.idle_ttl {
+            return 0;
+        }
+        *last = now;
+        let before = table.len();
+        let can_evict = self.can_evict;
+        table.retain(|e| {
+            let used = e.touched.swap(false, Ordering::Relaxed);
+            used || Arc::strong_count(&e.value) > 1 || !can_evict(&e.value)
+        });
+        before - table.len()
+    }
+
+    // Makes room for one insert: a key idle since the last sweep, else any
+    // key no caller holds. Neither may be protected by the guard.
+    fn evict_one(&self, table: &mut HashTable<Entry<K, V>>) -> bool {
+        let can_evict = self.can_evict;
+        let free = |e: &Entry<K, V>| Arc::strong_count(&e.value) == 1 && can_evict(&e.value);
+        let victim = table
+            .iter()
+            .find(|e| !e.touched.load(Ordering::Relaxed) && free(e))
+            .or_else(|| table.iter().find(|e| free(e)))
+            .map(|e| (e.hash, e as *const Entry<K, V>));
+        let Some((hash, ptr)) = victim else {
+            return false;
+        };
+        // Comparing addresses only; the pointer is never dereferenced.
+        match table.find_entry(hash, |e| std::ptr::eq(e, ptr)) {
+            Ok(entry) => {
+                entry.remove();
+                true
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+fn touch<K, V>(e: &Entry<K, V>) -> Arc<V> {
+    if !e.touched.load(Ordering::Relaxed) {
+        e.touched.store(true, Ordering::Relaxed);
+    }
+    e.value.clone()
+}
+
+// A lock is poisoned only by a panic while it was held. The map's own code
+// does not panic under its locks and runs the caller's `make` before it
+// changes the table, so the table is consistent either way: keep going.
+fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(|p| p.into_inner())
+}
+
+fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicU32;
+
+    fn map(capacity: usize, ttl_secs: u64) -> KeyMap<u32, AtomicU32> {
+        KeyMap::new(
+            KeyMapConfig::new()
+                .capacity(capacity)
+                .idle_ttl(Duration::from_secs(ttl_secs)),
+        )
+    }
+
+    fn put(m: &KeyMap<u32, AtomicU32>, k: u32) -> Result<Arc<AtomicU32>, KeyMapFull> {
+        m.get_or_insert_with(k, |k| AtomicU32::new(*k))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn small_capacities_are_exact() {
+        let m = map(3, 60);
+        for k in 0..3 {
+            put(&m, k).unwrap();
+        }
+        assert_eq!(m.len(), 3);
+        put(&m, 3).unwrap();
+        assert_eq!(m.len(), 3, "a full map evicts to insert");
+        assert!(m.get(&3).is_some(), "the new key is in");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn existing_keys_keep_their_value() {
+        let m = map(4, 60);
+        put(&m, 1).unwrap().store(99, Ordering::Relaxed);
+        assert_eq!(put(&m, 1).unwrap().load(Ordering::Relaxed), 99);
+        assert_eq!(m.len(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_keys_are_evicted_first_when_full() {
+        let m = map(3, 10);
+        for k in 0..3 {
+            put(&m, k).unwrap();
+        }
+        // One TTL later: a sweep clears every flag (nothing evicted: all were
+        // used in the first period). Then use 0 and 2, not 1.
+        tokio::time::advance(Duration::from_secs(10)).await;
+        assert_eq!(m.evict_idle(), 0);
+        m.get(&0).unwrap();
+        m.get(&2).unwrap();
+        put(&m, 7).unwrap();
+        assert!(m.get(&1).is_none(), "the idle key made room");
+        assert!(m.get(&0).is_some() && m.get(&2).is_some());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn keys_idle_for_a_ttl_are_evicted_on_insert() {
+        let m = map(100, 10);
+        put(&m, 1).unwrap();
+        put(&m, 2).unwrap();
+        tokio::time::advance(Duration::from_secs(9)).await;
+        put(&m, 3).unwrap();
+        assert_eq!(m.len(), 3, "nothing is idle before a TTL");
+        tokio::time::advance(Duration::from_secs(1)).await;
+        // First sweep: every key was used in the first period.
+        put(&m, 4).unwrap();
+        assert_eq!(m.len(), 4);
+        m.get(&4).unwrap();
+        tokio::time::advance(Duration::from_secs(10)).await;
+        put(&m, 5).unwrap();
+        // 1, 2 and 3 were unused for a whole period; 4 was used.
+        let mut left = Vec::new();
+        m.for_each(|k, _| left.push(*k));
+        left.sort();
+        assert_eq!(left, [4, 5]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn guarded_and_held_keys_are_never_evicted() {
+        // Odd values are protected, like open breakers.
+        let m = map(2, 1).with_guard(|v: &AtomicU32| v.load(Ordering::Relaxed).is_multiple_of(2));
+        put(&m, 1).unwrap();
+        let held = put(&m, 2).unwrap();
+        tokio::time::advance(Duration::from_secs(5)).await;
+        assert_eq!(m.evict_idle(), 0);
+        tokio::time::advance(Duration::from_secs(5)).await;
+        assert_eq!(m.evict_idle(), 0, "1 is guarded, 2 is held");
+        let err = put(&m, 3).unwrap_err();
+        assert_eq!(err, KeyMapFull { capacity: 2 });
+        assert_eq!(
+            err.to_string(),
+            "key map full: all 2 keys are in use or may not be evicted"
+        );
+        drop(held);
+        put(&m, 3).unwrap();
+        assert!(m.get(&2).is_none());
+        assert!(m.get(&1).is_some());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn large_capacities_shard_and_stay_bounded() {
+        let m = map(10_000, 60);
+        assert!(m.config().get_capacity() >= 10_000);
+        for k in 0..50_000 {
+            put(&m, k).unwrap();
+        }
+        assert!(m.len() <= m.config().get_capacity());
+        assert!(m.len() > 9_000, "shards fill evenly enough: {}", m.len());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn remove_and_is_empty() {
+        let m = map(4, 60);
+        assert!(m.is_empty());
+        put(&m, 1).unwrap();
+        assert_eq!(m.remove(&1).unwrap().load(Ordering::Relaxed), 1);
+        assert!(m.remove(&1).is_none());
+        assert!(m.is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_tasks_share_one_value_per_key() {
+        let m = Arc::new(map(1_000, 60));
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let m = m.clone();
+                tokio::spawn(async move {
+                    for i in 0..2_000u32 {
+                        put(&m, i % 100).unwrap().fetch_add(1, Ordering::Relaxed);
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let mut total = 0u64;
+        m.for_each(|k, v| total += u64::from(v.load(Ordering::Relaxed) - k));
+        assert_eq!(total, 8 * 2_000);
+        assert_eq!(m.len(), 100);
+    }
+
+    #[test]
+    fn bad_config_is_an_error() {
+        let err = KeyMapConfig::new()
+            .capacity(0)
+            .idle_ttl(Duration::ZERO)
+            .validate()
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "capacity: 0 must be greater than zero; idle_ttl: 0s must be longer than zero"
+        );
+    }
+}

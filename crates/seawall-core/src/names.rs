@@ -1,0 +1,211 @@
+//! The names every seawall layer reports under: `tracing` targets, `metrics`
+//! names and label keys. One place, so that all layers report alike and a
+//! dashboard written for one layer reads the others.
+//!
+//! Conventions:
+//! - `tracing` events use the crate name as their target (`seawall_breaker`),
+//!   carry structured fields, and are never emitted per call at `INFO` or
+//!   above: state transitions are `INFO`/`WARN`, per-call detail is `TRACE`.
+//! - Metric names are `seawall_<layer>_<what>`, counters end in `_total`,
+//!   durations are in seconds and end in `_seconds`.
+//! - Every metric carries the label [`LABEL_NAME`]: the name given to the
+//!   layer in its builder (`"default"` when none was given). Keyed layers add
+//!   [`LABEL_KEY`] only to state gauges, never to per-call counters, so the
+//!   number of series stays bounded by the layer's key capacity.
+
+/// `tracing` target of the budget crate.
+pub const TARGET_BUDGET: &str = "seawall_budget";
+/// `tracing` target of the breaker crate.
+pub const TARGET_BREAKER: &str = "seawall_breaker";
+/// `tracing` target of the shedder crate.
+pub const TARGET_SHED: &str = "seawall_shed";
+/// `tracing` target of the timeout crate.
+pub const TARGET_TIMEOUT: &str = "seawall_timeout";
+/// `tracing` target of the retry crate.
+pub const TARGET_RETRY: &str = "seawall_retry";
+
+/// Label: the layer's name from its builder.
+pub const LABEL_NAME: &str = "name";
+/// Label: the key (peer, host, route) of a keyed layer.
+pub const LABEL_KEY: &str = "key";
+/// Label: why a call was refused or retrying stopped.
+pub const LABEL_REASON: &str = "reason";
+/// Label: a breaker state (`closed`, `open`, `half_open`, `forced_open`, `forced_closed`).
+pub const LABEL_STATE: &str = "state";
+/// The value of [`LABEL_NAME`] for a layer that was given no name.
+pub const DEFAULT_NAME: &str = "default";
+
+/// Gauge: breaker state, 0 closed, 1 open, 2 half-open, 3 forced open, 4 forced closed.
+pub const BREAKER_STATE: &str = "seawall_breaker_state";
+/// Counter: breaker transitions, labelled with the new [`LABEL_STATE`].
+pub const BREAKER_TRANSITIONS_TOTAL: &str = "seawall_breaker_transitions_total";
+/// Counter: calls refused by an open or full half-open breaker.
+pub const BREAKER_REJECTED_TOTAL: &str = "seawall_breaker_rejected_total";
+/// Gauge: keys held by a keyed breaker.
+pub const BREAKER_KEYS: &str = "seawall_breaker_keys";
+
+/// Counter: calls or iterations admitted by a budget.
+pub const BUDGET_ADMITTED_TOTAL: &str = "seawall_budget_admitted_total";
+/// Counter: calls or iterations refused (or made to wait) by a spent budget.
+pub const BUDGET_EXHAUSTED_TOTAL: &str = "seawall_budget_exhausted_total";
+/// Counter: items a bounded queue dropped or returned, labelled with [`LABEL_REASON`].
+pub const BUDGET_DROPPED_TOTAL: &str = "seawall_budget_dropped_total";
+/// Gauge: items in a bounded queue.
+pub const BUDGET_QUEUE_LEN: &str = "seawall_budget_queue_len";
+
+/// Gauge: requests in flight through a shedder.
+pub const SHED_IN_FLIGHT: &str = "seawall_shed_in_flight";
+/// Gauge: a shedder's current in-flight limit (moves when adaptive).
+pub const SHED_LIMIT: &str = "seawall_shed_limit";
+/// Counter: requests admitted by a shedder.
+pub const SHED_ADMITTED_TOTAL: &str = "seawall_shed_admitted_total";
+/// Counter: requests shed, labelled with [`LABEL_REASON`].
+pub const SHED_REJECTED_TOTAL: &str = "seawall_shed_rejected_total";
+
+/// Gauge: the current deadline of an adaptive timeout, in seconds.
+pub const TIMEOUT_DEADLINE_SECONDS: &str = "seawall_timeout_deadline_seconds";
+/// Counter: calls cancelled at their deadline.
+pub const TIMEOUT_ELAPSED_TOTAL: &str = "seawall_timeout_elapsed_total";
+
+/// Counter: attempts made by a retry layer, first attempts included.
+pub const RETRY_ATTEMPTS_TOTAL: &str = "seawall_retry_attempts_total";
+/// Counter: retries (attempts after the first).
+pub const RETRY_RETRIES_TOTAL: &str = "seawall_retry_retries_total";
+/// Counter: requests that stopped retrying, labelled with [`LABEL_REASON`].
+pub const RETRY_GAVE_UP_TOTAL: &str = "seawall_retry_gave_up_total";
+/// Counter: retries refused by the retry budget.
+pub const RETRY_BUDGET_EXHAUSTED_TOTAL: &str = "seawall_retry_budget_exhausted_total";
+
+/// Describes every seawall metric (unit and help text) to the installed
+/// `metrics` recorder. Call it once after installing the recorder.
+#[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+pub fn describe_metrics() {
+    use metrics::{Unit, describe_counter, describe_gauge};
+
+    describe_gauge!(
+        BREAKER_STATE,
+        "Breaker state: 0 closed, 1 open, 2 half-open, 3 forced open, 4 forced closed."
+    );
+    describe_counter!(
+        BREAKER_TRANSITIONS_TOTAL,
+        Unit::Count,
+        "Breaker state transitions, by new state."
+    );
+    describe_counter!(
+        BREAKER_REJECTED_TOTAL,
+        Unit::Count,
+        "Calls refused by an open breaker."
+    );
+    describe_gauge!(BREAKER_KEYS, Unit::Count, "Keys held by a keyed breaker.");
+    describe_counter!(
+        BUDGET_ADMITTED_TOTAL,
+        Unit::Count,
+        "Calls admitted by a budget."
+    );
+    describe_counter!(
+        BUDGET_EXHAUSTED_TOTAL,
+        Unit::Count,
+        "Calls refused or delayed by a spent budget."
+    );
+    describe_counter!(
+        BUDGET_DROPPED_TOTAL,
+        Unit::Count,
+        "Items dropped or returned by a bounded queue, by reason."
+    );
+    describe_gauge!(BUDGET_QUEUE_LEN, Unit::Count, "Items in a bounded queue.");
+    describe_gauge!(SHED_IN_FLIGHT, Unit::Count, "Requests in flight.");
+    describe_gauge!(SHED_LIMIT, Unit::Count, "Current in-flight limit.");
+    describe_counter!(
+        SHED_ADMITTED_TOTAL,
+        Unit::Count,
+        "Requests admitted by a shedder."
+    );
+    describe_counter!(
+        SHED_REJECTED_TOTAL,
+        Unit::Count,
+        "Requests shed, by reason."
+    );
+    describe_gauge!(
+        TIMEOUT_DEADLINE_SECONDS,
+        Unit::Seconds,
+        "Current adaptive deadline."
+    );
+    describe_counter!(
+        TIMEOUT_ELAPSED_TOTAL,
+        Unit::Count,
+        "Calls cancelled at their deadline."
+    );
+    describe_counter!(
+        RETRY_ATTEMPTS_TOTAL,
+        Unit::Count,
+        "Attempts, first attempts included."
+    );
+    describe_counter!(RETRY_RETRIES_TOTAL, Unit::Count, "Retries made.");
+    describe_counter!(
+        RETRY_GAVE_UP_TOTAL,
+        Unit::Count,
+        "Requests that stopped retrying, by reason."
+    );
+    describe_counter!(
+        RETRY_BUDGET_EXHAUSTED_TOTAL,
+        Unit::Count,
+        "Retries refused by the retry budget."
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metric_names_follow_the_convention() {
+        let all = [
+            BREAKER_STATE,
+            BREAKER_TRANSITIONS_TOTAL,
+            BREAKER_REJECTED_TOTAL,
+            BREAKER_KEYS,
+            BUDGET_ADMITTED_TOTAL,
+            BUDGET_EXHAUSTED_TOTAL,
+            BUDGET_DROPPED_TOTAL,
+            BUDGET_QUEUE_LEN,
+            SHED_IN_FLIGHT,
+            SHED_LIMIT,
+            SHED_ADMITTED_TOTAL,
+            SHED_REJECTED_TOTAL,
+            TIMEOUT_DEADLINE_SECONDS,
+            TIMEOUT_ELAPSED_TOTAL,
+            RETRY_ATTEMPTS_TOTAL,
+            RETRY_RETRIES_TOTAL,
+            RETRY_GAVE_UP_TOTAL,
+            RETRY_BUDGET_EXHAUSTED_TOTAL,
+        ];
+        let targets = [
+            TARGET_BUDGET,
+            TARGET_BREAKER,
+            TARGET_SHED,
+            TARGET_TIMEOUT,
+            TARGET_RETRY,
+        ];
+        for name in all {
+            assert!(
+                targets.iter().any(|t| name.starts_with(&format!("{t}_"))),
+                "{name} is not under a crate's prefix"
+            );
+            assert!(
+                name.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
+                "{name} is not snake_case"
+            );
+        }
+        let mut sorted = all.to_vec();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted.len(), all.len(), "metric names are unique");
+    }
+
+    #[cfg(feature = "metrics")]
+    #[test]
+    fn describing_without_a_recorder_is_harmless() {
+        describe_metrics();
+    }
+}

@@ -1,0 +1,573 @@
+//! The four ways a seawall layer refuses a call, and how to recognise them.
+//!
+//! A layer that refuses a call answers at once with one of these errors,
+//! boxed as [`BoxError`](crate::BoxError) like every tower error:
+//!
+//! | error | raised by | means |
+//! |-------|-----------|-------|
+//! | [`CircuitOpen`] | breaker | the peer is failing; try again after `retry_after` |
+//! | [`Overloaded`] | shedder | this service is at capacity; back off |
+//! | [`BudgetExhausted`] | budget | the rate budget is spent until `retry_after` |
+//! | [`Elapsed`] | timeout | the call took longer than its deadline |
+//!
+//! Errors travel up through other layers, which may wrap them (a retry layer
+//! reports its last attempt's error as its `source()`). [`Rejection::find`]
+//! walks the `source()` chain and finds a seawall rejection however deep it
+//! sits, so any layer or handler can ask "was this refused, and when may I try
+//! again?" without knowing which crate refused it.
+//!
+//! All four are cheap to build: no allocation beyond the `Box` the tower
+//! convention costs, since keys are shared `Arc<str>` labels.
+
+use std::error::Error;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Which kind of rejection an error is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RejectionKind {
+    /// A circuit breaker is open (see [`CircuitOpen`]).
+    CircuitOpen,
+    /// A shedder refused the call (see [`Overloaded`]).
+    Overloaded,
+    /// A rate budget is spent (see [`BudgetExhausted`]).
+    BudgetExhausted,
+    /// A deadline passed (see [`Elapsed`]).
+    Elapsed,
+}
+
+impl RejectionKind {
+    /// A stable snake_case name, used as a metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectionKind::CircuitOpen => "circuit_open",
+            RejectionKind::Overloaded => "overloaded",
+            RejectionKind::BudgetExhausted => "budget_exhausted",
+            RejectionKind::Elapsed => "elapsed",
+        }
+    }
+
+    /// Whether a caller may retry this kind of rejection at all.
+    ///
+    /// `Overloaded` and `BudgetExhausted` mean "back off": retrying them
+    /// multiplies the load that caused them. `Elapsed` may be retried.
+    /// `CircuitOpen` may be retried after its `retry_after`.
+    pub fn is_retryable(self) -> bool {
+        matches!(self, RejectionKind::Elapsed | RejectionKind::CircuitOpen)
+    }
+}
+
+impl fmt::Display for RejectionKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+fn fmt_key(f: &mut fmt::Formatter<'_>, key: &Option<Arc<str>>) -> fmt::Result {
+    match key {
+        Some(k) => write!(f, " for `{k}`"),
+        None => Ok(()),
+    }
+}
+
+/// Why a breaker refused a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum OpenState {
+    /// The breaker tripped and is open.
+    Open,
+    /// The breaker is half-open and all its probe slots are taken.
+    HalfOpen,
+    /// The breaker was forced open by an operator; it has no end time.
+    ForcedOpen,
+}
+
+/// A circuit breaker refused the call: the peer has been failing.
+///
+/// ```
+/// use std::time::Duration;
+/// use seawall_core::rejection::{CircuitOpen, OpenState};
+///
+/// let err = CircuitOpen::new(Some(Duration::from_secs(30))).with_key("db-2");
+/// assert_eq!(err.state(), OpenState::Open);
+/// assert_eq!(err.to_string(), "circuit open for `db-2`; retry after 30s");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CircuitOpen {
+    key: Option<Arc<str>>,
+    state: OpenState,
+    retry_after: Option<Duration>,
+}
+
+impl CircuitOpen {
+    /// An open breaker that will admit a probe after `retry_after`.
+    pub fn new(retry_after: Option<Duration>) -> Self {
+        CircuitOpen {
+            key: None,
+            state: OpenState::Open,
+            retry_after,
+        }
+    }
+
+    /// Names the key (peer, host, route) whose breaker refused the call.
+    pub fn with_key(mut self, key: impl Into<Arc<str>>) -> Self {
+        self.key = Some(key.into());
+        self
+    }
+
+    /// Sets why the breaker refused (default [`OpenState::Open`]).
+    pub fn with_state(mut self, state: OpenState) -> Self {
+        self.state = state;
+        self
+    }
+
+    /// The key whose breaker refused the call, for keyed breakers.
+    pub fn key(&self) -> Option<&str> {
+        self.key.as_deref()
+    }
+
+    /// Why the breaker refused.
+    pub fn state(&self) -> OpenState {
+        self.state
+    }
+
+    /// How long until the breaker admits a probe; `None` when forced open.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
+    }
+}
+
+impl fmt::Display for CircuitOpen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.state {
+            OpenState::Open => f.write_str("circuit open")?,
+            OpenState::HalfOpen => f.write_str("circuit half-open and all probe slots taken")?,
+            OpenState::ForcedOpen => f.write_str("circuit forced open")?,
+        }
+        fmt_key(f, &self.key)?;
+        if let Some(after) = self.retry_after {
+            write!(f, "; retry after {after:?}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Error for CircuitOpen {}
+
+/// Why a shedder refused a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum OverloadReason {
+    /// The hard in-flight limit was reached.
+    HardLimit,
+    /// Shed at random in the band between the soft and the hard limit.
+    Probabilistic,
+    /// Shed to keep room for requests of a higher priority.
+    Priority,
+    /// Waited in the queue longer than the maximum queue delay.
+    QueueDelay,
+    /// The wait queue was full.
+    QueueFull,
+    /// The process is short of memory.
+    MemoryPressure,
+}
+
+impl OverloadReason {
+    /// A stable snake_case name, used as a metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OverloadReason::HardLimit => "hard_limit",
+            OverloadReason::Probabilistic => "probabilistic",
+            OverloadReason::Priority => "priority",
+            OverloadReason::QueueDelay => "queue_delay",
+            OverloadReason::QueueFull => "queue_full",
+            OverloadReason::MemoryPressure => "memory_pressure",
+        }
+    }
+}
+
+impl fmt::Display for OverloadReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            OverloadReason::HardLimit => "in-flight limit reached",
+            OverloadReason::Probabilistic => "shed in the probabilistic band",
+            OverloadReason::Priority => "shed by priority",
+            OverloadReason::QueueDelay => "waited longer than the maximum queue delay",
+            OverloadReason::QueueFull => "wait queue full",
+            OverloadReason::MemoryPressure => "memory pressure",
+        })
+    }
+}
+
+/// A shedder refused the call: the service is at capacity. Back off; do not
+/// retry at once.
+///
+/// ```
+/// use std::time::Duration;
+/// use seawall_core::{Overloaded, OverloadReason};
+///
+/// let err = Overloaded::new(OverloadReason::HardLimit).with_retry_after(Duration::from_millis(50));
+/// assert_eq!(err.to_string(), "overloaded: in-flight limit reached; retry after 50ms");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Overloaded {
+    reason: OverloadReason,
+    retry_after: Option<Duration>,
+}
+
+impl Overloaded {
+    /// A rejection for `reason`.
+    pub fn new(reason: OverloadReason) -> Self {
+        Overloaded {
+            reason,
+            retry_after: None,
+        }
+    }
+
+    /// Suggests when to try again.
+    pub fn with_retry_after(mut self, after: Duration) -> Self {
+        self.retry_after = Some(after);
+        self
+    }
+
+    /// Why the call was shed.
+    pub fn reason(&self) -> OverloadReason {
+        self.reason
+    }
+
+    /// A suggested delay before trying again, if the shedder has one.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
+    }
+}
+
+impl fmt::Display for Overloaded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "overloaded: {}", self.reason)?;
+        if let Some(after) = self.retry_after {
+            write!(f, "; retry after {after:?}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Error for Overloaded {}
+
+/// A rate budget is spent: no call is admitted before `retry_after`.
+///
+/// ```
+/// use std::time::Duration;
+/// use seawall_core::BudgetExhausted;
+///
+/// let err = BudgetExhausted::new(Duration::from_millis(4)).with_key("tenant-9");
+/// assert_eq!(err.to_string(), "budget exhausted for `tenant-9`; retry after 4ms");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BudgetExhausted {
+    key: Option<Arc<str>>,
+    retry_after: Duration,
+}
+
+impl BudgetExhausted {
+    /// A budget that has its next token in `retry_after`.
+    pub fn new(retry_after: Duration) -> Self {
+        BudgetExhausted {
+            key: None,
+            retry_after,
+        }
+    }
+
+    /// Names the key whose budget is spent, for keyed budgets.
+    pub fn with_key(mut self, key: impl Into<Arc<str>>) -> Self {
+        self.key = Some(key.into());
+        self
+    }
+
+    /// The key whose budget is spent, for keyed budgets.
+    pub fn key(&self) -> Option<&str> {
+        self.key.as_deref()
+    }
+
+    /// How long until the budget admits a call.
+    pub fn retry_after(&self) -> Duration {
+        self.retry_after
+    }
+}
+
+impl fmt::Display for BudgetExhausted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("budget exhausted")?;
+        fmt_key(f, &self.key)?;
+        write!(f, "; retry after {:?}", self.retry_after)
+    }
+}
+
+impl Error for BudgetExhausted {}
+
+/// A call ran past its deadline and was cancelled.
+///
+/// ```
+/// use std::time::Duration;
+/// use seawall_core::Elapsed;
+///
+/// let err = Elapsed::new(Duration::from_millis(120)).with_key("search");
+/// assert_eq!(err.to_string(), "deadline of 120ms elapsed for `search`");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Elapsed {
+    after: Duration,
+    key: Option<Arc<str>>,
+}
+
+impl Elapsed {
+    /// A call cancelled after `after`.
+    pub fn new(after: Duration) -> Self {
+        Elapsed { after, key: None }
+    }
+
+    /// Names the key (operation, peer) whose deadline passed.
+    pub fn with_key(mut self, key: impl Into<Arc<str>>) -> Self {
+        self.key = Some(key.into());
+        self
+    }
+
+    /// The deadline that passed.
+    pub fn after(&self) -> Duration {
+        self.after
+    }
+
+    /// The key whose deadline passed, for keyed timeouts.
+    pub fn key(&self) -> Option<&str> {
+        self.key.as_deref()
+    }
+}
+
+impl fmt::Display for Elapsed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "deadline of {:?} elapsed", self.after)?;
+        fmt_key(f, &self.key)
+    }
+}
+
+impl Error for Elapsed {}
+
+/// A seawall rejection found in an error chain; see [`Rejection::find`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Rejection<'a> {
+    /// A [`CircuitOpen`].
+    CircuitOpen(&'a CircuitOpen),
+    /// An [`Overloaded`].
+    Overloaded(&'a Overloaded),
+    /// A [`BudgetExhausted`].
+    BudgetExhausted(&'a BudgetExhausted),
+    /// An [`Elapsed`].
+    Elapsed(&'a Elapsed),
+}
+
+impl<'a> Rejection<'a> {
+    /// Finds the first seawall rejection in `err` or its `source()` chain.
+    ///
+    /// Pass a `BoxError` as `&*err`.
+    ///
+    /// ```
+    /// use std::{error::Error, fmt};
+    /// use seawall_core::{BoxError, Overloaded, OverloadReason, Rejection, RejectionKind};
+    ///
+    /// // Some other layer's error that wraps ours.
+    /// #[derive(Debug)]
+    /// struct Wrapped(BoxError);
+    /// impl fmt::Display for Wrapped {
+    ///     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { f.write_str("wrapped") }
+    /// }
+    /// impl Error for Wrapped {
+    ///     fn source(&self) -> Option<&(dyn Error + 'static)> { Some(&*self.0) }
+    /// }
+    ///
+    /// let err: BoxError = Box::new(Wrapped(Overloaded::new(OverloadReason::Priority).into()));
+    /// let found = Rejection::find(&*err).unwrap();
+    /// assert_eq!(found.kind(), RejectionKind::Overloaded);
+    ///
+    /// let plain: BoxError = "connection refused".into();
+    /// assert!(Rejection::find(&*plain).is_none());
+    /// ```
+    pub fn find(err: &'a (dyn Error + 'static)) -> Option<Rejection<'a>> {
+        let mut next = Some(err);
+        while let Some(e) = next {
+            if let Some(r) = Self::of(e) {
+                return Some(r);
+            }
+            next = e.source();
+        }
+        None
+    }
+
+    /// The rejection `err` itself is, without walking its sources.
+    pub fn of(err: &'a (dyn Error + 'static)) -> Option<Rejection<'a>> {
+        if let Some(e) = err.downcast_ref::<CircuitOpen>() {
+            Some(Rejection::CircuitOpen(e))
+        } else if let Some(e) = err.downcast_ref::<Overloaded>() {
+            Some(Rejection::Overloaded(e))
+        } else if let Some(e) = err.downcast_ref::<BudgetExhausted>() {
+            Some(Rejection::BudgetExhausted(e))
+        } else {
+            err.downcast_ref::<Elapsed>().map(Rejection::Elapsed)
+        }
+    }
+
+    /// Which kind of rejection this is.
+    pub fn kind(&self) -> RejectionKind {
+        match self {
+            Rejection::CircuitOpen(_) => RejectionKind::CircuitOpen,
+            Rejection::Overloaded(_) => RejectionKind::Overloaded,
+            Rejection::BudgetExhausted(_) => RejectionKind::BudgetExhausted,
+            Rejection::Elapsed(_) => RejectionKind::Elapsed,
+        }
+    }
+
+    /// The key the rejection concerns, for keyed layers.
+    pub fn key(&self) -> Option<&'a str> {
+        match self {
+            Rejection::CircuitOpen(e) => e.key(),
+            Rejection::Overloaded(_) => None,
+            Rejection::BudgetExhausted(e) => e.key(),
+            Rejection::Elapsed(e) => e.key(),
+        }
+    }
+
+    /// When the caller may try again, if the layer knows.
+    ///
+    /// `Elapsed` has none: the next attempt may be made at once.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Rejection::CircuitOpen(e) => e.retry_after(),
+            Rejection::Overloaded(e) => e.retry_after(),
+            Rejection::BudgetExhausted(e) => Some(e.retry_after()),
+            Rejection::Elapsed(_) => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::BoxError;
+
+    #[derive(Debug)]
+    struct Wrap(&'static str, BoxError);
+    impl fmt::Display for Wrap {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+    impl Error for Wrap {
+        fn source(&self) -> Option<&(dyn Error + 'static)> {
+            Some(&*self.1)
+        }
+    }
+
+    #[test]
+    fn a_rejection_wrapped_twice_is_still_found() {
+        let inner: BoxError = BudgetExhausted::new(Duration::from_millis(7))
+            .with_key("k")
+            .into();
+        let err: BoxError = Box::new(Wrap("outer", Box::new(Wrap("middle", inner))));
+        let r = Rejection::find(&*err).expect("found through two wrappers");
+        assert_eq!(r.kind(), RejectionKind::BudgetExhausted);
+        assert_eq!(r.key(), Some("k"));
+        assert_eq!(r.retry_after(), Some(Duration::from_millis(7)));
+        // `of` does not walk.
+        assert!(Rejection::of(&*err).is_none());
+    }
+
+    #[test]
+    fn every_kind_is_recognised_with_its_fields() {
+        let cases: Vec<(BoxError, RejectionKind, Option<&str>, Option<Duration>)> = vec![
+            (
+                CircuitOpen::new(Some(Duration::from_secs(30)))
+                    .with_key("a")
+                    .into(),
+                RejectionKind::CircuitOpen,
+                Some("a"),
+                Some(Duration::from_secs(30)),
+            ),
+            (
+                CircuitOpen::new(None)
+                    .with_state(OpenState::ForcedOpen)
+                    .into(),
+                RejectionKind::CircuitOpen,
+                None,
+                None,
+            ),
+            (
+                Overloaded::new(OverloadReason::QueueDelay)
+                    .with_retry_after(Duration::from_millis(5))
+                    .into(),
+                RejectionKind::Overloaded,
+                None,
+                Some(Duration::from_millis(5)),
+            ),
+            (
+                BudgetExhausted::new(Duration::from_millis(1)).into(),
+                RejectionKind::BudgetExhausted,
+                None,
+                Some(Duration::from_millis(1)),
+            ),
+            (
+                Elapsed::new(Duration::from_millis(9)).with_key("op").into(),
+                RejectionKind::Elapsed,
+                Some("op"),
+                None,
+            ),
+        ];
+        for (err, kind, key, after) in cases {
+            let r = Rejection::find(&*err).unwrap();
+            assert_eq!(r.kind(), kind, "{err}");
+            assert_eq!(r.key(), key, "{err}");
+            assert_eq!(r.retry_after(), after, "{err}");
+        }
+    }
+
+    #[test]
+    fn other_errors_are_not_rejections() {
+        let err: BoxError = std::io::Error::other("boom").into();
+        assert!(Rejection::find(&*err).is_none());
+    }
+
+    #[test]
+    fn messages_explain_themselves() {
+        assert_eq!(
+            CircuitOpen::new(Some(Duration::from_millis(1500)))
+                .with_state(OpenState::HalfOpen)
+                .to_string(),
+            "circuit half-open and all probe slots taken; retry after 1.5s"
+        );
+        assert_eq!(
+            CircuitOpen::new(None)
+                .with_state(OpenState::ForcedOpen)
+                .with_key("p")
+                .to_string(),
+            "circuit forced open for `p`"
+        );
+        assert_eq!(
+            Overloaded::new(OverloadReason::MemoryPressure).to_string(),
+            "overloaded: memory pressure"
+        );
+        assert_eq!(
+            Elapsed::new(Duration::from_secs(2)).to_string(),
+            "deadline of 2s elapsed"
+        );
+    }
+
+    #[test]
+    fn only_timeouts_and_open_circuits_are_retryable() {
+        assert!(RejectionKind::Elapsed.is_retryable());
+        assert!(RejectionKind::CircuitOpen.is_retryable());
+        assert!(!RejectionKind::Overloaded.is_retryable());
+        assert!(!RejectionKind::BudgetExhausted.is_retryable());
+        assert_eq!(RejectionKind::BudgetExhausted.as_str(), "budget_exhausted");
+        assert_eq!(OverloadReason::QueueFull.as_str(), "queue_full");
+    }
+}
