@@ -26,6 +26,8 @@
 //! | `http` | no | HTTP status classification, keys from `http::Request` |
 //! | `tonic` | no | gRPC status-code classification |
 //! | `metrics` | no | reporting through the `metrics` facade |
+//! | `axum` | no | [`axum::handle_error`] for `HandleErrorLayer`: rejections as 503/504 responses |
+//! | `tonic` | no | [`tonic::to_status`]: rejections as gRPC statuses |
 //!
 //! [tower]: https://docs.rs/tower
 #![deny(missing_docs)]
@@ -57,6 +59,14 @@ pub use seawall_timeout as timeout;
 #[cfg(feature = "retry")]
 #[cfg_attr(docsrs, doc(cfg(feature = "retry")))]
 pub use seawall_retry as retry;
+
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub mod axum;
+
+#[cfg(feature = "tonic")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tonic")))]
+pub mod tonic;
 
 /// The names most users need, in one import: `use seawall::prelude::*;`.
 pub mod prelude {
