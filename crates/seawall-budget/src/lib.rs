@@ -1,6 +1,88 @@
-//! Rate budgets for plain loops (`LoopBudget`) and tower services
-//! (`BudgetLayer`), and bounded queues with an explicit overflow policy.
+//! Rate budgets for plain loops and tower services, and bounded queues with
+//! an explicit overflow policy.
 //!
-//! Not built yet: this crate is a placeholder in the workspace.
+//! Services die of loops that spin without limit and queues that grow until
+//! memory runs out. This crate gives each a bound:
+//!
+//! - [`LoopBudget`]: at most `rate` iterations per `per` for a plain
+//!   `loop {}` (no tower needed), with exponential [`backoff`](LoopBudget::backoff)
+//!   and presets ([`LoopBudget::for_network`] 1000/s, [`for_consensus`](LoopBudget::for_consensus)
+//!   500/s, [`for_discovery`](LoopBudget::for_discovery) 200/s,
+//!   [`for_maintenance`](LoopBudget::for_maintenance) 100/s).
+//! - [`BudgetLayer`]: the same budget in front of any `Service`, rejecting
+//!   ([`BudgetMode::Reject`]) or applying backpressure ([`BudgetMode::Wait`]);
+//!   [`KeyedBudgetLayer`]: one budget per client or peer, in a bounded map.
+//! - [`bounded::channel`]: a queue that never holds more than its capacity,
+//!   with an [`OverflowPolicy`](bounded::OverflowPolicy) that says what goes
+//!   when it is full, and counts it; [`BoundedLoop`] drains one within a budget.
+//!
+//! # What it guarantees
+//!
+//! - **Smooth**: budgets are GCRA (a token bucket kept as one theoretical
+//!   arrival time): one token every `per / rate`, never more than `burst`
+//!   at once, so no double burst at a window edge. Over any span `T` at most
+//!   `burst + T × rate / per` tokens are admitted.
+//! - **Lock-free and cheap**: a token is one clock read and one
+//!   compare-exchange on one `AtomicU64`; no allocation when admitted, and
+//!   none when [`LoopBudget::try_consume`] refuses. A [`BudgetLayer`]
+//!   rejection costs exactly one allocation: the `Box` of tower's `BoxError`
+//!   around [`BudgetExhausted`], which carries
+//!   `retry_after`.
+//! - **Shared**: a layer owns one budget; every service it makes and every
+//!   clone share it, and [`BudgetLayer::stats`] sees them all. Build two
+//!   layers for two budgets.
+//! - **Bounded memory**: queues allocate their capacity once; keyed budgets
+//!   hold at most `capacity` keys and forget idle ones. No background task.
+//! - **Tokio time**: everything follows `tokio::time`, so tests run with
+//!   paused time.
+//!
+//! # Example
+//!
+//! ```
+//! use seawall_budget::LoopBudget;
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+//! let budget = LoopBudget::for_maintenance(); // 100/s, bursts of 10
+//! let mut swept = 0;
+//! while swept < 30 {
+//!     if budget.can_proceed() {
+//!         budget.consume(1);
+//!         swept += 1;
+//!     } else {
+//!         budget.backoff().await;
+//!     }
+//! }
+//! assert_eq!(budget.stats().iterations, 30);
+//! # }
+//! ```
+//!
+//! # Feature flags
+//!
+//! | feature   | what it adds |
+//! |-----------|--------------|
+//! | `metrics` | counters through the `metrics` facade: `seawall_budget_admitted_total`, `seawall_budget_exhausted_total` (label `name`), `seawall_budget_dropped_total` (labels `name`, `reason`) |
+//! | `serde`   | `Deserialize` for [`LoopBudgetConfig`], [`BudgetConfig`], [`KeyedBudgetConfig`], [`BudgetMode`] and [`OverflowPolicy`](bounded::OverflowPolicy); durations as `"250ms"` |
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod backoff;
+pub mod bounded;
+mod bounded_loop;
+mod config;
+mod future;
+mod gcra;
+mod layer;
+mod loop_budget;
+mod service;
+
+pub use bounded_loop::{BoundedLoop, LoopReport};
+pub use config::{
+    BudgetBuilder, BudgetConfig, BudgetMode, KeyedBudgetConfig, LoopBudgetBuilder, LoopBudgetConfig,
+};
+pub use future::ResponseFuture;
+pub use layer::{BudgetLayer, KeyedBudgetLayer, KeyedBudgetStats};
+pub use loop_budget::{BudgetStats, LoopBudget};
+pub use service::{Budget, KeyedBudget};
+
+pub use seawall_core::{BudgetExhausted, ConfigError};

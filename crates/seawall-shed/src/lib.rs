@@ -1,6 +1,115 @@
-//! Load shedding for tower services (`ShedLayer`): in-flight limits,
-//! probabilistic shedding, priorities and adaptive limits.
+//! Load shedding for tower services: when offered load exceeds capacity,
+//! refuse some work at once so that the work accepted still finishes fast.
 //!
-//! Not built yet: this crate is a placeholder in the workspace.
+//! [`ShedLayer`] puts one shedder in front of a service:
+//!
+//! | mode | what it does | turn it on with |
+//! |------|--------------|-----------------|
+//! | hard limit | at most `limit` requests in flight; beyond it `Overloaded` at once | `.max_in_flight(n)` (default 100) |
+//! | probabilistic band | above `soft_limit`, shed with probability `clamp(in_flight / soft_limit - 1, 0, 1)` | `.soft_limit(n)` |
+//! | priorities | [`Priority`] from the request; `Sheddable` goes first, `Critical` keeps a reserved headroom | `.priority(f)`, `.critical_headroom(x)` |
+//! | adaptive limit | the limit follows measured latency ([`Limit::Aimd`], [`Limit::Gradient2`], [`Limit::Vegas`]), within `[min, max]`; what counts as a drop is a [`Classify`](seawall_core::Classify) | `.limit(Limit::..)`, `.classify(c)` |
+//! | bounded waiting | over the limit, wait up to `max_queue_delay` in a bounded FIFO queue | `.max_queue_delay(d)`, `.queue_capacity(n)` |
+//!
+//! The formulas, the defaults and how to choose limits are in
+//! `docs/shed.md`; the limit algorithms are documented in [`limit`].
+//!
+//! # What it guarantees
+//!
+//! - **Exact hard limit.** The in-flight count is one atomic word (shared
+//!   with the admitted counter), taken by compare-and-swap *after* the
+//!   decision: never more than `limit` calls run (`limit <= MAX_LIMIT`,
+//!   2^24 - 1).
+//! - **Rejections are values.** A shed request gets
+//!   [`Overloaded`](seawall_core::Overloaded) from its response future at
+//!   once, with a [`reason`](seawall_core::OverloadReason) (`HardLimit`,
+//!   `Probabilistic`, `Priority`, `QueueDelay`, `QueueFull`) and a
+//!   `retry_after`; `poll_ready` never fails for a policy reason, so the
+//!   service works under `Buffer` and `Balance`.
+//! - **Nothing leaks.** The slot travels in a guard inside the response
+//!   future: it is released when the inner future completes or when the
+//!   response future is dropped. A reservation or a queue entry held by a
+//!   service is given back when the service is dropped.
+//! - **Cheap hot path.** Admitting allocates nothing (one compare-and-swap
+//!   that also counts it, one `Arc` clone for the slot guard); the fixed mode
+//!   reads no clock; the adaptive modes read
+//!   it twice per call and take a short `try_lock` once per sampling window,
+//!   never per call. A rejection allocates exactly once: the `Box` of
+//!   tower's `BoxError` (the tower-free [`Shedder`] rejects with none).
+//! - **Shared state.** The layer owns the state, created once by `build()`;
+//!   every service it makes and every clone share it, so
+//!   [`ShedLayer::stats`] sees everything. Build separate layers for
+//!   separate limits.
+//! - **Bounded.** The queue has a capacity; nothing waits longer than
+//!   `max_queue_delay`, and a request that did is never admitted.
+//!
+//! # Example
+//!
+//! ```
+//! use std::time::Duration;
+//! use seawall_core::{OverloadReason, Rejection};
+//! use seawall_shed::{Priority, ShedLayer};
+//! use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), seawall_core::BoxError> {
+//! let layer = ShedLayer::builder()
+//!     .name("api")
+//!     .max_in_flight(1)
+//!     .priority(|req: &String| {
+//!         if req == "health" { Priority::Critical } else { Priority::Normal }
+//!     })
+//!     .retry_after(Duration::from_millis(50))
+//!     .build()?;
+//! let mut svc = ServiceBuilder::new()
+//!     .layer(layer.clone())
+//!     .service(service_fn(|req: String| async move { Ok::<_, std::io::Error>(req.len()) }));
+//!
+//! // Hold the only slot.
+//! let first = svc.ready().await?.call("slow".to_string());
+//! // The next call is shed at once.
+//! let err = svc.ready().await?.call("fast".to_string()).await.unwrap_err();
+//! let Some(Rejection::Overloaded(o)) = Rejection::find(&*err) else { panic!() };
+//! assert_eq!(o.reason(), OverloadReason::HardLimit);
+//! assert_eq!(o.retry_after(), Some(Duration::from_millis(50)));
+//!
+//! assert_eq!(first.await?, 4);
+//! assert_eq!(layer.stats().shed.hard_limit, 1);
+//! # Ok(()) }
+//! ```
+//!
+//! # Feature flags
+//!
+//! | feature | what it adds |
+//! |---------|--------------|
+//! | `serde` | `Deserialize` for [`ShedConfig`] and [`Limit`] (durations as `"250ms"`) |
+//! | `metrics` | `seawall_shed_admitted_total`, `seawall_shed_rejected_total{reason}`, `seawall_shed_limit`, `seawall_shed_in_flight` through the `metrics` facade |
+//!
+//! Tracing: events under target `seawall_shed` with field `name`: `DEBUG`
+//! when an adaptive limit changes, `TRACE` per shed request.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod config;
+mod future;
+mod layer;
+pub mod limit;
+#[cfg(feature = "metrics")]
+mod metrics;
+mod priority;
+mod queue;
+mod rng;
+mod service;
+mod state;
+mod stats;
+mod window;
+
+pub use config::{ShedBuilder, ShedConfig};
+pub use future::ResponseFuture;
+pub use layer::ShedLayer;
+pub use limit::{Aimd, Gradient2, Limit, Vegas};
+pub use priority::{NoPriority, Priority, PriorityFn};
+pub use rng::ShedRng;
+pub use service::Shed;
+pub use state::{MAX_LIMIT, Permit, Shedder};
+pub use stats::{ShedCounts, ShedStats};

@@ -1,0 +1,986 @@
+//! The tower-free breaker: [`CircuitBreaker`], its [`Permit`]s and [`State`]s.
+//!
+//! What it guarantees:
+//!
+//! - **One atomic word holds the state** (and a generation that changes on
+//!   every transition). A closed breaker with the consecutive-failures policy
+//!   admits a call with one atomic load and records a success with one more
+//!   load: no clock read, no write to shared memory unless a failure count
+//!   has to be reset.
+//! - **Transitions are rare and take a short mutex**, never held across an
+//!   `.await`. Half-open probes are admitted under that mutex, so at most
+//!   `half_open_max_calls` are ever in flight.
+//! - **Outcomes count only for the state they were admitted in**: a call
+//!   admitted while closed that finishes after the breaker opened does not
+//!   re-trip it or steal a probe's slot.
+//! - **Cancellation is safe**: a [`Permit`] dropped without an outcome counts
+//!   as neither (or as a failure with `cancelled_is_failure`) and gives back
+//!   its half-open probe slot.
+//! - **Time is tokio's**, read only where a policy needs it: when the breaker
+//!   is open (to see whether `open_duration` has passed), once per call for
+//!   the time-window policy, twice per call (start, end) for the slow-call
+//!   policy, and on transitions.
+
+use std::fmt;
+use std::future::Future;
+use std::ops::Deref;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use seawall_core::rejection::OpenState;
+use seawall_core::{CircuitOpen, Classify, ConfigError, ErrorsAsFailures, Outcome};
+use tokio::time::Instant;
+
+use crate::backoff::{open_duration, splitmix};
+use crate::config::{BreakerBuilder, BreakerConfig, TripPolicy};
+use crate::error::CallError;
+use crate::window::{CountWindow, Counts, Mark, TimeWindow};
+
+/// The state of a breaker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum State {
+    /// Calls pass; outcomes are counted by the trip policy.
+    Closed,
+    /// Calls are rejected until `open_duration` has passed.
+    Open,
+    /// Up to `half_open_max_calls` probes pass; the rest are rejected.
+    HalfOpen,
+    /// Forced open by an operator: every call is rejected until
+    /// [`CircuitBreaker::reset`] or [`CircuitBreaker::force_closed`].
+    ForcedOpen,
+    /// Forced closed (disabled) by an operator: every call passes and is
+    /// counted, the breaker never trips.
+    ForcedClosed,
+}
+
+impl State {
+    /// A stable snake_case name, used as the `state` metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Closed => "closed",
+            State::Open => "open",
+            State::HalfOpen => "half_open",
+            State::ForcedOpen => "forced_open",
+            State::ForcedClosed => "forced_closed",
+        }
+    }
+
+    /// The value of the `seawall_breaker_state` gauge.
+    pub fn gauge_value(self) -> f64 {
+        match self {
+            State::Closed => 0.0,
+            State::Open => 1.0,
+            State::HalfOpen => 2.0,
+            State::ForcedOpen => 3.0,
+            State::ForcedClosed => 4.0,
+        }
+    }
+
+    /// `true` for the states that may reject calls (open, half-open, forced open).
+    pub fn is_rejecting(self) -> bool {
+        matches!(self, State::Open | State::HalfOpen | State::ForcedOpen)
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+const CLOSED: u64 = 0;
+const OPEN: u64 = 1;
+const HALF_OPEN: u64 = 2;
+const FORCED_OPEN: u64 = 3;
+const FORCED_CLOSED: u64 = 4;
+const TAG_BITS: u32 = 3;
+const TAG_MASK: u64 = (1 << TAG_BITS) - 1;
+
+fn tag(word: u64) -> u64 {
+    word & TAG_MASK
+}
+
+fn state_of(word: u64) -> State {
+    match tag(word) {
+        CLOSED => State::Closed,
+        OPEN => State::Open,
+        HALF_OPEN => State::HalfOpen,
+        FORCED_OPEN => State::ForcedOpen,
+        _ => State::ForcedClosed,
+    }
+}
+
+/// A snapshot of a breaker, from [`CircuitBreaker::stats`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct BreakerStats {
+    /// The state now. An open breaker whose `open_duration` has passed reads
+    /// `Open` until the next call moves it to `HalfOpen`.
+    pub state: State,
+    /// How long the breaker has been in `state`.
+    pub time_in_state: Duration,
+    /// While `Open`: how long until it admits a probe.
+    pub retry_after: Option<Duration>,
+    /// The open duration of the last trip (grows with `open_backoff`).
+    pub open_duration: Duration,
+    /// Failures in a row (consecutive-failures policy).
+    pub consecutive_failures: u32,
+    /// Calls in the window (rate policies; 0 otherwise).
+    pub window_calls: u32,
+    /// Failures in the window (rate policies; 0 otherwise).
+    pub window_failures: u32,
+    /// Successes in the window (rate policies; 0 otherwise).
+    pub window_successes: u32,
+    /// Slow calls in the window (slow-call policy; 0 otherwise).
+    pub window_slow_calls: u32,
+    /// Probes in flight while half-open.
+    pub half_open_in_flight: u32,
+    /// Probe successes so far while half-open.
+    pub half_open_successes: u32,
+    /// Successes since creation. `None` with the consecutive-failures policy,
+    /// whose success path writes no shared memory (and so counts nothing).
+    pub successes: Option<u64>,
+    /// Failures since creation.
+    pub failures: u64,
+    /// Times the breaker tripped open (forcing open is not a trip).
+    pub trips: u64,
+    /// Calls rejected since creation.
+    pub rejected: u64,
+}
+
+/// What every breaker of one layer shares: the validated config and the
+/// clock origin. Per-key breakers point to one `Settings`.
+pub(crate) struct Settings {
+    pub(crate) config: BreakerConfig,
+    pub(crate) name: Arc<str>,
+    epoch: Instant,
+    seeds: AtomicU64,
+    // Keyed layers: how long an open (or half-open) breaker nobody calls
+    // stays protected from eviction after its deadline (the idle TTL).
+    pub(crate) forget_after: u64,
+    #[cfg(feature = "metrics")]
+    rejected_counter: metrics::Counter,
+}
+
+impl Settings {
+    pub(crate) fn new(config: &BreakerConfig) -> Result<Arc<Settings>, ConfigError> {
+        config.validate()?;
+        let epoch = Instant::now();
+        let seed = match config.open_backoff.as_ref().and_then(|b| b.seed) {
+            Some(seed) => seed,
+            None => {
+                use std::hash::{BuildHasher, Hasher};
+                std::collections::hash_map::RandomState::new()
+                    .build_hasher()
+                    .finish()
+            }
+        };
+        Ok(Arc::new(Settings {
+            #[cfg(feature = "metrics")]
+            rejected_counter: metrics::counter!(
+                seawall_core::names::BREAKER_REJECTED_TOTAL,
+                seawall_core::names::LABEL_NAME => config.name.clone()
+            ),
+            name: Arc::from(config.name.as_str()),
+            config: config.clone(),
+            epoch,
+            seeds: AtomicU64::new(seed),
+            forget_after: u64::MAX,
+        }))
+    }
+
+    /// Settings for the breakers of a keyed layer with this idle TTL.
+    pub(crate) fn keyed(
+        config: &BreakerConfig,
+        idle_ttl: Duration,
+    ) -> Result<Arc<Settings>, ConfigError> {
+        let mut settings = Settings::new(config)?;
+        if let Some(s) = Arc::get_mut(&mut settings) {
+            s.forget_after = idle_ttl.as_nanos().min(u128::from(u64::MAX)) as u64;
+        }
+        Ok(settings)
+    }
+
+    fn nanos(&self, t: Instant) -> u64 {
+        // u64 nanoseconds last 584 years from the layer's creation.
+        t.saturating_duration_since(self.epoch).as_nanos() as u64
+    }
+
+    pub(crate) fn now(&self) -> u64 {
+        self.nanos(Instant::now())
+    }
+}
+
+enum Window {
+    Count(CountWindow),
+    Time(TimeWindow),
+}
+
+// The part of a breaker that only transitions, probes and windowed policies
+// touch.
+struct Slow {
+    since: u64,
+    open_for: u64,
+    in_flight: u32,
+    probe_successes: u32,
+    level: u32,
+    episode: bool,
+    trips: u64,
+    successes: u64,
+    rng: u64,
+    window: Option<Box<Window>>,
+}
+
+/// The shared state of one breaker (one per key in a keyed layer).
+///
+/// `repr(C)` with the hot fields last: they sit more than a cache line away
+/// from the `Arc`'s reference counts, which every tower call writes (the
+/// response future holds a clone), so those writes do not evict the state
+/// word other threads are reading.
+#[repr(C)]
+pub(crate) struct Inner {
+    pub(crate) settings: Arc<Settings>,
+    pub(crate) label: Option<Arc<str>>,
+    failures: AtomicU64,
+    rejected: AtomicU64,
+    slow: Mutex<Slow>,
+    open_until: AtomicU64,
+    word: AtomicU64,
+    consecutive: AtomicU32,
+    // The consecutive-failures threshold, or 0 for the other policies: kept
+    // here (in what would be padding) so the hot path does not chase the
+    // settings pointer.
+    threshold: u32,
+}
+
+impl Inner {
+    pub(crate) fn new(settings: Arc<Settings>, label: Option<Arc<str>>) -> Inner {
+        let now = settings.now();
+        let mut seed = settings.seeds.fetch_add(1, Ordering::Relaxed);
+        let rng = splitmix(&mut seed);
+        let window = match settings.config.policy {
+            TripPolicy::ConsecutiveFailures { .. } => None,
+            TripPolicy::FailureRateCount { window, .. } => {
+                Some(Box::new(Window::Count(CountWindow::new(window))))
+            }
+            TripPolicy::FailureRateTime {
+                window, buckets, ..
+            }
+            | TripPolicy::SlowCallRate {
+                window, buckets, ..
+            } => Some(Box::new(Window::Time(TimeWindow::new(
+                window.as_nanos().min(u128::from(u64::MAX)) as u64,
+                buckets,
+            )))),
+        };
+        Inner {
+            word: AtomicU64::new(CLOSED),
+            open_until: AtomicU64::new(0),
+            consecutive: AtomicU32::new(0),
+            threshold: match settings.config.policy {
+                TripPolicy::ConsecutiveFailures { threshold } => threshold,
+                _ => 0,
+            },
+            failures: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+            slow: Mutex::new(Slow {
+                since: now,
+                open_for: settings.config.open_duration.as_nanos() as u64,
+                in_flight: 0,
+                probe_successes: 0,
+                level: 0,
+                episode: false,
+                trips: 0,
+                successes: 0,
+                rng,
+                window,
+            }),
+            label,
+            settings,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Slow> {
+        // Poisoned only by a panic under the lock; the breaker's own code does
+        // not panic there, and every field is valid after each statement.
+        self.slow.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn state(&self) -> State {
+        state_of(self.word.load(Ordering::Acquire))
+    }
+
+    /// Whether a keyed map may forget this breaker: when closed, or when
+    /// nobody has called it for an idle TTL after its open deadline passed
+    /// (open) or since it turned half-open (a probe in flight holds the
+    /// breaker, so the map does not evict it anyway). Forced open: never.
+    pub(crate) fn can_forget(&self) -> bool {
+        let word = self.word.load(Ordering::Acquire);
+        let ttl = self.settings.forget_after;
+        match tag(word) {
+            CLOSED | FORCED_CLOSED => true,
+            OPEN => {
+                let until = self.open_until.load(Ordering::Relaxed);
+                self.settings.now() >= until.saturating_add(ttl)
+            }
+            HALF_OPEN => {
+                let since = self.lock().since;
+                self.settings.now() >= since.saturating_add(ttl)
+            }
+            _ => false,
+        }
+    }
+
+    fn reject(&self, err: CircuitOpen) -> CircuitOpen {
+        self.rejected.fetch_add(1, Ordering::Relaxed);
+        #[cfg(feature = "metrics")]
+        self.settings.rejected_counter.increment(1);
+        match &self.label {
+            Some(key) => err.with_key(key.clone()),
+            None => err,
+        }
+    }
+
+    /// Admits a call or says why not. Returns the state word the call was
+    /// admitted under and whether it holds a probe slot.
+    #[inline]
+    pub(crate) fn acquire(&self) -> Result<(u64, bool), CircuitOpen> {
+        let word = self.word.load(Ordering::Acquire);
+        if tag(word) == CLOSED {
+            return Ok((word, false));
+        }
+        match tag(word) {
+            CLOSED | FORCED_CLOSED => Ok((word, false)),
+            FORCED_OPEN => {
+                Err(self.reject(CircuitOpen::new(None).with_state(OpenState::ForcedOpen)))
+            }
+            OPEN => {
+                let now = self.settings.now();
+                let until = self.open_until.load(Ordering::Relaxed);
+                if now < until {
+                    return Err(
+                        self.reject(CircuitOpen::new(Some(Duration::from_nanos(until - now))))
+                    );
+                }
+                self.acquire_slow(now)
+            }
+            _ => self.acquire_slow(self.settings.now()),
+        }
+    }
+
+    #[cold]
+    fn acquire_slow(&self, now: u64) -> Result<(u64, bool), CircuitOpen> {
+        let mut s = self.lock();
+        let mut word = self.word.load(Ordering::Acquire);
+        match tag(word) {
+            CLOSED | FORCED_CLOSED => return Ok((word, false)),
+            FORCED_OPEN => {
+                drop(s);
+                return Err(self.reject(CircuitOpen::new(None).with_state(OpenState::ForcedOpen)));
+            }
+            OPEN => {
+                let until = self.open_until.load(Ordering::Relaxed);
+                if now < until {
+                    drop(s);
+                    return Err(
+                        self.reject(CircuitOpen::new(Some(Duration::from_nanos(until - now))))
+                    );
+                }
+                word = self.set_state(&mut s, HALF_OPEN, now);
+            }
+            _ => {}
+        }
+        if s.in_flight < self.settings.config.half_open_max_calls {
+            s.in_flight += 1;
+            Ok((word, true))
+        } else {
+            drop(s);
+            Err(self.reject(CircuitOpen::new(None).with_state(OpenState::HalfOpen)))
+        }
+    }
+
+    /// Records the outcome of a call admitted under `word`.
+    #[inline]
+    pub(crate) fn complete(
+        &self,
+        word: u64,
+        probe: bool,
+        outcome: Outcome,
+        elapsed: Option<Duration>,
+    ) {
+        let failure = outcome == Outcome::Failure;
+        if failure {
+            self.failures.fetch_add(1, Ordering::Relaxed);
+        }
+        if probe {
+            return self.complete_probe(word, outcome, elapsed);
+        }
+        if outcome == Outcome::Ignore {
+            return;
+        }
+        if self.threshold == 0 {
+            return self.complete_windowed(word, failure, elapsed);
+        }
+        if failure {
+            self.count_failure(word);
+        } else if self.consecutive.load(Ordering::Relaxed) != 0
+            && self.word.load(Ordering::Relaxed) == word
+        {
+            // Only a success that changes something writes.
+            self.consecutive.store(0, Ordering::Relaxed);
+        }
+    }
+
+    fn count_failure(&self, word: u64) {
+        if self.word.load(Ordering::Acquire) != word || tag(word) != CLOSED {
+            return;
+        }
+        let n = self.consecutive.fetch_add(1, Ordering::AcqRel) + 1;
+        if n >= self.threshold {
+            self.trip(word);
+        }
+    }
+
+    fn is_slow(&self, elapsed: Option<Duration>) -> bool {
+        match self.settings.config.policy {
+            TripPolicy::SlowCallRate { threshold, .. } => elapsed.is_some_and(|e| e > threshold),
+            _ => false,
+        }
+    }
+
+    fn complete_windowed(&self, word: u64, failure: bool, elapsed: Option<Duration>) {
+        let slow = self.is_slow(elapsed);
+        let now = match self.settings.config.policy {
+            TripPolicy::FailureRateCount { .. } => 0,
+            _ => self.settings.now(),
+        };
+        let mut s = self.lock();
+        // The word changes only under this lock.
+        if self.word.load(Ordering::Relaxed) != word {
+            return;
+        }
+        if !failure {
+            s.successes += 1;
+        }
+        let mark = Mark { failure, slow };
+        let counts = match s.window.as_deref_mut() {
+            Some(Window::Count(w)) => {
+                w.record(mark);
+                w.counts()
+            }
+            Some(Window::Time(w)) => {
+                w.record(now, mark);
+                w.counts(now)
+            }
+            None => return,
+        };
+        if tag(word) == CLOSED && self.should_trip(counts) {
+            let now = if now == 0 { self.settings.now() } else { now };
+            self.open(&mut s, now, CLOSED);
+        }
+    }
+
+    fn should_trip(&self, c: Counts) -> bool {
+        let (bad, rate, min_calls) = match self.settings.config.policy {
+            TripPolicy::ConsecutiveFailures { .. } => return false,
+            TripPolicy::FailureRateCount {
+                rate, min_calls, ..
+            }
+            | TripPolicy::FailureRateTime {
+                rate, min_calls, ..
+            } => (c.failures, rate, min_calls),
+            TripPolicy::SlowCallRate {
+                rate, min_calls, ..
+            } => (c.slow, rate, min_calls),
+        };
+        c.calls > 0 && c.calls >= min_calls && f64::from(bad) / f64::from(c.calls) >= rate
+    }
+
+    #[cold]
+    fn complete_probe(&self, word: u64, outcome: Outcome, elapsed: Option<Duration>) {
+        let slow = self.is_slow(elapsed);
+        let now = self.settings.now();
+        let mut s = self.lock();
+        if self.word.load(Ordering::Relaxed) != word {
+            // The breaker moved on (forced, reset, re-opened): the slot this
+            // probe held was given back when it did.
+            return;
+        }
+        s.in_flight = s.in_flight.saturating_sub(1);
+        match outcome {
+            Outcome::Failure => self.open(&mut s, now, HALF_OPEN),
+            Outcome::Success if slow => self.open(&mut s, now, HALF_OPEN),
+            Outcome::Success => {
+                s.successes += 1;
+                s.probe_successes += 1;
+                if s.probe_successes >= self.settings.config.success_threshold {
+                    self.set_state(&mut s, CLOSED, now);
+                }
+            }
+            Outcome::Ignore => {}
+        }
+    }
+
+    /// A permit admitted under `word` is dropped without an outcome.
+    pub(crate) fn cancel(&self, word: u64, probe: bool) {
+        if self.settings.config.cancelled_is_failure {
+            self.complete(word, probe, Outcome::Failure, None);
+        } else if probe {
+            self.complete_probe(word, Outcome::Ignore, None);
+        }
+    }
+
+    #[cold]
+    fn trip(&self, word: u64) {
+        let now = self.settings.now();
+        let mut s = self.lock();
+        if self.word.load(Ordering::Relaxed) == word {
+            self.open(&mut s, now, CLOSED);
+        }
+    }
+
+    fn open(&self, s: &mut Slow, now: u64, from: u64) {
+        let config = &self.settings.config;
+        if let Some(b) = &config.open_backoff {
+            let closed_long = now.saturating_sub(s.since) >= b.reset_after.as_nanos() as u64;
+            s.level = if from == HALF_OPEN || (s.episode && !closed_long) {
+                s.level.saturating_add(1)
+            } else {
+                0
+            };
+            s.episode = true;
+        }
+        let d = open_duration(
+            config.open_duration,
+            config.open_backoff.as_ref(),
+            s.level,
+            &mut s.rng,
+        );
+        s.open_for = d.as_nanos().min(u128::from(u64::MAX / 2)) as u64;
+        s.trips += 1;
+        self.open_until
+            .store(now.saturating_add(s.open_for), Ordering::Relaxed);
+        self.set_state(s, OPEN, now);
+    }
+
+    // Moves to `to`; returns the new word. Called with the lock held.
+    fn set_state(&self, s: &mut Slow, to: u64, now: u64) -> u64 {
+        let old = self.word.load(Ordering::Relaxed);
+        let word = (((old >> TAG_BITS) + 1) << TAG_BITS) | to;
+        s.since = now;
+        s.in_flight = 0;
+        s.probe_successes = 0;
+        if to == CLOSED || to == FORCED_CLOSED {
+            self.consecutive.store(0, Ordering::Relaxed);
+            match s.window.as_deref_mut() {
+                Some(Window::Count(w)) => w.clear(),
+                Some(Window::Time(w)) => w.clear(),
+                None => {}
+            }
+        }
+        self.word.store(word, Ordering::Release);
+        self.emit(state_of(old), state_of(word), s.open_for);
+        word
+    }
+
+    fn emit(&self, from: State, to: State, open_for: u64) {
+        let name = &*self.settings.name;
+        let key = self.label.as_deref().unwrap_or("");
+        let open_for = Duration::from_nanos(open_for);
+        match to {
+            State::Open | State::ForcedOpen => tracing::warn!(
+                target: seawall_core::names::TARGET_BREAKER,
+                name, key, %from, %to, ?open_for, "circuit breaker opened"
+            ),
+            _ => tracing::info!(
+                target: seawall_core::names::TARGET_BREAKER,
+                name, key, %from, %to, "circuit breaker state changed"
+            ),
+        }
+        #[cfg(feature = "metrics")]
+        {
+            use seawall_core::names::{
+                BREAKER_STATE, BREAKER_TRANSITIONS_TOTAL, LABEL_KEY, LABEL_NAME, LABEL_STATE,
+            };
+            match &self.label {
+                Some(k) => metrics::gauge!(BREAKER_STATE, LABEL_NAME => name.to_owned(), LABEL_KEY => k.to_string())
+                    .set(to.gauge_value()),
+                None => metrics::gauge!(BREAKER_STATE, LABEL_NAME => name.to_owned())
+                    .set(to.gauge_value()),
+            }
+            metrics::counter!(BREAKER_TRANSITIONS_TOTAL, LABEL_NAME => name.to_owned(), LABEL_STATE => to.as_str())
+                .increment(1);
+        }
+    }
+
+    fn force(&self, to: u64) {
+        let now = self.settings.now();
+        let mut s = self.lock();
+        if to == CLOSED {
+            s.level = 0;
+            s.episode = false;
+        }
+        if to == OPEN {
+            self.open(&mut s, now, CLOSED);
+        } else {
+            self.set_state(&mut s, to, now);
+        }
+    }
+
+    pub(crate) fn stats(&self) -> BreakerStats {
+        let now = self.settings.now();
+        let s = self.lock();
+        let word = self.word.load(Ordering::Acquire);
+        let state = state_of(word);
+        let counts = match s.window.as_deref() {
+            Some(Window::Count(w)) => w.counts(),
+            Some(Window::Time(w)) => w.counts(now),
+            None => Counts::default(),
+        };
+        let until = self.open_until.load(Ordering::Relaxed);
+        BreakerStats {
+            state,
+            time_in_state: Duration::from_nanos(now.saturating_sub(s.since)),
+            retry_after: (state == State::Open)
+                .then(|| Duration::from_nanos(until.saturating_sub(now))),
+            open_duration: Duration::from_nanos(s.open_for),
+            consecutive_failures: self.consecutive.load(Ordering::Relaxed),
+            window_calls: counts.calls,
+            window_failures: counts.failures,
+            window_successes: counts.calls - counts.failures,
+            window_slow_calls: counts.slow,
+            half_open_in_flight: if state == State::HalfOpen {
+                s.in_flight
+            } else {
+                0
+            },
+            half_open_successes: if state == State::HalfOpen {
+                s.probe_successes
+            } else {
+                0
+            },
+            successes: s.window.is_some().then_some(s.successes),
+            failures: self.failures.load(Ordering::Relaxed),
+            trips: s.trips,
+            rejected: self.rejected.load(Ordering::Relaxed),
+        }
+    }
+
+    /// A health score in `0..=1`: 1 for a closed breaker with no recent
+    /// failure, down to 0.5 for a closed breaker about to trip, 0.25 while
+    /// half-open, 0 while open or forced open; 1 when forced closed.
+    pub(crate) fn health(&self) -> f64 {
+        let word = self.word.load(Ordering::Acquire);
+        match tag(word) {
+            OPEN | FORCED_OPEN => 0.0,
+            HALF_OPEN => 0.25,
+            FORCED_CLOSED => 1.0,
+            _ => {
+                let pressure = match self.settings.config.policy {
+                    TripPolicy::ConsecutiveFailures { threshold } => {
+                        f64::from(self.consecutive.load(Ordering::Relaxed)) / f64::from(threshold)
+                    }
+                    _ => {
+                        let st = self.stats();
+                        let (bad, rate) = match self.settings.config.policy {
+                            TripPolicy::SlowCallRate { rate, .. } => (st.window_slow_calls, rate),
+                            TripPolicy::FailureRateCount { rate, .. }
+                            | TripPolicy::FailureRateTime { rate, .. } => {
+                                (st.window_failures, rate)
+                            }
+                            TripPolicy::ConsecutiveFailures { .. } => (0, 1.0),
+                        };
+                        if st.window_calls == 0 {
+                            0.0
+                        } else {
+                            f64::from(bad) / f64::from(st.window_calls) / rate
+                        }
+                    }
+                };
+                1.0 - 0.5 * pressure.clamp(0.0, 1.0)
+            }
+        }
+    }
+}
+
+/// A circuit breaker, usable without tower: ask [`try_acquire`](Self::try_acquire)
+/// before a call, tell the [`Permit`] how it went.
+///
+/// Cheap to clone (an `Arc` inside): clones share one state.
+///
+/// ```
+/// use seawall_breaker::{CircuitBreaker, State, TripPolicy};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let breaker = CircuitBreaker::builder()
+///     .policy(TripPolicy::consecutive_failures(2))
+///     .build_breaker()
+///     .unwrap();
+///
+/// for _ in 0..2 {
+///     let permit = breaker.try_acquire().expect("closed");
+///     permit.failure();
+/// }
+/// assert_eq!(breaker.state(), State::Open);
+/// let rejected = breaker.try_acquire().unwrap_err();
+/// assert!(rejected.retry_after().is_some());
+///
+/// // Or guard any future that returns a `Result`:
+/// breaker.reset();
+/// let n: Result<u32, _> = breaker.call(async { Ok::<_, std::io::Error>(7) }).await;
+/// assert_eq!(n.unwrap(), 7);
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct CircuitBreaker {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for CircuitBreaker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CircuitBreaker")
+            .field("name", &self.inner.settings.name)
+            .field("key", &self.inner.label)
+            .field("state", &self.state())
+            .finish()
+    }
+}
+
+impl CircuitBreaker {
+    /// A builder with the documented defaults; finish with
+    /// [`BreakerBuilder::build_breaker`].
+    pub fn builder() -> BreakerBuilder {
+        BreakerBuilder::default()
+    }
+
+    /// A breaker from a config; every bad field is reported.
+    pub fn from_config(config: &BreakerConfig) -> Result<Self, ConfigError> {
+        let settings = Settings::new(config)?;
+        Ok(CircuitBreaker {
+            inner: Arc::new(Inner::new(settings, None)),
+        })
+    }
+
+    pub(crate) fn from_inner(inner: Arc<Inner>) -> Self {
+        CircuitBreaker { inner }
+    }
+
+    /// Admits a call for a `'static` future, moving `inner` into the permit.
+    #[inline]
+    pub(crate) fn acquire_arc(inner: Arc<Inner>) -> Result<Permit<'static>, CircuitOpen> {
+        let (word, probe) = inner.acquire()?;
+        Ok(Permit::new(Handle::Owned(inner), word, probe))
+    }
+
+    /// Admits a call, or says why not. Never waits.
+    ///
+    /// The permit borrows the breaker; see
+    /// [`try_acquire_owned`](Self::try_acquire_owned) for one that does not.
+    #[inline]
+    pub fn try_acquire(&self) -> Result<Permit<'_>, CircuitOpen> {
+        let (word, probe) = self.inner.acquire()?;
+        Ok(Permit::new(Handle::Borrowed(&self.inner), word, probe))
+    }
+
+    /// Like [`try_acquire`](Self::try_acquire), with a permit that owns a
+    /// clone of the breaker (to move into a task or a `'static` future).
+    #[inline]
+    pub fn try_acquire_owned(&self) -> Result<Permit<'static>, CircuitOpen> {
+        let (word, probe) = self.inner.acquire()?;
+        Ok(Permit::new(Handle::Owned(self.inner.clone()), word, probe))
+    }
+
+    /// Guards a future: rejects it at once when the breaker is open,
+    /// otherwise runs it and counts `Err` as a failure. Dropping the returned
+    /// future before it finishes counts as a cancellation.
+    pub async fn call<F, T, E>(&self, fut: F) -> Result<T, CallError<E>>
+    where
+        F: Future<Output = Result<T, E>>,
+    {
+        self.call_with(&ErrorsAsFailures, fut).await
+    }
+
+    /// Like [`call`](Self::call), with your own classifier.
+    pub async fn call_with<C, F, T, E>(&self, classify: &C, fut: F) -> Result<T, CallError<E>>
+    where
+        C: Classify<T, E> + ?Sized,
+        F: Future<Output = Result<T, E>>,
+    {
+        let permit = self.try_acquire().map_err(CallError::Rejected)?;
+        let result = fut.await;
+        permit.record(classify.classify(&result));
+        result.map_err(CallError::Inner)
+    }
+
+    /// The current state (see [`BreakerStats::state`] for the lazy
+    /// open-to-half-open move).
+    pub fn state(&self) -> State {
+        self.inner.state()
+    }
+
+    /// A snapshot of the counters (takes the breaker's short mutex).
+    pub fn stats(&self) -> BreakerStats {
+        self.inner.stats()
+    }
+
+    /// A health score in `0..=1` (1 healthy, 0 open); see the crate docs.
+    pub fn health(&self) -> f64 {
+        self.inner.health()
+    }
+
+    /// Forces the breaker open: every call is rejected (with no
+    /// `retry_after`) until [`reset`](Self::reset) or
+    /// [`force_closed`](Self::force_closed).
+    pub fn force_open(&self) {
+        self.inner.force(FORCED_OPEN);
+    }
+
+    /// Forces the breaker closed: every call passes, outcomes are counted,
+    /// the breaker never trips, until [`reset`](Self::reset).
+    pub fn force_closed(&self) {
+        self.inner.force(FORCED_CLOSED);
+    }
+
+    /// Back to a fresh `Closed`: counters of the policy, probes and open
+    /// backoff are cleared (totals are kept).
+    pub fn reset(&self) {
+        self.inner.force(CLOSED);
+    }
+
+    /// Trips the breaker open now, as if its policy had tripped it.
+    pub fn trip(&self) {
+        self.inner.force(OPEN);
+    }
+
+    /// The config the breaker was built from.
+    pub fn config(&self) -> &BreakerConfig {
+        &self.inner.settings.config
+    }
+}
+
+enum Handle<'a> {
+    Borrowed(&'a Inner),
+    Owned(Arc<Inner>),
+}
+
+impl Deref for Handle<'_> {
+    type Target = Inner;
+
+    #[inline]
+    fn deref(&self) -> &Inner {
+        match self {
+            Handle::Borrowed(i) => i,
+            Handle::Owned(i) => i,
+        }
+    }
+}
+
+/// The right to make one call, from [`CircuitBreaker::try_acquire`].
+///
+/// Tell it how the call went with [`record`](Self::record) (or
+/// [`success`](Self::success) / [`failure`](Self::failure)). Dropping it
+/// unrecorded counts as a cancellation: neither success nor failure (unless
+/// `cancelled_is_failure`), and a half-open probe slot is given back.
+///
+/// With the slow-call policy the permit remembers when it was taken; the
+/// call's duration is measured when it is recorded, or given with
+/// [`record_elapsed`](Self::record_elapsed).
+#[must_use = "dropping a permit counts the call as cancelled"]
+pub struct Permit<'a> {
+    // `None` once recorded. All fields are whole words: the permit is moved
+    // into response futures, and byte-sized fields written apart and read
+    // back as a word stall the store buffer on every call.
+    breaker: Option<Handle<'a>>,
+    // The state word the call was admitted under, with PROBE set for a
+    // half-open probe.
+    word: u64,
+    // When the call started (slow-call policy), in the settings' nanoseconds;
+    // NO_START otherwise.
+    start: u64,
+}
+
+const PROBE: u64 = 1 << 63;
+const NO_START: u64 = u64::MAX;
+
+impl fmt::Debug for Permit<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Permit")
+            .field("probe", &self.is_probe())
+            .field("state", &state_of(self.word & !PROBE))
+            .finish()
+    }
+}
+
+impl<'a> Permit<'a> {
+    #[inline]
+    fn new(breaker: Handle<'a>, word: u64, probe: bool) -> Self {
+        let start = if breaker.threshold == 0 && breaker.settings.config.policy.needs_start_time() {
+            breaker.settings.now()
+        } else {
+            NO_START
+        };
+        Permit {
+            breaker: Some(breaker),
+            word: if probe { word | PROBE } else { word },
+            start,
+        }
+    }
+
+    /// `true` when this call is a half-open probe.
+    pub fn is_probe(&self) -> bool {
+        self.word & PROBE != 0
+    }
+
+    #[inline]
+    fn finish(&mut self, outcome: Outcome, elapsed: Option<Duration>) {
+        if let Some(b) = self.breaker.take() {
+            let elapsed = match elapsed {
+                Some(e) => Some(e),
+                None if self.start != NO_START => Some(Duration::from_nanos(
+                    b.settings.now().saturating_sub(self.start),
+                )),
+                None => None,
+            };
+            b.complete(self.word & !PROBE, self.is_probe(), outcome, elapsed);
+        }
+    }
+
+    /// Records the outcome through a reference (for futures that hold the
+    /// permit in place); later records and the drop do nothing.
+    #[inline]
+    pub(crate) fn record_in_place(&mut self, outcome: Outcome) {
+        self.finish(outcome, None);
+    }
+
+    /// Records the call's outcome.
+    #[inline]
+    pub fn record(mut self, outcome: Outcome) {
+        self.finish(outcome, None);
+    }
+
+    /// Records the outcome with a duration you measured (slow-call policy).
+    pub fn record_elapsed(mut self, outcome: Outcome, elapsed: Duration) {
+        self.finish(outcome, Some(elapsed));
+    }
+
+    /// Records a success.
+    #[inline]
+    pub fn success(self) {
+        self.record(Outcome::Success);
+    }
+
+    /// Records a failure.
+    #[inline]
+    pub fn failure(self) {
+        self.record(Outcome::Failure);
+    }
+}
+
+impl Drop for Permit<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        if let Some(b) = self.breaker.take() {
+            b.cancel(self.word & !PROBE, self.is_probe());
+        }
+    }
+}

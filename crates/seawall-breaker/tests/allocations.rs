@@ -1,0 +1,174 @@
+//! Heap allocations per call, counted with dhat, and memory per key.
+//!
+//! One `#[test]` runs every case in sequence: dhat's testing profiler is
+//! process-global.
+
+use std::convert::Infallible;
+use std::future::{Future, Ready, ready};
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+
+use seawall_breaker::{
+    BreakerConfig, BreakerLayer, KeyedBreakerConfig, KeyedBreakerLayer, TripPolicy,
+};
+use tower::{Layer, Service};
+
+#[global_allocator]
+static ALLOC: dhat::Alloc = dhat::Alloc;
+
+const N: u64 = 10_000;
+
+#[derive(Clone)]
+struct Bare;
+
+impl Service<u64> for Bare {
+    type Response = u64;
+    type Error = Infallible;
+    type Future = Ready<Result<u64, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: u64) -> Self::Future {
+        ready(Ok(req))
+    }
+}
+
+// poll_ready + call + poll, by hand; `true` when the call succeeded.
+fn once<S: Service<u64>>(svc: &mut S, req: u64) -> bool {
+    let mut cx = Context::from_waker(Waker::noop());
+    match svc.poll_ready(&mut cx) {
+        Poll::Ready(Ok(())) => {}
+        _ => return false,
+    }
+    let fut = pin!(svc.call(req));
+    matches!(fut.poll(&mut cx), Poll::Ready(Ok(_)))
+}
+
+// Blocks allocated while `f` runs, the least of three runs: dhat counts
+// every thread of the process, and libtest's own threads very rarely
+// allocate while a case runs (seen once in dozens of runs on a loaded
+// machine). A per-call allocation would show in every run.
+fn allocs_during(mut f: impl FnMut()) -> u64 {
+    (0..3)
+        .map(|_| {
+            let before = dhat::HeapStats::get().total_blocks;
+            f();
+            dhat::HeapStats::get().total_blocks - before
+        })
+        .min()
+        .unwrap_or(u64::MAX)
+}
+
+fn one_failure_trips() -> BreakerConfig {
+    BreakerConfig {
+        policy: TripPolicy::consecutive_failures(1),
+        ..BreakerConfig::default()
+    }
+}
+
+#[test]
+fn allocations_per_call() {
+    let _profiler = dhat::Profiler::builder()
+        .testing()
+        .file_name(std::env::temp_dir().join("seawall-breaker-dhat-heap.json"))
+        .build();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    let _guard = rt.enter();
+
+    // The tower-free core.
+    let breaker = seawall_breaker::CircuitBreaker::builder()
+        .build_breaker()
+        .unwrap();
+    breaker.try_acquire().unwrap().success();
+    let n = allocs_during(|| {
+        for _ in 0..N {
+            breaker.try_acquire().unwrap().success();
+        }
+    });
+    dhat::assert_eq!(n, 0, "core, closed success path");
+    breaker.force_open();
+    let n = allocs_during(|| {
+        for _ in 0..N {
+            assert!(breaker.try_acquire().is_err());
+        }
+    });
+    dhat::assert_eq!(n, 0, "core, forced-open reject path");
+    breaker.reset();
+    breaker.trip();
+    let n = allocs_during(|| {
+        for _ in 0..N {
+            assert!(breaker.try_acquire().is_err());
+        }
+    });
+    dhat::assert_eq!(n, 0, "core, open reject path");
+
+    // The layer.
+    let layer = BreakerLayer::from_config(&one_failure_trips()).unwrap();
+    let mut svc = layer.layer(Bare);
+    assert!(once(&mut svc, 1));
+    let n = allocs_during(|| {
+        for i in 0..N {
+            assert!(once(&mut svc, i));
+        }
+    });
+    dhat::assert_eq!(n, 0, "layer, closed success path");
+    layer.breaker().trip();
+    let n = allocs_during(|| {
+        for i in 0..N {
+            assert!(!once(&mut svc, i));
+        }
+    });
+    dhat::assert_eq!(n, N, "layer, reject path: exactly the Box of the BoxError");
+
+    // The keyed layer.
+    let keyed = KeyedBreakerLayer::new(|r: &u64| *r % 100, one_failure_trips().into()).unwrap();
+    let mut svc = keyed.layer(Bare);
+    for i in 0..100 {
+        assert!(once(&mut svc, i));
+    }
+    let n = allocs_during(|| {
+        for i in 0..N {
+            assert!(once(&mut svc, i));
+        }
+    });
+    dhat::assert_eq!(n, 0, "keyed, existing key success path");
+    keyed.force_open(7);
+    let n = allocs_during(|| {
+        for _ in 0..N {
+            assert!(!once(&mut svc, 7));
+        }
+    });
+    dhat::assert_eq!(n, N, "keyed, reject path: exactly the Box of the BoxError");
+    drop(svc);
+    drop(keyed);
+
+    // Memory per key at 100,000 keys: heap bytes held by the layer and its
+    // map (shards, table slots, per-key breaker state, key labels) / keys.
+    const KEYS: u64 = 100_000;
+    let before = dhat::HeapStats::get().curr_bytes;
+    let keyed = KeyedBreakerLayer::new(
+        |r: &u64| *r,
+        KeyedBreakerConfig {
+            // Head room: keys spread over 32 shards of capacity / 32 each,
+            // not evenly.
+            capacity: KEYS as usize * 5 / 4,
+            ..KeyedBreakerConfig::default()
+        },
+    )
+    .unwrap();
+    let mut svc = keyed.layer(Bare);
+    for i in 0..KEYS {
+        assert!(once(&mut svc, i));
+    }
+    dhat::assert_eq!(keyed.len() as u64, KEYS);
+    let held = dhat::HeapStats::get().curr_bytes - before;
+    let per_key = held as u64 / KEYS;
+    println!("keyed breaker memory: {held} bytes for {KEYS} keys = {per_key} bytes/key");
+    dhat::assert!(per_key <= 256, "{per_key} bytes per key");
+}

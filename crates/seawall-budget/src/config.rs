@@ -1,0 +1,502 @@
+//! Configuration: plain-data configs, their builders and validation.
+//!
+//! Every config is plain data (`Clone`, `Debug`, `Default` with the
+//! documented defaults; with feature `serde`, `Deserialize` with durations
+//! written as `"250ms"`, `"30s"`), and every builder method sets the config
+//! field of the same name. `build()` / `from_config()` validate and report
+//! *every* bad field at once in a [`ConfigError`].
+
+use std::time::Duration;
+
+use seawall_core::config::Check;
+use seawall_core::names::DEFAULT_NAME;
+use seawall_core::{ConfigError, KeyMapConfig};
+
+use crate::layer::BudgetLayer;
+use crate::loop_budget::LoopBudget;
+
+/// What a [`BudgetLayer`] does with a call when the budget is spent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+pub enum BudgetMode {
+    /// Fail fast: the response future resolves at once to
+    /// [`BudgetExhausted`](seawall_core::BudgetExhausted) with the time until
+    /// the next token. The default.
+    #[default]
+    Reject,
+    /// Backpressure: `poll_ready` parks on a timer until a token is due, then
+    /// reserves it for the next `call`.
+    Wait,
+}
+
+/// The default burst for a rate: a tenth of it, at least one.
+pub(crate) fn default_burst(rate: u32) -> u32 {
+    (rate / 10).max(1)
+}
+
+fn check_rate(check: &mut Check, rate: u32, per: Duration, burst: Option<u32>) {
+    check.nonzero("rate", rate).nonzero_duration("per", per);
+    let per_ns = per.as_nanos();
+    if per_ns > u128::from(u64::MAX) {
+        check.fail("per", format_args!("{per:?}"), "is longer than 584 years");
+    } else if rate != 0 && per_ns != 0 && u128::from(rate) > per_ns {
+        check.fail(
+            "rate",
+            rate,
+            format!("is more than one per nanosecond over per ({per:?})"),
+        );
+    }
+    if let Some(b) = burst {
+        check.nonzero("burst", b);
+    }
+}
+
+fn burst_or_default(rate: u32, burst: Option<u32>) -> u32 {
+    burst.unwrap_or_else(|| default_burst(rate))
+}
+
+/// Configuration of a [`LoopBudget`].
+///
+/// | field | default | meaning |
+/// |-------|---------|---------|
+/// | `name` | `"default"` | shown in tracing events and metric labels |
+/// | `rate` | 1000 | tokens per `per` |
+/// | `per` | 1s | the span `rate` is counted over |
+/// | `burst` | `rate / 10`, at least 1 | most tokens held (taken at once) |
+/// | `backoff_initial` | 10ms | first [`LoopBudget::backoff`] delay |
+/// | `backoff_multiplier` | 1.5 | each further delay is this times the last (≥ 1) |
+/// | `backoff_max` | 1s | the cap on backoff delays |
+///
+/// ```
+/// use std::time::Duration;
+/// use seawall_budget::{LoopBudget, LoopBudgetConfig};
+///
+/// let cfg = LoopBudgetConfig { rate: 50, burst: Some(5), ..Default::default() };
+/// let budget = LoopBudget::from_config(&cfg).unwrap();
+/// assert_eq!(budget.config().backoff_initial, Duration::from_millis(10));
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
+pub struct LoopBudgetConfig {
+    /// Name in tracing events and metric labels.
+    pub name: String,
+    /// Tokens per `per`.
+    pub rate: u32,
+    /// The span `rate` is counted over.
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    pub per: Duration,
+    /// Most tokens held at once; `None` means `rate / 10`, at least 1.
+    pub burst: Option<u32>,
+    /// The first backoff delay.
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    pub backoff_initial: Duration,
+    /// Growth factor of successive backoff delays (at least 1).
+    pub backoff_multiplier: f64,
+    /// The cap on backoff delays.
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    pub backoff_max: Duration,
+}
+
+impl Default for LoopBudgetConfig {
+    fn default() -> Self {
+        LoopBudgetConfig {
+            name: DEFAULT_NAME.to_owned(),
+            rate: 1000,
+            per: Duration::from_secs(1),
+            burst: None,
+            backoff_initial: Duration::from_millis(10),
+            backoff_multiplier: 1.5,
+            backoff_max: Duration::from_secs(1),
+        }
+    }
+}
+
+impl LoopBudgetConfig {
+    /// Checks every field; see the table for what is valid.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut check = Check::new();
+        check_rate(&mut check, self.rate, self.per, self.burst);
+        check
+            .nonzero_duration("backoff_initial", self.backoff_initial)
+            .positive("backoff_multiplier", self.backoff_multiplier);
+        if self.backoff_multiplier.is_finite()
+            && self.backoff_multiplier > 0.0
+            && self.backoff_multiplier < 1.0
+        {
+            check.fail(
+                "backoff_multiplier",
+                self.backoff_multiplier,
+                "must be at least 1",
+            );
+        }
+        check.at_most(
+            "backoff_initial",
+            self.backoff_initial,
+            "backoff_max",
+            self.backoff_max,
+        );
+        check.finish()
+    }
+
+    /// The burst in force (`burst`, or its default).
+    pub fn effective_burst(&self) -> u32 {
+        burst_or_default(self.rate, self.burst)
+    }
+}
+
+/// Builds a [`LoopBudget`]; every method sets the [`LoopBudgetConfig`]
+/// field of the same name.
+///
+/// ```
+/// use std::time::Duration;
+/// use seawall_budget::LoopBudget;
+///
+/// let budget = LoopBudget::builder()
+///     .name("gossip")
+///     .rate(20)
+///     .per(Duration::from_secs(1))
+///     .burst(5)
+///     .backoff_initial(Duration::from_millis(50))
+///     .backoff_multiplier(2.0)
+///     .backoff_max(Duration::from_secs(2))
+///     .build()
+///     .unwrap();
+/// assert_eq!(budget.available(), 5);
+///
+/// let err = LoopBudget::builder().rate(0).burst(0).build().unwrap_err();
+/// assert_eq!(err.to_string(), "rate: 0 must be greater than zero; burst: 0 must be greater than zero");
+/// ```
+#[derive(Debug, Clone, Default)]
+#[must_use]
+pub struct LoopBudgetBuilder {
+    config: LoopBudgetConfig,
+}
+
+impl LoopBudgetBuilder {
+    /// A builder with the defaults of [`LoopBudgetConfig`].
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the name in tracing events and metric labels.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.config.name = name.into();
+        self
+    }
+
+    /// Sets the tokens per `per` (default 1000).
+    pub fn rate(mut self, rate: u32) -> Self {
+        self.config.rate = rate;
+        self
+    }
+
+    /// Sets the span `rate` is counted over (default 1s).
+    pub fn per(mut self, per: Duration) -> Self {
+        self.config.per = per;
+        self
+    }
+
+    /// Sets the most tokens held at once (default `rate / 10`, at least 1).
+    pub fn burst(mut self, burst: u32) -> Self {
+        self.config.burst = Some(burst);
+        self
+    }
+
+    /// Sets the first backoff delay (default 10ms).
+    pub fn backoff_initial(mut self, initial: Duration) -> Self {
+        self.config.backoff_initial = initial;
+        self
+    }
+
+    /// Sets the growth factor of backoff delays (default 1.5).
+    pub fn backoff_multiplier(mut self, multiplier: f64) -> Self {
+        self.config.backoff_multiplier = multiplier;
+        self
+    }
+
+    /// Sets the cap on backoff delays (default 1s).
+    pub fn backoff_max(mut self, max: Duration) -> Self {
+        self.config.backoff_max = max;
+        self
+    }
+
+    /// The config built so far.
+    pub fn config(&self) -> &LoopBudgetConfig {
+        &self.config
+    }
+
+    /// Validates and builds the budget.
+    pub fn build(self) -> Result<LoopBudget, ConfigError> {
+        LoopBudget::from_config(&self.config)
+    }
+}
+
+/// Configuration of a [`BudgetLayer`].
+///
+/// | field | default | meaning |
+/// |-------|---------|---------|
+/// | `name` | `"default"` | shown in tracing events and metric labels |
+/// | `rate` | 1000 | calls per `per` |
+/// | `per` | 1s | the span `rate` is counted over |
+/// | `burst` | `rate / 10`, at least 1 | most calls admitted at once |
+/// | `mode` | `reject` | [`BudgetMode::Reject`] or [`BudgetMode::Wait`] |
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
+pub struct BudgetConfig {
+    /// Name in tracing events and metric labels.
+    pub name: String,
+    /// Calls per `per`.
+    pub rate: u32,
+    /// The span `rate` is counted over.
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    pub per: Duration,
+    /// Most calls admitted at once; `None` means `rate / 10`, at least 1.
+    pub burst: Option<u32>,
+    /// What to do when the budget is spent.
+    pub mode: BudgetMode,
+}
+
+impl Default for BudgetConfig {
+    fn default() -> Self {
+        BudgetConfig {
+            name: DEFAULT_NAME.to_owned(),
+            rate: 1000,
+            per: Duration::from_secs(1),
+            burst: None,
+            mode: BudgetMode::Reject,
+        }
+    }
+}
+
+impl BudgetConfig {
+    /// Checks every field.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut check = Check::new();
+        check_rate(&mut check, self.rate, self.per, self.burst);
+        check.finish()
+    }
+
+    /// The burst in force (`burst`, or its default).
+    pub fn effective_burst(&self) -> u32 {
+        burst_or_default(self.rate, self.burst)
+    }
+
+    pub(crate) fn loop_config(&self) -> LoopBudgetConfig {
+        LoopBudgetConfig {
+            name: self.name.clone(),
+            rate: self.rate,
+            per: self.per,
+            burst: self.burst,
+            ..LoopBudgetConfig::default()
+        }
+    }
+}
+
+/// Builds a [`BudgetLayer`]; every method sets the [`BudgetConfig`] field of
+/// the same name.
+///
+/// ```
+/// use seawall_budget::{BudgetLayer, BudgetMode};
+///
+/// let layer = BudgetLayer::builder().rate(100).burst(10).mode(BudgetMode::Wait).build().unwrap();
+/// assert_eq!(layer.mode(), BudgetMode::Wait);
+/// ```
+#[derive(Debug, Clone, Default)]
+#[must_use]
+pub struct BudgetBuilder {
+    config: BudgetConfig,
+}
+
+impl BudgetBuilder {
+    /// A builder with the defaults of [`BudgetConfig`].
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the name in tracing events and metric labels.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.config.name = name.into();
+        self
+    }
+
+    /// Sets the calls per `per` (default 1000).
+    pub fn rate(mut self, rate: u32) -> Self {
+        self.config.rate = rate;
+        self
+    }
+
+    /// Sets the span `rate` is counted over (default 1s).
+    pub fn per(mut self, per: Duration) -> Self {
+        self.config.per = per;
+        self
+    }
+
+    /// Sets the most calls admitted at once (default `rate / 10`, at least 1).
+    pub fn burst(mut self, burst: u32) -> Self {
+        self.config.burst = Some(burst);
+        self
+    }
+
+    /// Sets what happens when the budget is spent (default `Reject`).
+    pub fn mode(mut self, mode: BudgetMode) -> Self {
+        self.config.mode = mode;
+        self
+    }
+
+    /// The config built so far.
+    pub fn config(&self) -> &BudgetConfig {
+        &self.config
+    }
+
+    /// Validates and builds the layer.
+    pub fn build(self) -> Result<BudgetLayer, ConfigError> {
+        BudgetLayer::from_config(&self.config)
+    }
+}
+
+/// Configuration of a [`KeyedBudgetLayer`](crate::KeyedBudgetLayer): one budget per key.
+///
+/// | field | default | meaning |
+/// |-------|---------|---------|
+/// | `name` | `"default"` | shown in tracing events and metric labels |
+/// | `rate` | 100 | calls per `per`, for each key |
+/// | `per` | 1s | the span `rate` is counted over |
+/// | `burst` | `rate / 10`, at least 1 | most calls admitted at once, for each key |
+/// | `capacity` | 10 000 | most keys held at once |
+/// | `idle_ttl` | 5 minutes | a key unused this long may be forgotten |
+///
+/// A keyed budget always rejects (there is no `mode`): `poll_ready` does not
+/// see the request, so it cannot know which key to wait for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
+pub struct KeyedBudgetConfig {
+    /// Name in tracing events and metric labels.
+    pub name: String,
+    /// Calls per `per`, for each key.
+    pub rate: u32,
+    /// The span `rate` is counted over.
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    pub per: Duration,
+    /// Most calls admitted at once for each key; `None` means `rate / 10`, at least 1.
+    pub burst: Option<u32>,
+    /// Most keys held at once.
+    pub capacity: usize,
+    /// How long a key must be unused before it may be forgotten.
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    pub idle_ttl: Duration,
+}
+
+impl Default for KeyedBudgetConfig {
+    fn default() -> Self {
+        let keys = KeyMapConfig::default();
+        KeyedBudgetConfig {
+            name: DEFAULT_NAME.to_owned(),
+            rate: 100,
+            per: Duration::from_secs(1),
+            burst: None,
+            capacity: keys.get_capacity(),
+            idle_ttl: keys.get_idle_ttl(),
+        }
+    }
+}
+
+impl KeyedBudgetConfig {
+    /// Checks every field.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut check = Check::new();
+        check_rate(&mut check, self.rate, self.per, self.burst);
+        check
+            .nonzero("capacity", self.capacity)
+            .nonzero_duration("idle_ttl", self.idle_ttl);
+        check.finish()
+    }
+
+    /// The burst in force (`burst`, or its default).
+    pub fn effective_burst(&self) -> u32 {
+        burst_or_default(self.rate, self.burst)
+    }
+
+    pub(crate) fn key_map(&self) -> KeyMapConfig {
+        KeyMapConfig::new()
+            .capacity(self.capacity)
+            .idle_ttl(self.idle_ttl)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        assert!(LoopBudgetConfig::default().validate().is_ok());
+        assert!(BudgetConfig::default().validate().is_ok());
+        assert!(KeyedBudgetConfig::default().validate().is_ok());
+        assert_eq!(LoopBudgetConfig::default().effective_burst(), 100);
+        assert_eq!(default_burst(5), 1);
+    }
+
+    #[test]
+    fn every_bad_field_is_named() {
+        let cfg = LoopBudgetConfig {
+            rate: 0,
+            per: Duration::ZERO,
+            burst: Some(0),
+            backoff_initial: Duration::from_secs(2),
+            backoff_multiplier: 0.5,
+            backoff_max: Duration::from_secs(1),
+            ..Default::default()
+        };
+        assert_eq!(
+            cfg.validate().unwrap_err().to_string(),
+            "rate: 0 must be greater than zero; per: 0s must be longer than zero; \
+             burst: 0 must be greater than zero; backoff_multiplier: 0.5 must be at least 1; \
+             backoff_initial: 2s must be at most backoff_max (1s)"
+        );
+        let cfg = LoopBudgetConfig {
+            backoff_initial: Duration::ZERO,
+            backoff_multiplier: f64::NAN,
+            ..Default::default()
+        };
+        assert_eq!(
+            cfg.validate().unwrap_err().to_string(),
+            "backoff_initial: 0s must be longer than zero; \
+             backoff_multiplier: NaN must be a finite number greater than zero"
+        );
+    }
+
+    #[test]
+    fn impossible_rates_are_refused() {
+        let cfg = BudgetConfig {
+            rate: 10,
+            per: Duration::from_nanos(5),
+            ..Default::default()
+        };
+        assert_eq!(
+            cfg.validate().unwrap_err().to_string(),
+            "rate: 10 is more than one per nanosecond over per (5ns)"
+        );
+        let cfg = BudgetConfig {
+            per: Duration::MAX,
+            ..Default::default()
+        };
+        assert_eq!(cfg.validate().unwrap_err().field(), "per");
+    }
+
+    #[test]
+    fn keyed_bounds_are_checked() {
+        let cfg = KeyedBudgetConfig {
+            capacity: 0,
+            idle_ttl: Duration::ZERO,
+            ..Default::default()
+        };
+        assert_eq!(
+            cfg.validate().unwrap_err().to_string(),
+            "capacity: 0 must be greater than zero; idle_ttl: 0s must be longer than zero"
+        );
+    }
+}

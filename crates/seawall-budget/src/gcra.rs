@@ -1,0 +1,253 @@
+//! The generic cell rate algorithm on one atomic: the tower-free heart of
+//! every budget in this crate.
+//!
+//! State is a single *theoretical arrival time* (TAT), in nanoseconds since
+//! the budget's epoch. Taking `n` tokens at `now` moves it to
+//! `max(tat, now) + n × emission`; the take is admitted when that is at most
+//! `now + burst × emission`. So the budget refills smoothly, one token every
+//! `emission` nanoseconds, and never holds more than `burst` tokens: there
+//! are no window edges that let two bursts through back to back. Every
+//! operation is a load and a compare-exchange loop (the way `governor` does
+//! it), so many tasks may share one budget without a lock.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Nanoseconds from `epoch` to now on tokio's clock, in u64 arithmetic
+/// (cheaper than `as_nanos`'s u128; saturates after 584 years).
+pub(crate) fn nanos_since(epoch: tokio::time::Instant) -> u64 {
+    let d = tokio::time::Instant::now().saturating_duration_since(epoch);
+    d.as_secs()
+        .saturating_mul(1_000_000_000)
+        .saturating_add(u64::from(d.subsec_nanos()))
+}
+
+/// A validated rate: one token every `emission` ns, at most `burst` held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Rate {
+    emission: u64,
+    burst: u32,
+    // `burst × emission`: the most TAT may run ahead of `now`.
+    limit: u64,
+}
+
+impl Rate {
+    /// `rate` tokens every `per`, bursts of `burst`. Zero values are clamped
+    /// to one (the config's validation reports them first); the emission
+    /// interval is rounded down to whole nanoseconds (at most 1 ns of drift
+    /// per token, far below one token over any span).
+    pub(crate) fn new(rate: u32, per: Duration, burst: u32) -> Rate {
+        let per_ns = u64::try_from(per.as_nanos()).unwrap_or(u64::MAX);
+        let emission = (per_ns / u64::from(rate.max(1))).max(1);
+        let burst = burst.max(1);
+        Rate {
+            emission,
+            burst,
+            limit: emission.saturating_mul(u64::from(burst)),
+        }
+    }
+
+    /// Nanoseconds between two tokens.
+    pub(crate) fn emission(&self) -> u64 {
+        self.emission
+    }
+
+    /// Most tokens held at once.
+    pub(crate) fn burst(&self) -> u32 {
+        self.burst
+    }
+
+    fn cost(&self, n: u32) -> u64 {
+        self.emission.saturating_mul(u64::from(n))
+    }
+}
+
+/// One GCRA cell: the theoretical arrival time.
+#[derive(Debug, Default)]
+pub(crate) struct Gcra {
+    tat: AtomicU64,
+    // A time the clock has already shown (a lower bound of `now`, since the
+    // clock is monotonic), next to `tat` on the same cache line. Lets
+    // `check_seen` answer "yes" without reading the clock when there is room
+    // even at that earlier time.
+    seen: AtomicU64,
+}
+
+// Relaxed everywhere: the TAT publishes no other data, and a compare-exchange
+// on one location is totally ordered on its own.
+impl Gcra {
+    /// A full budget.
+    pub(crate) fn new() -> Gcra {
+        Gcra::default()
+    }
+
+    /// Takes `n` tokens at `now` if they are all available; otherwise takes
+    /// nothing and returns the nanoseconds until they will be. A request for
+    /// more than `burst` tokens is never admitted.
+    pub(crate) fn try_take(&self, rate: &Rate, n: u32, now: u64) -> Result<(), u64> {
+        let cost = rate.cost(n);
+        let allow_until = now.saturating_add(rate.limit);
+        let mut tat = self.tat.load(Ordering::Relaxed);
+        loop {
+            let next = tat.max(now).saturating_add(cost);
+            if next > allow_until {
+                return Err(next - allow_until);
+            }
+            match self
+                .tat
+                .compare_exchange_weak(tat, next, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => return Ok(()),
+                Err(actual) => tat = actual,
+            }
+        }
+    }
+
+    /// Records a clock reading for [`check_seen`](Self::check_seen). Racing
+    /// stores may leave an older reading: still a lower bound of `now`.
+    pub(crate) fn note_now(&self, now: u64) {
+        self.seen.store(now, Ordering::Relaxed);
+    }
+
+    /// `true` when `n` tokens are certainly available now, judged without a
+    /// clock read: they were available at an instant already seen, and
+    /// tokens only accrue as time passes. `false` means "read the clock".
+    pub(crate) fn check_seen(&self, rate: &Rate, n: u32) -> bool {
+        let seen = self.seen.load(Ordering::Relaxed);
+        self.check(rate, n, seen).is_ok()
+    }
+
+    /// Whether `n` tokens are available at `now`, without taking them.
+    pub(crate) fn check(&self, rate: &Rate, n: u32, now: u64) -> Result<(), u64> {
+        let next = self
+            .tat
+            .load(Ordering::Relaxed)
+            .max(now)
+            .saturating_add(rate.cost(n));
+        let allow_until = now.saturating_add(rate.limit);
+        if next > allow_until {
+            Err(next - allow_until)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Takes `n` tokens unconditionally: work already done is accounted for,
+    /// even if it puts the budget into debt.
+    pub(crate) fn take(&self, rate: &Rate, n: u32, now: u64) {
+        let cost = rate.cost(n);
+        let mut tat = self.tat.load(Ordering::Relaxed);
+        loop {
+            let next = tat.max(now).saturating_add(cost);
+            match self
+                .tat
+                .compare_exchange_weak(tat, next, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => return,
+                Err(actual) => tat = actual,
+            }
+        }
+    }
+
+    /// Gives back `n` tokens taken earlier and not used.
+    ///
+    /// Exact whenever the take it undoes moved the TAT by `n × emission`;
+    /// when the bucket has meanwhile refilled past full, the TAT lies in the
+    /// past and moving it further back changes nothing, as it should: a full
+    /// bucket cannot be fuller.
+    pub(crate) fn refund(&self, rate: &Rate, n: u32) {
+        let cost = rate.cost(n);
+        let _ = self
+            .tat
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| {
+                Some(t.saturating_sub(cost))
+            });
+    }
+
+    /// Whole tokens available at `now`.
+    pub(crate) fn available(&self, rate: &Rate, now: u64) -> u32 {
+        let debt = self.tat.load(Ordering::Relaxed).saturating_sub(now);
+        let free = rate.limit.saturating_sub(debt) / rate.emission;
+        // `free <= limit / emission == burst`, a u32.
+        u32::try_from(free).unwrap_or(rate.burst)
+    }
+
+    /// The share of the burst in use at `now`, in `0.0..=1.0`.
+    pub(crate) fn utilisation(&self, rate: &Rate, now: u64) -> f64 {
+        let debt = self.tat.load(Ordering::Relaxed).saturating_sub(now);
+        (debt as f64 / rate.limit as f64).min(1.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: u64 = 1_000_000;
+
+    fn rate(per_second: u32, burst: u32) -> Rate {
+        Rate::new(per_second, Duration::from_secs(1), burst)
+    }
+
+    #[test]
+    fn a_full_budget_admits_exactly_its_burst() {
+        let r = rate(10, 3);
+        let g = Gcra::new();
+        for _ in 0..3 {
+            assert_eq!(g.try_take(&r, 1, 0), Ok(()));
+        }
+        // The next token is due 100ms after the first.
+        assert_eq!(g.try_take(&r, 1, 0), Err(100 * MS));
+        assert_eq!(g.try_take(&r, 1, 40 * MS), Err(60 * MS));
+        assert_eq!(g.try_take(&r, 1, 100 * MS), Ok(()));
+        assert_eq!(g.available(&r, 100 * MS), 0);
+    }
+
+    #[test]
+    fn retry_after_is_when_n_tokens_are_due() {
+        let r = rate(10, 5);
+        let g = Gcra::new();
+        assert_eq!(g.try_take(&r, 5, 0), Ok(()));
+        assert_eq!(g.try_take(&r, 3, 0), Err(300 * MS));
+        assert_eq!(g.check(&r, 3, 0), Err(300 * MS));
+        assert_eq!(g.check(&r, 3, 300 * MS), Ok(()));
+        // More than the burst is never admitted, even when full.
+        let fresh = Gcra::new();
+        assert_eq!(fresh.try_take(&r, 6, 0), Err(100 * MS));
+    }
+
+    #[test]
+    fn a_refund_restores_exactly_what_was_taken() {
+        let r = rate(10, 2);
+        let g = Gcra::new();
+        g.try_take(&r, 1, 0).unwrap();
+        g.try_take(&r, 1, 0).unwrap();
+        assert_eq!(g.available(&r, 0), 0);
+        g.refund(&r, 1);
+        assert_eq!(g.available(&r, 0), 1);
+        g.refund(&r, 5);
+        assert_eq!(g.available(&r, 0), 2);
+    }
+
+    #[test]
+    fn unconditional_takes_go_into_debt() {
+        let r = rate(10, 2);
+        let g = Gcra::new();
+        g.take(&r, 5, 0);
+        assert_eq!(g.utilisation(&r, 0), 1.0);
+        g.note_now(0);
+        assert!(!g.check_seen(&r, 1));
+        g.note_now(400 * MS);
+        assert!(g.check_seen(&r, 1));
+        // 500ms owed, 200ms of which fit in the burst: the next token is due at 400ms.
+        assert_eq!(g.try_take(&r, 1, 0), Err(400 * MS));
+        assert_eq!(g.try_take(&r, 1, 400 * MS), Ok(()));
+    }
+
+    #[test]
+    fn zero_inputs_are_clamped() {
+        let r = Rate::new(0, Duration::ZERO, 0);
+        assert_eq!(r.emission(), 1);
+        assert_eq!(r.burst(), 1);
+    }
+}

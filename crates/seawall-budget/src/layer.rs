@@ -1,0 +1,277 @@
+//! [`BudgetLayer`] and [`KeyedBudgetLayer`].
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use seawall_core::{ConfigError, KeyFn, KeyMap};
+use tokio::time::Instant;
+use tower_layer::Layer;
+
+use crate::config::{BudgetBuilder, BudgetConfig, BudgetMode, KeyedBudgetConfig};
+use crate::gcra::{Gcra, Rate};
+use crate::loop_budget::{BudgetStats, LoopBudget};
+use crate::service::{Budget, KeyedBudget};
+
+/// Applies a rate budget to a [`Service`](tower_service::Service).
+///
+/// The layer owns one [`LoopBudget`], created by `build()`; every service it
+/// makes, and all their clones, share it, so [`stats`](Self::stats) sees all
+/// their calls. To give two stacks separate budgets, build two layers.
+///
+/// See [`Budget`] for what each [`BudgetMode`] does.
+///
+/// ```
+/// use seawall_budget::{BudgetLayer, BudgetMode};
+/// use seawall_core::{Rejection, RejectionKind};
+/// use tower::{ServiceBuilder, ServiceExt, service_fn};
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+/// let layer = BudgetLayer::builder().rate(10).burst(2).build().unwrap();
+/// let svc = ServiceBuilder::new()
+///     .layer(layer.clone())
+///     .service(service_fn(|x: u32| async move { Ok::<_, std::convert::Infallible>(x) }));
+///
+/// assert_eq!(svc.clone().oneshot(1).await.unwrap(), 1);
+/// assert_eq!(svc.clone().oneshot(2).await.unwrap(), 2);
+/// let err = svc.clone().oneshot(3).await.unwrap_err();
+/// let rejection = Rejection::find(&*err).unwrap();
+/// assert_eq!(rejection.kind(), RejectionKind::BudgetExhausted);
+/// assert_eq!(rejection.retry_after(), Some(std::time::Duration::from_millis(100)));
+/// assert_eq!(layer.stats().iterations, 2);
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct BudgetLayer {
+    budget: LoopBudget,
+    mode: BudgetMode,
+}
+
+impl BudgetLayer {
+    /// A builder; see [`BudgetConfig`] for the fields and defaults.
+    pub fn builder() -> BudgetBuilder {
+        BudgetBuilder::new()
+    }
+
+    /// A layer from a config, validated first.
+    pub fn from_config(config: &BudgetConfig) -> Result<BudgetLayer, ConfigError> {
+        config.validate()?;
+        Ok(BudgetLayer {
+            budget: LoopBudget::from_valid(config.loop_config()),
+            mode: config.mode,
+        })
+    }
+
+    /// A layer around an existing budget: calls through the layer and
+    /// iterations of loops holding a clone of `budget` spend the same tokens.
+    pub fn from_budget(budget: LoopBudget, mode: BudgetMode) -> BudgetLayer {
+        BudgetLayer { budget, mode }
+    }
+
+    /// The shared budget.
+    pub fn budget(&self) -> &LoopBudget {
+        &self.budget
+    }
+
+    /// The mode of the services this layer makes.
+    pub fn mode(&self) -> BudgetMode {
+        self.mode
+    }
+
+    /// A snapshot of the shared budget's counters.
+    pub fn stats(&self) -> BudgetStats {
+        self.budget.stats()
+    }
+}
+
+impl<S> Layer<S> for BudgetLayer {
+    type Service = Budget<S>;
+
+    fn layer(&self, inner: S) -> Budget<S> {
+        Budget::new(inner, self.budget.clone(), self.mode)
+    }
+}
+
+/// The per-key state: one GCRA cell and the key's label, made once at
+/// insert so that rejections do not format the key.
+pub(crate) struct KeyState {
+    pub(crate) gcra: Gcra,
+    pub(crate) label: Arc<str>,
+}
+
+pub(crate) struct KeyedShared<K> {
+    pub(crate) map: KeyMap<K, KeyState>,
+    pub(crate) rate: Rate,
+    pub(crate) epoch: Instant,
+    pub(crate) admitted: AtomicU64,
+    pub(crate) exhausted: AtomicU64,
+    pub(crate) map_full: AtomicU64,
+    pub(crate) config: KeyedBudgetConfig,
+    #[cfg(feature = "metrics")]
+    pub(crate) metrics: KeyedMetrics,
+}
+
+#[cfg(feature = "metrics")]
+pub(crate) struct KeyedMetrics {
+    pub(crate) admitted: metrics::Counter,
+    pub(crate) exhausted: metrics::Counter,
+}
+
+impl<K: std::hash::Hash + Eq> KeyedShared<K> {
+    pub(crate) fn stats(&self) -> KeyedBudgetStats {
+        KeyedBudgetStats {
+            keys: self.map.len(),
+            admitted: self.admitted.load(Ordering::Relaxed),
+            exhausted: self.exhausted.load(Ordering::Relaxed),
+            map_full: self.map_full.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl<K> KeyedShared<K> {
+    pub(crate) fn now(&self) -> u64 {
+        crate::gcra::nanos_since(self.epoch)
+    }
+}
+
+/// A snapshot of a [`KeyedBudgetLayer`]'s counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct KeyedBudgetStats {
+    /// Keys held now.
+    pub keys: usize,
+    /// Calls admitted, all keys together.
+    pub admitted: u64,
+    /// Calls rejected because their key's budget was spent.
+    pub exhausted: u64,
+    /// Calls rejected because the key map was full of keys in use.
+    pub map_full: u64,
+}
+
+/// One rate budget per key (client, peer, tenant), taken from each request
+/// by a key function, in a bounded map (capacity + idle TTL, seawall-core's
+/// `KeyMap`).
+///
+/// A keyed budget always works in [`BudgetMode::Reject`]: the key is only
+/// known in `call`, too late to wait in `poll_ready`. One busy key never
+/// spends another key's budget. A forgotten key (idle for `idle_ttl`, or
+/// evicted from a full map) starts again with a full budget.
+///
+/// ```
+/// use seawall_budget::{KeyedBudgetConfig, KeyedBudgetLayer};
+/// use seawall_core::Rejection;
+/// use tower::{Layer, ServiceExt, service_fn};
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+/// let cfg = KeyedBudgetConfig { rate: 10, burst: Some(1), ..Default::default() };
+/// let layer = KeyedBudgetLayer::new(|peer: &&'static str| *peer, &cfg).unwrap();
+/// let svc = layer.layer(service_fn(|p: &'static str| async move { Ok::<_, std::convert::Infallible>(p) }));
+///
+/// assert!(svc.clone().oneshot("a").await.is_ok());
+/// assert!(svc.clone().oneshot("b").await.is_ok()); // another key, its own budget
+/// let err = svc.clone().oneshot("a").await.unwrap_err();
+/// assert_eq!(Rejection::find(&*err).unwrap().key(), Some("a"));
+/// assert_eq!(layer.stats().keys, 2);
+/// # }
+/// ```
+pub struct KeyedBudgetLayer<F, K> {
+    key_fn: F,
+    shared: Arc<KeyedShared<K>>,
+}
+
+impl<F: Clone, K> Clone for KeyedBudgetLayer<F, K> {
+    fn clone(&self) -> Self {
+        KeyedBudgetLayer {
+            key_fn: self.key_fn.clone(),
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<F, K: std::hash::Hash + Eq> fmt::Debug for KeyedBudgetLayer<F, K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyedBudgetLayer")
+            .field("config", &self.shared.config)
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F, K> KeyedBudgetLayer<F, K>
+where
+    K: std::hash::Hash + Eq,
+{
+    /// A keyed budget taking keys with `key_fn`; validates `config`.
+    ///
+    /// The request type is inferred from `key_fn`'s argument.
+    pub fn new<Req>(key_fn: F, config: &KeyedBudgetConfig) -> Result<Self, ConfigError>
+    where
+        F: KeyFn<Req, Key = K>,
+    {
+        config.validate()?;
+        #[cfg(feature = "metrics")]
+        let metrics = {
+            use seawall_core::names::{BUDGET_ADMITTED_TOTAL, BUDGET_EXHAUSTED_TOTAL, LABEL_NAME};
+            KeyedMetrics {
+                admitted: metrics::counter!(BUDGET_ADMITTED_TOTAL, LABEL_NAME => config.name.clone()),
+                exhausted: metrics::counter!(BUDGET_EXHAUSTED_TOTAL, LABEL_NAME => config.name.clone()),
+            }
+        };
+        Ok(KeyedBudgetLayer {
+            key_fn,
+            shared: Arc::new(KeyedShared {
+                map: KeyMap::new(config.key_map()),
+                rate: Rate::new(config.rate, config.per, config.effective_burst()),
+                epoch: Instant::now(),
+                admitted: AtomicU64::new(0),
+                exhausted: AtomicU64::new(0),
+                map_full: AtomicU64::new(0),
+                config: config.clone(),
+                #[cfg(feature = "metrics")]
+                metrics,
+            }),
+        })
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &KeyedBudgetConfig {
+        &self.shared.config
+    }
+
+    /// A snapshot of the counters, all services of this layer together.
+    pub fn stats(&self) -> KeyedBudgetStats {
+        self.shared.stats()
+    }
+
+    /// Whole tokens available now for `key`; a full budget for an unknown key.
+    pub fn available<Q>(&self, key: &Q) -> u32
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: std::hash::Hash + Eq + ?Sized,
+    {
+        match self.shared.map.get(key) {
+            Some(state) => state.gcra.available(&self.shared.rate, self.shared.now()),
+            None => self.shared.rate.burst(),
+        }
+    }
+
+    /// Forgets keys idle for at least `idle_ttl`; returns how many. Idle
+    /// keys are also forgotten lazily while inserting new ones.
+    pub fn evict_idle(&self) -> usize {
+        self.shared.map.evict_idle()
+    }
+
+    /// The time between two tokens of one key.
+    pub fn emission_interval(&self) -> Duration {
+        Duration::from_nanos(self.shared.rate.emission())
+    }
+}
+
+impl<S, F: Clone, K> Layer<S> for KeyedBudgetLayer<F, K> {
+    type Service = KeyedBudget<S, F, K>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        KeyedBudget::new(inner, self.key_fn.clone(), self.shared.clone())
+    }
+}

@@ -1,0 +1,441 @@
+//! [`LoopBudget`]: a smooth rate budget for plain loops, no tower needed.
+
+use std::fmt;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
+
+use seawall_core::names::TARGET_BUDGET;
+use seawall_core::{BudgetExhausted, ConfigError};
+use tokio::time::Instant;
+
+use crate::backoff::Schedule;
+use crate::config::{LoopBudgetBuilder, LoopBudgetConfig};
+use crate::gcra::{Gcra, Rate};
+
+/// A rate budget for a loop: at most `rate` iterations per `per`, in bursts
+/// of at most `burst`, refilled smoothly (GCRA on one atomic).
+///
+/// A `LoopBudget` is a cheap handle (`Arc` inside): clone it into as many
+/// tasks as you like; all clones share one budget, one backoff schedule and
+/// one set of counters. It needs no background task.
+///
+/// # The loop pattern
+///
+/// ```
+/// use seawall_budget::LoopBudget;
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+/// let budget = LoopBudget::new(100); // 100 iterations per second, bursts of 10
+/// let mut done = 0;
+/// while done < 25 {
+///     if budget.try_consume(1).is_ok() {
+///         done += 1; // one iteration's work
+///     } else {
+///         budget.backoff().await; // 10ms, 15ms, 22.5ms… until tokens are back
+///     }
+/// }
+/// let stats = budget.stats();
+/// assert_eq!(stats.iterations, 25);
+/// assert!(stats.exhausted > 0 && stats.backoff_time > std::time::Duration::ZERO);
+/// # }
+/// ```
+///
+/// [`can_proceed`](Self::can_proceed) + [`consume`](Self::consume) is the
+/// same pattern split in two (check, then account for the work done); from
+/// one task it is exact, but two tasks may both see the last token, so from
+/// many tasks prefer [`try_consume`](Self::try_consume), which checks and
+/// takes in one atomic step.
+///
+/// # Time
+///
+/// Time is tokio's clock (`tokio::time::Instant`), read once per call; the
+/// budget's epoch is taken at construction. Under paused time (tests) the
+/// budget follows the paused clock exactly.
+#[derive(Clone)]
+pub struct LoopBudget {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    rate: Rate,
+    epoch: Instant,
+    gcra: Gcra,
+    schedule: Schedule,
+    // Backoff steps taken since the budget last admitted.
+    step: AtomicU32,
+    iterations: AtomicU64,
+    exhausted: AtomicU64,
+    backoffs: AtomicU64,
+    backoff_nanos: AtomicU64,
+    config: LoopBudgetConfig,
+    #[cfg(feature = "metrics")]
+    metrics: Metrics,
+}
+
+#[cfg(feature = "metrics")]
+struct Metrics {
+    admitted: metrics::Counter,
+    exhausted: metrics::Counter,
+}
+
+/// A snapshot of a [`LoopBudget`]'s (or a [`BudgetLayer`](crate::BudgetLayer)'s) counters.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub struct BudgetStats {
+    /// Tokens admitted: iterations (or calls) let through, counting `n` for
+    /// `consume(n)` / `try_consume(n)`.
+    pub iterations: u64,
+    /// Times the budget was found spent: a `false` from `can_proceed`, an
+    /// `Err` from `try_consume`, a rejected call, or a call that had to wait.
+    pub exhausted: u64,
+    /// Calls to [`LoopBudget::backoff`].
+    pub backoffs: u64,
+    /// Total time slept in [`LoopBudget::backoff`].
+    pub backoff_time: Duration,
+    /// Whole tokens available now.
+    pub available: u32,
+    /// Share of the burst in use now, `0.0` (full budget) to `1.0` (spent).
+    pub utilisation: f64,
+}
+
+impl fmt::Debug for LoopBudget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoopBudget")
+            .field("config", &self.inner.config)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl LoopBudget {
+    /// `per_second` iterations per second, bursts of a tenth of that (at
+    /// least 1), default backoff (10ms ×1.5, capped at 1s).
+    ///
+    /// Never panics: a rate of 0 is clamped to 1 per second (use
+    /// [`LoopBudget::builder`] to have a zero rate reported as a
+    /// [`ConfigError`] instead).
+    pub fn new(per_second: u32) -> LoopBudget {
+        let rate = NonZeroU32::new(per_second).unwrap_or(NonZeroU32::MIN).get();
+        LoopBudget::from_valid(LoopBudgetConfig {
+            rate,
+            ..LoopBudgetConfig::default()
+        })
+    }
+
+    /// A builder; see [`LoopBudgetConfig`] for the fields and defaults.
+    pub fn builder() -> LoopBudgetBuilder {
+        LoopBudgetBuilder::new()
+    }
+
+    /// A budget from a config, validated first.
+    pub fn from_config(config: &LoopBudgetConfig) -> Result<LoopBudget, ConfigError> {
+        config.validate()?;
+        Ok(LoopBudget::from_valid(config.clone()))
+    }
+
+    fn preset(name: &str, rate: u32) -> LoopBudget {
+        LoopBudget::from_valid(LoopBudgetConfig {
+            name: name.to_owned(),
+            rate,
+            ..LoopBudgetConfig::default()
+        })
+    }
+
+    /// 1000 iterations/s, bursts of 100, named `"network"`: a loop that
+    /// reads or writes sockets.
+    pub fn for_network() -> LoopBudget {
+        Self::preset("network", 1000)
+    }
+
+    /// 500 iterations/s, bursts of 50, named `"consensus"`: rounds of a
+    /// consensus or replication protocol.
+    pub fn for_consensus() -> LoopBudget {
+        Self::preset("consensus", 500)
+    }
+
+    /// 200 iterations/s, bursts of 20, named `"discovery"`: peer discovery,
+    /// gossip, health probing.
+    pub fn for_discovery() -> LoopBudget {
+        Self::preset("discovery", 200)
+    }
+
+    /// 100 iterations/s, bursts of 10, named `"maintenance"`: compaction,
+    /// cleanup, periodic housekeeping.
+    pub fn for_maintenance() -> LoopBudget {
+        Self::preset("maintenance", 100)
+    }
+
+    // Every value is clamped into range by `Rate` and `Schedule`, so this
+    // cannot fail or panic; callers validate first to report bad values.
+    pub(crate) fn from_valid(config: LoopBudgetConfig) -> LoopBudget {
+        let rate = Rate::new(config.rate, config.per, config.effective_burst());
+        let schedule = Schedule::new(
+            config.backoff_initial,
+            config.backoff_multiplier,
+            config.backoff_max,
+        );
+        #[cfg(feature = "metrics")]
+        let metrics = {
+            use seawall_core::names::{BUDGET_ADMITTED_TOTAL, BUDGET_EXHAUSTED_TOTAL, LABEL_NAME};
+            Metrics {
+                admitted: metrics::counter!(BUDGET_ADMITTED_TOTAL, LABEL_NAME => config.name.clone()),
+                exhausted: metrics::counter!(BUDGET_EXHAUSTED_TOTAL, LABEL_NAME => config.name.clone()),
+            }
+        };
+        LoopBudget {
+            inner: Arc::new(Inner {
+                rate,
+                epoch: Instant::now(),
+                gcra: Gcra::new(),
+                schedule,
+                step: AtomicU32::new(0),
+                iterations: AtomicU64::new(0),
+                exhausted: AtomicU64::new(0),
+                backoffs: AtomicU64::new(0),
+                backoff_nanos: AtomicU64::new(0),
+                config,
+                #[cfg(feature = "metrics")]
+                metrics,
+            }),
+        }
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &LoopBudgetConfig {
+        &self.inner.config
+    }
+
+    /// The time between two tokens.
+    pub fn emission_interval(&self) -> Duration {
+        Duration::from_nanos(self.inner.rate.emission())
+    }
+
+    /// Most tokens held at once.
+    pub fn burst(&self) -> u32 {
+        self.inner.rate.burst()
+    }
+
+    pub(crate) fn now(&self) -> u64 {
+        let now = crate::gcra::nanos_since(self.inner.epoch);
+        self.inner.gcra.note_now(now);
+        now
+    }
+
+    /// The instant `nanos` after the epoch.
+    pub(crate) fn instant_at(&self, nanos: u64) -> Instant {
+        self.inner.epoch + Duration::from_nanos(nanos)
+    }
+
+    /// Whether one token is available now. Does not take it; a `true`
+    /// resets the backoff schedule, a `false` counts as an exhausted event.
+    ///
+    /// Reads the clock only when the answer is not already certain from the
+    /// last reading (tokens only accrue as time passes), so in a loop with
+    /// room to spare `can_proceed` + `consume(1)` costs one clock read.
+    pub fn can_proceed(&self) -> bool {
+        let inner = &self.inner;
+        let ok = inner.gcra.check_seen(&inner.rate, 1)
+            || inner.gcra.check(&inner.rate, 1, self.now()).is_ok();
+        if ok {
+            self.recovered();
+        } else {
+            self.note_exhausted();
+        }
+        ok
+    }
+
+    /// Accounts for `n` iterations of work, whether or not the budget had
+    /// room: an overspent budget goes into debt and admits nothing until it
+    /// is paid back, so the long-run rate still holds.
+    pub fn consume(&self, n: u32) {
+        self.inner.gcra.take(&self.inner.rate, n, self.now());
+        self.note_admitted(n);
+    }
+
+    /// Takes `n` tokens if they are all available now; otherwise takes none
+    /// and says when they will be (`retry_after`). A request for more than
+    /// [`burst`](Self::burst) tokens is never admitted. Allocates nothing,
+    /// either way.
+    pub fn try_consume(&self, n: u32) -> Result<(), BudgetExhausted> {
+        self.try_take_at(n, self.now())
+            .map_err(|wait| BudgetExhausted::new(Duration::from_nanos(wait)))
+    }
+
+    /// `try_consume` at a known time, returning the wait in nanoseconds.
+    pub(crate) fn try_take_at(&self, n: u32, now: u64) -> Result<(), u64> {
+        match self.inner.gcra.try_take(&self.inner.rate, n, now) {
+            Ok(()) => {
+                self.note_admitted(n);
+                self.recovered();
+                Ok(())
+            }
+            Err(wait) => {
+                self.note_exhausted();
+                Err(wait)
+            }
+        }
+    }
+
+    /// Like `try_take_at`, without counting a refusal (a waiting service
+    /// counts one per wait, not one per poll).
+    pub(crate) fn try_take_quiet(&self, n: u32, now: u64) -> Result<(), u64> {
+        let r = self.inner.gcra.try_take(&self.inner.rate, n, now);
+        if r.is_ok() {
+            self.note_admitted(n);
+            self.recovered();
+        }
+        r
+    }
+
+    /// Gives back `n` tokens taken and not used (a reservation dropped).
+    pub(crate) fn refund(&self, n: u32) {
+        self.inner.gcra.refund(&self.inner.rate, n);
+        self.inner
+            .iterations
+            .fetch_sub(u64::from(n), Ordering::Relaxed);
+    }
+
+    pub(crate) fn note_admitted(&self, n: u32) {
+        self.inner
+            .iterations
+            .fetch_add(u64::from(n), Ordering::Relaxed);
+        #[cfg(feature = "metrics")]
+        self.inner.metrics.admitted.increment(u64::from(n));
+    }
+
+    pub(crate) fn note_exhausted(&self) {
+        self.inner.exhausted.fetch_add(1, Ordering::Relaxed);
+        #[cfg(feature = "metrics")]
+        self.inner.metrics.exhausted.increment(1);
+    }
+
+    // Only reads the shared step when nothing changed, so a busy budget's
+    // success path does not write this cache line.
+    fn recovered(&self) {
+        if self.inner.step.load(Ordering::Relaxed) != 0 {
+            let steps = self.inner.step.swap(0, Ordering::Relaxed);
+            if steps != 0 {
+                tracing::debug!(
+                    target: TARGET_BUDGET,
+                    name = %self.inner.config.name,
+                    backoff_steps = steps,
+                    "budget admits again; backoff reset"
+                );
+            }
+        }
+    }
+
+    /// The delay the next [`backoff`](Self::backoff) will sleep.
+    pub fn next_backoff(&self) -> Duration {
+        self.inner
+            .schedule
+            .delay(self.inner.step.load(Ordering::Relaxed))
+    }
+
+    /// Sleeps for the next backoff delay and returns it: 10ms, 15ms, 22.5ms,
+    /// … (×1.5 by default), capped at `backoff_max`. The schedule is shared
+    /// by all clones and goes back to the start as soon as the budget admits
+    /// again (`can_proceed` true or `try_consume` Ok).
+    pub async fn backoff(&self) -> Duration {
+        let inner = &self.inner;
+        // Do not advance past the cap, so the counter never wraps.
+        let step = inner
+            .step
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |s| {
+                Some(if inner.schedule.is_capped(s) {
+                    s
+                } else {
+                    s + 1
+                })
+            })
+            .unwrap_or_else(|s| s);
+        let delay = inner.schedule.delay(step);
+        if step == 0 {
+            tracing::debug!(
+                target: TARGET_BUDGET,
+                name = %inner.config.name,
+                first_delay = ?delay,
+                "budget exhausted; backing off"
+            );
+        }
+        inner.backoffs.fetch_add(1, Ordering::Relaxed);
+        inner.backoff_nanos.fetch_add(
+            u64::try_from(delay.as_nanos()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+        tokio::time::sleep(delay).await;
+        delay
+    }
+
+    /// Whole tokens available now.
+    pub fn available(&self) -> u32 {
+        self.inner.gcra.available(&self.inner.rate, self.now())
+    }
+
+    /// Share of the burst in use now: `0.0` when the budget is full, `1.0`
+    /// when it is spent (or in debt).
+    pub fn utilisation(&self) -> f64 {
+        self.inner.gcra.utilisation(&self.inner.rate, self.now())
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> BudgetStats {
+        let now = self.now();
+        let inner = &self.inner;
+        BudgetStats {
+            iterations: inner.iterations.load(Ordering::Relaxed),
+            exhausted: inner.exhausted.load(Ordering::Relaxed),
+            backoffs: inner.backoffs.load(Ordering::Relaxed),
+            backoff_time: Duration::from_nanos(inner.backoff_nanos.load(Ordering::Relaxed)),
+            available: inner.gcra.available(&inner.rate, now),
+            utilisation: inner.gcra.utilisation(&inner.rate, now),
+        }
+    }
+
+    /// Whether `other` is a clone of this budget (shares its state).
+    pub fn same_budget(&self, other: &LoopBudget) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_clamps_zero() {
+        let b = LoopBudget::new(0);
+        assert_eq!(b.config().rate, 1);
+        assert_eq!(b.burst(), 1);
+        assert_eq!(b.emission_interval(), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn presets() {
+        for (b, name, rate, burst) in [
+            (LoopBudget::for_network(), "network", 1000, 100),
+            (LoopBudget::for_consensus(), "consensus", 500, 50),
+            (LoopBudget::for_discovery(), "discovery", 200, 20),
+            (LoopBudget::for_maintenance(), "maintenance", 100, 10),
+        ] {
+            assert_eq!(b.config().name, name);
+            assert_eq!(b.config().rate, rate);
+            assert_eq!(b.burst(), burst);
+            assert!(b.config().validate().is_ok());
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn clones_share_one_budget() {
+        let a = LoopBudget::builder().rate(10).burst(2).build().unwrap();
+        let b = a.clone();
+        assert!(a.same_budget(&b));
+        a.try_consume(1).unwrap();
+        b.try_consume(1).unwrap();
+        assert!(a.try_consume(1).is_err());
+        assert_eq!(b.stats().iterations, 2);
+        assert_eq!(b.stats().exhausted, 1);
+    }
+}

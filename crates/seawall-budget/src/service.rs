@@ -1,0 +1,308 @@
+//! [`Budget`] and [`KeyedBudget`]: the services the layers make.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use seawall_core::names::TARGET_BUDGET;
+use seawall_core::{BoxError, BudgetExhausted, KeyFn};
+use tokio::time::Sleep;
+use tower_service::Service;
+
+use crate::config::BudgetMode;
+use crate::future::ResponseFuture;
+use crate::gcra::Gcra;
+use crate::layer::{KeyState, KeyedBudgetStats, KeyedShared};
+use crate::loop_budget::{BudgetStats, LoopBudget};
+
+/// A service behind a rate budget; made by [`BudgetLayer`](crate::BudgetLayer).
+///
+/// - [`BudgetMode::Reject`]: `poll_ready` reports only the inner service's
+///   readiness; `call` takes a token and, when none is left, does not call
+///   the inner service but returns a future that resolves at once to a boxed
+///   [`BudgetExhausted`] whose `retry_after` is the time until the next
+///   token. The token is taken in `call`, not reserved in `poll_ready`:
+///   taking it is one atomic step that cannot block, so reserving early
+///   would only let a service that is polled ready and then dropped (or left
+///   idle, as `Buffer` and `Balance` do) hold a token it never uses.
+/// - [`BudgetMode::Wait`]: `poll_ready` takes the token first; when none is
+///   left it parks on a timer set to the instant the next token is due (one
+///   `Sleep`, allocated the first time this service waits and reset for each
+///   later wait; no spinning, no allocation per call), then takes it, then
+///   polls the inner service. The token is held by the service until `call`
+///   uses it. A service (or clone) dropped while holding a token gives it
+///   back, so nothing leaks. A `call` without a reserved token (a caller
+///   that skipped `poll_ready`) takes one or is rejected as in `Reject` mode,
+///   never a panic.
+///
+/// All clones share the layer's budget; a clone starts without a reserved
+/// token and with its own timer.
+pub struct Budget<S> {
+    inner: S,
+    budget: LoopBudget,
+    mode: BudgetMode,
+    // Wait mode: a token is taken and waits for `call`.
+    reserved: bool,
+    // Wait mode: this service is parked on the timer (counted once per wait).
+    waiting: bool,
+    sleep: Option<Pin<Box<Sleep>>>,
+}
+
+impl<S> Budget<S> {
+    /// Wraps `inner` in `budget`.
+    pub fn new(inner: S, budget: LoopBudget, mode: BudgetMode) -> Budget<S> {
+        Budget {
+            inner,
+            budget,
+            mode,
+            reserved: false,
+            waiting: false,
+            sleep: None,
+        }
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The shared budget.
+    pub fn budget(&self) -> &LoopBudget {
+        &self.budget
+    }
+
+    /// Whether this service holds a token reserved by `poll_ready`.
+    pub fn is_reserved(&self) -> bool {
+        self.reserved
+    }
+
+    /// A snapshot of the shared budget's counters.
+    pub fn stats(&self) -> BudgetStats {
+        self.budget.stats()
+    }
+
+    fn poll_token(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        loop {
+            let now = self.budget.now();
+            match self.budget.try_take_quiet(1, now) {
+                Ok(()) => {
+                    self.reserved = true;
+                    self.waiting = false;
+                    return Poll::Ready(());
+                }
+                Err(wait) => {
+                    if !self.waiting {
+                        self.waiting = true;
+                        self.budget.note_exhausted();
+                        tracing::trace!(
+                            target: TARGET_BUDGET,
+                            name = %self.budget.config().name,
+                            wait = ?Duration::from_nanos(wait),
+                            "budget spent; waiting for a token"
+                        );
+                    }
+                    let due = self.budget.instant_at(now.saturating_add(wait));
+                    let sleep = self
+                        .sleep
+                        .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
+                    sleep.as_mut().reset(due);
+                    if sleep.as_mut().poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl<S: Clone> Clone for Budget<S> {
+    fn clone(&self) -> Self {
+        Budget::new(self.inner.clone(), self.budget.clone(), self.mode)
+    }
+}
+
+impl<S> Drop for Budget<S> {
+    fn drop(&mut self) {
+        if self.reserved {
+            self.budget.refund(1);
+        }
+    }
+}
+
+impl<S: fmt::Debug> fmt::Debug for Budget<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Budget")
+            .field("inner", &self.inner)
+            .field("mode", &self.mode)
+            .field("reserved", &self.reserved)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, Req> Service<Req> for Budget<S>
+where
+    S: Service<Req>,
+    S::Error: Into<BoxError>,
+{
+    type Response = S::Response;
+    type Error = BoxError;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        if self.mode == BudgetMode::Wait && !self.reserved && self.poll_token(cx).is_pending() {
+            return Poll::Pending;
+        }
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, req: Req) -> Self::Future {
+        if self.reserved {
+            self.reserved = false;
+            return ResponseFuture::called(self.inner.call(req));
+        }
+        match self.budget.try_take_at(1, self.budget.now()) {
+            Ok(()) => ResponseFuture::called(self.inner.call(req)),
+            Err(wait) => {
+                let retry_after = Duration::from_nanos(wait);
+                tracing::trace!(
+                    target: TARGET_BUDGET,
+                    name = %self.budget.config().name,
+                    ?retry_after,
+                    "budget spent; call rejected"
+                );
+                ResponseFuture::rejected(BudgetExhausted::new(retry_after))
+            }
+        }
+    }
+}
+
+/// A service behind one rate budget per key; made by
+/// [`KeyedBudgetLayer`](crate::KeyedBudgetLayer). Always rejects when the
+/// key's budget is spent (see the layer's docs).
+///
+/// `call` takes the key from the request, looks its budget up (no
+/// allocation for a known key; a new key allocates its entry and its label
+/// once) and takes a token; a rejection carries the key's label (shared, not
+/// formatted per call) and the time until its next token. When the key map
+/// is full of keys that are in use at that very moment, the call is
+/// rejected with a `BudgetExhausted` without a key and a `retry_after` of
+/// one emission interval.
+pub struct KeyedBudget<S, F, K> {
+    inner: S,
+    key_fn: F,
+    shared: Arc<KeyedShared<K>>,
+}
+
+impl<S, F, K> KeyedBudget<S, F, K> {
+    pub(crate) fn new(inner: S, key_fn: F, shared: Arc<KeyedShared<K>>) -> Self {
+        KeyedBudget {
+            inner,
+            key_fn,
+            shared,
+        }
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// A snapshot of the layer's counters (shared by all its services).
+    pub fn stats(&self) -> KeyedBudgetStats
+    where
+        K: std::hash::Hash + Eq,
+    {
+        self.shared.stats()
+    }
+}
+
+impl<S: Clone, F: Clone, K> Clone for KeyedBudget<S, F, K> {
+    fn clone(&self) -> Self {
+        KeyedBudget {
+            inner: self.inner.clone(),
+            key_fn: self.key_fn.clone(),
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<S: fmt::Debug, F, K> fmt::Debug for KeyedBudget<S, F, K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyedBudget")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, F, K, Req> Service<Req> for KeyedBudget<S, F, K>
+where
+    S: Service<Req>,
+    S::Error: Into<BoxError>,
+    F: KeyFn<Req, Key = K>,
+    K: std::hash::Hash + Eq + Clone + fmt::Display + Send + Sync + 'static,
+{
+    type Response = S::Response;
+    type Error = BoxError;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, req: Req) -> Self::Future {
+        let shared = &*self.shared;
+        let key = self.key_fn.key(&req);
+        let state = shared.map.get_or_insert_with(key, |k| KeyState {
+            gcra: Gcra::new(),
+            label: Arc::from(k.to_string()),
+        });
+        let state = match state {
+            Ok(state) => state,
+            Err(_) => {
+                shared.map_full.fetch_add(1, Ordering::Relaxed);
+                #[cfg(feature = "metrics")]
+                shared.metrics.exhausted.increment(1);
+                let after = Duration::from_nanos(shared.rate.emission());
+                return ResponseFuture::rejected(BudgetExhausted::new(after));
+            }
+        };
+        match state.gcra.try_take(&shared.rate, 1, shared.now()) {
+            Ok(()) => {
+                shared.admitted.fetch_add(1, Ordering::Relaxed);
+                #[cfg(feature = "metrics")]
+                shared.metrics.admitted.increment(1);
+                ResponseFuture::called(self.inner.call(req))
+            }
+            Err(wait) => {
+                shared.exhausted.fetch_add(1, Ordering::Relaxed);
+                #[cfg(feature = "metrics")]
+                shared.metrics.exhausted.increment(1);
+                let retry_after = Duration::from_nanos(wait);
+                tracing::trace!(
+                    target: TARGET_BUDGET,
+                    name = %shared.config.name,
+                    key = %state.label,
+                    ?retry_after,
+                    "key's budget spent; call rejected"
+                );
+                ResponseFuture::rejected(
+                    BudgetExhausted::new(retry_after).with_key(state.label.clone()),
+                )
+            }
+        }
+    }
+}

@@ -1,0 +1,78 @@
+//! Configs from TOML (feature `serde`) and their validation.
+#![cfg(feature = "serde")]
+
+use std::time::Duration;
+
+use seawall_budget::bounded::OverflowPolicy;
+use seawall_budget::{
+    BudgetConfig, BudgetLayer, BudgetMode, KeyedBudgetConfig, LoopBudget, LoopBudgetConfig,
+};
+
+#[derive(serde::Deserialize)]
+struct File {
+    budget: BudgetConfig,
+    sweeper: LoopBudgetConfig,
+    per_client: KeyedBudgetConfig,
+    overflow: OverflowPolicy,
+}
+
+#[test]
+fn a_whole_file_parses_with_humantime_durations() {
+    let file: File = toml::from_str(
+        r#"
+        overflow = "drop_oldest"
+
+        [budget]
+        name = "payments"
+        rate = 200
+        per = "1s"
+        burst = 20
+        mode = "wait"
+
+        [sweeper]
+        rate = 5
+        per = "250ms"
+        backoff_initial = "50ms"
+        backoff_max = "5s"
+
+        [per_client]
+        rate = 10
+        capacity = 500
+        idle_ttl = "2m"
+        "#,
+    )
+    .unwrap();
+    assert_eq!(file.overflow, OverflowPolicy::DropOldest);
+    let layer = BudgetLayer::from_config(&file.budget).unwrap();
+    assert_eq!(layer.mode(), BudgetMode::Wait);
+    assert_eq!(layer.budget().burst(), 20);
+    assert_eq!(layer.budget().config().name, "payments");
+
+    let sweeper = LoopBudget::from_config(&file.sweeper).unwrap();
+    assert_eq!(sweeper.emission_interval(), Duration::from_millis(50));
+    assert_eq!(
+        sweeper.config().backoff_multiplier,
+        1.5,
+        "defaults fill the rest"
+    );
+    assert_eq!(sweeper.config().name, "default");
+
+    assert_eq!(file.per_client.idle_ttl, Duration::from_secs(120));
+    assert_eq!(file.per_client.effective_burst(), 1);
+}
+
+#[test]
+fn unknown_fields_are_refused() {
+    let err = toml::from_str::<BudgetConfig>("rate = 1\nrat = 2").unwrap_err();
+    assert!(err.to_string().contains("unknown field `rat`"), "{err}");
+}
+
+#[test]
+fn a_zero_rate_from_a_file_is_a_config_error() {
+    let cfg: LoopBudgetConfig = toml::from_str("rate = 0\nburst = 0").unwrap();
+    let err = LoopBudget::from_config(&cfg).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "rate: 0 must be greater than zero; burst: 0 must be greater than zero"
+    );
+}

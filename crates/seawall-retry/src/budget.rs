@@ -1,0 +1,435 @@
+//! The retry budget: retries as a fraction of recent requests, plus a floor.
+//!
+//! Finagle's `RetryBudget` and tower's `TpsBudget` idea: every request
+//! *deposits* `ratio` of a retry, every retry *withdraws* one, and deposits
+//! and withdrawals count for `ttl` only. A constant reserve of
+//! `min_per_sec × ttl` retries lets a quiet client retry at all. So over any
+//! `ttl` window a backend that fails every call sees at most
+//!
+//! ```text
+//! calls ≤ (1 + ratio) × requests + min_per_sec × ttl
+//! ```
+//!
+//! instead of `max_attempts × requests`: retries cannot multiply an outage.
+//!
+//! The window is 10 buckets of `ttl / 10`; each bucket is one `AtomicU64`
+//! holding its epoch and its balance, updated by compare-and-swap. No lock,
+//! no background task; a stale bucket is reset by the first write of a later
+//! epoch. Two threads withdrawing the last token at the same instant may both
+//! succeed (as with tower's budget): the bound can be overshot by the number
+//! of concurrent withdrawals, never more.
+//!
+//! A deposit does not read the clock (a clock read costs more than the rest
+//! of a retry layer's success path): deposits are counted in one atomic and
+//! moved into a bucket every 64th deposit, on every withdrawal and on
+//! [`balance`](RetryBudget::balance), each time under the epoch of the
+//! *previous* move. A deposit is thus never counted as younger than it is,
+//! only up to 64 requests older: the budget errs on the side of fewer
+//! retries, and only by a little when traffic is high enough for deposits to
+//! matter.
+//!
+//! Defaults (Finagle's and tower's): `ratio` 0.2, `min_per_sec` 10, `ttl` 10s.
+//! A 20% ratio bounds the extra load of a fully failing backend at 1.2× its
+//! normal traffic (well inside the headroom a service is usually sized
+//! with), and 10 retries a second keep retries useful for a client that
+//! sends one request a minute.
+//!
+//! ```
+//! use seawall_retry::RetryBudget;
+//!
+//! // No floor, 50% ratio: two requests pay for one retry.
+//! let budget = RetryBudget::new(0.5, 0, std::time::Duration::from_secs(10)).unwrap();
+//! assert!(!budget.try_withdraw());
+//! budget.deposit();
+//! budget.deposit();
+//! assert!(budget.try_withdraw());
+//! assert!(!budget.try_withdraw());
+//! ```
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
+
+use seawall_core::ConfigError;
+use seawall_core::config::Check;
+use tokio::time::Instant;
+
+const BUCKETS: usize = 10;
+/// Fixed-point units per retry, so a ratio like 0.3 is exact to 0.001.
+const UNIT: i64 = 1000;
+/// Pending deposits are moved into a bucket at least this often.
+const MOVE_EVERY: u64 = 64;
+
+/// The budget's settings; see the [module docs](self).
+///
+/// With feature `serde`: `{ enabled = true, ratio = 0.2, min_per_sec = 10, ttl = "10s" }`.
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
+pub struct RetryBudgetConfig {
+    /// Whether the retry layer uses a budget at all (default `true`).
+    pub enabled: bool,
+    /// Retries allowed per request, in `0..=1` (default 0.2).
+    pub ratio: f64,
+    /// Retries allowed per second whatever the traffic (default 10).
+    pub min_per_sec: u32,
+    /// How long a deposit or withdrawal counts, `1s..=60s` (default 10s).
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    pub ttl: Duration,
+}
+
+impl Default for RetryBudgetConfig {
+    fn default() -> Self {
+        RetryBudgetConfig {
+            enabled: true,
+            ratio: 0.2,
+            min_per_sec: 10,
+            ttl: Duration::from_secs(10),
+        }
+    }
+}
+
+impl RetryBudgetConfig {
+    /// Checks every field; the error names each bad one.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut check = Check::new();
+        check.ratio("ratio", self.ratio);
+        if !(Duration::from_secs(1)..=Duration::from_secs(60)).contains(&self.ttl) {
+            check.fail("ttl", format_args!("{:?}", self.ttl), "is not in 1s..=60s");
+        }
+        check.finish()
+    }
+}
+
+/// A retry budget shared by every clone; see the [module docs](self).
+///
+/// Cloning is cheap (an `Arc`); clones share one balance, so one budget can
+/// be given to several layers that call the same backend.
+#[derive(Clone)]
+pub struct RetryBudget {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// Per bucket: epoch in the high 32 bits, balance (i32) in the low 32.
+    buckets: [AtomicU64; BUCKETS],
+    origin: Instant,
+    /// `ceil(2^64 / bucket width in ns)`: the epoch is a multiply and a
+    /// shift, not a (slow, 128-bit) division.
+    per_bucket: u64,
+    deposit: i32,
+    /// Deposits not yet moved into a bucket.
+    pending: AtomicU64,
+    /// The epoch of the last move of pending deposits.
+    moved_at: AtomicU32,
+    reserve: i64,
+    config: RetryBudgetConfig,
+}
+
+fn reciprocal(width_nanos: u128) -> u64 {
+    // The width is 100ms..=6s, so the result fits in a u64.
+    let width = width_nanos.max(1);
+    u64::try_from((1u128 << 64).div_ceil(width)).unwrap_or(u64::MAX)
+}
+
+fn pack(epoch: u32, value: i32) -> u64 {
+    (u64::from(epoch) << 32) | u64::from(value as u32)
+}
+
+fn unpack(word: u64) -> (u32, i32) {
+    ((word >> 32) as u32, word as u32 as i32)
+}
+
+impl Default for RetryBudget {
+    fn default() -> Self {
+        // Proven valid: the default config passes `validate` (tested).
+        Self::build(&RetryBudgetConfig::default())
+    }
+}
+
+impl RetryBudget {
+    /// A budget allowing `ratio` retries per request plus `min_per_sec`
+    /// retries a second, each counting for `ttl`.
+    pub fn new(ratio: f64, min_per_sec: u32, ttl: Duration) -> Result<Self, ConfigError> {
+        Self::from_config(&RetryBudgetConfig {
+            enabled: true,
+            ratio,
+            min_per_sec,
+            ttl,
+        })
+    }
+
+    /// A budget from its config (`enabled` is ignored here).
+    pub fn from_config(config: &RetryBudgetConfig) -> Result<Self, ConfigError> {
+        config.validate()?;
+        Ok(Self::build(config))
+    }
+
+    fn build(config: &RetryBudgetConfig) -> Self {
+        let ttl = config
+            .ttl
+            .clamp(Duration::from_secs(1), Duration::from_secs(60));
+        let ratio = if config.ratio.is_finite() {
+            config.ratio.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        RetryBudget {
+            inner: Arc::new(Inner {
+                buckets: Default::default(),
+                origin: Instant::now(),
+                per_bucket: reciprocal(ttl.as_nanos() / BUCKETS as u128),
+                deposit: (ratio * UNIT as f64).round() as i32,
+                pending: AtomicU64::new(0),
+                moved_at: AtomicU32::new(0),
+                reserve: (f64::from(config.min_per_sec) * ttl.as_secs_f64() * UNIT as f64) as i64,
+                config: config.clone(),
+            }),
+        }
+    }
+
+    /// The settings this budget was built with.
+    pub fn config(&self) -> &RetryBudgetConfig {
+        &self.inner.config
+    }
+
+    /// Records a request (call once per request, retries excluded). One
+    /// atomic add; every 64th also reads the clock.
+    pub fn deposit(&self) {
+        if self.inner.deposit == 0 {
+            return;
+        }
+        let pending = self.inner.pending.fetch_add(1, Ordering::Relaxed) + 1;
+        if pending >= MOVE_EVERY {
+            self.inner.move_pending(self.inner.epoch(Instant::now()));
+        }
+    }
+
+    /// Takes one retry from the budget; `false` if none is left.
+    pub fn try_withdraw(&self) -> bool {
+        self.try_withdraw_at(Instant::now())
+    }
+
+    /// [`try_withdraw`](Self::try_withdraw) with a clock reading the caller
+    /// already has.
+    pub fn try_withdraw_at(&self, now: Instant) -> bool {
+        let epoch = self.inner.epoch(now);
+        self.inner.move_pending(epoch);
+        if self.inner.sum(epoch) >= UNIT {
+            self.inner.add(epoch, -(UNIT as i32));
+            true
+        } else {
+            false
+        }
+    }
+
+    /// How many retries the budget would allow now (fractional).
+    pub fn balance(&self) -> f64 {
+        let epoch = self.inner.epoch(Instant::now());
+        self.inner.move_pending(epoch);
+        self.inner.sum(epoch) as f64 / UNIT as f64
+    }
+}
+
+impl Inner {
+    fn epoch(&self, now: Instant) -> u32 {
+        // Exact, or one bucket late within a nanosecond of a boundary:
+        // harmless for a window of ten buckets. Wraps after 2^32 buckets
+        // (13 years at the smallest ttl); `sum` compares epochs with
+        // wrapping arithmetic, so wrapping is harmless too.
+        let nanos = u64::try_from(now.saturating_duration_since(self.origin).as_nanos())
+            .unwrap_or(u64::MAX);
+        ((u128::from(nanos) * u128::from(self.per_bucket)) >> 64) as u32
+    }
+
+    /// Moves pending deposits into the bucket of the previous move's epoch
+    /// (never younger than they are), and notes `now` as this move's epoch.
+    fn move_pending(&self, now: u32) {
+        let previous = self.moved_at.swap(now, Ordering::AcqRel);
+        let n = self.pending.swap(0, Ordering::AcqRel);
+        // Deposits from a whole window ago have expired already.
+        if n > 0 && now.wrapping_sub(previous) < BUCKETS as u32 {
+            let amount = i64::from(self.deposit).saturating_mul(n as i64);
+            self.add(previous, i32::try_from(amount).unwrap_or(i32::MAX));
+        }
+    }
+
+    fn add(&self, epoch: u32, delta: i32) {
+        let bucket = &self.buckets[epoch as usize % BUCKETS];
+        let mut current = bucket.load(Ordering::Relaxed);
+        loop {
+            let (e, v) = unpack(current);
+            let next = if e == epoch {
+                pack(e, v.saturating_add(delta))
+            } else if epoch.wrapping_sub(e) < u32::MAX / 2 {
+                // The bucket holds an older epoch: it has expired, start afresh.
+                pack(epoch, delta)
+            } else {
+                // Another thread already moved the bucket on (we read the
+                // clock a moment before it did): count with its epoch.
+                pack(e, v.saturating_add(delta))
+            };
+            match bucket.compare_exchange_weak(current, next, Ordering::AcqRel, Ordering::Relaxed) {
+                Ok(_) => return,
+                Err(seen) => current = seen,
+            }
+        }
+    }
+
+    fn sum(&self, epoch: u32) -> i64 {
+        let live: i64 = self
+            .buckets
+            .iter()
+            .map(|b| unpack(b.load(Ordering::Acquire)))
+            .filter(|(e, _)| epoch.wrapping_sub(*e) < BUCKETS as u32 || e.wrapping_sub(epoch) < 2)
+            .map(|(_, v)| i64::from(v))
+            .sum();
+        self.reserve.saturating_add(live)
+    }
+}
+
+impl fmt::Debug for RetryBudget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RetryBudget")
+            .field("config", &self.inner.config)
+            .field("balance", &self.balance())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secs(n: u64) -> Duration {
+        Duration::from_secs(n)
+    }
+
+    #[test]
+    fn default_is_valid() {
+        assert!(RetryBudgetConfig::default().validate().is_ok());
+        let b = RetryBudget::default();
+        assert_eq!(b.config().ratio, 0.2);
+    }
+
+    #[test]
+    fn epochs_follow_the_clock() {
+        let b = RetryBudget::new(0.2, 10, secs(10)).unwrap();
+        let t0 = b.inner.origin;
+        for (after, want) in [(0, 0), (999, 0), (1000, 1), (1001, 1), (25_500, 25)] {
+            let at = t0 + Duration::from_millis(after);
+            assert_eq!(b.inner.epoch(at), want, "{after}ms");
+        }
+        let far = t0 + Duration::from_secs(1 << 40);
+        let _ = b.inner.epoch(far); // saturates, no panic
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn deposits_never_count_as_younger_than_they_are() {
+        let b = RetryBudget::new(1.0, 0, secs(10)).unwrap();
+        for _ in 0..10 {
+            b.deposit(); // pending: no clock read yet
+        }
+        tokio::time::advance(secs(5)).await;
+        // Moved now, under the epoch of the previous move (t = 0).
+        assert_eq!(b.balance(), 10.0);
+        tokio::time::advance(Duration::from_millis(5100)).await;
+        assert_eq!(
+            b.balance(),
+            0.0,
+            "expired 10s after t = 0, not after t = 5s"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn every_64th_deposit_moves_the_pending_ones() {
+        let b = RetryBudget::new(1.0, 0, secs(1)).unwrap();
+        tokio::time::advance(Duration::from_millis(450)).await;
+        for _ in 0..64 {
+            b.deposit();
+        }
+        assert_eq!(b.inner.pending.load(Ordering::Relaxed), 0, "moved");
+        assert_eq!(b.inner.moved_at.load(Ordering::Relaxed), 4);
+        b.deposit();
+        assert_eq!(b.inner.pending.load(Ordering::Relaxed), 1);
+        // An hour later the pending deposit is too old to count.
+        tokio::time::advance(secs(3600)).await;
+        assert_eq!(b.balance(), 0.0);
+    }
+
+    #[test]
+    fn packing_round_trips() {
+        for (e, v) in [(0, 0), (7, -1000), (u32::MAX, i32::MIN), (3, i32::MAX)] {
+            assert_eq!(unpack(pack(e, v)), (e, v));
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn floor_refills_after_ttl() {
+        let b = RetryBudget::new(0.0, 2, secs(1)).unwrap();
+        assert!(b.try_withdraw());
+        assert!(b.try_withdraw());
+        assert!(!b.try_withdraw(), "floor of 2 per 1s spent");
+        tokio::time::advance(Duration::from_millis(1100)).await;
+        assert!(b.try_withdraw(), "withdrawals expire after ttl");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn deposits_expire_after_ttl() {
+        let b = RetryBudget::new(1.0, 0, secs(1)).unwrap();
+        b.deposit();
+        tokio::time::advance(Duration::from_millis(850)).await;
+        assert_eq!(b.balance(), 1.0, "still counted within ttl");
+        tokio::time::advance(Duration::from_millis(300)).await;
+        assert_eq!(b.balance(), 0.0, "expired after ttl");
+        assert!(!b.try_withdraw());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn ratio_limits_withdrawals() {
+        let b = RetryBudget::new(0.2, 0, secs(10)).unwrap();
+        for _ in 0..100 {
+            b.deposit();
+        }
+        let granted = (0..100).filter(|_| b.try_withdraw()).count();
+        assert_eq!(granted, 20);
+        // Long idle: everything expired, balance back to the (zero) reserve.
+        tokio::time::advance(secs(3600)).await;
+        assert_eq!(b.balance(), 0.0);
+    }
+
+    #[test]
+    fn clones_share_one_balance() {
+        let b = RetryBudget::new(1.0, 0, secs(1)).unwrap();
+        let c = b.clone();
+        b.deposit();
+        assert!(c.try_withdraw());
+        assert!(!b.try_withdraw());
+    }
+
+    #[test]
+    fn bad_config_names_the_fields() {
+        let err = RetryBudget::new(1.5, 10, Duration::from_millis(500)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "ratio: 1.5 is not in 0..=1; ttl: 500ms is not in 1s..=60s"
+        );
+    }
+
+    #[test]
+    fn concurrent_use_keeps_the_books() {
+        let b = RetryBudget::new(0.5, 0, secs(60)).unwrap();
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                let b = b.clone();
+                s.spawn(move || {
+                    for _ in 0..10_000 {
+                        b.deposit();
+                    }
+                });
+            }
+        });
+        assert_eq!(b.balance(), 20_000.0);
+    }
+}

@@ -1,0 +1,288 @@
+//! The retry layer's configuration: [`RetryConfig`] (plain data, serde) and
+//! [`RetryBuilder`] (the same fields as methods, plus the parts that are
+//! code: classifier, clone function, retry rule, a shared budget).
+
+use std::error::Error;
+use std::sync::Arc;
+use std::time::Duration;
+
+use seawall_core::config::Check;
+use seawall_core::names::DEFAULT_NAME;
+use seawall_core::{ConfigError, ErrorsAsFailures};
+
+use crate::backoff::Backoff;
+use crate::budget::{RetryBudget, RetryBudgetConfig};
+use crate::clone::{ByClone, CloneFn};
+use crate::layer::RetryLayer;
+use crate::policy::{Parts, Policy, RetryIf};
+
+/// Everything about a retry layer that is data.
+///
+/// | field | default | meaning |
+/// |-------|---------|---------|
+/// | `name` | `"default"` | `name` field of tracing events, `name` label of metrics |
+/// | `max_attempts` | 3 | calls per request, the first included (1 disables retries) |
+/// | `backoff` | exponential 100ms ×2, jitter 0.2, max 5s | see [`Backoff`] |
+/// | `deadline` | none | overall time for all attempts; no retry whose delay would pass it |
+/// | `budget` | on, ratio 0.2, 10/s, ttl 10s | see [`RetryBudget`](crate::RetryBudget) |
+///
+/// With feature `serde` (every field optional):
+///
+/// ```toml
+/// name = "users-api"
+/// max_attempts = 4
+/// deadline = "2s"
+/// backoff = { strategy = "fibonacci", base = "50ms", jitter = 0.1, max_delay = "1s" }
+/// budget = { ratio = 0.1, min_per_sec = 5, ttl = "10s" }
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
+pub struct RetryConfig {
+    /// The layer's name in events and metrics.
+    pub name: String,
+    /// Calls per request, the first included.
+    pub max_attempts: u32,
+    /// The delays between attempts.
+    pub backoff: Backoff,
+    /// Overall time for all attempts, from the first call.
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    pub deadline: Option<Duration>,
+    /// The retry budget.
+    pub budget: RetryBudgetConfig,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig {
+            name: DEFAULT_NAME.to_owned(),
+            max_attempts: 3,
+            backoff: Backoff::default(),
+            deadline: None,
+            budget: RetryBudgetConfig::default(),
+        }
+    }
+}
+
+impl RetryConfig {
+    /// Checks every field; the error names each bad one (`max_attempts`,
+    /// `deadline`, `backoff.base`, `budget.ratio`, …).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut check = Check::new();
+        check.nonzero("max_attempts", self.max_attempts);
+        if let Some(deadline) = self.deadline {
+            check.nonzero_duration("deadline", deadline);
+        }
+        check.nested("backoff", self.backoff.validate());
+        if self.budget.enabled {
+            check.nested("budget", self.budget.validate());
+        }
+        check.finish()
+    }
+}
+
+/// Builds a [`RetryLayer`]; from [`RetryLayer::builder`].
+///
+/// Methods named after [`RetryConfig`]'s fields set them; [`classify`](Self::classify),
+/// [`clone_with`](Self::clone_with), [`retry_if`](Self::retry_if) and
+/// [`shared_budget`](Self::shared_budget) add what is code. [`build`](Self::build)
+/// reports every bad field at once.
+///
+/// ```
+/// use std::time::Duration;
+/// use seawall_retry::{Backoff, RetryLayer};
+///
+/// let err = RetryLayer::builder()
+///     .max_attempts(0)
+///     .backoff(Backoff::exponential(Duration::from_millis(10), 0.5))
+///     .deadline(Duration::ZERO)
+///     .build()
+///     .unwrap_err();
+/// assert_eq!(
+///     err.to_string(),
+///     "max_attempts: 0 must be greater than zero; deadline: 0s must be longer than zero; \
+///      backoff.multiplier: 0.5 is not in 1..=100"
+/// );
+/// ```
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct RetryBuilder<C = ErrorsAsFailures, K = ByClone> {
+    config: RetryConfig,
+    shared_budget: Option<RetryBudget>,
+    classify: C,
+    clone: K,
+    retry_if: Option<RetryIf>,
+}
+
+impl<C, K> std::fmt::Debug for RetryBuilder<C, K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RetryBuilder")
+            .field("config", &self.config)
+            .field("shared_budget", &self.shared_budget)
+            .field("retry_if", &self.retry_if.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RetryBuilder {
+    pub(crate) fn new(config: RetryConfig) -> Self {
+        RetryBuilder {
+            config,
+            shared_budget: None,
+            classify: ErrorsAsFailures,
+            clone: ByClone,
+            retry_if: None,
+        }
+    }
+}
+
+impl<C, K> RetryBuilder<C, K> {
+    /// Names the layer in events and metrics (default `"default"`).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.config.name = name.into();
+        self
+    }
+
+    /// Calls per request, the first included (default 3; must be ≥ 1).
+    pub fn max_attempts(mut self, n: u32) -> Self {
+        self.config.max_attempts = n;
+        self
+    }
+
+    /// The delays between attempts (default [`Backoff::default`]).
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.config.backoff = backoff;
+        self
+    }
+
+    /// Overall time for all attempts from the first call (default none): no
+    /// retry is made whose delay would end past it. The attempts themselves
+    /// are not cut short: put a timeout inside the retry layer for that.
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.config.deadline = Some(deadline);
+        self
+    }
+
+    /// The retry budget's settings (default on: ratio 0.2, 10/s, ttl 10s).
+    pub fn budget(mut self, budget: RetryBudgetConfig) -> Self {
+        self.config.budget = budget;
+        self
+    }
+
+    /// No retry budget: only `max_attempts` and `deadline` limit retries.
+    pub fn no_budget(mut self) -> Self {
+        self.config.budget.enabled = false;
+        self
+    }
+
+    /// Uses `budget`, shared with whoever else holds a clone of it (other
+    /// layers calling the same backend), instead of building one.
+    pub fn shared_budget(mut self, budget: RetryBudget) -> Self {
+        self.shared_budget = Some(budget);
+        self
+    }
+
+    /// What counts as a failed attempt (default [`ErrorsAsFailures`]). A
+    /// response classified [`Failure`](seawall_core::Outcome::Failure) (an
+    /// HTTP 503, say) is retried like an error; if retrying stops, that last
+    /// response is returned as `Ok`. An error classified as a success or
+    /// ignored is returned at once, unchanged.
+    pub fn classify<C2>(self, classify: C2) -> RetryBuilder<C2, K> {
+        RetryBuilder {
+            config: self.config,
+            shared_budget: self.shared_budget,
+            classify,
+            clone: self.clone,
+            retry_if: self.retry_if,
+        }
+    }
+
+    /// Copies requests with `f` instead of `Clone`, so requests need not be
+    /// `Clone`. When `f` returns `None` the request is sent once and not
+    /// retried. See [`crate::clone`].
+    pub fn clone_with<Req, F>(self, f: F) -> RetryBuilder<C, CloneFn<F>>
+    where
+        F: Fn(&Req) -> Option<Req>,
+    {
+        RetryBuilder {
+            config: self.config,
+            shared_budget: self.shared_budget,
+            classify: self.classify,
+            clone: CloneFn::new(f),
+            retry_if: self.retry_if,
+        }
+    }
+
+    /// Replaces the default rule for which failed errors are retried
+    /// ([`is_retryable`](crate::is_retryable)). The rule sees the error
+    /// (walk it with [`Rejection::find`](seawall_core::Rejection::find)).
+    /// A `CircuitOpen` your rule accepts is still retried only after its
+    /// `retry_after`, and only if that fits.
+    ///
+    /// ```
+    /// use seawall_retry::{is_retryable, RetryLayer};
+    ///
+    /// // The default rule, but never retry a "permission denied".
+    /// let layer = RetryLayer::builder()
+    ///     .retry_if(|e| {
+    ///         is_retryable(e)
+    ///             && !e.downcast_ref::<std::io::Error>()
+    ///                 .is_some_and(|io| io.kind() == std::io::ErrorKind::PermissionDenied)
+    ///     })
+    ///     .build()
+    ///     .unwrap();
+    /// # drop(layer);
+    /// ```
+    pub fn retry_if<F>(mut self, rule: F) -> Self
+    where
+        F: Fn(&(dyn Error + 'static)) -> bool + Send + Sync + 'static,
+    {
+        self.retry_if = Some(Arc::new(rule));
+        self
+    }
+
+    /// The configuration built so far.
+    pub fn config(&self) -> &RetryConfig {
+        &self.config
+    }
+
+    /// Validates the configuration and builds the layer, with its shared
+    /// state (counters, budget).
+    pub fn build(self) -> Result<RetryLayer<C, K>, ConfigError> {
+        let mut config = self.config;
+        if self.shared_budget.is_some() {
+            config.budget.enabled = true;
+        }
+        let shared = self.shared_budget.is_some();
+        let checked = RetryConfig {
+            budget: RetryBudgetConfig {
+                // A shared budget was validated when it was made.
+                enabled: config.budget.enabled && !shared,
+                ..config.budget.clone()
+            },
+            ..config.clone()
+        };
+        checked.validate()?;
+        let budget = match self.shared_budget {
+            Some(b) => Some(b),
+            None if config.budget.enabled => Some(RetryBudget::from_config(&config.budget)?),
+            None => None,
+        };
+        if let Some(b) = &budget {
+            config.budget = RetryBudgetConfig {
+                enabled: true,
+                ..b.config().clone()
+            };
+        }
+        let policy = Policy::new(Parts {
+            name: Arc::from(config.name.as_str()),
+            max_attempts: config.max_attempts,
+            backoff: config.backoff,
+            deadline: config.deadline,
+            budget,
+            classify: self.classify,
+            clone: self.clone,
+            retry_if: self.retry_if,
+        });
+        Ok(RetryLayer::from_parts(Arc::new(policy), config))
+    }
+}

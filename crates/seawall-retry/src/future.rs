@@ -1,0 +1,200 @@
+//! [`ResponseFuture`]: one request's attempts, backoffs and result.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use pin_project_lite::pin_project;
+use seawall_core::{BoxError, Classify, Outcome};
+use tokio::time::{Instant, Sleep, sleep_until};
+use tower_service::Service;
+
+use crate::backoff::Delays;
+use crate::clone::CloneRequest;
+use crate::policy::{Decision, Policy};
+
+pin_project! {
+    /// The future of a [`Retry`](crate::Retry) call: a state machine of
+    /// calling, backing off (the timer is held inline, nothing is boxed) and
+    /// waiting for the service to be ready again.
+    ///
+    /// Dropping it at any point cancels the request: the in-flight call is
+    /// dropped, the timer deregistered; a retry already taken from the
+    /// budget stays spent, as if it had been sent.
+    pub struct ResponseFuture<S, Req, C, K>
+    where
+        S: Service<Req>,
+    {
+        #[pin]
+        state: State<S::Future>,
+        // A clone of the inner service, for the retries; `None` when no
+        // retry is possible.
+        service: Option<S>,
+        // The copy the next attempt will send.
+        request: Option<Req>,
+        policy: Arc<Policy<C, K>>,
+        attempts: u32,
+        start: Option<Instant>,
+        delays: Option<Delays>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F> {
+        Calling { #[pin] future: F },
+        BackingOff { #[pin] sleep: Sleep },
+        Readying,
+        Done,
+    }
+}
+
+impl<S, Req, C, K> ResponseFuture<S, Req, C, K>
+where
+    S: Service<Req>,
+{
+    pub(crate) fn new(
+        future: S::Future,
+        service: Option<S>,
+        request: Option<Req>,
+        policy: Arc<Policy<C, K>>,
+        start: Option<Instant>,
+    ) -> Self {
+        ResponseFuture {
+            state: State::Calling { future },
+            service,
+            request,
+            policy,
+            attempts: 1,
+            start,
+            delays: None,
+        }
+    }
+}
+
+impl<S, Req, C, K> fmt::Debug for ResponseFuture<S, Req, C, K>
+where
+    S: Service<Req>,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match &self.state {
+            State::Calling { .. } => "calling",
+            State::BackingOff { .. } => "backing off",
+            State::Readying => "waiting for readiness",
+            State::Done => "done",
+        };
+        f.debug_struct("ResponseFuture")
+            .field("state", &state)
+            .field("attempts", &self.attempts)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, Req, C, K> Future for ResponseFuture<S, Req, C, K>
+where
+    S: Service<Req>,
+    S::Error: Into<BoxError>,
+    C: Classify<S::Response, S::Error>,
+    K: CloneRequest<Req>,
+{
+    type Output = Result<S::Response, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match this.state.as_mut().project() {
+                StateProj::Calling { future } => {
+                    let result = ready!(future.poll(cx));
+                    let policy = &**this.policy;
+                    let outcome = policy.classify.classify(&result);
+                    // Success (or ignored): return as is. This is the whole
+                    // success path: no clock, no shared write.
+                    let failed_error = match (result, outcome) {
+                        (Ok(response), Outcome::Failure) => Err(response),
+                        (Err(e), Outcome::Failure) => Ok(e.into()),
+                        (result, _) => {
+                            this.state.set(State::Done);
+                            return Poll::Ready(result.map_err(Into::into));
+                        }
+                    };
+                    let can_resend = this.request.is_some() && this.service.is_some();
+                    let decision = policy.decide(
+                        *this.attempts,
+                        can_resend,
+                        *this.start,
+                        this.delays,
+                        failed_error.as_ref().ok(),
+                    );
+                    match decision {
+                        Decision::Stop(reason) => {
+                            this.state.set(State::Done);
+                            return Poll::Ready(match failed_error {
+                                // A response classified as a failure is
+                                // returned as the `Ok` it is.
+                                Err(response) => {
+                                    policy.note_stop(*this.attempts, reason);
+                                    Ok(response)
+                                }
+                                Ok(err) => Err(policy.stop(*this.attempts, reason, err)),
+                            });
+                        }
+                        Decision::Retry { at: Some(at) } => {
+                            this.state.set(State::BackingOff {
+                                sleep: sleep_until(at),
+                            });
+                        }
+                        Decision::Retry { at: None } => this.state.set(State::Readying),
+                    }
+                }
+                StateProj::BackingOff { sleep } => {
+                    ready!(sleep.poll(cx));
+                    this.state.set(State::Readying);
+                }
+                StateProj::Readying => {
+                    // Invariant: `decide` only retries when both the service
+                    // and the request copy are present (`can_resend`).
+                    let (Some(service), Some(request)) =
+                        (this.service.as_mut(), this.request.as_ref())
+                    else {
+                        this.state.set(State::Done);
+                        return Poll::Ready(Err("seawall-retry: retry without a request".into()));
+                    };
+                    if let Err(e) = ready!(service.poll_ready(cx)) {
+                        // The service broke while we backed off: stop.
+                        this.state.set(State::Done);
+                        let reason = crate::StopReason::NotRetryable;
+                        return Poll::Ready(Err(this.policy.stop(
+                            *this.attempts,
+                            reason,
+                            e.into(),
+                        )));
+                    }
+                    // Keep a copy only if another retry may follow.
+                    let next = if *this.attempts + 1 < this.policy.max_attempts {
+                        this.policy.clone.clone_request(request)
+                    } else {
+                        None
+                    };
+                    let request = match next {
+                        Some(copy) => this.request.replace(copy),
+                        None => this.request.take(),
+                    };
+                    let Some(request) = request else {
+                        this.state.set(State::Done);
+                        return Poll::Ready(Err("seawall-retry: retry without a request".into()));
+                    };
+                    *this.attempts += 1;
+                    let future = service.call(request);
+                    this.state.set(State::Calling { future });
+                }
+                StateProj::Done => {
+                    return Poll::Ready(
+                        Err("seawall-retry: future polled after completion".into()),
+                    );
+                }
+            }
+        }
+    }
+}

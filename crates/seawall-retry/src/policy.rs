@@ -1,0 +1,272 @@
+//! The retry decision, shared by a layer and all its services: whether a
+//! failure may be retried, after how long, and whether attempts, deadline
+//! and budget allow it.
+
+use std::error::Error;
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use seawall_core::names::TARGET_RETRY;
+use seawall_core::{BoxError, Rejection};
+use tokio::time::Instant;
+
+use crate::backoff::{Backoff, Delays};
+use crate::budget::RetryBudget;
+use crate::error::{RetryError, StopReason};
+use crate::rng;
+use crate::stats::{Counters, RetryStats};
+
+/// The default rule for errors: is this failure worth another attempt?
+///
+/// - an [`Overloaded`](seawall_core::Overloaded) or
+///   [`BudgetExhausted`](seawall_core::BudgetExhausted) anywhere in the
+///   `source()` chain: **no**, they mean "back off", and a retry adds the
+///   very load that caused them;
+/// - a [`CircuitOpen`](seawall_core::CircuitOpen): yes (the layer then waits
+///   for its `retry_after`, see [`RetryLayer`](crate::RetryLayer));
+/// - an [`Elapsed`](seawall_core::Elapsed) or any other error (transport
+///   errors, a refused connection): yes.
+///
+/// Use it to build your own rule in [`RetryBuilder::retry_if`](crate::RetryBuilder::retry_if).
+///
+/// ```
+/// use seawall_core::{BoxError, Elapsed, OverloadReason, Overloaded};
+/// use seawall_retry::is_retryable;
+/// # use std::time::Duration;
+///
+/// let shed: BoxError = Overloaded::new(OverloadReason::HardLimit).into();
+/// let slow: BoxError = Elapsed::new(Duration::from_millis(200)).into();
+/// let io: BoxError = std::io::Error::other("connection reset").into();
+/// assert!(!is_retryable(&*shed));
+/// assert!(is_retryable(&*slow));
+/// assert!(is_retryable(&*io));
+/// ```
+pub fn is_retryable(err: &(dyn Error + 'static)) -> bool {
+    Rejection::find(err).is_none_or(|r| r.kind().is_retryable())
+}
+
+/// A user rule replacing [`is_retryable`].
+pub(crate) type RetryIf = Arc<dyn Fn(&(dyn Error + 'static)) -> bool + Send + Sync>;
+
+/// What to do after a failed attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Decision {
+    /// Send the request again at `at` (now when `None`).
+    Retry { at: Option<Instant> },
+    /// Stop and return the last result.
+    Stop(StopReason),
+}
+
+/// How long a retryable failure asks to wait.
+enum Wait {
+    Never,
+    Backoff,
+    Exactly(Duration),
+}
+
+pub(crate) struct Policy<C, K> {
+    pub(crate) name: Arc<str>,
+    pub(crate) max_attempts: u32,
+    pub(crate) backoff: Backoff,
+    pub(crate) deadline: Option<Duration>,
+    pub(crate) budget: Option<RetryBudget>,
+    pub(crate) classify: C,
+    pub(crate) clone: K,
+    pub(crate) retry_if: Option<RetryIf>,
+    pub(crate) counters: Counters,
+    seed: u64,
+    sequence: AtomicU64,
+    #[cfg(feature = "metrics")]
+    metrics: crate::metrics::Handles,
+}
+
+impl<C, K> fmt::Debug for Policy<C, K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Policy")
+            .field("name", &self.name)
+            .field("max_attempts", &self.max_attempts)
+            .field("backoff", &self.backoff)
+            .field("deadline", &self.deadline)
+            .field("budget", &self.budget)
+            .field("retry_if", &self.retry_if.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) struct Parts<C, K> {
+    pub(crate) name: Arc<str>,
+    pub(crate) max_attempts: u32,
+    pub(crate) backoff: Backoff,
+    pub(crate) deadline: Option<Duration>,
+    pub(crate) budget: Option<RetryBudget>,
+    pub(crate) classify: C,
+    pub(crate) clone: K,
+    pub(crate) retry_if: Option<RetryIf>,
+}
+
+impl<C, K> Policy<C, K> {
+    pub(crate) fn new(p: Parts<C, K>) -> Self {
+        Policy {
+            #[cfg(feature = "metrics")]
+            metrics: crate::metrics::Handles::new(&p.name),
+            name: p.name,
+            max_attempts: p.max_attempts,
+            backoff: p.backoff,
+            deadline: p.deadline,
+            budget: p.budget,
+            classify: p.classify,
+            clone: p.clone,
+            retry_if: p.retry_if,
+            counters: Counters::default(),
+            seed: rng::random_seed(),
+            sequence: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn stats(&self) -> RetryStats {
+        self.counters
+            .snapshot(self.budget.as_ref().map(RetryBudget::balance))
+    }
+
+    /// Counts a new request and deposits it in the budget. Returns its start
+    /// time when a deadline needs one (the only clock read on this path).
+    pub(crate) fn begin(&self) -> Option<Instant> {
+        self.counters.requests.fetch_add(1, Ordering::Relaxed);
+        #[cfg(feature = "metrics")]
+        self.metrics.attempts.increment(1);
+        if let Some(budget) = &self.budget {
+            budget.deposit();
+        }
+        self.deadline.map(|_| Instant::now())
+    }
+
+    pub(crate) fn note_not_cloneable(&self) {
+        self.counters.not_cloneable.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn wait_for(&self, err: &(dyn Error + 'static)) -> Wait {
+        let retryable = match &self.retry_if {
+            Some(rule) => rule(err),
+            None => is_retryable(err),
+        };
+        if !retryable {
+            return Wait::Never;
+        }
+        match Rejection::find(err) {
+            Some(Rejection::CircuitOpen(open)) => match open.retry_after() {
+                // Forced open: no end in sight.
+                None => Wait::Never,
+                // Without a deadline, a wait longer than the backoff's cap
+                // does not fit either.
+                Some(after)
+                    if self.deadline.is_none()
+                        && self.backoff.cap().is_some_and(|cap| after > cap) =>
+                {
+                    Wait::Never
+                }
+                Some(after) => Wait::Exactly(after),
+            },
+            _ => Wait::Backoff,
+        }
+    }
+
+    /// Decides after a failed attempt. `err` is `None` for a response the
+    /// classifier called a failure. `attempts` counts calls made so far.
+    pub(crate) fn decide(
+        &self,
+        attempts: u32,
+        can_resend: bool,
+        start: Option<Instant>,
+        delays: &mut Option<Delays>,
+        err: Option<&BoxError>,
+    ) -> Decision {
+        let wait = match err {
+            None => Wait::Backoff,
+            Some(e) => self.wait_for(&**e),
+        };
+        if matches!(wait, Wait::Never) {
+            return Decision::Stop(StopReason::NotRetryable);
+        }
+        if attempts >= self.max_attempts {
+            return Decision::Stop(StopReason::AttemptsExhausted);
+        }
+        if !can_resend {
+            return Decision::Stop(StopReason::NotRetryable);
+        }
+        let delays = delays.get_or_insert_with(|| {
+            let n = self.sequence.fetch_add(1, Ordering::Relaxed);
+            self.backoff.delays(rng::mix(self.seed, n))
+        });
+        // The backoff advances on every retry, also when a circuit's
+        // `retry_after` replaces its delay. The iterator is endless.
+        let backoff = delays.next().unwrap_or_default();
+        let delay = match wait {
+            Wait::Exactly(after) => after,
+            _ => backoff,
+        };
+        let needs_clock = self.deadline.is_some() || self.budget.is_some() || !delay.is_zero();
+        let now = needs_clock.then(Instant::now);
+        if let (Some(limit), Some(start), Some(now)) = (self.deadline, start, now) {
+            let fits = now
+                .checked_add(delay)
+                .zip(start.checked_add(limit))
+                .is_some_and(|(next, end)| next <= end);
+            if !fits {
+                return Decision::Stop(StopReason::Deadline);
+            }
+        }
+        if let (Some(budget), Some(now)) = (&self.budget, now)
+            && !budget.try_withdraw_at(now)
+        {
+            return Decision::Stop(StopReason::BudgetExhausted);
+        }
+        self.counters.retries.fetch_add(1, Ordering::Relaxed);
+        #[cfg(feature = "metrics")]
+        {
+            self.metrics.attempts.increment(1);
+            self.metrics.retries.increment(1);
+        }
+        tracing::debug!(
+            target: TARGET_RETRY,
+            name = %self.name,
+            attempt = attempts + 1,
+            delay_ms = delay.as_millis() as u64,
+            error = err.map(tracing::field::display),
+            "retrying"
+        );
+        let at = if delay.is_zero() {
+            None
+        } else {
+            now.and_then(|now| now.checked_add(delay))
+        };
+        Decision::Retry { at }
+    }
+
+    /// Records that a request stopped for `reason` and builds its error:
+    /// the inner error unchanged if the first attempt was not retryable,
+    /// otherwise a [`RetryError`].
+    pub(crate) fn stop(&self, attempts: u32, reason: StopReason, err: BoxError) -> BoxError {
+        self.note_stop(attempts, reason);
+        if attempts <= 1 && reason == StopReason::NotRetryable {
+            err
+        } else {
+            Box::new(RetryError::new(attempts, reason, err))
+        }
+    }
+
+    /// Records that a request stopped for `reason`.
+    pub(crate) fn note_stop(&self, attempts: u32, reason: StopReason) {
+        self.counters.gave_up(reason);
+        #[cfg(feature = "metrics")]
+        self.metrics.gave_up(reason);
+        tracing::debug!(
+            target: TARGET_RETRY,
+            name = %self.name,
+            attempts,
+            reason = reason.as_str(),
+            "stopped retrying"
+        );
+    }
+}

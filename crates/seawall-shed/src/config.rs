@@ -1,0 +1,427 @@
+//! Configuration: [`ShedConfig`] (plain data, `serde` with the feature) and
+//! [`ShedBuilder`], which fills and validates it.
+
+use std::time::Duration;
+
+use seawall_core::config::Check;
+use seawall_core::names::DEFAULT_NAME;
+use seawall_core::{ConfigError, ErrorsAsFailures};
+
+use crate::layer::ShedLayer;
+use crate::limit::Limit;
+use crate::priority::NoPriority;
+use crate::state::MAX_LIMIT;
+
+/// Everything a [`ShedLayer`] is built from. Field names equal the builder's
+/// method names; defaults are written on each field.
+///
+/// With the `serde` feature it deserialises, durations as `"250ms"`:
+///
+/// ```toml
+/// name = "api"
+/// limit = { gradient2 = { min = 10, max = 500 } }
+/// soft_limit = 80
+/// critical_headroom = 0.1
+/// max_queue_delay = "20ms"
+/// queue_capacity = 64
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
+pub struct ShedConfig {
+    /// The `name` of tracing events and the `name` label of metrics.
+    /// Default `"default"`.
+    pub name: String,
+    /// The in-flight limit: fixed or adaptive. Default `Limit::Fixed(100)`.
+    /// The builder's `max_in_flight(n)` is shorthand for `Limit::Fixed(n)`.
+    pub limit: Limit,
+    /// Start of the probabilistic band: a `Normal` request arriving with `n`
+    /// in flight is shed with probability `clamp(n / soft_limit - 1, 0, 1)`,
+    /// and every `Sheddable` one is shed once `n >= soft_limit`. Must not
+    /// exceed the limit's maximum. Default `None` (no band).
+    pub soft_limit: Option<usize>,
+    /// Fraction of the limit only `Critical` requests may use, in `0..1`
+    /// (`ceil(limit × critical_headroom)` slots). Default 0.
+    pub critical_headroom: f64,
+    /// The `retry_after` suggested in every `Overloaded`. Default 100ms.
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    pub retry_after: Duration,
+    /// Adaptive limits: the sampling window; the limit is updated at most
+    /// once per window. Default 1s.
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    pub window: Duration,
+    /// Adaptive limits: completed calls a window needs before it closes.
+    /// Default 10.
+    pub window_min_samples: usize,
+    /// Queue mode: how long a request may wait for a slot. Default `None`
+    /// (no queue: reject at once).
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    pub max_queue_delay: Option<Duration>,
+    /// Queue mode: most requests waiting at once. Default 100.
+    pub queue_capacity: usize,
+    /// Seed of the probabilistic band's generator (tests). Default `None`
+    /// (seeded from the process's randomness).
+    pub seed: Option<u64>,
+}
+
+impl Default for ShedConfig {
+    fn default() -> Self {
+        ShedConfig {
+            name: DEFAULT_NAME.to_owned(),
+            limit: Limit::default(),
+            soft_limit: None,
+            critical_headroom: 0.0,
+            retry_after: Duration::from_millis(100),
+            window: Duration::from_secs(1),
+            window_min_samples: 10,
+            max_queue_delay: None,
+            queue_capacity: 100,
+            seed: None,
+        }
+    }
+}
+
+impl ShedConfig {
+    /// Checks every field; the error names each bad one.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut c = Check::new();
+        let max = match &self.limit {
+            Limit::Fixed(n) => {
+                c.in_range("max_in_flight", *n, 1, MAX_LIMIT);
+                *n
+            }
+            Limit::Aimd(a) => {
+                bounds(&mut c, "limit.aimd", a.initial, a.min, a.max);
+                if !(0.5..1.0).contains(&a.backoff_ratio) {
+                    c.fail(
+                        "limit.aimd.backoff_ratio",
+                        a.backoff_ratio,
+                        "is not in 0.5..1",
+                    );
+                }
+                c.nonzero_duration("limit.aimd.timeout", a.timeout);
+                a.max
+            }
+            Limit::Gradient2(g) => {
+                bounds(&mut c, "limit.gradient2", g.initial, g.min, g.max);
+                if !(g.smoothing > 0.0 && g.smoothing <= 1.0) {
+                    c.fail("limit.gradient2.smoothing", g.smoothing, "is not in (0, 1]");
+                }
+                if !(g.tolerance.is_finite() && g.tolerance >= 1.0) {
+                    c.fail(
+                        "limit.gradient2.tolerance",
+                        g.tolerance,
+                        "must be a finite number of at least 1",
+                    );
+                }
+                c.nonzero("limit.gradient2.long_window", g.long_window);
+                g.max
+            }
+            Limit::Vegas(v) => {
+                bounds(&mut c, "limit.vegas", v.initial, v.min, v.max);
+                if !(v.smoothing > 0.0 && v.smoothing <= 1.0) {
+                    c.fail("limit.vegas.smoothing", v.smoothing, "is not in (0, 1]");
+                }
+                c.positive("limit.vegas.alpha", v.alpha);
+                if !(v.beta.is_finite() && v.beta > v.alpha) {
+                    c.fail(
+                        "limit.vegas.beta",
+                        v.beta,
+                        format!("must be greater than alpha ({})", v.alpha),
+                    );
+                }
+                c.nonzero("limit.vegas.probe_multiplier", v.probe_multiplier);
+                v.max
+            }
+        };
+        if let Some(soft) = self.soft_limit {
+            c.nonzero("soft_limit", soft);
+            if soft > max && max > 0 {
+                c.fail(
+                    "soft_limit",
+                    soft,
+                    format!("must be at most the limit's maximum ({max})"),
+                );
+            }
+        }
+        if !(0.0..1.0).contains(&self.critical_headroom) {
+            c.fail(
+                "critical_headroom",
+                self.critical_headroom,
+                "is not in 0..1",
+            );
+        }
+        if self.limit.is_adaptive() {
+            c.nonzero_duration("window", self.window);
+            c.nonzero("window_min_samples", self.window_min_samples);
+        }
+        if let Some(d) = self.max_queue_delay {
+            c.nonzero_duration("max_queue_delay", d);
+            c.nonzero("queue_capacity", self.queue_capacity);
+        }
+        c.finish()
+    }
+}
+
+fn bounds(c: &mut Check, path: &str, initial: usize, min: usize, max: usize) {
+    c.nonzero(&format!("{path}.min"), min);
+    if max > MAX_LIMIT {
+        c.fail(
+            format!("{path}.max"),
+            max,
+            format!("must be at most {MAX_LIMIT}"),
+        );
+    }
+    c.at_most(&format!("{path}.min"), min, &format!("{path}.max"), max);
+    if !(min <= initial && initial <= max) {
+        c.fail(
+            format!("{path}.initial"),
+            initial,
+            format!("is not in {min}..={max}"),
+        );
+    }
+}
+
+/// Builds a [`ShedLayer`]; start with [`ShedLayer::builder`].
+///
+/// ```
+/// use std::time::Duration;
+/// use seawall_shed::{Aimd, Limit, Priority, ShedLayer};
+///
+/// let layer = ShedLayer::builder()
+///     .name("api")
+///     .limit(Limit::Aimd(Aimd { min: 4, max: 256, ..Aimd::default() }))
+///     .soft_limit(16)
+///     .critical_headroom(0.1)
+///     .max_queue_delay(Duration::from_millis(20))
+///     .priority(|req: &&str| if req.starts_with("/health") { Priority::Critical } else { Priority::Normal })
+///     .build()?;
+/// assert_eq!(layer.stats().limit, 20);
+/// # Ok::<(), seawall_core::ConfigError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct ShedBuilder<P = NoPriority, C = ErrorsAsFailures> {
+    config: ShedConfig,
+    priority: P,
+    classify: C,
+}
+
+impl ShedBuilder {
+    pub(crate) fn new() -> Self {
+        ShedBuilder {
+            config: ShedConfig::default(),
+            priority: NoPriority,
+            classify: ErrorsAsFailures,
+        }
+    }
+
+    /// A builder starting from `config`.
+    pub fn from_config(config: ShedConfig) -> Self {
+        ShedBuilder {
+            config,
+            priority: NoPriority,
+            classify: ErrorsAsFailures,
+        }
+    }
+}
+
+impl<P, C> ShedBuilder<P, C> {
+    /// See [`ShedConfig::name`]. Default `"default"`.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.config.name = name.into();
+        self
+    }
+
+    /// A fixed hard limit: shorthand for `.limit(Limit::Fixed(n))`. Default 100.
+    pub fn max_in_flight(mut self, n: usize) -> Self {
+        self.config.limit = Limit::Fixed(n);
+        self
+    }
+
+    /// See [`ShedConfig::limit`]. Default `Limit::Fixed(100)`.
+    pub fn limit(mut self, limit: Limit) -> Self {
+        self.config.limit = limit;
+        self
+    }
+
+    /// See [`ShedConfig::soft_limit`]. Default none.
+    pub fn soft_limit(mut self, n: usize) -> Self {
+        self.config.soft_limit = Some(n);
+        self
+    }
+
+    /// See [`ShedConfig::critical_headroom`]. Default 0.
+    pub fn critical_headroom(mut self, fraction: f64) -> Self {
+        self.config.critical_headroom = fraction;
+        self
+    }
+
+    /// See [`ShedConfig::retry_after`]. Default 100ms.
+    pub fn retry_after(mut self, after: Duration) -> Self {
+        self.config.retry_after = after;
+        self
+    }
+
+    /// See [`ShedConfig::window`]. Default 1s.
+    pub fn window(mut self, window: Duration) -> Self {
+        self.config.window = window;
+        self
+    }
+
+    /// See [`ShedConfig::window_min_samples`]. Default 10.
+    pub fn window_min_samples(mut self, n: usize) -> Self {
+        self.config.window_min_samples = n;
+        self
+    }
+
+    /// Turns on the queue mode; see [`ShedConfig::max_queue_delay`].
+    pub fn max_queue_delay(mut self, delay: Duration) -> Self {
+        self.config.max_queue_delay = Some(delay);
+        self
+    }
+
+    /// See [`ShedConfig::queue_capacity`]. Default 100.
+    pub fn queue_capacity(mut self, n: usize) -> Self {
+        self.config.queue_capacity = n;
+        self
+    }
+
+    /// See [`ShedConfig::seed`].
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.config.seed = Some(seed);
+        self
+    }
+
+    /// Takes each request's [`Priority`](crate::Priority) from `f`. Default:
+    /// every request is `Normal`.
+    pub fn priority<F>(self, f: F) -> ShedBuilder<F, C> {
+        ShedBuilder {
+            config: self.config,
+            priority: f,
+            classify: self.classify,
+        }
+    }
+
+    /// What counts as a *drop* for an adaptive limit: an
+    /// [`Outcome::Failure`](seawall_core::Outcome::Failure) makes AIMD and
+    /// Vegas back off; an `Ignore` is not sampled. Default
+    /// [`ErrorsAsFailures`] (`Err` is a drop). Unused by the fixed limit.
+    pub fn classify<K>(self, classify: K) -> ShedBuilder<P, K> {
+        ShedBuilder {
+            config: self.config,
+            priority: self.priority,
+            classify,
+        }
+    }
+
+    /// The configuration so far.
+    pub fn config(&self) -> &ShedConfig {
+        &self.config
+    }
+
+    /// Validates and builds the layer; the error names every bad field.
+    pub fn build(self) -> Result<ShedLayer<P, C>, ConfigError> {
+        ShedLayer::with_parts(&self.config, self.priority, self.classify)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::limit::{Aimd, Gradient2};
+
+    fn err(config: ShedConfig) -> String {
+        config.validate().unwrap_err().to_string()
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        assert!(ShedConfig::default().validate().is_ok());
+    }
+
+    #[test]
+    fn every_bad_field_is_named() {
+        assert_eq!(
+            err(ShedConfig {
+                limit: Limit::Fixed(0),
+                ..ShedConfig::default()
+            }),
+            "max_in_flight: 0 is not in 1..=16777215"
+        );
+        assert_eq!(
+            err(ShedConfig {
+                soft_limit: Some(200),
+                critical_headroom: 1.0,
+                max_queue_delay: Some(Duration::ZERO),
+                queue_capacity: 0,
+                ..ShedConfig::default()
+            }),
+            "soft_limit: 200 must be at most the limit's maximum (100); \
+             critical_headroom: 1 is not in 0..1; \
+             max_queue_delay: 0s must be longer than zero; \
+             queue_capacity: 0 must be greater than zero"
+        );
+        assert_eq!(
+            err(ShedConfig {
+                limit: Limit::Aimd(Aimd {
+                    initial: 1,
+                    min: 5,
+                    max: 4,
+                    backoff_ratio: 1.0,
+                    timeout: Duration::ZERO,
+                }),
+                window: Duration::ZERO,
+                window_min_samples: 0,
+                ..ShedConfig::default()
+            }),
+            "limit.aimd.min: 5 must be at most limit.aimd.max (4); \
+             limit.aimd.initial: 1 is not in 5..=4; \
+             limit.aimd.backoff_ratio: 1 is not in 0.5..1; \
+             limit.aimd.timeout: 0s must be longer than zero; \
+             window: 0s must be longer than zero; \
+             window_min_samples: 0 must be greater than zero"
+        );
+        assert_eq!(
+            err(ShedConfig {
+                limit: Limit::Gradient2(Gradient2 {
+                    min: 0,
+                    smoothing: 0.0,
+                    tolerance: 0.5,
+                    long_window: 0,
+                    ..Gradient2::default()
+                }),
+                ..ShedConfig::default()
+            }),
+            "limit.gradient2.min: 0 must be greater than zero; \
+             limit.gradient2.smoothing: 0 is not in (0, 1]; \
+             limit.gradient2.tolerance: 0.5 must be a finite number of at least 1; \
+             limit.gradient2.long_window: 0 must be greater than zero"
+        );
+        assert_eq!(
+            err(ShedConfig {
+                limit: Limit::Vegas(crate::limit::Vegas {
+                    alpha: 0.0,
+                    beta: 0.0,
+                    probe_multiplier: 0,
+                    ..Default::default()
+                }),
+                ..ShedConfig::default()
+            }),
+            "limit.vegas.alpha: 0 must be a finite number greater than zero; \
+             limit.vegas.beta: 0 must be greater than alpha (0); \
+             limit.vegas.probe_multiplier: 0 must be greater than zero"
+        );
+    }
+
+    #[test]
+    fn the_builder_reports_through_build() {
+        let e = ShedLayer::builder()
+            .max_in_flight(0)
+            .soft_limit(0)
+            .build()
+            .unwrap_err();
+        assert_eq!(e.errors().len(), 2);
+        assert_eq!(e.field(), "max_in_flight");
+        assert_eq!(e.errors()[1].field(), "soft_limit");
+    }
+}

@@ -1,0 +1,91 @@
+//! The response future of [`Shed`](crate::Shed).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use pin_project_lite::pin_project;
+use seawall_core::{BoxError, Classify, ErrorsAsFailures, Overloaded};
+
+use crate::state::Permit;
+
+pin_project! {
+    /// The response future of [`Shed`](crate::Shed): the inner call holding
+    /// its slot, or a rejection that resolves at once.
+    ///
+    /// The slot is released when the inner future completes or when this
+    /// future is dropped, whichever comes first.
+    pub struct ResponseFuture<F, C = ErrorsAsFailures> {
+        #[pin]
+        kind: Kind<F, C>,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    enum Kind<F, C> {
+        Admitted {
+            #[pin]
+            future: F,
+            permit: Option<Permit>,
+            classify: C,
+        },
+        Rejected {
+            error: Overloaded,
+        },
+    }
+}
+
+impl<F, C> ResponseFuture<F, C> {
+    pub(crate) fn admitted(future: F, permit: Permit, classify: C) -> Self {
+        ResponseFuture {
+            kind: Kind::Admitted {
+                future,
+                permit: Some(permit),
+                classify,
+            },
+        }
+    }
+
+    pub(crate) fn rejected(error: Overloaded) -> Self {
+        ResponseFuture {
+            kind: Kind::Rejected { error },
+        }
+    }
+}
+
+impl<F, C, T, E> Future for ResponseFuture<F, C>
+where
+    F: Future<Output = Result<T, E>>,
+    E: Into<BoxError>,
+    C: Classify<T, E>,
+{
+    type Output = Result<T, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().kind.project() {
+            KindProj::Admitted {
+                future,
+                permit,
+                classify,
+            } => {
+                let result = ready!(future.poll(cx));
+                if let Some(permit) = permit.take() {
+                    // Classify only when an adaptive limit wants the sample.
+                    if permit.measures() {
+                        permit.finish(classify.classify(&result));
+                    }
+                }
+                Poll::Ready(result.map_err(Into::into))
+            }
+            // The one allocation of a rejection: tower's `BoxError`.
+            KindProj::Rejected { error } => Poll::Ready(Err(Box::new(error.clone()))),
+        }
+    }
+}
+
+impl<F, C> std::fmt::Debug for ResponseFuture<F, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,98 @@
+//! [`ShedLayer`]: builds [`Shed`] services that share one state.
+
+use std::sync::Arc;
+
+use seawall_core::{ConfigError, ErrorsAsFailures};
+use tower_layer::Layer;
+
+use crate::config::{ShedBuilder, ShedConfig};
+use crate::priority::NoPriority;
+use crate::service::Shed;
+use crate::state::{Shared, Shedder};
+use crate::stats::ShedStats;
+
+/// A tower layer that sheds load; see the [crate docs](crate).
+///
+/// The layer owns the shedder's state, created once by `build()`: every
+/// service it makes, and all their clones, share one in-flight count, one
+/// limit and one set of counters, so [`stats`](ShedLayer::stats) sees them
+/// all. To get separate limits, build separate layers.
+///
+/// ```
+/// use seawall_shed::ShedLayer;
+/// use tower::{ServiceBuilder, ServiceExt, service_fn};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), seawall_core::BoxError> {
+/// let layer = ShedLayer::builder().max_in_flight(32).build()?;
+/// let svc = ServiceBuilder::new()
+///     .layer(layer.clone())
+///     .service(service_fn(|x: u32| async move { Ok::<_, std::convert::Infallible>(x + 1) }));
+/// assert_eq!(svc.oneshot(1).await?, 2);
+/// assert_eq!(layer.stats().admitted, 1);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct ShedLayer<P = NoPriority, C = ErrorsAsFailures> {
+    shared: Arc<Shared>,
+    priority: P,
+    classify: C,
+}
+
+impl ShedLayer {
+    /// A builder with every default (a fixed limit of 100, no band, no
+    /// priorities, no queue).
+    pub fn builder() -> ShedBuilder {
+        ShedBuilder::new()
+    }
+
+    /// A layer from a config (for example one loaded from a file).
+    pub fn from_config(config: &ShedConfig) -> Result<Self, ConfigError> {
+        ShedLayer::with_parts(config, NoPriority, ErrorsAsFailures)
+    }
+
+    /// A fixed limit of `max_in_flight`, rejecting at once beyond it: what
+    /// tower's `LoadShed<ConcurrencyLimit>` does, in one layer.
+    pub fn fixed(max_in_flight: usize) -> Result<Self, ConfigError> {
+        ShedLayer::builder().max_in_flight(max_in_flight).build()
+    }
+}
+
+impl<P, C> ShedLayer<P, C> {
+    pub(crate) fn with_parts(
+        config: &ShedConfig,
+        priority: P,
+        classify: C,
+    ) -> Result<Self, ConfigError> {
+        config.validate()?;
+        Ok(ShedLayer {
+            shared: Arc::new(Shared::new(config)),
+            priority,
+            classify,
+        })
+    }
+
+    /// A snapshot of the shared counters.
+    pub fn stats(&self) -> ShedStats {
+        self.shared.stats()
+    }
+
+    /// The tower-free shedder this layer's services use.
+    pub fn shedder(&self) -> Shedder {
+        Shedder {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<S, P: Clone, C: Clone> Layer<S> for ShedLayer<P, C> {
+    type Service = Shed<S, P, C>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Shed::new(
+            inner,
+            Arc::clone(&self.shared),
+            self.priority.clone(),
+            self.classify.clone(),
+        )
+    }
+}

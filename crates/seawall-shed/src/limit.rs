@@ -1,0 +1,537 @@
+//! The in-flight limit: fixed, or adapted from measured latency.
+//!
+//! The adaptive algorithms are those of Netflix's
+//! [concurrency-limits](https://github.com/Netflix/concurrency-limits),
+//! applied once per *sampling window* (see [`ShedConfig::window`]) to the
+//! window's aggregate: its average RTT, the most requests in flight seen when
+//! one of its calls was admitted, and whether any of its calls failed (an
+//! `Err` from the inner service counts as a *drop*). Every result is clamped
+//! to `[min, max]`, so the limit never leaves its bounds.
+//!
+//! **AIMD** (loss-based):
+//!
+//! ```text
+//! if drop || rtt > timeout:     limit = max(min, min(limit - 1, floor(limit × backoff_ratio)))
+//! else if in_flight × 2 >= limit: limit = min(max, limit + 1)
+//! else:                         unchanged (the service is not using its limit)
+//! ```
+//!
+//! **Gradient2** (latency-based):
+//!
+//! ```text
+//! short = rtt of this window
+//! long  = exponential moving average of `short` over `long_window` windows
+//!         (a plain average for the first 10 windows)
+//! if long / short > 2:          long = long × 0.9   (recover fast after an overload)
+//! if in_flight < limit / 2:     unchanged            (app-limited: do not grow)
+//! gradient  = clamp(tolerance × long / short, 0.5, 1.0)
+//! new       = limit × gradient + queue_size
+//! limit     = clamp(limit × (1 - smoothing) + new × smoothing, min, max)
+//! ```
+//!
+//! **Vegas** (delay-based, from TCP Vegas; `log` is `max(1, floor(log10(limit)))`):
+//!
+//! ```text
+//! if no_load_rtt unset or rtt < no_load_rtt:  no_load_rtt = rtt; unchanged
+//! every probe_multiplier × limit windows:     no_load_rtt = rtt; unchanged   (re-probe the baseline)
+//! if drop:                      new = limit - log
+//! else if in_flight × 2 < limit: unchanged (app-limited)
+//! else:
+//!   queue = ceil(limit × (1 - no_load_rtt / rtt))      (requests queued at the backend)
+//!   if queue <= log:             new = limit + beta × log
+//!   else if queue < alpha × log: new = limit + log
+//!   else if queue > beta × log:  new = limit - log
+//!   else:                        unchanged
+//! limit = clamp(limit × (1 - smoothing) + new × smoothing, min, max)
+//! ```
+//!
+//! Gradient2 compares the window's RTT with a *moving* long-term average, so
+//! it reacts to latency *rising*; under an overload that lasts longer than
+//! `long_window` windows its baseline follows the raised latency and the
+//! limit creeps up again (Netflix's implementation behaves the same). AIMD
+//! with a `timeout` and Vegas anchor on an absolute latency (the timeout, the
+//! no-load RTT) and hold near capacity under a sustained overload; see
+//! `docs/shed.md` for choosing.
+//!
+//! [`ShedConfig::window`]: crate::ShedConfig::window
+
+use std::time::Duration;
+
+/// Which in-flight limit a shedder enforces.
+///
+/// ```
+/// use seawall_shed::{Aimd, Gradient2, Limit};
+///
+/// let fixed = Limit::Fixed(64);
+/// let aimd = Limit::Aimd(Aimd { min: 5, max: 500, ..Aimd::default() });
+/// let gradient = Limit::Gradient2(Gradient2::default());
+/// assert_eq!(fixed.initial(), 64);
+/// assert_eq!(aimd.initial(), 20);
+/// assert_eq!(gradient.bounds(), (20, 200));
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
+#[cfg_attr(
+    feature = "serde",
+    serde(rename_all = "snake_case", deny_unknown_fields)
+)]
+pub enum Limit {
+    /// A fixed limit: at most this many requests in flight. The fixed mode
+    /// reads no clock.
+    Fixed(usize),
+    /// Additive increase, multiplicative decrease on drops or slow calls.
+    Aimd(Aimd),
+    /// Follows the ratio of long-term to current latency (Netflix Gradient2).
+    Gradient2(Gradient2),
+    /// Estimates the backend's queue from the no-load RTT (Netflix Vegas).
+    Vegas(Vegas),
+}
+
+impl Default for Limit {
+    /// `Limit::Fixed(100)`.
+    fn default() -> Self {
+        Limit::Fixed(100)
+    }
+}
+
+impl Limit {
+    /// The limit in force before any measurement.
+    pub fn initial(&self) -> usize {
+        match self {
+            Limit::Fixed(n) => *n,
+            Limit::Aimd(a) => a.initial,
+            Limit::Gradient2(g) => g.initial,
+            Limit::Vegas(v) => v.initial,
+        }
+    }
+
+    /// `(min, max)`: the bounds the limit stays in.
+    pub fn bounds(&self) -> (usize, usize) {
+        match self {
+            Limit::Fixed(n) => (*n, *n),
+            Limit::Aimd(a) => (a.min, a.max),
+            Limit::Gradient2(g) => (g.min, g.max),
+            Limit::Vegas(v) => (v.min, v.max),
+        }
+    }
+
+    /// `true` for the adaptive limits, which measure every call's RTT.
+    pub fn is_adaptive(&self) -> bool {
+        !matches!(self, Limit::Fixed(_))
+    }
+}
+
+/// Parameters of the AIMD limit; defaults are Netflix's `AIMDLimit`'s.
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
+pub struct Aimd {
+    /// Starting limit. Default 20.
+    pub initial: usize,
+    /// Lowest limit. Default 20.
+    pub min: usize,
+    /// Highest limit. Default 200.
+    pub max: usize,
+    /// Factor applied on a drop, in `0.5..1`. Default 0.9.
+    pub backoff_ratio: f64,
+    /// A window whose average RTT exceeds this counts as a drop. Default 5s.
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    pub timeout: Duration,
+}
+
+impl Default for Aimd {
+    fn default() -> Self {
+        Aimd {
+            initial: 20,
+            min: 20,
+            max: 200,
+            backoff_ratio: 0.9,
+            timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Parameters of the Gradient2 limit; defaults are Netflix's `Gradient2Limit`'s.
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
+pub struct Gradient2 {
+    /// Starting limit. Default 20.
+    pub initial: usize,
+    /// Lowest limit. Default 20.
+    pub min: usize,
+    /// Highest limit. Default 200.
+    pub max: usize,
+    /// How much of each new estimate is taken, in `(0, 1]`. Default 0.2.
+    pub smoothing: f64,
+    /// How far the limit may grow past `limit × gradient` each window. Default 4.
+    pub queue_size: usize,
+    /// How much slower than the long-term RTT a window may be before the
+    /// limit shrinks (`>= 1`). Default 1.5.
+    pub tolerance: f64,
+    /// Windows averaged into the long-term RTT. Default 600.
+    pub long_window: usize,
+}
+
+impl Default for Gradient2 {
+    fn default() -> Self {
+        Gradient2 {
+            initial: 20,
+            min: 20,
+            max: 200,
+            smoothing: 0.2,
+            queue_size: 4,
+            tolerance: 1.5,
+            long_window: 600,
+        }
+    }
+}
+
+/// Parameters of the Vegas limit; defaults are Netflix's `VegasLimit`'s
+/// (except `min`, which Netflix does not have).
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
+pub struct Vegas {
+    /// Starting limit. Default 20.
+    pub initial: usize,
+    /// Lowest limit. Default 1.
+    pub min: usize,
+    /// Highest limit. Default 1000.
+    pub max: usize,
+    /// How much of each new estimate is taken, in `(0, 1]`. Default 1.
+    pub smoothing: f64,
+    /// Grow by one `log` step while the estimated queue is below
+    /// `alpha × log`. Default 3.
+    pub alpha: f64,
+    /// Shrink once the estimated queue exceeds `beta × log`. Default 6.
+    pub beta: f64,
+    /// Re-probe the no-load RTT every `probe_multiplier × limit` windows.
+    /// Default 30.
+    pub probe_multiplier: usize,
+}
+
+impl Default for Vegas {
+    fn default() -> Self {
+        Vegas {
+            initial: 20,
+            min: 1,
+            max: 1000,
+            smoothing: 1.0,
+            alpha: 3.0,
+            beta: 6.0,
+            probe_multiplier: 30,
+        }
+    }
+}
+
+/// One window's aggregate, fed to an algorithm.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Sample {
+    pub(crate) rtt: Duration,
+    pub(crate) in_flight: usize,
+    pub(crate) dropped: bool,
+}
+
+/// The running state of a limit algorithm. Tower-free and clock-free.
+#[derive(Debug)]
+pub(crate) enum Algorithm {
+    Fixed(usize),
+    Aimd {
+        p: Aimd,
+        limit: usize,
+    },
+    Gradient2 {
+        p: Gradient2,
+        estimate: f64,
+        long: ExpAvg,
+    },
+    Vegas {
+        p: Vegas,
+        estimate: f64,
+        no_load: f64,
+        probes: usize,
+    },
+}
+
+impl Algorithm {
+    pub(crate) fn new(limit: &Limit) -> Self {
+        match limit {
+            Limit::Fixed(n) => Algorithm::Fixed(*n),
+            Limit::Aimd(p) => Algorithm::Aimd {
+                p: p.clone(),
+                limit: p.initial.clamp(p.min, p.max),
+            },
+            Limit::Gradient2(p) => Algorithm::Gradient2 {
+                p: p.clone(),
+                estimate: p.initial.clamp(p.min, p.max) as f64,
+                long: ExpAvg::new(p.long_window, 10),
+            },
+            Limit::Vegas(p) => Algorithm::Vegas {
+                p: p.clone(),
+                estimate: p.initial.clamp(p.min, p.max) as f64,
+                no_load: 0.0,
+                probes: 0,
+            },
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn limit(&self) -> usize {
+        match self {
+            Algorithm::Fixed(n) => *n,
+            Algorithm::Aimd { limit, .. } => *limit,
+            Algorithm::Gradient2 { estimate, .. } | Algorithm::Vegas { estimate, .. } => {
+                *estimate as usize
+            }
+        }
+    }
+
+    /// The long-term RTT (Gradient2 only).
+    pub(crate) fn long_rtt(&self) -> Option<Duration> {
+        match self {
+            Algorithm::Gradient2 { long, .. } if long.count > 0 => {
+                Some(Duration::from_secs_f64(long.value.max(0.0)))
+            }
+            _ => None,
+        }
+    }
+
+    /// Applies one window's sample; returns the new limit.
+    pub(crate) fn update(&mut self, s: Sample) -> usize {
+        match self {
+            Algorithm::Fixed(n) => *n,
+            Algorithm::Aimd { p, limit } => {
+                if s.dropped || s.rtt > p.timeout {
+                    let cut = (*limit as f64 * p.backoff_ratio) as usize;
+                    *limit = cut.min(limit.saturating_sub(1)).max(1);
+                } else if s.in_flight.saturating_mul(2) >= *limit {
+                    *limit += 1;
+                }
+                *limit = (*limit).clamp(p.min, p.max);
+                *limit
+            }
+            Algorithm::Gradient2 { p, estimate, long } => {
+                let short = s.rtt.as_secs_f64().max(1e-9);
+                let mut long_rtt = long.add(short);
+                if long_rtt / short > 2.0 {
+                    long.value *= 0.9;
+                    long_rtt = long.value;
+                }
+                if (s.in_flight as f64) < *estimate / 2.0 {
+                    return *estimate as usize;
+                }
+                let gradient = (p.tolerance * long_rtt / short).clamp(0.5, 1.0);
+                let new = *estimate * gradient + p.queue_size as f64;
+                let new = *estimate * (1.0 - p.smoothing) + new * p.smoothing;
+                *estimate = new.clamp(p.min as f64, p.max as f64);
+                *estimate as usize
+            }
+            Algorithm::Vegas {
+                p,
+                estimate,
+                no_load,
+                probes,
+            } => {
+                let rtt = s.rtt.as_secs_f64().max(1e-9);
+                *probes += 1;
+                if *no_load == 0.0 || rtt < *no_load {
+                    *no_load = rtt;
+                    return *estimate as usize;
+                }
+                if *probes as f64 >= p.probe_multiplier as f64 * *estimate {
+                    *probes = 0;
+                    *no_load = rtt;
+                    return *estimate as usize;
+                }
+                let limit = *estimate;
+                let log = limit.log10().floor().max(1.0);
+                let new = if s.dropped {
+                    limit - log
+                } else if (s.in_flight as f64) * 2.0 < limit {
+                    return *estimate as usize;
+                } else {
+                    let queue = (limit * (1.0 - *no_load / rtt)).ceil();
+                    if queue <= log {
+                        limit + p.beta * log
+                    } else if queue < p.alpha * log {
+                        limit + log
+                    } else if queue > p.beta * log {
+                        limit - log
+                    } else {
+                        return *estimate as usize;
+                    }
+                };
+                let new = limit * (1.0 - p.smoothing) + new * p.smoothing;
+                *estimate = new.clamp(p.min as f64, p.max as f64);
+                *estimate as usize
+            }
+        }
+    }
+}
+
+/// Netflix's `ExpAvgMeasurement`: a plain average for the first `warmup`
+/// samples, then an exponential moving average with factor `2 / (window + 1)`.
+#[derive(Debug)]
+pub(crate) struct ExpAvg {
+    value: f64,
+    count: usize,
+    warmup: usize,
+    factor: f64,
+}
+
+impl ExpAvg {
+    fn new(window: usize, warmup: usize) -> Self {
+        ExpAvg {
+            value: 0.0,
+            count: 0,
+            warmup,
+            factor: 2.0 / (window as f64 + 1.0),
+        }
+    }
+
+    fn add(&mut self, x: f64) -> f64 {
+        if self.count < self.warmup {
+            self.count += 1;
+            self.value += (x - self.value) / self.count as f64;
+        } else {
+            self.value = self.value * (1.0 - self.factor) + x * self.factor;
+        }
+        self.value
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    fn sample(rtt: Duration, in_flight: usize, dropped: bool) -> Sample {
+        Sample {
+            rtt,
+            in_flight,
+            dropped,
+        }
+    }
+
+    #[test]
+    fn aimd_grows_by_one_and_backs_off() {
+        let mut a = Algorithm::new(&Limit::Aimd(Aimd {
+            initial: 10,
+            min: 2,
+            max: 12,
+            ..Aimd::default()
+        }));
+        assert_eq!(a.update(sample(ms(1), 5, false)), 11);
+        // App-limited: unchanged.
+        assert_eq!(a.update(sample(ms(1), 1, false)), 11);
+        assert_eq!(a.update(sample(ms(1), 11, false)), 12);
+        // Capped at max.
+        assert_eq!(a.update(sample(ms(1), 12, false)), 12);
+        // floor(12 * 0.9) = 10.
+        assert_eq!(a.update(sample(ms(1), 12, true)), 10);
+        // A slow window counts as a drop: floor(10 * 0.9) = 9.
+        assert_eq!(a.update(sample(Duration::from_secs(6), 10, false)), 9);
+        for _ in 0..50 {
+            a.update(sample(ms(1), 12, true));
+        }
+        assert_eq!(a.limit(), 2, "floored at min");
+    }
+
+    #[test]
+    fn aimd_small_limits_still_shrink() {
+        let mut a = Algorithm::new(&Limit::Aimd(Aimd {
+            initial: 3,
+            min: 1,
+            max: 10,
+            ..Aimd::default()
+        }));
+        // floor(3 * 0.9) = 2 = limit - 1.
+        assert_eq!(a.update(sample(ms(1), 3, true)), 2);
+        assert_eq!(a.update(sample(ms(1), 3, true)), 1);
+        assert_eq!(a.update(sample(ms(1), 3, true)), 1);
+    }
+
+    #[test]
+    fn gradient2_shrinks_when_latency_rises_and_grows_when_it_falls() {
+        let p = Gradient2 {
+            initial: 100,
+            min: 10,
+            max: 400,
+            ..Gradient2::default()
+        };
+        let mut g = Algorithm::new(&Limit::Gradient2(p));
+        // Steady latency, fully used: grows by smoothing × queue_size per window.
+        let before = g.limit();
+        for _ in 0..10 {
+            g.update(sample(ms(10), 200, false));
+        }
+        assert!(g.limit() > before, "{}", g.limit());
+        // Latency jumps 4×: gradient 0.5 (clamped) until the long RTT catches up.
+        let high = g.limit();
+        g.update(sample(ms(40), 400, false));
+        assert!(g.limit() < high, "{} < {high}", g.limit());
+        // App-limited: unchanged.
+        let l = g.limit();
+        assert_eq!(g.update(sample(ms(40), 1, false)), l);
+    }
+
+    #[test]
+    fn gradient2_follows_the_formula() {
+        let p = Gradient2 {
+            initial: 50,
+            min: 1,
+            max: 1000,
+            smoothing: 0.5,
+            queue_size: 4,
+            tolerance: 1.0,
+            long_window: 600,
+        };
+        let mut g = Algorithm::new(&Limit::Gradient2(p));
+        // First sample: long = short = 10ms, gradient 1: new = 50 + 4; 50*0.5 + 54*0.5 = 52.
+        assert_eq!(g.update(sample(ms(10), 50, false)), 52);
+        // long = avg(10, 20) = 15, short = 20, gradient 0.75:
+        // new = 52*0.75 + 4 = 43; 52*0.5 + 43*0.5 = 47.5.
+        assert_eq!(g.update(sample(ms(20), 50, false)), 47);
+        assert_eq!(g.long_rtt(), Some(ms(15)));
+    }
+
+    #[test]
+    fn vegas_follows_the_estimated_queue() {
+        let mut v = Algorithm::new(&Limit::Vegas(Vegas {
+            initial: 20,
+            min: 1,
+            max: 100,
+            ..Vegas::default()
+        }));
+        // First window sets the no-load RTT.
+        assert_eq!(v.update(sample(ms(10), 20, false)), 20);
+        // No queue: + beta × log = + 6.
+        assert_eq!(v.update(sample(ms(10), 20, false)), 26);
+        // queue = ceil(26 × (1 - 10/12)) = 5: between alpha (3) and beta (6): unchanged.
+        assert_eq!(v.update(sample(ms(12), 26, false)), 26);
+        // queue = ceil(26 × (1 - 10/20)) = 13 > 6: - 1.
+        assert_eq!(v.update(sample(ms(20), 26, false)), 25);
+        // queue = ceil(25 × (1 - 10/10.5)) = 2: < alpha: + 1.
+        assert_eq!(
+            v.update(sample(Duration::from_micros(10_500), 25, false)),
+            26
+        );
+        // A drop: - log.
+        assert_eq!(v.update(sample(ms(10), 26, true)), 25);
+        // App-limited: unchanged.
+        assert_eq!(v.update(sample(ms(30), 2, false)), 25);
+    }
+
+    #[test]
+    fn exp_avg_warms_up_then_decays() {
+        let mut e = ExpAvg::new(3, 2);
+        assert_eq!(e.add(2.0), 2.0);
+        assert_eq!(e.add(4.0), 3.0);
+        // factor 2 / 4 = 0.5.
+        assert_eq!(e.add(5.0), 4.0);
+    }
+}

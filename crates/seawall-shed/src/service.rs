@@ -1,0 +1,259 @@
+//! [`Shed`]: the load-shedding service.
+
+use std::future::Future as _;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use seawall_core::{BoxError, Classify, ErrorsAsFailures, OverloadReason};
+use tokio::time::{Instant, Sleep};
+use tower_service::Service;
+
+use crate::future::ResponseFuture;
+use crate::priority::{NoPriority, PriorityFn};
+use crate::queue::{Joined, Waited};
+use crate::rng::ShedRng;
+use crate::state::{Permit, Shared};
+use crate::stats::ShedStats;
+
+/// A service that sheds load; made by [`ShedLayer`](crate::ShedLayer).
+///
+/// - `poll_ready` reports the inner service's readiness the way tower's
+///   `LoadShed` does: it never waits for the inner service. If the inner
+///   service is not ready, `poll_ready` still returns `Ready(Ok)` and the
+///   next call is rejected with `Overloaded` (reason `HardLimit`).
+/// - The admission decision is made in `call`; a rejection is returned from
+///   the response future, so the service works under `Buffer` and `Balance`.
+/// - Queue mode only: `poll_ready` reserves a slot first, waiting up to
+///   `max_queue_delay` in the bounded queue (like tower's `ConcurrencyLimit`
+///   waiting for a permit, but never longer than that). If the wait runs
+///   out or the queue is full, `poll_ready` returns `Ready(Ok)` and the call
+///   is rejected (`QueueDelay` / `QueueFull`). Dropping the service gives a
+///   reserved slot back, or leaves the queue.
+pub struct Shed<S, P = NoPriority, C = ErrorsAsFailures> {
+    inner: S,
+    classify: C,
+    shared: Arc<Shared>,
+    priority: P,
+    rng: ShedRng,
+    inner_ready: bool,
+    reservation: Reservation,
+    // Allocated at the first wait, then reset and reused by this service.
+    sleep: Option<Pin<Box<Sleep>>>,
+}
+
+#[derive(Debug)]
+enum Reservation {
+    Idle,
+    Waiting { id: u64, since: Instant },
+    Reserved(Permit),
+    Refused(OverloadReason),
+}
+
+impl<S, P, C> Shed<S, P, C> {
+    pub(crate) fn new(inner: S, shared: Arc<Shared>, priority: P, classify: C) -> Self {
+        Shed {
+            inner,
+            classify,
+            rng: shared.rng(),
+            shared,
+            priority,
+            inner_ready: false,
+            reservation: Reservation::Idle,
+            sleep: None,
+        }
+    }
+
+    /// A snapshot of the counters this service shares with its layer.
+    pub fn stats(&self) -> ShedStats {
+        self.shared.stats()
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Queue mode: reserves a slot, waiting in the queue up to the deadline.
+    fn poll_reserve(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let Some(queue) = &self.shared.queue else {
+            return Poll::Ready(());
+        };
+        loop {
+            match self.reservation {
+                Reservation::Reserved(_) | Reservation::Refused(_) => return Poll::Ready(()),
+                Reservation::Idle => {
+                    // Nobody waiting and a slot free: no lock, no clock.
+                    if self
+                        .shared
+                        .waiting
+                        .load(std::sync::atomic::Ordering::SeqCst)
+                        == 0
+                        && self.shared.try_reserve()
+                    {
+                        self.reservation = Reservation::Reserved(self.shared.reserved_permit());
+                        continue;
+                    }
+                    self.reservation = match queue.join(&self.shared, cx.waker()) {
+                        Joined::Granted => Reservation::Reserved(self.shared.reserved_permit()),
+                        Joined::Full => Reservation::Refused(OverloadReason::QueueFull),
+                        Joined::Waiting(id) => {
+                            let since = Instant::now();
+                            let deadline = since + queue.max_delay;
+                            match &mut self.sleep {
+                                Some(sleep) => sleep.as_mut().reset(deadline),
+                                None => {
+                                    self.sleep = Some(Box::pin(tokio::time::sleep_until(deadline)))
+                                }
+                            }
+                            Reservation::Waiting { id, since }
+                        }
+                    };
+                }
+                Reservation::Waiting { id, since } => {
+                    match queue.poll(&self.shared, id, cx.waker()) {
+                        Waited::Granted => {
+                            let permit = self.shared.reserved_permit();
+                            // Never admit a request that waited too long.
+                            self.reservation = if since.elapsed() > queue.max_delay {
+                                drop(permit);
+                                Reservation::Refused(OverloadReason::QueueDelay)
+                            } else {
+                                Reservation::Reserved(permit)
+                            };
+                        }
+                        Waited::Gone => {
+                            self.reservation = Reservation::Refused(OverloadReason::QueueDelay)
+                        }
+                        Waited::Waiting => {
+                            let expired = match &mut self.sleep {
+                                Some(sleep) => sleep.as_mut().poll(cx).is_ready(),
+                                None => true,
+                            };
+                            if !expired {
+                                return Poll::Pending;
+                            }
+                            if queue.leave(&self.shared, id) {
+                                // Handed a slot as the deadline passed: pass it on.
+                                self.shared.release();
+                            }
+                            self.reservation = Reservation::Refused(OverloadReason::QueueDelay);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl<S, P, C> Shed<S, P, C> {
+    /// Queue mode: the call uses the slot `poll_ready` reserved.
+    fn admit_queued(
+        &mut self,
+        inner_ready: bool,
+        priority: crate::Priority,
+    ) -> Result<Permit, seawall_core::Overloaded> {
+        let reservation = match self.reservation {
+            // `call` without a `poll_ready` that returned `Ready` breaks the
+            // contract: answered with a rejection, the waiter keeps its place.
+            Reservation::Waiting { .. } => {
+                return Err(self.shared.reject(OverloadReason::HardLimit));
+            }
+            _ => std::mem::replace(&mut self.reservation, Reservation::Idle),
+        };
+        match reservation {
+            Reservation::Reserved(permit) if inner_ready => {
+                self.shared.admit_reserved(permit, priority, &mut self.rng)
+            }
+            Reservation::Refused(reason) => Err(self.shared.reject(reason)),
+            // Not ready (a reserved permit dropped here hands its slot on),
+            // or no `poll_ready` at all.
+            _ => Err(self.shared.reject(OverloadReason::HardLimit)),
+        }
+    }
+}
+
+impl<S, P, C> Drop for Shed<S, P, C> {
+    fn drop(&mut self) {
+        // A reserved permit releases itself; a waiter must leave the queue.
+        if let Reservation::Waiting { id, .. } = self.reservation
+            && let Some(queue) = &self.shared.queue
+            && queue.leave(&self.shared, id)
+        {
+            self.shared.release();
+        }
+    }
+}
+
+impl<S: Clone, P: Clone, C: Clone> Clone for Shed<S, P, C> {
+    /// A clone shares the layer's state but not this service's reservation
+    /// or readiness, like tower's `ConcurrencyLimit`.
+    fn clone(&self) -> Self {
+        Shed::new(
+            self.inner.clone(),
+            Arc::clone(&self.shared),
+            self.priority.clone(),
+            self.classify.clone(),
+        )
+    }
+}
+
+impl<S: std::fmt::Debug, P, C> std::fmt::Debug for Shed<S, P, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shed")
+            .field("inner", &self.inner)
+            .field("name", &self.shared.name)
+            .field("inner_ready", &self.inner_ready)
+            .field("reservation", &self.reservation)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, P, C, Req> Service<Req> for Shed<S, P, C>
+where
+    S: Service<Req>,
+    S::Error: Into<BoxError>,
+    P: PriorityFn<Req>,
+    C: Classify<S::Response, S::Error> + Clone,
+{
+    type Response = S::Response;
+    type Error = BoxError;
+    type Future = ResponseFuture<S::Future, C>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        if self.poll_reserve(cx).is_pending() {
+            return Poll::Pending;
+        }
+        self.inner_ready = match self.inner.poll_ready(cx) {
+            Poll::Ready(Ok(())) => true,
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e.into())),
+            Poll::Pending => false,
+        };
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Req) -> Self::Future {
+        let priority = self.priority.priority(&req);
+        let inner_ready = std::mem::replace(&mut self.inner_ready, false);
+        let admitted = if self.shared.queue.is_none() {
+            if inner_ready {
+                self.shared.try_acquire(priority, &mut self.rng)
+            } else {
+                Err(self.shared.reject(OverloadReason::HardLimit))
+            }
+        } else {
+            self.admit_queued(inner_ready, priority)
+        };
+        match admitted {
+            Ok(permit) => {
+                ResponseFuture::admitted(self.inner.call(req), permit, self.classify.clone())
+            }
+            Err(overloaded) => ResponseFuture::rejected(overloaded),
+        }
+    }
+}

@@ -1,0 +1,431 @@
+//! The tower-free shedder: one in-flight counter, one admission decision,
+//! and a [`Permit`] that gives its slot back when dropped.
+//!
+//! [`Shedder`] is what [`ShedLayer`](crate::ShedLayer) wraps; use it directly
+//! to guard work that is not a tower `Service` (a job runner, a plain loop).
+//!
+//! # What it guarantees
+//!
+//! - At most `limit` permits exist at any time (the in-flight count is one
+//!   atomic word, taken by compare-and-swap after the decision, so two
+//!   racing callers can never both take the last slot).
+//! - Admitting and rejecting allocate nothing; a rejection is an
+//!   [`Overloaded`] by value.
+//! - A [`Permit`] releases its slot exactly once, when dropped, however the
+//!   work ended; in queue mode the freed slot goes to the oldest waiter.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use seawall_core::names::TARGET_SHED;
+use seawall_core::{ConfigError, Outcome, OverloadReason, Overloaded};
+use tokio::time::Instant;
+
+use crate::config::ShedConfig;
+use crate::priority::Priority;
+use crate::queue::WaitQueue;
+use crate::rng::{ShedRng, derive};
+use crate::stats::{ShedCounts, ShedStats};
+use crate::window::Window;
+
+const REASONS: usize = 5;
+
+/// The in-flight count and the admitted counter share one atomic word, so
+/// admitting is one compare-and-swap: in flight in the low 24 bits, admitted
+/// (modulo 2^40) above them.
+const ADMIT: u64 = 1 << 24;
+const IN_FLIGHT_MASK: u64 = ADMIT - 1;
+
+/// The highest limit a shedder accepts (2^24 - 1).
+pub const MAX_LIMIT: usize = IN_FLIGHT_MASK as usize;
+
+#[inline]
+fn in_flight_of(state: u64) -> usize {
+    (state & IN_FLIGHT_MASK) as usize
+}
+
+fn reason_index(r: OverloadReason) -> usize {
+    match r {
+        OverloadReason::HardLimit => 0,
+        OverloadReason::Probabilistic => 1,
+        OverloadReason::Priority => 2,
+        OverloadReason::QueueDelay => 3,
+        // QueueFull, and any reason a later version adds.
+        _ => 4,
+    }
+}
+
+/// The state a layer and all its services share.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    /// In flight (low 24 bits) and admitted (above); see [`ADMIT`].
+    slots: AtomicU64,
+    pub(crate) limit: AtomicUsize,
+    /// Entries in the wait queue (granted or not); 0 without a queue.
+    pub(crate) waiting: AtomicUsize,
+    shed: [AtomicU64; REASONS],
+    /// 0 when there is no soft limit.
+    soft_limit: usize,
+    critical_headroom: f64,
+    retry_after: Duration,
+    bounds: (usize, usize),
+    pub(crate) name: Arc<str>,
+    window: Option<Window>,
+    pub(crate) queue: Option<WaitQueue>,
+    seed: u64,
+    services: AtomicU64,
+    #[cfg(feature = "metrics")]
+    metrics: crate::metrics::Metrics,
+}
+
+impl Shared {
+    pub(crate) fn new(config: &ShedConfig) -> Self {
+        let name: Arc<str> = Arc::from(config.name.as_str());
+        let window = config
+            .limit
+            .is_adaptive()
+            .then(|| Window::new(&config.limit, config.window, config.window_min_samples));
+        let queue = config
+            .max_queue_delay
+            .map(|d| WaitQueue::new(config.queue_capacity, d));
+        let initial = config.limit.initial();
+        let (min, max) = config.limit.bounds();
+        let shared = Shared {
+            slots: AtomicU64::new(0),
+            limit: AtomicUsize::new(initial.clamp(min, max)),
+            waiting: AtomicUsize::new(0),
+            shed: Default::default(),
+            soft_limit: config.soft_limit.unwrap_or(0),
+            critical_headroom: config.critical_headroom,
+            retry_after: config.retry_after,
+            bounds: (min, max),
+            #[cfg(feature = "metrics")]
+            metrics: crate::metrics::Metrics::new(&name),
+            name,
+            window,
+            queue,
+            seed: config
+                .seed
+                .unwrap_or_else(|| ShedRng::from_entropy().next_u64()),
+            services: AtomicU64::new(0),
+        };
+        #[cfg(feature = "metrics")]
+        shared.metrics.limit(initial);
+        shared
+    }
+
+    /// A generator for a new service (or clone): independent of its siblings'.
+    pub(crate) fn rng(&self) -> ShedRng {
+        ShedRng::new(derive(
+            self.seed,
+            self.services.fetch_add(1, Ordering::Relaxed),
+        ))
+    }
+
+    /// The admission decision for a request of `priority` arriving when `n`
+    /// others are in flight under `limit`. `None` admits.
+    ///
+    /// Every shedding signal meets here, so a later one (memory pressure)
+    /// joins as one more check without touching the accounting around it.
+    #[inline]
+    pub(crate) fn decide(
+        &self,
+        n: usize,
+        limit: usize,
+        priority: Priority,
+        rng: &mut ShedRng,
+    ) -> Option<OverloadReason> {
+        if n >= limit {
+            return Some(OverloadReason::HardLimit);
+        }
+        if priority == Priority::Critical {
+            return None;
+        }
+        if self.critical_headroom > 0.0 {
+            let reserved = (limit as f64 * self.critical_headroom).ceil() as usize;
+            if n + reserved >= limit {
+                return Some(OverloadReason::Priority);
+            }
+        }
+        let soft = self.soft_limit;
+        if soft != 0 && n >= soft {
+            if priority == Priority::Sheddable {
+                return Some(OverloadReason::Priority);
+            }
+            // clamp(n / soft - 1, 0, 1); n >= soft, so it is >= 0.
+            let p = (n as f64 / soft as f64 - 1.0).min(1.0);
+            if p > 0.0 && rng.next_f64() < p {
+                return Some(OverloadReason::Probabilistic);
+            }
+        }
+        // Issue 13 (memory pressure) adds its check here.
+        None
+    }
+
+    /// Takes a slot if `priority` is admitted; the fast path of every mode.
+    #[inline]
+    pub(crate) fn try_acquire(
+        self: &Arc<Self>,
+        priority: Priority,
+        rng: &mut ShedRng,
+    ) -> Result<Permit, Overloaded> {
+        let mut state = self.slots.load(Ordering::Relaxed);
+        loop {
+            let n = in_flight_of(state);
+            let limit = self.limit.load(Ordering::Relaxed);
+            if let Some(reason) = self.decide(n, limit, priority, rng) {
+                return Err(self.reject(reason));
+            }
+            // One slot more and one admitted more, in one step.
+            match self.slots.compare_exchange_weak(
+                state,
+                state.wrapping_add(ADMIT + 1),
+                Ordering::SeqCst,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Ok(self.admitted(n + 1)),
+                Err(current) => state = current,
+            }
+        }
+    }
+
+    /// Applies the priority and band checks to a slot reserved in the queue.
+    pub(crate) fn admit_reserved(
+        self: &Arc<Self>,
+        mut permit: Permit,
+        priority: Priority,
+        rng: &mut ShedRng,
+    ) -> Result<Permit, Overloaded> {
+        let n = self.in_flight().saturating_sub(1);
+        let limit = self.limit.load(Ordering::Relaxed);
+        if let Some(reason) = self.decide(n, limit, priority, rng) {
+            drop(permit); // hands the slot to the next waiter
+            return Err(self.reject(reason));
+        }
+        self.slots.fetch_add(ADMIT, Ordering::Relaxed);
+        #[cfg(feature = "metrics")]
+        self.metrics.admitted();
+        permit.in_flight = n + 1;
+        if self.window.is_some() {
+            permit.start = Some(Instant::now());
+        }
+        Ok(permit)
+    }
+
+    /// A slot without a decision, for the queue: `true` if one was free.
+    pub(crate) fn try_reserve(&self) -> bool {
+        let mut state = self.slots.load(Ordering::Relaxed);
+        loop {
+            if in_flight_of(state) >= self.limit.load(Ordering::Relaxed) {
+                return false;
+            }
+            match self.slots.compare_exchange_weak(
+                state,
+                state.wrapping_add(1),
+                Ordering::SeqCst,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return true,
+                Err(current) => state = current,
+            }
+        }
+    }
+
+    fn admitted(self: &Arc<Self>, in_flight: usize) -> Permit {
+        #[cfg(feature = "metrics")]
+        self.metrics.admitted();
+        Permit {
+            shared: Arc::clone(self),
+            start: self.window.as_ref().map(|_| Instant::now()),
+            in_flight,
+        }
+    }
+
+    /// A permit for a slot already counted in `in_flight` (from the queue).
+    pub(crate) fn reserved_permit(self: &Arc<Self>) -> Permit {
+        Permit {
+            shared: Arc::clone(self),
+            start: None,
+            in_flight: 0,
+        }
+    }
+
+    /// Counts a rejection and builds its error.
+    pub(crate) fn reject(&self, reason: OverloadReason) -> Overloaded {
+        self.shed[reason_index(reason)].fetch_add(1, Ordering::Relaxed);
+        #[cfg(feature = "metrics")]
+        self.metrics.rejected(reason);
+        tracing::trace!(target: TARGET_SHED, name = %self.name, reason = reason.as_str(), "shed");
+        Overloaded::new(reason).with_retry_after(self.retry_after)
+    }
+
+    /// Gives a slot back; in queue mode the oldest waiter gets it.
+    pub(crate) fn release(&self) {
+        // Never below zero: only a permit (or a handed-over slot) releases,
+        // once, and each holds one slot.
+        self.slots.fetch_sub(1, Ordering::SeqCst);
+        if let Some(queue) = &self.queue {
+            // Pairs with the SeqCst increment in `WaitQueue::enqueue`: either
+            // we see the waiter, or the waiter's CAS sees the freed slot.
+            if self.waiting.load(Ordering::SeqCst) > 0 {
+                queue.grant(self);
+            }
+        }
+    }
+
+    fn record(&self, start: Instant, in_flight: usize, failed: bool) {
+        let Some(window) = &self.window else { return };
+        let now = Instant::now();
+        if let Some(closed) = window.record(now - start, in_flight, failed, now) {
+            let previous = self.limit.swap(closed.limit, Ordering::Relaxed);
+            if previous != closed.limit {
+                tracing::debug!(
+                    target: TARGET_SHED,
+                    name = %self.name,
+                    limit = closed.limit,
+                    previous,
+                    rtt_us = closed.rtt.as_micros() as u64,
+                    "limit changed"
+                );
+                #[cfg(feature = "metrics")]
+                self.metrics.limit(closed.limit);
+                // A larger limit frees slots for waiters.
+                if closed.limit > previous
+                    && let Some(queue) = &self.queue
+                    && self.waiting.load(Ordering::SeqCst) > 0
+                {
+                    queue.grant(self);
+                }
+            }
+        }
+    }
+
+    pub(crate) fn in_flight(&self) -> usize {
+        in_flight_of(self.slots.load(Ordering::Relaxed))
+    }
+
+    pub(crate) fn stats(&self) -> ShedStats {
+        let c = |r: OverloadReason| self.shed[reason_index(r)].load(Ordering::Relaxed);
+        let slots = self.slots.load(Ordering::Relaxed);
+        let in_flight = in_flight_of(slots);
+        #[cfg(feature = "metrics")]
+        self.metrics.in_flight(in_flight);
+        ShedStats {
+            in_flight,
+            limit: self.limit.load(Ordering::Relaxed),
+            min_limit: self.bounds.0,
+            max_limit: self.bounds.1,
+            queued: self.waiting.load(Ordering::Relaxed),
+            admitted: slots >> 24,
+            shed: ShedCounts {
+                hard_limit: c(OverloadReason::HardLimit),
+                probabilistic: c(OverloadReason::Probabilistic),
+                priority: c(OverloadReason::Priority),
+                queue_delay: c(OverloadReason::QueueDelay),
+                queue_full: c(OverloadReason::QueueFull),
+            },
+            rtt_min: self.window.as_ref().and_then(Window::min_rtt),
+            rtt_recent: self.window.as_ref().and_then(Window::recent_rtt),
+            rtt_long: self.window.as_ref().and_then(Window::long_rtt),
+        }
+    }
+}
+
+/// The tower-free shedder: admission decisions and in-flight accounting.
+///
+/// Clones share one state. [`ShedLayer`](crate::ShedLayer) is a thin shell
+/// around it; [`ShedLayer::shedder`](crate::ShedLayer::shedder) returns the
+/// one a layer uses.
+///
+/// ```
+/// use seawall_shed::{Limit, Priority, ShedConfig, ShedRng, Shedder};
+/// use seawall_core::OverloadReason;
+///
+/// let shedder = Shedder::new(&ShedConfig { limit: Limit::Fixed(1), ..ShedConfig::default() })?;
+/// let mut rng = ShedRng::new(1);
+/// let permit = shedder.try_acquire(Priority::Normal, &mut rng).expect("a free slot");
+/// let refused = shedder.try_acquire(Priority::Critical, &mut rng).unwrap_err();
+/// assert_eq!(refused.reason(), OverloadReason::HardLimit);
+/// permit.finish(seawall_core::Outcome::Success); // or just drop it
+/// assert_eq!(shedder.stats().in_flight, 0);
+/// # Ok::<(), seawall_core::ConfigError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Shedder {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl Shedder {
+    /// A shedder for a validated `config`.
+    pub fn new(config: &ShedConfig) -> Result<Self, ConfigError> {
+        config.validate()?;
+        Ok(Shedder {
+            shared: Arc::new(Shared::new(config)),
+        })
+    }
+
+    /// Admits a request of `priority` or says why not. Never waits (the
+    /// queue mode is the tower layer's); allocates nothing either way.
+    pub fn try_acquire(&self, priority: Priority, rng: &mut ShedRng) -> Result<Permit, Overloaded> {
+        self.shared.try_acquire(priority, rng)
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> ShedStats {
+        self.shared.stats()
+    }
+
+    /// The limit in force now.
+    pub fn limit(&self) -> usize {
+        self.shared.limit.load(Ordering::Relaxed)
+    }
+
+    /// The configured limit mode's bounds `(min, max)`.
+    pub fn bounds(&self) -> (usize, usize) {
+        self.shared.bounds
+    }
+
+    /// Requests in flight now.
+    pub fn in_flight(&self) -> usize {
+        self.shared.in_flight()
+    }
+}
+
+/// One admitted request's slot. Dropping it gives the slot back.
+///
+/// With an adaptive [`Limit`](crate::Limit), [`finish`](Permit::finish) also
+/// records the call's RTT and outcome (a permit dropped without `finish`
+/// records nothing: a cancelled call says nothing about latency).
+#[derive(Debug)]
+pub struct Permit {
+    shared: Arc<Shared>,
+    start: Option<Instant>,
+    in_flight: usize,
+}
+
+impl Permit {
+    /// Ends the call: for an adaptive limit, records its RTT (a
+    /// [`Outcome::Failure`] counts as a drop; an [`Outcome::Ignore`] records
+    /// nothing); then releases the slot.
+    pub fn finish(mut self, outcome: Outcome) {
+        if let Some(start) = self.start.take()
+            && outcome != Outcome::Ignore
+        {
+            self.shared
+                .record(start, self.in_flight, outcome == Outcome::Failure);
+        }
+    }
+
+    /// `true` when [`finish`](Permit::finish) records something (an
+    /// adaptive limit measures this call).
+    pub fn measures(&self) -> bool {
+        self.start.is_some()
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        self.shared.release();
+    }
+}

@@ -1,0 +1,108 @@
+//! Heap allocations per call, counted by dhat: admit path 0, the layer's
+//! reject path exactly 1 (the `Box` of `BoxError`), the tower-free reject 0.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+
+use seawall_shed::{Aimd, Limit, Priority, ShedConfig, ShedLayer, ShedRng, Shedder};
+use tower::{Layer, Service};
+
+#[global_allocator]
+static ALLOC: dhat::Alloc = dhat::Alloc;
+
+#[derive(Clone)]
+struct Bare;
+impl Service<u32> for Bare {
+    type Response = u32;
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<u32, Infallible>>;
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+    fn call(&mut self, x: u32) -> Self::Future {
+        std::future::ready(Ok(x))
+    }
+}
+
+/// One call driven by hand; returns whether it was admitted.
+fn once<S: Service<u32>>(svc: &mut S, cx: &mut Context<'_>) -> bool {
+    assert!(svc.poll_ready(cx).is_ready());
+    let fut = pin!(svc.call(1));
+    match fut.poll(cx) {
+        Poll::Ready(r) => r.is_ok(),
+        Poll::Pending => panic!("ready service"),
+    }
+}
+
+fn allocs_during(n: u64, mut f: impl FnMut()) -> u64 {
+    let before = dhat::HeapStats::get().total_blocks;
+    for _ in 0..n {
+        f();
+    }
+    dhat::HeapStats::get().total_blocks - before
+}
+
+#[test]
+fn allocations_per_call() {
+    let _p = dhat::Profiler::builder().testing().build();
+    let mut cx = Context::from_waker(Waker::noop());
+    const N: u64 = 1000;
+
+    // Admit path, fixed limit: 0.
+    let layer = ShedLayer::fixed(10).unwrap();
+    let mut svc = layer.layer(Bare);
+    once(&mut svc, &mut cx); // warm up
+    assert_eq!(allocs_during(N, || assert!(once(&mut svc, &mut cx))), 0);
+
+    // Admit path with the band, priorities and an adaptive limit: 0.
+    let layer = ShedLayer::builder()
+        .limit(Limit::Aimd(Aimd::default()))
+        .soft_limit(10)
+        .critical_headroom(0.1)
+        .priority(|_: &u32| Priority::Sheddable)
+        .build()
+        .unwrap();
+    let mut svc = layer.layer(Bare);
+    once(&mut svc, &mut cx);
+    assert_eq!(allocs_during(N, || assert!(once(&mut svc, &mut cx))), 0);
+
+    // Admit path in queue mode with free slots: 0.
+    let layer = ShedLayer::builder()
+        .max_in_flight(10)
+        .max_queue_delay(std::time::Duration::from_millis(5))
+        .build()
+        .unwrap();
+    let mut svc = layer.layer(Bare);
+    once(&mut svc, &mut cx);
+    assert_eq!(allocs_during(N, || assert!(once(&mut svc, &mut cx))), 0);
+
+    // Reject path of the layer: exactly 1 per call (the Box of BoxError).
+    let layer = ShedLayer::fixed(1).unwrap();
+    let shedder = layer.shedder();
+    let mut rng = ShedRng::new(1);
+    let held = shedder.try_acquire(Priority::Critical, &mut rng).unwrap();
+    let mut svc = layer.layer(Bare);
+    once(&mut svc, &mut cx);
+    assert_eq!(allocs_during(N, || assert!(!once(&mut svc, &mut cx))), N);
+
+    // Reject path of the tower-free shedder: 0.
+    assert_eq!(
+        allocs_during(N, || {
+            assert!(shedder.try_acquire(Priority::Normal, &mut rng).is_err());
+        }),
+        0
+    );
+    drop(held);
+
+    // The tower-free admit path: 0.
+    let shedder = Shedder::new(&ShedConfig::default()).unwrap();
+    assert_eq!(
+        allocs_during(N, || {
+            let p = shedder.try_acquire(Priority::Normal, &mut rng).unwrap();
+            p.finish(seawall_core::Outcome::Success);
+        }),
+        0
+    );
+}

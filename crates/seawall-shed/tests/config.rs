@@ -1,0 +1,62 @@
+//! `ShedConfig` from TOML (feature `serde`).
+#![cfg(feature = "serde")]
+
+use std::time::Duration;
+
+use seawall_shed::{Gradient2, Limit, ShedConfig, ShedLayer, Vegas};
+
+#[test]
+fn a_whole_config_parses() {
+    let config: ShedConfig = toml::from_str(
+        r#"
+        name = "api"
+        limit = { gradient2 = { min = 10, max = 500, tolerance = 2.0 } }
+        soft_limit = 80
+        critical_headroom = 0.1
+        retry_after = "250ms"
+        window = "500ms"
+        max_queue_delay = "20ms"
+        queue_capacity = 64
+        "#,
+    )
+    .unwrap();
+    assert_eq!(config.name, "api");
+    assert_eq!(
+        config.limit,
+        Limit::Gradient2(Gradient2 {
+            min: 10,
+            max: 500,
+            tolerance: 2.0,
+            ..Gradient2::default()
+        })
+    );
+    assert_eq!(config.retry_after, Duration::from_millis(250));
+    assert_eq!(config.max_queue_delay, Some(Duration::from_millis(20)));
+    assert_eq!(config.queue_capacity, 64);
+    let layer = ShedLayer::from_config(&config).unwrap();
+    assert_eq!(layer.stats().limit, 20);
+}
+
+#[test]
+fn defaults_and_other_limits() {
+    let config: ShedConfig = toml::from_str("").unwrap();
+    assert_eq!(config, ShedConfig::default());
+    let config: ShedConfig = toml::from_str("limit = { fixed = 7 }").unwrap();
+    assert_eq!(config.limit, Limit::Fixed(7));
+    let config: ShedConfig = toml::from_str("limit = { vegas = { max = 50 } }").unwrap();
+    assert_eq!(
+        config.limit,
+        Limit::Vegas(Vegas {
+            max: 50,
+            ..Vegas::default()
+        })
+    );
+    let config: ShedConfig = toml::from_str("limit = { aimd = { timeout = \"2s\" } }").unwrap();
+    assert!(matches!(config.limit, Limit::Aimd(a) if a.timeout == Duration::from_secs(2)));
+}
+
+#[test]
+fn unknown_fields_are_refused() {
+    assert!(toml::from_str::<ShedConfig>("max_inflight = 3").is_err());
+    assert!(toml::from_str::<ShedConfig>("limit = { aimd = { mn = 3 } }").is_err());
+}

@@ -1,0 +1,236 @@
+//! The layers: [`AdaptiveTimeoutLayer`] (one deadline for everything the
+//! layer wraps) and [`KeyedAdaptiveTimeoutLayer`] (one deadline per key).
+//!
+//! A layer owns its state, created once by `build()`: every service it makes,
+//! and all their clones, share it, so [`AdaptiveTimeoutLayer::stats`] sees
+//! every call. To get separate deadlines, build separate layers (or key one).
+
+use std::borrow::Borrow;
+use std::fmt;
+use std::hash::Hash;
+use std::sync::Arc;
+use std::time::Duration;
+
+use seawall_core::{ConfigError, KeyMap, KeyMapConfig};
+use tower_layer::Layer;
+
+use crate::config::{AdaptiveTimeoutBuilder, AdaptiveTimeoutConfig, Params};
+use crate::service::{AdaptiveTimeout, KeyedAdaptiveTimeout};
+use crate::tracker::{AdaptiveTimeoutStats, DeadlineTracker};
+
+/// Applies an adaptive (or fixed) deadline to every call of the wrapped
+/// service; see the [crate docs](crate).
+///
+/// ```
+/// use std::time::Duration;
+/// use seawall_timeout::AdaptiveTimeoutLayer;
+/// use tower::{ServiceBuilder, ServiceExt, service_fn};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let layer = AdaptiveTimeoutLayer::builder().max(Duration::from_secs(2)).build().unwrap();
+/// let svc = ServiceBuilder::new()
+///     .layer(layer.clone())
+///     .service(service_fn(|x: u32| async move { Ok::<_, std::io::Error>(x + 1) }));
+/// assert_eq!(svc.oneshot(1).await.unwrap(), 2);
+/// assert_eq!(layer.stats().samples, 1);
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct AdaptiveTimeoutLayer {
+    tracker: Arc<DeadlineTracker>,
+}
+
+impl AdaptiveTimeoutLayer {
+    /// A builder holding the defaults (see [`AdaptiveTimeoutConfig`]).
+    pub fn builder() -> AdaptiveTimeoutBuilder {
+        AdaptiveTimeoutBuilder::new()
+    }
+
+    /// Validates `config` and builds the layer.
+    pub fn from_config(config: &AdaptiveTimeoutConfig) -> Result<Self, ConfigError> {
+        Ok(AdaptiveTimeoutLayer {
+            tracker: Arc::new(DeadlineTracker::new(config)?),
+        })
+    }
+
+    /// A fixed timeout, like `tower::timeout::TimeoutLayer`: measures
+    /// nothing, counts timeouts, rejects with [`Elapsed`](crate::Elapsed).
+    /// The deadline is capped at [`LONGEST_DEADLINE`](crate::LONGEST_DEADLINE) (365 days).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use seawall_timeout::{AdaptiveTimeoutLayer, DeadlineSource};
+    ///
+    /// let layer = AdaptiveTimeoutLayer::fixed(Duration::from_millis(250));
+    /// assert_eq!(layer.stats().source, DeadlineSource::Fixed);
+    /// assert_eq!(layer.deadline(), Duration::from_millis(250));
+    /// ```
+    pub fn fixed(deadline: Duration) -> Self {
+        AdaptiveTimeoutLayer {
+            tracker: Arc::new(DeadlineTracker::fixed(deadline)),
+        }
+    }
+
+    /// The deadline the next call gets.
+    pub fn deadline(&self) -> Duration {
+        self.tracker.deadline()
+    }
+
+    /// A snapshot of the deadline and the latency window.
+    pub fn stats(&self) -> AdaptiveTimeoutStats {
+        self.tracker.stats()
+    }
+
+    /// The tower-free core this layer's services share.
+    pub fn tracker(&self) -> &DeadlineTracker {
+        &self.tracker
+    }
+}
+
+impl<S> Layer<S> for AdaptiveTimeoutLayer {
+    type Service = AdaptiveTimeout<S>;
+
+    fn layer(&self, inner: S) -> AdaptiveTimeout<S> {
+        AdaptiveTimeout::new(inner, self.tracker.clone())
+    }
+}
+
+pub(crate) struct KeyedShared<K> {
+    pub(crate) map: KeyMap<K, DeadlineTracker>,
+    pub(crate) params: Params,
+    pub(crate) name: Arc<str>,
+    /// Used when the map is full of keys it may not evict (it never should
+    /// be: calls do not hold their key's entry).
+    pub(crate) overflow: DeadlineTracker,
+}
+
+impl<K: Hash + Eq + fmt::Display> KeyedShared<K> {
+    pub(crate) fn tracker(&self, key: K) -> Result<Arc<DeadlineTracker>, ()> {
+        self.map
+            .get_or_insert_with(key, |k| {
+                let label: Arc<str> = k.to_string().into();
+                DeadlineTracker::with_params(self.params, self.name.clone(), Some(label))
+            })
+            .map_err(|_| ())
+    }
+}
+
+/// One adaptive deadline per key (peer, host, route) taken from each request
+/// by a key function; a slow peer never stretches its neighbours' deadlines.
+///
+/// Per-key state lives in a bounded [`KeyMap`] (`key_capacity` keys, idle
+/// keys evicted after `key_idle_ttl`); the key's `Display` form is computed
+/// once, when the key is inserted, and shared by every [`Elapsed`](crate::Elapsed)
+/// of that key. Each key holds 9 to 15 preallocated histograms of about 10 KiB
+/// with the default `max` (see the [crate docs](crate#memory)).
+///
+/// ```
+/// use std::time::Duration;
+/// use seawall_timeout::AdaptiveTimeoutLayer;
+/// use tower::{ServiceBuilder, ServiceExt, service_fn};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let layer = AdaptiveTimeoutLayer::builder()
+///     .key_capacity(100)
+///     .build_keyed(|req: &(&'static str, u32)| req.0)
+///     .unwrap();
+/// let svc = ServiceBuilder::new()
+///     .layer(layer.clone())
+///     .service(service_fn(|req: (&'static str, u32)| async move { Ok::<_, std::io::Error>(req.1) }));
+/// svc.clone().oneshot(("db", 1)).await.unwrap();
+/// svc.oneshot(("cache", 2)).await.unwrap();
+/// assert_eq!(layer.len(), 2);
+/// assert_eq!(layer.key_stats("db").unwrap().samples, 1);
+/// # }
+/// ```
+pub struct KeyedAdaptiveTimeoutLayer<F, K> {
+    key_fn: Arc<F>,
+    shared: Arc<KeyedShared<K>>,
+}
+
+impl<F, K> Clone for KeyedAdaptiveTimeoutLayer<F, K> {
+    fn clone(&self) -> Self {
+        KeyedAdaptiveTimeoutLayer {
+            key_fn: self.key_fn.clone(),
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<F, K> fmt::Debug for KeyedAdaptiveTimeoutLayer<F, K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyedAdaptiveTimeoutLayer")
+            .field("name", &self.shared.name)
+            .field("map", &self.shared.map)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F, K> KeyedAdaptiveTimeoutLayer<F, K>
+where
+    K: Hash + Eq + Clone + fmt::Display + Send + Sync + 'static,
+{
+    /// Validates `config` and builds a layer keyed by `key_fn` (any
+    /// [`KeyFn`](seawall_core::KeyFn), e.g. a closure `Fn(&Req) -> K`).
+    pub fn from_config(key_fn: F, config: &AdaptiveTimeoutConfig) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let params = Params::new(config);
+        let name: Arc<str> = config.name.as_str().into();
+        let map = KeyMap::new(
+            KeyMapConfig::new()
+                .capacity(config.key_capacity)
+                .idle_ttl(config.key_idle_ttl),
+        );
+        Ok(KeyedAdaptiveTimeoutLayer {
+            key_fn: Arc::new(key_fn),
+            shared: Arc::new(KeyedShared {
+                map,
+                params,
+                overflow: DeadlineTracker::with_params(params, name.clone(), None),
+                name,
+            }),
+        })
+    }
+
+    /// A snapshot of every key held.
+    pub fn stats(&self) -> Vec<(K, AdaptiveTimeoutStats)> {
+        let mut out = Vec::with_capacity(self.shared.map.len());
+        self.shared
+            .map
+            .for_each(|k, tracker| out.push((k.clone(), tracker.stats())));
+        out
+    }
+
+    /// A snapshot of one key, if it is held (marks the key used).
+    pub fn key_stats<Q>(&self, key: &Q) -> Option<AdaptiveTimeoutStats>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.shared.map.get(key).map(|t| t.stats())
+    }
+
+    /// How many keys are held.
+    pub fn len(&self) -> usize {
+        self.shared.map.len()
+    }
+
+    /// `true` when no key is held.
+    pub fn is_empty(&self) -> bool {
+        self.shared.map.is_empty()
+    }
+
+    /// Evicts the keys idle for at least `key_idle_ttl` now, rather than on
+    /// the next insert; returns how many.
+    pub fn evict_idle(&self) -> usize {
+        self.shared.map.evict_idle()
+    }
+}
+
+impl<S, F, K> Layer<S> for KeyedAdaptiveTimeoutLayer<F, K> {
+    type Service = KeyedAdaptiveTimeout<S, F, K>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        KeyedAdaptiveTimeout::new(inner, self.key_fn.clone(), self.shared.clone())
+    }
+}

@@ -1,0 +1,148 @@
+//! The services: [`AdaptiveTimeout`] and [`KeyedAdaptiveTimeout`].
+//!
+//! `poll_ready` forwards the inner service's readiness (a timeout reserves
+//! nothing); `call` reads the deadline (one atomic load), starts the clock
+//! and returns a [`ResponseFuture`].
+
+use std::fmt;
+use std::hash::Hash;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use seawall_core::{BoxError, KeyFn};
+use tower_service::Service;
+
+use crate::future::ResponseFuture;
+use crate::layer::KeyedShared;
+use crate::tracker::{AdaptiveTimeoutStats, DeadlineTracker};
+
+/// A service with an adaptive (or fixed) deadline; made by
+/// [`AdaptiveTimeoutLayer`](crate::AdaptiveTimeoutLayer).
+#[derive(Clone, Debug)]
+pub struct AdaptiveTimeout<S> {
+    inner: S,
+    tracker: Arc<DeadlineTracker>,
+}
+
+impl<S> AdaptiveTimeout<S> {
+    pub(crate) fn new(inner: S, tracker: Arc<DeadlineTracker>) -> Self {
+        AdaptiveTimeout { inner, tracker }
+    }
+
+    /// A snapshot of the deadline and the latency window (shared with the
+    /// layer and every service it made).
+    pub fn stats(&self) -> AdaptiveTimeoutStats {
+        self.tracker.stats()
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Consumes the wrapper, returning the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, Req> Service<Req> for AdaptiveTimeout<S>
+where
+    S: Service<Req>,
+    S::Error: Into<BoxError>,
+{
+    type Response = S::Response;
+    type Error = BoxError;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, req: Req) -> Self::Future {
+        let recorder = self.tracker.recorder();
+        ResponseFuture::new(self.inner.call(req), recorder)
+    }
+}
+
+/// A service with one adaptive deadline per key; made by
+/// [`KeyedAdaptiveTimeoutLayer`](crate::KeyedAdaptiveTimeoutLayer).
+pub struct KeyedAdaptiveTimeout<S, F, K> {
+    inner: S,
+    key_fn: Arc<F>,
+    shared: Arc<KeyedShared<K>>,
+}
+
+impl<S: Clone, F, K> Clone for KeyedAdaptiveTimeout<S, F, K> {
+    fn clone(&self) -> Self {
+        KeyedAdaptiveTimeout {
+            inner: self.inner.clone(),
+            key_fn: self.key_fn.clone(),
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<S: fmt::Debug, F, K> fmt::Debug for KeyedAdaptiveTimeout<S, F, K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyedAdaptiveTimeout")
+            .field("inner", &self.inner)
+            .field("name", &self.shared.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, F, K> KeyedAdaptiveTimeout<S, F, K> {
+    pub(crate) fn new(inner: S, key_fn: Arc<F>, shared: Arc<KeyedShared<K>>) -> Self {
+        KeyedAdaptiveTimeout {
+            inner,
+            key_fn,
+            shared,
+        }
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Consumes the wrapper, returning the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, F, K, Req> Service<Req> for KeyedAdaptiveTimeout<S, F, K>
+where
+    S: Service<Req>,
+    S::Error: Into<BoxError>,
+    F: KeyFn<Req, Key = K>,
+    K: Hash + Eq + fmt::Display,
+{
+    type Response = S::Response;
+    type Error = BoxError;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, req: Req) -> Self::Future {
+        let key = self.key_fn.key(&req);
+        let recorder = match self.shared.tracker(key) {
+            Ok(tracker) => tracker.recorder(),
+            Err(()) => self.shared.overflow.recorder(),
+        };
+        ResponseFuture::new(self.inner.call(req), recorder)
+    }
+}

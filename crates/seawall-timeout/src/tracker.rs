@@ -1,0 +1,637 @@
+//! The tower-free core: [`DeadlineTracker`] measures latencies and keeps the
+//! current deadline.
+//!
+//! Guarantees:
+//! - [`DeadlineTracker::deadline`] is one atomic load.
+//! - Recording a latency ([`Recorder::record`]) takes the lock of one of a
+//!   few *recorder shards*, picked by the calling thread, so threads do not
+//!   contend on a lock shared by all callers; it never allocates and never
+//!   panics (histograms are preallocated; values out of range are clamped).
+//! - The deadline is recomputed off the per-call path: when a shard has
+//!   gathered `refresh_every` samples (fewer while warming up) or when the
+//!   window steps; whoever trips it does the work under a `try_lock`, and
+//!   everybody else goes on.
+//! - Samples age out: the window is a ring of 6 interval histograms, stepped
+//!   every `window / 6` (lazily, by the first call that sees the step is due).
+
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, TryLockError, Weak};
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use seawall_core::names::TARGET_TIMEOUT;
+use seawall_core::{ConfigError, Elapsed};
+use tokio::time::Instant;
+
+use crate::config::{AdaptiveTimeoutConfig, Params, nanos};
+use crate::window::{Ring, histogram};
+
+/// Where the current deadline comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DeadlineSource {
+    /// A fixed timeout: nothing is measured.
+    Fixed,
+    /// Fewer than `min_samples` latencies in the window: the `base` deadline.
+    Base,
+    /// `clamp(percentile × multiplier, min, max)` of the window.
+    Adaptive,
+}
+
+/// A snapshot of a tracker (or of one key of a keyed layer).
+///
+/// Percentiles are of the latencies in the current window (successful calls,
+/// plus timed-out calls counted as their deadline), reported within 1% (the
+/// histograms keep two significant digits) and clamped to `2 × max`. They
+/// are zero when the window is empty, and always zero in fixed mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AdaptiveTimeoutStats {
+    /// The deadline the next call gets.
+    pub deadline: Duration,
+    /// Where `deadline` comes from.
+    pub source: DeadlineSource,
+    /// Median latency of the window.
+    pub p50: Duration,
+    /// 90th percentile latency of the window.
+    pub p90: Duration,
+    /// 99th percentile latency of the window.
+    pub p99: Duration,
+    /// 99.9th percentile latency of the window.
+    pub p999: Duration,
+    /// Latencies recorded in the window (under high traffic, about one call
+    /// in `sample_every`).
+    pub samples: u64,
+    /// Calls that hit their deadline since the tracker was created.
+    pub timeouts: u64,
+}
+
+/// Measures latencies and keeps the deadline `clamp(percentile × multiplier,
+/// min, max)`; the core of [`AdaptiveTimeoutLayer`](crate::AdaptiveTimeoutLayer),
+/// usable without tower.
+///
+/// ```
+/// use std::time::Duration;
+/// use seawall_timeout::{AdaptiveTimeoutConfig, DeadlineSource, DeadlineTracker};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let cfg = AdaptiveTimeoutConfig { min_samples: 10, ..Default::default() };
+/// let tracker = DeadlineTracker::new(&cfg).unwrap();
+/// assert_eq!(tracker.deadline(), Duration::from_secs(1), "base until 10 samples");
+///
+/// for _ in 0..10 {
+///     let deadline = tracker.deadline();
+///     let outcome = tokio::time::timeout(deadline, async { 42 }).await;
+///     match outcome {
+///         Ok(_) => tracker.record(Duration::from_millis(100)),
+///         Err(_) => tracker.record_timeout(deadline),
+///     }
+/// }
+/// let stats = tracker.stats();
+/// assert_eq!(stats.source, DeadlineSource::Adaptive);
+/// // p99 of ten 100ms samples, × 1.5 (within the histogram's 1%).
+/// assert!(stats.deadline >= Duration::from_millis(150) && stats.deadline < Duration::from_millis(152));
+/// # }
+/// ```
+pub struct DeadlineTracker {
+    common: Arc<Common>,
+    shards: Box<[Arc<Shard>]>,
+}
+
+impl std::fmt::Debug for DeadlineTracker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeadlineTracker")
+            .field("name", &self.common.name)
+            .field("key", &self.common.label)
+            .field("deadline", &self.deadline())
+            .field("shards", &self.shards.len())
+            .finish()
+    }
+}
+
+/// What a call needs to report its latency: a handle on one recorder shard
+/// of a [`DeadlineTracker`], picked for the current thread. Cloning it (one
+/// per call) touches only that shard's reference count, not a counter shared
+/// by every thread.
+#[derive(Clone)]
+pub struct Recorder {
+    shard: Arc<Shard>,
+}
+
+impl std::fmt::Debug for Recorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recorder")
+            .field("name", &self.shard.common.name)
+            .field("key", &self.shard.common.label)
+            .finish()
+    }
+}
+
+struct Common {
+    params: Params,
+    name: Arc<str>,
+    label: Option<Arc<str>>,
+    epoch: Instant,
+    deadline_ns: AtomicU64,
+    /// Pending samples in one shard that trigger a refresh.
+    flush_at: AtomicU32,
+    timeouts: AtomicU64,
+    /// A call is measured when a per-thread random number is at most this
+    /// (`u32::MAX`: every call).
+    sample_below: AtomicU32,
+    ring: Mutex<RingState>,
+    shards: OnceLock<Box<[Weak<Shard>]>>,
+    #[cfg(feature = "metrics")]
+    metrics: crate::metrics::Handles,
+}
+
+struct RingState {
+    ring: Ring,
+    source: DeadlineSource,
+    at_max: bool,
+    /// One call in `sampling` is measured right now.
+    sampling: u32,
+}
+
+// Aligned so two shards never share a cache line.
+#[repr(align(128))]
+struct Shard {
+    common: Arc<Common>,
+    batch: Mutex<Batch>,
+}
+
+struct Batch {
+    hist: Histogram<u32>,
+    pending: u32,
+    /// When the window steps next: a copy kept per shard (updated by every
+    /// refresh) so the per-call check is a comparison of instants, not a
+    /// subtraction.
+    step_at: Instant,
+}
+
+impl Batch {
+    /// Records `us`; `true` when a refresh is due.
+    #[inline]
+    fn push(&mut self, us: u64, now: Instant, flush_at: u32) -> bool {
+        self.hist.saturating_record(us);
+        self.pending = self.pending.saturating_add(1);
+        self.pending >= flush_at || now >= self.step_at
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Poisoned only by a panic under the lock; nothing under these locks
+    // panics, and the histograms stay consistent either way.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn try_lock<T>(m: &Mutex<T>) -> Option<MutexGuard<'_, T>> {
+    match m.try_lock() {
+        Ok(g) => Some(g),
+        Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
+        Err(TryLockError::WouldBlock) => None,
+    }
+}
+
+/// A small per-thread number, assigned once per thread, used to spread
+/// threads over recorder shards.
+#[inline]
+fn thread_index() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static INDEX: Cell<usize> = const { Cell::new(usize::MAX) };
+    }
+    INDEX
+        .try_with(|i| {
+            let v = i.get();
+            if v != usize::MAX {
+                return v;
+            }
+            let v = NEXT.fetch_add(1, Relaxed);
+            i.set(v);
+            v
+        })
+        .unwrap_or(0)
+}
+
+/// A per-thread xorshift32 stream, seeded from the thread's index (never 0).
+#[inline]
+fn thread_random() -> u32 {
+    thread_local! {
+        static STATE: Cell<u32> = const { Cell::new(0) };
+    }
+    STATE
+        .try_with(|s| {
+            let mut x = s.get();
+            if x == 0 {
+                // splitmix-style scramble of the thread index; `| 1` keeps it non-zero.
+                let i = thread_index() as u64;
+                let z = (i.wrapping_add(1)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                x = ((z ^ (z >> 31)) as u32) | 1;
+            }
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            s.set(x);
+            x
+        })
+        .unwrap_or(0)
+}
+
+fn shard_count(fixed: bool) -> usize {
+    if fixed {
+        return 1;
+    }
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .next_power_of_two()
+        .min(8)
+}
+
+fn duration_us(us: u64) -> Duration {
+    Duration::from_micros(us)
+}
+
+impl DeadlineTracker {
+    /// A tracker for `config` (after validating it), named `config.name`.
+    pub fn new(config: &AdaptiveTimeoutConfig) -> Result<Self, ConfigError> {
+        config.validate()?;
+        Ok(Self::with_params(
+            Params::new(config),
+            config.name.as_str().into(),
+            None,
+        ))
+    }
+
+    /// A fixed-deadline tracker: measures nothing, counts timeouts. The
+    /// deadline is capped at [`LONGEST_DEADLINE`](crate::LONGEST_DEADLINE).
+    pub fn fixed(deadline: Duration) -> Self {
+        Self::with_params(
+            Params::fixed(deadline.min(crate::LONGEST_DEADLINE)),
+            seawall_core::names::DEFAULT_NAME.into(),
+            None,
+        )
+    }
+
+    pub(crate) fn with_params(params: Params, name: Arc<str>, label: Option<Arc<str>>) -> Self {
+        let (deadline, source) = match params.fixed {
+            Some(f) => (f, DeadlineSource::Fixed),
+            None => (params.base_ns, DeadlineSource::Base),
+        };
+        let n = shard_count(params.fixed.is_some());
+        let ring = Ring::new(params.high_us, params.interval_ns);
+        let epoch = Instant::now();
+        let step_at = epoch
+            .checked_add(Duration::from_nanos(ring.next_rotation()))
+            .unwrap_or(epoch);
+        let common = Arc::new(Common {
+            params,
+            #[cfg(feature = "metrics")]
+            metrics: crate::metrics::Handles::new(&name, label.as_deref()),
+            name,
+            label,
+            epoch,
+            deadline_ns: AtomicU64::new(deadline),
+            flush_at: AtomicU32::new(warmup_flush(&params, n)),
+            timeouts: AtomicU64::new(0),
+            sample_below: AtomicU32::new(u32::MAX),
+            ring: Mutex::new(RingState {
+                ring,
+                source,
+                at_max: false,
+                sampling: 1,
+            }),
+            shards: OnceLock::new(),
+        });
+        let shards: Box<[Arc<Shard>]> = (0..n)
+            .map(|_| {
+                Arc::new(Shard {
+                    common: common.clone(),
+                    batch: Mutex::new(Batch {
+                        hist: histogram(params.high_us),
+                        pending: 0,
+                        step_at,
+                    }),
+                })
+            })
+            .collect();
+        let _ = common
+            .shards
+            .set(shards.iter().map(Arc::downgrade).collect());
+        #[cfg(feature = "metrics")]
+        common.metrics.deadline(deadline);
+        DeadlineTracker { common, shards }
+    }
+
+    /// The deadline the next call gets: one atomic load.
+    #[inline]
+    pub fn deadline(&self) -> Duration {
+        self.common.deadline()
+    }
+
+    /// `true` unless the tracker is in fixed mode.
+    #[inline]
+    pub fn is_adaptive(&self) -> bool {
+        self.common.params.fixed.is_none()
+    }
+
+    /// The recorder shard of the current thread.
+    #[inline]
+    pub fn recorder(&self) -> Recorder {
+        let i = thread_index() & (self.shards.len() - 1);
+        Recorder {
+            shard: self.shards[i].clone(),
+        }
+    }
+
+    /// Records the latency of a call that completed; reads the clock (use
+    /// [`Recorder::record`] when you have the time already).
+    pub fn record(&self, latency: Duration) {
+        self.recorder().record(latency, Instant::now());
+    }
+
+    /// Records a call that hit `deadline`: counted as a timeout and, in
+    /// adaptive mode, as a latency equal to the deadline.
+    pub fn record_timeout(&self, deadline: Duration) {
+        self.recorder().record_timeout(deadline, Instant::now());
+    }
+
+    /// A snapshot: brings the window up to date (steps it, gathers every
+    /// shard, recomputes the deadline) and reads it. Takes the tracker's
+    /// locks; meant for dashboards, not for every call.
+    pub fn stats(&self) -> AdaptiveTimeoutStats {
+        self.common.stats(Instant::now())
+    }
+
+    /// The key label given to rejections (keyed layers only).
+    pub fn key(&self) -> Option<&str> {
+        self.common.label.as_deref()
+    }
+}
+
+fn warmup_flush(params: &Params, shards: usize) -> u32 {
+    let per_shard = params.min_samples.div_ceil(shards as u64).max(1);
+    u32::try_from(per_shard)
+        .unwrap_or(u32::MAX)
+        .min(params.refresh_every)
+}
+
+impl Recorder {
+    /// The deadline the next call gets: one atomic load.
+    #[inline]
+    pub fn deadline(&self) -> Duration {
+        self.shard.common.deadline()
+    }
+
+    /// `true` unless the tracker is in fixed mode (where recording is a no-op).
+    #[inline]
+    pub fn is_adaptive(&self) -> bool {
+        self.shard.common.params.fixed.is_none()
+    }
+
+    /// Records the latency of a call that completed at `now`.
+    #[inline]
+    pub fn record(&self, latency: Duration, now: Instant) {
+        if !self.is_adaptive() {
+            return;
+        }
+        let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        let common = &*self.shard.common;
+        if self.push(us, now, common.flush_at.load(Relaxed)) {
+            common.maintain(now);
+        }
+    }
+
+    /// Whether to measure this call: always while the window is small, about
+    /// one call in `sample_every` under high traffic, never in fixed mode.
+    /// One relaxed load and, when sampling, a per-thread random number.
+    #[inline]
+    pub fn should_measure(&self) -> bool {
+        if !self.is_adaptive() {
+            return false;
+        }
+        let below = self.shard.common.sample_below.load(Relaxed);
+        below == u32::MAX || thread_random() <= below
+    }
+
+    /// Records a call that hit `deadline` at `now`: a timeout and, in adaptive
+    /// mode, a latency equal to the deadline.
+    pub fn record_timeout(&self, deadline: Duration, now: Instant) {
+        self.count_timeout(deadline);
+        self.record(deadline, now);
+    }
+
+    /// Counts a timeout without recording a latency (for a call that was not
+    /// sampled: see [`Recorder::should_measure`]).
+    pub fn count_timeout(&self, deadline: Duration) {
+        self.shard.common.timeouts.fetch_add(1, Relaxed);
+        #[cfg(feature = "metrics")]
+        self.shard.common.metrics.elapsed();
+        tracing::trace!(
+            target: TARGET_TIMEOUT,
+            name = &*self.shard.common.name,
+            key = self.shard.common.label.as_deref(),
+            deadline = ?deadline,
+            "deadline elapsed"
+        );
+    }
+
+    /// The rejection for a call that hit `deadline`, with the key label of a
+    /// keyed layer (a shared `Arc<str>`: no allocation).
+    pub fn elapsed(&self, deadline: Duration) -> Elapsed {
+        let e = Elapsed::new(deadline);
+        match &self.shard.common.label {
+            Some(k) => e.with_key(k.clone()),
+            None => e,
+        }
+    }
+
+    #[inline]
+    fn push(&self, us: u64, now: Instant, flush_at: u32) -> bool {
+        if let Some(mut b) = try_lock(&self.shard.batch) {
+            return b.push(us, now, flush_at);
+        }
+        // Another thread shares this shard right now: try the others
+        // before waiting (rare: the upgrade touches a shared count).
+        if let Some(others) = self.shard.common.shards.get() {
+            for other in others.iter().filter_map(Weak::upgrade) {
+                if let Some(mut b) = try_lock(&other.batch) {
+                    return b.push(us, now, flush_at);
+                }
+            }
+        }
+        lock(&self.shard.batch).push(us, now, flush_at)
+    }
+}
+
+impl Common {
+    #[inline]
+    fn deadline(&self) -> Duration {
+        Duration::from_nanos(self.deadline_ns.load(Relaxed))
+    }
+
+    fn since_epoch(&self, now: Instant) -> u64 {
+        nanos(now.saturating_duration_since(self.epoch))
+    }
+
+    /// Refreshes if nobody else is; never waits.
+    fn maintain(&self, now: Instant) {
+        if let Some(mut ring) = try_lock(&self.ring) {
+            self.refresh(&mut ring, self.since_epoch(now));
+        }
+    }
+
+    fn stats(&self, now: Instant) -> AdaptiveTimeoutStats {
+        let mut ring = lock(&self.ring);
+        if self.params.fixed.is_none() {
+            self.refresh(&mut ring, self.since_epoch(now));
+        }
+        let w = ring.ring.window();
+        let [p50, p90, p99, p999] = if w.is_empty() {
+            [Duration::ZERO; 4]
+        } else {
+            [0.5, 0.9, 0.99, 0.999].map(|q| duration_us(w.value_at_quantile(q)))
+        };
+        AdaptiveTimeoutStats {
+            deadline: self.deadline(),
+            source: ring.source,
+            p50,
+            p90,
+            p99,
+            p999,
+            samples: w.len(),
+            timeouts: self.timeouts.load(Relaxed),
+        }
+    }
+
+    /// Gathers every shard into the current interval, steps the window if
+    /// due, and recomputes the deadline. Runs under the ring lock; takes
+    /// shard locks one at a time (a recording thread never waits for the
+    /// ring lock while holding a shard lock, so this cannot deadlock).
+    fn refresh(&self, state: &mut RingState, now_ns: u64) {
+        // When the window steps next, once it has stepped to `now_ns`.
+        let next_ns = state.ring.next_rotation_after(now_ns);
+        let step_at = self
+            .epoch
+            .checked_add(Duration::from_nanos(next_ns))
+            .unwrap_or(self.epoch);
+        if let Some(shards) = self.shards.get() {
+            for shard in shards.iter().filter_map(Weak::upgrade) {
+                let mut b = lock(&shard.batch);
+                if b.pending > 0 {
+                    state.ring.absorb(&b.hist);
+                    b.hist.reset();
+                    b.pending = 0;
+                }
+                b.step_at = step_at;
+            }
+        }
+        state.ring.rotate(now_ns);
+        self.recompute(state);
+    }
+
+    fn recompute(&self, state: &mut RingState) {
+        let p = &self.params;
+        let window = state.ring.window();
+        let samples = window.len();
+        let (deadline, source) = match p.fixed {
+            Some(f) => (f, DeadlineSource::Fixed),
+            None if samples < p.min_samples => (p.base_ns, DeadlineSource::Base),
+            None => {
+                let us = window.value_at_quantile(p.quantile);
+                let ns = us as f64 * 1_000.0 * p.multiplier;
+                let ns = if ns.is_nan() {
+                    p.max_ns
+                } else {
+                    // `as` saturates; the clamp keeps it in min..=max.
+                    (ns as u64).clamp(p.min_ns, p.max_ns)
+                };
+                (ns, DeadlineSource::Adaptive)
+            }
+        };
+        let old = self.deadline_ns.load(Relaxed);
+        if old != deadline {
+            self.deadline_ns.store(deadline, Relaxed);
+            tracing::debug!(
+                target: TARGET_TIMEOUT,
+                name = &*self.name,
+                key = self.label.as_deref(),
+                deadline = ?Duration::from_nanos(deadline),
+                previous = ?Duration::from_nanos(old),
+                samples,
+                "deadline updated"
+            );
+        }
+        if state.source != source {
+            tracing::info!(
+                target: TARGET_TIMEOUT,
+                name = &*self.name,
+                key = self.label.as_deref(),
+                from = ?state.source,
+                to = ?source,
+                deadline = ?Duration::from_nanos(deadline),
+                samples,
+                "deadline source changed"
+            );
+            state.source = source;
+            let shards = self.shards.get().map_or(1, |s| s.len());
+            let flush_at = if source == DeadlineSource::Adaptive {
+                p.refresh_every
+            } else {
+                warmup_flush(p, shards)
+            };
+            self.flush_at.store(flush_at, Relaxed);
+        }
+        // Measure fewer calls once there are plenty: the estimate of calls in
+        // the window does not depend on the current rate, so this does not
+        // flap around the threshold.
+        let calls = samples.saturating_mul(u64::from(state.sampling));
+        // Sample only when that still leaves 16 × min_samples latencies.
+        let enough = p
+            .min_samples
+            .saturating_mul(16)
+            .saturating_mul(u64::from(p.sample_every));
+        let sampling = if source == DeadlineSource::Adaptive && calls >= enough {
+            p.sample_every.max(1)
+        } else {
+            1
+        };
+        if sampling != state.sampling {
+            state.sampling = sampling;
+            let below = if sampling == 1 {
+                u32::MAX
+            } else {
+                u32::MAX / sampling
+            };
+            self.sample_below.store(below, Relaxed);
+        }
+        let at_max = source == DeadlineSource::Adaptive && deadline >= p.max_ns;
+        if at_max != state.at_max {
+            state.at_max = at_max;
+            if at_max {
+                tracing::warn!(
+                    target: TARGET_TIMEOUT,
+                    name = &*self.name,
+                    key = self.label.as_deref(),
+                    deadline = ?Duration::from_nanos(deadline),
+                    "deadline reached max: the service is slower than max / multiplier"
+                );
+            } else {
+                tracing::info!(
+                    target: TARGET_TIMEOUT,
+                    name = &*self.name,
+                    key = self.label.as_deref(),
+                    deadline = ?Duration::from_nanos(deadline),
+                    "deadline back below max"
+                );
+            }
+        }
+        #[cfg(feature = "metrics")]
+        {
+            self.metrics.deadline(deadline);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,292 @@
+use super::*;
+
+fn cfg() -> AdaptiveTimeoutConfig {
+    AdaptiveTimeoutConfig {
+        min: Duration::from_micros(1),
+        base: Duration::from_secs(1),
+        min_samples: 100,
+        refresh_every: 1,
+        sample_every: 1,
+        ..Default::default()
+    }
+}
+
+fn feed(t: &DeadlineTracker, us: impl IntoIterator<Item = u64>) {
+    for v in us {
+        t.record(Duration::from_micros(v));
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn deadline_is_the_formula_on_exact_samples() {
+    // Below 256µs the histogram is exact to the microsecond.
+    let t = DeadlineTracker::new(&cfg()).unwrap();
+    feed(&t, 1..=200);
+    let s = t.stats();
+    assert_eq!(s.source, DeadlineSource::Adaptive);
+    assert_eq!(s.samples, 200);
+    // p99 of 1..=200 is 198 (rank ceil(0.99 × 200) = 198); × 1.5 = 297µs.
+    assert_eq!(s.p99, Duration::from_micros(198));
+    assert_eq!(s.deadline, Duration::from_micros(297));
+    assert_eq!(s.p50, Duration::from_micros(100));
+    assert_eq!(s.p90, Duration::from_micros(180));
+    assert_eq!(s.p999, Duration::from_micros(200));
+    assert_eq!(t.deadline(), Duration::from_micros(297));
+}
+
+#[tokio::test(start_paused = true)]
+async fn other_percentiles_and_multipliers() {
+    let t = DeadlineTracker::new(&AdaptiveTimeoutConfig {
+        percentile: 50.0,
+        multiplier: 3.0,
+        ..cfg()
+    })
+    .unwrap();
+    feed(&t, (1..=100).map(|v| v * 2));
+    // p50 of 2, 4, …, 200 is 100µs; × 3.
+    assert_eq!(t.stats().deadline, Duration::from_micros(300));
+}
+
+#[tokio::test(start_paused = true)]
+async fn larger_latencies_are_within_the_histogram_precision() {
+    let t = DeadlineTracker::new(&cfg()).unwrap();
+    feed(&t, (1..=1000).map(|ms| ms * 1_000));
+    let d = t.stats().deadline.as_secs_f64();
+    let want = 0.990 * 1.5;
+    assert!((d - want).abs() / want < 0.01, "{d} vs {want}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn clamped_at_min_and_max() {
+    let t = DeadlineTracker::new(&AdaptiveTimeoutConfig {
+        min: Duration::from_millis(10),
+        max: Duration::from_millis(500),
+        base: Duration::from_millis(100),
+        ..cfg()
+    })
+    .unwrap();
+    feed(&t, [50; 100]);
+    assert_eq!(t.stats().deadline, Duration::from_millis(10), "75µs → min");
+
+    let t = DeadlineTracker::new(&AdaptiveTimeoutConfig {
+        max: Duration::from_millis(500),
+        base: Duration::from_millis(100),
+        ..cfg()
+    })
+    .unwrap();
+    feed(&t, [400_000; 100]);
+    assert_eq!(
+        t.stats().deadline,
+        Duration::from_millis(500),
+        "600ms → max"
+    );
+    // Far beyond the histogram's range: clamped, not an error.
+    feed(&t, [u64::MAX / 2_000; 100]);
+    assert_eq!(t.stats().deadline, Duration::from_millis(500));
+}
+
+#[tokio::test(start_paused = true)]
+async fn base_until_min_samples() {
+    let t = DeadlineTracker::new(&cfg()).unwrap();
+    feed(&t, [100; 99]);
+    let s = t.stats();
+    assert_eq!(s.source, DeadlineSource::Base);
+    assert_eq!(s.deadline, Duration::from_secs(1));
+    assert_eq!(s.samples, 99);
+    feed(&t, [100]);
+    assert_eq!(
+        t.deadline(),
+        Duration::from_micros(150),
+        "refreshed on the 100th sample"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn warm_up_switches_without_stats_even_with_large_refresh_every() {
+    let t = DeadlineTracker::new(&AdaptiveTimeoutConfig {
+        refresh_every: 1_000_000,
+        ..cfg()
+    })
+    .unwrap();
+    // All on this thread, so on one shard: the warm-up threshold is
+    // min_samples / shards, so by 100 samples a refresh happened.
+    feed(&t, [100; 100]);
+    assert_eq!(t.deadline(), Duration::from_micros(150));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_deadline_follows_a_shift_within_one_window() {
+    let window = Duration::from_secs(60);
+    let t = DeadlineTracker::new(&AdaptiveTimeoutConfig {
+        window,
+        min: Duration::from_millis(10),
+        ..cfg()
+    })
+    .unwrap();
+    // Values the histogram holds exactly (the top of their bucket).
+    let step = Duration::from_millis(500);
+    let mut now = Duration::ZERO;
+    while now < window {
+        feed(&t, [10_239]);
+        tokio::time::advance(step).await;
+        now += step;
+    }
+    assert_eq!(t.deadline(), Duration::from_nanos(10_239_000 * 3 / 2));
+    // The peer gets 10× slower.
+    let mut elapsed = Duration::ZERO;
+    while elapsed < window {
+        feed(&t, [100_351]);
+        tokio::time::advance(step).await;
+        elapsed += step;
+    }
+    feed(&t, [100_351]);
+    assert_eq!(
+        t.deadline(),
+        Duration::from_nanos(100_351_000 * 3 / 2),
+        "old samples aged out within one window"
+    );
+    // And faster again.
+    let mut elapsed = Duration::ZERO;
+    while elapsed < window {
+        feed(&t, [2_047]);
+        tokio::time::advance(step).await;
+        elapsed += step;
+    }
+    feed(&t, [2_047]);
+    assert_eq!(
+        t.deadline(),
+        Duration::from_millis(10),
+        "3ms, clamped at min"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_idle_window_falls_back_to_base() {
+    let t = DeadlineTracker::new(&cfg()).unwrap();
+    feed(&t, [100; 200]);
+    assert_eq!(t.deadline(), Duration::from_micros(150));
+    tokio::time::advance(Duration::from_secs(61)).await;
+    let s = t.stats();
+    assert_eq!(s.samples, 0);
+    assert_eq!(s.source, DeadlineSource::Base);
+    assert_eq!(s.deadline, Duration::from_secs(1));
+    assert_eq!(s.p99, Duration::ZERO);
+}
+
+#[tokio::test(start_paused = true)]
+async fn timeouts_push_the_deadline_up_to_max_only() {
+    let t = DeadlineTracker::new(&AdaptiveTimeoutConfig {
+        max: Duration::from_millis(200),
+        base: Duration::from_millis(100),
+        ..cfg()
+    })
+    .unwrap();
+    feed(&t, [50_175; 100]);
+    assert_eq!(t.deadline(), Duration::from_nanos(50_175_000 * 3 / 2));
+    for _ in 0..1_000 {
+        let d = t.deadline();
+        t.record_timeout(d);
+    }
+    let s = t.stats();
+    assert_eq!(s.deadline, Duration::from_millis(200));
+    assert_eq!(s.timeouts, 1_000);
+}
+
+#[tokio::test(start_paused = true)]
+async fn fixed_mode_measures_nothing() {
+    let t = DeadlineTracker::fixed(Duration::from_millis(250));
+    assert!(!t.is_adaptive());
+    feed(&t, [1; 500]);
+    t.record_timeout(Duration::from_millis(250));
+    let s = t.stats();
+    assert_eq!(s.deadline, Duration::from_millis(250));
+    assert_eq!(s.source, DeadlineSource::Fixed);
+    assert_eq!(s.samples, 0);
+    assert_eq!(s.timeouts, 1);
+}
+
+#[test]
+fn threads_record_into_their_own_shards() {
+    let t = Arc::new(DeadlineTracker::new(&cfg()).unwrap());
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let t = t.clone();
+            std::thread::spawn(move || {
+                for _ in 0..10_000 {
+                    t.record(Duration::from_micros(100));
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    let s = t.stats();
+    assert_eq!(s.samples, 40_000, "no sample lost");
+    assert_eq!(s.deadline, Duration::from_micros(150));
+}
+
+#[tokio::test(start_paused = true)]
+async fn under_high_traffic_about_one_call_in_n_is_measured() {
+    let t = DeadlineTracker::new(&AdaptiveTimeoutConfig {
+        sample_every: 4,
+        ..cfg()
+    })
+    .unwrap();
+    let r = t.recorder();
+    let mut measured = 0u64;
+    // 16 × min_samples × sample_every calls before sampling starts.
+    for _ in 0..6_400 {
+        assert!(r.should_measure(), "every call while the window is small");
+        t.record(Duration::from_micros(100));
+    }
+    for _ in 0..100_000 {
+        if r.should_measure() {
+            measured += 1;
+        }
+    }
+    // 25 000 expected; 6 standard deviations is about 820.
+    assert!((24_000..26_000).contains(&measured), "{measured}");
+    // Fixed mode never measures.
+    assert!(
+        !DeadlineTracker::fixed(Duration::from_secs(1))
+            .recorder()
+            .should_measure()
+    );
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// On any samples, the deadline is the formula computed on a plain
+    /// histogram of the same samples, and always within `min..=max`.
+    #[test]
+    fn deadline_is_always_the_clamped_formula(
+        samples in proptest::collection::vec(0u64..30_000_000, 100..400),
+        percentile in 1.0f64..=100.0,
+        multiplier in 0.1f64..4.0,
+    ) {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
+        rt.block_on(async {
+            let config = AdaptiveTimeoutConfig {
+                percentile,
+                multiplier,
+                min: Duration::from_millis(1),
+                ..cfg()
+            };
+            let t = DeadlineTracker::new(&config).unwrap();
+            let mut plain = histogram(20_000_000);
+            for &us in &samples {
+                t.record(Duration::from_micros(us));
+                plain.saturating_record(us);
+            }
+            let p = plain.value_at_quantile(percentile / 100.0);
+            let want = ((p as f64 * 1_000.0 * multiplier) as u64).clamp(1_000_000, 10_000_000_000);
+            let s = t.stats();
+            proptest::prop_assert_eq!(s.deadline, Duration::from_nanos(want));
+            proptest::prop_assert!(s.deadline >= config.min && s.deadline <= config.max);
+            proptest::prop_assert_eq!(s.samples, samples.len() as u64);
+            Ok(())
+        })?;
+    }
+}
