@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use pin_project_lite::pin_project;
-use seawall_core::{BoxError, CircuitOpen, Classify};
+use seawall_core::{BoxError, CircuitOpen, Classify, Outcome, Rejection};
 
 use crate::state::Permit;
 
@@ -80,7 +80,7 @@ impl<F, C> fmt::Debug for ResponseFuture<F, C> {
 impl<F, C, T, E> Future for ResponseFuture<F, C>
 where
     F: Future<Output = Result<T, E>>,
-    E: Into<BoxError>,
+    E: Into<BoxError> + 'static,
     C: Classify<T, E>,
 {
     type Output = Result<T, BoxError>;
@@ -93,7 +93,13 @@ where
                 classify,
             } => {
                 let result = ready!(fut.poll(cx));
-                permit.record_in_place(classify.classify(&result));
+                // A refusal from a layer below (a budget, a shedder) never
+                // reached the peer: it says nothing about its health.
+                let outcome = match &result {
+                    Err(e) if Rejection::is_refusal_in(e) => Outcome::Ignore,
+                    _ => classify.classify(&result),
+                };
+                permit.record_in_place(outcome);
                 Poll::Ready(result.map_err(Into::into))
             }
             // The one allocation of a rejection: tower's `BoxError`.

@@ -116,6 +116,7 @@ pub(crate) struct Keyed<KF, K> {
 impl<KF, K: Hash + Eq + fmt::Display> Keyed<KF, K> {
     /// The breaker of `key`, created if absent; `None` when the map is full
     /// of protected keys.
+    #[inline]
     pub(crate) fn entry(&self, key: K) -> Option<Arc<Inner>> {
         match self.get_or_insert(key) {
             Ok(inner) => Some(inner),
@@ -127,6 +128,7 @@ impl<KF, K: Hash + Eq + fmt::Display> Keyed<KF, K> {
         }
     }
 
+    #[inline]
     fn get_or_insert(&self, key: K) -> Result<Arc<Inner>, KeyMapFull> {
         let mut inserted = false;
         let result = self.map.get_or_insert_with(key, |k| {
@@ -420,5 +422,13 @@ impl<S, KF, K, C: Clone> Layer<S> for KeyedBreakerLayer<KF, K, C> {
 
     fn layer(&self, inner: S) -> Self::Service {
         KeyedBreaker::new(inner, self.shared.clone(), self.classify.clone())
+    }
+}
+
+impl<KF, K, C> KeyedBreakerLayer<KF, K, C> {
+    /// The classifier of this layer, for the services peer selection builds
+    /// over the same map (`select.rs`).
+    pub(crate) fn classifier(&self) -> &C {
+        &self.classify
     }
 }

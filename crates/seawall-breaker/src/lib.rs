@@ -132,7 +132,10 @@
 //! # }
 //! ```
 //!
-//! Per-peer breakers: see [`KeyedBreakerLayer`].
+//! Per-peer breakers: see [`KeyedBreakerLayer`]. To send each request to its
+//! preferred peer, or to the healthiest other peer when that one's breaker
+//! refuses, see [`PeerSelect`]; to let tower's `Balance` prefer healthy
+//! peers, guard them with [`KeyedBreakerLayer::guard`] (feature `balance`).
 //!
 //! # Feature flags
 //!
@@ -140,6 +143,8 @@
 //! |-----------|--------------|
 //! | `serde`   | `Deserialize` for [`BreakerConfig`], [`TripPolicy`], [`OpenBackoff`], [`KeyedBreakerConfig`] (durations as `"30s"`) |
 //! | `metrics` | state gauge, transition and rejection counters, key gauge, through the `metrics` facade under seawall-core's names |
+//! | `discover` | `PeerSelectBuilder::discover`: peers from a `tower::discover::Discover` stream (adds `tower` with its `discover` feature) |
+//! | `balance` | `tower::load::Load` for [`Breaker`] (its breaker's ill health), so tower's `Balance` prefers healthy peers (adds `tower` with its `load` feature) |
 //!
 //! # Observability
 //!
@@ -160,6 +165,9 @@ mod error;
 mod future;
 mod keyed;
 mod layer;
+#[cfg(feature = "balance")]
+mod load;
+mod select;
 mod service;
 mod state;
 mod window;
@@ -169,5 +177,8 @@ pub use error::CallError;
 pub use future::ResponseFuture;
 pub use keyed::{KeyedBreakerConfig, KeyedBreakerLayer, KeyedStats};
 pub use layer::BreakerLayer;
+pub use select::{
+    NoPeerAvailable, PeerSelect, PeerSelectBuilder, PeerSelectConfig, PeerSelectStats, SelectFuture,
+};
 pub use service::{Breaker, KeyedBreaker};
 pub use state::{BreakerStats, CircuitBreaker, Permit, State};

@@ -65,7 +65,7 @@ impl<S, C> Breaker<S, C> {
 impl<S, C, Req> Service<Req> for Breaker<S, C>
 where
     S: Service<Req>,
-    S::Error: Into<BoxError>,
+    S::Error: Into<BoxError> + 'static,
     C: Classify<S::Response, S::Error> + Clone,
 {
     type Response = S::Response;
@@ -131,7 +131,7 @@ impl<S, KF, K, C> KeyedBreaker<S, KF, K, C> {
 impl<S, KF, K, C, Req> Service<Req> for KeyedBreaker<S, KF, K, C>
 where
     S: Service<Req>,
-    S::Error: Into<BoxError>,
+    S::Error: Into<BoxError> + 'static,
     KF: KeyFn<Req, Key = K>,
     K: std::hash::Hash + Eq + Clone + fmt::Display + Send + Sync + 'static,
     C: Classify<S::Response, S::Error> + Clone,

@@ -4,7 +4,10 @@ use std::time::Duration;
 
 use seawall_breaker::{BreakerLayer, State, TripPolicy};
 use seawall_core::rejection::OpenState;
-use seawall_core::{BoxError, CircuitOpen, Outcome, Rejection, RejectionKind, classify_fn};
+use seawall_core::{
+    BoxError, CircuitOpen, Outcome, OverloadReason, Overloaded, Rejection, RejectionKind,
+    classify_fn,
+};
 use tokio::sync::oneshot;
 use tokio_test::{assert_pending, assert_ready, assert_ready_ok, task};
 use tower::{Layer, Service, ServiceExt, service_fn};
@@ -216,4 +219,36 @@ async fn standard_and_from_config() {
         BreakerLayer::from_config(&bad).unwrap_err().to_string(),
         "success_threshold: 0 must be greater than zero"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn refusals_from_layers_below_never_trip_the_breaker() {
+    // The recommended client stack puts a per-peer budget below the breaker:
+    // its refusals never reached the peer and must not open the circuit.
+    let layer = layer(2);
+    let spent = layer.layer(service_fn(|()| async {
+        Err::<(), BoxError>(seawall_core::BudgetExhausted::new(Duration::from_millis(5)).into())
+    }));
+    let shed = layer.layer(service_fn(|()| async {
+        Err::<(), BoxError>(Overloaded::new(OverloadReason::HardLimit).into())
+    }));
+    for _ in 0..5 {
+        let err = spent.clone().oneshot(()).await.unwrap_err();
+        assert_eq!(
+            Rejection::find(&*err).map(|r| r.kind()),
+            Some(RejectionKind::BudgetExhausted),
+            "the refusal comes back unchanged"
+        );
+        let err = shed.clone().oneshot(()).await.unwrap_err();
+        assert!(err.is::<Overloaded>());
+    }
+    assert_eq!(layer.state(), State::Closed);
+    // A timeout below is a failure: the peer was called and was too slow.
+    let slow = layer.layer(service_fn(|()| async {
+        Err::<(), BoxError>(seawall_core::Elapsed::new(Duration::from_millis(5)).into())
+    }));
+    for _ in 0..2 {
+        let _ = slow.clone().oneshot(()).await;
+    }
+    assert_eq!(layer.state(), State::Open);
 }

@@ -25,6 +25,10 @@
 //! tokio `Notify`s for the receiver and for senders waiting under
 //! [`OverflowPolicy::Wait`]. One receiver, any number of senders (clone the
 //! [`Sender`]).
+//!
+//! [`priority_channel`] is the same queue with one lane per priority, each
+//! with its own capacity and policy, drained highest priority first under a
+//! documented anti-starvation rule (see [`priority`](priority_channel)).
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -34,6 +38,57 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use seawall_core::ConfigError;
 use seawall_core::config::Check;
 use tokio::sync::Notify;
+
+mod priority;
+
+pub use priority::{
+    LaneConfig, PriorityConfig, PriorityReceiver, PrioritySender, PriorityStats, priority_channel,
+};
+
+/// The receiving half of a bounded queue, as a
+/// [`BoundedLoop`](crate::BoundedLoop) drains it: [`Receiver`] or
+/// [`PriorityReceiver`]. Sealed: implemented only by this crate's queues.
+pub trait QueueReceiver: sealed::Sealed {
+    /// What the queue holds.
+    type Item;
+
+    /// The next item; `None` once every sender is gone and the queue is
+    /// drained. Cancel-safe.
+    fn recv(&mut self) -> impl std::future::Future<Output = Option<Self::Item>>;
+
+    /// The queue's counters (a priority channel's lanes added up).
+    fn queue_stats(&self) -> QueueStats;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl<T> Sealed for super::Receiver<T> {}
+    impl<T> Sealed for super::PriorityReceiver<T> {}
+}
+
+impl<T> QueueReceiver for Receiver<T> {
+    type Item = T;
+
+    fn recv(&mut self) -> impl std::future::Future<Output = Option<T>> {
+        Receiver::recv(self)
+    }
+
+    fn queue_stats(&self) -> QueueStats {
+        self.stats()
+    }
+}
+
+impl<T> QueueReceiver for PriorityReceiver<T> {
+    type Item = T;
+
+    fn recv(&mut self) -> impl std::future::Future<Output = Option<T>> {
+        PriorityReceiver::recv(self)
+    }
+
+    fn queue_stats(&self) -> QueueStats {
+        self.stats().total()
+    }
+}
 
 /// What a full queue does with one more item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

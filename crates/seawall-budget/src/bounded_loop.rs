@@ -1,14 +1,17 @@
 //! [`BoundedLoop`]: a consumer that drains a bounded queue within a budget.
 
 use std::future::Future;
+use std::marker::PhantomData;
 use std::time::Duration;
 
 use seawall_core::names::TARGET_BUDGET;
 
-use crate::bounded::{QueueStats, Receiver};
+use crate::bounded::{QueueReceiver, QueueStats, Receiver};
 use crate::loop_budget::LoopBudget;
 
-/// Drives a [`Receiver`] through an async handler, one token of a
+/// Drives a [`Receiver`] (or a
+/// [`PriorityReceiver`](crate::bounded::PriorityReceiver), highest priority
+/// first) through an async handler, one token of a
 /// [`LoopBudget`] per item: the consumer never exceeds its budget, and the
 /// producer, facing a bounded queue, never grows memory past its capacity:
 /// what does not fit is dropped or refused by the queue's policy, and
@@ -36,10 +39,41 @@ use crate::loop_budget::LoopBudget;
 /// assert_eq!(report.processed + report.queue.dropped(), 20);
 /// # }
 /// ```
+///
+/// A priority channel is driven the same way; the report's `queue` adds its
+/// lanes up:
+///
+/// ```
+/// use seawall_budget::{BoundedLoop, LoopBudget};
+/// use seawall_budget::bounded::{self, LaneConfig, OverflowPolicy, PriorityConfig};
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+/// let (tx, rx) = bounded::priority_channel(&PriorityConfig::new([
+///     LaneConfig::new(4, OverflowPolicy::Wait),
+///     LaneConfig::new(4, OverflowPolicy::DropOldest),
+/// ]))
+/// .unwrap();
+/// for job in 0..6 {
+///     let _ = tx.try_send(1, job); // bulk: the oldest two are dropped
+/// }
+/// tx.send(0, 100).await.unwrap(); // urgent
+/// drop(tx);
+/// let mut order = Vec::new();
+/// let report = BoundedLoop::new(rx, LoopBudget::new(100))
+///     .run(|job: u32| {
+///         order.push(job);
+///         async {}
+///     })
+///     .await;
+/// assert_eq!(order, [100, 2, 3, 4, 5]);
+/// assert_eq!(report.queue.dropped_oldest, 2);
+/// # }
+/// ```
 #[derive(Debug)]
-pub struct BoundedLoop<T> {
-    rx: Receiver<T>,
+pub struct BoundedLoop<T, R = Receiver<T>> {
+    rx: R,
     budget: LoopBudget,
+    _item: PhantomData<fn() -> T>,
 }
 
 /// What a [`BoundedLoop`] did, returned when it ends.
@@ -56,10 +90,16 @@ pub struct LoopReport {
     pub queue: QueueStats,
 }
 
-impl<T> BoundedLoop<T> {
-    /// A loop draining `rx` within `budget`.
-    pub fn new(rx: Receiver<T>, budget: LoopBudget) -> Self {
-        BoundedLoop { rx, budget }
+impl<T, R: QueueReceiver<Item = T>> BoundedLoop<T, R> {
+    /// A loop draining `rx` (a [`Receiver`] or a
+    /// [`PriorityReceiver`](crate::bounded::PriorityReceiver)) within
+    /// `budget`.
+    pub fn new(rx: R, budget: LoopBudget) -> Self {
+        BoundedLoop {
+            rx,
+            budget,
+            _item: PhantomData,
+        }
     }
 
     /// The budget.
@@ -69,7 +109,7 @@ impl<T> BoundedLoop<T> {
 
     /// The queue's counters now.
     pub fn queue_stats(&self) -> QueueStats {
-        self.rx.stats()
+        self.rx.queue_stats()
     }
 
     /// Runs until every sender is gone and the queue is drained. Each item
@@ -99,7 +139,7 @@ impl<T> BoundedLoop<T> {
             processed,
             backoffs,
             backoff_time,
-            queue: self.rx.stats(),
+            queue: self.rx.queue_stats(),
         };
         tracing::debug!(
             target: TARGET_BUDGET,

@@ -26,6 +26,7 @@ pin_project! {
 }
 
 impl<F> ResponseFuture<F> {
+    #[inline]
     pub(crate) fn called(fut: F) -> Self {
         ResponseFuture {
             state: State::Called { fut },
@@ -58,6 +59,7 @@ where
 {
     type Output = Result<T, BoxError>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().state.project() {
             StateProj::Called { fut } => fut.poll(cx).map_err(Into::into),

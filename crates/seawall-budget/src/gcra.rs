@@ -15,6 +15,7 @@ use std::time::Duration;
 
 /// Nanoseconds from `epoch` to now on tokio's clock, in u64 arithmetic
 /// (cheaper than `as_nanos`'s u128; saturates after 584 years).
+#[inline]
 pub(crate) fn nanos_since(epoch: tokio::time::Instant) -> u64 {
     let d = tokio::time::Instant::now().saturating_duration_since(epoch);
     d.as_secs()
@@ -57,6 +58,7 @@ impl Rate {
         self.burst
     }
 
+    #[inline]
     fn cost(&self, n: u32) -> u64 {
         self.emission.saturating_mul(u64::from(n))
     }
@@ -84,6 +86,7 @@ impl Gcra {
     /// Takes `n` tokens at `now` if they are all available; otherwise takes
     /// nothing and returns the nanoseconds until they will be. A request for
     /// more than `burst` tokens is never admitted.
+    #[inline]
     pub(crate) fn try_take(&self, rate: &Rate, n: u32, now: u64) -> Result<(), u64> {
         let cost = rate.cost(n);
         let allow_until = now.saturating_add(rate.limit);
@@ -105,6 +108,7 @@ impl Gcra {
 
     /// Records a clock reading for [`check_seen`](Self::check_seen). Racing
     /// stores may leave an older reading: still a lower bound of `now`.
+    #[inline]
     pub(crate) fn note_now(&self, now: u64) {
         self.seen.store(now, Ordering::Relaxed);
     }
@@ -112,12 +116,14 @@ impl Gcra {
     /// `true` when `n` tokens are certainly available now, judged without a
     /// clock read: they were available at an instant already seen, and
     /// tokens only accrue as time passes. `false` means "read the clock".
+    #[inline]
     pub(crate) fn check_seen(&self, rate: &Rate, n: u32) -> bool {
         let seen = self.seen.load(Ordering::Relaxed);
         self.check(rate, n, seen).is_ok()
     }
 
     /// Whether `n` tokens are available at `now`, without taking them.
+    #[inline]
     pub(crate) fn check(&self, rate: &Rate, n: u32, now: u64) -> Result<(), u64> {
         let next = self
             .tat
@@ -134,6 +140,7 @@ impl Gcra {
 
     /// Takes `n` tokens unconditionally: work already done is accounted for,
     /// even if it puts the budget into debt.
+    #[inline]
     pub(crate) fn take(&self, rate: &Rate, n: u32, now: u64) {
         let cost = rate.cost(n);
         let mut tat = self.tat.load(Ordering::Relaxed);

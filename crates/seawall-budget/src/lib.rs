@@ -14,7 +14,10 @@
 //!   [`KeyedBudgetLayer`]: one budget per client or peer, in a bounded map.
 //! - [`bounded::channel`]: a queue that never holds more than its capacity,
 //!   with an [`OverflowPolicy`](bounded::OverflowPolicy) that says what goes
-//!   when it is full, and counts it; [`BoundedLoop`] drains one within a budget.
+//!   when it is full, and counts it; [`bounded::priority_channel`] gives
+//!   each priority its own lane (own capacity and policy), drained highest
+//!   first with an anti-starvation rule; [`BoundedLoop`] drains either
+//!   within a budget.
 //!
 //! # What it guarantees
 //!
@@ -61,7 +64,7 @@
 //! | feature   | what it adds |
 //! |-----------|--------------|
 //! | `metrics` | counters through the `metrics` facade: `seawall_budget_admitted_total`, `seawall_budget_exhausted_total` (label `name`), `seawall_budget_dropped_total` (labels `name`, `reason`) |
-//! | `serde`   | `Deserialize` for [`LoopBudgetConfig`], [`BudgetConfig`], [`KeyedBudgetConfig`], [`BudgetMode`] and [`OverflowPolicy`](bounded::OverflowPolicy); durations as `"250ms"` |
+//! | `serde`   | `Deserialize` for [`LoopBudgetConfig`], [`BudgetConfig`], [`KeyedBudgetConfig`], [`BudgetMode`], [`OverflowPolicy`](bounded::OverflowPolicy) and [`PriorityConfig`](bounded::PriorityConfig); durations as `"250ms"` |
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]

@@ -217,6 +217,7 @@ impl LoopBudget {
         self.inner.rate.burst()
     }
 
+    #[inline]
     pub(crate) fn now(&self) -> u64 {
         let now = crate::gcra::nanos_since(self.inner.epoch);
         self.inner.gcra.note_now(now);
@@ -234,6 +235,7 @@ impl LoopBudget {
     /// Reads the clock only when the answer is not already certain from the
     /// last reading (tokens only accrue as time passes), so in a loop with
     /// room to spare `can_proceed` + `consume(1)` costs one clock read.
+    #[inline]
     pub fn can_proceed(&self) -> bool {
         let inner = &self.inner;
         let ok = inner.gcra.check_seen(&inner.rate, 1)
@@ -249,6 +251,7 @@ impl LoopBudget {
     /// Accounts for `n` iterations of work, whether or not the budget had
     /// room: an overspent budget goes into debt and admits nothing until it
     /// is paid back, so the long-run rate still holds.
+    #[inline]
     pub fn consume(&self, n: u32) {
         self.inner.gcra.take(&self.inner.rate, n, self.now());
         self.note_admitted(n);
@@ -258,12 +261,14 @@ impl LoopBudget {
     /// and says when they will be (`retry_after`). A request for more than
     /// [`burst`](Self::burst) tokens is never admitted. Allocates nothing,
     /// either way.
+    #[inline]
     pub fn try_consume(&self, n: u32) -> Result<(), BudgetExhausted> {
         self.try_take_at(n, self.now())
             .map_err(|wait| BudgetExhausted::new(Duration::from_nanos(wait)))
     }
 
     /// `try_consume` at a known time, returning the wait in nanoseconds.
+    #[inline]
     pub(crate) fn try_take_at(&self, n: u32, now: u64) -> Result<(), u64> {
         match self.inner.gcra.try_take(&self.inner.rate, n, now) {
             Ok(()) => {
@@ -297,6 +302,7 @@ impl LoopBudget {
             .fetch_sub(u64::from(n), Ordering::Relaxed);
     }
 
+    #[inline]
     pub(crate) fn note_admitted(&self, n: u32) {
         self.inner
             .iterations
@@ -313,17 +319,23 @@ impl LoopBudget {
 
     // Only reads the shared step when nothing changed, so a busy budget's
     // success path does not write this cache line.
+    #[inline]
     fn recovered(&self) {
         if self.inner.step.load(Ordering::Relaxed) != 0 {
-            let steps = self.inner.step.swap(0, Ordering::Relaxed);
-            if steps != 0 {
-                tracing::debug!(
-                    target: TARGET_BUDGET,
-                    name = %self.inner.config.name,
-                    backoff_steps = steps,
-                    "budget admits again; backoff reset"
-                );
-            }
+            self.reset_backoff();
+        }
+    }
+
+    #[cold]
+    fn reset_backoff(&self) {
+        let steps = self.inner.step.swap(0, Ordering::Relaxed);
+        if steps != 0 {
+            tracing::debug!(
+                target: TARGET_BUDGET,
+                name = %self.inner.config.name,
+                backoff_steps = steps,
+                "budget admits again; backoff reset"
+            );
         }
     }
 

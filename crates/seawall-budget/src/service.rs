@@ -90,7 +90,20 @@ impl<S> Budget<S> {
         self.budget.stats()
     }
 
+    #[inline]
     fn poll_token(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.budget.try_take_quiet(1, self.budget.now()).is_ok() {
+            self.reserved = true;
+            self.waiting = false;
+            return Poll::Ready(());
+        }
+        self.wait_for_token(cx)
+    }
+
+    // The budget was spent a moment ago: park on the timer until a token is
+    // due (checking again first, as the clock has moved).
+    #[inline(never)]
+    fn wait_for_token(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         loop {
             let now = self.budget.now();
             match self.budget.try_take_quiet(1, now) {
@@ -157,6 +170,7 @@ where
     type Error = BoxError;
     type Future = ResponseFuture<S::Future>;
 
+    #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         if self.mode == BudgetMode::Wait && !self.reserved && self.poll_token(cx).is_pending() {
             return Poll::Pending;
@@ -164,6 +178,7 @@ where
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
+    #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
         if self.reserved {
             self.reserved = false;
@@ -171,18 +186,24 @@ where
         }
         match self.budget.try_take_at(1, self.budget.now()) {
             Ok(()) => ResponseFuture::called(self.inner.call(req)),
-            Err(wait) => {
-                let retry_after = Duration::from_nanos(wait);
-                tracing::trace!(
-                    target: TARGET_BUDGET,
-                    name = %self.budget.config().name,
-                    ?retry_after,
-                    "budget spent; call rejected"
-                );
-                ResponseFuture::rejected(BudgetExhausted::new(retry_after))
-            }
+            Err(wait) => ResponseFuture::rejected(rejection(&self.budget, wait)),
         }
     }
+}
+
+/// The error of a call refused with `wait` nanoseconds to go; out of line,
+/// so that the admitted path stays small.
+#[cold]
+#[inline(never)]
+fn rejection(budget: &LoopBudget, wait: u64) -> BudgetExhausted {
+    let retry_after = Duration::from_nanos(wait);
+    tracing::trace!(
+        target: TARGET_BUDGET,
+        name = %budget.config().name,
+        ?retry_after,
+        "budget spent; call rejected"
+    );
+    BudgetExhausted::new(retry_after)
 }
 
 /// A service behind one rate budget per key; made by

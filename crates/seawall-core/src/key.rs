@@ -20,7 +20,7 @@
 
 mod map;
 
-pub use map::{KeyMap, KeyMapConfig, KeyMapFull};
+pub use map::{KeyHash, KeyHasher, KeyMap, KeyMapConfig, KeyMapFull};
 
 use std::fmt;
 use std::hash::Hash;

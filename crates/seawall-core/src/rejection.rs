@@ -57,6 +57,17 @@ impl RejectionKind {
     pub fn is_retryable(self) -> bool {
         matches!(self, RejectionKind::Elapsed | RejectionKind::CircuitOpen)
     }
+
+    /// Whether the call was refused before it reached the service.
+    ///
+    /// `CircuitOpen`, `Overloaded` and `BudgetExhausted` are refusals: a
+    /// layer turned the call away, so the outcome says nothing about the
+    /// service's health, and a breaker or adaptive limit above that layer
+    /// does not count it as a failure. `Elapsed` is not: the service was
+    /// called and was too slow.
+    pub fn is_refusal(self) -> bool {
+        !matches!(self, RejectionKind::Elapsed)
+    }
 }
 
 impl fmt::Display for RejectionKind {
@@ -404,6 +415,62 @@ impl<'a> Rejection<'a> {
         None
     }
 
+    /// Finds a seawall rejection in an error of any `'static` type.
+    ///
+    /// Where [`find`](Rejection::find) takes a `&dyn Error`, this takes the
+    /// error a service returned, whatever its type: a [`BoxError`] (found in
+    /// it and its sources), one of the rejection types itself, or (feature
+    /// `tonic`) a `tonic::Status` whose source chain holds one. Other types
+    /// give `None`. Layers use it to tell a refusal from below from a
+    /// failure of the service (see [`RejectionKind::is_refusal`]).
+    ///
+    /// ```
+    /// use seawall_core::{BoxError, BudgetExhausted, Rejection, RejectionKind};
+    /// use std::time::Duration;
+    ///
+    /// let boxed: BoxError = BudgetExhausted::new(Duration::from_millis(5)).into();
+    /// let kind = Rejection::find_in(&boxed).map(|r| r.kind());
+    /// assert_eq!(kind, Some(RejectionKind::BudgetExhausted));
+    /// assert!(Rejection::find_in(&std::io::Error::other("reset")).is_none());
+    /// ```
+    ///
+    /// [`BoxError`]: crate::BoxError
+    pub fn find_in<E: std::any::Any>(err: &'a E) -> Option<Rejection<'a>> {
+        let any: &'a dyn std::any::Any = err;
+        if let Some(e) = any.downcast_ref::<crate::BoxError>() {
+            return Rejection::find(&**e);
+        }
+        if let Some(e) = any.downcast_ref::<Box<dyn Error + Send + 'static>>() {
+            return Rejection::find(&**e);
+        }
+        if let Some(e) = any.downcast_ref::<Box<dyn Error + 'static>>() {
+            return Rejection::find(&**e);
+        }
+        if let Some(e) = any.downcast_ref::<CircuitOpen>() {
+            return Some(Rejection::CircuitOpen(e));
+        }
+        if let Some(e) = any.downcast_ref::<Overloaded>() {
+            return Some(Rejection::Overloaded(e));
+        }
+        if let Some(e) = any.downcast_ref::<BudgetExhausted>() {
+            return Some(Rejection::BudgetExhausted(e));
+        }
+        if let Some(e) = any.downcast_ref::<Elapsed>() {
+            return Some(Rejection::Elapsed(e));
+        }
+        #[cfg(feature = "tonic")]
+        if let Some(status) = any.downcast_ref::<tonic::Status>() {
+            return Rejection::find(status);
+        }
+        None
+    }
+
+    /// Whether `err` is a refusal from a seawall layer below (see
+    /// [`RejectionKind::is_refusal`]): not a failure of the service.
+    pub fn is_refusal_in<E: std::any::Any>(err: &E) -> bool {
+        Rejection::find_in(err).is_some_and(|r| r.kind().is_refusal())
+    }
+
     /// The rejection `err` itself is, without walking its sources.
     pub fn of(err: &'a (dyn Error + 'static)) -> Option<Rejection<'a>> {
         if let Some(e) = err.downcast_ref::<CircuitOpen>() {
@@ -454,6 +521,28 @@ impl<'a> Rejection<'a> {
 mod tests {
     use super::*;
     use crate::BoxError;
+
+    #[test]
+    fn find_in_sees_boxed_plain_and_wrapped_rejections() {
+        let boxed: BoxError = Overloaded::new(OverloadReason::HardLimit).into();
+        assert!(Rejection::is_refusal_in(&boxed));
+        let wrapped: BoxError = Box::new(Wrap("outer", boxed));
+        assert!(Rejection::is_refusal_in(&wrapped));
+        assert!(Rejection::is_refusal_in(&CircuitOpen::new(None)));
+        let elapsed = Elapsed::new(Duration::from_millis(1));
+        assert_eq!(
+            Rejection::find_in(&elapsed).map(|r| r.kind()),
+            Some(RejectionKind::Elapsed)
+        );
+        assert!(
+            !Rejection::is_refusal_in(&elapsed),
+            "a timeout is a failure"
+        );
+        let other: BoxError = "connection reset".into();
+        assert!(Rejection::find_in(&other).is_none());
+        assert!(Rejection::find_in(&std::io::Error::other("x")).is_none());
+        assert!(Rejection::find_in(&"refused").is_none());
+    }
 
     #[derive(Debug)]
     struct Wrap(&'static str, BoxError);

@@ -1,5 +1,6 @@
-//! Per-call cost: the bare service, ShedLayer's admit and reject paths, and
-//! tower's ConcurrencyLimit and LoadShed<ConcurrencyLimit>, in one run.
+//! Per-call cost: the bare service, ShedLayer's admit and reject paths
+//! (without and with a pressure signal), and tower's ConcurrencyLimit and
+//! LoadShed<ConcurrencyLimit>, in one run.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -8,7 +9,10 @@ use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use seawall_shed::{Priority, ShedLayer, ShedRng};
+use seawall_shed::{
+    ManualPressure, MemoryPressure, MemoryPressureConfig, PressureLevel, Priority, ShedLayer,
+    ShedRng,
+};
 use tower::limit::ConcurrencyLimitLayer;
 use tower::load_shed::LoadShedLayer;
 use tower::{Layer, Service};
@@ -52,6 +56,46 @@ fn bench(c: &mut Criterion) {
     let mut shed = layer.layer(Bare);
     g.bench_function("shed_admit_fixed", |b| {
         b.iter(|| assert!(once(&mut shed, &mut cx, black_box(1))))
+    });
+
+    // The same with a pressure signal consulted on every call: one by hand,
+    // and the real memory sampler (spawned on a runtime that is never
+    // driven, so the level stays that of its first sample).
+    let manual = ShedLayer::builder()
+        .max_in_flight(1000)
+        .pressure_signal(ManualPressure::new())
+        .build()
+        .unwrap();
+    let mut shed = manual.layer(Bare);
+    g.bench_function("shed_admit_fixed_pressure_manual", |b| {
+        b.iter(|| assert!(once(&mut shed, &mut cx, black_box(1))))
+    });
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let memory = {
+        let _in = rt.enter();
+        MemoryPressure::start(&MemoryPressureConfig::default()).unwrap()
+    };
+    let with_memory = ShedLayer::builder()
+        .max_in_flight(1000)
+        .pressure_signal(memory)
+        .build()
+        .unwrap();
+    let mut shed = with_memory.layer(Bare);
+    g.bench_function("shed_admit_fixed_pressure_memory", |b| {
+        b.iter(|| assert!(once(&mut shed, &mut cx, black_box(1))))
+    });
+    let severe = ManualPressure::new();
+    severe.set(PressureLevel::Severe);
+    let mut shed = ShedLayer::builder()
+        .pressure_signal(severe)
+        .build()
+        .unwrap()
+        .layer(Bare);
+    g.bench_function("shed_reject_pressure", |b| {
+        b.iter(|| assert!(!once(&mut shed, &mut cx, black_box(1))))
     });
 
     let layer = ShedLayer::fixed(1).unwrap();

@@ -1,4 +1,5 @@
-//! Interleaved rounds (median of 31) of the same cases as `benches/shed.rs`,
+//! Interleaved rounds (median of 31) of the same cases as `benches/shed.rs`
+//! (and the tower-free shedder's admit path, without and with a signal),
 //! less sensitive to a noisy machine than one criterion group after another.
 //! `cargo bench --bench shed_rounds` prints ns/call; with an argument
 //! (`bare`, `shed_admit`, ...) it runs only that case 1 000 000 times, for
@@ -11,7 +12,10 @@ use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
-use seawall_shed::{Priority, ShedLayer, ShedRng};
+use seawall_shed::{
+    ManualPressure, MemoryPressure, MemoryPressureConfig, PressureLevel, PressureSignal, Priority,
+    ShedConfig, ShedLayer, ShedRng, Shedder,
+};
 use tower::limit::ConcurrencyLimitLayer;
 use tower::load_shed::LoadShedLayer;
 use tower::{Layer, Service};
@@ -71,11 +75,70 @@ fn cases() -> Vec<(&'static str, Case)> {
             .filter(|_| black_box(shedder.try_acquire(Priority::Normal, &mut rng).is_err()))
             .count() as u64
     });
+    let severe = ManualPressure::new();
+    severe.set(PressureLevel::Severe);
+    // The sampler needs a runtime to be spawned on; it never runs here (the
+    // runtime is not driven), so the level stays that of the first sample.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let memory = {
+        let _in = rt.enter();
+        MemoryPressure::start(&MemoryPressureConfig::default()).unwrap()
+    };
+    assert_eq!(memory.level(), PressureLevel::Normal);
+    let with_signal = |signal: &dyn Fn(seawall_shed::ShedBuilder) -> seawall_shed::ShedBuilder| {
+        signal(ShedLayer::builder().max_in_flight(1000))
+            .build()
+            .unwrap()
+    };
+    let core_admit = |shedder: Shedder| -> Case {
+        let mut rng = ShedRng::new(3);
+        Box::new(move |n| {
+            (0..n)
+                .filter(|_| black_box(shedder.try_acquire(Priority::Normal, &mut rng).is_ok()))
+                .count() as u64
+        })
+    };
+    let config = ShedConfig {
+        limit: seawall_shed::Limit::Fixed(1000),
+        ..ShedConfig::default()
+    };
     vec![
         ("bare", looped(Bare, true)),
         (
             "shed_admit",
             looped(ShedLayer::fixed(1000).unwrap().layer(Bare), true),
+        ),
+        (
+            "shed_admit_pressure_manual",
+            looped(
+                with_signal(&|b| b.pressure_signal(ManualPressure::new())).layer(Bare),
+                true,
+            ),
+        ),
+        (
+            "shed_admit_pressure_memory",
+            looped(
+                with_signal(&|b| b.pressure_signal(memory.clone())).layer(Bare),
+                true,
+            ),
+        ),
+        (
+            "shed_reject_pressure",
+            looped(
+                with_signal(&|b| b.pressure_signal(severe.clone())).layer(Bare),
+                false,
+            ),
+        ),
+        (
+            "shedder_admit_core",
+            core_admit(Shedder::new(&config).unwrap()),
+        ),
+        (
+            "shedder_admit_core_pressure",
+            core_admit(Shedder::with_pressure(&config, memory.clone()).unwrap()),
         ),
         ("shed_reject", looped(reject.layer(Bare), false)),
         ("shedder_reject_core", core),

@@ -1,6 +1,7 @@
 //! Configuration: [`ShedConfig`] (plain data, `serde` with the feature) and
 //! [`ShedBuilder`], which fills and validates it.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use seawall_core::config::Check;
@@ -9,6 +10,7 @@ use seawall_core::{ConfigError, ErrorsAsFailures};
 
 use crate::layer::ShedLayer;
 use crate::limit::Limit;
+use crate::pressure::{MemoryPressure, MemoryPressureConfig, PressureSignal};
 use crate::priority::NoPriority;
 use crate::state::MAX_LIMIT;
 
@@ -24,6 +26,10 @@ use crate::state::MAX_LIMIT;
 /// critical_headroom = 0.1
 /// max_queue_delay = "20ms"
 /// queue_capacity = 64
+///
+/// [memory_pressure]          # shed by priority when memory runs short
+/// shed_sheddable_at = 0.7
+/// shed_normal_at = 0.9
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Deserialize))]
@@ -62,6 +68,10 @@ pub struct ShedConfig {
     /// Seed of the probabilistic band's generator (tests). Default `None`
     /// (seeded from the process's randomness).
     pub seed: Option<u64>,
+    /// Shed by priority when memory runs short: `build()` starts a
+    /// [`MemoryPressure`] sampler with this config (inside a tokio
+    /// runtime). Default `None` (no pressure signal).
+    pub memory_pressure: Option<MemoryPressureConfig>,
 }
 
 impl Default for ShedConfig {
@@ -77,6 +87,7 @@ impl Default for ShedConfig {
             max_queue_delay: None,
             queue_capacity: 100,
             seed: None,
+            memory_pressure: None,
         }
     }
 }
@@ -159,6 +170,9 @@ impl ShedConfig {
             c.nonzero_duration("max_queue_delay", d);
             c.nonzero("queue_capacity", self.queue_capacity);
         }
+        if let Some(memory) = &self.memory_pressure {
+            c.nested("memory_pressure", memory.validate());
+        }
         c.finish()
     }
 }
@@ -180,6 +194,22 @@ fn bounds(c: &mut Check, path: &str, initial: usize, min: usize, max: usize) {
             format!("is not in {min}..={max}"),
         );
     }
+}
+
+/// The pressure signal a shedder consults: the one given, else a
+/// [`MemoryPressure`] started from the config's `memory_pressure`.
+pub(crate) fn pressure_from(
+    config: &ShedConfig,
+    given: Option<Arc<dyn PressureSignal>>,
+) -> Result<Option<Arc<dyn PressureSignal>>, ConfigError> {
+    if given.is_some() {
+        return Ok(given);
+    }
+    let Some(memory) = &config.memory_pressure else {
+        return Ok(None);
+    };
+    let signal = MemoryPressure::start_named(&config.name, memory)?;
+    Ok(Some(Arc::new(signal)))
 }
 
 /// Builds a [`ShedLayer`]; start with [`ShedLayer::builder`].
@@ -204,6 +234,7 @@ pub struct ShedBuilder<P = NoPriority, C = ErrorsAsFailures> {
     config: ShedConfig,
     priority: P,
     classify: C,
+    signal: Option<Arc<dyn PressureSignal>>,
 }
 
 impl ShedBuilder {
@@ -212,6 +243,7 @@ impl ShedBuilder {
             config: ShedConfig::default(),
             priority: NoPriority,
             classify: ErrorsAsFailures,
+            signal: None,
         }
     }
 
@@ -221,6 +253,7 @@ impl ShedBuilder {
             config,
             priority: NoPriority,
             classify: ErrorsAsFailures,
+            signal: None,
         }
     }
 }
@@ -292,6 +325,26 @@ impl<P, C> ShedBuilder<P, C> {
         self
     }
 
+    /// Sheds by priority when memory runs short; see
+    /// [`ShedConfig::memory_pressure`] and [`MemoryPressureConfig`]
+    /// (thresholds 0.7 and 0.9, hysteresis 0.05, sampled every 1s by
+    /// default). `build()` then needs a tokio runtime. Replaces a signal
+    /// given to [`pressure_signal`](Self::pressure_signal).
+    pub fn memory_pressure(mut self, config: MemoryPressureConfig) -> Self {
+        self.config.memory_pressure = Some(config);
+        self.signal = None;
+        self
+    }
+
+    /// Sheds by `signal`'s level: a [`MemoryPressure`] shared by several
+    /// layers, a [`ManualPressure`](crate::ManualPressure), or any
+    /// [`PressureSignal`]. Replaces [`memory_pressure`](Self::memory_pressure).
+    pub fn pressure_signal(mut self, signal: impl PressureSignal) -> Self {
+        self.config.memory_pressure = None;
+        self.signal = Some(Arc::new(signal));
+        self
+    }
+
     /// Takes each request's [`Priority`](crate::Priority) from `f`. Default:
     /// every request is `Normal`.
     pub fn priority<F>(self, f: F) -> ShedBuilder<F, C> {
@@ -299,6 +352,7 @@ impl<P, C> ShedBuilder<P, C> {
             config: self.config,
             priority: f,
             classify: self.classify,
+            signal: self.signal,
         }
     }
 
@@ -311,6 +365,7 @@ impl<P, C> ShedBuilder<P, C> {
             config: self.config,
             priority: self.priority,
             classify,
+            signal: self.signal,
         }
     }
 
@@ -321,7 +376,7 @@ impl<P, C> ShedBuilder<P, C> {
 
     /// Validates and builds the layer; the error names every bad field.
     pub fn build(self) -> Result<ShedLayer<P, C>, ConfigError> {
-        ShedLayer::with_parts(&self.config, self.priority, self.classify)
+        ShedLayer::with_parts(&self.config, self.priority, self.classify, self.signal)
     }
 }
 

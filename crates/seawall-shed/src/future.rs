@@ -5,7 +5,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use pin_project_lite::pin_project;
-use seawall_core::{BoxError, Classify, ErrorsAsFailures, Overloaded};
+use seawall_core::{BoxError, Classify, ErrorsAsFailures, Outcome, Overloaded, Rejection};
 
 use crate::state::Permit;
 
@@ -57,7 +57,7 @@ impl<F, C> ResponseFuture<F, C> {
 impl<F, C, T, E> Future for ResponseFuture<F, C>
 where
     F: Future<Output = Result<T, E>>,
-    E: Into<BoxError>,
+    E: Into<BoxError> + 'static,
     C: Classify<T, E>,
 {
     type Output = Result<T, BoxError>;
@@ -73,7 +73,13 @@ where
                 if let Some(permit) = permit.take() {
                     // Classify only when an adaptive limit wants the sample.
                     if permit.measures() {
-                        permit.finish(classify.classify(&result));
+                        // A refusal from a layer below (a budget, a breaker)
+                        // never reached the service: not a drop.
+                        let outcome = match &result {
+                            Err(e) if Rejection::is_refusal_in(e) => Outcome::Ignore,
+                            _ => classify.classify(&result),
+                        };
+                        permit.finish(outcome);
                     }
                 }
                 Poll::Ready(result.map_err(Into::into))

@@ -6,6 +6,7 @@ use seawall_core::{ConfigError, ErrorsAsFailures};
 use tower_layer::Layer;
 
 use crate::config::{ShedBuilder, ShedConfig};
+use crate::pressure::PressureSignal;
 use crate::priority::NoPriority;
 use crate::service::Shed;
 use crate::state::{Shared, Shedder};
@@ -45,9 +46,11 @@ impl ShedLayer {
         ShedBuilder::new()
     }
 
-    /// A layer from a config (for example one loaded from a file).
+    /// A layer from a config (for example one loaded from a file). With
+    /// `memory_pressure` set, call it inside a tokio runtime (the sampler
+    /// is a task).
     pub fn from_config(config: &ShedConfig) -> Result<Self, ConfigError> {
-        ShedLayer::with_parts(config, NoPriority, ErrorsAsFailures)
+        ShedLayer::with_parts(config, NoPriority, ErrorsAsFailures, None)
     }
 
     /// A fixed limit of `max_in_flight`, rejecting at once beyond it: what
@@ -62,10 +65,12 @@ impl<P, C> ShedLayer<P, C> {
         config: &ShedConfig,
         priority: P,
         classify: C,
+        signal: Option<Arc<dyn PressureSignal>>,
     ) -> Result<Self, ConfigError> {
         config.validate()?;
+        let pressure = crate::config::pressure_from(config, signal)?;
         Ok(ShedLayer {
-            shared: Arc::new(Shared::new(config)),
+            shared: Arc::new(Shared::new(config, pressure)),
             priority,
             classify,
         })

@@ -10,6 +10,7 @@
 //! | priorities | [`Priority`] from the request; `Sheddable` goes first, `Critical` keeps a reserved headroom | `.priority(f)`, `.critical_headroom(x)` |
 //! | adaptive limit | the limit follows measured latency ([`Limit::Aimd`], [`Limit::Gradient2`], [`Limit::Vegas`]), within `[min, max]`; what counts as a drop is a [`Classify`](seawall_core::Classify) | `.limit(Limit::..)`, `.classify(c)` |
 //! | bounded waiting | over the limit, wait up to `max_queue_delay` in a bounded FIFO queue | `.max_queue_delay(d)`, `.queue_capacity(n)` |
+//! | memory pressure | above 0.7 of the memory limit shed `Sheddable`, above 0.9 all but `Critical` ([`pressure`]) | `.memory_pressure(cfg)`, `.pressure_signal(s)` |
 //!
 //! The formulas, the defaults and how to choose limits are in
 //! `docs/shed.md`; the limit algorithms are documented in [`limit`].
@@ -23,7 +24,8 @@
 //! - **Rejections are values.** A shed request gets
 //!   [`Overloaded`](seawall_core::Overloaded) from its response future at
 //!   once, with a [`reason`](seawall_core::OverloadReason) (`HardLimit`,
-//!   `Probabilistic`, `Priority`, `QueueDelay`, `QueueFull`) and a
+//!   `Probabilistic`, `Priority`, `QueueDelay`, `QueueFull`,
+//!   `MemoryPressure`) and a
 //!   `retry_after`; `poll_ready` never fails for a policy reason, so the
 //!   service works under `Buffer` and `Balance`.
 //! - **Nothing leaks.** The slot travels in a guard inside the response
@@ -32,7 +34,9 @@
 //!   service is given back when the service is dropped.
 //! - **Cheap hot path.** Admitting allocates nothing (one compare-and-swap
 //!   that also counts it, one `Arc` clone for the slot guard); the fixed mode
-//!   reads no clock; the adaptive modes read
+//!   reads no clock; a [`PressureSignal`] costs one atomic load of a
+//!   cached level (memory is sampled by a background task that ends with
+//!   the signal); the adaptive modes read
 //!   it twice per call and take a short `try_lock` once per sampling window,
 //!   never per call. A rejection allocates exactly once: the `Box` of
 //!   tower's `BoxError` (the tower-free [`Shedder`] rejects with none).
@@ -85,7 +89,8 @@
 //! | `metrics` | `seawall_shed_admitted_total`, `seawall_shed_rejected_total{reason}`, `seawall_shed_limit`, `seawall_shed_in_flight` through the `metrics` facade |
 //!
 //! Tracing: events under target `seawall_shed` with field `name`: `DEBUG`
-//! when an adaptive limit changes, `TRACE` per shed request.
+//! when an adaptive limit changes, `WARN`/`INFO` when memory pressure rises
+//! or falls a level, `TRACE` per shed request.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -96,6 +101,7 @@ mod layer;
 pub mod limit;
 #[cfg(feature = "metrics")]
 mod metrics;
+pub mod pressure;
 mod priority;
 mod queue;
 mod rng;
@@ -108,6 +114,10 @@ pub use config::{ShedBuilder, ShedConfig};
 pub use future::ResponseFuture;
 pub use layer::ShedLayer;
 pub use limit::{Aimd, Gradient2, Limit, Vegas};
+pub use pressure::{
+    ManualPressure, MemoryPressure, MemoryPressureConfig, MemoryPressureStats, MemorySample,
+    MemorySource, PressureLevel, PressureSignal, SystemMemory,
+};
 pub use priority::{NoPriority, Priority, PriorityFn};
 pub use rng::ShedRng;
 pub use service::Shed;

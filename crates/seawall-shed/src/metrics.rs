@@ -13,7 +13,7 @@ use seawall_core::names::{
 #[derive(Debug)]
 pub(crate) struct Metrics {
     admitted: Counter,
-    rejected: [Counter; 5],
+    rejected: [Counter; 6],
     limit: Gauge,
     in_flight: Gauge,
 }
@@ -29,6 +29,7 @@ impl Metrics {
                 rejected(OverloadReason::Priority),
                 rejected(OverloadReason::QueueDelay),
                 rejected(OverloadReason::QueueFull),
+                rejected(OverloadReason::MemoryPressure),
             ],
             limit: gauge!(SHED_LIMIT, LABEL_NAME => name.to_owned()),
             in_flight: gauge!(SHED_IN_FLIGHT, LABEL_NAME => name.to_owned()),
@@ -45,6 +46,7 @@ impl Metrics {
             OverloadReason::Probabilistic => 1,
             OverloadReason::Priority => 2,
             OverloadReason::QueueDelay => 3,
+            OverloadReason::MemoryPressure => 5,
             _ => 4,
         };
         self.rejected[i].increment(1);

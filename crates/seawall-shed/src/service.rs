@@ -217,7 +217,7 @@ impl<S: std::fmt::Debug, P, C> std::fmt::Debug for Shed<S, P, C> {
 impl<S, P, C, Req> Service<Req> for Shed<S, P, C>
 where
     S: Service<Req>,
-    S::Error: Into<BoxError>,
+    S::Error: Into<BoxError> + 'static,
     P: PriorityFn<Req>,
     C: Classify<S::Response, S::Error> + Clone,
 {

@@ -23,13 +23,14 @@ use seawall_core::{ConfigError, Outcome, OverloadReason, Overloaded};
 use tokio::time::Instant;
 
 use crate::config::ShedConfig;
+use crate::pressure::{PressureLevel, PressureSignal};
 use crate::priority::Priority;
 use crate::queue::WaitQueue;
 use crate::rng::{ShedRng, derive};
 use crate::stats::{ShedCounts, ShedStats};
 use crate::window::Window;
 
-const REASONS: usize = 5;
+const REASONS: usize = 6;
 
 /// The in-flight count and the admitted counter share one atomic word, so
 /// admitting is one compare-and-swap: in flight in the low 24 bits, admitted
@@ -51,6 +52,7 @@ fn reason_index(r: OverloadReason) -> usize {
         OverloadReason::Probabilistic => 1,
         OverloadReason::Priority => 2,
         OverloadReason::QueueDelay => 3,
+        OverloadReason::MemoryPressure => 5,
         // QueueFull, and any reason a later version adds.
         _ => 4,
     }
@@ -73,6 +75,8 @@ pub(crate) struct Shared {
     pub(crate) name: Arc<str>,
     window: Option<Window>,
     pub(crate) queue: Option<WaitQueue>,
+    /// Consulted on every decision: one atomic load behind it.
+    pressure: Option<Arc<dyn PressureSignal>>,
     seed: u64,
     services: AtomicU64,
     #[cfg(feature = "metrics")]
@@ -80,7 +84,7 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn new(config: &ShedConfig) -> Self {
+    pub(crate) fn new(config: &ShedConfig, pressure: Option<Arc<dyn PressureSignal>>) -> Self {
         let name: Arc<str> = Arc::from(config.name.as_str());
         let window = config
             .limit
@@ -105,6 +109,7 @@ impl Shared {
             name,
             window,
             queue,
+            pressure,
             seed: config
                 .seed
                 .unwrap_or_else(|| ShedRng::from_entropy().next_u64()),
@@ -126,8 +131,8 @@ impl Shared {
     /// The admission decision for a request of `priority` arriving when `n`
     /// others are in flight under `limit`. `None` admits.
     ///
-    /// Every shedding signal meets here, so a later one (memory pressure)
-    /// joins as one more check without touching the accounting around it.
+    /// Every shedding signal meets here, so each is one more check that
+    /// leaves the accounting around it alone.
     #[inline]
     pub(crate) fn decide(
         &self,
@@ -141,6 +146,13 @@ impl Shared {
         }
         if priority == Priority::Critical {
             return None;
+        }
+        // One atomic load of the signal's cached level; Critical never
+        // reaches here, so it is never shed for pressure.
+        if let Some(signal) = &self.pressure
+            && signal.level().sheds(priority)
+        {
+            return Some(OverloadReason::MemoryPressure);
         }
         if self.critical_headroom > 0.0 {
             let reserved = (limit as f64 * self.critical_headroom).ceil() as usize;
@@ -159,7 +171,6 @@ impl Shared {
                 return Some(OverloadReason::Probabilistic);
             }
         }
-        // Issue 13 (memory pressure) adds its check here.
         None
     }
 
@@ -324,10 +335,15 @@ impl Shared {
                 priority: c(OverloadReason::Priority),
                 queue_delay: c(OverloadReason::QueueDelay),
                 queue_full: c(OverloadReason::QueueFull),
+                memory_pressure: c(OverloadReason::MemoryPressure),
             },
             rtt_min: self.window.as_ref().and_then(Window::min_rtt),
             rtt_recent: self.window.as_ref().and_then(Window::recent_rtt),
             rtt_long: self.window.as_ref().and_then(Window::long_rtt),
+            pressure: self
+                .pressure
+                .as_ref()
+                .map_or(PressureLevel::Normal, |s| s.level()),
         }
     }
 }
@@ -357,11 +373,27 @@ pub struct Shedder {
 }
 
 impl Shedder {
-    /// A shedder for a validated `config`.
+    /// A shedder for a validated `config`. With
+    /// [`memory_pressure`](ShedConfig::memory_pressure) set, this starts a
+    /// [`MemoryPressure`](crate::MemoryPressure) sampler, so it must run
+    /// inside a tokio runtime.
     pub fn new(config: &ShedConfig) -> Result<Self, ConfigError> {
         config.validate()?;
+        let pressure = crate::config::pressure_from(config, None)?;
         Ok(Shedder {
-            shared: Arc::new(Shared::new(config)),
+            shared: Arc::new(Shared::new(config, pressure)),
+        })
+    }
+
+    /// A shedder for a validated `config` that also sheds by `signal`'s
+    /// level (instead of `config.memory_pressure`).
+    pub fn with_pressure(
+        config: &ShedConfig,
+        signal: impl PressureSignal,
+    ) -> Result<Self, ConfigError> {
+        config.validate()?;
+        Ok(Shedder {
+            shared: Arc::new(Shared::new(config, Some(Arc::new(signal)))),
         })
     }
 

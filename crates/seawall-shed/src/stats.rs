@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::pressure::PressureLevel;
+
 /// Requests shed, by reason.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ShedCounts {
@@ -15,12 +17,19 @@ pub struct ShedCounts {
     pub queue_delay: u64,
     /// The wait queue was full.
     pub queue_full: u64,
+    /// Shed by priority under memory (or other) pressure.
+    pub memory_pressure: u64,
 }
 
 impl ShedCounts {
     /// All requests shed.
     pub fn total(&self) -> u64 {
-        self.hard_limit + self.probabilistic + self.priority + self.queue_delay + self.queue_full
+        self.hard_limit
+            + self.probabilistic
+            + self.priority
+            + self.queue_delay
+            + self.queue_full
+            + self.memory_pressure
     }
 }
 
@@ -50,4 +59,6 @@ pub struct ShedStats {
     pub rtt_recent: Option<Duration>,
     /// Gradient2: the long-term (smoothed) RTT.
     pub rtt_long: Option<Duration>,
+    /// The pressure signal's level now (`Normal` without a signal).
+    pub pressure: PressureLevel,
 }

@@ -223,3 +223,33 @@ async fn failures_are_drops_unless_classified_otherwise() {
     let s = layer.stats();
     assert_eq!((s.limit, s.rtt_recent), (20, None));
 }
+
+#[tokio::test(start_paused = true)]
+async fn refusals_from_a_layer_below_are_not_drops() {
+    // A budget below the shedder refuses: the call never reached the
+    // service, so the adaptive limit must not back off for it.
+    let layer = ShedLayer::builder()
+        .limit(Limit::Aimd(Aimd {
+            initial: 20,
+            min: 5,
+            max: 50,
+            ..Aimd::default()
+        }))
+        .window(Duration::from_millis(50))
+        .window_min_samples(1)
+        .build()
+        .unwrap();
+    let refusing = service_fn(|()| async {
+        tokio::time::sleep(BASE).await;
+        Err::<(), seawall_core::BoxError>(
+            seawall_core::BudgetExhausted::new(Duration::from_millis(10)).into(),
+        )
+    });
+    let svc = layer.layer(refusing);
+    for _ in 0..40 {
+        let err = svc.clone().oneshot(()).await.unwrap_err();
+        assert!(err.is::<seawall_core::BudgetExhausted>());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(layer.stats().limit, 20, "a refusal is not a drop");
+}

@@ -1,12 +1,15 @@
 //! Heap allocations per call, counted by dhat: admit path 0, the layer's
-//! reject path exactly 1 (the `Box` of `BoxError`), the tower-free reject 0.
+//! reject path exactly 1 (the `Box` of `BoxError`), the tower-free reject 0;
+//! the same with a pressure signal consulted on every call.
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 
-use seawall_shed::{Aimd, Limit, Priority, ShedConfig, ShedLayer, ShedRng, Shedder};
+use seawall_shed::{
+    Aimd, Limit, ManualPressure, PressureLevel, Priority, ShedConfig, ShedLayer, ShedRng, Shedder,
+};
 use tower::{Layer, Service};
 
 #[global_allocator]
@@ -77,6 +80,31 @@ fn allocations_per_call() {
     let mut svc = layer.layer(Bare);
     once(&mut svc, &mut cx);
     assert_eq!(allocs_during(N, || assert!(once(&mut svc, &mut cx))), 0);
+
+    // Admit path with a pressure signal consulted (Elevated: Normal passes): 0.
+    let pressure = ManualPressure::new();
+    pressure.set(PressureLevel::Elevated);
+    let layer = ShedLayer::builder()
+        .max_in_flight(10)
+        .pressure_signal(pressure.clone())
+        .build()
+        .unwrap();
+    let mut svc = layer.layer(Bare);
+    once(&mut svc, &mut cx);
+    assert_eq!(allocs_during(N, || assert!(once(&mut svc, &mut cx))), 0);
+
+    // Shed for pressure: the layer's 1 (the Box), the tower-free shedder's 0.
+    pressure.set(PressureLevel::Severe);
+    assert_eq!(allocs_during(N, || assert!(!once(&mut svc, &mut cx))), N);
+    let shedder = layer.shedder();
+    let mut rng = ShedRng::new(3);
+    assert_eq!(
+        allocs_during(N, || {
+            assert!(shedder.try_acquire(Priority::Normal, &mut rng).is_err());
+        }),
+        0
+    );
+    assert_eq!(layer.stats().shed.memory_pressure, 2 * N);
 
     // Reject path of the layer: exactly 1 per call (the Box of BoxError).
     let layer = ShedLayer::fixed(1).unwrap();

@@ -56,6 +56,43 @@ fn defaults_and_other_limits() {
 }
 
 #[test]
+fn a_memory_pressure_table_parses() {
+    let config: ShedConfig = toml::from_str(
+        r#"
+        name = "api"
+        [memory_pressure]
+        interval = "250ms"
+        shed_sheddable_at = 0.6
+        rss_budget = 1073741824
+        "#,
+    )
+    .unwrap();
+    let memory = config.memory_pressure.clone().unwrap();
+    assert_eq!(memory.interval, Duration::from_millis(250));
+    assert_eq!(memory.shed_sheddable_at, 0.6);
+    assert_eq!(memory.shed_normal_at, 0.9);
+    assert_eq!(memory.hysteresis, 0.05);
+    assert_eq!(memory.rss_budget, Some(1 << 30));
+    assert!(config.validate().is_ok());
+    assert!(
+        toml::from_str::<ShedConfig>(
+            "[memory_pressure]
+threshold = 0.5"
+        )
+        .is_err()
+    );
+    let bad: ShedConfig = toml::from_str(
+        "[memory_pressure]
+shed_normal_at = 0.5",
+    )
+    .unwrap();
+    assert_eq!(
+        bad.validate().unwrap_err().to_string(),
+        "memory_pressure.shed_sheddable_at: 0.7 must be at most shed_normal_at (0.5)"
+    );
+}
+
+#[test]
 fn unknown_fields_are_refused() {
     assert!(toml::from_str::<ShedConfig>("max_inflight = 3").is_err());
     assert!(toml::from_str::<ShedConfig>("limit = { aimd = { mn = 3 } }").is_err());

@@ -36,22 +36,16 @@ pin_project! {
     }
 }
 
-/// How far a timer can be set: tokio's own "far future" (about 30 years).
-const FAR: Duration = Duration::from_secs(86_400 * 365 * 30);
-
 impl<F> ResponseFuture<F> {
-    /// Starts the clock for a call: reads it once.
+    /// Starts the clock for a call: reads it once, in `tokio::time::sleep`
+    /// (which sets the timer to tokio's "far future", about 30 years, should
+    /// `now + deadline` overflow).
     #[inline]
     pub(crate) fn new(response: F, recorder: Recorder) -> Self {
         let deadline = recorder.deadline();
-        let start = Instant::now();
-        let at = start
-            .checked_add(deadline)
-            .or_else(|| start.checked_add(FAR))
-            .unwrap_or(start);
         ResponseFuture {
+            sleep: tokio::time::sleep(deadline),
             response,
-            sleep: tokio::time::sleep_until(at),
             deadline,
             recorder,
         }
@@ -70,32 +64,96 @@ where
 {
     type Output = Result<T, BoxError>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         if let Poll::Ready(result) = this.response.poll(cx) {
             // Only successes say how long a good answer takes; a fast error
             // must not pull the deadline down.
             if result.is_ok() && this.recorder.should_measure() {
-                let now = Instant::now();
-                let start = this
-                    .sleep
-                    .deadline()
-                    .checked_sub(*this.deadline)
-                    .unwrap_or(now);
-                this.recorder
-                    .record(now.saturating_duration_since(start), now);
+                record_success(this.recorder, this.sleep.deadline(), *this.deadline);
             }
             return Poll::Ready(result.map_err(Into::into));
         }
         ready!(this.sleep.as_mut().poll(cx));
-        // Timed-out calls are sampled like the others, or they would weigh
-        // more than successes in the window.
-        if this.recorder.should_measure() {
-            this.recorder
-                .record_timeout(*this.deadline, this.sleep.deadline());
-        } else {
-            this.recorder.count_timeout(*this.deadline);
-        }
-        Poll::Ready(Err(Box::new(this.recorder.elapsed(*this.deadline))))
+        Poll::Ready(Err(expired(
+            this.recorder,
+            *this.deadline,
+            this.sleep.deadline(),
+        )))
+    }
+}
+
+// The paths off the common one live out of line (and are not generic), so
+// that the poll above stays small enough to inline into the caller.
+
+/// Records the latency of a sampled success: reads the clock once more. The
+/// call started at `at - deadline` (the timer's deadline less the deadline
+/// it was given), so the start was never stored.
+#[inline(never)]
+fn record_success(recorder: &Recorder, at: Instant, deadline: Duration) {
+    let now = Instant::now();
+    let start = at.checked_sub(deadline).unwrap_or(now);
+    recorder.record(now.saturating_duration_since(start), now);
+}
+
+/// Accounts for a call that hit its deadline and makes its error.
+#[cold]
+#[inline(never)]
+fn expired(recorder: &Recorder, deadline: Duration, at: Instant) -> BoxError {
+    // Timed-out calls are sampled like the others, or they would weigh
+    // more than successes in the window.
+    if recorder.should_measure() {
+        recorder.record_timeout(deadline, at);
+    } else {
+        recorder.count_timeout(deadline);
+    }
+    Box::new(recorder.elapsed(deadline))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tower::{Layer, Service, ServiceExt, service_fn};
+
+    use crate::{AdaptiveTimeoutConfig, AdaptiveTimeoutLayer, LONGEST_DEADLINE};
+
+    #[tokio::test(start_paused = true)]
+    async fn a_sampled_success_is_measured_from_the_timer_start() {
+        // Every call measured, the deadline recomputed after each sample.
+        let layer = AdaptiveTimeoutLayer::from_config(&AdaptiveTimeoutConfig {
+            min_samples: 1,
+            refresh_every: 1,
+            sample_every: 1,
+            ..Default::default()
+        })
+        .unwrap();
+        let mut svc = layer.layer(service_fn(|ms: u64| async move {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            Ok::<_, std::convert::Infallible>(ms)
+        }));
+        let fut = svc.ready().await.unwrap().call(40);
+        // Time that passes between `call` and the first poll counts too.
+        tokio::time::advance(Duration::from_millis(10)).await;
+        assert_eq!(fut.await.unwrap(), 40);
+        let p50 = layer.stats().p50;
+        assert!(
+            p50 >= Duration::from_millis(49) && p50 <= Duration::from_millis(51),
+            "{p50:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_longest_deadline_sets_a_timer_without_overflow() {
+        let mut svc = AdaptiveTimeoutLayer::fixed(Duration::MAX).layer(service_fn(|()| {
+            std::future::pending::<Result<(), std::convert::Infallible>>()
+        }));
+        let fut = svc.ready().await.unwrap().call(());
+        assert_eq!(fut.deadline(), LONGEST_DEADLINE);
+        let mut fut = tokio_test::task::spawn(fut);
+        tokio_test::assert_pending!(fut.poll());
+        tokio::time::advance(Duration::from_secs(86_400)).await;
+        tokio_test::assert_pending!(fut.poll());
     }
 }

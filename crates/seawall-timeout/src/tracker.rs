@@ -338,7 +338,9 @@ impl DeadlineTracker {
     /// The recorder shard of the current thread.
     #[inline]
     pub fn recorder(&self) -> Recorder {
-        let i = thread_index() & (self.shards.len() - 1);
+        let n = self.shards.len();
+        // One shard (fixed mode, one core): no need to know the thread.
+        let i = if n == 1 { 0 } else { thread_index() & (n - 1) };
         Recorder {
             shard: self.shards[i].clone(),
         }
@@ -451,6 +453,12 @@ impl Recorder {
         if let Some(mut b) = try_lock(&self.shard.batch) {
             return b.push(us, now, flush_at);
         }
+        self.push_contended(us, now, flush_at)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn push_contended(&self, us: u64, now: Instant, flush_at: u32) -> bool {
         // Another thread shares this shard right now: try the others
         // before waiting (rare: the upgrade touches a shared count).
         if let Some(others) = self.shard.common.shards.get() {

@@ -1,7 +1,6 @@
 use std::borrow::Borrow;
-use std::collections::hash_map::RandomState;
 use std::fmt;
-use std::hash::{BuildHasher, Hash};
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
@@ -98,6 +97,97 @@ impl fmt::Display for KeyMapFull {
 
 impl std::error::Error for KeyMapFull {}
 
+/// The hasher a [`KeyMap`] uses unless given another: [foldhash]'s fast
+/// hash (the default of `hashbrown`), seeded at random for each map.
+///
+/// A lookup hashes its key once per call, so the hash is on every keyed
+/// layer's per-call path: this one costs a few nanoseconds for a `u64` or a
+/// short string where the standard library's SipHash costs tens. Being
+/// seeded per map, it resists keys chosen to collide as well as a bounded map
+/// needs (a shard holds at most `capacity / shards` keys, so a collision
+/// attack can only slow its own shard); for keys an adversary picks freely
+/// and a stronger guarantee, give the map
+/// [`std::collections::hash_map::RandomState`] with
+/// [`KeyMap::with_hasher`].
+///
+/// [foldhash]: https://docs.rs/foldhash
+///
+/// ```
+/// use std::hash::BuildHasher;
+/// use seawall_core::key::KeyHasher;
+///
+/// let h = KeyHasher::default();
+/// assert_eq!(h.hash_one("10.0.0.7:443"), h.hash_one("10.0.0.7:443"));
+/// ```
+#[derive(Clone, Default)]
+pub struct KeyHasher(foldhash::fast::RandomState);
+
+impl fmt::Debug for KeyHasher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyHasher").finish_non_exhaustive()
+    }
+}
+
+impl BuildHasher for KeyHasher {
+    type Hasher = KeyHash;
+
+    #[inline]
+    fn build_hasher(&self) -> KeyHash {
+        KeyHash(self.0.build_hasher())
+    }
+}
+
+/// The [`Hasher`] a [`KeyHasher`] builds.
+pub struct KeyHash(foldhash::fast::FoldHasher<'static>);
+
+impl fmt::Debug for KeyHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyHash").finish_non_exhaustive()
+    }
+}
+
+impl Hasher for KeyHash {
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0.finish()
+    }
+
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.write(bytes)
+    }
+
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.0.write_u8(i)
+    }
+
+    #[inline]
+    fn write_u16(&mut self, i: u16) {
+        self.0.write_u16(i)
+    }
+
+    #[inline]
+    fn write_u32(&mut self, i: u32) {
+        self.0.write_u32(i)
+    }
+
+    #[inline]
+    fn write_u64(&mut self, i: u64) {
+        self.0.write_u64(i)
+    }
+
+    #[inline]
+    fn write_u128(&mut self, i: u128) {
+        self.0.write_u128(i)
+    }
+
+    #[inline]
+    fn write_usize(&mut self, i: usize) {
+        self.0.write_usize(i)
+    }
+}
+
 struct Entry<K, V> {
     hash: u64,
     key: K,
@@ -134,8 +224,10 @@ struct Shard<K, V> {
 ///   `false` (a keyed breaker never forgets an open peer); when every key of a
 ///   full shard is protected or held by a caller, insertion fails with
 ///   [`KeyMapFull`].
-/// - **Cheap lookups**: an existing key costs one hash, one read lock on its
-///   shard, one atomic load and an `Arc` clone; no allocation, no clock read.
+/// - **Cheap lookups**: an existing key costs one hash (by default the fast,
+///   per-map seeded [`KeyHasher`]; choose another with
+///   [`KeyMap::with_hasher`]), one read lock on its shard, one atomic load and
+///   an `Arc` clone; no allocation, no clock read.
 ///
 /// ```
 /// use seawall_core::{KeyMap, KeyMapConfig};
@@ -151,7 +243,7 @@ struct Shard<K, V> {
 /// assert_eq!(calls.len(), 2);
 /// # }
 /// ```
-pub struct KeyMap<K, V, S = RandomState> {
+pub struct KeyMap<K, V, S = KeyHasher> {
     shards: Box<[Shard<K, V>]>,
     hasher: S,
     per_shard: usize,
@@ -172,12 +264,13 @@ fn always<V>(_: &V) -> bool {
     true
 }
 
-impl<K: Hash + Eq, V> KeyMap<K, V, RandomState> {
-    /// An empty map with these bounds. Must be called within a tokio runtime
-    /// (it reads tokio's clock). A zero capacity is treated as one: validate
-    /// the config first to report it.
+impl<K: Hash + Eq, V> KeyMap<K, V, KeyHasher> {
+    /// An empty map with these bounds, hashing keys with a fresh
+    /// [`KeyHasher`]. Must be called within a tokio runtime (it reads tokio's
+    /// clock). A zero capacity is treated as one: validate the config first
+    /// to report it.
     pub fn new(config: KeyMapConfig) -> Self {
-        Self::with_hasher(config, RandomState::new())
+        Self::with_hasher(config, KeyHasher::default())
     }
 }
 
@@ -221,6 +314,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> KeyMap<K, V, S> {
         self.config
     }
 
+    #[inline]
     fn shard(&self, hash: u64) -> &Shard<K, V> {
         // `shards.len()` is a power of two; use the high bits, which the
         // table itself uses least.
@@ -243,6 +337,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> KeyMap<K, V, S> {
     ///
     /// Inserting may evict another key of the same shard (see the type's
     /// docs); it fails only when the shard is full of protected or held keys.
+    #[inline]
     pub fn get_or_insert_with(
         &self,
         key: K,
@@ -253,6 +348,20 @@ impl<K: Hash + Eq, V, S: BuildHasher> KeyMap<K, V, S> {
         if let Some(e) = read(&shard.table).find(hash, |e| e.key == key) {
             return Ok(touch(e));
         }
+        self.insert_with(shard, hash, key, make)
+    }
+
+    // The insert path, out of line so that a lookup of a known key (every
+    // call but a key's first) stays small enough to inline.
+    #[cold]
+    #[inline(never)]
+    fn insert_with(
+        &self,
+        shard: &Shard<K, V>,
+        hash: u64,
+        key: K,
+        make: impl FnOnce(&K) -> V,
+    ) -> Result<Arc<V>, KeyMapFull> {
         let mut table = write(&shard.table);
         if let Some(e) = table.find(hash, |e| e.key == key) {
             return Ok(touch(e));
@@ -366,6 +475,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> KeyMap<K, V, S> {
     }
 }
 
+#[inline]
 fn touch<K, V>(e: &Entry<K, V>) -> Arc<V> {
     if !e.touched.load(Ordering::Relaxed) {
         e.touched.store(true, Ordering::Relaxed);
@@ -523,6 +633,40 @@ mod tests {
         m.for_each(|k, v| total += u64::from(v.load(Ordering::Relaxed) - k));
         assert_eq!(total, 8 * 2_000);
         assert_eq!(m.len(), 100);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn any_hasher_can_be_chosen() {
+        use std::collections::hash_map::RandomState;
+        let m: KeyMap<String, u32, RandomState> =
+            KeyMap::with_hasher(KeyMapConfig::new().capacity(4), RandomState::new());
+        m.get_or_insert_with("a".to_owned(), |_| 1).unwrap();
+        assert_eq!(m.get("a").as_deref(), Some(&1));
+        assert!(m.get("b").is_none());
+    }
+
+    #[test]
+    fn the_default_hasher_is_seeded_per_map() {
+        let (a, b) = (KeyHasher::default(), KeyHasher::default());
+        // Equal keys hash equally within one map, through `Borrow` too.
+        assert_eq!(a.hash_one("peer-1"), a.hash_one("peer-1".to_owned()));
+        assert_eq!(a.hash_one(7u64), a.hash_one(7u64));
+        // Two maps disagree on (almost) every key: no fixed seed to target.
+        let differ = (0..64u64)
+            .filter(|k| a.hash_one(k) != b.hash_one(k))
+            .count();
+        assert!(differ >= 60, "{differ} of 64 keys hashed differently");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_default_hasher_spreads_keys_over_every_shard() {
+        // 32 shards of 64 keys; 2048 sequential keys must fill every shard
+        // closely enough that few inserts evict.
+        let m = map(32 * 64, 60);
+        for k in 0..2_048 {
+            put(&m, k).unwrap();
+        }
+        assert!(m.len() > 1_700, "{} of 2048 kept", m.len());
     }
 
     #[test]

@@ -7,12 +7,12 @@
 //! - a bounded queue hit by a burst of 1000 jobs: the queue keeps 100, drops
 //!   the oldest, counts every drop, and a `BoundedLoop` drains it at 200/s.
 //!
-//! Run with `cargo run -p seawall-budget --example loop_budget`.
+//! Run with `cargo run --example loop_budget`.
 
 use std::time::Duration;
 
-use seawall_budget::bounded::{self, OverflowPolicy};
-use seawall_budget::{BoundedLoop, LoopBudget};
+use seawall::budget::bounded::{self, OverflowPolicy};
+use seawall::budget::{BoundedLoop, LoopBudget};
 use tokio::time::Instant;
 
 const RUN_FOR: Duration = Duration::from_millis(500);

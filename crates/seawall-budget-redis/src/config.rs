@@ -1,0 +1,391 @@
+//! Configuration: [`RedisBudgetConfig`], [`FallbackPolicy`] and the builder.
+//!
+//! Plain data (`Clone`, `Debug`, `Default` with the documented defaults;
+//! with feature `serde`, `Deserialize` with durations written as `"50ms"`).
+//! Validation reports *every* bad field at once in a [`ConfigError`].
+
+use std::time::Duration;
+
+use seawall_budget::BudgetMode;
+use seawall_core::ConfigError;
+use seawall_core::config::Check;
+use seawall_core::names::DEFAULT_NAME;
+
+use crate::layer::RedisBudgetLayer;
+
+/// What a budget does while Redis cannot be reached (a call timed out or
+/// failed), until a probe finds it again.
+///
+/// Leased tokens still held locally are spent first, whatever the policy.
+///
+/// In TOML: `fallback = "fail_open"`, `fallback = "fail_closed"`, or
+/// `fallback = { local = { share = 0.25 } }`.
+///
+/// ```
+/// use std::time::Duration;
+/// use seawall_budget_redis::{Backend, FallbackPolicy, RedisBudgetLayer};
+/// use seawall_core::Rejection;
+/// use tower::{Layer, ServiceExt, service_fn};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// // Nothing listens on port 1: the first refill fails, the budget fails closed.
+/// let layer = RedisBudgetLayer::builder()
+///     .url("redis://127.0.0.1:1")
+///     .fallback(FallbackPolicy::FailClosed)
+///     .probe_interval(Duration::from_secs(2))
+///     .build()
+///     .unwrap();
+/// let svc = layer.layer(service_fn(|x: u32| async move { Ok::<_, std::convert::Infallible>(x) }));
+/// while layer.backend() == Backend::Redis {
+///     // Calls admitted on credit (at most one lease) until Redis fails to answer.
+///     let _ = svc.clone().oneshot(1).await;
+///     tokio::time::sleep(Duration::from_millis(5)).await;
+/// }
+/// let err = svc.clone().oneshot(2).await.unwrap_err();
+/// assert_eq!(Rejection::find(&*err).unwrap().retry_after(), Some(Duration::from_secs(2)));
+/// assert!(layer.stats().last_error.is_some());
+/// # }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
+#[cfg_attr(
+    feature = "serde",
+    serde(rename_all = "snake_case", deny_unknown_fields)
+)]
+pub enum FallbackPolicy {
+    /// Admit every call: availability over the limit.
+    FailOpen,
+    /// Refuse every call with `BudgetExhausted` (its `retry_after` is the
+    /// probe interval): the limit over availability.
+    FailClosed,
+    /// Each replica enforces `rate × share` (and `burst × share`, each at
+    /// least 1) by itself, with a local GCRA; `share = 1 / replicas` keeps the
+    /// total near the shared rate. The default, with `share = 1.0`: each
+    /// replica alone keeps the whole budget, so a single replica behaves
+    /// exactly as before and `n` replicas admit at most `n × rate`.
+    Local {
+        /// The part of the shared rate this replica may use, in `(0, 1]`.
+        share: f64,
+    },
+}
+
+impl Default for FallbackPolicy {
+    fn default() -> Self {
+        FallbackPolicy::Local { share: 1.0 }
+    }
+}
+
+/// Configuration of a [`RedisBudgetLayer`] (and, with `capacity` and
+/// `idle_ttl`, of a [`RedisKeyedBudgetLayer`](crate::RedisKeyedBudgetLayer)).
+///
+/// | field | default | meaning |
+/// |-------|---------|---------|
+/// | `url` | `"redis://127.0.0.1:6379"` | the Redis server (`redis://`, `rediss://` is not enabled, `redis+unix://`) |
+/// | `name` | `"default"` | the budget's name: Redis key `seawall:{name}` (a hash tag, so one Cluster slot), tracing and metric label; replicas with the same `url` and `name` share one budget |
+/// | `rate` | 1000 | calls per `per`, all replicas together |
+/// | `per` | 1s | the span `rate` is counted over |
+/// | `burst` | `rate / 10`, at least 1 | most calls admitted at once, all replicas together |
+/// | `mode` | `reject` | [`BudgetMode::Reject`] or [`BudgetMode::Wait`] (the keyed layer only rejects) |
+/// | `fallback` | `local { share = 1.0 }` | [`FallbackPolicy`] while Redis is unreachable |
+/// | `redis_timeout` | 50ms | limit on each Redis command (and on connecting) |
+/// | `probe_interval` | 1s | while falling back, how often Redis is tried again |
+/// | `lease_interval` | 50ms | a replica leases about `local rate × lease_interval` tokens per round trip |
+/// | `lease_share` | 0.1 | a lease is at most `lease_share × burst` tokens (at least 1) |
+/// | `capacity` | 10 000 | keyed layer: most keys held at once |
+/// | `idle_ttl` | 5 minutes | keyed layer: a key unused this long may be forgotten |
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
+pub struct RedisBudgetConfig {
+    /// The Redis server's URL.
+    pub url: String,
+    /// The budget's name: its Redis key and its label in events and metrics.
+    pub name: String,
+    /// Calls per `per`, all replicas together.
+    pub rate: u32,
+    /// The span `rate` is counted over.
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    pub per: Duration,
+    /// Most calls admitted at once; `None` means `rate / 10`, at least 1.
+    pub burst: Option<u32>,
+    /// What to do when the budget is spent.
+    pub mode: BudgetMode,
+    /// What to do while Redis is unreachable.
+    pub fallback: FallbackPolicy,
+    /// Limit on each Redis command.
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    pub redis_timeout: Duration,
+    /// While falling back, how often Redis is tried again.
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    pub probe_interval: Duration,
+    /// The time one lease should last at the local rate.
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    pub lease_interval: Duration,
+    /// The largest lease, as a share of `burst`, in `(0, 1]`.
+    pub lease_share: f64,
+    /// Keyed layer: most keys held at once.
+    pub capacity: usize,
+    /// Keyed layer: how long a key must be unused before it may be forgotten.
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    pub idle_ttl: Duration,
+}
+
+impl Default for RedisBudgetConfig {
+    fn default() -> Self {
+        let keys = seawall_core::KeyMapConfig::default();
+        RedisBudgetConfig {
+            url: "redis://127.0.0.1:6379".to_owned(),
+            name: DEFAULT_NAME.to_owned(),
+            rate: 1000,
+            per: Duration::from_secs(1),
+            burst: None,
+            mode: BudgetMode::Reject,
+            fallback: FallbackPolicy::default(),
+            redis_timeout: Duration::from_millis(50),
+            probe_interval: Duration::from_secs(1),
+            lease_interval: Duration::from_millis(50),
+            lease_share: 0.1,
+            capacity: keys.get_capacity(),
+            idle_ttl: keys.get_idle_ttl(),
+        }
+    }
+}
+
+impl RedisBudgetConfig {
+    /// Checks every field (the URL is parsed, no connection is made).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut check = Check::new();
+        if let Err(e) = redis::Client::open(self.url.as_str()) {
+            check.fail(
+                "url",
+                format_args!("{:?}", self.url),
+                format!("is not a Redis URL ({e})"),
+            );
+        }
+        if self.name.is_empty() || self.name.contains(['{', '}']) {
+            check.fail(
+                "name",
+                format_args!("{:?}", self.name),
+                "must be non-empty and hold no `{` or `}` (it is the Redis hash tag)",
+            );
+        }
+        check
+            .nonzero("rate", self.rate)
+            .nonzero_duration("per", self.per);
+        let per_ns = self.per.as_nanos();
+        if per_ns > u128::from(u64::MAX) {
+            check.fail(
+                "per",
+                format_args!("{:?}", self.per),
+                "is longer than 584 years",
+            );
+        } else if self.rate != 0 && per_ns != 0 && u128::from(self.rate) > per_ns {
+            check.fail(
+                "rate",
+                self.rate,
+                format!("is more than one per nanosecond over per ({:?})", self.per),
+            );
+        }
+        if let Some(b) = self.burst {
+            check.nonzero("burst", b);
+        }
+        if let FallbackPolicy::Local { share } = self.fallback
+            && !(share > 0.0 && share <= 1.0)
+        {
+            check.fail("fallback.local.share", share, "is not in (0, 1]");
+        }
+        check
+            .nonzero_duration("redis_timeout", self.redis_timeout)
+            .nonzero_duration("probe_interval", self.probe_interval)
+            .nonzero_duration("lease_interval", self.lease_interval);
+        if !(self.lease_share > 0.0 && self.lease_share <= 1.0) {
+            check.fail("lease_share", self.lease_share, "is not in (0, 1]");
+        }
+        check
+            .nonzero("capacity", self.capacity)
+            .nonzero_duration("idle_ttl", self.idle_ttl);
+        check.finish()
+    }
+
+    /// The burst in force (`burst`, or its default).
+    pub fn effective_burst(&self) -> u32 {
+        self.burst.unwrap_or((self.rate / 10).max(1))
+    }
+
+    /// The largest lease: `lease_share × burst`, at least 1.
+    pub fn max_lease(&self) -> u32 {
+        let max = (f64::from(self.effective_burst()) * self.lease_share).floor();
+        // Clamped into 1..=burst, so the cast cannot truncate.
+        (max.clamp(1.0, f64::from(self.effective_burst().max(1)))) as u32
+    }
+
+    /// The Redis key of the whole budget (or the prefix of a keyed budget's
+    /// keys): `seawall:{name}`.
+    pub fn redis_key(&self) -> String {
+        format!("seawall:{{{}}}", self.name)
+    }
+}
+
+/// Builds a [`RedisBudgetLayer`]; every method sets the
+/// [`RedisBudgetConfig`] field of the same name.
+///
+/// ```
+/// use std::time::Duration;
+/// use seawall_budget_redis::{FallbackPolicy, RedisBudgetLayer};
+///
+/// let err = RedisBudgetLayer::builder().url("http://nope").rate(0).build().unwrap_err();
+/// assert_eq!(err.errors()[0].field(), "url");
+/// assert_eq!(err.errors()[1].field(), "rate");
+///
+/// let builder = RedisBudgetLayer::builder()
+///     .url("redis://127.0.0.1:6379")
+///     .name("payments-api")
+///     .rate(1000)
+///     .burst(50)
+///     .fallback(FallbackPolicy::Local { share: 0.25 })
+///     .redis_timeout(Duration::from_millis(20));
+/// assert_eq!(builder.config().max_lease(), 5);
+/// ```
+#[derive(Debug, Clone, Default)]
+#[must_use]
+pub struct RedisBudgetBuilder {
+    config: RedisBudgetConfig,
+}
+
+macro_rules! setters {
+    ($($(#[$doc:meta])* $field:ident: $ty:ty;)*) => {
+        $(
+            $(#[$doc])*
+            pub fn $field(mut self, value: $ty) -> Self {
+                self.config.$field = value;
+                self
+            }
+        )*
+    };
+}
+
+impl RedisBudgetBuilder {
+    /// A builder with the defaults of [`RedisBudgetConfig`].
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the Redis server's URL (default `redis://127.0.0.1:6379`).
+    pub fn url(mut self, url: impl Into<String>) -> Self {
+        self.config.url = url.into();
+        self
+    }
+
+    /// Sets the budget's name: its Redis key and its label (default `"default"`).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.config.name = name.into();
+        self
+    }
+
+    /// Sets the most calls admitted at once (default `rate / 10`, at least 1).
+    pub fn burst(mut self, burst: u32) -> Self {
+        self.config.burst = Some(burst);
+        self
+    }
+
+    setters! {
+        /// Sets the calls per `per`, all replicas together (default 1000).
+        rate: u32;
+        /// Sets the span `rate` is counted over (default 1s).
+        per: Duration;
+        /// Sets what happens when the budget is spent (default `Reject`).
+        mode: BudgetMode;
+        /// Sets what happens while Redis is unreachable (default `Local { share: 1.0 }`).
+        fallback: FallbackPolicy;
+        /// Sets the limit on each Redis command (default 50ms).
+        redis_timeout: Duration;
+        /// Sets how often Redis is tried again while falling back (default 1s).
+        probe_interval: Duration;
+        /// Sets the time one lease should last at the local rate (default 50ms).
+        lease_interval: Duration;
+        /// Sets the largest lease as a share of `burst` (default 0.1).
+        lease_share: f64;
+        /// Sets the most keys a keyed layer holds (default 10 000).
+        capacity: usize;
+        /// Sets how long a key must be unused before it may be forgotten (default 5 minutes).
+        idle_ttl: Duration;
+    }
+
+    /// The config built so far.
+    pub fn config(&self) -> &RedisBudgetConfig {
+        &self.config
+    }
+
+    /// Validates and builds the layer. No connection is made here: the
+    /// layer connects in the background, on the first tokio runtime it
+    /// finds (now, or at the first call).
+    pub fn build(self) -> Result<RedisBudgetLayer, ConfigError> {
+        RedisBudgetLayer::from_config(&self.config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        let cfg = RedisBudgetConfig::default();
+        assert!(cfg.validate().is_ok());
+        assert_eq!(cfg.effective_burst(), 100);
+        assert_eq!(cfg.max_lease(), 10);
+        assert_eq!(cfg.redis_key(), "seawall:{default}");
+    }
+
+    #[test]
+    fn every_bad_field_is_named() {
+        let cfg = RedisBudgetConfig {
+            url: "localhost:6379".into(),
+            name: "a{b}".into(),
+            rate: 0,
+            burst: Some(0),
+            fallback: FallbackPolicy::Local { share: 1.5 },
+            redis_timeout: Duration::ZERO,
+            lease_share: f64::NAN,
+            capacity: 0,
+            ..Default::default()
+        };
+        let err = cfg.validate().unwrap_err();
+        let fields: Vec<_> = err.errors().iter().map(|e| e.field()).collect();
+        assert_eq!(
+            fields,
+            [
+                "url",
+                "name",
+                "rate",
+                "burst",
+                "fallback.local.share",
+                "redis_timeout",
+                "lease_share",
+                "capacity"
+            ]
+        );
+        let cfg = RedisBudgetConfig {
+            rate: 10,
+            per: Duration::from_nanos(5),
+            ..Default::default()
+        };
+        assert_eq!(cfg.validate().unwrap_err().field(), "rate");
+    }
+
+    #[test]
+    fn lease_is_a_bounded_share_of_the_burst() {
+        let cfg = RedisBudgetConfig {
+            burst: Some(3),
+            lease_share: 0.1,
+            ..Default::default()
+        };
+        assert_eq!(cfg.max_lease(), 1);
+        let cfg = RedisBudgetConfig {
+            burst: Some(1000),
+            lease_share: 1.0,
+            ..Default::default()
+        };
+        assert_eq!(cfg.max_lease(), 1000);
+    }
+}

@@ -1,0 +1,42 @@
+//! [`RedisBudgetError`]: why a Redis call of the budget failed.
+
+use std::time::Duration;
+
+/// Why a call to Redis failed. The budget never hands this to a caller as a
+/// call's error (callers see the fallback policy's answer); it is reported in
+/// tracing events, kept as [`RedisBudgetStats::last_error`](crate::RedisBudgetStats::last_error),
+/// and returned by [`RedisBudgetLayer::ping`](crate::RedisBudgetLayer::ping).
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum RedisBudgetError {
+    /// The command did not answer within `redis_timeout`.
+    #[error("redis did not answer within {0:?}")]
+    Timeout(Duration),
+    /// Redis, or the connection to it, returned an error; the source says which.
+    #[error("redis call failed")]
+    Redis(#[source] redis::RedisError),
+    /// The budget script answered something it never returns.
+    #[error("unexpected reply from the budget script: {0}")]
+    Reply(String),
+}
+
+impl RedisBudgetError {
+    /// Whether this is a timeout.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, RedisBudgetError::Timeout(_))
+    }
+
+    /// The Redis error, when there is one.
+    pub fn redis_error(&self) -> Option<&redis::RedisError> {
+        match self {
+            RedisBudgetError::Redis(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<redis::RedisError> for RedisBudgetError {
+    fn from(e: redis::RedisError) -> Self {
+        RedisBudgetError::Redis(e)
+    }
+}

@@ -1,0 +1,71 @@
+//! The response future of [`RedisBudget`](crate::RedisBudget) and
+//! [`RedisKeyedBudget`](crate::RedisKeyedBudget).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use pin_project_lite::pin_project;
+use seawall_core::{BoxError, BudgetExhausted};
+
+pin_project! {
+    /// Either the inner service's future, or a rejection that resolves at
+    /// once to a boxed [`BudgetExhausted`].
+    pub struct ResponseFuture<F> {
+        #[pin]
+        state: State<F>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F> {
+        Called { #[pin] fut: F },
+        Rejected { err: Option<BudgetExhausted> },
+    }
+}
+
+impl<F> ResponseFuture<F> {
+    pub(crate) fn called(fut: F) -> Self {
+        ResponseFuture {
+            state: State::Called { fut },
+        }
+    }
+
+    pub(crate) fn rejected(err: BudgetExhausted) -> Self {
+        ResponseFuture {
+            state: State::Rejected { err: Some(err) },
+        }
+    }
+}
+
+impl<F> std::fmt::Debug for ResponseFuture<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = match &self.state {
+            State::Called { .. } => "called",
+            State::Rejected { .. } => "rejected",
+        };
+        f.debug_struct("ResponseFuture")
+            .field("state", &state)
+            .finish()
+    }
+}
+
+impl<F, T, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<T, E>>,
+    E: Into<BoxError>,
+{
+    type Output = Result<T, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().state.project() {
+            StateProj::Called { fut } => fut.poll(cx).map_err(Into::into),
+            // The one allocation of the reject path: the `Box` of `BoxError`.
+            StateProj::Rejected { err } => Poll::Ready(Err(match err.take() {
+                Some(e) => Box::new(e),
+                None => "ResponseFuture polled after completion".into(),
+            })),
+        }
+    }
+}

@@ -1,0 +1,301 @@
+//! [`RedisBudgetLayer`] and [`RedisKeyedBudgetLayer`].
+
+use std::fmt;
+use std::hash::Hash;
+use std::sync::Arc;
+use std::time::Duration;
+
+use seawall_budget::BudgetMode;
+use seawall_core::{ConfigError, KeyFn, KeyMap, KeyMapConfig};
+use tower_layer::Layer;
+
+use crate::config::{RedisBudgetBuilder, RedisBudgetConfig};
+use crate::error::RedisBudgetError;
+use crate::lease::{Cell, Counters};
+use crate::script::Ask;
+use crate::service::{RedisBudget, RedisKeyedBudget};
+use crate::shared::Shared;
+use crate::stats::{Backend, RedisBudgetStats};
+
+fn shared(config: &RedisBudgetConfig, queue: usize) -> Result<Arc<Shared>, ConfigError> {
+    config.validate()?;
+    let shared = Shared::new(config, queue)
+        .map_err(|e| ConfigError::new("url", format_args!("{:?}", config.url), e.to_string()))?;
+    Ok(Arc::new(shared))
+}
+
+fn stats(shared: &Shared, keys: usize) -> RedisBudgetStats {
+    let c: &Counters = &shared.counters;
+    use std::sync::atomic::Ordering::Relaxed;
+    RedisBudgetStats {
+        admitted: c.admitted.load(Relaxed),
+        rejected: c.rejected.load(Relaxed),
+        round_trips: c.round_trips.load(Relaxed),
+        leased: c.leased.load(Relaxed),
+        fallbacks: c.fallbacks.load(Relaxed),
+        backend: shared.backend(),
+        last_error: shared.last_error(),
+        keys,
+    }
+}
+
+/// Checks that Redis answers the budget script, on a connection of its own
+/// (the script is loaded if needed; nothing is written).
+async fn ping(shared: &Shared) -> Result<(), RedisBudgetError> {
+    let mut conn = shared.conn()?;
+    let key = shared.config.redis_key();
+    let ask = Ask {
+        key: &key,
+        owed: 0,
+        wanted: 0,
+    };
+    let rate = crate::script::ScriptRate {
+        emission_us: 1.0,
+        limit_us: 1.0,
+    };
+    conn.lease(&Counters::default(), rate, &[ask])
+        .await
+        .map(drop)
+}
+
+/// Applies a rate budget shared by every replica that uses the same Redis
+/// and the same `name`, to a [`Service`](tower_service::Service).
+///
+/// The services behave like seawall-budget's local `BudgetLayer`:
+/// [`BudgetMode::Reject`] fails fast with
+/// [`BudgetExhausted`](seawall_core::BudgetExhausted) `{ retry_after }` from
+/// the response future; [`BudgetMode::Wait`] parks in `poll_ready` on a
+/// timer until a token is due. See [`RedisBudget`] for the details and the
+/// [crate docs](crate) for leasing, its accuracy and the fallback.
+///
+/// The layer owns the shared state and one background task (started on the
+/// first tokio runtime it sees, at `build()` or at the first call), which
+/// does all the Redis traffic and ends when the layer and all its services
+/// are dropped.
+///
+/// ```no_run
+/// use seawall_budget_redis::{FallbackPolicy, RedisBudgetLayer};
+/// use tower::{ServiceBuilder, ServiceExt, service_fn};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let layer = RedisBudgetLayer::builder()
+///     .url("redis://127.0.0.1:6379")
+///     .name("payments-api")
+///     .rate(1000)
+///     .fallback(FallbackPolicy::Local { share: 0.25 }) // four replicas
+///     .build()
+///     .unwrap();
+/// layer.ping().await.expect("redis answers");
+/// let svc = ServiceBuilder::new()
+///     .layer(layer.clone())
+///     .service(service_fn(|x: u32| async move { Ok::<_, std::convert::Infallible>(x) }));
+/// assert_eq!(svc.oneshot(7).await.unwrap(), 7);
+/// assert_eq!(layer.stats().admitted, 1);
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct RedisBudgetLayer {
+    shared: Arc<Shared>,
+    cell: Arc<Cell>,
+}
+
+impl fmt::Debug for RedisBudgetLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisBudgetLayer")
+            .field("config", &self.shared.config)
+            .field("backend", &self.shared.backend())
+            .field("cell", &self.cell)
+            .finish()
+    }
+}
+
+impl RedisBudgetLayer {
+    /// A builder; see [`RedisBudgetConfig`] for the fields and defaults.
+    pub fn builder() -> RedisBudgetBuilder {
+        RedisBudgetBuilder::new()
+    }
+
+    /// A layer from a config, validated first. Connects in the background.
+    pub fn from_config(config: &RedisBudgetConfig) -> Result<RedisBudgetLayer, ConfigError> {
+        let shared = shared(config, 1)?;
+        let cell = Arc::new(shared.cell(config.redis_key(), None));
+        shared.ensure_task();
+        Ok(RedisBudgetLayer { shared, cell })
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &RedisBudgetConfig {
+        &self.shared.config
+    }
+
+    /// The mode of the services this layer makes.
+    pub fn mode(&self) -> BudgetMode {
+        self.shared.config.mode
+    }
+
+    /// The budget in force now: Redis, or the fallback.
+    pub fn backend(&self) -> Backend {
+        self.shared.backend()
+    }
+
+    /// Tokens held by this replica now (leased and unspent; negative when
+    /// calls were admitted on credit and not yet charged).
+    pub fn leased(&self) -> i64 {
+        self.cell.tokens()
+    }
+
+    /// The lease size now (adapts to the local rate).
+    pub fn lease_size(&self) -> u32 {
+        self.cell.lease_size()
+    }
+
+    /// A snapshot of the counters, all services of this layer together.
+    pub fn stats(&self) -> RedisBudgetStats {
+        stats(&self.shared, 1)
+    }
+
+    /// Whether Redis answers the budget script now, on a connection of its
+    /// own (within `redis_timeout` per command; nothing is written). Use it
+    /// at start-up to fail fast on a wrong URL.
+    pub async fn ping(&self) -> Result<(), RedisBudgetError> {
+        ping(&self.shared).await
+    }
+}
+
+impl<S> Layer<S> for RedisBudgetLayer {
+    type Service = RedisBudget<S>;
+
+    fn layer(&self, inner: S) -> RedisBudget<S> {
+        RedisBudget::new(inner, self.shared.clone(), self.cell.clone())
+    }
+}
+
+pub(crate) struct Keyed<K> {
+    pub(crate) map: KeyMap<K, Cell>,
+    pub(crate) prefix: String,
+}
+
+/// One shared budget per key (client, tenant, route), taken from each
+/// request by a [`KeyFn`], held in a bounded map (`capacity` keys, idle ones
+/// forgotten after `idle_ttl`). Each key is its own Redis key,
+/// `seawall:{name}:<key>`, all in the same Cluster slot.
+///
+/// Like seawall-budget's `KeyedBudgetLayer` it always rejects (the key is
+/// only known in `call`); a config with `mode = wait` is a [`ConfigError`].
+/// All keys' refills share one background task, batched into pipelines.
+///
+/// ```no_run
+/// use seawall_budget_redis::{RedisBudgetConfig, RedisKeyedBudgetLayer};
+/// use tower::{Layer, ServiceExt, service_fn};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let cfg = RedisBudgetConfig { name: "per-tenant".into(), rate: 100, ..Default::default() };
+/// let layer = RedisKeyedBudgetLayer::new(|tenant: &&'static str| *tenant, &cfg).unwrap();
+/// let svc = layer.layer(service_fn(|t: &'static str| async move { Ok::<_, std::convert::Infallible>(t) }));
+/// assert_eq!(svc.oneshot("acme").await.unwrap(), "acme");
+/// assert_eq!(layer.stats().keys, 1);
+/// # }
+/// ```
+pub struct RedisKeyedBudgetLayer<F, K> {
+    key_fn: F,
+    shared: Arc<Shared>,
+    keyed: Arc<Keyed<K>>,
+}
+
+impl<F: Clone, K> Clone for RedisKeyedBudgetLayer<F, K> {
+    fn clone(&self) -> Self {
+        RedisKeyedBudgetLayer {
+            key_fn: self.key_fn.clone(),
+            shared: self.shared.clone(),
+            keyed: self.keyed.clone(),
+        }
+    }
+}
+
+impl<F, K: Hash + Eq> fmt::Debug for RedisKeyedBudgetLayer<F, K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisKeyedBudgetLayer")
+            .field("config", &self.shared.config)
+            .field("backend", &self.shared.backend())
+            .field("keys", &self.keyed.map.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F, K: Hash + Eq> RedisKeyedBudgetLayer<F, K> {
+    /// A keyed budget taking keys with `key_fn`; validates `config`.
+    pub fn new<Req>(key_fn: F, config: &RedisBudgetConfig) -> Result<Self, ConfigError>
+    where
+        F: KeyFn<Req, Key = K>,
+    {
+        let mode_err = (config.mode == BudgetMode::Wait).then(|| {
+            ConfigError::new(
+                "mode",
+                "wait",
+                "is not supported by a keyed budget (it rejects)",
+            )
+        });
+        let shared = match (shared(config, config.capacity.clamp(1, 1024)), mode_err) {
+            (Ok(s), None) => s,
+            (Ok(_), Some(e)) => return Err(e),
+            (Err(e), None) => return Err(e),
+            (Err(e), Some(m)) => return Err(e.merge(m)),
+        };
+        let keys = KeyMapConfig::new()
+            .capacity(config.capacity)
+            .idle_ttl(config.idle_ttl);
+        shared.ensure_task();
+        Ok(RedisKeyedBudgetLayer {
+            key_fn,
+            keyed: Arc::new(Keyed {
+                map: KeyMap::new(keys),
+                prefix: config.redis_key(),
+            }),
+            shared,
+        })
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &RedisBudgetConfig {
+        &self.shared.config
+    }
+
+    /// The budget in force now: Redis, or the fallback.
+    pub fn backend(&self) -> Backend {
+        self.shared.backend()
+    }
+
+    /// A snapshot of the counters, all keys and services together.
+    pub fn stats(&self) -> RedisBudgetStats {
+        stats(&self.shared, self.keyed.map.len())
+    }
+
+    /// Forgets keys idle for at least `idle_ttl`; returns how many.
+    pub fn evict_idle(&self) -> usize {
+        self.keyed.map.evict_idle()
+    }
+
+    /// The time between two tokens of one key.
+    pub fn emission_interval(&self) -> Duration {
+        self.shared.emission()
+    }
+
+    /// Whether Redis answers the budget script now; see
+    /// [`RedisBudgetLayer::ping`].
+    pub async fn ping(&self) -> Result<(), RedisBudgetError> {
+        ping(&self.shared).await
+    }
+}
+
+impl<S, F: Clone, K> Layer<S> for RedisKeyedBudgetLayer<F, K> {
+    type Service = RedisKeyedBudget<S, F, K>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RedisKeyedBudget::new(
+            inner,
+            self.key_fn.clone(),
+            self.shared.clone(),
+            self.keyed.clone(),
+        )
+    }
+}

@@ -1,0 +1,428 @@
+//! The state a layer shares with its services and its background task:
+//! which backend is in force (Redis or the fallback), the counters, and the
+//! queue of refills.
+//!
+//! All Redis traffic happens on one background task, so a call never awaits
+//! Redis: it takes a leased token, or a token on credit, or gets the fallback
+//! policy's answer. The task holds only a `Weak` to this state and the
+//! receiving end of the refill queue, so it ends as soon as the last layer
+//! and service are dropped (the queue's sender lives here).
+
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::Duration;
+
+use seawall_budget::{LoopBudget, LoopBudgetConfig};
+use seawall_core::names::TARGET_BUDGET;
+use tokio::sync::{Notify, mpsc};
+use tokio::time::Instant;
+
+use crate::config::{FallbackPolicy, RedisBudgetConfig};
+use crate::error::RedisBudgetError;
+use crate::lease::{Acquire, Cell, Counters};
+use crate::script::{Ask, Conn, ScriptRate};
+use crate::stats::Backend;
+
+const REDIS: u8 = 0;
+const FALLBACK: u8 = 1;
+/// Most cells refilled in one pipeline (one round trip).
+const BATCH: usize = 64;
+
+pub(crate) struct Shared {
+    pub(crate) config: RedisBudgetConfig,
+    pub(crate) counters: Counters,
+    backend: AtomicU8,
+    epoch: Instant,
+    emission_ns: u64,
+    script_rate: ScriptRate,
+    max_lease: u32,
+    lease_interval_ns: u64,
+    last_error: Mutex<Option<RedisBudgetError>>,
+    refills: mpsc::Sender<Arc<Cell>>,
+    /// Woken after every refill and every backend switch (waiting services).
+    pub(crate) done: Arc<Notify>,
+    started: AtomicBool,
+    starter: Mutex<Option<(mpsc::Receiver<Arc<Cell>>, Conn)>>,
+    #[cfg(feature = "metrics")]
+    metrics: Metrics,
+}
+
+#[cfg(feature = "metrics")]
+struct Metrics {
+    admitted: metrics::Counter,
+    exhausted: metrics::Counter,
+    round_trips: metrics::Counter,
+    to_fallback: metrics::Counter,
+    to_redis: metrics::Counter,
+    fallback: metrics::Gauge,
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+impl Shared {
+    /// `config` must be valid; `queue` is the refill queue's capacity.
+    pub(crate) fn new(
+        config: &RedisBudgetConfig,
+        queue: usize,
+    ) -> Result<Shared, RedisBudgetError> {
+        let client = redis::Client::open(config.url.as_str())?;
+        let (tx, rx) = mpsc::channel(queue.max(1));
+        let per_ns = nanos(config.per);
+        let emission_ns = (per_ns / u64::from(config.rate.max(1))).max(1);
+        let emission_us = per_ns as f64 / 1000.0 / f64::from(config.rate.max(1));
+        #[cfg(feature = "metrics")]
+        let metrics = {
+            use seawall_core::names::{
+                BUDGET_ADMITTED_TOTAL, BUDGET_EXHAUSTED_TOTAL, LABEL_NAME, LABEL_STATE,
+            };
+            let name = config.name.clone();
+            Metrics {
+                admitted: metrics::counter!(BUDGET_ADMITTED_TOTAL, LABEL_NAME => name.clone()),
+                exhausted: metrics::counter!(BUDGET_EXHAUSTED_TOTAL, LABEL_NAME => name.clone()),
+                round_trips: metrics::counter!(crate::BUDGET_REDIS_ROUND_TRIPS_TOTAL, LABEL_NAME => name.clone()),
+                to_fallback: metrics::counter!(crate::BUDGET_BACKEND_SWITCHES_TOTAL, LABEL_NAME => name.clone(), LABEL_STATE => "fallback"),
+                to_redis: metrics::counter!(crate::BUDGET_BACKEND_SWITCHES_TOTAL, LABEL_NAME => name.clone(), LABEL_STATE => "redis"),
+                fallback: metrics::gauge!(crate::BUDGET_BACKEND_FALLBACK, LABEL_NAME => name),
+            }
+        };
+        Ok(Shared {
+            config: config.clone(),
+            counters: Counters::default(),
+            backend: AtomicU8::new(REDIS),
+            epoch: Instant::now(),
+            emission_ns,
+            script_rate: ScriptRate {
+                emission_us,
+                limit_us: emission_us * f64::from(config.effective_burst()),
+            },
+            max_lease: config.max_lease(),
+            lease_interval_ns: nanos(config.lease_interval),
+            last_error: Mutex::new(None),
+            refills: tx,
+            done: Arc::new(Notify::new()),
+            started: AtomicBool::new(false),
+            starter: Mutex::new(Some((rx, Conn::new(client, config.redis_timeout)))),
+            #[cfg(feature = "metrics")]
+            metrics,
+        })
+    }
+
+    /// A cell for `key`, with the local budget the fallback policy needs.
+    pub(crate) fn cell(&self, key: String, label: Option<Arc<str>>) -> Cell {
+        let local = match self.config.fallback {
+            FallbackPolicy::Local { share } => {
+                let scale = |n: u32| ((f64::from(n) * share).ceil() as u32).max(1);
+                let cfg = LoopBudgetConfig {
+                    name: self.config.name.clone(),
+                    rate: scale(self.config.rate),
+                    per: self.config.per,
+                    burst: Some(scale(self.config.effective_burst())),
+                    ..LoopBudgetConfig::default()
+                };
+                // Validated config scaled by a share in (0, 1], so every
+                // field stays valid; fall back to a plain budget otherwise.
+                Some(LoopBudget::from_config(&cfg).unwrap_or_else(|_| LoopBudget::new(cfg.rate)))
+            }
+            _ => None,
+        };
+        Cell::new(key, label, local, self.max_lease)
+    }
+
+    /// Nanoseconds since the layer was built, on tokio's clock.
+    pub(crate) fn now(&self) -> u64 {
+        nanos(Instant::now().saturating_duration_since(self.epoch))
+    }
+
+    pub(crate) fn backend(&self) -> Backend {
+        if self.backend.load(Ordering::Relaxed) == FALLBACK {
+            Backend::Fallback
+        } else {
+            Backend::Redis
+        }
+    }
+
+    pub(crate) fn last_error(&self) -> Option<RedisBudgetError> {
+        self.last_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    pub(crate) fn emission(&self) -> Duration {
+        Duration::from_nanos(self.emission_ns)
+    }
+
+    /// Decides one call. The fast path is one compare-exchange on the cell.
+    #[inline]
+    pub(crate) fn acquire(self: &Arc<Self>, cell: &Arc<Cell>) -> Acquire {
+        if let Some(low) = cell.take_leased() {
+            if low {
+                self.request_refill(cell);
+            }
+            self.note_admitted();
+            return Acquire::Admit { refundable: true };
+        }
+        self.acquire_slow(cell)
+    }
+
+    #[cold]
+    fn acquire_slow(self: &Arc<Self>, cell: &Arc<Cell>) -> Acquire {
+        if self.backend.load(Ordering::Relaxed) == FALLBACK {
+            return self.fallback(cell);
+        }
+        let now = self.now();
+        let until = cell.exhausted_until();
+        if now < until {
+            self.note_rejected();
+            return Acquire::Reject(until - now);
+        }
+        let credit = cell.take_credit();
+        self.request_refill(cell);
+        if credit {
+            self.note_admitted();
+            Acquire::Admit { refundable: true }
+        } else {
+            Acquire::Pending
+        }
+    }
+
+    /// The fallback policy's answer for one call.
+    pub(crate) fn fallback(&self, cell: &Cell) -> Acquire {
+        match self.config.fallback {
+            FallbackPolicy::FailOpen => {
+                self.note_admitted();
+                Acquire::Admit { refundable: false }
+            }
+            FallbackPolicy::FailClosed => {
+                self.note_rejected();
+                Acquire::Closed(nanos(self.config.probe_interval))
+            }
+            FallbackPolicy::Local { .. } => match cell.local.as_ref().map(|b| b.try_consume(1)) {
+                Some(Ok(())) | None => {
+                    self.note_admitted();
+                    Acquire::Admit { refundable: false }
+                }
+                Some(Err(e)) => {
+                    self.note_rejected();
+                    Acquire::Reject(nanos(e.retry_after()))
+                }
+            },
+        }
+    }
+
+    pub(crate) fn note_admitted(&self) {
+        self.counters.admitted.fetch_add(1, Ordering::Relaxed);
+        #[cfg(feature = "metrics")]
+        self.metrics.admitted.increment(1);
+    }
+
+    pub(crate) fn note_rejected(&self) {
+        self.counters.rejected.fetch_add(1, Ordering::Relaxed);
+        #[cfg(feature = "metrics")]
+        self.metrics.exhausted.increment(1);
+    }
+
+    /// A token reserved and not used goes back (and is not counted).
+    pub(crate) fn refund(&self, cell: &Cell) {
+        cell.refund();
+        self.counters.admitted.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Queues a refill of `cell` unless one is queued already.
+    pub(crate) fn request_refill(self: &Arc<Self>, cell: &Arc<Cell>) {
+        if !cell.claim_refill() {
+            return;
+        }
+        self.ensure_task();
+        if self.refills.try_send(cell.clone()).is_err() {
+            // The queue is full (or the task never started): a later call asks again.
+            cell.release_refill();
+        }
+    }
+
+    /// Starts the background task on the current tokio runtime, once.
+    pub(crate) fn ensure_task(self: &Arc<Self>) {
+        if self.started.load(Ordering::Acquire) {
+            return;
+        }
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let mut starter = self.starter.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((rx, conn)) = starter.take() {
+            // The task holds a `Weak`: it ends when the last layer and service go.
+            handle.spawn(run(Arc::downgrade(self), rx, conn));
+            self.started.store(true, Ordering::Release);
+        }
+    }
+
+    fn enter_fallback(&self, err: RedisBudgetError) {
+        if self.backend.swap(FALLBACK, Ordering::AcqRel) == REDIS {
+            self.counters.fallbacks.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                target: TARGET_BUDGET,
+                name = %self.config.name,
+                error = %err,
+                source = ?std::error::Error::source(&err),
+                policy = ?self.config.fallback,
+                "redis unreachable; the budget follows its fallback policy"
+            );
+            #[cfg(feature = "metrics")]
+            {
+                self.metrics.to_fallback.increment(1);
+                self.metrics.fallback.set(1.0);
+            }
+            self.done.notify_waiters();
+        }
+        *self
+            .last_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(err);
+    }
+
+    fn leave_fallback(&self) {
+        if self.backend.swap(REDIS, Ordering::AcqRel) == FALLBACK {
+            tracing::info!(
+                target: TARGET_BUDGET,
+                name = %self.config.name,
+                "redis is back; the shared budget resumes"
+            );
+            #[cfg(feature = "metrics")]
+            {
+                self.metrics.to_redis.increment(1);
+                self.metrics.fallback.set(0.0);
+            }
+            self.done.notify_waiters();
+        }
+    }
+
+    /// One pipeline of refills.
+    async fn refill(self: &Arc<Self>, conn: &mut Conn, batch: &[Arc<Cell>]) {
+        let now = self.now();
+        let asks: Vec<Ask<'_>> = batch
+            .iter()
+            .map(|c| c.plan(now, self.max_lease, self.lease_interval_ns))
+            .collect();
+        let result = self.lease(conn, &asks).await;
+        let after = self.now();
+        let mut again = false;
+        match result {
+            Ok(grants) => {
+                for ((cell, ask), grant) in batch.iter().zip(&asks).zip(grants) {
+                    cell.apply(ask, grant, after);
+                    self.counters
+                        .leased
+                        .fetch_add(ask.owed + grant.granted, Ordering::Relaxed);
+                    again |= grant.granted > 0 && cell.is_low();
+                }
+            }
+            Err(e) => self.enter_fallback(e),
+        }
+        for cell in batch {
+            cell.release_refill();
+        }
+        self.done.notify_waiters();
+        if again {
+            for cell in batch {
+                if cell.is_low() {
+                    self.request_refill(cell);
+                }
+            }
+        }
+    }
+
+    async fn lease(
+        &self,
+        conn: &mut Conn,
+        asks: &[Ask<'_>],
+    ) -> Result<Vec<crate::script::Grant>, RedisBudgetError> {
+        #[cfg(feature = "metrics")]
+        let before = self.counters.round_trips.load(Ordering::Relaxed);
+        let r = conn.lease(&self.counters, self.script_rate, asks).await;
+        #[cfg(feature = "metrics")]
+        self.metrics
+            .round_trips
+            .increment(self.counters.round_trips.load(Ordering::Relaxed) - before);
+        r
+    }
+
+    /// Asks Redis for nothing (no write): succeeds when it answers.
+    pub(crate) async fn probe(&self, conn: &mut Conn) -> Result<(), RedisBudgetError> {
+        let key = self.config.redis_key();
+        let ask = Ask {
+            key: &key,
+            owed: 0,
+            wanted: 0,
+        };
+        match self.lease(conn, &[ask]).await {
+            Ok(_) => {
+                self.leave_fallback();
+                Ok(())
+            }
+            Err(e) => {
+                *self
+                    .last_error
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = Some(e.clone());
+                Err(e)
+            }
+        }
+    }
+
+    /// A connection of its own, for [`ping`](crate::RedisBudgetLayer::ping).
+    pub(crate) fn conn(&self) -> Result<Conn, RedisBudgetError> {
+        let client = redis::Client::open(self.config.url.as_str())?;
+        Ok(Conn::new(client, self.config.redis_timeout))
+    }
+}
+
+/// The background task: refills cells in batches while Redis answers, probes
+/// it every `probe_interval` while it does not. Ends when the layer is gone.
+async fn run(weak: Weak<Shared>, mut rx: mpsc::Receiver<Arc<Cell>>, mut conn: Conn) {
+    let mut batch: Vec<Arc<Cell>> = Vec::with_capacity(BATCH);
+    // Connect and load the script before the first call needs a lease; a
+    // Redis that is not there at start is a switch to the fallback like any.
+    match weak.upgrade() {
+        None => return,
+        Some(shared) => {
+            if let Err(e) = conn.warm_up(&shared.counters).await {
+                shared.enter_fallback(e);
+            }
+        }
+    }
+    loop {
+        let probe_in = match weak.upgrade() {
+            None => return,
+            Some(shared) if shared.backend() == Backend::Fallback => {
+                Some(shared.config.probe_interval)
+            }
+            Some(_) => None,
+        };
+        if let Some(interval) = probe_in {
+            let sleep = tokio::time::sleep(interval);
+            tokio::pin!(sleep);
+            loop {
+                tokio::select! {
+                    _ = &mut sleep => break,
+                    item = rx.recv() => match item {
+                        // Nothing to lease while falling back.
+                        Some(cell) => cell.release_refill(),
+                        None => return,
+                    },
+                }
+            }
+            let Some(shared) = weak.upgrade() else { return };
+            let _ = shared.probe(&mut conn).await;
+            continue;
+        }
+        if rx.recv_many(&mut batch, BATCH).await == 0 {
+            return;
+        }
+        let Some(shared) = weak.upgrade() else { return };
+        shared.refill(&mut conn, &batch).await;
+        drop(shared);
+        batch.clear();
+    }
+}

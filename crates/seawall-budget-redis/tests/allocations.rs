@@ -1,0 +1,86 @@
+//! Heap allocations of the leased path, counted exactly with dhat.
+//!
+//! One `#[test]`: dhat's profiler is global. The runtime is current-thread
+//! and idle while counting, so the background task cannot allocate then.
+
+mod support;
+
+use std::convert::Infallible;
+use std::future::{Future, Ready, ready};
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use seawall_budget_redis::RedisBudgetLayer;
+use support::redis_server::RedisServer;
+use tower::{Layer, Service};
+
+#[global_allocator]
+static ALLOC: dhat::Alloc = dhat::Alloc;
+
+#[derive(Clone)]
+struct Bare;
+
+impl Service<u32> for Bare {
+    type Response = u32;
+    type Error = Infallible;
+    type Future = Ready<Result<u32, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, x: u32) -> Self::Future {
+        ready(Ok(x))
+    }
+}
+
+fn call_once<S: Service<u32>>(svc: &mut S, cx: &mut Context<'_>) -> bool {
+    assert!(matches!(svc.poll_ready(cx), Poll::Ready(Ok(()))));
+    let fut = pin!(svc.call(7));
+    matches!(fut.poll(cx), Poll::Ready(Ok(_)))
+}
+
+#[test]
+fn a_leased_call_allocates_nothing() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let _profiler = dhat::Profiler::builder().testing().build();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let layer = rt.block_on(async {
+        let layer = RedisBudgetLayer::builder()
+            .url(server.url())
+            .name("alloc")
+            .rate(1_000_000)
+            .burst(100_000)
+            .lease_share(1.0)
+            .build()
+            .unwrap();
+        layer.ping().await.unwrap();
+        layer
+    });
+    let mut svc = layer.layer(Bare);
+    let mut cx = Context::from_waker(Waker::noop());
+    // The first call goes on credit and asks for a lease of up to 100,000.
+    assert!(call_once(&mut svc, &mut cx));
+    rt.block_on(async {
+        for _ in 0..200 {
+            if layer.leased() > 1000 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    });
+    assert!(layer.leased() > 1000, "leased {}", layer.leased());
+    let before = dhat::HeapStats::get().total_blocks;
+    for _ in 0..1000 {
+        assert!(call_once(&mut svc, &mut cx));
+    }
+    let allocs = dhat::HeapStats::get().total_blocks - before;
+    assert_eq!(allocs, 0, "allocations in 1000 leased calls");
+    assert_eq!(layer.stats().admitted, 1001);
+}

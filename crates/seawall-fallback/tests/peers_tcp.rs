@@ -1,0 +1,113 @@
+//! A fallback over peer selection against real peers on 127.0.0.1 (a
+//! one-line protocol over TCP: `ping` → `pong <id>`): when every peer is
+//! down, the fallback answers at once.
+//!
+//! Real time, bounded: every call has a 2s timeout.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use seawall_breaker::{BreakerConfig, KeyedBreakerLayer, PeerSelect, State, TripPolicy};
+use seawall_core::BoxError;
+use seawall_fallback::FallbackLayer;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+use tower::{Layer, Service, ServiceExt, service_fn};
+
+async fn peer(id: u32) -> (SocketAddr, JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        while let Ok((conn, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let (read, mut write) = conn.into_split();
+                let mut lines = BufReader::new(read).lines();
+                while let Ok(Some(_)) = lines.next_line().await {
+                    if write
+                        .write_all(format!("pong {id}\n").as_bytes())
+                        .await
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    (addr, task)
+}
+
+fn client(
+    addr: SocketAddr,
+) -> impl Service<Option<usize>, Response = u32, Error = BoxError, Future: Send> + Clone {
+    service_fn(move |_: Option<usize>| async move {
+        let call = async {
+            let conn = TcpStream::connect(addr).await?;
+            let (read, mut write) = conn.into_split();
+            write.write_all(b"ping\n").await?;
+            let line = BufReader::new(read)
+                .lines()
+                .next_line()
+                .await?
+                .ok_or("closed")?;
+            Ok::<u32, BoxError>(line.strip_prefix("pong ").ok_or("bad answer")?.parse()?)
+        };
+        tokio::time::timeout(Duration::from_secs(2), call).await?
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_peers_down_the_fallback_answers() {
+    let mut peers = Vec::new();
+    for id in 0..3 {
+        peers.push(peer(id).await);
+    }
+    let keyed = KeyedBreakerLayer::new(
+        |r: &Option<usize>| r.unwrap_or(0),
+        BreakerConfig {
+            policy: TripPolicy::consecutive_failures(1),
+            ..BreakerConfig::default()
+        }
+        .into(),
+    )
+    .unwrap();
+    let select = PeerSelect::builder(&keyed, |r: &Option<usize>| *r)
+        .peers(
+            peers
+                .iter()
+                .enumerate()
+                .map(|(i, (addr, _))| (i, client(*addr))),
+        )
+        .build()
+        .unwrap();
+    let fallback = FallbackLayer::builder()
+        .answer_with(|_: Option<usize>, _: BoxError| Ok::<_, BoxError>(u32::MAX))
+        .build()
+        .unwrap();
+    let mut svc = fallback.layer(select);
+
+    assert_eq!(svc.ready().await.unwrap().call(Some(1)).await.unwrap(), 1);
+    for (_, task) in &mut peers {
+        task.abort();
+        let _ = task.await;
+    }
+    // Connection refused is not a rejection: it reaches the caller, and
+    // trips each peer's breaker (threshold 1).
+    while (0..3).any(|i| keyed.breaker(&i).unwrap().state() != State::Open) {
+        let err = svc.ready().await.unwrap().call(None).await.unwrap_err();
+        assert!(!err.to_string().starts_with("no peer"), "{err}");
+    }
+    assert_eq!(fallback.stats().fallbacks, 0);
+
+    // Every peer open: the selection refuses at once and the fallback answers.
+    let t = Instant::now();
+    for _ in 0..20 {
+        assert_eq!(
+            svc.ready().await.unwrap().call(Some(0)).await.unwrap(),
+            u32::MAX
+        );
+    }
+    assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+    assert_eq!(fallback.stats().fallbacks, 20);
+}

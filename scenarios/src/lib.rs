@@ -1,0 +1,26 @@
+//! Scenarios that run seawall's layers against real servers on 127.0.0.1
+//! under overload and faults, and measure what each layer does.
+//!
+//! Each scenario is a module with a `…Config` (`full` for the runner,
+//! `short` for tests), an async `run` and a `…Report` that prints a table
+//! and gives charts for [`plot::draw`]. The runner binary
+//! (`cargo run --release -p seawall-scenarios -- NAME`) runs them;
+//! `docs/results.md` shows the figures of a full run.
+//!
+//! | scenario | module |
+//! |----------|--------|
+//! | overload: no protection vs tower vs seawall's shedder at 1–10× capacity | [`overload`] |
+//! | dead peer: refused, then hanging, then recovered, with and without the keyed breaker + adaptive timeout | [`dead_peer`] |
+//! | slow peer: latency growing 10×, the adaptive deadline following it | [`slow_peer`] |
+//! | retry storm: a backend failing every call, naive retries vs the retry budget | [`retry_storm`] |
+//! | runaway loop: a spinning loop with and without `LoopBudget` | [`runaway_loop`] |
+
+pub mod dead_peer;
+pub mod load;
+pub mod overload;
+pub mod plot;
+pub mod retry_storm;
+pub mod runaway_loop;
+pub mod server;
+pub mod slow_peer;
+pub mod stats;

@@ -1,0 +1,532 @@
+//! Reading a [`StackConfig`] from TOML, with every problem named by its path.
+//!
+//! The document is parsed once into a tree that remembers where each key and
+//! value was written. Each part (`client.breaker`, …) is then deserialised on
+//! its own, into the mechanism crate's config type, so a problem in one part
+//! does not hide the problems of the others; a problem's position in the
+//! file gives back its full path (`client.breaker.policy.rate`).
+
+use std::borrow::Cow;
+use std::ops::Range;
+
+use serde::de::DeserializeOwned;
+use toml::Spanned;
+use toml::de::{DeString, DeTable, DeValue, ValueDeserializer};
+
+use seawall_core::ConfigError;
+
+use super::{BudgetBackend, BudgetPart, ClientConfig, ServerConfig, StackConfig};
+
+const TOP: &[&str] = &["client", "server"];
+const CLIENT: &[&str] = &["retry", "breaker", "timeout", "budget"];
+const SERVER: &[&str] = &["shed", "budget", "timeout"];
+
+type Entry<'a, 'i> = (&'a Spanned<DeString<'i>>, &'a Spanned<DeValue<'i>>);
+
+/// The config, with the parts that could not be read left out, and the
+/// problems found reading it.
+pub(super) fn from_str(text: &str) -> (StackConfig, Option<ConfigError>) {
+    let doc = match DeTable::parse(text) {
+        Ok(doc) => doc,
+        Err(e) => {
+            let at = e.span().map_or(0, |s| s.start);
+            let (line, column) = line_column(text, at);
+            let err = ConfigError::new(
+                format!("line {line}, column {column}"),
+                snippet(text, e.span().unwrap_or(at..at)),
+                format!("is not valid TOML: {}", e.message().trim_end()),
+            );
+            return (StackConfig::default(), Some(err));
+        }
+    };
+    let mut load = Load {
+        text,
+        doc: doc.get_ref(),
+        errors: Vec::new(),
+    };
+    let mut config = StackConfig::default();
+    for (key, value) in in_file_order(load.doc) {
+        match &**key.get_ref() {
+            "client" => {
+                for (key, part) in load.table("client", value) {
+                    let name = &**key.get_ref();
+                    let path = format!("client.{name}");
+                    match name {
+                        "retry" => config.client.retry = load.part(&path, part),
+                        "breaker" => config.client.breaker = load.breaker(&path, part),
+                        "timeout" => config.client.timeout = load.part(&path, part),
+                        "budget" => config.client.budget = load.budget(&path, part),
+                        _ => load.unknown(&path, key, part, CLIENT),
+                    }
+                }
+            }
+            "server" => {
+                for (key, part) in load.table("server", value) {
+                    let name = &**key.get_ref();
+                    let path = format!("server.{name}");
+                    match name {
+                        "shed" => config.server.shed = load.part(&path, part),
+                        "budget" => config.server.budget = load.budget(&path, part),
+                        "timeout" => config.server.timeout = load.part(&path, part),
+                        _ => load.unknown(&path, key, part, SERVER),
+                    }
+                }
+            }
+            other => load.unknown(other, key, value, TOP),
+        }
+    }
+    (config, load.finish())
+}
+
+struct Load<'a, 'i> {
+    text: &'a str,
+    doc: &'a DeTable<'i>,
+    errors: Vec<ConfigError>,
+}
+
+impl<'a, 'i> Load<'a, 'i> {
+    /// The entries of table `path`.
+    fn table(&mut self, path: &str, value: &'a Spanned<DeValue<'i>>) -> Vec<Entry<'a, 'i>> {
+        match value.get_ref().as_table() {
+            Some(table) => in_file_order(table),
+            None => {
+                self.not_a_table(path, value);
+                Vec::new()
+            }
+        }
+    }
+
+    /// Deserialises one part as the crate's config type.
+    fn part<T: DeserializeOwned>(&mut self, path: &str, value: &Spanned<DeValue<'i>>) -> Option<T> {
+        if value.get_ref().as_table().is_none() {
+            self.not_a_table(path, value);
+            return None;
+        }
+        self.deserialize(path, value.clone(), "")
+    }
+
+    /// `[client.breaker]`: the per-peer breaker's fields beside the keyed
+    /// map's `capacity` and `idle_ttl`.
+    fn breaker(
+        &mut self,
+        path: &str,
+        value: &Spanned<DeValue<'i>>,
+    ) -> Option<seawall_breaker::KeyedBreakerConfig> {
+        let Some(table) = value.get_ref().as_table() else {
+            self.not_a_table(path, value);
+            return None;
+        };
+        let mut keyed = table.clone();
+        let mut per_peer = DeTable::new();
+        let entries: Vec<(Spanned<DeString<'i>>, Spanned<DeValue<'i>>)> = table
+            .iter()
+            .filter(|(k, _)| !matches!(&**k.get_ref(), "capacity" | "idle_ttl"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for (k, v) in entries {
+            keyed.remove(&**k.get_ref());
+            per_peer.insert(k, v);
+        }
+        keyed.insert(
+            Spanned::new(value.span(), Cow::Borrowed("breaker")),
+            Spanned::new(value.span(), DeValue::Table(per_peer)),
+        );
+        let keyed = Spanned::new(value.span(), DeValue::Table(keyed));
+        self.deserialize(path, keyed, ", `capacity`, `idle_ttl`")
+    }
+
+    /// A budget table: `backend` beside the backend's own fields.
+    fn budget(&mut self, path: &str, value: &Spanned<DeValue<'i>>) -> Option<BudgetPart> {
+        let Some(table) = value.get_ref().as_table() else {
+            self.not_a_table(path, value);
+            return None;
+        };
+        let mut rest = table.clone();
+        let backend = match rest.remove("backend") {
+            None => Some(BudgetBackend::Local),
+            Some(b) => {
+                let named = b.get_ref().as_str().and_then(BudgetBackend::from_name);
+                match named {
+                    None => {
+                        let names: Vec<String> = BudgetBackend::NAMES
+                            .iter()
+                            .map(|n| format!("\"{n}\""))
+                            .collect();
+                        self.errors.push(ConfigError::new(
+                            format!("{path}.backend"),
+                            snippet(self.text, b.span()),
+                            format!(
+                                "is not a budget backend (expected one of {}){}",
+                                names.join(", "),
+                                self.line_of(b.span())
+                            ),
+                        ));
+                    }
+                    Some(backend) if !backend.is_available() => {
+                        // Its fields cannot be checked either: report the
+                        // backend alone.
+                        self.errors.push(ConfigError::new(
+                            format!("{path}.backend"),
+                            snippet(self.text, b.span()),
+                            format!(
+                                "needs seawall's `{name}` feature, and this build of seawall \
+                                 was compiled without it (enable `features = [\"{name}\"]` \
+                                 on the seawall dependency){}",
+                                self.line_of(b.span()),
+                                name = backend.as_str(),
+                            ),
+                        ));
+                        return None;
+                    }
+                    Some(_) => {}
+                }
+                named
+            }
+        };
+        let rest = Spanned::new(value.span(), DeValue::Table(rest));
+        match backend {
+            #[cfg(feature = "redis")]
+            Some(BudgetBackend::Redis) => self
+                .deserialize(path, rest, ", `backend`")
+                .map(BudgetPart::Redis),
+            // Local, or an unknown name: check the fields as a local budget's.
+            _ => {
+                let config = self.deserialize(path, rest, ", `backend`");
+                backend?;
+                config.map(BudgetPart::Local)
+            }
+        }
+    }
+
+    fn deserialize<T: DeserializeOwned>(
+        &mut self,
+        path: &str,
+        value: Spanned<DeValue<'i>>,
+        also_expected: &str,
+    ) -> Option<T> {
+        match T::deserialize(ValueDeserializer::from(value)) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                self.errors.push(self.serde_error(path, &e, also_expected));
+                None
+            }
+        }
+    }
+
+    fn serde_error(&self, part: &str, e: &toml::de::Error, also_expected: &str) -> ConfigError {
+        let message = e.message().trim_end();
+        let Some(span) = e.span() else {
+            return ConfigError::new(part, "the table", format!("is rejected: {message}"));
+        };
+        let mut path = Vec::new();
+        if !find_path(self.doc, span.start, &mut path) {
+            path = part.split('.').map(str::to_owned).collect();
+        }
+        let line = self.line_of(span.clone());
+        if let Some(rest) = message.strip_prefix("unknown field `") {
+            // serde: "unknown field `x`, expected one of `a`, `b`" (or "expected `a`").
+            let (name, expected) = rest.split_once('`').unwrap_or((rest, ""));
+            // Fields of an inline table deserialised through a buffer (a
+            // tagged enum) are reported at the table: name the field itself.
+            if self.node(&path).is_some_and(|v| {
+                v.get_ref()
+                    .as_table()
+                    .is_some_and(|t| t.get(name).is_some())
+            }) {
+                path.push(name.to_owned());
+            }
+            // The part's own table also takes the fields the loader takes out.
+            let also = if path.len() == part.split('.').count() + 1 {
+                also_expected
+            } else {
+                ""
+            };
+            let expected = expected
+                .strip_prefix(", ")
+                .map(|expected| format!(" ({expected}{also})"))
+                .unwrap_or_default();
+            let value = match self.node(&path) {
+                Some(v) if v.get_ref().is_table() => "a table".to_owned(),
+                Some(v) => snippet(self.text, v.span()),
+                None => snippet(self.text, span),
+            };
+            return ConfigError::new(
+                path.join("."),
+                value,
+                format!("is set on an unknown field{expected}{line}"),
+            );
+        }
+        let field = path.join(".");
+        ConfigError::new(
+            field,
+            snippet(self.text, span),
+            format!("is rejected: {message}{line}"),
+        )
+    }
+
+    /// The value at `path` in the document.
+    fn node(&self, path: &[String]) -> Option<&'a Spanned<DeValue<'i>>> {
+        let (last, parents) = path.split_last()?;
+        let mut at: &'a DeTable<'i> = self.doc;
+        for p in parents {
+            at = at.get(p.as_str())?.get_ref().as_table()?;
+        }
+        at.get(last.as_str())
+    }
+
+    fn unknown(
+        &mut self,
+        path: &str,
+        key: &Spanned<DeString<'i>>,
+        value: &Spanned<DeValue<'i>>,
+        known: &[&str],
+    ) {
+        let value_text = if value.get_ref().is_table() {
+            "a table".to_owned()
+        } else {
+            snippet(self.text, value.span())
+        };
+        let expected: Vec<String> = known.iter().map(|k| format!("`{k}`")).collect();
+        self.errors.push(ConfigError::new(
+            path,
+            value_text,
+            format!(
+                "is set on an unknown field (expected one of {}){}",
+                expected.join(", "),
+                self.line_of(key.span())
+            ),
+        ));
+    }
+
+    fn not_a_table(&mut self, path: &str, value: &Spanned<DeValue<'i>>) {
+        self.errors.push(ConfigError::new(
+            path,
+            snippet(self.text, value.span()),
+            format!("is not a table{}", self.line_of(value.span())),
+        ));
+    }
+
+    fn line_of(&self, span: Range<usize>) -> String {
+        format!(" (line {})", line_column(self.text, span.start).0)
+    }
+
+    fn finish(self) -> Option<ConfigError> {
+        let mut errors = self.errors.into_iter();
+        let first = errors.next()?;
+        Some(errors.fold(first, ConfigError::merge))
+    }
+}
+
+/// The entries of `table` in the order they were written (whether or not
+/// toml's `preserve_order` feature is on), so messages follow the file.
+fn in_file_order<'a, 'i>(table: &'a DeTable<'i>) -> Vec<Entry<'a, 'i>> {
+    let mut entries: Vec<Entry<'a, 'i>> = table.iter().collect();
+    entries.sort_by_key(|(k, _)| k.span().start);
+    entries
+}
+
+/// The path of the deepest key whose key or value was written at `pos`.
+fn find_path(table: &DeTable<'_>, pos: usize, path: &mut Vec<String>) -> bool {
+    for (key, value) in table.iter() {
+        if let Some(child) = value.get_ref().as_table() {
+            path.push(key.get_ref().to_string());
+            if find_path(child, pos, path) {
+                return true;
+            }
+            path.pop();
+        }
+    }
+    for (key, value) in table.iter() {
+        if key.span().contains(&pos) || value.span().contains(&pos) {
+            path.push(key.get_ref().to_string());
+            return true;
+        }
+    }
+    false
+}
+
+/// 1-based line and column of byte `at`.
+fn line_column(text: &str, at: usize) -> (usize, usize) {
+    let before = text.get(..at).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+/// The text at `span`, on one line and at most 40 characters.
+fn snippet(text: &str, span: Range<usize>) -> String {
+    let raw = text.get(span).unwrap_or("").trim();
+    let first = raw.lines().next().unwrap_or("");
+    let mut out: String = first.chars().take(40).collect();
+    if out.len() < raw.len() {
+        out.push('…');
+    }
+    if out.is_empty() {
+        out.push_str("(empty)");
+    }
+    out
+}
+
+impl ClientConfig {
+    #[cfg(test)]
+    fn parts(&self) -> [bool; 4] {
+        [
+            self.retry.is_some(),
+            self.breaker.is_some(),
+            self.timeout.is_some(),
+            self.budget.is_some(),
+        ]
+    }
+}
+
+impl ServerConfig {
+    #[cfg(test)]
+    fn parts(&self) -> [bool; 3] {
+        [
+            self.shed.is_some(),
+            self.budget.is_some(),
+            self.timeout.is_some(),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn messages(text: &str) -> Vec<String> {
+        match from_str(text) {
+            (c, None) => panic!("expected an error, got {c:?}"),
+            (_, Some(e)) => e.errors().iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    fn ok(text: &str) -> StackConfig {
+        match from_str(text) {
+            (c, None) => c,
+            (_, Some(e)) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn empty_document_leaves_everything_out() {
+        let c = ok("");
+        assert_eq!(c.client.parts(), [false; 4]);
+        assert_eq!(c.server.parts(), [false; 3]);
+        let c = ok("[client.budget]\n[server.timeout]\n");
+        assert_eq!(c.client.parts(), [false, false, false, true]);
+        assert_eq!(c.server.parts(), [false, false, true]);
+    }
+
+    #[test]
+    fn syntax_errors_name_the_line() {
+        let m = messages("[client.retry]\nmax_attempts = = 3\n");
+        assert_eq!(m.len(), 1);
+        assert!(m[0].starts_with("line 2, column "), "{m:?}");
+        assert!(m[0].contains("is not valid TOML"), "{m:?}");
+    }
+
+    #[test]
+    fn unknown_tables_and_parts() {
+        assert_eq!(
+            messages("[clinet.retry]\n[server.cache]\nx = 1\n[client]\nretry = 3\n"),
+            [
+                "clinet: a table is set on an unknown field (expected one of `client`, `server`) (line 1)",
+                "server.cache: a table is set on an unknown field (expected one of `shed`, `budget`, `timeout`) (line 2)",
+                "client.retry: 3 is not a table (line 5)",
+            ]
+        );
+    }
+
+    #[test]
+    fn type_errors_name_the_field() {
+        assert_eq!(
+            messages("[server.budget]\nrate = \"ten\"\n[client.timeout]\nmax = \"2 parsecs\"\n"),
+            [
+                "server.budget.rate: \"ten\" is rejected: invalid type: string \"ten\", expected u32 (line 2)",
+                "client.timeout.max: \"2 parsecs\" is rejected: invalid value: string \"2 parsecs\", \
+                 expected a duration (line 4)",
+            ]
+        );
+    }
+
+    #[test]
+    fn nested_unknown_fields_have_full_paths() {
+        assert_eq!(
+            messages(
+                "[client.breaker]\ncapacity = 10\npolicy = { kind = \"consecutive_failures\", treshold = 3 }\n"
+            ),
+            [
+                "client.breaker.policy.treshold: 3 is set on an unknown field (expected `threshold`) (line 3)"
+            ]
+        );
+    }
+
+    #[test]
+    fn missing_policy_fields_name_the_policy() {
+        let m = messages(
+            "[client.breaker]\npolicy = { kind = \"failure_rate_time\", window = \"10s\", rate = 0.5, min_calls = 5 }\n",
+        );
+        assert_eq!(m.len(), 1, "{m:?}");
+        assert!(
+            m[0].starts_with("client.breaker.policy: { kind = \"failure_rate_time\", window = "),
+            "{m:?}"
+        );
+        assert!(
+            m[0].ends_with("is rejected: missing field `buckets` (line 2)"),
+            "{m:?}"
+        );
+    }
+
+    #[test]
+    fn budget_backends() {
+        let c = ok("[server.budget]\nbackend = \"local\"\nrate = 5\n");
+        let b = c.server.budget.unwrap();
+        assert_eq!(b.backend(), BudgetBackend::Local);
+        assert_eq!(b.as_local().map(|c| c.rate), Some(5));
+        assert_eq!(
+            messages(
+                "[server.budget]\nbackend = \"memcached\"\n[client.budget]\nbackend = 1\nrat = 5\n"
+            ),
+            [
+                "server.budget.backend: \"memcached\" is not a budget backend (expected one of \"local\", \"redis\") (line 2)",
+                "client.budget.backend: 1 is not a budget backend (expected one of \"local\", \"redis\") (line 4)",
+                "client.budget.rat: 5 is set on an unknown field (expected one of `name`, `rate`, `per`, `burst`, `mode`, `backend`) (line 5)",
+            ]
+        );
+    }
+
+    #[cfg(not(feature = "redis"))]
+    #[test]
+    fn redis_backend_needs_the_feature() {
+        assert_eq!(
+            messages("[server.budget]\nbackend = \"redis\"\nurl = \"redis://h:1\"\n"),
+            [
+                "server.budget.backend: \"redis\" needs seawall's `redis` feature, and this build of \
+                 seawall was compiled without it (enable `features = [\"redis\"]` on the seawall \
+                 dependency) (line 2)"
+            ]
+        );
+    }
+
+    #[cfg(feature = "redis")]
+    #[test]
+    fn redis_backend_reads_the_redis_fields() {
+        let c = ok(
+            "[client.budget]\nbackend = \"redis\"\nurl = \"redis://10.0.0.1:6379\"\nname = \"payments-api\"\nrate = 50\n",
+        );
+        let b = c.client.budget.unwrap();
+        assert_eq!(b.backend(), BudgetBackend::Redis);
+        let r = b.as_redis().unwrap();
+        assert_eq!(
+            (r.url.as_str(), r.name.as_str(), r.rate),
+            ("redis://10.0.0.1:6379", "payments-api", 50)
+        );
+        assert_eq!(
+            messages("[server.budget]\nbackend = \"redis\"\nrat = 5\n"),
+            [
+                "server.budget.rat: 5 is set on an unknown field (expected one of `url`, `name`, `rate`, `per`, `burst`, `mode`, `fallback`, `redis_timeout`, `probe_interval`, `lease_interval`, `lease_share`, `capacity`, `idle_ttl`, `backend`) (line 3)",
+            ]
+        );
+    }
+}

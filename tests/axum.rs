@@ -1,0 +1,281 @@
+//! The axum server stack, for real on 127.0.0.1: each rejection kind reaches
+//! the client as its status code and `Retry-After` header.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::error_handling::HandleErrorLayer;
+use axum::http::StatusCode;
+use axum::routing::get;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use seawall::breaker::{BreakerLayer, TripPolicy};
+use seawall::budget::BudgetLayer;
+use seawall::core::classify::HttpStatus;
+use seawall::shed::ShedLayer;
+use seawall::timeout::AdaptiveTimeoutLayer;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, mpsc};
+use tower::ServiceBuilder;
+
+/// Every test is bounded: a hang fails it instead of stalling the run.
+const BOUND: Duration = Duration::from_secs(10);
+
+async fn bounded<F: Future>(f: F) -> F::Output {
+    tokio::time::timeout(BOUND, f)
+        .await
+        .expect("the test finishes within its bound")
+}
+
+/// Serves `app` on a free port of 127.0.0.1; the server stops when the
+/// returned sender is dropped.
+async fn serve(app: Router) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    (addr, stop)
+}
+
+/// What a client saw: status, `Retry-After`, body.
+#[derive(Debug)]
+struct Seen {
+    status: StatusCode,
+    retry_after: Option<u64>,
+    body: String,
+}
+
+async fn get_path(addr: SocketAddr, path: &str) -> Seen {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+    let uri = format!("http://{addr}{path}").parse().unwrap();
+    let res = client.get(uri).await.unwrap();
+    let status = res.status();
+    let retry_after = res
+        .headers()
+        .get(axum::http::header::RETRY_AFTER)
+        .map(|v| v.to_str().unwrap().parse::<u64>().unwrap());
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    Seen {
+        status,
+        retry_after,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
+}
+
+/// A handler that reports it has started, then waits for the gate.
+#[derive(Clone)]
+struct Gate {
+    entered: mpsc::Sender<()>,
+    open: Arc<Semaphore>,
+}
+
+impl Gate {
+    fn new() -> (Gate, mpsc::Receiver<()>) {
+        let (entered, rx) = mpsc::channel(16);
+        let gate = Gate {
+            entered,
+            open: Arc::new(Semaphore::new(0)),
+        };
+        (gate, rx)
+    }
+
+    fn router(&self) -> Router {
+        let gate = self.clone();
+        Router::new()
+            .route(
+                "/held",
+                get(move || {
+                    let gate = gate.clone();
+                    async move {
+                        gate.entered.send(()).await.unwrap();
+                        // Each held request takes one permit and gives it back.
+                        drop(gate.open.acquire().await.unwrap());
+                        "released"
+                    }
+                }),
+            )
+            .route("/fast", get(|| async { "fast" }))
+    }
+}
+
+#[tokio::test]
+async fn shed_overloaded_is_503_with_retry_after() {
+    bounded(async {
+        let (gate, mut entered) = Gate::new();
+        let shed = ShedLayer::builder()
+            .max_in_flight(1)
+            .retry_after(Duration::from_millis(1500))
+            .build()
+            .unwrap();
+        let app = gate.router().layer(
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(seawall::axum::handle_error))
+                .layer(shed.clone()),
+        );
+        let (addr, _stop) = serve(app).await;
+
+        let held = tokio::spawn(get_path(addr, "/held"));
+        entered.recv().await.unwrap(); // the only slot is taken
+
+        let seen = get_path(addr, "/fast").await;
+        assert_eq!(seen.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(seen.retry_after, Some(2), "1.5s rounds up to 2");
+        assert!(seen.body.starts_with("overloaded"), "{}", seen.body);
+        assert_eq!(shed.stats().shed.hard_limit, 1);
+
+        gate.open.add_permits(1);
+        assert_eq!(held.await.unwrap().status, StatusCode::OK);
+        // The slot came back: the next request is served.
+        assert_eq!(get_path(addr, "/fast").await.status, StatusCode::OK);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn budget_exhausted_is_503_with_retry_after() {
+    bounded(async {
+        // One request per hour, no burst beyond it.
+        let budget = BudgetLayer::builder()
+            .rate(1)
+            .per(Duration::from_secs(3600))
+            .burst(1)
+            .build()
+            .unwrap();
+        let app = Router::new().route("/", get(|| async { "ok" })).layer(
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(seawall::axum::handle_error))
+                .layer(budget.clone()),
+        );
+        let (addr, _stop) = serve(app).await;
+
+        assert_eq!(get_path(addr, "/").await.status, StatusCode::OK);
+        let seen = get_path(addr, "/").await;
+        assert_eq!(seen.status, StatusCode::SERVICE_UNAVAILABLE);
+        let after = seen.retry_after.expect("a Retry-After header");
+        assert!(
+            (3000..=3600).contains(&after),
+            "the next token is about an hour away, got {after}s"
+        );
+        assert!(seen.body.starts_with("budget exhausted"), "{}", seen.body);
+        assert_eq!(budget.stats().exhausted, 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn elapsed_is_504_without_retry_after() {
+    bounded(async {
+        let (gate, _entered) = Gate::new();
+        let timeout = AdaptiveTimeoutLayer::fixed(Duration::from_millis(100));
+        let app = gate.router().layer(
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(seawall::axum::handle_error))
+                .layer(timeout.clone()),
+        );
+        let (addr, _stop) = serve(app).await;
+
+        // The gate never opens: only the deadline ends the request.
+        let started = std::time::Instant::now();
+        let seen = get_path(addr, "/held").await;
+        assert_eq!(seen.status, StatusCode::GATEWAY_TIMEOUT);
+        assert_eq!(seen.retry_after, None);
+        assert!(seen.body.contains("elapsed"), "{}", seen.body);
+        assert!(
+            started.elapsed() < BOUND / 2,
+            "cut at the deadline, not later"
+        );
+        assert_eq!(timeout.stats().timeouts, 1);
+        assert_eq!(get_path(addr, "/fast").await.status, StatusCode::OK);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn circuit_open_is_503_with_retry_after() {
+    bounded(async {
+        // A route whose dependency fails: two 500s in a row open the breaker.
+        let breaker = BreakerLayer::builder()
+            .policy(TripPolicy::consecutive_failures(2))
+            .open_duration(Duration::from_secs(30))
+            .classify(HttpStatus::new())
+            .build()
+            .unwrap();
+        let app = Router::new()
+            .route(
+                "/",
+                get(|| async { (StatusCode::INTERNAL_SERVER_ERROR, "dependency down") }),
+            )
+            .layer(
+                ServiceBuilder::new()
+                    .layer(HandleErrorLayer::new(seawall::axum::handle_error))
+                    .layer(breaker.clone()),
+            );
+        let (addr, _stop) = serve(app).await;
+
+        for _ in 0..2 {
+            let seen = get_path(addr, "/").await;
+            assert_eq!(seen.status, StatusCode::INTERNAL_SERVER_ERROR);
+            assert_eq!(seen.retry_after, None);
+        }
+        let seen = get_path(addr, "/").await;
+        assert_eq!(seen.status, StatusCode::SERVICE_UNAVAILABLE);
+        let after = seen.retry_after.expect("a Retry-After header");
+        assert!((1..=30).contains(&after), "open for 30s, got {after}s");
+        assert!(seen.body.starts_with("circuit open"), "{}", seen.body);
+        assert_eq!(breaker.stats().rejected, 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_server_stack_sheds_before_it_spends_budget() {
+    bounded(async {
+        let (gate, mut entered) = Gate::new();
+        let shed = ShedLayer::builder().max_in_flight(1).build().unwrap();
+        let budget = BudgetLayer::builder()
+            .rate(2)
+            .per(Duration::from_secs(3600))
+            .burst(2)
+            .build()
+            .unwrap();
+        let timeout = AdaptiveTimeoutLayer::fixed(Duration::from_secs(5));
+        let app = gate.router().layer(
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(seawall::axum::handle_error))
+                .layer(shed.clone())
+                .layer(budget.clone())
+                .layer(timeout),
+        );
+        let (addr, _stop) = serve(app).await;
+
+        let held = tokio::spawn(get_path(addr, "/held")); // token 1
+        entered.recv().await.unwrap();
+        for _ in 0..3 {
+            let seen = get_path(addr, "/fast").await;
+            assert_eq!(seen.status, StatusCode::SERVICE_UNAVAILABLE);
+            assert!(seen.body.starts_with("overloaded"), "{}", seen.body);
+        }
+        gate.open.add_permits(1);
+        assert_eq!(held.await.unwrap().status, StatusCode::OK);
+
+        // The three shed requests spent no token: one is left.
+        assert_eq!(get_path(addr, "/fast").await.status, StatusCode::OK);
+        let seen = get_path(addr, "/fast").await;
+        assert_eq!(seen.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(seen.body.starts_with("budget exhausted"), "{}", seen.body);
+        assert_eq!(shed.stats().shed.hard_limit, 3);
+        assert_eq!(budget.stats().exhausted, 1);
+    })
+    .await;
+}
