@@ -25,13 +25,11 @@ use std::time::Duration;
 use seawall::breaker::{BreakerLayer, TripPolicy};
 use seawall::budget::BudgetLayer;
 use seawall::core::classify::GrpcCode;
-use seawall::core::classify_fn;
 use seawall::retry::{Backoff, RetryLayer};
 use seawall::timeout::AdaptiveTimeoutLayer;
 use seawall::tonic::RETRY_PUSHBACK_KEY;
-use seawall::{BoxError, Classify, Outcome, Rejection, RejectionKind, ServiceBuilderExt};
+use seawall::{BoxError, ServiceBuilderExt};
 use tokio::net::TcpListener;
-use tonic::codegen::http;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Channel, Server};
 use tonic_health::ServingStatus;
@@ -79,23 +77,12 @@ async fn main() -> Result<(), BoxError> {
 
     // The client stack below tonic's client: every attempt passes it. The
     // breaker judges the peer by gRPC code; a refusal from our own budget
-    // below it says nothing about the peer, so it is ignored.
-    let grpc = GrpcCode::new();
+    // below it never reached the peer, and the breaker ignores it by itself.
     let breaker = BreakerLayer::builder()
         .name("health")
         .policy(TripPolicy::consecutive_failures(3))
         .open_duration(Duration::from_secs(5))
-        .classify(classify_fn(
-            move |result: &Result<http::Response<tonic::body::Body>, BoxError>| match result {
-                Err(err)
-                    if Rejection::find(&**err)
-                        .is_some_and(|r| r.kind() == RejectionKind::BudgetExhausted) =>
-                {
-                    Outcome::Ignore
-                }
-                result => grpc.classify(result),
-            },
-        ))
+        .classify(GrpcCode::new())
         .build()?;
     let timeout = AdaptiveTimeoutLayer::builder()
         .name("health")
