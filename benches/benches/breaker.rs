@@ -1,0 +1,205 @@
+//! Circuit breakers: seawall's `BreakerLayer` and `KeyedBreakerLayer`
+//! against the bare service, tower's `ConcurrencyLimit` (tower has no
+//! breaker; its nearest per-call gate), failsafe's breaker and
+//! tower-resilience's circuit breaker, closed (success) and open
+//! (rejecting), in one run.
+//!
+//! `cargo bench -p seawall-benches --bench breaker`
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use seawall_benches::{Echo, Failsafe, call, ready_now, tasks, two_threads, two_workers};
+use seawall_breaker::{
+    BreakerConfig, BreakerLayer, KeyedBreakerConfig, KeyedBreakerLayer, TripPolicy,
+};
+use tower::Layer;
+use tower::limit::ConcurrencyLimitLayer;
+use tower_resilience::circuitbreaker::CircuitBreakerLayer;
+
+/// Keys of the many-keys cases.
+const KEYS: u64 = 10_000;
+/// A stride through the keys that visits all of them, in no cache-friendly
+/// order.
+const STRIDE: u64 = 7_919;
+
+fn seawall_breaker() -> BreakerLayer {
+    BreakerLayer::builder().build().unwrap()
+}
+
+/// The policy closest to tower-resilience's default (failure rate over the
+/// last 100 calls).
+fn seawall_rate_window() -> BreakerLayer {
+    BreakerLayer::from_config(&BreakerConfig {
+        policy: TripPolicy::failure_rate_count(100, 0.5, 100),
+        ..BreakerConfig::default()
+    })
+    .unwrap()
+}
+
+fn seawall_keyed(keys: u64) -> KeyedBreakerLayer<fn(&u64) -> u64, u64> {
+    let layer = KeyedBreakerLayer::new(
+        (|r: &u64| *r) as fn(&u64) -> u64,
+        KeyedBreakerConfig {
+            capacity: (keys as usize * 2).max(1024),
+            idle_ttl: Duration::from_secs(3600),
+            ..KeyedBreakerConfig::default()
+        },
+    )
+    .unwrap();
+    let mut svc = layer.layer(Echo);
+    for k in 0..keys {
+        call(&mut svc, k).unwrap();
+    }
+    layer
+}
+
+/// seawall's default breaker, except that once tripped it stays open for
+/// as long as a bench runs.
+fn seawall_stays_open() -> BreakerLayer {
+    let layer = BreakerLayer::from_config(&BreakerConfig {
+        open_duration: Duration::from_secs(3600),
+        ..BreakerConfig::default()
+    })
+    .unwrap();
+    layer.breaker().trip();
+    layer
+}
+
+fn single_thread(c: &mut Criterion) {
+    let rt = two_workers();
+    let _enter = rt.enter();
+    let mut g = c.benchmark_group("breaker");
+
+    let mut svc = Echo;
+    g.bench_function("bare", |b| b.iter(|| call(&mut svc, black_box(1))));
+
+    let mut svc = seawall_breaker().layer(Echo);
+    g.bench_function("seawall_breaker_success", |b| {
+        b.iter(|| call(&mut svc, black_box(1)))
+    });
+    let mut svc = seawall_rate_window().layer(Echo);
+    g.bench_function("seawall_breaker_rate_window_success", |b| {
+        b.iter(|| call(&mut svc, black_box(1)))
+    });
+    let mut svc = seawall_stays_open().layer(Echo);
+    g.bench_function("seawall_breaker_rejecting", |b| {
+        b.iter(|| call(&mut svc, black_box(1)))
+    });
+
+    let layer = seawall_keyed(1);
+    let mut svc = layer.layer(Echo);
+    g.bench_function("seawall_keyed_breaker_one_key", |b| {
+        b.iter(|| call(&mut svc, black_box(0)))
+    });
+    let layer = seawall_keyed(KEYS);
+    let mut svc = layer.layer(Echo);
+    let mut k = 0;
+    g.bench_function("seawall_keyed_breaker_10k_keys", |b| {
+        b.iter(|| {
+            k = (k + STRIDE) % KEYS;
+            call(&mut svc, black_box(k))
+        })
+    });
+    layer.force_open(7);
+    g.bench_function("seawall_keyed_breaker_rejecting", |b| {
+        b.iter(|| call(&mut svc, black_box(7)))
+    });
+
+    let mut svc = ConcurrencyLimitLayer::new(1 << 20).layer(Echo);
+    g.bench_function("tower_concurrency_limit_success", |b| {
+        b.iter(|| call(&mut svc, black_box(1)))
+    });
+
+    let mut svc = Failsafe::new(Echo, Failsafe::default_breaker());
+    g.bench_function("failsafe_success", |b| {
+        b.iter(|| call(&mut svc, black_box(1)))
+    });
+    let mut svc = Failsafe::new(Echo, Failsafe::open_breaker());
+    g.bench_function("failsafe_rejecting", |b| {
+        b.iter(|| call(&mut svc, black_box(1)))
+    });
+
+    let mut svc = CircuitBreakerLayer::builder().build().unwrap().layer(Echo);
+    g.bench_function("tower_resilience_circuit_breaker_success", |b| {
+        b.iter(|| call(&mut svc, black_box(1)))
+    });
+    let mut svc = CircuitBreakerLayer::builder()
+        .wait_duration_in_open(Duration::from_secs(3600))
+        .build()
+        .unwrap()
+        .layer(Echo);
+    ready_now(svc.force_open());
+    g.bench_function("tower_resilience_circuit_breaker_rejecting", |b| {
+        b.iter(|| call(&mut svc, black_box(1)))
+    });
+    g.finish();
+}
+
+/// Thread `t`'s keys: even or odd, over all `KEYS`.
+fn spread(t: u64, i: u64) -> u64 {
+    ((i * STRIDE) * 2 + t) % KEYS
+}
+
+fn contended(c: &mut Criterion) {
+    let rt = two_workers();
+    let h = rt.handle();
+    let one = |_: u64, _: u64| 1;
+    for (name, by_tasks) in [("breaker_2_threads", false), ("breaker_8_tasks", true)] {
+        let mut g = c.benchmark_group(name);
+        macro_rules! case {
+            ($id:expr, $svc:expr, $req:expr) => {{
+                let svc = $svc;
+                g.bench_function($id, |b| {
+                    b.iter_custom(|n| {
+                        if by_tasks {
+                            tasks(&rt, &svc, n, $req)
+                        } else {
+                            two_threads(h, &svc, n, $req)
+                        }
+                    })
+                });
+            }};
+        }
+        case!("bare", Echo, one);
+        case!("seawall_breaker", seawall_breaker().layer(Echo), one);
+        case!(
+            "seawall_breaker_rate_window",
+            seawall_rate_window().layer(Echo),
+            one
+        );
+        case!(
+            "seawall_keyed_breaker_one_key",
+            seawall_keyed(1).layer(Echo),
+            |_, _| 0
+        );
+        case!(
+            "seawall_keyed_breaker_10k_keys",
+            seawall_keyed(KEYS).layer(Echo),
+            spread
+        );
+        case!(
+            "tower_concurrency_limit",
+            ConcurrencyLimitLayer::new(1 << 20).layer(Echo),
+            one
+        );
+        case!(
+            "failsafe",
+            Failsafe::new(Echo, Failsafe::default_breaker()),
+            one
+        );
+        case!(
+            "tower_resilience_circuit_breaker",
+            {
+                let _enter = rt.enter();
+                CircuitBreakerLayer::builder().build().unwrap().layer(Echo)
+            },
+            one
+        );
+        g.finish();
+    }
+}
+
+criterion_group!(benches, single_thread, contended);
+criterion_main!(benches);

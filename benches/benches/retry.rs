@@ -1,0 +1,179 @@
+//! Retries: seawall's `RetryLayer` against the bare service, tower's `Retry`
+//! with a `TpsBudget` policy and tower-resilience's retry, on the success
+//! path and on the give-up path (a failing service, the retry budget spent:
+//! one attempt, then the failure goes back to the caller), in one run.
+//!
+//! `cargo bench -p seawall-benches --bench retry`
+
+use std::future::{Ready, ready};
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use seawall_benches::{Echo, Fail, Failing, call, tasks, two_threads, two_workers};
+use seawall_retry::{Backoff, RetryBudget, RetryLayer};
+use tower::Layer;
+use tower::retry::Policy;
+use tower::retry::budget::{Budget, TpsBudget};
+use tower_resilience::retry::{RetryBudgetBuilder, RetryLayer as ResilienceRetryLayer};
+
+/// tower's usual budgeted policy: deposit on success, withdraw per retry,
+/// at most `attempts` attempts.
+#[derive(Clone)]
+struct TpsPolicy {
+    budget: Arc<TpsBudget>,
+    attempts: u32,
+}
+
+impl TpsPolicy {
+    /// tower's documented defaults (10s window, 10 retries a second, 20%).
+    fn new() -> Self {
+        TpsPolicy {
+            budget: Arc::new(TpsBudget::new(Duration::from_secs(10), 10, 0.2)),
+            attempts: 3,
+        }
+    }
+
+    /// A budget that allows no retry.
+    fn spent() -> Self {
+        TpsPolicy {
+            budget: Arc::new(TpsBudget::new(Duration::from_secs(10), 0, 0.0)),
+            attempts: 3,
+        }
+    }
+}
+
+impl<Res, E> Policy<u64, Res, E> for TpsPolicy {
+    type Future = Ready<()>;
+
+    fn retry(&mut self, _req: &mut u64, result: &mut Result<Res, E>) -> Option<Self::Future> {
+        match result {
+            Ok(_) => {
+                self.budget.deposit();
+                None
+            }
+            Err(_) if self.attempts > 1 && self.budget.withdraw() => {
+                self.attempts -= 1;
+                Some(ready(()))
+            }
+            Err(_) => None,
+        }
+    }
+
+    fn clone_request(&mut self, req: &u64) -> Option<u64> {
+        Some(*req)
+    }
+}
+
+fn seawall_spent() -> RetryLayer {
+    RetryLayer::builder()
+        .backoff(Backoff::constant(Duration::ZERO))
+        .shared_budget(RetryBudget::new(0.0, 0, Duration::from_secs(1)).unwrap())
+        .build()
+        .unwrap()
+}
+
+fn resilience_retry() -> ResilienceRetryLayer<u64, u64, Fail> {
+    ResilienceRetryLayer::<u64, u64, Fail>::builder()
+        .max_attempts(3)
+        .fixed_backoff(Duration::ZERO)
+        .build()
+}
+
+fn resilience_spent() -> ResilienceRetryLayer<u64, u64, Fail> {
+    let budget = RetryBudgetBuilder::new()
+        .token_bucket()
+        .tokens_per_second(0.0)
+        .max_tokens(1)
+        .initial_tokens(0)
+        .build()
+        .unwrap();
+    ResilienceRetryLayer::<u64, u64, Fail>::builder()
+        .max_attempts(3)
+        .fixed_backoff(Duration::ZERO)
+        .budget(budget)
+        .build()
+}
+
+fn single_thread(c: &mut Criterion) {
+    let rt = two_workers();
+    let _enter = rt.enter();
+    let mut g = c.benchmark_group("retry");
+
+    let mut svc = Echo;
+    g.bench_function("bare", |b| b.iter(|| call(&mut svc, black_box(1))));
+
+    let mut svc = RetryLayer::builder().build().unwrap().layer(Echo);
+    g.bench_function("seawall_retry_success", |b| {
+        b.iter(|| call(&mut svc, black_box(1)))
+    });
+    let mut svc = RetryLayer::builder()
+        .no_budget()
+        .build()
+        .unwrap()
+        .layer(Echo);
+    g.bench_function("seawall_retry_no_budget_success", |b| {
+        b.iter(|| call(&mut svc, black_box(1)))
+    });
+    let mut svc = seawall_spent().layer(Failing);
+    g.bench_function("seawall_retry_budget_spent_rejecting", |b| {
+        b.iter(|| call(&mut svc, black_box(1)))
+    });
+
+    let mut svc = tower::retry::RetryLayer::new(TpsPolicy::new()).layer(Echo);
+    g.bench_function("tower_retry_tps_budget_success", |b| {
+        b.iter(|| call(&mut svc, black_box(1)))
+    });
+    let mut svc = tower::retry::RetryLayer::new(TpsPolicy::spent()).layer(Failing);
+    g.bench_function("tower_retry_tps_budget_spent_rejecting", |b| {
+        b.iter(|| call(&mut svc, black_box(1)))
+    });
+
+    let mut svc = resilience_retry().layer(Echo);
+    g.bench_function("tower_resilience_retry_success", |b| {
+        b.iter(|| call(&mut svc, black_box(1)))
+    });
+    let mut svc = resilience_spent().layer(Failing);
+    g.bench_function("tower_resilience_retry_budget_spent_rejecting", |b| {
+        b.iter(|| call(&mut svc, black_box(1)))
+    });
+    g.finish();
+}
+
+fn contended(c: &mut Criterion) {
+    let rt = two_workers();
+    let h = rt.handle();
+    let one = |_: u64, _: u64| 1;
+    for (name, by_tasks) in [("retry_2_threads", false), ("retry_8_tasks", true)] {
+        let mut g = c.benchmark_group(name);
+        macro_rules! case {
+            ($id:expr, $svc:expr) => {{
+                let svc = $svc;
+                g.bench_function($id, |b| {
+                    b.iter_custom(|n| {
+                        if by_tasks {
+                            tasks(&rt, &svc, n, one)
+                        } else {
+                            two_threads(h, &svc, n, one)
+                        }
+                    })
+                });
+            }};
+        }
+        case!("bare", Echo);
+        case!(
+            "seawall_retry",
+            RetryLayer::builder().build().unwrap().layer(Echo)
+        );
+        case!(
+            "tower_retry_tps_budget",
+            tower::retry::RetryLayer::new(TpsPolicy::new()).layer(Echo)
+        );
+        case!("tower_resilience_retry", resilience_retry().layer(Echo));
+        g.finish();
+    }
+}
+
+criterion_group!(benches, single_thread, contended);
+criterion_main!(benches);

@@ -1,0 +1,217 @@
+//! The full stack: seawall's five layers against tower-resilience's circuit
+//! breaker + retry + bulkhead + time limiter + rate limiter, and against
+//! tower's nearest stack (rate limit, retry with a `TpsBudget`, timeout,
+//! load shed, concurrency limit), on the success path, in one run.
+//!
+//! Layers, outermost first (the order `docs/architecture.md` recommends for
+//! a client, with the shedder inside the timeout):
+//!
+//! | seawall | tower-resilience | tower |
+//! |---|---|---|
+//! | retry | retry | rate limit (not `Clone`: cannot sit under `Retry`) |
+//! | breaker | circuit breaker | retry + `TpsBudget` |
+//! | adaptive timeout | time limiter | timeout |
+//! | shed (fixed limit) | bulkhead | load shed |
+//! | budget | rate limiter | concurrency limit |
+//!
+//! `cargo bench -p seawall-benches --bench stack`
+
+use std::future::{Ready, ready};
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use seawall_benches::{Echo, call, tasks, two_threads, two_workers};
+use seawall_breaker::BreakerLayer;
+use seawall_budget::BudgetLayer;
+use seawall_retry::RetryLayer;
+use seawall_shed::ShedLayer;
+use seawall_timeout::AdaptiveTimeoutLayer;
+use tower::ServiceBuilder;
+use tower::retry::Policy;
+use tower::retry::budget::{Budget, TpsBudget};
+use tower_resilience::bulkhead::BulkheadLayer;
+use tower_resilience::circuitbreaker::CircuitBreakerLayer;
+use tower_resilience::ratelimiter::RateLimiterLayer;
+use tower_resilience::retry::RetryLayer as ResilienceRetryLayer;
+use tower_resilience::timelimiter::TimeLimiterLayer;
+
+const LIMIT: usize = 1_000;
+const DEADLINE: Duration = Duration::from_secs(1);
+
+/// tower's usual budgeted policy: deposit on success, withdraw per retry.
+#[derive(Clone)]
+struct TpsPolicy {
+    budget: Arc<TpsBudget>,
+    attempts: u32,
+}
+
+impl<Res, E> Policy<u64, Res, E> for TpsPolicy {
+    type Future = Ready<()>;
+
+    fn retry(&mut self, _req: &mut u64, result: &mut Result<Res, E>) -> Option<Self::Future> {
+        match result {
+            Ok(_) => {
+                self.budget.deposit();
+                None
+            }
+            Err(_) if self.attempts > 1 && self.budget.withdraw() => {
+                self.attempts -= 1;
+                Some(ready(()))
+            }
+            Err(_) => None,
+        }
+    }
+
+    fn clone_request(&mut self, req: &u64) -> Option<u64> {
+        Some(*req)
+    }
+}
+
+macro_rules! seawall_stack {
+    () => {{
+        let timeout = AdaptiveTimeoutLayer::builder().build().unwrap();
+        ServiceBuilder::new()
+            .layer(RetryLayer::builder().build().unwrap())
+            .layer(BreakerLayer::builder().build().unwrap())
+            .layer(timeout)
+            .layer(ShedLayer::fixed(LIMIT).unwrap())
+            .layer(
+                BudgetLayer::builder()
+                    .rate(1_000_000_000)
+                    .burst(u32::MAX)
+                    .build()
+                    .unwrap(),
+            )
+            .service(Echo)
+    }};
+}
+
+/// The inner error tower-resilience's retry sees: each layer wraps the one
+/// below.
+type ResilienceError = tower_resilience::circuitbreaker::CircuitBreakerError<
+    tower_resilience::timelimiter::TimeLimiterError<
+        tower_resilience::bulkhead::BulkheadServiceError<
+            tower_resilience::ratelimiter::RateLimiterServiceError<seawall_benches::Fail>,
+        >,
+    >,
+>;
+
+macro_rules! resilience_stack {
+    () => {{
+        ServiceBuilder::new()
+            .layer(
+                ResilienceRetryLayer::<u64, u64, ResilienceError>::builder()
+                    .max_attempts(3)
+                    .fixed_backoff(Duration::ZERO)
+                    .build(),
+            )
+            .layer(CircuitBreakerLayer::builder().build().unwrap())
+            .layer(
+                TimeLimiterLayer::builder()
+                    .timeout_duration(DEADLINE)
+                    .build(),
+            )
+            .layer(
+                BulkheadLayer::builder()
+                    .max_concurrent_calls(LIMIT)
+                    .build()
+                    .unwrap(),
+            )
+            .layer(
+                RateLimiterLayer::builder()
+                    .limit_for_period(usize::MAX / 2)
+                    .refresh_period(Duration::from_secs(3600))
+                    .timeout_duration(Duration::ZERO)
+                    .build()
+                    .unwrap(),
+            )
+            .service(Echo)
+    }};
+}
+
+fn tower_policy() -> TpsPolicy {
+    TpsPolicy {
+        budget: Arc::new(TpsBudget::new(Duration::from_secs(10), 10, 0.2)),
+        attempts: 3,
+    }
+}
+
+fn single_thread(c: &mut Criterion) {
+    let rt = two_workers();
+    let _enter = rt.enter();
+    let mut g = c.benchmark_group("stack");
+
+    let mut svc = Echo;
+    g.bench_function("bare", |b| b.iter(|| call(&mut svc, black_box(1))));
+
+    let mut svc = seawall_stack!();
+    // Past the adaptive timeout's warm-up.
+    for i in 0..10_000 {
+        call(&mut svc, i).unwrap();
+    }
+    g.bench_function("seawall_five_layers_success", |b| {
+        b.iter(|| call(&mut svc, black_box(1)))
+    });
+
+    let mut svc = resilience_stack!();
+    g.bench_function("tower_resilience_five_layers_success", |b| {
+        b.iter(|| call(&mut svc, black_box(1)))
+    });
+
+    let mut svc = ServiceBuilder::new()
+        .rate_limit(u64::MAX, Duration::from_secs(3600))
+        .layer(tower::retry::RetryLayer::new(tower_policy()))
+        .timeout(DEADLINE)
+        .load_shed()
+        .concurrency_limit(LIMIT)
+        .service(Echo);
+    g.bench_function("tower_five_layers_success", |b| {
+        b.iter(|| call(&mut svc, black_box(1)))
+    });
+    g.finish();
+}
+
+fn contended(c: &mut Criterion) {
+    let rt = two_workers();
+    let h = rt.handle();
+    let one = |_: u64, _: u64| 1;
+    for (name, by_tasks) in [("stack_2_threads", false), ("stack_8_tasks", true)] {
+        let mut g = c.benchmark_group(name);
+        macro_rules! case {
+            ($id:expr, $svc:expr) => {{
+                let svc = {
+                    let _enter = rt.enter();
+                    $svc
+                };
+                g.bench_function($id, |b| {
+                    b.iter_custom(|n| {
+                        if by_tasks {
+                            tasks(&rt, &svc, n, one)
+                        } else {
+                            two_threads(h, &svc, n, one)
+                        }
+                    })
+                });
+            }};
+        }
+        case!("bare", Echo);
+        case!("seawall_five_layers", seawall_stack!());
+        case!("tower_resilience_five_layers", resilience_stack!());
+        // tower's RateLimit is not `Clone`: its four other layers.
+        case!(
+            "tower_four_layers_without_rate_limit",
+            ServiceBuilder::new()
+                .layer(tower::retry::RetryLayer::new(tower_policy()))
+                .timeout(DEADLINE)
+                .load_shed()
+                .concurrency_limit(LIMIT)
+                .service(Echo)
+        );
+        g.finish();
+    }
+}
+
+criterion_group!(benches, single_thread, contended);
+criterion_main!(benches);
