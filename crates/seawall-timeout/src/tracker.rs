@@ -241,11 +241,16 @@ fn shard_count(fixed: bool) -> usize {
     if fixed {
         return 1;
     }
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .next_power_of_two()
-        .min(8)
+    // Read once per process: `available_parallelism` reads cgroup files on
+    // Linux, too slow for every new key of a keyed layer.
+    static SHARDS: OnceLock<usize> = OnceLock::new();
+    *SHARDS.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .next_power_of_two()
+            .min(8)
+    })
 }
 
 fn duration_us(us: u64) -> Duration {
