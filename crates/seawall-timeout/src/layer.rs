@@ -121,7 +121,7 @@ impl<K: Hash + Eq + fmt::Display> KeyedShared<K> {
 /// Per-key state lives in a bounded [`KeyMap`] (`key_capacity` keys, idle
 /// keys evicted after `key_idle_ttl`); the key's `Display` form is computed
 /// once, when the key is inserted, and shared by every [`Elapsed`](crate::Elapsed)
-/// of that key. Each key holds 9 to 15 preallocated histograms of about 10 KiB
+/// of that key. Each key holds 8 preallocated histograms of about 10 KiB
 /// with the default `max` (see the [crate docs](crate#memory)).
 ///
 /// ```

@@ -120,9 +120,11 @@
 //! Histograms are preallocated, cover `0..=2 × max` in microseconds with two
 //! significant digits, and hold `u32` counts: about 9.5 KiB each with the
 //! default `max` of 10s. A tracker (the layer, or one key of a keyed layer)
-//! holds 7 of them (the ring and its sum) plus one per recorder shard (the
-//! number of CPUs rounded up to a power of two, at most 8): 90 to 150 KiB.
-//! Mind `key_capacity` × that for keyed layers (1000 keys by default).
+//! holds 7 of them (the ring and its sum) plus one per recorder shard: for
+//! the unkeyed layer, the number of CPUs rounded up to a power of two, at
+//! most 8 (90 to 150 KiB); for one key of a keyed layer, one shard (8
+//! histograms, about 76 KiB), since its callers are already spread over the
+//! keys. Mind `key_capacity` × that for keyed layers (1000 keys by default).
 //!
 //! # Observability
 //!

@@ -283,7 +283,14 @@ impl DeadlineTracker {
             Some(f) => (f, DeadlineSource::Fixed),
             None => (params.base_ns, DeadlineSource::Base),
         };
-        let n = shard_count(params.fixed.is_some());
+        // One key of a keyed layer gets one recorder shard: its callers are
+        // already spread over the keys, and each shard costs a histogram
+        // (~9.5 KiB) per key.
+        let n = if label.is_some() {
+            1
+        } else {
+            shard_count(params.fixed.is_some())
+        };
         let ring = Ring::new(params.high_us, params.interval_ns);
         let epoch = Instant::now();
         let step_at = epoch
