@@ -7,10 +7,14 @@
 
 #![allow(dead_code, unreachable_pub)]
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// How long a server may take to say it is ready.
+const READY_WITHIN: Duration = Duration::from_secs(10);
 
 /// A running `redis-server`, killed on drop.
 pub struct RedisServer {
@@ -33,37 +37,30 @@ fn spawn(port: u16) -> std::io::Result<Child> {
         .args(["--appendonly", "no"])
         .args(["--daemonize", "no"])
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        // Its log tells when it listens: waited on, never polled.
+        .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
 }
 
-/// Whether a server on `port` answers `PING`.
-fn answers(port: u16) -> bool {
-    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+/// Waits for the server's "Ready to accept connections" log line; `false`
+/// if it exits first (its port was taken) or says nothing within
+/// [`READY_WITHIN`]. A thread reads the log, and keeps draining it until the
+/// server exits so that it never blocks on a full pipe.
+fn wait_ready(child: &mut Child) -> bool {
+    let Some(out) = child.stdout.take() else {
         return false;
     };
-    let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
-    if s.write_all(b"PING\r\n").is_err() {
-        return false;
-    }
-    let mut buf = [0u8; 7];
-    s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
-}
-
-/// Waits until the child answers, or has exited.
-fn wait_ready(child: &mut Child, port: u16) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline {
-        if answers(port) {
-            return true;
-        }
-        if let Ok(Some(_)) = child.try_wait() {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    false
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(out).lines().map_while(Result::ok);
+        let ready = lines
+            .by_ref()
+            .any(|l| l.contains("Ready to accept connections"));
+        let _ = tx.send(ready);
+        lines.for_each(drop);
+    });
+    rx.recv_timeout(READY_WITHIN).unwrap_or(false)
 }
 
 impl RedisServer {
@@ -87,7 +84,7 @@ impl RedisServer {
                 }
                 Err(e) => panic!("cannot start redis-server: {e}"),
             };
-            if wait_ready(&mut child, port) {
+            if wait_ready(&mut child) {
                 return Some(RedisServer {
                     child: Some(child),
                     port,
@@ -121,18 +118,18 @@ impl RedisServer {
     /// Starts the server again on the same port (empty: no persistence).
     pub fn restart(&mut self) {
         self.stop();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
+        // Redis binds with SO_REUSEADDR, so the port is free again at once;
+        // a few tries cover another process grabbing it in between.
+        for _ in 0..5 {
             let mut child = spawn(self.port).expect("redis-server started before");
-            if wait_ready(&mut child, self.port) {
+            if wait_ready(&mut child) {
                 self.child = Some(child);
                 return;
             }
             let _ = child.kill();
             let _ = child.wait();
-            assert!(Instant::now() < deadline, "redis-server did not restart");
-            std::thread::sleep(Duration::from_millis(50));
         }
+        panic!("redis-server did not restart on port {}", self.port);
     }
 }
 
