@@ -44,6 +44,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod classify;
+pub mod clone;
 pub mod config;
 pub mod key;
 pub mod names;

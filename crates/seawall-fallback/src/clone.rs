@@ -13,52 +13,7 @@
 //!   and [`FallbackStats::not_cloneable`](crate::FallbackStats::not_cloneable)
 //!   counts it.
 //!
-//! These mirror seawall-retry's types of the same names: mechanism crates do
-//! not depend on each other, and the trait is four lines.
+//! The types are seawall-core's, shared with the other layers that resend
+//! requests.
 
-/// Makes the copy of a request that a fallback will receive.
-pub trait CloneRequest<Req> {
-    /// A copy of `req`, or `None` if it cannot be copied (its failure is then
-    /// returned unchanged).
-    fn clone_request(&self, req: &Req) -> Option<Req>;
-}
-
-/// Copies requests with `Clone` (the default).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ByClone;
-
-impl<Req: Clone> CloneRequest<Req> for ByClone {
-    #[inline]
-    fn clone_request(&self, req: &Req) -> Option<Req> {
-        Some(req.clone())
-    }
-}
-
-/// Copies requests with a closure; see [`FallbackBuilder::clone_with`](crate::FallbackBuilder::clone_with).
-#[derive(Clone, Copy)]
-pub struct CloneFn<F> {
-    f: F,
-}
-
-impl<F> CloneFn<F> {
-    /// Wraps `f`.
-    pub fn new(f: F) -> Self {
-        CloneFn { f }
-    }
-}
-
-impl<F> std::fmt::Debug for CloneFn<F> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CloneFn").finish_non_exhaustive()
-    }
-}
-
-impl<Req, F> CloneRequest<Req> for CloneFn<F>
-where
-    F: Fn(&Req) -> Option<Req>,
-{
-    #[inline]
-    fn clone_request(&self, req: &Req) -> Option<Req> {
-        (self.f)(req)
-    }
-}
+pub use seawall_core::clone::{ByClone, CloneFn, CloneRequest};

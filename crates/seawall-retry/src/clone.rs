@@ -14,48 +14,8 @@
 //!   request is sent once and not retried: its result is passed through
 //!   unchanged, it never panics, and [`RetryStats::not_cloneable`](crate::RetryStats::not_cloneable)
 //!   counts it.
+//!
+//! The types are seawall-core's, shared with the other layers that resend
+//! requests.
 
-/// Makes the copy of a request that a retry will send.
-pub trait CloneRequest<Req> {
-    /// A copy of `req`, or `None` if it cannot be copied (it is then sent
-    /// once and not retried).
-    fn clone_request(&self, req: &Req) -> Option<Req>;
-}
-
-/// Copies requests with `Clone` (the default).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ByClone;
-
-impl<Req: Clone> CloneRequest<Req> for ByClone {
-    fn clone_request(&self, req: &Req) -> Option<Req> {
-        Some(req.clone())
-    }
-}
-
-/// Copies requests with a closure; see [`RetryBuilder::clone_with`](crate::RetryBuilder::clone_with).
-#[derive(Clone, Copy)]
-pub struct CloneFn<F> {
-    f: F,
-}
-
-impl<F> CloneFn<F> {
-    /// Wraps `f`.
-    pub fn new(f: F) -> Self {
-        CloneFn { f }
-    }
-}
-
-impl<F> std::fmt::Debug for CloneFn<F> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CloneFn").finish_non_exhaustive()
-    }
-}
-
-impl<Req, F> CloneRequest<Req> for CloneFn<F>
-where
-    F: Fn(&Req) -> Option<Req>,
-{
-    fn clone_request(&self, req: &Req) -> Option<Req> {
-        (self.f)(req)
-    }
-}
+pub use seawall_core::clone::{ByClone, CloneFn, CloneRequest};
