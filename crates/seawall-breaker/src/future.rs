@@ -7,7 +7,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use pin_project_lite::pin_project;
-use seawall_core::{BoxError, CircuitOpen, Classify, Outcome, Rejection};
+use seawall_core::classify::judge;
+use seawall_core::{BoxError, CircuitOpen, Classify};
 
 use crate::state::Permit;
 
@@ -94,12 +95,8 @@ where
             } => {
                 let result = ready!(fut.poll(cx));
                 // A refusal from a layer below (a budget, a shedder) never
-                // reached the peer: it says nothing about its health.
-                let outcome = match &result {
-                    Err(e) if Rejection::is_refusal_in(e) => Outcome::Ignore,
-                    _ => classify.classify(&result),
-                };
-                permit.record_in_place(outcome);
+                // reached the peer: `judge` ignores it.
+                permit.record_in_place(judge(classify, &result));
                 Poll::Ready(result.map_err(Into::into))
             }
             // The one allocation of a rejection: tower's `BoxError`.

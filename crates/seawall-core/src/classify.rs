@@ -83,6 +83,37 @@ impl<Res, E, C: Classify<Res, E> + ?Sized> Classify<Res, E> for std::sync::Arc<C
     }
 }
 
+/// What a call's result means to a layer that judges the service below it:
+/// `classify`'s answer, except that a refusal from a seawall layer below
+/// (`CircuitOpen`, `Overloaded`, `BudgetExhausted`; see
+/// [`RejectionKind::is_refusal`](crate::RejectionKind::is_refusal)) is
+/// [`Outcome::Ignore`] whatever `classify` says: that call never reached the
+/// service, so it says nothing about its health.
+///
+/// The circuit breaker and the shedder's adaptive limit classify through
+/// this; it costs nothing on `Ok` and a few type-id comparisons on `Err`.
+///
+/// ```
+/// use std::time::Duration;
+/// use seawall_core::{BoxError, BudgetExhausted, ErrorsAsFailures, Outcome, classify::judge};
+///
+/// let refused: Result<(), BoxError> = Err(BudgetExhausted::new(Duration::from_millis(5)).into());
+/// assert_eq!(judge(&ErrorsAsFailures, &refused), Outcome::Ignore);
+/// let reset: Result<(), BoxError> = Err("connection reset".into());
+/// assert_eq!(judge(&ErrorsAsFailures, &reset), Outcome::Failure);
+/// ```
+#[inline]
+pub fn judge<Res, E, C>(classify: &C, result: &Result<Res, E>) -> Outcome
+where
+    E: 'static,
+    C: Classify<Res, E> + ?Sized,
+{
+    match result {
+        Err(e) if crate::Rejection::is_refusal_in(e) => Outcome::Ignore,
+        _ => classify.classify(result),
+    }
+}
+
 /// The default classifier: `Ok` is a success, `Err` is a failure.
 ///
 /// ```

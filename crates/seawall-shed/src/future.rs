@@ -5,7 +5,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use pin_project_lite::pin_project;
-use seawall_core::{BoxError, Classify, ErrorsAsFailures, Outcome, Overloaded, Rejection};
+use seawall_core::classify::judge;
+use seawall_core::{BoxError, Classify, ErrorsAsFailures, Overloaded};
 
 use crate::state::Permit;
 
@@ -74,12 +75,8 @@ where
                     // Classify only when an adaptive limit wants the sample.
                     if permit.measures() {
                         // A refusal from a layer below (a budget, a breaker)
-                        // never reached the service: not a drop.
-                        let outcome = match &result {
-                            Err(e) if Rejection::is_refusal_in(e) => Outcome::Ignore,
-                            _ => classify.classify(&result),
-                        };
-                        permit.finish(outcome);
+                        // never reached the service: `judge` ignores it.
+                        permit.finish(judge(classify, &result));
                     }
                 }
                 Poll::Ready(result.map_err(Into::into))
