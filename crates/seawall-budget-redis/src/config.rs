@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use seawall_budget::BudgetMode;
+use seawall_budget::{BudgetConfig, BudgetMode};
 use seawall_core::ConfigError;
 use seawall_core::config::Check;
 use seawall_core::names::DEFAULT_NAME;
@@ -169,26 +169,15 @@ impl RedisBudgetConfig {
                 "must be non-empty and hold no `{` or `}` (it is the Redis hash tag)",
             );
         }
-        check
-            .nonzero("rate", self.rate)
-            .nonzero_duration("per", self.per);
-        let per_ns = self.per.as_nanos();
-        if per_ns > u128::from(u64::MAX) {
-            check.fail(
-                "per",
-                format_args!("{:?}", self.per),
-                "is longer than 584 years",
-            );
-        } else if self.rate != 0 && per_ns != 0 && u128::from(self.rate) > per_ns {
-            check.fail(
-                "rate",
-                self.rate,
-                format!("is more than one per nanosecond over per ({:?})", self.per),
-            );
-        }
-        if let Some(b) = self.burst {
-            check.nonzero("burst", b);
-        }
+        // Rate, period and burst follow the local budget's rules, checked by
+        // its own config (same field names, same messages).
+        let rate = BudgetConfig {
+            rate: self.rate,
+            per: self.per,
+            burst: self.burst,
+            ..BudgetConfig::default()
+        };
+        check.nested("", rate.validate());
         if let FallbackPolicy::Local { share } = self.fallback
             && !(share > 0.0 && share <= 1.0)
         {

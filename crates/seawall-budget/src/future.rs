@@ -25,15 +25,19 @@ pin_project! {
     }
 }
 
+/// The constructors are public for budgets kept elsewhere (the Redis-backed
+/// budget of `seawall-budget-redis` returns this same future).
 impl<F> ResponseFuture<F> {
+    /// The inner service was called: resolves to its result, the error boxed.
     #[inline]
-    pub(crate) fn called(fut: F) -> Self {
+    pub fn called(fut: F) -> Self {
         ResponseFuture {
             state: State::Called { fut },
         }
     }
 
-    pub(crate) fn rejected(err: BudgetExhausted) -> Self {
+    /// The budget refused the call: resolves at once to `err`, boxed.
+    pub fn rejected(err: BudgetExhausted) -> Self {
         ResponseFuture {
             state: State::Rejected { err: Some(err) },
         }
