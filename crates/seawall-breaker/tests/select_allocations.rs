@@ -38,12 +38,20 @@ fn drive<S: Service<u32, Response = u32>>(svc: &mut S, req: u32) -> Option<u32> 
     }
 }
 
+/// Blocks allocated by `n` calls of `f`: the least of three runs. dhat
+/// counts every thread, and on a loaded machine the test harness's own
+/// thread now and then allocates inside a window; it never does in all three.
 fn allocations(n: u32, mut f: impl FnMut(u32)) -> u64 {
-    let before = dhat::HeapStats::get().total_blocks;
-    for i in 0..n {
-        f(i);
-    }
-    dhat::HeapStats::get().total_blocks - before
+    (0..3)
+        .map(|_| {
+            let before = dhat::HeapStats::get().total_blocks;
+            for i in 0..n {
+                f(i);
+            }
+            dhat::HeapStats::get().total_blocks - before
+        })
+        .min()
+        .unwrap_or(u64::MAX)
 }
 
 #[test]
