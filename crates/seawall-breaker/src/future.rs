@@ -32,7 +32,7 @@ pin_project! {
             classify: C,
         },
         Rejected {
-            error: CircuitOpen,
+            error: Option<CircuitOpen>,
         },
         Unguarded {
             #[pin]
@@ -54,7 +54,7 @@ impl<F, C> ResponseFuture<F, C> {
 
     pub(crate) fn rejected(error: CircuitOpen) -> Self {
         ResponseFuture {
-            kind: Kind::Rejected { error },
+            kind: Kind::Rejected { error: Some(error) },
         }
     }
 
@@ -100,7 +100,10 @@ where
                 Poll::Ready(result.map_err(Into::into))
             }
             // The one allocation of a rejection: tower's `BoxError`.
-            KindProj::Rejected { error } => Poll::Ready(Err(Box::new(error.clone()))),
+            KindProj::Rejected { error } => Poll::Ready(Err(match error.take() {
+                Some(e) => Box::new(e),
+                None => "ResponseFuture polled after completion".into(),
+            })),
             KindProj::Unguarded { fut } => fut.poll(cx).map_err(Into::into),
         }
     }
