@@ -147,8 +147,9 @@ fn single_thread(c: &mut Criterion) {
     g.bench_function("bare", |b| b.iter(|| call(&mut svc, black_box(1))));
 
     let mut svc = seawall_stack!();
-    // Past the adaptive timeout's warm-up.
-    for i in 0..10_000 {
+    // Past the adaptive timeout's warm-up and into its sampling (from
+    // 16 × min_samples × sample_every = 51 200 calls on, with the defaults).
+    for i in 0..60_000 {
         call(&mut svc, i).unwrap();
     }
     g.bench_function("seawall_five_layers_success", |b| {

@@ -32,7 +32,9 @@ const DEADLINE: Duration = Duration::from_secs(1);
 fn seawall_adaptive() -> AdaptiveTimeoutLayer {
     let layer = AdaptiveTimeoutLayer::builder().build().unwrap();
     let mut svc = layer.layer(Echo);
-    for i in 0..10_000 {
+    // Past the warm-up and into sampling (from 16 × min_samples ×
+    // sample_every = 51 200 calls on, with the defaults).
+    for i in 0..60_000 {
         call(&mut svc, i).unwrap();
     }
     assert_eq!(layer.stats().source, DeadlineSource::Adaptive, "warmed up");

@@ -29,7 +29,7 @@ pub const LONGEST_DEADLINE: Duration = Duration::from_secs(365 * 24 * 3600);
 /// | `min_samples` | 100 | latencies needed in the window before the percentile is trusted |
 /// | `window` | 60s | how far back latencies count; ages out in 6 steps of `window / 6` |
 /// | `refresh_every` | 1000 | the deadline is recomputed after this many samples per recorder shard (and at every window step) |
-/// | `sample_every` | 4 | once the window holds 16 × `min_samples` × `sample_every` calls (so at least 16 × `min_samples` are still measured), measure about one call in this many, chosen at random, to save a clock read per call; 1 measures every call |
+/// | `sample_every` | 32 | once the window holds 16 × `min_samples` × `sample_every` calls (so at least 16 × `min_samples` are still measured), measure about one call in this many, chosen at random, to save a clock read per call; 1 measures every call |
 /// | `key_capacity` | 1000 | keyed layer only: most keys held at once |
 /// | `key_idle_ttl` | 5 minutes | keyed layer only: a key unused this long may be evicted |
 ///
@@ -98,7 +98,7 @@ impl Default for AdaptiveTimeoutConfig {
             min_samples: 100,
             window: Duration::from_secs(60),
             refresh_every: 1000,
-            sample_every: 4,
+            sample_every: 32,
             key_capacity: 1000,
             key_idle_ttl: Duration::from_secs(300),
         }

@@ -18,7 +18,7 @@ use pin_project_lite::pin_project;
 use seawall_core::BoxError;
 use tokio::time::{Instant, Sleep};
 
-use crate::tracker::Recorder;
+use crate::tracker::{Claim, Recorder, Start, unpack};
 
 pin_project! {
     /// Resolves to the inner service's result, or to an
@@ -30,9 +30,9 @@ pin_project! {
         #[pin]
         sleep: Sleep,
         // The call started at `sleep.deadline() - deadline`: not stored, to
-        // keep the future small.
-        deadline: Duration,
-        recorder: Recorder,
+        // keep the future small (as is the deadline: packed in 8 bytes).
+        deadline: u64,
+        claim: Claim,
     }
 }
 
@@ -41,19 +41,18 @@ impl<F> ResponseFuture<F> {
     /// (which sets the timer to tokio's "far future", about 30 years, should
     /// `now + deadline` overflow).
     #[inline]
-    pub(crate) fn new(response: F, recorder: Recorder) -> Self {
-        let deadline = recorder.deadline();
+    pub(crate) fn new(response: F, (deadline, claim): Start) -> Self {
         ResponseFuture {
-            sleep: tokio::time::sleep(deadline),
+            sleep: tokio::time::sleep(unpack(deadline)),
             response,
             deadline,
-            recorder,
+            claim,
         }
     }
 
     /// The deadline this call got.
     pub fn deadline(&self) -> Duration {
-        self.deadline
+        unpack(self.deadline)
     }
 }
 
@@ -70,17 +69,14 @@ where
         if let Poll::Ready(result) = this.response.poll(cx) {
             // Only successes say how long a good answer takes; a fast error
             // must not pull the deadline down.
-            if result.is_ok() && this.recorder.should_measure() {
-                record_success(this.recorder, this.sleep.deadline(), *this.deadline);
+            if let (Ok(_), Claim::Measured(recorder)) = (&result, &*this.claim) {
+                record_success(recorder, this.sleep.deadline(), unpack(*this.deadline));
             }
             return Poll::Ready(result.map_err(Into::into));
         }
         ready!(this.sleep.as_mut().poll(cx));
-        Poll::Ready(Err(expired(
-            this.recorder,
-            *this.deadline,
-            this.sleep.deadline(),
-        )))
+        let deadline = unpack(*this.deadline);
+        Poll::Ready(Err(expired(this.claim, deadline, this.sleep.deadline())))
     }
 }
 
@@ -100,15 +96,10 @@ fn record_success(recorder: &Recorder, at: Instant, deadline: Duration) {
 /// Accounts for a call that hit its deadline and makes its error.
 #[cold]
 #[inline(never)]
-fn expired(recorder: &Recorder, deadline: Duration, at: Instant) -> BoxError {
-    // Timed-out calls are sampled like the others, or they would weigh
-    // more than successes in the window.
-    if recorder.should_measure() {
-        recorder.record_timeout(deadline, at);
-    } else {
-        recorder.count_timeout(deadline);
-    }
-    Box::new(recorder.elapsed(deadline))
+fn expired(claim: &Claim, deadline: Duration, at: Instant) -> BoxError {
+    // Timed-out calls are measured only when chosen at the start, like the
+    // others, or they would weigh more than successes in the window.
+    Box::new(claim.expired(deadline, at))
 }
 
 #[cfg(test)]

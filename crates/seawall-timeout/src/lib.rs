@@ -41,9 +41,10 @@
 //!   per-call path, by whichever call trips a refresh, under a `try_lock`.
 //!   A measured call costs two clock reads (start and end), where a fixed
 //!   timeout costs one; under high traffic only about one call in
-//!   `sample_every` (4) is measured, chosen at random, and the others cost
-//!   one clock read, like tower's `Timeout`. A rejection costs one
-//!   allocation, the `Box` of the error.
+//!   `sample_every` (32) is measured, chosen at random, and the others cost
+//!   one clock read, like tower's `Timeout`, and touch no reference count
+//!   (they hold only their tracker's number, by which a timeout finds it
+//!   again). A rejection costs one allocation, the `Box` of the error.
 //! - **Nothing leaks on cancellation**: dropping a response future drops its
 //!   timer and records nothing. `poll_ready` only forwards the inner service's
 //!   readiness (a timeout reserves nothing).

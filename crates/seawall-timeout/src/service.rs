@@ -14,7 +14,7 @@ use tower_service::Service;
 
 use crate::future::ResponseFuture;
 use crate::layer::KeyedShared;
-use crate::tracker::{AdaptiveTimeoutStats, DeadlineTracker};
+use crate::tracker::{AdaptiveTimeoutStats, Claim, DeadlineTracker, Ticket};
 
 /// A service with an adaptive (or fixed) deadline; made by
 /// [`AdaptiveTimeoutLayer`](crate::AdaptiveTimeoutLayer).
@@ -22,11 +22,20 @@ use crate::tracker::{AdaptiveTimeoutStats, DeadlineTracker};
 pub struct AdaptiveTimeout<S> {
     inner: S,
     tracker: Arc<DeadlineTracker>,
+    // Fixed mode: what every call starts with, copied here so that a call
+    // reads nothing behind the tracker's pointer (as tower's `Timeout`
+    // holds its `Duration`).
+    fixed: Option<(u64, Ticket)>,
 }
 
 impl<S> AdaptiveTimeout<S> {
     pub(crate) fn new(inner: S, tracker: Arc<DeadlineTracker>) -> Self {
-        AdaptiveTimeout { inner, tracker }
+        let fixed = tracker.fixed_start();
+        AdaptiveTimeout {
+            inner,
+            tracker,
+            fixed,
+        }
     }
 
     /// A snapshot of the deadline and the latency window (shared with the
@@ -67,8 +76,11 @@ where
 
     #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
-        let recorder = self.tracker.recorder();
-        ResponseFuture::new(self.inner.call(req), recorder)
+        let start = match self.fixed {
+            Some((deadline, ticket)) => (deadline, Claim::Counted(ticket)),
+            None => self.tracker.start(),
+        };
+        ResponseFuture::new(self.inner.call(req), start)
     }
 }
 
@@ -142,10 +154,10 @@ where
 
     fn call(&mut self, req: Req) -> Self::Future {
         let key = self.key_fn.key(&req);
-        let recorder = match self.shared.tracker(key) {
-            Ok(tracker) => tracker.recorder(),
-            Err(()) => self.shared.overflow.recorder(),
+        let start = match self.shared.tracker(key) {
+            Ok(tracker) => tracker.start(),
+            Err(()) => self.shared.overflow.start(),
         };
-        ResponseFuture::new(self.inner.call(req), recorder)
+        ResponseFuture::new(self.inner.call(req), start)
     }
 }

@@ -109,9 +109,9 @@ impl std::fmt::Debug for DeadlineTracker {
 }
 
 /// What a call needs to report its latency: a handle on one recorder shard
-/// of a [`DeadlineTracker`], picked for the current thread. Cloning it (one
-/// per call) touches only that shard's reference count, not a counter shared
-/// by every thread.
+/// of a [`DeadlineTracker`], picked for the current thread. Cloning it (the
+/// layers clone one per *measured* call only) touches only that shard's
+/// reference count, not a counter shared by every thread.
 #[derive(Clone)]
 pub struct Recorder {
     shard: Arc<Shard>,
@@ -127,11 +127,14 @@ impl std::fmt::Debug for Recorder {
 }
 
 struct Common {
+    /// This tracker's number in the [`registry`].
+    ticket: Ticket,
     params: Params,
     name: Arc<str>,
     label: Option<Arc<str>>,
     epoch: Instant,
-    deadline_ns: AtomicU64,
+    /// The deadline as whole seconds and nanoseconds (see [`pack_ns`]).
+    deadline: AtomicU64,
     /// Pending samples in one shard that trigger a refresh.
     flush_at: AtomicU32,
     timeouts: AtomicU64,
@@ -253,6 +256,108 @@ fn shard_count(fixed: bool) -> usize {
     })
 }
 
+/// What a call starts with: its deadline, packed (see [`pack`]), and its
+/// claim on the tracker.
+pub(crate) type Start = (u64, Claim);
+
+/// A call's hold on its tracker, kept by its response future until it ends.
+#[derive(Debug, Clone)]
+pub(crate) enum Claim {
+    /// A call that will be measured: the recorder shard its latency goes to.
+    Measured(Recorder),
+    /// Any other call: only the tracker's number. Should the call time out
+    /// (the cold path), [`Claim::Counted`] finds the tracker again, if it
+    /// still exists, to count the timeout and name its key.
+    Counted(Ticket),
+}
+
+impl Claim {
+    /// Accounts for a call that hit `deadline` at `at` and makes its error.
+    pub(crate) fn expired(&self, deadline: Duration, at: Instant) -> Elapsed {
+        match self {
+            Claim::Measured(recorder) => {
+                recorder.record_timeout(deadline, at);
+                recorder.elapsed(deadline)
+            }
+            Claim::Counted(ticket) => match registry::find(*ticket) {
+                Some(common) => {
+                    common.count_timeout(deadline);
+                    common.elapsed(deadline)
+                }
+                // The layer (or key) is gone: nothing left to count in.
+                None => Elapsed::new(deadline),
+            },
+        }
+    }
+}
+
+/// A tracker's number, never reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct Ticket(u64);
+
+/// Every live tracker by its ticket, so that a call that was not measured
+/// need not keep its tracker alive (a reference count touched twice per
+/// call, the largest cost of a timeout after the timer itself). Only the
+/// cold paths take these locks: creating or dropping a tracker (a layer, or
+/// a key of a keyed layer) and a call timing out.
+mod registry {
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+    use std::sync::{Arc, LazyLock, Mutex, Weak};
+
+    use super::{Common, Ticket, lock};
+
+    const SHARDS: usize = 16;
+
+    type Table = Mutex<HashMap<u64, Weak<Common>>>;
+
+    static TABLES: LazyLock<[Table; SHARDS]> =
+        LazyLock::new(|| std::array::from_fn(|_| Mutex::new(HashMap::new())));
+
+    fn table(ticket: Ticket) -> &'static Table {
+        // `% SHARDS` of a counter: consecutive trackers land on different locks.
+        &TABLES[(ticket.0 % SHARDS as u64) as usize]
+    }
+
+    pub(super) fn next_ticket() -> Ticket {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        Ticket(NEXT.fetch_add(1, Relaxed))
+    }
+
+    pub(super) fn register(ticket: Ticket, common: &Arc<Common>) {
+        lock(table(ticket)).insert(ticket.0, Arc::downgrade(common));
+    }
+
+    pub(super) fn unregister(ticket: Ticket) {
+        lock(table(ticket)).remove(&ticket.0);
+    }
+
+    pub(super) fn find(ticket: Ticket) -> Option<Arc<Common>> {
+        lock(table(ticket)).get(&ticket.0).and_then(Weak::upgrade)
+    }
+}
+
+/// `ns` as seconds above bit 30 and nanoseconds (below 2^30) beneath: read
+/// back without the division `Duration::from_nanos` costs on every call.
+fn pack_ns(ns: u64) -> u64 {
+    pack(Duration::from_nanos(ns))
+}
+
+/// `d` packed as [`pack_ns`] does; exact up to 2^33 s (272 years, far
+/// beyond [`LONGEST_DEADLINE`](crate::LONGEST_DEADLINE)), saturating above.
+#[inline]
+pub(crate) fn pack(d: Duration) -> u64 {
+    (d.as_secs().min(1 << 33) << 30) | u64::from(d.subsec_nanos())
+}
+
+/// The inverse of [`pack`].
+#[inline]
+pub(crate) fn unpack(packed: u64) -> Duration {
+    // The low 30 bits hold fewer than 10^9 nanoseconds, so this `new`
+    // never carries.
+    Duration::new(packed >> 30, (packed & ((1 << 30) - 1)) as u32)
+}
+
 fn duration_us(us: u64) -> Duration {
     Duration::from_micros(us)
 }
@@ -296,14 +401,16 @@ impl DeadlineTracker {
         let step_at = epoch
             .checked_add(Duration::from_nanos(ring.next_rotation()))
             .unwrap_or(epoch);
+        let ticket = registry::next_ticket();
         let common = Arc::new(Common {
+            ticket,
             params,
             #[cfg(feature = "metrics")]
             metrics: crate::metrics::Handles::new(&name, label.as_deref()),
             name,
             label,
             epoch,
-            deadline_ns: AtomicU64::new(deadline),
+            deadline: AtomicU64::new(pack_ns(deadline)),
             flush_at: AtomicU32::new(warmup_flush(&params, n)),
             timeouts: AtomicU64::new(0),
             sample_below: AtomicU32::new(u32::MAX),
@@ -330,6 +437,7 @@ impl DeadlineTracker {
         let _ = common
             .shards
             .set(shards.iter().map(Arc::downgrade).collect());
+        registry::register(ticket, &common);
         #[cfg(feature = "metrics")]
         common.metrics.deadline(deadline);
         DeadlineTracker { common, shards }
@@ -356,6 +464,31 @@ impl DeadlineTracker {
         Recorder {
             shard: self.shards[i].clone(),
         }
+    }
+
+    /// What a starting call needs: its deadline (packed, see [`pack`]) and its claim on the
+    /// tracker. A call chosen for measuring gets a recorder shard; the others
+    /// (most calls under high traffic, every call in fixed mode) only the
+    /// tracker's ticket, so they touch no reference count.
+    #[inline]
+    pub(crate) fn start(&self) -> Start {
+        let common = &*self.common;
+        let claim = if common.should_measure() {
+            Claim::Measured(self.recorder())
+        } else {
+            Claim::Counted(common.ticket)
+        };
+        (common.deadline.load(Relaxed), claim)
+    }
+
+    /// In fixed mode, every call's deadline (packed) and the tracker's
+    /// ticket: they never change.
+    pub(crate) fn fixed_start(&self) -> Option<(u64, Ticket)> {
+        let common = &*self.common;
+        common
+            .params
+            .fixed
+            .map(|_| (common.deadline.load(Relaxed), common.ticket))
     }
 
     /// Records the latency of a call that completed; reads the clock (use
@@ -421,11 +554,7 @@ impl Recorder {
     /// One relaxed load and, when sampling, a per-thread random number.
     #[inline]
     pub fn should_measure(&self) -> bool {
-        if !self.is_adaptive() {
-            return false;
-        }
-        let below = self.shard.common.sample_below.load(Relaxed);
-        below == u32::MAX || thread_random() <= below
+        self.shard.common.should_measure()
     }
 
     /// Records a call that hit `deadline` at `now`: a timeout and, in adaptive
@@ -438,26 +567,13 @@ impl Recorder {
     /// Counts a timeout without recording a latency (for a call that was not
     /// sampled: see [`Recorder::should_measure`]).
     pub fn count_timeout(&self, deadline: Duration) {
-        self.shard.common.timeouts.fetch_add(1, Relaxed);
-        #[cfg(feature = "metrics")]
-        self.shard.common.metrics.elapsed();
-        tracing::trace!(
-            target: TARGET_TIMEOUT,
-            name = &*self.shard.common.name,
-            key = self.shard.common.label.as_deref(),
-            deadline = ?deadline,
-            "deadline elapsed"
-        );
+        self.shard.common.count_timeout(deadline);
     }
 
     /// The rejection for a call that hit `deadline`, with the key label of a
     /// keyed layer (a shared `Arc<str>`: no allocation).
     pub fn elapsed(&self, deadline: Duration) -> Elapsed {
-        let e = Elapsed::new(deadline);
-        match &self.shard.common.label {
-            Some(k) => e.with_key(k.clone()),
-            None => e,
-        }
+        self.shard.common.elapsed(deadline)
     }
 
     #[inline]
@@ -484,10 +600,49 @@ impl Recorder {
     }
 }
 
+impl Drop for Common {
+    fn drop(&mut self) {
+        registry::unregister(self.ticket);
+    }
+}
+
 impl Common {
+    /// Whether to measure this call: always while the window is small, about
+    /// one call in `sample_every` under high traffic, never in fixed mode.
+    /// One relaxed load and, when sampling, a per-thread random number.
+    #[inline]
+    fn should_measure(&self) -> bool {
+        if self.params.fixed.is_some() {
+            return false;
+        }
+        let below = self.sample_below.load(Relaxed);
+        below == u32::MAX || thread_random() <= below
+    }
+
+    fn count_timeout(&self, deadline: Duration) {
+        self.timeouts.fetch_add(1, Relaxed);
+        #[cfg(feature = "metrics")]
+        self.metrics.elapsed();
+        tracing::trace!(
+            target: TARGET_TIMEOUT,
+            name = &*self.name,
+            key = self.label.as_deref(),
+            deadline = ?deadline,
+            "deadline elapsed"
+        );
+    }
+
+    fn elapsed(&self, deadline: Duration) -> Elapsed {
+        let e = Elapsed::new(deadline);
+        match &self.label {
+            Some(k) => e.with_key(k.clone()),
+            None => e,
+        }
+    }
+
     #[inline]
     fn deadline(&self) -> Duration {
-        Duration::from_nanos(self.deadline_ns.load(Relaxed))
+        unpack(self.deadline.load(Relaxed))
     }
 
     fn since_epoch(&self, now: Instant) -> u64 {
@@ -569,15 +724,15 @@ impl Common {
                 (ns, DeadlineSource::Adaptive)
             }
         };
-        let old = self.deadline_ns.load(Relaxed);
-        if old != deadline {
-            self.deadline_ns.store(deadline, Relaxed);
+        let old = self.deadline().as_nanos();
+        if old != u128::from(deadline) {
+            self.deadline.store(pack_ns(deadline), Relaxed);
             tracing::debug!(
                 target: TARGET_TIMEOUT,
                 name = &*self.name,
                 key = self.label.as_deref(),
                 deadline = ?Duration::from_nanos(deadline),
-                previous = ?Duration::from_nanos(old),
+                previous = ?Duration::from_nanos(u64::try_from(old).unwrap_or(u64::MAX)),
                 samples,
                 "deadline updated"
             );

@@ -351,3 +351,53 @@ async fn the_response_future_is_named_and_unboxed() {
     advance(MS).await;
     assert_eq!(assert_ready!(fut.poll()).unwrap(), MS);
 }
+
+// A call that is not measured (every call in fixed mode, most calls under
+// high traffic) holds only its tracker's ticket: its timeout must still be
+// counted under its key and name the key.
+#[tokio::test(start_paused = true)]
+async fn an_unmeasured_call_that_times_out_is_counted_under_its_key() {
+    let layer = AdaptiveTimeoutLayer::builder()
+        .fixed(50 * MS)
+        .build_keyed(|req: &(&'static str, Duration)| req.0)
+        .unwrap();
+    let inner = service_fn(|(_, d): (&'static str, Duration)| async move {
+        sleep(d).await;
+        Ok::<_, std::io::Error>(d)
+    });
+    let mut svc = layer.layer(inner);
+    let err = svc
+        .ready()
+        .await
+        .unwrap()
+        .call(("db", 60 * MS))
+        .await
+        .unwrap_err();
+    assert_eq!(elapsed(&err).key(), Some("db"));
+    assert_eq!(elapsed(&err).after(), 50 * MS);
+    let db = layer.key_stats("db").unwrap();
+    assert_eq!((db.timeouts, db.samples), (1, 0));
+}
+
+// The layer (and with it the tracker) may go away while a call is in
+// flight: the call still times out, with an `Elapsed` that no longer names
+// a key, and nothing panics.
+#[tokio::test(start_paused = true)]
+async fn a_call_outliving_its_layer_still_times_out() {
+    let layer = AdaptiveTimeoutLayer::builder()
+        .fixed(50 * MS)
+        .build_keyed(|req: &(&'static str, Duration)| req.0)
+        .unwrap();
+    let inner = service_fn(|(_, d): (&'static str, Duration)| async move {
+        sleep(d).await;
+        Ok::<_, std::io::Error>(d)
+    });
+    let mut svc = layer.layer(inner);
+    let mut fut = task::spawn(svc.ready().await.unwrap().call(("db", 60 * MS)));
+    assert_pending!(fut.poll());
+    drop((svc, layer));
+    advance(50 * MS).await;
+    let err = assert_ready_err!(fut.poll());
+    assert_eq!(elapsed(&err).after(), 50 * MS);
+    assert_eq!(elapsed(&err).key(), None);
+}

@@ -290,3 +290,30 @@ proptest::proptest! {
         })?;
     }
 }
+
+#[test]
+fn a_packed_deadline_reads_back_exactly() {
+    for ns in [
+        0,
+        1,
+        999_999_999,
+        1_000_000_000,
+        1_500_000_001,
+        86_400_000_000_123,
+    ] {
+        assert_eq!(unpack(pack_ns(ns)), Duration::from_nanos(ns));
+    }
+    let longest = crate::LONGEST_DEADLINE + Duration::from_nanos(999_999_999);
+    assert_eq!(unpack(pack(longest)), longest);
+    // Beyond 2^33 s it saturates instead of wrapping into a short deadline.
+    assert!(unpack(pack_ns(u64::MAX)) >= Duration::from_secs(1 << 33));
+}
+
+#[test]
+fn a_tracker_leaves_the_registry_when_dropped() {
+    let t = DeadlineTracker::new(&cfg()).unwrap();
+    let ticket = t.common.ticket;
+    assert!(registry::find(ticket).is_some());
+    drop(t);
+    assert!(registry::find(ticket).is_none());
+}
