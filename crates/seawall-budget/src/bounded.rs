@@ -213,8 +213,11 @@ impl QueueStats {
     }
 }
 
-struct State<T> {
-    queue: VecDeque<T>,
+/// One bounded FIFO and its counters: the plain queue is one lane, a
+/// priority channel has one per priority. Lives under its channel's lock.
+struct Lane<E> {
+    queue: VecDeque<E>,
+    capacity: usize,
     max_len: usize,
     sent: u64,
     received: u64,
@@ -224,19 +227,213 @@ struct State<T> {
     closed: u64,
 }
 
-struct Shared<T> {
-    state: Mutex<State<T>>,
-    capacity: usize,
-    policy: OverflowPolicy,
-    // Woken when an item is pushed or the last sender leaves.
-    not_empty: Notify,
-    // Woken when an item is popped or the receiver leaves.
-    not_full: Notify,
+/// What one offer to a lane came to.
+enum Offer<E> {
+    /// Full under [`OverflowPolicy::Wait`], from a sender that may wait:
+    /// the entry back.
+    Wait(E),
+    /// What the sender gets, and an entry the lane let go of to make room
+    /// or refused (for the caller to drop once the lock is released: an
+    /// item's destructor may be slow).
+    Done(Result<Delivery, SendError<E>>, Option<E>),
+}
+
+impl<E> Lane<E> {
+    /// An empty lane; its memory is allocated here, once.
+    fn new(capacity: usize) -> Self {
+        Lane {
+            queue: VecDeque::with_capacity(capacity),
+            capacity,
+            max_len: 0,
+            sent: 0,
+            received: 0,
+            dropped_oldest: 0,
+            dropped_newest: 0,
+            rejected: 0,
+            closed: 0,
+        }
+    }
+
+    /// Offers `entry`: queued if there is room, else `policy` decides.
+    /// Every outcome is counted. `closed`: the receiver is gone.
+    fn offer(
+        &mut self,
+        entry: E,
+        policy: OverflowPolicy,
+        closed: bool,
+        may_wait: bool,
+    ) -> Offer<E> {
+        if closed {
+            self.closed += 1;
+            return Offer::Done(Err(SendError::Closed(entry)), None);
+        }
+        let mut evicted = None;
+        let result = if self.queue.len() < self.capacity {
+            self.queue.push_back(entry);
+            self.sent += 1;
+            Ok(Delivery::Queued)
+        } else {
+            match policy {
+                OverflowPolicy::DropOldest => {
+                    evicted = self.queue.pop_front();
+                    self.queue.push_back(entry);
+                    self.sent += 1;
+                    self.dropped_oldest += 1;
+                    Ok(Delivery::ReplacedOldest)
+                }
+                OverflowPolicy::DropNewest => {
+                    self.dropped_newest += 1;
+                    evicted = Some(entry);
+                    Ok(Delivery::Dropped)
+                }
+                OverflowPolicy::Wait if may_wait => return Offer::Wait(entry),
+                OverflowPolicy::Reject | OverflowPolicy::Wait => {
+                    self.rejected += 1;
+                    Err(SendError::Full(entry))
+                }
+            }
+        };
+        self.max_len = self.max_len.max(self.queue.len());
+        Offer::Done(result, evicted)
+    }
+
+    /// Takes the oldest entry out, counting it received.
+    fn pop(&mut self) -> Option<E> {
+        let entry = self.queue.pop_front();
+        if entry.is_some() {
+            self.received += 1;
+        }
+        entry
+    }
+
+    fn stats(&self) -> QueueStats {
+        QueueStats {
+            capacity: self.capacity,
+            len: self.queue.len(),
+            max_len: self.max_len,
+            sent: self.sent,
+            received: self.received,
+            dropped_oldest: self.dropped_oldest,
+            dropped_newest: self.dropped_newest,
+            rejected: self.rejected,
+            closed: self.closed,
+        }
+    }
+}
+
+impl<E> SendError<E> {
+    fn map<T>(self, f: impl FnOnce(E) -> T) -> SendError<T> {
+        match self {
+            SendError::Full(e) => SendError::Full(f(e)),
+            SendError::Closed(e) => SendError::Closed(f(e)),
+        }
+    }
+}
+
+/// Everything the two channels' handles share: who is still there, and
+/// the receiver's wake-up.
+struct Ends {
     senders: AtomicUsize,
     receiver_gone: AtomicBool,
+    // Woken when an item is pushed or the last sender leaves.
+    not_empty: Notify,
     // Registered once here, so a drop does not build a metric key.
     #[cfg(feature = "metrics")]
     drops: DropCounters,
+}
+
+impl Ends {
+    fn new() -> Self {
+        Ends {
+            senders: AtomicUsize::new(1),
+            receiver_gone: AtomicBool::new(false),
+            not_empty: Notify::new(),
+            #[cfg(feature = "metrics")]
+            drops: DropCounters::new(),
+        }
+    }
+
+    fn is_closed(&self) -> bool {
+        self.receiver_gone.load(Ordering::Acquire)
+    }
+
+    /// After an offer, outside the lock: wakes the receiver for a queued
+    /// item and counts what was dropped.
+    fn settle<T>(&self, result: &Result<Delivery, SendError<T>>) {
+        if matches!(result, Ok(Delivery::Queued | Delivery::ReplacedOldest)) {
+            self.not_empty.notify_one();
+        }
+        #[cfg(feature = "metrics")]
+        match result {
+            Ok(Delivery::ReplacedOldest) => self.drops.oldest.increment(1),
+            Ok(Delivery::Dropped) => self.drops.newest.increment(1),
+            Err(SendError::Full(_)) => self.drops.rejected.increment(1),
+            _ => {}
+        }
+    }
+
+    /// Sends `item`, waiting on `not_full` while `offer` says to wait.
+    /// Registers for the wake-up before each look, so a pop between the
+    /// look and the wait is not missed. Cancel-safe: dropping the future
+    /// drops the item and changes nothing in the queue.
+    async fn send<T>(
+        not_full: &Notify,
+        mut item: T,
+        mut offer: impl FnMut(T) -> Full<T>,
+    ) -> Result<Delivery, SendError<T>> {
+        loop {
+            let notified = not_full.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            match offer(item) {
+                Full::Done(r) => return r,
+                Full::Wait(back) => item = back,
+            }
+            notified.await;
+        }
+    }
+
+    /// Receives with `try_recv` until it yields, or until every sender is
+    /// gone and the queue is drained.
+    async fn recv<R>(&self, mut try_recv: impl FnMut() -> Option<R>) -> Option<R> {
+        loop {
+            if let Some(taken) = try_recv() {
+                return Some(taken);
+            }
+            if self.senders.load(Ordering::Acquire) == 0 {
+                // A send racing with the last sender's drop has landed
+                // before the count reached zero.
+                return try_recv();
+            }
+            self.not_empty.notified().await;
+        }
+    }
+
+    fn sender_cloned(&self) {
+        self.senders.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn sender_dropped(&self) {
+        if self.senders.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // The receiver's `Notified` stores this permit if it is not
+            // waiting yet, so the close is never missed.
+            self.not_empty.notify_one();
+        }
+    }
+
+    /// Marks the receiver gone; the caller then wakes its waiting senders.
+    fn receiver_dropped(&self) {
+        self.receiver_gone.store(true, Ordering::Release);
+    }
+}
+
+struct Shared<T> {
+    state: Mutex<Lane<T>>,
+    capacity: usize,
+    policy: OverflowPolicy,
+    // Woken when an item is popped or the receiver leaves.
+    not_full: Notify,
+    ends: Ends,
 }
 
 #[cfg(feature = "metrics")]
@@ -259,27 +456,29 @@ impl DropCounters {
     }
 }
 
+/// Locks a channel's state. A panic while holding the lock cannot leave a
+/// queue or its counters half-updated (each update is one push/pop and a
+/// few increments, with no call out), so a poisoned lock is consistent.
+fn lock<S>(state: &Mutex<S>) -> MutexGuard<'_, S> {
+    state.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 impl<T> Shared<T> {
-    fn lock(&self) -> MutexGuard<'_, State<T>> {
-        // A panic while holding the lock cannot leave the queue or the
-        // counters half-updated (each update is one push/pop and one
-        // increment), so a poisoned lock is still consistent.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> MutexGuard<'_, Lane<T>> {
+        lock(&self.state)
     }
 
     fn stats(&self) -> QueueStats {
-        let s = self.lock();
-        QueueStats {
-            capacity: self.capacity,
-            len: s.queue.len(),
-            max_len: s.max_len,
-            sent: s.sent,
-            received: s.received,
-            dropped_oldest: s.dropped_oldest,
-            dropped_newest: s.dropped_newest,
-            rejected: s.rejected,
-            closed: s.closed,
+        self.lock().stats()
+    }
+
+    /// The oldest item, if any; wakes a sender waiting for room.
+    fn take(&self) -> Option<T> {
+        let item = self.lock().pop();
+        if item.is_some() && self.policy == OverflowPolicy::Wait {
+            self.not_full.notify_one();
         }
+        item
     }
 }
 
@@ -295,24 +494,11 @@ pub fn channel<T>(
     check.nonzero("capacity", capacity);
     check.finish()?;
     let shared = Arc::new(Shared {
-        state: Mutex::new(State {
-            queue: VecDeque::with_capacity(capacity),
-            max_len: 0,
-            sent: 0,
-            received: 0,
-            dropped_oldest: 0,
-            dropped_newest: 0,
-            rejected: 0,
-            closed: 0,
-        }),
+        state: Mutex::new(Lane::new(capacity)),
         capacity,
         policy,
-        not_empty: Notify::new(),
         not_full: Notify::new(),
-        senders: AtomicUsize::new(1),
-        receiver_gone: AtomicBool::new(false),
-        #[cfg(feature = "metrics")]
-        drops: DropCounters::new(),
+        ends: Ends::new(),
     });
     Ok((
         Sender {
@@ -328,7 +514,7 @@ pub struct Sender<T> {
 }
 
 /// What to do when the queue is full, for one attempt.
-enum Full<T> {
+pub(super) enum Full<T> {
     Wait(T),
     Done(Result<Delivery, SendError<T>>),
 }
@@ -348,70 +534,20 @@ impl<T> Sender<T> {
     /// receiver is gone). Cancel-safe: dropping the future before it
     /// completes drops the item and changes nothing in the queue.
     pub async fn send(&self, item: T) -> Result<Delivery, SendError<T>> {
-        let mut item = item;
-        loop {
-            // Register for a wake-up before looking, so a pop between the
-            // look and the wait is not missed.
-            let notified = self.shared.not_full.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            match self.offer(item, true) {
-                Full::Done(r) => return r,
-                Full::Wait(back) => item = back,
-            }
-            notified.await;
-        }
+        Ends::send(&self.shared.not_full, item, |item| self.offer(item, true)).await
     }
 
     fn offer(&self, item: T, may_wait: bool) -> Full<T> {
         let shared = &*self.shared;
-        let mut evicted = None;
-        let result = {
-            let mut s = shared.lock();
-            if shared.receiver_gone.load(Ordering::Acquire) {
-                s.closed += 1;
-                return Full::Done(Err(SendError::Closed(item)));
-            }
-            let result = if s.queue.len() < shared.capacity {
-                s.queue.push_back(item);
-                s.sent += 1;
-                Ok(Delivery::Queued)
-            } else {
-                match shared.policy {
-                    OverflowPolicy::DropOldest => {
-                        evicted = s.queue.pop_front();
-                        s.queue.push_back(item);
-                        s.sent += 1;
-                        s.dropped_oldest += 1;
-                        Ok(Delivery::ReplacedOldest)
-                    }
-                    OverflowPolicy::DropNewest => {
-                        s.dropped_newest += 1;
-                        evicted = Some(item);
-                        Ok(Delivery::Dropped)
-                    }
-                    OverflowPolicy::Wait if may_wait => return Full::Wait(item),
-                    OverflowPolicy::Reject | OverflowPolicy::Wait => {
-                        s.rejected += 1;
-                        Err(SendError::Full(item))
-                    }
-                }
-            };
-            s.max_len = s.max_len.max(s.queue.len());
-            result
+        let closed = shared.ends.is_closed();
+        let offer = shared.lock().offer(item, shared.policy, closed, may_wait);
+        let (result, evicted) = match offer {
+            Offer::Wait(item) => return Full::Wait(item),
+            Offer::Done(result, evicted) => (result, evicted),
         };
         // Dropped outside the lock: an item's destructor may be slow.
         drop(evicted);
-        if matches!(result, Ok(Delivery::Queued | Delivery::ReplacedOldest)) {
-            shared.not_empty.notify_one();
-        }
-        #[cfg(feature = "metrics")]
-        match result {
-            Ok(Delivery::ReplacedOldest) => shared.drops.oldest.increment(1),
-            Ok(Delivery::Dropped) => shared.drops.newest.increment(1),
-            Err(SendError::Full(_)) => shared.drops.rejected.increment(1),
-            _ => {}
-        }
+        shared.ends.settle(&result);
         Full::Done(result)
     }
 
@@ -422,13 +558,13 @@ impl<T> Sender<T> {
 
     /// Whether the receiver is gone.
     pub fn is_closed(&self) -> bool {
-        self.shared.receiver_gone.load(Ordering::Acquire)
+        self.shared.ends.is_closed()
     }
 }
 
 impl<T> Clone for Sender<T> {
     fn clone(&self) -> Self {
-        self.shared.senders.fetch_add(1, Ordering::Relaxed);
+        self.shared.ends.sender_cloned();
         Sender {
             shared: self.shared.clone(),
         }
@@ -437,11 +573,7 @@ impl<T> Clone for Sender<T> {
 
 impl<T> Drop for Sender<T> {
     fn drop(&mut self) {
-        if self.shared.senders.fetch_sub(1, Ordering::AcqRel) == 1 {
-            // The receiver's `Notified` stores this permit if it is not
-            // waiting yet, so the close is never missed.
-            self.shared.not_empty.notify_one();
-        }
+        self.shared.ends.sender_dropped();
     }
 }
 
@@ -463,33 +595,13 @@ impl<T> Receiver<T> {
     /// The next item; `None` once every sender is gone and the queue is
     /// drained. Cancel-safe: an item is only removed when it is returned.
     pub async fn recv(&mut self) -> Option<T> {
-        loop {
-            if let Some(item) = self.try_recv() {
-                return Some(item);
-            }
-            if self.shared.senders.load(Ordering::Acquire) == 0 {
-                // A send racing with the last sender's drop has landed
-                // before the count reached zero.
-                return self.try_recv();
-            }
-            self.shared.not_empty.notified().await;
-        }
+        let shared = &*self.shared;
+        shared.ends.recv(|| shared.take()).await
     }
 
     /// The next item if one is queued now.
     pub fn try_recv(&mut self) -> Option<T> {
-        let item = {
-            let mut s = self.shared.lock();
-            let item = s.queue.pop_front();
-            if item.is_some() {
-                s.received += 1;
-            }
-            item
-        };
-        if item.is_some() && self.shared.policy == OverflowPolicy::Wait {
-            self.shared.not_full.notify_one();
-        }
-        item
+        self.shared.take()
     }
 
     /// Items queued now.
@@ -520,7 +632,7 @@ impl<T> Receiver<T> {
 
 impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
-        self.shared.receiver_gone.store(true, Ordering::Release);
+        self.shared.ends.receiver_dropped();
         self.shared.not_full.notify_waiters();
     }
 }

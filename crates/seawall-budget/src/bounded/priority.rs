@@ -1,16 +1,14 @@
 //! Priority lanes: the tower-free queue behind [`priority_channel`], whose
 //! docs hold the ordering and anti-starvation rule.
 
-use std::collections::VecDeque;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use seawall_core::ConfigError;
 use seawall_core::config::Check;
 use tokio::sync::Notify;
 
-use super::{Delivery, OverflowPolicy, QueueStats, SendError};
+use super::{Delivery, Ends, Full, Lane, Offer, OverflowPolicy, QueueStats, SendError, lock};
 
 /// One lane: its capacity and what it does when full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,21 +88,10 @@ impl PriorityConfig {
     }
 }
 
-struct Lane<T> {
-    /// Items with the sequence number the queue accepted them at.
-    queue: VecDeque<(u64, T)>,
-    capacity: usize,
-    max_len: usize,
-    sent: u64,
-    received: u64,
-    dropped_oldest: u64,
-    dropped_newest: u64,
-    rejected: u64,
-    closed: u64,
-}
-
 struct State<T> {
-    lanes: Vec<Lane<T>>,
+    // Each entry is tagged with its arrival number, for the
+    // anti-starvation rule.
+    lanes: Vec<Lane<(u64, T)>>,
     /// The next item's sequence number (accept order across lanes).
     seq: u64,
     /// Takes in a row that went to a higher lane while a lower one waited.
@@ -117,48 +104,65 @@ struct State<T> {
 struct Shared<T> {
     state: Mutex<State<T>>,
     fair_every: usize,
-    // Woken when an item is pushed or the last sender leaves.
-    not_empty: Notify,
     // One per lane: woken when an item leaves that lane or the receiver
     // leaves.
     not_full: Vec<Notify>,
     // Each lane's policy, read without the lock.
     policies: Vec<OverflowPolicy>,
-    senders: AtomicUsize,
-    receiver_gone: AtomicBool,
-    // The plain queue's drop counters (`seawall_budget_dropped_total`).
-    #[cfg(feature = "metrics")]
-    drops: super::DropCounters,
+    // The plain queue's ends and drop counters (`seawall_budget_dropped_total`).
+    ends: Ends,
 }
 
 impl<T> Shared<T> {
     fn lock(&self) -> MutexGuard<'_, State<T>> {
-        // Every update under the lock is one push/pop and a few counter
-        // increments with no call out, so a poisoned lock is consistent.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.state)
     }
 
     fn stats(&self) -> PriorityStats {
         let s = self.lock();
         PriorityStats {
-            lanes: s
-                .lanes
-                .iter()
-                .map(|l| QueueStats {
-                    capacity: l.capacity,
-                    len: l.queue.len(),
-                    max_len: l.max_len,
-                    sent: l.sent,
-                    received: l.received,
-                    dropped_oldest: l.dropped_oldest,
-                    dropped_newest: l.dropped_newest,
-                    rejected: l.rejected,
-                    closed: l.closed,
-                })
-                .collect(),
+            lanes: s.lanes.iter().map(Lane::stats).collect(),
             max_len: s.max_len,
             fair_takes: s.fair_takes,
         }
+    }
+    /// The next item by priority and the anti-starvation rule, with its
+    /// lane; wakes a sender waiting for room in that lane.
+    fn take(&self) -> Option<(usize, T)> {
+        let (lane, item) = {
+            let mut guard = self.lock();
+            let s = &mut *guard;
+            let top = s.lanes.iter().position(|l| !l.queue.is_empty())?;
+            // The oldest item below the top lane, if any waits there.
+            let oldest_lower = s.lanes[top + 1..]
+                .iter()
+                .enumerate()
+                .filter_map(|(i, l)| l.queue.front().map(|(seq, _)| (*seq, top + 1 + i)))
+                .min()
+                .map(|(_, lane)| lane);
+            let lane = match oldest_lower {
+                Some(lower) if self.fair_every != 0 && s.passed + 1 >= self.fair_every => {
+                    s.passed = 0;
+                    s.fair_takes += 1;
+                    lower
+                }
+                Some(_) => {
+                    s.passed += 1;
+                    top
+                }
+                None => {
+                    s.passed = 0;
+                    top
+                }
+            };
+            let (_, item) = s.lanes[lane].pop()?;
+            s.len -= 1;
+            (lane, item)
+        };
+        if self.policies[lane] == OverflowPolicy::Wait {
+            self.not_full[lane].notify_one();
+        }
+        Some((lane, item))
     }
 }
 
@@ -255,21 +259,7 @@ pub fn priority_channel<T>(
     config: &PriorityConfig,
 ) -> Result<(PrioritySender<T>, PriorityReceiver<T>), ConfigError> {
     config.validate()?;
-    let lanes = config
-        .lanes
-        .iter()
-        .map(|l| Lane {
-            queue: VecDeque::with_capacity(l.capacity),
-            capacity: l.capacity,
-            max_len: 0,
-            sent: 0,
-            received: 0,
-            dropped_oldest: 0,
-            dropped_newest: 0,
-            rejected: 0,
-            closed: 0,
-        })
-        .collect();
+    let lanes = config.lanes.iter().map(|l| Lane::new(l.capacity)).collect();
     let shared = Arc::new(Shared {
         state: Mutex::new(State {
             lanes,
@@ -280,13 +270,9 @@ pub fn priority_channel<T>(
             max_len: 0,
         }),
         fair_every: config.fair_every,
-        not_empty: Notify::new(),
         not_full: config.lanes.iter().map(|_| Notify::new()).collect(),
         policies: config.lanes.iter().map(|l| l.policy).collect(),
-        senders: AtomicUsize::new(1),
-        receiver_gone: AtomicBool::new(false),
-        #[cfg(feature = "metrics")]
-        drops: super::DropCounters::new(),
+        ends: Ends::new(),
     });
     Ok((
         PrioritySender {
@@ -297,11 +283,6 @@ pub fn priority_channel<T>(
 }
 
 /// What to do when the lane is full, for one attempt.
-enum Full<T> {
-    Wait(T),
-    Done(Result<Delivery, SendError<T>>),
-}
-
 /// The sending half of a [`priority_channel`]; clone it for more
 /// producers.
 pub struct PrioritySender<T> {
@@ -326,18 +307,10 @@ impl<T> PrioritySender<T> {
     /// and changes nothing in the queue.
     pub async fn send(&self, lane: usize, item: T) -> Result<Delivery, SendError<T>> {
         let lane = self.lane(lane);
-        let mut item = item;
-        loop {
-            // Register before looking, so a pop in between is not missed.
-            let notified = self.shared.not_full[lane].notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            match self.offer(lane, item, true) {
-                Full::Done(r) => return r,
-                Full::Wait(back) => item = back,
-            }
-            notified.await;
-        }
+        Ends::send(&self.shared.not_full[lane], item, |item| {
+            self.offer(lane, item, true)
+        })
+        .await
     }
 
     fn lane(&self, lane: usize) -> usize {
@@ -347,61 +320,30 @@ impl<T> PrioritySender<T> {
 
     fn offer(&self, lane: usize, item: T, may_wait: bool) -> Full<T> {
         let shared = &*self.shared;
-        let mut evicted = None;
-        let result = {
+        let closed = shared.ends.is_closed();
+        let offer = {
             let mut guard = shared.lock();
             let s = &mut *guard;
-            let seq = s.seq;
-            let l = &mut s.lanes[lane];
-            if shared.receiver_gone.load(Ordering::Acquire) {
-                l.closed += 1;
-                return Full::Done(Err(SendError::Closed(item)));
-            }
-            let result = if l.queue.len() < l.capacity {
-                l.queue.push_back((seq, item));
-                l.sent += 1;
-                s.len += 1;
-                s.seq += 1;
-                Ok(Delivery::Queued)
-            } else {
-                match shared.policies[lane] {
-                    OverflowPolicy::DropOldest => {
-                        evicted = l.queue.pop_front().map(|(_, t)| t);
-                        l.queue.push_back((seq, item));
-                        l.sent += 1;
-                        l.dropped_oldest += 1;
-                        s.seq += 1;
-                        Ok(Delivery::ReplacedOldest)
-                    }
-                    OverflowPolicy::DropNewest => {
-                        l.dropped_newest += 1;
-                        evicted = Some(item);
-                        Ok(Delivery::Dropped)
-                    }
-                    OverflowPolicy::Wait if may_wait => return Full::Wait(item),
-                    OverflowPolicy::Reject | OverflowPolicy::Wait => {
-                        l.rejected += 1;
-                        Err(SendError::Full(item))
-                    }
+            let offer = s.lanes[lane].offer((s.seq, item), shared.policies[lane], closed, may_wait);
+            match &offer {
+                Offer::Done(Ok(Delivery::Queued), _) => {
+                    s.seq += 1;
+                    s.len += 1;
+                    s.max_len = s.max_len.max(s.len);
                 }
-            };
-            let l = &mut s.lanes[lane];
-            l.max_len = l.max_len.max(l.queue.len());
-            s.max_len = s.max_len.max(s.len);
-            result
+                Offer::Done(Ok(Delivery::ReplacedOldest), _) => s.seq += 1,
+                _ => {}
+            }
+            offer
+        };
+        let (result, evicted) = match offer {
+            Offer::Wait((_, item)) => return Full::Wait(item),
+            Offer::Done(result, evicted) => (result, evicted),
         };
         // Dropped outside the lock: an item's destructor may be slow.
         drop(evicted);
-        if matches!(result, Ok(Delivery::Queued | Delivery::ReplacedOldest)) {
-            shared.not_empty.notify_one();
-        }
-        #[cfg(feature = "metrics")]
-        match result {
-            Ok(Delivery::ReplacedOldest) => shared.drops.oldest.increment(1),
-            Ok(Delivery::Dropped) => shared.drops.newest.increment(1),
-            Err(SendError::Full(_)) => shared.drops.rejected.increment(1),
-            _ => {}
-        }
+        let result = result.map_err(|e| e.map(|(_, item)| item));
+        shared.ends.settle(&result);
         Full::Done(result)
     }
 
@@ -417,13 +359,13 @@ impl<T> PrioritySender<T> {
 
     /// Whether the receiver is gone.
     pub fn is_closed(&self) -> bool {
-        self.shared.receiver_gone.load(Ordering::Acquire)
+        self.shared.ends.is_closed()
     }
 }
 
 impl<T> Clone for PrioritySender<T> {
     fn clone(&self) -> Self {
-        self.shared.senders.fetch_add(1, Ordering::Relaxed);
+        self.shared.ends.sender_cloned();
         PrioritySender {
             shared: self.shared.clone(),
         }
@@ -432,10 +374,7 @@ impl<T> Clone for PrioritySender<T> {
 
 impl<T> Drop for PrioritySender<T> {
     fn drop(&mut self) {
-        if self.shared.senders.fetch_sub(1, Ordering::AcqRel) == 1 {
-            // Stored as a permit if the receiver is not waiting yet.
-            self.shared.not_empty.notify_one();
-        }
+        self.shared.ends.sender_dropped();
     }
 }
 
@@ -462,17 +401,8 @@ impl<T> PriorityReceiver<T> {
 
     /// Like [`recv`](Self::recv), with the lane the item came from.
     pub async fn recv_with_lane(&mut self) -> Option<(usize, T)> {
-        loop {
-            if let Some(taken) = self.try_recv_with_lane() {
-                return Some(taken);
-            }
-            if self.shared.senders.load(Ordering::Acquire) == 0 {
-                // A send racing with the last sender's drop has landed
-                // before the count reached zero.
-                return self.try_recv_with_lane();
-            }
-            self.shared.not_empty.notified().await;
-        }
+        let shared = &*self.shared;
+        shared.ends.recv(|| shared.take()).await
     }
 
     /// The next item if one is queued now.
@@ -482,43 +412,7 @@ impl<T> PriorityReceiver<T> {
 
     /// The next item if one is queued now, with its lane.
     pub fn try_recv_with_lane(&mut self) -> Option<(usize, T)> {
-        let shared = &*self.shared;
-        let (lane, item) = {
-            let mut guard = shared.lock();
-            let s = &mut *guard;
-            let top = s.lanes.iter().position(|l| !l.queue.is_empty())?;
-            // The oldest item below the top lane, if any waits there.
-            let oldest_lower = s.lanes[top + 1..]
-                .iter()
-                .enumerate()
-                .filter_map(|(i, l)| l.queue.front().map(|(seq, _)| (*seq, top + 1 + i)))
-                .min()
-                .map(|(_, lane)| lane);
-            let lane = match oldest_lower {
-                Some(lower) if shared.fair_every != 0 && s.passed + 1 >= shared.fair_every => {
-                    s.passed = 0;
-                    s.fair_takes += 1;
-                    lower
-                }
-                Some(_) => {
-                    s.passed += 1;
-                    top
-                }
-                None => {
-                    s.passed = 0;
-                    top
-                }
-            };
-            let l = &mut s.lanes[lane];
-            let (_, item) = l.queue.pop_front()?;
-            l.received += 1;
-            s.len -= 1;
-            (lane, item)
-        };
-        if shared.policies[lane] == OverflowPolicy::Wait {
-            shared.not_full[lane].notify_one();
-        }
-        Some((lane, item))
+        self.shared.take()
     }
 
     /// Items queued now, in all lanes.
@@ -544,7 +438,7 @@ impl<T> PriorityReceiver<T> {
 
 impl<T> Drop for PriorityReceiver<T> {
     fn drop(&mut self) {
-        self.shared.receiver_gone.store(true, Ordering::Release);
+        self.shared.ends.receiver_dropped();
         for n in &self.shared.not_full {
             n.notify_waiters();
         }
