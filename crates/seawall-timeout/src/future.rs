@@ -1,13 +1,15 @@
 //! The response future of [`AdaptiveTimeout`](crate::AdaptiveTimeout) and
 //! [`KeyedAdaptiveTimeout`](crate::KeyedAdaptiveTimeout).
 //!
-//! It holds the inner future and an inline `tokio::time::Sleep` (no box). It
-//! polls the inner future first, so a call that is ready at once never
-//! registers its timer. On a successful completion it reads the clock once
-//! more and records the latency (of every call, or of a random one in
-//! `sample_every` under high traffic); at the deadline it records a timeout and resolves to
-//! [`Elapsed`](crate::Elapsed). Dropping it records nothing and
-//! leaves nothing behind.
+//! It holds the inner future, an inline `tokio::time::Sleep` (no box) and
+//! its claim on the tracker: a recorder shard for a call chosen to be
+//! measured (every call while the window fills, a random one in
+//! `sample_every` under high traffic), only the tracker's ticket for the
+//! others. It polls the inner future first, so a call that is ready at once
+//! never registers its timer. A measured call that succeeds reads the clock
+//! once more and records its latency; at the deadline the future counts a
+//! timeout and resolves to [`Elapsed`](crate::Elapsed). Dropping it records
+//! nothing and leaves nothing behind.
 
 use std::future::Future;
 use std::pin::Pin;
