@@ -298,21 +298,23 @@ pub(crate) struct Ticket(u64);
 /// Every live tracker by its ticket, so that a call that was not measured
 /// need not keep its tracker alive (a reference count touched twice per
 /// call, the largest cost of a timeout after the timer itself). Only the
-/// cold paths take these locks: creating or dropping a tracker (a layer, or
-/// a key of a keyed layer) and a call timing out.
+/// paths off the per-call one use it: creating or dropping a tracker (a
+/// layer, or a key of a keyed layer) takes a write lock on one of 16
+/// shards; a call timing out, a read lock, so a storm of timeouts does not
+/// serialise on it.
 mod registry {
     use std::collections::HashMap;
     use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-    use std::sync::{Arc, LazyLock, Mutex, Weak};
+    use std::sync::{Arc, LazyLock, RwLock, Weak};
 
-    use super::{Common, Ticket, lock};
+    use super::{Common, Ticket};
 
     const SHARDS: usize = 16;
 
-    type Table = Mutex<HashMap<u64, Weak<Common>>>;
+    type Table = RwLock<HashMap<u64, Weak<Common>>>;
 
     static TABLES: LazyLock<[Table; SHARDS]> =
-        LazyLock::new(|| std::array::from_fn(|_| Mutex::new(HashMap::new())));
+        LazyLock::new(|| std::array::from_fn(|_| RwLock::new(HashMap::new())));
 
     fn table(ticket: Ticket) -> &'static Table {
         // `% SHARDS` of a counter: consecutive trackers land on different locks.
@@ -324,16 +326,21 @@ mod registry {
         Ticket(NEXT.fetch_add(1, Relaxed))
     }
 
+    // Poisoning: nothing panics under these locks (a map insert, remove or
+    // lookup), and the map is consistent either way.
     pub(super) fn register(ticket: Ticket, common: &Arc<Common>) {
-        lock(table(ticket)).insert(ticket.0, Arc::downgrade(common));
+        let mut t = table(ticket).write().unwrap_or_else(|p| p.into_inner());
+        t.insert(ticket.0, Arc::downgrade(common));
     }
 
     pub(super) fn unregister(ticket: Ticket) {
-        lock(table(ticket)).remove(&ticket.0);
+        let mut t = table(ticket).write().unwrap_or_else(|p| p.into_inner());
+        t.remove(&ticket.0);
     }
 
     pub(super) fn find(ticket: Ticket) -> Option<Arc<Common>> {
-        lock(table(ticket)).get(&ticket.0).and_then(Weak::upgrade)
+        let t = table(ticket).read().unwrap_or_else(|p| p.into_inner());
+        t.get(&ticket.0).and_then(Weak::upgrade)
     }
 }
 
