@@ -6,7 +6,7 @@ use std::task::{Context, Poll, ready};
 
 use pin_project_lite::pin_project;
 use seawall_core::classify::judge;
-use seawall_core::{BoxError, Classify, ErrorsAsFailures, Overloaded};
+use seawall_core::{BoxError, Classify, ErrorsAsFailures};
 
 use crate::state::Permit;
 
@@ -32,12 +32,14 @@ pin_project! {
             classify: C,
         },
         Rejected {
-            error: Overloaded,
+            // Boxed when the call was rejected; `None` once handed over.
+            error: Option<BoxError>,
         },
     }
 }
 
 impl<F, C> ResponseFuture<F, C> {
+    #[inline]
     pub(crate) fn admitted(future: F, permit: Permit, classify: C) -> Self {
         ResponseFuture {
             kind: Kind::Admitted {
@@ -48,9 +50,10 @@ impl<F, C> ResponseFuture<F, C> {
         }
     }
 
-    pub(crate) fn rejected(error: Overloaded) -> Self {
+    #[inline]
+    pub(crate) fn rejected(error: BoxError) -> Self {
         ResponseFuture {
-            kind: Kind::Rejected { error },
+            kind: Kind::Rejected { error: Some(error) },
         }
     }
 }
@@ -63,6 +66,7 @@ where
 {
     type Output = Result<T, BoxError>;
 
+    #[inline(always)]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().kind.project() {
             KindProj::Admitted {
@@ -71,20 +75,39 @@ where
                 classify,
             } => {
                 let result = ready!(future.poll(cx));
-                if let Some(permit) = permit.take() {
-                    // Classify only when an adaptive limit wants the sample.
-                    if permit.measures() {
-                        // A refusal from a layer below (a budget, a breaker)
-                        // never reached the service: `judge` ignores it.
-                        permit.finish(judge(classify, &result));
+                // Classify only when an adaptive limit wants the sample.
+                if permit.as_ref().is_some_and(Permit::measures) {
+                    if let Some(permit) = permit.take() {
+                        measured(permit, classify, &result);
                     }
+                } else {
+                    // Dropped in place (not moved out first): the slot is
+                    // released.
+                    *permit = None;
                 }
                 Poll::Ready(result.map_err(Into::into))
             }
-            // The one allocation of a rejection: tower's `BoxError`.
-            KindProj::Rejected { error } => Poll::Ready(Err(Box::new(error.clone()))),
+            KindProj::Rejected { error } => Poll::Ready(Err(match error.take() {
+                Some(e) => e,
+                None => polled_after_completion(),
+            })),
         }
     }
+}
+
+/// An adaptive limit's sample: classify the result, record, release.
+/// Out of line, so a fixed limit's poll stays small enough to inline.
+#[inline(never)]
+fn measured<T, E: 'static, C: Classify<T, E>>(permit: Permit, classify: &C, result: &Result<T, E>) {
+    // A refusal from a layer below (a budget, a breaker) never reached the
+    // service: `judge` ignores it.
+    permit.finish(judge(classify, result));
+}
+
+#[cold]
+#[inline(never)]
+fn polled_after_completion() -> BoxError {
+    "ResponseFuture polled after completion".into()
 }
 
 impl<F, C> std::fmt::Debug for ResponseFuture<F, C> {

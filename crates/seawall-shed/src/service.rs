@@ -80,6 +80,8 @@ impl<S, P, C> Shed<S, P, C> {
     }
 
     /// Queue mode: reserves a slot, waiting in the queue up to the deadline.
+    /// Out of line: without a queue, `poll_ready` never calls it.
+    #[inline(never)]
     fn poll_reserve(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         let Some(queue) = &self.shared.queue else {
             return Poll::Ready(());
@@ -153,6 +155,7 @@ impl<S, P, C> Shed<S, P, C> {
 
 impl<S, P, C> Shed<S, P, C> {
     /// Queue mode: the call uses the slot `poll_ready` reserved.
+    #[inline(never)]
     fn admit_queued(
         &mut self,
         inner_ready: bool,
@@ -225,8 +228,9 @@ where
     type Error = BoxError;
     type Future = ResponseFuture<S::Future, C>;
 
+    #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        if self.poll_reserve(cx).is_pending() {
+        if self.shared.queued && self.poll_reserve(cx).is_pending() {
             return Poll::Pending;
         }
         self.inner_ready = match self.inner.poll_ready(cx) {
@@ -237,23 +241,37 @@ where
         Poll::Ready(Ok(()))
     }
 
+    #[inline(always)]
     fn call(&mut self, req: Req) -> Self::Future {
         let priority = self.priority.priority(&req);
         let inner_ready = std::mem::replace(&mut self.inner_ready, false);
-        let admitted = if self.shared.queue.is_none() {
-            if inner_ready {
-                self.shared.try_acquire(priority, &mut self.rng)
-            } else {
-                Err(self.shared.reject(OverloadReason::HardLimit))
+        // The common case: no queue, the inner service ready. The permit is
+        // built where the future holds it; a rejection is counted (and its
+        // error built) out of line.
+        if !self.shared.queued && inner_ready {
+            return match self.shared.take(priority, &mut self.rng) {
+                Ok(in_flight) => ResponseFuture::admitted(
+                    self.inner.call(req),
+                    self.shared.permit(in_flight),
+                    self.classify.clone(),
+                ),
+                Err(reason) => ResponseFuture::rejected(self.shared.reject_boxed(reason)),
+            };
+        }
+        let error = if self.shared.queued {
+            match self.admit_queued(inner_ready, priority) {
+                Ok(permit) => {
+                    return ResponseFuture::admitted(
+                        self.inner.call(req),
+                        permit,
+                        self.classify.clone(),
+                    );
+                }
+                Err(overloaded) => Box::new(overloaded),
             }
         } else {
-            self.admit_queued(inner_ready, priority)
+            self.shared.reject_boxed(OverloadReason::HardLimit)
         };
-        match admitted {
-            Ok(permit) => {
-                ResponseFuture::admitted(self.inner.call(req), permit, self.classify.clone())
-            }
-            Err(overloaded) => ResponseFuture::rejected(overloaded),
-        }
+        ResponseFuture::rejected(error)
     }
 }

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use seawall_core::names::TARGET_SHED;
-use seawall_core::{ConfigError, Outcome, OverloadReason, Overloaded};
+use seawall_core::{BoxError, ConfigError, Outcome, OverloadReason, Overloaded};
 use tokio::time::Instant;
 
 use crate::config::ShedConfig;
@@ -58,29 +58,50 @@ fn reason_index(r: OverloadReason) -> usize {
     }
 }
 
+/// The rejection counters, one per reason, on a cache line of their own:
+/// written only by rejections, so they never make an admitting thread's
+/// line bounce.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct ShedCounters([AtomicU64; REASONS]);
+
 /// The state a layer and all its services share.
+///
+/// `repr(C)` keeps the declared order: what every call reads or writes
+/// (`slots`, `limit`, the flags) comes first, on one cache line (the
+/// counters' alignment aligns the whole to a line, so `slots` starts one,
+/// right after the `Arc`'s reference counts); the rejection counters are
+/// last, on a line of their own.
 #[derive(Debug)]
+#[repr(C)]
 pub(crate) struct Shared {
     /// In flight (low 24 bits) and admitted (above); see [`ADMIT`].
     slots: AtomicU64,
     pub(crate) limit: AtomicUsize,
     /// Entries in the wait queue (granted or not); 0 without a queue.
     pub(crate) waiting: AtomicUsize,
-    shed: [AtomicU64; REASONS],
+    /// No soft limit, no critical headroom, no pressure signal: the decision
+    /// is `in_flight < limit` alone, for every priority.
+    plain: bool,
+    /// `queue.is_some()`, next to the other per-call fields.
+    pub(crate) queued: bool,
+    /// `window.is_some()`: an adaptive limit measures every call.
+    measured: bool,
     /// 0 when there is no soft limit.
     soft_limit: usize,
     critical_headroom: f64,
     retry_after: Duration,
-    bounds: (usize, usize),
-    pub(crate) name: Arc<str>,
-    window: Option<Window>,
-    pub(crate) queue: Option<WaitQueue>,
     /// Consulted on every decision: one atomic load behind it.
     pressure: Option<Arc<dyn PressureSignal>>,
+    window: Option<Window>,
+    pub(crate) queue: Option<WaitQueue>,
+    bounds: (usize, usize),
+    pub(crate) name: Arc<str>,
     seed: u64,
     services: AtomicU64,
     #[cfg(feature = "metrics")]
     metrics: crate::metrics::Metrics,
+    shed: ShedCounters,
 }
 
 impl Shared {
@@ -99,7 +120,12 @@ impl Shared {
             slots: AtomicU64::new(0),
             limit: AtomicUsize::new(initial.clamp(min, max)),
             waiting: AtomicUsize::new(0),
-            shed: Default::default(),
+            shed: ShedCounters::default(),
+            queued: queue.is_some(),
+            measured: window.is_some(),
+            plain: config.soft_limit.unwrap_or(0) == 0
+                && config.critical_headroom <= 0.0
+                && pressure.is_none(),
             soft_limit: config.soft_limit.unwrap_or(0),
             critical_headroom: config.critical_headroom,
             retry_after: config.retry_after,
@@ -174,30 +200,89 @@ impl Shared {
         None
     }
 
-    /// Takes a slot if `priority` is admitted; the fast path of every mode.
+    /// Takes a slot if `priority` is admitted and returns the in-flight
+    /// count with it (for [`permit`](Self::permit)), or says why not
+    /// (uncounted: the caller passes the reason to [`reject`](Self::reject)).
+    /// The fast path of every mode that does not queue.
+    ///
+    /// A plain shedder (a limit and nothing else) decides on the in-flight
+    /// count alone, inline; every other configuration goes through
+    /// [`decide`](Self::decide), out of line. Neither reads a clock.
+    #[inline]
+    pub(crate) fn take(
+        &self,
+        priority: Priority,
+        rng: &mut ShedRng,
+    ) -> Result<usize, OverloadReason> {
+        if !self.plain {
+            return self.take_deciding(priority, rng);
+        }
+        let mut state = self.slots.load(Ordering::Relaxed);
+        loop {
+            let n = in_flight_of(state);
+            if n >= self.limit.load(Ordering::Relaxed) {
+                return Err(OverloadReason::HardLimit);
+            }
+            match self.take_slot(state) {
+                Ok(()) => return Ok(n + 1),
+                Err(current) => state = current,
+            }
+        }
+    }
+
+    /// [`take`](Self::take) with every shedding signal consulted.
+    #[inline(never)]
+    fn take_deciding(
+        &self,
+        priority: Priority,
+        rng: &mut ShedRng,
+    ) -> Result<usize, OverloadReason> {
+        let mut state = self.slots.load(Ordering::Relaxed);
+        loop {
+            let n = in_flight_of(state);
+            let limit = self.limit.load(Ordering::Relaxed);
+            if let Some(reason) = self.decide(n, limit, priority, rng) {
+                return Err(reason);
+            }
+            match self.take_slot(state) {
+                Ok(()) => return Ok(n + 1),
+                Err(current) => state = current,
+            }
+        }
+    }
+
+    /// One slot more and one admitted more, in one step, if the word is
+    /// still `state`.
+    ///
+    /// Orderings: the count guards no data, and the limit holds whatever
+    /// the ordering (read-modify-writes of one word are totally ordered), so
+    /// `Relaxed` would do for the count itself. `Acquire` on success makes
+    /// the work of a permit's holder happen after the release of the slot it
+    /// took (as a semaphore does), for free on x86. The queue's handshake
+    /// (`release` against `WaitQueue::join`) does not involve this path.
+    #[inline]
+    fn take_slot(&self, state: u64) -> Result<(), u64> {
+        self.slots
+            .compare_exchange_weak(
+                state,
+                state.wrapping_add(ADMIT + 1),
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            )
+            .map(drop)
+    }
+
+    /// Admits a request of `priority` or rejects it, counted: the tower-free
+    /// shedder's entry point.
     #[inline]
     pub(crate) fn try_acquire(
         self: &Arc<Self>,
         priority: Priority,
         rng: &mut ShedRng,
     ) -> Result<Permit, Overloaded> {
-        let mut state = self.slots.load(Ordering::Relaxed);
-        loop {
-            let n = in_flight_of(state);
-            let limit = self.limit.load(Ordering::Relaxed);
-            if let Some(reason) = self.decide(n, limit, priority, rng) {
-                return Err(self.reject(reason));
-            }
-            // One slot more and one admitted more, in one step.
-            match self.slots.compare_exchange_weak(
-                state,
-                state.wrapping_add(ADMIT + 1),
-                Ordering::SeqCst,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return Ok(self.admitted(n + 1)),
-                Err(current) => state = current,
-            }
+        match self.take(priority, rng) {
+            Ok(in_flight) => Ok(self.permit(in_flight)),
+            Err(reason) => Err(self.reject(reason)),
         }
     }
 
@@ -226,7 +311,9 @@ impl Shared {
 
     /// A slot without a decision, for the queue: `true` if one was free.
     pub(crate) fn try_reserve(&self) -> bool {
-        let mut state = self.slots.load(Ordering::Relaxed);
+        // SeqCst: a waiter's first look after joining must see a slot freed
+        // before the releaser read `waiting` (see `release`).
+        let mut state = self.slots.load(Ordering::SeqCst);
         loop {
             if in_flight_of(state) >= self.limit.load(Ordering::Relaxed) {
                 return false;
@@ -243,12 +330,19 @@ impl Shared {
         }
     }
 
-    fn admitted(self: &Arc<Self>, in_flight: usize) -> Permit {
+    /// The permit for a slot [`take`](Self::take) took, `in_flight` with
+    /// it. Reads the clock only for an adaptive limit.
+    #[inline]
+    pub(crate) fn permit(self: &Arc<Self>, in_flight: usize) -> Permit {
         #[cfg(feature = "metrics")]
         self.metrics.admitted();
         Permit {
             shared: Arc::clone(self),
-            start: self.window.as_ref().map(|_| Instant::now()),
+            start: if self.measured {
+                Some(Instant::now())
+            } else {
+                None
+            },
             in_flight,
         }
     }
@@ -262,9 +356,27 @@ impl Shared {
         }
     }
 
-    /// Counts a rejection and builds its error.
+    /// Counts a rejection and builds its error. Out of line: the admit path
+    /// carries none of it, and a rejection reads no clock and touches one
+    /// atomic (its reason's counter, on a line of its own).
+    #[cold]
+    #[inline(never)]
     pub(crate) fn reject(&self, reason: OverloadReason) -> Overloaded {
-        self.shed[reason_index(reason)].fetch_add(1, Ordering::Relaxed);
+        self.count_rejection(reason)
+    }
+
+    /// [`reject`](Self::reject), boxed as the layer's error: the one
+    /// allocation of a rejection, made here so that the response future
+    /// only hands it over.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn reject_boxed(&self, reason: OverloadReason) -> BoxError {
+        Box::new(self.count_rejection(reason))
+    }
+
+    #[inline]
+    fn count_rejection(&self, reason: OverloadReason) -> Overloaded {
+        self.shed.0[reason_index(reason)].fetch_add(1, Ordering::Relaxed);
         #[cfg(feature = "metrics")]
         self.metrics.rejected(reason);
         tracing::trace!(target: TARGET_SHED, name = %self.name, reason = reason.as_str(), "shed");
@@ -272,16 +384,27 @@ impl Shared {
     }
 
     /// Gives a slot back; in queue mode the oldest waiter gets it.
+    #[inline]
     pub(crate) fn release(&self) {
         // Never below zero: only a permit (or a handed-over slot) releases,
-        // once, and each holds one slot.
+        // once, and each holds one slot. SeqCst (the same locked
+        // instruction as AcqRel on x86): in queue mode it pairs with the
+        // SeqCst increment in `WaitQueue::join` and the load in
+        // `hand_over`, so either we see the waiter, or the waiter sees the
+        // freed slot. Its Release half pairs with `take_slot`'s Acquire.
         self.slots.fetch_sub(1, Ordering::SeqCst);
-        if let Some(queue) = &self.queue {
-            // Pairs with the SeqCst increment in `WaitQueue::enqueue`: either
-            // we see the waiter, or the waiter's CAS sees the freed slot.
-            if self.waiting.load(Ordering::SeqCst) > 0 {
-                queue.grant(self);
-            }
+        if self.queued {
+            self.hand_over();
+        }
+    }
+
+    /// Queue mode: the freed slot goes to the oldest waiter, if any.
+    #[inline(never)]
+    fn hand_over(&self) {
+        if let Some(queue) = &self.queue
+            && self.waiting.load(Ordering::SeqCst) > 0
+        {
+            queue.grant(self);
         }
     }
 
@@ -317,7 +440,7 @@ impl Shared {
     }
 
     pub(crate) fn stats(&self) -> ShedStats {
-        let c = |r: OverloadReason| self.shed[reason_index(r)].load(Ordering::Relaxed);
+        let c = |r: OverloadReason| self.shed.0[reason_index(r)].load(Ordering::Relaxed);
         let slots = self.slots.load(Ordering::Relaxed);
         let in_flight = in_flight_of(slots);
         #[cfg(feature = "metrics")]
@@ -399,6 +522,7 @@ impl Shedder {
 
     /// Admits a request of `priority` or says why not. Never waits (the
     /// queue mode is the tower layer's); allocates nothing either way.
+    #[inline]
     pub fn try_acquire(&self, priority: Priority, rng: &mut ShedRng) -> Result<Permit, Overloaded> {
         self.shared.try_acquire(priority, rng)
     }
@@ -451,12 +575,14 @@ impl Permit {
 
     /// `true` when [`finish`](Permit::finish) records something (an
     /// adaptive limit measures this call).
+    #[inline]
     pub fn measures(&self) -> bool {
         self.start.is_some()
     }
 }
 
 impl Drop for Permit {
+    #[inline]
     fn drop(&mut self) {
         self.shared.release();
     }

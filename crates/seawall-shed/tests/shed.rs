@@ -126,6 +126,23 @@ async fn a_rejected_future_is_rejected_at_once_and_holds_nothing() {
     assert_eq!(layer.stats().in_flight, 0);
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_rejected_future_polled_again_errs_without_panicking() {
+    let layer = ShedLayer::fixed(1).unwrap();
+    let mut svc = layer.layer(sleeper());
+    let mut held = task::spawn(svc.ready().await.unwrap().call(SLOW));
+    assert_pending!(held.poll());
+    let mut rejected = task::spawn(svc.ready().await.unwrap().call(SLOW));
+    let first = assert_ready!(rejected.poll()).unwrap_err();
+    assert_eq!(reason(&first), OverloadReason::HardLimit);
+    // The error was handed over; a second poll breaks the future contract
+    // and gets a plain error, not a second `Overloaded`, not a panic.
+    let second = assert_ready!(rejected.poll()).unwrap_err();
+    assert!(Rejection::find(&*second).is_none(), "{second}");
+    assert!(second.to_string().contains("polled after completion"));
+    assert_eq!(layer.stats().shed.hard_limit, 1);
+}
+
 /// An inner service that is never ready.
 #[derive(Clone)]
 struct NotReady;
