@@ -20,7 +20,7 @@ use pin_project_lite::pin_project;
 use seawall_core::BoxError;
 use tokio::time::{Instant, Sleep};
 
-use crate::tracker::{Claim, Recorder, Start, unpack};
+use crate::tracker::{Claim, Start, unpack};
 
 pin_project! {
     /// Resolves to the inner service's result, or to an
@@ -71,8 +71,8 @@ where
         if let Poll::Ready(result) = this.response.poll(cx) {
             // Only successes say how long a good answer takes; a fast error
             // must not pull the deadline down.
-            if let (Ok(_), Claim::Measured(recorder)) = (&result, &*this.claim) {
-                record_success(recorder, this.sleep.deadline(), unpack(*this.deadline));
+            if result.is_ok() && this.claim.is_measured() {
+                record_success(this.claim, this.sleep.deadline(), unpack(*this.deadline));
             }
             return Poll::Ready(result.map_err(Into::into));
         }
@@ -89,10 +89,10 @@ where
 /// call started at `at - deadline` (the timer's deadline less the deadline
 /// it was given), so the start was never stored.
 #[inline(never)]
-fn record_success(recorder: &Recorder, at: Instant, deadline: Duration) {
+fn record_success(claim: &Claim, at: Instant, deadline: Duration) {
     let now = Instant::now();
     let start = at.checked_sub(deadline).unwrap_or(now);
-    recorder.record(now.saturating_duration_since(start), now);
+    claim.record(now.saturating_duration_since(start), now);
 }
 
 /// Accounts for a call that hit its deadline and makes its error.

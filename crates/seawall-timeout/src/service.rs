@@ -77,7 +77,7 @@ where
     #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
         let start = match self.fixed {
-            Some((deadline, ticket)) => (deadline, Claim::Counted(ticket)),
+            Some((deadline, ticket)) => (deadline, Claim::counted(ticket)),
             None => self.tracker.start(),
         };
         ResponseFuture::new(self.inner.call(req), start)
