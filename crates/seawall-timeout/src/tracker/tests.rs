@@ -317,3 +317,34 @@ fn a_tracker_leaves_the_registry_when_dropped() {
     drop(t);
     assert!(registry::find(ticket).is_none());
 }
+
+#[tokio::test(start_paused = true)]
+async fn measured_calls_find_their_tracker_past_the_per_thread_cache() {
+    // More trackers than the per-thread cache holds, recorded into in turn
+    // twice: every record lands in its own tracker, found in the cache or
+    // in the registry.
+    let trackers: Vec<_> = (0..7)
+        .map(|_| DeadlineTracker::new(&cfg()).unwrap())
+        .collect();
+    for round in 1..=2u64 {
+        for (i, t) in trackers.iter().enumerate() {
+            let (_, claim) = t.start();
+            assert!(
+                claim.is_measured(),
+                "every call is measured while the window fills"
+            );
+            claim.record(Duration::from_micros(100 + i as u64), Instant::now());
+            assert_eq!(t.stats().samples, round);
+        }
+    }
+    for (i, t) in trackers.iter().enumerate() {
+        assert_eq!(t.stats().p50, Duration::from_micros(100 + i as u64));
+    }
+    // A claim outliving its tracker records nothing and does not panic.
+    let t = DeadlineTracker::new(&cfg()).unwrap();
+    let (_, claim) = t.start();
+    drop(t);
+    claim.record(Duration::from_micros(5), Instant::now());
+    let e = claim.expired(Duration::from_millis(5), Instant::now());
+    assert_eq!(e.key(), None);
+}
