@@ -245,16 +245,16 @@ where
     fn call(&mut self, req: Req) -> Self::Future {
         let priority = self.priority.priority(&req);
         let inner_ready = std::mem::replace(&mut self.inner_ready, false);
-        // The common case: no queue, the inner service ready. The permit is
-        // built where the future holds it; a rejection is counted (and its
-        // error built) out of line.
+        // The common case: no queue, the inner service ready. A rejection is
+        // counted (and its error built) out of line. The permit exists
+        // before the inner service is called, so that a panicking `call`
+        // gives its slot back as it unwinds.
         if !self.shared.queued && inner_ready {
             return match self.shared.take(priority, &mut self.rng) {
-                Ok(in_flight) => ResponseFuture::admitted(
-                    self.inner.call(req),
-                    self.shared.permit(in_flight),
-                    self.classify.clone(),
-                ),
+                Ok(in_flight) => {
+                    let permit = self.shared.permit(in_flight);
+                    ResponseFuture::admitted(self.inner.call(req), permit, self.classify.clone())
+                }
                 Err(reason) => ResponseFuture::rejected(self.shared.reject_boxed(reason)),
             };
         }

@@ -425,3 +425,40 @@ mod model {
         }
     }
 }
+
+/// A service whose `call` panics.
+#[derive(Clone)]
+struct PanicsInCall;
+
+impl Service<u32> for PanicsInCall {
+    type Response = u32;
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<u32, Infallible>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Infallible>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: u32) -> Self::Future {
+        panic!("the inner service panics in call");
+    }
+}
+
+// A panic in the inner service's `call` (caught by an outer layer or task)
+// must not keep the slot it was admitted to.
+#[tokio::test(start_paused = true)]
+async fn a_panicking_inner_call_gives_its_slot_back() {
+    let layer = ShedLayer::fixed(1).unwrap();
+    let mut svc = layer.layer(PanicsInCall);
+    for _ in 0..3 {
+        svc.ready().await.unwrap();
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            drop(svc.call(1));
+        }));
+        assert!(caught.is_err());
+        assert_eq!(layer.stats().in_flight, 0);
+    }
+}

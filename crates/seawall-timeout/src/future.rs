@@ -20,13 +20,19 @@ use pin_project_lite::pin_project;
 use seawall_core::BoxError;
 use tokio::time::{Instant, Sleep};
 
-use crate::tracker::{Claim, Start, unpack};
+use crate::tracker::sealed::Hold;
+use crate::tracker::{Claim, unpack};
 
 pin_project! {
     /// Resolves to the inner service's result, or to an
     /// [`Elapsed`](crate::Elapsed) boxed as [`BoxError`] at the deadline.
+    ///
+    /// `C` is how the call holds on to its tracker: [`Claim`] for
+    /// [`AdaptiveTimeout`](crate::AdaptiveTimeout),
+    /// [`KeyedClaim`](crate::KeyedClaim) for
+    /// [`KeyedAdaptiveTimeout`](crate::KeyedAdaptiveTimeout).
     #[derive(Debug)]
-    pub struct ResponseFuture<F> {
+    pub struct ResponseFuture<F, C = Claim> {
         #[pin]
         response: F,
         #[pin]
@@ -34,16 +40,16 @@ pin_project! {
         // The call started at `sleep.deadline() - deadline`: not stored, to
         // keep the future small (as is the deadline: packed in 8 bytes).
         deadline: u64,
-        claim: Claim,
+        claim: C,
     }
 }
 
-impl<F> ResponseFuture<F> {
+impl<F, C> ResponseFuture<F, C> {
     /// Starts the clock for a call: reads it once, in `tokio::time::sleep`
     /// (which sets the timer to tokio's "far future", about 30 years, should
     /// `now + deadline` overflow).
     #[inline]
-    pub(crate) fn new(response: F, (deadline, claim): Start) -> Self {
+    pub(crate) fn new(response: F, deadline: u64, claim: C) -> Self {
         ResponseFuture {
             sleep: tokio::time::sleep(unpack(deadline)),
             response,
@@ -58,10 +64,11 @@ impl<F> ResponseFuture<F> {
     }
 }
 
-impl<F, T, E> Future for ResponseFuture<F>
+impl<F, C, T, E> Future for ResponseFuture<F, C>
 where
     F: Future<Output = Result<T, E>>,
     E: Into<BoxError>,
+    C: Hold,
 {
     type Output = Result<T, BoxError>;
 
@@ -89,7 +96,7 @@ where
 /// call started at `at - deadline` (the timer's deadline less the deadline
 /// it was given), so the start was never stored.
 #[inline(never)]
-fn record_success(claim: &Claim, at: Instant, deadline: Duration) {
+fn record_success(claim: &impl Hold, at: Instant, deadline: Duration) {
     let now = Instant::now();
     let start = at.checked_sub(deadline).unwrap_or(now);
     claim.record(now.saturating_duration_since(start), now);
@@ -98,7 +105,7 @@ fn record_success(claim: &Claim, at: Instant, deadline: Duration) {
 /// Accounts for a call that hit its deadline and makes its error.
 #[cold]
 #[inline(never)]
-fn expired(claim: &Claim, deadline: Duration, at: Instant) -> BoxError {
+fn expired(claim: &impl Hold, deadline: Duration, at: Instant) -> BoxError {
     // Timed-out calls are measured only when chosen at the start, like the
     // others, or they would weigh more than successes in the window.
     Box::new(claim.expired(deadline, at))

@@ -159,4 +159,6 @@ pub use future::ResponseFuture;
 pub use layer::{AdaptiveTimeoutLayer, KeyedAdaptiveTimeoutLayer};
 pub use seawall_core::{BoxError, Elapsed};
 pub use service::{AdaptiveTimeout, KeyedAdaptiveTimeout};
-pub use tracker::{AdaptiveTimeoutStats, DeadlineSource, DeadlineTracker, Recorder};
+pub use tracker::{
+    AdaptiveTimeoutStats, Claim, DeadlineSource, DeadlineTracker, KeyedClaim, Recorder,
+};

@@ -14,7 +14,7 @@ use tower_service::Service;
 
 use crate::future::ResponseFuture;
 use crate::layer::KeyedShared;
-use crate::tracker::{AdaptiveTimeoutStats, Claim, DeadlineTracker, Ticket};
+use crate::tracker::{AdaptiveTimeoutStats, Claim, DeadlineTracker, KeyedClaim, Ticket};
 
 /// A service with an adaptive (or fixed) deadline; made by
 /// [`AdaptiveTimeoutLayer`](crate::AdaptiveTimeoutLayer).
@@ -76,11 +76,11 @@ where
 
     #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
-        let start = match self.fixed {
+        let (deadline, claim) = match self.fixed {
             Some((deadline, ticket)) => (deadline, Claim::counted(ticket)),
             None => self.tracker.start(),
         };
-        ResponseFuture::new(self.inner.call(req), start)
+        ResponseFuture::new(self.inner.call(req), deadline, claim)
     }
 }
 
@@ -145,7 +145,7 @@ where
 {
     type Response = S::Response;
     type Error = BoxError;
-    type Future = ResponseFuture<S::Future>;
+    type Future = ResponseFuture<S::Future, KeyedClaim>;
 
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
@@ -154,10 +154,17 @@ where
 
     fn call(&mut self, req: Req) -> Self::Future {
         let key = self.key_fn.key(&req);
-        let start = match self.shared.tracker(key) {
-            Ok(tracker) => tracker.start(),
-            Err(()) => self.shared.overflow.start(),
+        let (deadline, claim) = match self.shared.tracker(key) {
+            Ok(tracker) => {
+                let (deadline, claim) = tracker.start();
+                (deadline, KeyedClaim::new(&tracker, claim))
+            }
+            Err(()) => {
+                let overflow = &self.shared.overflow;
+                let (deadline, claim) = overflow.start();
+                (deadline, KeyedClaim::new(overflow, claim))
+            }
         };
-        ResponseFuture::new(self.inner.call(req), start)
+        ResponseFuture::new(self.inner.call(req), deadline, claim)
     }
 }

@@ -260,17 +260,95 @@ fn shard_count(fixed: bool) -> usize {
 /// claim on the tracker.
 pub(crate) type Start = (u64, Claim);
 
-/// A call's hold on its tracker, kept by its response future until it
-/// ends: the tracker's ticket and whether the call is measured. Plain data,
-/// no reference count: the future then has nothing to drop but its timer,
-/// which lets the compiler build the timer in place and drop the future
-/// inline, where a handle with a reference count made a call cost about a
-/// third more. A measured call finds its recorder shard again when it ends
-/// (see [`recorders`]), as does a call that times out.
+/// How an [`AdaptiveTimeout`](crate::AdaptiveTimeout) call's
+/// [`ResponseFuture`](crate::ResponseFuture) holds on to its tracker: the
+/// tracker's number and whether the call is measured. Opaque.
+///
+/// Plain data, no reference count: the future then has nothing to drop but
+/// its timer, which lets the compiler build the timer in place and drop the
+/// future inline (a handle with a reference count made a call cost about a
+/// third more). A measured call finds its recorder shard again when it
+/// ends, through a small per-thread cache; a call that times out finds its
+/// tracker in a table of live trackers. A call that outlives its layer (and
+/// every service of it) still times out, uncounted.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Claim {
+pub struct Claim {
     ticket: Ticket,
     measured: bool,
+}
+
+/// How a [`KeyedAdaptiveTimeout`](crate::KeyedAdaptiveTimeout) call's
+/// [`ResponseFuture`](crate::ResponseFuture) holds on to its key's
+/// tracker: a reference to the key's recorder, so that a key evicted from
+/// the map while the call is in flight still counts the call's timeout and
+/// names its key. Opaque.
+#[derive(Debug, Clone)]
+pub struct KeyedClaim {
+    recorder: Recorder,
+    measured: bool,
+}
+
+impl KeyedClaim {
+    pub(crate) fn new(tracker: &DeadlineTracker, claim: Claim) -> KeyedClaim {
+        KeyedClaim {
+            recorder: tracker.recorder(),
+            measured: claim.measured,
+        }
+    }
+}
+
+pub(crate) mod sealed {
+    use std::time::Duration;
+
+    use seawall_core::Elapsed;
+    use tokio::time::Instant;
+
+    /// What a response future needs of its claim. Sealed: implemented by
+    /// [`Claim`](super::Claim) and [`KeyedClaim`](super::KeyedClaim) only.
+    pub trait Hold {
+        /// Whether the call's latency is to be recorded.
+        fn is_measured(&self) -> bool;
+        /// Records the latency of a measured call that succeeded at `now`.
+        fn record(&self, latency: Duration, now: Instant);
+        /// Accounts for a call that hit `deadline` at `at` and makes its
+        /// error.
+        fn expired(&self, deadline: Duration, at: Instant) -> Elapsed;
+    }
+}
+
+impl sealed::Hold for KeyedClaim {
+    #[inline]
+    fn is_measured(&self) -> bool {
+        self.measured
+    }
+
+    fn record(&self, latency: Duration, now: Instant) {
+        self.recorder.record(latency, now);
+    }
+
+    fn expired(&self, deadline: Duration, at: Instant) -> Elapsed {
+        if self.measured {
+            self.recorder.record_timeout(deadline, at);
+        } else {
+            self.recorder.count_timeout(deadline);
+        }
+        self.recorder.elapsed(deadline)
+    }
+}
+
+impl sealed::Hold for Claim {
+    #[inline]
+    fn is_measured(&self) -> bool {
+        self.measured
+    }
+
+    fn record(&self, latency: Duration, now: Instant) {
+        Claim::record(self, latency, now);
+    }
+
+    fn expired(&self, deadline: Duration, at: Instant) -> Elapsed {
+        Claim::expired(self, deadline, at)
+    }
 }
 
 impl Claim {
@@ -280,12 +358,6 @@ impl Claim {
             ticket,
             measured: false,
         }
-    }
-
-    /// Whether the call's latency is to be recorded.
-    #[inline]
-    pub(crate) fn is_measured(&self) -> bool {
-        self.measured
     }
 
     /// Records the latency of a measured call that succeeded at `now`, if

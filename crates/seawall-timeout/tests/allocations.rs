@@ -184,10 +184,10 @@ fn allocations_per_call() {
 
 /// Calls `svc` (whose inner future never completes), lets the paused clock
 /// reach the deadline, and checks the call expired with `key`.
-async fn timeout_once<S, F>(svc: &mut S, cx: &mut Context<'_>, key: Option<&str>)
+async fn timeout_once<S, F, C>(svc: &mut S, cx: &mut Context<'_>, key: Option<&str>)
 where
-    S: Service<u32, Error = seawall_core::BoxError, Future = seawall_timeout::ResponseFuture<F>>,
-    F: Future<Output = Result<u32, std::io::Error>>,
+    S: Service<u32, Error = seawall_core::BoxError, Future = seawall_timeout::ResponseFuture<F, C>>,
+    seawall_timeout::ResponseFuture<F, C>: Future<Output = Result<u32, seawall_core::BoxError>>,
 {
     assert!(svc.poll_ready(cx).is_ready());
     let mut fut = pin!(svc.call(3));

@@ -379,13 +379,14 @@ async fn an_unmeasured_call_that_times_out_is_counted_under_its_key() {
     assert_eq!((db.timeouts, db.samples), (1, 0));
 }
 
-// The layer (and with it the tracker) may go away while a call is in
-// flight: the call still times out, with an `Elapsed` that no longer names
-// a key, and nothing panics.
+// A keyed call holds on to its key's recorder: a key evicted from the map
+// while its call is in flight (here by capacity), or the whole layer
+// dropped, still counts the timeout and names the key.
 #[tokio::test(start_paused = true)]
-async fn a_call_outliving_its_layer_still_times_out() {
+async fn a_keyed_call_outliving_its_key_still_names_it() {
     let layer = AdaptiveTimeoutLayer::builder()
         .fixed(50 * MS)
+        .key_capacity(1)
         .build_keyed(|req: &(&'static str, Duration)| req.0)
         .unwrap();
     let inner = service_fn(|(_, d): (&'static str, Duration)| async move {
@@ -393,7 +394,26 @@ async fn a_call_outliving_its_layer_still_times_out() {
         Ok::<_, std::io::Error>(d)
     });
     let mut svc = layer.layer(inner);
-    let mut fut = task::spawn(svc.ready().await.unwrap().call(("db", 60 * MS)));
+    let mut a = task::spawn(svc.ready().await.unwrap().call(("a", 60 * MS)));
+    assert_pending!(a.poll());
+    // "b" takes the only place: "a" is evicted while its call runs.
+    let b = svc.ready().await.unwrap().call(("b", MS));
+    assert!(layer.key_stats("a").is_none());
+    drop((svc, layer));
+    b.await.unwrap();
+    advance(50 * MS).await;
+    let err = assert_ready_err!(a.poll());
+    assert_eq!(elapsed(&err).after(), 50 * MS);
+    assert_eq!(elapsed(&err).key(), Some("a"));
+}
+
+// An unkeyed call may outlive its layer and every service of it: it still
+// times out (uncounted: the tracker is gone), and nothing panics.
+#[tokio::test(start_paused = true)]
+async fn a_call_outliving_its_layer_still_times_out() {
+    let layer = AdaptiveTimeoutLayer::fixed(50 * MS);
+    let mut svc = layer.layer(sleeper());
+    let mut fut = task::spawn(svc.ready().await.unwrap().call(60 * MS));
     assert_pending!(fut.poll());
     drop((svc, layer));
     advance(50 * MS).await;

@@ -1,3 +1,4 @@
+use super::sealed::Hold;
 use super::*;
 
 fn cfg() -> AdaptiveTimeoutConfig {
