@@ -332,3 +332,25 @@ async fn bounded_loop_drives_a_priority_channel() {
         "{order:?}"
     );
 }
+
+#[tokio::test]
+async fn an_item_that_replaces_the_oldest_counts_as_new_for_anti_starvation() {
+    let (tx, mut rx) = bounded::priority_channel(
+        &lanes(&[(64, Reject), (64, Reject), (1, DropOldest)]).fair_every(2),
+    )
+    .unwrap();
+    let _ = tx.try_send(2, 100).unwrap();
+    // 101 replaces 100 in lane 2: it arrived after 100, before 300.
+    assert_eq!(tx.try_send(2, 101).unwrap(), Delivery::ReplacedOldest);
+    let _ = tx.try_send(1, 300).unwrap();
+    let mut lower = Vec::new();
+    for high in 0..4 {
+        let _ = tx.try_send(0, high).unwrap();
+        let (lane, item) = rx.try_recv_with_lane().unwrap();
+        if lane > 0 {
+            lower.push(item);
+        }
+    }
+    assert_eq!(lower, [101, 300], "the oldest waiting item first");
+    assert_eq!(rx.stats().lanes[2].dropped_oldest, 1);
+}
