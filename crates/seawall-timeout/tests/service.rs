@@ -25,6 +25,24 @@ fn sleeper() -> impl Service<
     })
 }
 
+/// A service of `(key, duration)` requests that answers after the duration.
+fn keyed_sleeper() -> impl Service<
+    (&'static str, Duration),
+    Response = Duration,
+    Error = std::io::Error,
+    Future = impl Future<Output = Result<Duration, std::io::Error>>,
+> + Clone {
+    service_fn(|(_, d): (&'static str, Duration)| async move {
+        sleep(d).await;
+        Ok::<_, std::io::Error>(d)
+    })
+}
+
+/// The key of a `(key, duration)` request.
+fn key_of(req: &(&'static str, Duration)) -> &'static str {
+    req.0
+}
+
 fn quick() -> AdaptiveTimeoutConfig {
     AdaptiveTimeoutConfig {
         min_samples: 10,
@@ -235,13 +253,9 @@ async fn keyed_deadlines_are_isolated() {
         .min_samples(10)
         .refresh_every(1)
         .base(100 * MS)
-        .build_keyed(|req: &(&'static str, Duration)| req.0)
+        .build_keyed(key_of)
         .unwrap();
-    let inner = service_fn(|(_, d): (&'static str, Duration)| async move {
-        sleep(d).await;
-        Ok::<_, std::io::Error>(d)
-    });
-    let mut svc = layer.layer(inner);
+    let mut svc = layer.layer(keyed_sleeper());
     for _ in 0..10 {
         svc.ready()
             .await
@@ -359,13 +373,9 @@ async fn the_response_future_is_named_and_unboxed() {
 async fn an_unmeasured_call_that_times_out_is_counted_under_its_key() {
     let layer = AdaptiveTimeoutLayer::builder()
         .fixed(50 * MS)
-        .build_keyed(|req: &(&'static str, Duration)| req.0)
+        .build_keyed(key_of)
         .unwrap();
-    let inner = service_fn(|(_, d): (&'static str, Duration)| async move {
-        sleep(d).await;
-        Ok::<_, std::io::Error>(d)
-    });
-    let mut svc = layer.layer(inner);
+    let mut svc = layer.layer(keyed_sleeper());
     let err = svc
         .ready()
         .await
@@ -387,13 +397,9 @@ async fn a_keyed_call_outliving_its_key_still_names_it() {
     let layer = AdaptiveTimeoutLayer::builder()
         .fixed(50 * MS)
         .key_capacity(1)
-        .build_keyed(|req: &(&'static str, Duration)| req.0)
+        .build_keyed(key_of)
         .unwrap();
-    let inner = service_fn(|(_, d): (&'static str, Duration)| async move {
-        sleep(d).await;
-        Ok::<_, std::io::Error>(d)
-    });
-    let mut svc = layer.layer(inner);
+    let mut svc = layer.layer(keyed_sleeper());
     let mut a = task::spawn(svc.ready().await.unwrap().call(("a", 60 * MS)));
     assert_pending!(a.poll());
     // "b" takes the only place: "a" is evicted while its call runs.
