@@ -10,7 +10,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use seawall_benches::{Echo, Failsafe, call, ready_now, tasks, two_threads, two_workers};
+use seawall_benches::{Echo, Failsafe, call, contended_case, ready_now, two_workers};
 use seawall_breaker::{
     BreakerConfig, BreakerLayer, KeyedBreakerConfig, KeyedBreakerLayer, TripPolicy,
 };
@@ -144,23 +144,13 @@ fn spread(t: u64, i: u64) -> u64 {
 
 fn contended(c: &mut Criterion) {
     let rt = two_workers();
-    let h = rt.handle();
     let one = |_: u64, _: u64| 1;
     for (name, by_tasks) in [("breaker_2_threads", false), ("breaker_8_tasks", true)] {
         let mut g = c.benchmark_group(name);
         macro_rules! case {
-            ($id:expr, $svc:expr, $req:expr) => {{
-                let svc = $svc;
-                g.bench_function($id, |b| {
-                    b.iter_custom(|n| {
-                        if by_tasks {
-                            tasks(&rt, &svc, n, $req)
-                        } else {
-                            two_threads(h, &svc, n, $req)
-                        }
-                    })
-                });
-            }};
+            ($id:expr, $svc:expr, $req:expr) => {
+                contended_case(&mut g, $id, &rt, by_tasks, $svc, $req)
+            };
         }
         case!("bare", Echo, one);
         case!("seawall_breaker", seawall_breaker().layer(Echo), one);

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use seawall_benches::{
-    Echo, Governor, KeyedGovernor, call, hourly_quota, huge_quota, tasks, two_threads, two_workers,
+    Echo, Governor, KeyedGovernor, call, contended_case, hourly_quota, huge_quota, two_workers,
 };
 use seawall_budget::{BudgetLayer, KeyedBudgetConfig, KeyedBudgetLayer};
 use tower::Layer;
@@ -170,23 +170,13 @@ fn spread(t: u64, i: u64) -> u64 {
 
 fn contended(c: &mut Criterion) {
     let rt = two_workers();
-    let h = rt.handle();
     let one = |_: u64, _: u64| 1;
     for (name, by_tasks) in [("budget_2_threads", false), ("budget_8_tasks", true)] {
         let mut g = c.benchmark_group(name);
         macro_rules! case {
-            ($id:expr, $svc:expr, $req:expr) => {{
-                let svc = $svc;
-                g.bench_function($id, |b| {
-                    b.iter_custom(|n| {
-                        if by_tasks {
-                            tasks(&rt, &svc, n, $req)
-                        } else {
-                            two_threads(h, &svc, n, $req)
-                        }
-                    })
-                });
-            }};
+            ($id:expr, $svc:expr, $req:expr) => {
+                contended_case(&mut g, $id, &rt, by_tasks, $svc, $req)
+            };
         }
         case!("bare", Echo, one);
         case!("seawall_budget", seawall_budget().layer(Echo), one);

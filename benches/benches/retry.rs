@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use seawall_benches::{Echo, Fail, Failing, call, tasks, two_threads, two_workers};
+use seawall_benches::{Echo, Fail, Failing, call, contended_case, two_workers};
 use seawall_retry::{Backoff, RetryBudget, RetryLayer};
 use tower::Layer;
 use tower::retry::Policy;
@@ -143,23 +143,13 @@ fn single_thread(c: &mut Criterion) {
 
 fn contended(c: &mut Criterion) {
     let rt = two_workers();
-    let h = rt.handle();
     let one = |_: u64, _: u64| 1;
     for (name, by_tasks) in [("retry_2_threads", false), ("retry_8_tasks", true)] {
         let mut g = c.benchmark_group(name);
         macro_rules! case {
-            ($id:expr, $svc:expr) => {{
-                let svc = $svc;
-                g.bench_function($id, |b| {
-                    b.iter_custom(|n| {
-                        if by_tasks {
-                            tasks(&rt, &svc, n, one)
-                        } else {
-                            two_threads(h, &svc, n, one)
-                        }
-                    })
-                });
-            }};
+            ($id:expr, $svc:expr) => {
+                contended_case(&mut g, $id, &rt, by_tasks, $svc, one)
+            };
         }
         case!("bare", Echo);
         case!(

@@ -10,7 +10,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use seawall_benches::{Echo, STALL, Stall, call, hold, tasks, two_threads, two_workers};
+use seawall_benches::{Echo, STALL, Stall, call, contended_case, hold, two_workers};
 use seawall_shed::{Aimd, Limit, ShedLayer};
 use tower::Layer;
 use tower::limit::ConcurrencyLimitLayer;
@@ -113,23 +113,13 @@ fn single_thread(c: &mut Criterion) {
 
 fn contended(c: &mut Criterion) {
     let rt = two_workers();
-    let h = rt.handle();
     let one = |_: u64, _: u64| 1;
     for (name, by_tasks) in [("shed_2_threads", false), ("shed_8_tasks", true)] {
         let mut g = c.benchmark_group(name);
         macro_rules! case {
-            ($id:expr, $svc:expr) => {{
-                let svc = $svc;
-                g.bench_function($id, |b| {
-                    b.iter_custom(|n| {
-                        if by_tasks {
-                            tasks(&rt, &svc, n, one)
-                        } else {
-                            two_threads(h, &svc, n, one)
-                        }
-                    })
-                });
-            }};
+            ($id:expr, $svc:expr) => {
+                contended_case(&mut g, $id, &rt, by_tasks, $svc, one)
+            };
         }
         case!("bare", Echo);
         case!(

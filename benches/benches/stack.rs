@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use seawall_benches::{Echo, call, tasks, two_threads, two_workers};
+use seawall_benches::{Echo, call, contended_case, two_workers};
 use seawall_breaker::BreakerLayer;
 use seawall_budget::BudgetLayer;
 use seawall_retry::RetryLayer;
@@ -176,26 +176,23 @@ fn single_thread(c: &mut Criterion) {
 
 fn contended(c: &mut Criterion) {
     let rt = two_workers();
-    let h = rt.handle();
     let one = |_: u64, _: u64| 1;
     for (name, by_tasks) in [("stack_2_threads", false), ("stack_8_tasks", true)] {
         let mut g = c.benchmark_group(name);
         macro_rules! case {
-            ($id:expr, $svc:expr) => {{
-                let svc = {
-                    let _enter = rt.enter();
-                    $svc
-                };
-                g.bench_function($id, |b| {
-                    b.iter_custom(|n| {
-                        if by_tasks {
-                            tasks(&rt, &svc, n, one)
-                        } else {
-                            two_threads(h, &svc, n, one)
-                        }
-                    })
-                });
-            }};
+            ($id:expr, $svc:expr) => {
+                contended_case(
+                    &mut g,
+                    $id,
+                    &rt,
+                    by_tasks,
+                    {
+                        let _enter = rt.enter();
+                        $svc
+                    },
+                    one,
+                )
+            };
         }
         case!("bare", Echo);
         case!("seawall_five_layers", seawall_stack!());

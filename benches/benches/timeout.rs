@@ -14,7 +14,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use seawall_benches::{Echo, call, tasks, two_threads, two_workers};
+use seawall_benches::{Echo, call, contended_case, two_workers};
 use seawall_timeout::{AdaptiveTimeoutLayer, DeadlineSource, KeyedAdaptiveTimeoutLayer};
 use tower::Layer;
 use tower::timeout::TimeoutLayer;
@@ -106,26 +106,23 @@ fn spread(t: u64, i: u64) -> u64 {
 
 fn contended(c: &mut Criterion) {
     let rt = two_workers();
-    let h = rt.handle();
     let one = |_: u64, _: u64| 1;
     for (name, by_tasks) in [("timeout_2_threads", false), ("timeout_8_tasks", true)] {
         let mut g = c.benchmark_group(name);
         macro_rules! case {
-            ($id:expr, $svc:expr, $req:expr) => {{
-                let svc = {
-                    let _enter = rt.enter();
-                    $svc
-                };
-                g.bench_function($id, |b| {
-                    b.iter_custom(|n| {
-                        if by_tasks {
-                            tasks(&rt, &svc, n, $req)
-                        } else {
-                            two_threads(h, &svc, n, $req)
-                        }
-                    })
-                });
-            }};
+            ($id:expr, $svc:expr, $req:expr) => {
+                contended_case(
+                    &mut g,
+                    $id,
+                    &rt,
+                    by_tasks,
+                    {
+                        let _enter = rt.enter();
+                        $svc
+                    },
+                    $req,
+                )
+            };
         }
         case!("bare", Echo, one);
         case!(

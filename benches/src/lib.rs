@@ -266,6 +266,32 @@ where
     start.elapsed()
 }
 
+/// One contended case of a criterion group: `svc` called from two threads
+/// ([`two_threads`], in `rt`'s context) or, with `by_tasks`, from [`TASKS`]
+/// tasks on `rt` ([`tasks`]); `req(thread_or_task, i)` makes the requests.
+pub fn contended_case<S, R>(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    id: &str,
+    rt: &tokio::runtime::Runtime,
+    by_tasks: bool,
+    svc: S,
+    req: R,
+) where
+    S: Service<u64> + Clone + Send + 'static,
+    S::Future: Send,
+    R: Fn(u64, u64) -> u64 + Clone + Send + Sync + 'static,
+{
+    g.bench_function(id, |b| {
+        b.iter_custom(|n| {
+            if by_tasks {
+                tasks(rt, &svc, n, req.clone())
+            } else {
+                two_threads(rt.handle(), &svc, n, &req)
+            }
+        })
+    });
+}
+
 /// A two-worker multi-thread runtime with timers, for [`tasks`] and as the
 /// context of [`two_threads`].
 pub fn two_workers() -> tokio::runtime::Runtime {
