@@ -32,6 +32,16 @@ impl Service<u32> for Counting {
     }
 }
 
+/// A Wait-mode budget of `rate` a second, bursts of `burst`.
+fn wait_layer(rate: u32, burst: u32) -> BudgetLayer {
+    BudgetLayer::builder()
+        .rate(rate)
+        .burst(burst)
+        .mode(BudgetMode::Wait)
+        .build()
+        .unwrap()
+}
+
 fn retry_after(err: &BoxError) -> Duration {
     let r = Rejection::find(&**err).expect("a rejection");
     assert_eq!(r.kind(), RejectionKind::BudgetExhausted);
@@ -79,12 +89,7 @@ async fn reject_mode_does_not_reserve_in_poll_ready() {
 
 #[tokio::test(start_paused = true)]
 async fn wait_mode_wakes_exactly_when_the_token_is_due() {
-    let layer = BudgetLayer::builder()
-        .rate(10)
-        .burst(1)
-        .mode(BudgetMode::Wait)
-        .build()
-        .unwrap();
+    let layer = wait_layer(10, 1);
     let mut svc = layer.layer(Counting::default());
     let mut t = task::spawn(());
 
@@ -114,12 +119,7 @@ async fn wait_mode_wakes_exactly_when_the_token_is_due() {
 
 #[tokio::test(start_paused = true)]
 async fn wait_mode_applies_backpressure_end_to_end() {
-    let layer = BudgetLayer::builder()
-        .rate(100)
-        .burst(1)
-        .mode(BudgetMode::Wait)
-        .build()
-        .unwrap();
+    let layer = wait_layer(100, 1);
     let mut svc = layer.layer(Counting::default());
     let start = tokio::time::Instant::now();
     for i in 0..50 {
@@ -131,12 +131,7 @@ async fn wait_mode_applies_backpressure_end_to_end() {
 
 #[tokio::test(start_paused = true)]
 async fn a_dropped_service_gives_its_reserved_token_back() {
-    let layer = BudgetLayer::builder()
-        .rate(10)
-        .burst(2)
-        .mode(BudgetMode::Wait)
-        .build()
-        .unwrap();
+    let layer = wait_layer(10, 2);
     let mut svc = layer.layer(Counting::default());
     let mut t = task::spawn(());
     assert_ready_ok!(t.enter(|cx, _| svc.poll_ready(cx)));
@@ -160,12 +155,7 @@ async fn a_dropped_service_gives_its_reserved_token_back() {
 
 #[tokio::test(start_paused = true)]
 async fn a_parked_service_dropped_leaves_nothing_behind() {
-    let layer = BudgetLayer::builder()
-        .rate(10)
-        .burst(1)
-        .mode(BudgetMode::Wait)
-        .build()
-        .unwrap();
+    let layer = wait_layer(10, 1);
     let mut first = layer.layer(Counting::default());
     let mut second = first.clone();
     let mut t = task::spawn(());
@@ -178,12 +168,7 @@ async fn a_parked_service_dropped_leaves_nothing_behind() {
 
 #[tokio::test(start_paused = true)]
 async fn wait_mode_call_without_poll_ready_never_panics() {
-    let layer = BudgetLayer::builder()
-        .rate(10)
-        .burst(1)
-        .mode(BudgetMode::Wait)
-        .build()
-        .unwrap();
+    let layer = wait_layer(10, 1);
     let mut svc = layer.layer(Counting::default());
     assert_eq!(svc.call(1).await.unwrap(), 1);
     let err = svc.call(2).await.unwrap_err();
