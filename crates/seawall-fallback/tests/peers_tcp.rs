@@ -4,58 +4,17 @@
 //!
 //! Real time, bounded: every call has a 2s timeout.
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use seawall_breaker::{BreakerConfig, KeyedBreakerLayer, PeerSelect, State, TripPolicy};
 use seawall_core::BoxError;
 use seawall_fallback::FallbackLayer;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinHandle;
-use tower::{Layer, Service, ServiceExt, service_fn};
+use tower::{Layer, Service, ServiceExt};
 
-async fn peer(id: u32) -> (SocketAddr, JoinHandle<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let task = tokio::spawn(async move {
-        while let Ok((conn, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let (read, mut write) = conn.into_split();
-                let mut lines = BufReader::new(read).lines();
-                while let Ok(Some(_)) = lines.next_line().await {
-                    if write
-                        .write_all(format!("pong {id}\n").as_bytes())
-                        .await
-                        .is_err()
-                    {
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    (addr, task)
-}
+#[path = "../../seawall-breaker/tests/support/pong.rs"]
+mod pong;
 
-fn client(
-    addr: SocketAddr,
-) -> impl Service<Option<usize>, Response = u32, Error = BoxError, Future: Send> + Clone {
-    service_fn(move |_: Option<usize>| async move {
-        let call = async {
-            let conn = TcpStream::connect(addr).await?;
-            let (read, mut write) = conn.into_split();
-            write.write_all(b"ping\n").await?;
-            let line = BufReader::new(read)
-                .lines()
-                .next_line()
-                .await?
-                .ok_or("closed")?;
-            Ok::<u32, BoxError>(line.strip_prefix("pong ").ok_or("bad answer")?.parse()?)
-        };
-        tokio::time::timeout(Duration::from_secs(2), call).await?
-    })
-}
+use pong::{client, peer};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn all_peers_down_the_fallback_answers() {
