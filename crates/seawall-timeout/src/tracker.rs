@@ -342,12 +342,29 @@ impl sealed::Hold for Claim {
         self.measured
     }
 
+    /// Records into the tracker's shard for this thread, if the tracker
+    /// still exists.
     fn record(&self, latency: Duration, now: Instant) {
-        Claim::record(self, latency, now);
+        if let Some(recorder) = recorders::find(self.ticket) {
+            recorder.record(latency, now);
+        }
     }
 
+    /// The timeout is counted (and, for a measured call, recorded as a
+    /// latency equal to the deadline) under the call's tracker, if it still
+    /// exists.
     fn expired(&self, deadline: Duration, at: Instant) -> Elapsed {
-        Claim::expired(self, deadline, at)
+        if self.measured {
+            if let Some(recorder) = recorders::find(self.ticket) {
+                recorder.record_timeout(deadline, at);
+                return recorder.elapsed(deadline);
+            }
+        } else if let Some(common) = registry::find(self.ticket) {
+            common.count_timeout(deadline);
+            return common.elapsed(deadline);
+        }
+        // The layer is gone: nothing left to count in.
+        Elapsed::new(deadline)
     }
 }
 
@@ -358,31 +375,6 @@ impl Claim {
             ticket,
             measured: false,
         }
-    }
-
-    /// Records the latency of a measured call that succeeded at `now`, if
-    /// its tracker still exists.
-    pub(crate) fn record(&self, latency: Duration, now: Instant) {
-        if let Some(recorder) = recorders::find(self.ticket) {
-            recorder.record(latency, now);
-        }
-    }
-
-    /// Accounts for a call that hit `deadline` at `at` and makes its error:
-    /// a timeout counted (and, for a measured call, recorded as a latency
-    /// equal to the deadline) under the call's tracker, if it still exists.
-    pub(crate) fn expired(&self, deadline: Duration, at: Instant) -> Elapsed {
-        if self.measured {
-            if let Some(recorder) = recorders::find(self.ticket) {
-                recorder.record_timeout(deadline, at);
-                return recorder.elapsed(deadline);
-            }
-        } else if let Some(common) = registry::find(self.ticket) {
-            common.count_timeout(deadline);
-            return common.elapsed(deadline);
-        }
-        // The layer (or the key) is gone: nothing left to count in.
-        Elapsed::new(deadline)
     }
 }
 
