@@ -34,6 +34,23 @@ use std::borrow::Cow;
 use std::fmt;
 use std::time::Duration;
 
+/// The longest duration any seawall setting accepts: 365 days.
+///
+/// Every configured duration is checked against it, so a deadline built from
+/// one (`now + duration`) cannot overflow an `Instant`, whatever a config file
+/// says: `"18446744073709551615s"` is a [`ConfigError`], not a panic on the
+/// first request. Code that adds a duration to an instant still uses checked
+/// arithmetic ([`crate::time::deadline`]).
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+
+/// The largest capacity any seawall setting accepts (of a queue, a key map, a
+/// window): 2^24 = 16 777 216.
+///
+/// Queues and maps grow as they fill and never reserve their bound up front,
+/// so a large capacity costs nothing until it is used; the bound keeps every
+/// size computation from overflowing and keeps a typo from meaning "unbounded".
+pub const MAX_CAPACITY: usize = 1 << 24;
+
 /// One bad field: its path, its value as written, and why it is bad.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldError {
@@ -192,10 +209,47 @@ impl Check {
         self
     }
 
-    /// `value` must be a duration longer than zero.
+    /// `value` must be a duration longer than zero and at most [`MAX_DURATION`].
     pub fn nonzero_duration(&mut self, field: &str, value: Duration) -> &mut Self {
         if value.is_zero() {
             self.fail(field, "0s", "must be longer than zero");
+        }
+        self.duration(field, value)
+    }
+
+    /// `value` must be a duration of at most [`MAX_DURATION`] (zero allowed).
+    pub fn duration(&mut self, field: &str, value: Duration) -> &mut Self {
+        if value > MAX_DURATION {
+            self.fail(
+                field,
+                format_args!("{value:?}"),
+                "must be at most 365 days (31536000s)",
+            );
+        }
+        self
+    }
+
+    /// `value` must be a duration in `lo..=hi`.
+    pub fn duration_in(
+        &mut self,
+        field: &str,
+        value: Duration,
+        lo: Duration,
+        hi: Duration,
+    ) -> &mut Self {
+        if !(lo <= value && value <= hi) {
+            let reason = format!("is not in {lo:?}..={hi:?}");
+            self.fail(field, format_args!("{value:?}"), reason);
+        }
+        self
+    }
+
+    /// `value` must be a capacity in `1..=`[`MAX_CAPACITY`].
+    pub fn capacity(&mut self, field: &str, value: usize) -> &mut Self {
+        if value == 0 {
+            self.fail(field, value, "must be greater than zero");
+        } else if value > MAX_CAPACITY {
+            self.fail(field, value, "must be at most 16777216 (2^24)");
         }
         self
     }
@@ -323,6 +377,51 @@ mod tests {
             }),
             "url: redis//x is not a URL"
         );
+    }
+
+    #[test]
+    fn bounds() {
+        assert_eq!(
+            one(|c| {
+                c.nonzero_duration("open_duration", Duration::from_secs(u64::MAX));
+            }),
+            "open_duration: 18446744073709551615s must be at most 365 days (31536000s)"
+        );
+        assert_eq!(
+            one(|c| {
+                c.duration("delay", MAX_DURATION + Duration::from_nanos(1));
+            }),
+            "delay: 31536000.000000001s must be at most 365 days (31536000s)"
+        );
+        assert_eq!(
+            one(|c| {
+                c.capacity("queue_capacity", 4_294_967_295);
+            }),
+            "queue_capacity: 4294967295 must be at most 16777216 (2^24)"
+        );
+        assert_eq!(
+            one(|c| {
+                c.capacity("queue_capacity", 0);
+            }),
+            "queue_capacity: 0 must be greater than zero"
+        );
+        assert_eq!(
+            one(|c| {
+                c.duration_in(
+                    "interval",
+                    Duration::from_nanos(1),
+                    Duration::from_millis(10),
+                    Duration::from_secs(60),
+                );
+            }),
+            "interval: 1ns is not in 10ms..=60s"
+        );
+        let mut c = Check::new();
+        c.nonzero_duration("d", MAX_DURATION)
+            .duration("z", Duration::ZERO)
+            .capacity("c", MAX_CAPACITY)
+            .capacity("c", 1);
+        assert!(c.is_ok());
     }
 
     #[test]

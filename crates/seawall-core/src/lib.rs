@@ -16,6 +16,7 @@
 //!   request ([`KeyFn`]), and the bounded, sharded map ([`KeyMap`]) that keyed
 //!   layers keep their per-key state in.
 //! - [`config`]: [`ConfigError`], returned by every builder in the workspace.
+//! - [`time`]: checked deadline arithmetic for configured durations.
 //! - [`names`]: the `tracing` targets and `metrics` names every layer reports
 //!   under, so that all layers report alike.
 //!
@@ -49,6 +50,7 @@ pub mod config;
 pub mod key;
 pub mod names;
 pub mod rejection;
+pub mod time;
 
 pub use classify::{Classify, ErrorsAsFailures, Outcome, classify_fn};
 pub use config::{ConfigError, FieldError};

@@ -68,11 +68,15 @@ impl KeyMapConfig {
         self.idle_ttl
     }
 
-    /// Checks that capacity and TTL are non-zero.
+    /// Checks that the capacity is in `1..=`[`MAX_CAPACITY`] and the TTL in
+    /// `1ns..=`[`MAX_DURATION`].
+    ///
+    /// [`MAX_CAPACITY`]: crate::config::MAX_CAPACITY
+    /// [`MAX_DURATION`]: crate::config::MAX_DURATION
     pub fn validate(&self) -> Result<(), ConfigError> {
         let mut check = Check::new();
         check
-            .nonzero("capacity", self.capacity)
+            .capacity("capacity", self.capacity)
             .nonzero_duration("idle_ttl", self.idle_ttl);
         check.finish()
     }
@@ -267,8 +271,8 @@ fn always<V>(_: &V) -> bool {
 impl<K: Hash + Eq, V> KeyMap<K, V, KeyHasher> {
     /// An empty map with these bounds, hashing keys with a fresh
     /// [`KeyHasher`]. Must be called within a tokio runtime (it reads tokio's
-    /// clock). A zero capacity is treated as one: validate the config first
-    /// to report it.
+    /// clock). A capacity outside `1..=`[`MAX_CAPACITY`](crate::config::MAX_CAPACITY)
+    /// is clamped into it: validate the config first to report it.
     pub fn new(config: KeyMapConfig) -> Self {
         Self::with_hasher(config, KeyHasher::default())
     }
@@ -277,7 +281,7 @@ impl<K: Hash + Eq, V> KeyMap<K, V, KeyHasher> {
 impl<K: Hash + Eq, V, S: BuildHasher> KeyMap<K, V, S> {
     /// An empty map that hashes keys with `hasher`.
     pub fn with_hasher(config: KeyMapConfig, hasher: S) -> Self {
-        let capacity = config.capacity.max(1);
+        let capacity = config.capacity.clamp(1, crate::config::MAX_CAPACITY);
         let shards = if capacity < 128 {
             1
         } else {
@@ -680,5 +684,22 @@ mod tests {
             err.to_string(),
             "capacity: 0 must be greater than zero; idle_ttl: 0s must be longer than zero"
         );
+    }
+
+    #[tokio::test]
+    async fn hostile_capacities_are_errors_and_never_overflow() {
+        let err = KeyMapConfig::new()
+            .capacity(usize::MAX)
+            .idle_ttl(Duration::from_secs(u64::MAX))
+            .validate()
+            .unwrap_err();
+        assert_eq!(err.errors().len(), 2, "{err}");
+        assert_eq!(err.field(), "capacity");
+        // Unvalidated, the map clamps instead of overflowing (it used to
+        // panic in debug and wrap to capacity 0 in release).
+        let map: KeyMap<u64, ()> = KeyMap::new(KeyMapConfig::new().capacity(usize::MAX));
+        assert_eq!(map.config().get_capacity(), crate::config::MAX_CAPACITY);
+        map.get_or_insert_with(1, |_| ()).unwrap();
+        assert_eq!(map.len(), 1);
     }
 }
