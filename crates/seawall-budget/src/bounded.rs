@@ -23,9 +23,11 @@
 //! The queue is a `VecDeque` behind a `Mutex` held only to push or pop
 //! (never across an `.await`). It reserves room for at most 16 items when
 //! built and doubles as it fills, never past its capacity (at most
-//! [`MAX_CAPACITY`](seawall_core::config::MAX_CAPACITY), 2^24): memory follows the most items ever queued, not
+//! [`MAX_CAPACITY`], 2^24): memory follows the most items ever queued, not
 //! the bound, and once a queue has held its high-water mark, sending and
-//! receiving allocate nothing. Two tokio `Notify`s wake the receiver and the
+//! receiving allocate nothing.
+//!
+//! [`MAX_CAPACITY`]: seawall_core::config::MAX_CAPACITY Two tokio `Notify`s wake the receiver and the
 //! senders waiting under [`OverflowPolicy::Wait`]. One receiver, any number
 //! of senders (clone the [`Sender`]).
 //!
@@ -509,10 +511,12 @@ impl<T> Shared<T> {
 
 /// A bounded queue of `capacity` items with an overflow `policy`.
 ///
-/// `capacity` must be in `1..=`[`MAX_CAPACITY`](seawall_core::config::MAX_CAPACITY) (2^24); anything else is a
+/// `capacity` must be in `1..=`[`MAX_CAPACITY`] (2^24); anything else is a
 /// [`ConfigError`] naming `capacity`. The queue reserves room for at most 16
 /// items here and grows as it fills, never past `capacity`: a large bound
 /// costs nothing until it is used.
+///
+/// [`MAX_CAPACITY`]: seawall_core::config::MAX_CAPACITY
 ///
 /// ```
 /// use seawall_budget::bounded::{self, OverflowPolicy};

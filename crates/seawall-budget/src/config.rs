@@ -83,9 +83,9 @@ fn burst_or_default(rate: u32, burst: Option<u32>) -> u32 {
 /// | field | default | bounds | meaning |
 /// |-------|---------|--------|---------|
 /// | `name` | `"default"` | | shown in tracing events and metric labels |
-/// | `rate` | 1000 | 1 ..= one per nanosecond of `per` | tokens per `per` |
+/// | `rate` | 1000 | 1 ..= 1 per ns | tokens per `per` |
 /// | `per` | 1s | 1ns ..= 365 days | the span `rate` is counted over |
-/// | `burst` | `rate / 10`, at least 1 | 1 ..= what refills in 365 days | most tokens held (taken at once) |
+/// | `burst` | `rate / 10`, at least 1 | 1 ..= a refill of ≤ 365 days | most tokens held (taken at once) |
 /// | `backoff_initial` | 10ms | 1ns ..= `backoff_max` | first [`LoopBudget::backoff`] delay |
 /// | `backoff_multiplier` | 1.5 | finite, ≥ 1 | each further delay is this times the last |
 /// | `backoff_max` | 1s | ..= 365 days | the cap on backoff delays |
@@ -265,9 +265,9 @@ impl LoopBudgetBuilder {
 /// | field | default | bounds | meaning |
 /// |-------|---------|--------|---------|
 /// | `name` | `"default"` | | shown in tracing events and metric labels |
-/// | `rate` | 1000 | 1 ..= one per nanosecond of `per` | calls per `per` |
+/// | `rate` | 1000 | 1 ..= 1 per ns | calls per `per` |
 /// | `per` | 1s | 1ns ..= 365 days | the span `rate` is counted over |
-/// | `burst` | `rate / 10`, at least 1 | 1 ..= what refills in 365 days | most calls admitted at once |
+/// | `burst` | `rate / 10`, at least 1 | 1 ..= a refill of ≤ 365 days | most calls admitted at once |
 /// | `mode` | `reject` | | [`BudgetMode::Reject`] or [`BudgetMode::Wait`] |
 ///
 /// The bounds are those of [`LoopBudgetConfig`]; in `Wait` mode a call
@@ -393,10 +393,10 @@ impl BudgetBuilder {
 /// | field | default | bounds | meaning |
 /// |-------|---------|--------|---------|
 /// | `name` | `"default"` | | shown in tracing events and metric labels |
-/// | `rate` | 100 | 1 ..= one per nanosecond of `per` | calls per `per`, for each key |
+/// | `rate` | 100 | 1 ..= 1 per ns | calls per `per`, for each key |
 /// | `per` | 1s | 1ns ..= 365 days | the span `rate` is counted over |
-/// | `burst` | `rate / 10`, at least 1 | 1 ..= what refills in 365 days | most calls admitted at once, for each key |
-/// | `capacity` | 10 000 | 1 ..= 2^24 ([`MAX_CAPACITY`](seawall_core::config::MAX_CAPACITY)) | most keys held at once |
+/// | `burst` | `rate / 10`, at least 1 | 1 ..= a refill of ≤ 365 days | most calls admitted at once, for each key |
+/// | `capacity` | 10 000 | 1 ..= 2^24 | most keys held at once |
 /// | `idle_ttl` | 5 minutes | 1ns ..= 365 days | a key unused this long may be forgotten |
 ///
 /// A keyed budget always rejects (there is no `mode`): `poll_ready` does not
@@ -511,11 +511,30 @@ mod tests {
             cfg.validate().unwrap_err().to_string(),
             "rate: 10 is more than one per nanosecond over per (5ns)"
         );
+        // Beyond what a u64 of nanoseconds holds: one error, from the bound
+        // every duration has.
         let cfg = BudgetConfig {
             per: Duration::MAX,
             ..Default::default()
         };
-        assert_eq!(cfg.validate().unwrap_err().field(), "per");
+        let err = cfg.validate().unwrap_err();
+        assert_eq!(err.errors().len(), 1, "{err}");
+        assert_eq!(err.field(), "per");
+        // A burst whose refill overflows the nanosecond arithmetic.
+        let cfg = BudgetConfig {
+            rate: 1,
+            per: MAX_DURATION,
+            burst: Some(585),
+            ..Default::default()
+        };
+        assert_eq!(cfg.validate().unwrap_err().field(), "burst");
+        let cfg = BudgetConfig {
+            rate: 1,
+            per: MAX_DURATION,
+            burst: Some(1),
+            ..Default::default()
+        };
+        assert!(cfg.validate().is_ok());
     }
 
     #[test]
@@ -529,5 +548,13 @@ mod tests {
             cfg.validate().unwrap_err().to_string(),
             "capacity: 0 must be greater than zero; idle_ttl: 0s must be longer than zero"
         );
+        let cfg = KeyedBudgetConfig {
+            capacity: seawall_core::config::MAX_CAPACITY + 1,
+            idle_ttl: MAX_DURATION + Duration::from_nanos(1),
+            ..Default::default()
+        };
+        let err = cfg.validate().unwrap_err();
+        let fields: Vec<_> = err.errors().iter().map(|e| e.field()).collect();
+        assert_eq!(fields, ["capacity", "idle_ttl"]);
     }
 }

@@ -15,7 +15,9 @@ use super::{Delivery, Ends, Full, Lane, Offer, OverflowPolicy, QueueStats, SendE
 #[cfg_attr(feature = "serde", derive(serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(deny_unknown_fields))]
 pub struct LaneConfig {
-    /// Most items the lane holds: `1..=`[`MAX_CAPACITY`](seawall_core::config::MAX_CAPACITY) (2^24).
+    /// Most items the lane holds: `1..=`[`MAX_CAPACITY`] (2^24).
+    ///
+    /// [`MAX_CAPACITY`]: seawall_core::config::MAX_CAPACITY
     pub capacity: usize,
     /// What a full lane does with one more item.
     pub policy: OverflowPolicy,
@@ -77,8 +79,10 @@ impl PriorityConfig {
     }
 
     /// Checks every field; the error names each bad one (`lanes[2].capacity`):
-    /// one to [`MAX_LANES`] lanes, each of capacity `1..=`[`MAX_CAPACITY`](seawall_core::config::MAX_CAPACITY),
-    /// and `fair_every` not 1.
+    /// one to [`MAX_LANES`] lanes, each of capacity `1..=`[`MAX_CAPACITY`]
+    /// (2^24), and `fair_every` not 1.
+    ///
+    /// [`MAX_CAPACITY`]: seawall_core::config::MAX_CAPACITY
     pub fn validate(&self) -> Result<(), ConfigError> {
         let mut c = Check::new();
         if self.lanes.is_empty() {
@@ -271,8 +275,10 @@ impl PriorityStats {
 /// [`bounded::channel`](super::channel).
 ///
 /// A bad config (no lanes or more than [`MAX_LANES`], a capacity of zero or
-/// past [`MAX_CAPACITY`](seawall_core::config::MAX_CAPACITY), `fair_every = 1`) is a [`ConfigError`] naming
+/// past [`MAX_CAPACITY`], `fair_every = 1`) is a [`ConfigError`] naming
 /// every bad field (`lanes[2].capacity`).
+///
+/// [`MAX_CAPACITY`]: seawall_core::config::MAX_CAPACITY
 pub fn priority_channel<T>(
     config: &PriorityConfig,
 ) -> Result<(PrioritySender<T>, PriorityReceiver<T>), ConfigError> {
