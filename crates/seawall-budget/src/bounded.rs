@@ -25,15 +25,15 @@
 //! built and doubles as it fills, never past its capacity (at most
 //! [`MAX_CAPACITY`], 2^24): memory follows the most items ever queued, not
 //! the bound, and once a queue has held its high-water mark, sending and
-//! receiving allocate nothing.
-//!
-//! [`MAX_CAPACITY`]: seawall_core::config::MAX_CAPACITY Two tokio `Notify`s wake the receiver and the
+//! receiving allocate nothing. Two tokio `Notify`s wake the receiver and the
 //! senders waiting under [`OverflowPolicy::Wait`]. One receiver, any number
 //! of senders (clone the [`Sender`]).
 //!
 //! [`priority_channel`] is the same queue with one lane per priority, each
 //! with its own capacity and policy, drained highest priority first under a
 //! documented anti-starvation rule (see [`priority`](priority_channel)).
+//!
+//! [`MAX_CAPACITY`]: seawall_core::config::MAX_CAPACITY
 
 use std::collections::VecDeque;
 use std::fmt;
