@@ -17,8 +17,7 @@ use proptest::test_runner::{Config, TestRunner};
 use seawall_core::config::{MAX_CAPACITY, MAX_DURATION};
 use seawall_core::{BoxError, Rejection};
 use seawall_shed::{
-    Aimd, Gradient2, Limit, MAX_LIMIT, MemoryPressureConfig, Priority, ShedConfig, ShedLayer,
-    ShedRng, Vegas,
+    Aimd, Gradient2, Limit, MAX_LIMIT, MemoryPressureConfig, Priority, ShedLayer, ShedRng, Vegas,
 };
 use tokio_test::{assert_pending, assert_ready, task};
 use tower::{Layer, Service, service_fn};
@@ -460,116 +459,121 @@ fn every_hostile_builder_value_is_refused_or_served() {
     );
 }
 
-/// Formats `config` as the TOML a user would write.
+/// The same values through TOML, as a config file would give them.
 #[cfg(feature = "serde")]
-fn to_toml(config: &ShedConfig) -> String {
-    fn float(x: f64) -> String {
-        if x.is_nan() {
-            "nan".into()
-        } else if x.is_infinite() {
-            if x > 0.0 { "inf" } else { "-inf" }.into()
-        } else {
-            format!("{x:?}")
-        }
-    }
-    fn duration(d: Duration) -> String {
-        match d.subsec_nanos() {
-            0 => format!("\"{}s\"", d.as_secs()),
-            n if d.as_secs() == 0 => format!("\"{n}ns\""),
-            n => format!("\"{}s {n}ns\"", d.as_secs()),
-        }
-    }
-    let mut t = String::from("name = \"hostile\"\n");
-    let limit = match &config.limit {
-        Limit::Fixed(n) => format!("{{ fixed = {n} }}"),
-        Limit::Aimd(a) => format!(
-            "{{ aimd = {{ initial = {}, min = {}, max = {}, backoff_ratio = {}, timeout = {} }} }}",
-            a.initial,
-            a.min,
-            a.max,
-            float(a.backoff_ratio),
-            duration(a.timeout)
-        ),
-        Limit::Gradient2(g) => format!(
-            "{{ gradient2 = {{ initial = {}, min = {}, max = {}, smoothing = {}, queue_size = {}, \
-             tolerance = {}, long_window = {} }} }}",
-            g.initial,
-            g.min,
-            g.max,
-            float(g.smoothing),
-            g.queue_size,
-            float(g.tolerance),
-            g.long_window
-        ),
-        Limit::Vegas(v) => format!(
-            "{{ vegas = {{ initial = {}, min = {}, max = {}, smoothing = {}, alpha = {}, \
-             beta = {}, probe_multiplier = {} }} }}",
-            v.initial,
-            v.min,
-            v.max,
-            float(v.smoothing),
-            float(v.alpha),
-            float(v.beta),
-            v.probe_multiplier
-        ),
-    };
-    t += &format!("limit = {limit}\n");
-    if let Some(s) = config.soft_limit {
-        t += &format!("soft_limit = {s}\n");
-    }
-    t += &format!("critical_headroom = {}\n", float(config.critical_headroom));
-    t += &format!("retry_after = {}\n", duration(config.retry_after));
-    t += &format!("window = {}\n", duration(config.window));
-    t += &format!("window_min_samples = {}\n", config.window_min_samples);
-    if let Some(d) = config.max_queue_delay {
-        t += &format!("max_queue_delay = {}\n", duration(d));
-    }
-    t += &format!("queue_capacity = {}\n", config.queue_capacity);
-    if let Some(s) = config.seed {
-        t += &format!("seed = {s}\n");
-    }
-    if let Some(m) = &config.memory_pressure {
-        t += "[memory_pressure]\n";
-        t += &format!("interval = {}\n", duration(m.interval));
-        t += &format!("shed_sheddable_at = {}\n", float(m.shed_sheddable_at));
-        t += &format!("shed_normal_at = {}\n", float(m.shed_normal_at));
-        t += &format!("hysteresis = {}\n", float(m.hysteresis));
-        if let Some(b) = m.rss_budget {
-            t += &format!("rss_budget = {b}\n");
-        }
-    }
-    t
-}
+mod toml_config {
+    use super::*;
+    use seawall_shed::ShedConfig;
 
-#[cfg(feature = "serde")]
-#[test]
-fn every_hostile_toml_value_is_refused_or_served() {
-    let parsed = AtomicUsize::new(0);
-    let served = AtomicUsize::new(0);
-    let mut runner = TestRunner::new(Config {
-        cases: 400,
-        failure_persistence: None,
-        ..Config::default()
-    });
-    runner
-        .run(&fields(), |f| {
-            let config = builder(&f).config().clone();
-            let text = to_toml(&config);
-            // TOML integers stop at i64::MAX, and a duration may not parse:
-            // a parse error is a refusal too.
-            let Ok(loaded) = toml::from_str::<ShedConfig>(&text) else {
-                return Ok(());
-            };
-            parsed.fetch_add(1, Ordering::Relaxed);
-            let fate = fate(&text, loaded.max_queue_delay, || {
-                ShedLayer::from_config(&loaded)
-            })?;
-            if fate != Fate::Refused {
-                served.fetch_add(1, Ordering::Relaxed);
+    /// Formats `config` as the TOML a user would write.
+    fn to_toml(config: &ShedConfig) -> String {
+        fn float(x: f64) -> String {
+            if x.is_nan() {
+                "nan".into()
+            } else if x.is_infinite() {
+                if x > 0.0 { "inf" } else { "-inf" }.into()
+            } else {
+                format!("{x:?}")
             }
-            Ok(())
-        })
-        .unwrap();
-    let (p, s) = (parsed.into_inner(), served.into_inner());
-    assert!(p > 100 && s > 20, "parsed {p}, served {s}");
+        }
+        fn duration(d: Duration) -> String {
+            match d.subsec_nanos() {
+                0 => format!("\"{}s\"", d.as_secs()),
+                n if d.as_secs() == 0 => format!("\"{n}ns\""),
+                n => format!("\"{}s {n}ns\"", d.as_secs()),
+            }
+        }
+        let mut t = String::from("name = \"hostile\"\n");
+        let limit = match &config.limit {
+            Limit::Fixed(n) => format!("{{ fixed = {n} }}"),
+            Limit::Aimd(a) => format!(
+                "{{ aimd = {{ initial = {}, min = {}, max = {}, backoff_ratio = {}, timeout = {} }} }}",
+                a.initial,
+                a.min,
+                a.max,
+                float(a.backoff_ratio),
+                duration(a.timeout)
+            ),
+            Limit::Gradient2(g) => format!(
+                "{{ gradient2 = {{ initial = {}, min = {}, max = {}, smoothing = {}, queue_size = {}, \
+                 tolerance = {}, long_window = {} }} }}",
+                g.initial,
+                g.min,
+                g.max,
+                float(g.smoothing),
+                g.queue_size,
+                float(g.tolerance),
+                g.long_window
+            ),
+            Limit::Vegas(v) => format!(
+                "{{ vegas = {{ initial = {}, min = {}, max = {}, smoothing = {}, alpha = {}, \
+                 beta = {}, probe_multiplier = {} }} }}",
+                v.initial,
+                v.min,
+                v.max,
+                float(v.smoothing),
+                float(v.alpha),
+                float(v.beta),
+                v.probe_multiplier
+            ),
+        };
+        t += &format!("limit = {limit}\n");
+        if let Some(s) = config.soft_limit {
+            t += &format!("soft_limit = {s}\n");
+        }
+        t += &format!("critical_headroom = {}\n", float(config.critical_headroom));
+        t += &format!("retry_after = {}\n", duration(config.retry_after));
+        t += &format!("window = {}\n", duration(config.window));
+        t += &format!("window_min_samples = {}\n", config.window_min_samples);
+        if let Some(d) = config.max_queue_delay {
+            t += &format!("max_queue_delay = {}\n", duration(d));
+        }
+        t += &format!("queue_capacity = {}\n", config.queue_capacity);
+        if let Some(s) = config.seed {
+            t += &format!("seed = {s}\n");
+        }
+        if let Some(m) = &config.memory_pressure {
+            t += "[memory_pressure]\n";
+            t += &format!("interval = {}\n", duration(m.interval));
+            t += &format!("shed_sheddable_at = {}\n", float(m.shed_sheddable_at));
+            t += &format!("shed_normal_at = {}\n", float(m.shed_normal_at));
+            t += &format!("hysteresis = {}\n", float(m.hysteresis));
+            if let Some(b) = m.rss_budget {
+                t += &format!("rss_budget = {b}\n");
+            }
+        }
+        t
+    }
+
+    #[test]
+    fn every_hostile_toml_value_is_refused_or_served() {
+        let parsed = AtomicUsize::new(0);
+        let served = AtomicUsize::new(0);
+        let mut runner = TestRunner::new(Config {
+            cases: 400,
+            failure_persistence: None,
+            ..Config::default()
+        });
+        runner
+            .run(&fields(), |f| {
+                let config = builder(&f).config().clone();
+                let text = to_toml(&config);
+                // TOML integers stop at i64::MAX, and a duration may not parse:
+                // a parse error is a refusal too.
+                let Ok(loaded) = toml::from_str::<ShedConfig>(&text) else {
+                    return Ok(());
+                };
+                parsed.fetch_add(1, Ordering::Relaxed);
+                let fate = fate(&text, loaded.max_queue_delay, || {
+                    ShedLayer::from_config(&loaded)
+                })?;
+                if fate != Fate::Refused {
+                    served.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(())
+            })
+            .unwrap();
+        let (p, s) = (parsed.into_inner(), served.into_inner());
+        assert!(p > 100 && s > 20, "parsed {p}, served {s}");
+    }
 }
