@@ -292,8 +292,10 @@ impl Algorithm {
     /// The long-term RTT (Gradient2 only).
     pub(crate) fn long_rtt(&self) -> Option<Duration> {
         match self {
+            // `try_`: an average of finite RTTs is finite, but a stats
+            // read must not be able to panic whatever the arithmetic met.
             Algorithm::Gradient2 { long, .. } if long.count > 0 => {
-                Some(Duration::from_secs_f64(long.value.max(0.0)))
+                Duration::try_from_secs_f64(long.value.max(0.0)).ok()
             }
             _ => None,
         }
