@@ -53,6 +53,9 @@ fn hostile_values() -> Vec<(&'static str, Value)> {
     vec![
         ("0", Value::Integer(0)),
         ("-1", Value::Integer(-1)),
+        // The largest capacity and duration that validate.
+        ("2^24", Value::Integer(16_777_216)),
+        ("365 days", Value::String("365days".into())),
         ("2^32-1", Value::Integer(4_294_967_295)),
         ("2^32", Value::Integer(4_294_967_296)),
         ("2^32+1", Value::Integer(4_294_967_297)),
@@ -253,11 +256,20 @@ fn builder_cases() -> Vec<Case> {
 }
 
 /// Runs one case; `Err` says why it failed (a panic is caught by the caller).
-fn run(case: &Case) -> Result<(), String> {
+/// How a case that did not fail ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    /// The value was refused with a `ConfigError`.
+    Refused,
+    /// The value was accepted and both stacks answered a request.
+    Served,
+}
+
+fn run(case: &Case) -> Result<Ended, String> {
     match case {
         Case::Builder(_, f) => {
             f();
-            Ok(())
+            Ok(Ended::Served)
         }
         Case::Leaf { toml, .. } => {
             let config = match StackConfig::from_toml_str(toml) {
@@ -269,7 +281,7 @@ fn run(case: &Case) -> Result<(), String> {
                     if e.to_string().contains("hunter2") || format!("{e:?}").contains("hunter2") {
                         return Err(format!("the error shows a password: {e}"));
                     }
-                    return Ok(());
+                    return Ok(Ended::Refused);
                 }
             };
             if toml.contains("url = \"redis://user:hunter2")
@@ -282,7 +294,7 @@ fn run(case: &Case) -> Result<(), String> {
                 .start_paused(true)
                 .build()
                 .map_err(|e| e.to_string())?;
-            rt.block_on(serve(&config))
+            rt.block_on(serve(&config)).map(|()| Ended::Served)
         }
     }
 }
@@ -348,7 +360,7 @@ fn child(first: usize) {
             (Err(_), None) => Err("panicked".into()),
         };
         match verdict {
-            Ok(()) => writeln!(out, "{MARK}done {i}"),
+            Ok(ended) => writeln!(out, "{MARK}done {i} {ended:?}"),
             Err(why) => writeln!(out, "{MARK}fail {i} {}", why.replace('\n', " ")),
         }
         .and_then(|()| out.flush())
@@ -368,6 +380,7 @@ fn no_hostile_value_panics_or_aborts() {
     let mut failures = Vec::new();
     let mut next = 0;
     let mut children = 0;
+    let mut served = 0;
     while next < names.len() {
         children += 1;
         assert!(children <= 50, "more than 50 children died; stopping");
@@ -421,6 +434,7 @@ fn no_hostile_value_panics_or_aborts() {
                 (Some("done"), Some(n)) => {
                     started = None;
                     next = n + 1;
+                    served += usize::from(words.next() == Some("Served"));
                 }
                 (Some("fail"), Some(n)) => {
                     started = None;
@@ -449,6 +463,13 @@ fn no_hostile_value_panics_or_aborts() {
             None => {}
         }
     }
+    // Values that validate must reach the serving path, or this test would
+    // pass with every case refused.
+    assert!(
+        served * 20 >= names.len(),
+        "only {served} of {} cases built and served a request",
+        names.len()
+    );
     assert!(
         failures.is_empty(),
         "{} of {} hostile cases failed:\n{}",
