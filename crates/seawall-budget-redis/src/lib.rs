@@ -107,6 +107,7 @@ mod error;
 mod future;
 mod layer;
 mod lease;
+mod redact;
 mod script;
 mod service;
 mod shared;
@@ -116,6 +117,7 @@ pub use config::{FallbackPolicy, RedisBudgetBuilder, RedisBudgetConfig};
 pub use error::RedisBudgetError;
 pub use future::ResponseFuture;
 pub use layer::{RedisBudgetLayer, RedisKeyedBudgetLayer};
+pub use redact::{MAX_URL_LEN, redact_url};
 pub use service::{RedisBudget, RedisKeyedBudget};
 pub use stats::{Backend, RedisBudgetStats};
 
