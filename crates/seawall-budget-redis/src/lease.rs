@@ -212,6 +212,7 @@ impl Cell {
     }
 
     /// Calls admitted by the fallback and not yet charged.
+    #[cfg(test)]
     pub(crate) fn debt(&self) -> u64 {
         self.debt.load(Ordering::Relaxed)
     }
