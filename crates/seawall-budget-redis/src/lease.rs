@@ -417,7 +417,12 @@ mod tests {
         assert_eq!(cell.debt(), 3);
         let ask = cell.plan(MS, 4, 50 * MS);
         let (owed, debt, wanted) = (ask.owed, ask.debt, ask.wanted);
-        let ask = Ask { key: "k", owed, debt, wanted };
+        let ask = Ask {
+            key: "k",
+            owed,
+            debt,
+            wanted,
+        };
         cell.apply(&ask, grant(4, 0), MS);
         // The debt is charged, not added to the pool.
         assert_eq!(cell.tokens(), 4);

@@ -208,15 +208,24 @@ mod tests {
             ("redis://app@h:6380", "redis://app@h:6380"),
             ("redis://:pw@h", "redis://:***@h"),
             ("redis://app:@h", "redis://app:***@h"),
-            ("rediss://app:pw@h:6380/#insecure", "rediss://app:***@h:6380/#insecure"),
+            (
+                "rediss://app:pw@h:6380/#insecure",
+                "rediss://app:***@h:6380/#insecure",
+            ),
             ("redis://app:p%40ss%3Aw@h", "redis://app:***@h"),
             ("redis://app:p@ss/w#x@h:1/0", "redis://app:***@h:1/0"),
             (
                 "redis+unix:///run/r.sock?db=2&user=app&pass=pw",
                 "redis+unix:///run/r.sock?db=2&user=app&pass=***",
             ),
-            ("unix:///run/r.sock?pa%73s=pw", "unix:///run/r.sock?pa%73s=***"),
-            ("unix:///run/r.sock?pass=p#w&x", "unix:///run/r.sock?pass=***&x"),
+            (
+                "unix:///run/r.sock?pa%73s=pw",
+                "unix:///run/r.sock?pa%73s=***",
+            ),
+            (
+                "unix:///run/r.sock?pass=p#w&x",
+                "unix:///run/r.sock?pass=***&x",
+            ),
             ("unix:///s?user=a@b&pass=pw", "unix://***@b&pass=***"),
             ("unix:///s?pass=x@b&db=1", "unix://***@b&db=1"),
             ("http://u:pw@h", "http://u:***@h"),

@@ -216,9 +216,7 @@ impl Conn {
                 .arg(ask.owed.saturating_add(ask.debt))
                 .arg(ask.wanted);
         }
-        let no_script = |v: &Value| {
-            matches!(v, Value::ServerError(e) if e.kind() == Some(ServerErrorKind::NoScript))
-        };
+        let no_script = |v: &Value| matches!(v, Value::ServerError(e) if e.kind() == Some(ServerErrorKind::NoScript));
         let mut replies: Vec<Value> = self.query(counters, QueryKind::Pipe(&pipe)).await?;
         if replies.iter().any(no_script) {
             // Redis restarted or `SCRIPT FLUSH`: the script is gone for

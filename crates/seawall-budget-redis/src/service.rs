@@ -151,10 +151,8 @@ impl<S> RedisBudget<S> {
                         }
                         self.armed = true;
                         if self.deadline.is_none() {
-                            self.deadline = Some(deadline(
-                                Instant::now(),
-                                self.shared.config.redis_timeout,
-                            ));
+                            self.deadline =
+                                Some(deadline(Instant::now(), self.shared.config.redis_timeout));
                         }
                         continue;
                     }

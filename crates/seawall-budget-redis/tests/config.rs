@@ -392,7 +392,10 @@ fn the_password_is_never_printed_by_a_config_a_builder_or_a_layer() {
     };
     let shown = format!("{cfg:?}");
     assert!(!shown.contains(PASSWORD), "{shown}");
-    assert!(shown.contains("redis://app:***@redis.internal:6380/2"), "{shown}");
+    assert!(
+        shown.contains("redis://app:***@redis.internal:6380/2"),
+        "{shown}"
+    );
     let builder = RedisBudgetLayer::builder().url(url.as_str());
     assert!(!format!("{builder:?}").contains(PASSWORD));
     let layer = builder.build().unwrap();
@@ -422,7 +425,10 @@ fn the_password_is_never_printed_by_a_config_a_builder_or_a_layer() {
         format!("app:{PASSWORD}@h:6379"),
         format!("redis://app:{PASSWORD}@{}", "h".repeat(100_000)),
     ] {
-        let err = RedisBudgetLayer::builder().url(bad.as_str()).build().unwrap_err();
+        let err = RedisBudgetLayer::builder()
+            .url(bad.as_str())
+            .build()
+            .unwrap_err();
         assert_eq!(err.field(), "url", "{err}");
         let text = format!("{err} {err:?}");
         assert!(!text.contains(PASSWORD), "{text}");

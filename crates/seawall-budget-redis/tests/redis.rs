@@ -472,11 +472,20 @@ async fn a_key_holding_another_type_falls_back_alone() {
     assert_eq!(stats.backend, Backend::Redis);
     assert_eq!(stats.fallbacks, 0, "{stats:?}");
     assert!(stats.key_errors >= 2, "{stats:?}");
-    assert!(refused_bad > 20, "bad keys refused {refused_bad}, {served:?}");
+    assert!(
+        refused_bad > 20,
+        "bad keys refused {refused_bad}, {served:?}"
+    );
     // A good key went on leasing: far more calls than one credit's worth.
-    assert!(served[0] > 50 && served[2] > 50 && served[4] > 50, "{served:?}");
+    assert!(
+        served[0] > 50 && served[2] > 50 && served[4] > 50,
+        "{served:?}"
+    );
     let good = served[0] + served[2] + served[4];
-    assert!(good_refused * 10 < good, "{good_refused} refusals of good keys, {served:?}");
+    assert!(
+        good_refused * 10 < good,
+        "{good_refused} refusals of good keys, {served:?}"
+    );
     // ... from Redis: every call of a good key was leased there, but for at
     // most one lease of credit (k ≤ 10) per key not yet settled.
     assert!(stats.leased + 30 >= u64::from(good), "{stats:?} {served:?}");
@@ -713,7 +722,10 @@ async fn a_replica_cut_off_pays_back_what_its_fallback_admitted() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let by_fallback = cut_off.stats().admitted - admitted_at_cut;
     relay.restore();
-    let back = eventually(Duration::from_secs(3), || cut_off.backend() == Backend::Redis).await;
+    let back = eventually(Duration::from_secs(3), || {
+        cut_off.backend() == Backend::Redis
+    })
+    .await;
     assert!(back, "the cut-off replica comes back");
     // Long enough for the debt charged at reconnection to be paid off.
     tokio::time::sleep(Duration::from_millis(1500)).await;
