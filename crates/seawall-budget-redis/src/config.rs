@@ -64,7 +64,10 @@ pub enum FallbackPolicy {
     /// least 1) by itself, with a local GCRA; `share = 1 / replicas` keeps the
     /// total near the shared rate. The default, with `share = 1.0`: each
     /// replica alone keeps the whole budget, so a single replica behaves
-    /// exactly as before and `n` replicas admit at most `n × rate`.
+    /// exactly as before and `n` replicas admit at most `n × rate` while
+    /// Redis is down. The calls it admits are charged to the shared budget
+    /// when Redis answers again, so over a span that ends after they are paid
+    /// off the total keeps the shared bound, partial outages included.
     Local {
         /// The part of the shared rate this replica may use, in `(0, 1]`.
         share: f64,
@@ -82,19 +85,19 @@ impl Default for FallbackPolicy {
 ///
 /// | field | default | meaning |
 /// |-------|---------|---------|
-/// | `url` | `"redis://127.0.0.1:6379"` | the Redis server (`redis://`, `rediss://` is not enabled, `redis+unix://`) |
+/// | `url` | `"redis://127.0.0.1:6379"` | the Redis server (`redis://`, `rediss://` is not enabled, `redis+unix://`); at most [`MAX_URL_LEN`] bytes; `Debug` and errors show it redacted |
 /// | `name` | `"default"` | the budget's name: Redis key `seawall:{name}` (a hash tag, so one Cluster slot), tracing and metric label; replicas with the same `url` and `name` share one budget |
 /// | `rate` | 1000 | calls per `per`, all replicas together |
-/// | `per` | 1s | the span `rate` is counted over |
+/// | `per` | 1s | the span `rate` is counted over (at most 365 days) |
 /// | `burst` | `rate / 10`, at least 1 | most calls admitted at once, all replicas together |
 /// | `mode` | `reject` | [`BudgetMode::Reject`] or [`BudgetMode::Wait`] (the keyed layer only rejects) |
 /// | `fallback` | `local { share = 1.0 }` | [`FallbackPolicy`] while Redis is unreachable |
-/// | `redis_timeout` | 50ms | limit on each Redis command (and on connecting) |
-/// | `probe_interval` | 1s | while falling back, how often Redis is tried again |
-/// | `lease_interval` | 50ms | a replica leases about `local rate × lease_interval` tokens per round trip |
-/// | `lease_share` | 0.1 | a lease is at most `lease_share × burst` tokens (at least 1) |
-/// | `capacity` | 10 000 | keyed layer: most keys held at once |
-/// | `idle_ttl` | 5 minutes | keyed layer: a key unused this long may be forgotten |
+/// | `redis_timeout` | 50ms | limit on each Redis command (and on connecting); at most 365 days |
+/// | `probe_interval` | 1s | while falling back (the backend, or one key), how often Redis is tried again; at most 365 days |
+/// | `lease_interval` | 50ms | a replica leases about `local rate × lease_interval` tokens per round trip; at most 365 days |
+/// | `lease_share` | 0.1 | a lease is at most `lease_share × burst` tokens (at least 1); in `(0, 1]` |
+/// | `capacity` | 10 000 | keyed layer: most keys held at once; at most 2^24 |
+/// | `idle_ttl` | 5 minutes | keyed layer: a key unused this long may be forgotten; at most 365 days |
 #[derive(Clone, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]

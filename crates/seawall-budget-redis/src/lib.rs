@@ -41,6 +41,18 @@
 //!   goes back to the shared budget when it answers; each switch is a
 //!   tracing event (`WARN` / `INFO`, target `seawall_budget`) and a metric.
 //!   A `Wait` service waiting for a refill waits at most one `redis_timeout`.
+//!   What the `Local` fallback admitted is charged to the shared budget when
+//!   Redis answers again, so replicas cut off while others are not cannot
+//!   add their share on top of the shared rate for good.
+//! - **One bad key is that key's problem.** Each reply of a refill pipeline
+//!   is read on its own: a key that holds something else (`WRONGTYPE`)
+//!   follows the fallback policy by itself, is tried again every
+//!   `probe_interval`, and is counted in
+//!   [`RedisBudgetStats::key_errors`]; the other keys and the backend stay
+//!   on Redis.
+//! - **The password never prints.** `Debug` of the config and the layers,
+//!   config errors, and Redis errors (kept in the stats, written to tracing)
+//!   show the URL as [`redact_url`] does: `redis://user:***@host:6379/0`.
 //!
 //! See `docs/distributed.md` in the repository for when a shared budget is
 //! worth a round trip, the algorithm in full, and running Redis and Redis

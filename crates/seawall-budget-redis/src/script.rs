@@ -155,17 +155,7 @@ impl Conn {
     /// beginning with: ... 'password'"); such an error is rebuilt with the
     /// same kind and its text scrubbed before anyone can print it.
     fn sanitize(&self, e: RedisError) -> RedisBudgetError {
-        let text = e.to_string();
-        if self.secrets.iter().any(|s| text.contains(s.as_str())) {
-            let clean = scrub(&text, &self.secrets);
-            RedisBudgetError::Redis(RedisError::from((
-                e.kind(),
-                "redis error (password redacted)",
-                clean,
-            )))
-        } else {
-            RedisBudgetError::Redis(e)
-        }
+        sanitize(e, &self.secrets)
     }
 
     /// Connects and loads the script, so the first lease is one round trip.
@@ -251,6 +241,22 @@ impl Conn {
             }),
             _ => Err(RedisBudgetError::Reply(format!("{{{granted}, {wait}}}"))),
         }
+    }
+}
+
+/// `e`, rebuilt with the same kind and `secrets` replaced by `***` when its
+/// text holds one of them; see [`Conn::sanitize`].
+pub(crate) fn sanitize(e: RedisError, secrets: &[String]) -> RedisBudgetError {
+    let text = e.to_string();
+    if secrets.iter().any(|s| text.contains(s.as_str())) {
+        let clean = scrub(&text, secrets);
+        RedisBudgetError::Redis(RedisError::from((
+            e.kind(),
+            "redis error (password redacted)",
+            clean,
+        )))
+    } else {
+        RedisBudgetError::Redis(e)
     }
 }
 

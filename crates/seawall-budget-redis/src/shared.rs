@@ -441,12 +441,10 @@ impl Shared {
 
     /// A connection of its own, for [`ping`](crate::RedisBudgetLayer::ping).
     pub(crate) fn conn(&self) -> Result<Conn, RedisBudgetError> {
-        let client = redis::Client::open(self.config.url.as_str())?;
-        Ok(Conn::new(
-            client,
-            self.config.redis_timeout,
-            secrets(&self.config.url),
-        ))
+        let secrets = secrets(&self.config.url);
+        let client = redis::Client::open(self.config.url.as_str())
+            .map_err(|e| crate::script::sanitize(e, &secrets))?;
+        Ok(Conn::new(client, self.config.redis_timeout, secrets))
     }
 }
 
