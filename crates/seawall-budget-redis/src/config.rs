@@ -65,9 +65,11 @@ pub enum FallbackPolicy {
     /// total near the shared rate. The default, with `share = 1.0`: each
     /// replica alone keeps the whole budget, so a single replica behaves
     /// exactly as before and `n` replicas admit at most `n × rate` while
-    /// Redis is down. The calls it admits are charged to the shared budget
-    /// when Redis answers again, so over a span that ends after they are paid
-    /// off the total keeps the shared bound, partial outages included.
+    /// Redis is down. The calls it admits, up to `rate` (one `per` of the
+    /// whole budget), are charged to the shared budget when Redis answers
+    /// again, so a partial outage shorter than about `per / share` keeps the
+    /// shared bound over a span that ends after they are paid off, and the
+    /// payback refuses the fleet for at most one `per` per cut-off replica.
     Local {
         /// The part of the shared rate this replica may use, in `(0, 1]`.
         share: f64,

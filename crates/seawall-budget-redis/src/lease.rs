@@ -194,20 +194,23 @@ impl Cell {
         self.failed.load(Ordering::Relaxed) && self.failed.swap(false, Ordering::AcqRel)
     }
 
-    /// One call admitted by the `Local` fallback, to be charged to Redis.
-    pub(crate) fn add_debt(&self) {
-        // Saturates: at a u64 of calls the charge is "forever" either way.
-        let _ = self
-            .debt
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |d| d.checked_add(1));
-    }
-
-    /// Gives back debt a failed refill took and could not charge.
-    pub(crate) fn restore_debt(&self, debt: u64) {
+    /// One call admitted by the `Local` fallback, to be charged to Redis; at
+    /// most `cap` are kept (see `Shared::fallback`).
+    pub(crate) fn add_debt(&self, cap: u64) {
         let _ = self
             .debt
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |d| {
-                Some(d.saturating_add(debt))
+                (d < cap).then_some(d + 1)
+            });
+    }
+
+    /// Gives back debt a failed refill took and could not charge, keeping
+    /// the total within `cap`.
+    pub(crate) fn restore_debt(&self, debt: u64, cap: u64) {
+        let _ = self
+            .debt
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |d| {
+                Some(d.saturating_add(debt).min(cap))
             });
     }
 
@@ -407,13 +410,17 @@ mod tests {
     #[test]
     fn fallback_debt_is_charged_by_the_next_refill_or_given_back() {
         let cell = Cell::new("k".into(), None, None, 4);
-        for _ in 0..3 {
-            cell.add_debt();
+        for _ in 0..5 {
+            cell.add_debt(3);
         }
         let ask = cell.plan(0, 4, 50 * MS);
         assert_eq!((ask.owed, ask.debt), (0, 3));
         assert_eq!(cell.debt(), 0);
-        cell.restore_debt(ask.debt);
+        cell.add_debt(3);
+        cell.restore_debt(ask.debt, 3);
+        assert_eq!(cell.debt(), 3, "never above the cap");
+        cell.debt.store(0, Ordering::Relaxed);
+        cell.restore_debt(ask.debt, 3);
         assert_eq!(cell.debt(), 3);
         let ask = cell.plan(MS, 4, 50 * MS);
         let (owed, debt, wanted) = (ask.owed, ask.debt, ask.wanted);

@@ -41,9 +41,9 @@
 //!   goes back to the shared budget when it answers; each switch is a
 //!   tracing event (`WARN` / `INFO`, target `seawall_budget`) and a metric.
 //!   A `Wait` service waiting for a refill waits at most one `redis_timeout`.
-//!   What the `Local` fallback admitted is charged to the shared budget when
-//!   Redis answers again, so replicas cut off while others are not cannot
-//!   add their share on top of the shared rate for good.
+//!   What the `Local` fallback admitted (up to `rate`) is charged to the
+//!   shared budget when Redis answers again, so replicas cut off while
+//!   others are not do not add their share on top of the shared rate.
 //! - **One bad key is that key's problem.** Each reply of a refill pipeline
 //!   is read on its own: a key that holds something else (`WRONGTYPE`)
 //!   follows the fallback policy by itself, is tried again every

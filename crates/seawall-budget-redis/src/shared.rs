@@ -217,7 +217,11 @@ impl Shared {
                 Some(Ok(())) | None => {
                     // Charged to Redis when it answers again, so a replica
                     // cut off does not add its share on top of the others'.
-                    cell.add_debt();
+                    // At most one `per` of the whole budget: paying back a
+                    // long outage in full would refuse the whole fleet for
+                    // as long; this way the refusal after it lasts at most
+                    // one `per` for each replica that was cut off.
+                    cell.add_debt(u64::from(self.config.rate));
                     self.note_admitted();
                     Acquire::Admit { refundable: false }
                 }
@@ -336,7 +340,7 @@ impl Shared {
             }
             Err(e) => {
                 for (cell, ask) in batch.iter().zip(&asks) {
-                    cell.restore_debt(ask.debt);
+                    cell.restore_debt(ask.debt, u64::from(self.config.rate));
                 }
                 self.enter_fallback(e);
             }
@@ -379,7 +383,7 @@ impl Shared {
     /// fallback policy until a refill, every `probe_interval`, succeeds.
     /// The other keys, and the backend, are not affected.
     fn key_failed(&self, cell: &Cell, ask: &Ask<'_>, err: RedisBudgetError, now: u64) {
-        cell.restore_debt(ask.debt);
+        cell.restore_debt(ask.debt, u64::from(self.config.rate));
         self.counters.key_errors.fetch_add(1, Ordering::Relaxed);
         if cell.fail(now.saturating_add(self.probe_interval_ns)) {
             tracing::warn!(
