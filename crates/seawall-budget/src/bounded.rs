@@ -20,15 +20,20 @@
 //! # }
 //! ```
 //!
-//! The queue is a `VecDeque` allocated once at full capacity behind a
-//! `Mutex` held only to push or pop (never across an `.await`), with two
-//! tokio `Notify`s for the receiver and for senders waiting under
-//! [`OverflowPolicy::Wait`]. One receiver, any number of senders (clone the
-//! [`Sender`]).
+//! The queue is a `VecDeque` behind a `Mutex` held only to push or pop
+//! (never across an `.await`). It reserves room for at most 16 items when
+//! built and doubles as it fills, never past its capacity (at most
+//! [`MAX_CAPACITY`], 2^24): memory follows the most items ever queued, not
+//! the bound, and once a queue has held its high-water mark, sending and
+//! receiving allocate nothing. Two tokio `Notify`s wake the receiver and the
+//! senders waiting under [`OverflowPolicy::Wait`]. One receiver, any number
+//! of senders (clone the [`Sender`]).
 //!
 //! [`priority_channel`] is the same queue with one lane per priority, each
 //! with its own capacity and policy, drained highest priority first under a
 //! documented anti-starvation rule (see [`priority`](priority_channel)).
+//!
+//! [`MAX_CAPACITY`]: seawall_core::config::MAX_CAPACITY
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -42,7 +47,8 @@ use tokio::sync::Notify;
 mod priority;
 
 pub use priority::{
-    LaneConfig, PriorityConfig, PriorityReceiver, PrioritySender, PriorityStats, priority_channel,
+    LaneConfig, MAX_LANES, PriorityConfig, PriorityReceiver, PrioritySender, PriorityStats,
+    priority_channel,
 };
 
 /// The receiving half of a bounded queue, as a
@@ -238,11 +244,17 @@ enum Offer<E> {
     Done(Result<Delivery, SendError<E>>, Option<E>),
 }
 
+/// Slots a lane reserves when it is built: a small queue then never
+/// allocates again, and a large bound costs nothing until it is used.
+const INITIAL_SLOTS: usize = 16;
+
 impl<E> Lane<E> {
-    /// An empty lane; its memory is allocated here, once.
+    /// An empty lane with room for `min(capacity, INITIAL_SLOTS)` entries;
+    /// it grows as it fills (see [`push`](Self::push)). `capacity` is
+    /// validated by the channel's constructor.
     fn new(capacity: usize) -> Self {
         Lane {
-            queue: VecDeque::with_capacity(capacity),
+            queue: VecDeque::with_capacity(capacity.min(INITIAL_SLOTS)),
             capacity,
             max_len: 0,
             sent: 0,
@@ -269,7 +281,7 @@ impl<E> Lane<E> {
         }
         let mut evicted = None;
         let result = if self.queue.len() < self.capacity {
-            self.queue.push_back(entry);
+            self.push(entry);
             self.sent += 1;
             Ok(Delivery::Queued)
         } else {
@@ -295,6 +307,21 @@ impl<E> Lane<E> {
         };
         self.max_len = self.max_len.max(self.queue.len());
         Offer::Done(result, evicted)
+    }
+
+    /// Appends `entry` to a lane below its capacity, first doubling the
+    /// memory if it is full, but never past `capacity` slots: memory follows
+    /// the high-water mark, one allocation per doubling, and is kept (a
+    /// queue that filled once is likely to fill again, and shrinking would
+    /// allocate on the receive path).
+    fn push(&mut self, entry: E) {
+        let len = self.queue.len();
+        if len == self.queue.capacity() {
+            // `len < capacity` here, so the target is at least `len + 1`.
+            let target = len.saturating_mul(2).max(INITIAL_SLOTS).min(self.capacity);
+            self.queue.reserve_exact(target - len);
+        }
+        self.queue.push_back(entry);
     }
 
     /// Takes the oldest entry out, counting it received.
@@ -484,14 +511,25 @@ impl<T> Shared<T> {
 
 /// A bounded queue of `capacity` items with an overflow `policy`.
 ///
-/// A zero capacity is a [`ConfigError`] naming `capacity`. The queue's
-/// memory is allocated here, once, and never grows.
+/// `capacity` must be in `1..=`[`MAX_CAPACITY`] (2^24); anything else is a
+/// [`ConfigError`] naming `capacity`. The queue reserves room for at most 16
+/// items here and grows as it fills, never past `capacity`: a large bound
+/// costs nothing until it is used.
+///
+/// [`MAX_CAPACITY`]: seawall_core::config::MAX_CAPACITY
+///
+/// ```
+/// use seawall_budget::bounded::{self, OverflowPolicy};
+///
+/// let err = bounded::channel::<u8>(1 << 32, OverflowPolicy::Wait).unwrap_err();
+/// assert_eq!(err.to_string(), "capacity: 4294967296 must be at most 16777216 (2^24)");
+/// ```
 pub fn channel<T>(
     capacity: usize,
     policy: OverflowPolicy,
 ) -> Result<(Sender<T>, Receiver<T>), ConfigError> {
     let mut check = Check::new();
-    check.nonzero("capacity", capacity);
+    check.capacity("capacity", capacity);
     check.finish()?;
     let shared = Arc::new(Shared {
         state: Mutex::new(Lane::new(capacity)),

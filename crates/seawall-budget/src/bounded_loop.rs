@@ -129,7 +129,9 @@ impl<T, R: QueueReceiver<Item = T>> BoundedLoop<T, R> {
         // instant, one more than the burst.
         while let Some(item) = self.rx.recv().await {
             while self.budget.try_consume(1).is_err() {
-                backoff_time += self.budget.backoff().await;
+                // Saturating: each delay is at most `backoff_max`, but a
+                // loop may back off for as long as it lives.
+                backoff_time = backoff_time.saturating_add(self.budget.backoff().await);
                 backoffs += 1;
             }
             handler(item).await;

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use seawall_core::config::Check;
+use seawall_core::config::{Check, MAX_DURATION};
 use seawall_core::names::DEFAULT_NAME;
 use seawall_core::{ConfigError, KeyMapConfig};
 
@@ -35,20 +35,42 @@ pub(crate) fn default_burst(rate: u32) -> u32 {
     (rate / 10).max(1)
 }
 
+/// Checks `rate`, `per` and `burst` alone and together. The budget keeps time
+/// in u64 nanoseconds, and its arrival time may run `burst × per / rate`
+/// ahead of now; bounding that span by [`MAX_DURATION`] keeps every sum of
+/// the algorithm far below `u64::MAX` (584 years), where it would saturate
+/// and admit everything.
 fn check_rate(check: &mut Check, rate: u32, per: Duration, burst: Option<u32>) {
     check.nonzero("rate", rate).nonzero_duration("per", per);
+    if let Some(b) = burst {
+        check.nonzero("burst", b);
+    }
+    if rate == 0 || per.is_zero() || per > MAX_DURATION || burst == Some(0) {
+        // Already reported; the checks below need all three in range.
+        return;
+    }
+    // Whole nanoseconds: one token every `per / rate` of them, at least one.
     let per_ns = per.as_nanos();
-    if per_ns > u128::from(u64::MAX) {
-        check.fail("per", format_args!("{per:?}"), "is longer than 584 years");
-    } else if rate != 0 && per_ns != 0 && u128::from(rate) > per_ns {
+    if u128::from(rate) > per_ns {
         check.fail(
             "rate",
             rate,
             format!("is more than one per nanosecond over per ({per:?})"),
         );
+        return;
     }
-    if let Some(b) = burst {
-        check.nonzero("burst", b);
+    let emission = per_ns / u128::from(rate);
+    let burst = burst_or_default(rate, burst);
+    if emission * u128::from(burst) > MAX_DURATION.as_nanos() {
+        check.fail(
+            "burst",
+            burst,
+            format!(
+                "takes more than 365 days to refill at rate / per \
+                 (burst × per / rate must be at most {}s)",
+                MAX_DURATION.as_secs()
+            ),
+        );
     }
 }
 
@@ -58,15 +80,20 @@ fn burst_or_default(rate: u32, burst: Option<u32>) -> u32 {
 
 /// Configuration of a [`LoopBudget`].
 ///
-/// | field | default | meaning |
-/// |-------|---------|---------|
-/// | `name` | `"default"` | shown in tracing events and metric labels |
-/// | `rate` | 1000 | tokens per `per` |
-/// | `per` | 1s | the span `rate` is counted over |
-/// | `burst` | `rate / 10`, at least 1 | most tokens held (taken at once) |
-/// | `backoff_initial` | 10ms | first [`LoopBudget::backoff`] delay |
-/// | `backoff_multiplier` | 1.5 | each further delay is this times the last (≥ 1) |
-/// | `backoff_max` | 1s | the cap on backoff delays |
+/// | field | default | bounds | meaning |
+/// |-------|---------|--------|---------|
+/// | `name` | `"default"` | | shown in tracing events and metric labels |
+/// | `rate` | 1000 | 1 ..= 1 per ns | tokens per `per` |
+/// | `per` | 1s | 1ns ..= 365 days | the span `rate` is counted over |
+/// | `burst` | `rate / 10`, at least 1 | 1 ..= a refill of ≤ 365 days | most tokens held (taken at once) |
+/// | `backoff_initial` | 10ms | 1ns ..= `backoff_max` | first [`LoopBudget::backoff`] delay |
+/// | `backoff_multiplier` | 1.5 | finite, ≥ 1 | each further delay is this times the last |
+/// | `backoff_max` | 1s | ..= 365 days | the cap on backoff delays |
+///
+/// The bounds are those of every budget: `per` and every other duration at
+/// most [`MAX_DURATION`] (365 days), at most one token per nanosecond, and a
+/// full burst refilled within 365 days (`burst × per / rate ≤ MAX_DURATION`),
+/// so that the budget's nanosecond arithmetic never saturates.
 ///
 /// ```
 /// use std::time::Duration;
@@ -131,7 +158,7 @@ impl LoopBudgetConfig {
                 "must be at least 1",
             );
         }
-        check.at_most(
+        check.duration("backoff_max", self.backoff_max).at_most(
             "backoff_initial",
             self.backoff_initial,
             "backoff_max",
@@ -235,13 +262,17 @@ impl LoopBudgetBuilder {
 
 /// Configuration of a [`BudgetLayer`].
 ///
-/// | field | default | meaning |
-/// |-------|---------|---------|
-/// | `name` | `"default"` | shown in tracing events and metric labels |
-/// | `rate` | 1000 | calls per `per` |
-/// | `per` | 1s | the span `rate` is counted over |
-/// | `burst` | `rate / 10`, at least 1 | most calls admitted at once |
-/// | `mode` | `reject` | [`BudgetMode::Reject`] or [`BudgetMode::Wait`] |
+/// | field | default | bounds | meaning |
+/// |-------|---------|--------|---------|
+/// | `name` | `"default"` | | shown in tracing events and metric labels |
+/// | `rate` | 1000 | 1 ..= 1 per ns | calls per `per` |
+/// | `per` | 1s | 1ns ..= 365 days | the span `rate` is counted over |
+/// | `burst` | `rate / 10`, at least 1 | 1 ..= a refill of ≤ 365 days | most calls admitted at once |
+/// | `mode` | `reject` | | [`BudgetMode::Reject`] or [`BudgetMode::Wait`] |
+///
+/// The bounds are those of [`LoopBudgetConfig`]; in `Wait` mode a call
+/// therefore never waits longer than `burst × per / rate` plus whatever
+/// debt the budget was put into by [`LoopBudget::consume`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
@@ -359,14 +390,14 @@ impl BudgetBuilder {
 
 /// Configuration of a [`KeyedBudgetLayer`](crate::KeyedBudgetLayer): one budget per key.
 ///
-/// | field | default | meaning |
-/// |-------|---------|---------|
-/// | `name` | `"default"` | shown in tracing events and metric labels |
-/// | `rate` | 100 | calls per `per`, for each key |
-/// | `per` | 1s | the span `rate` is counted over |
-/// | `burst` | `rate / 10`, at least 1 | most calls admitted at once, for each key |
-/// | `capacity` | 10 000 | most keys held at once |
-/// | `idle_ttl` | 5 minutes | a key unused this long may be forgotten |
+/// | field | default | bounds | meaning |
+/// |-------|---------|--------|---------|
+/// | `name` | `"default"` | | shown in tracing events and metric labels |
+/// | `rate` | 100 | 1 ..= 1 per ns | calls per `per`, for each key |
+/// | `per` | 1s | 1ns ..= 365 days | the span `rate` is counted over |
+/// | `burst` | `rate / 10`, at least 1 | 1 ..= a refill of ≤ 365 days | most calls admitted at once, for each key |
+/// | `capacity` | 10 000 | 1 ..= 2^24 | most keys held at once |
+/// | `idle_ttl` | 5 minutes | 1ns ..= 365 days | a key unused this long may be forgotten |
 ///
 /// A keyed budget always rejects (there is no `mode`): `poll_ready` does not
 /// see the request, so it cannot know which key to wait for.
@@ -410,7 +441,7 @@ impl KeyedBudgetConfig {
         let mut check = Check::new();
         check_rate(&mut check, self.rate, self.per, self.burst);
         check
-            .nonzero("capacity", self.capacity)
+            .capacity("capacity", self.capacity)
             .nonzero_duration("idle_ttl", self.idle_ttl);
         check.finish()
     }
@@ -480,11 +511,30 @@ mod tests {
             cfg.validate().unwrap_err().to_string(),
             "rate: 10 is more than one per nanosecond over per (5ns)"
         );
+        // Beyond what a u64 of nanoseconds holds: one error, from the bound
+        // every duration has.
         let cfg = BudgetConfig {
             per: Duration::MAX,
             ..Default::default()
         };
-        assert_eq!(cfg.validate().unwrap_err().field(), "per");
+        let err = cfg.validate().unwrap_err();
+        assert_eq!(err.errors().len(), 1, "{err}");
+        assert_eq!(err.field(), "per");
+        // A burst whose refill overflows the nanosecond arithmetic.
+        let cfg = BudgetConfig {
+            rate: 1,
+            per: MAX_DURATION,
+            burst: Some(585),
+            ..Default::default()
+        };
+        assert_eq!(cfg.validate().unwrap_err().field(), "burst");
+        let cfg = BudgetConfig {
+            rate: 1,
+            per: MAX_DURATION,
+            burst: Some(1),
+            ..Default::default()
+        };
+        assert!(cfg.validate().is_ok());
     }
 
     #[test]
@@ -498,5 +548,13 @@ mod tests {
             cfg.validate().unwrap_err().to_string(),
             "capacity: 0 must be greater than zero; idle_ttl: 0s must be longer than zero"
         );
+        let cfg = KeyedBudgetConfig {
+            capacity: seawall_core::config::MAX_CAPACITY + 1,
+            idle_ttl: MAX_DURATION + Duration::from_nanos(1),
+            ..Default::default()
+        };
+        let err = cfg.validate().unwrap_err();
+        let fields: Vec<_> = err.errors().iter().map(|e| e.field()).collect();
+        assert_eq!(fields, ["capacity", "idle_ttl"]);
     }
 }

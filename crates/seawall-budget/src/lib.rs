@@ -34,8 +34,13 @@
 //! - **Shared**: a layer owns one budget; every service it makes and every
 //!   clone share it, and [`BudgetLayer::stats`] sees them all. Build two
 //!   layers for two budgets.
-//! - **Bounded memory**: queues allocate their capacity once; keyed budgets
-//!   hold at most `capacity` keys and forget idle ones. No background task.
+//! - **Bounded memory**: queues hold at most `capacity` items and grow as
+//!   they fill instead of reserving their bound; keyed budgets hold at most
+//!   `capacity` keys and forget idle ones. No background task.
+//! - **Bounded config**: every capacity is at most 2^24 and every duration
+//!   at most 365 days ([`seawall_core::config::MAX_CAPACITY`],
+//!   [`MAX_DURATION`](seawall_core::config::MAX_DURATION)); a value past a
+//!   bound is a [`ConfigError`] naming its field, never a panic or an abort.
 //! - **Tokio time**: everything follows `tokio::time`, so tests run with
 //!   paused time.
 //!

@@ -1,18 +1,21 @@
 //! [`LoopBudget`]: a smooth rate budget for plain loops, no tower needed.
 
 use std::fmt;
-use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use seawall_core::names::TARGET_BUDGET;
+use seawall_core::time::deadline;
 use seawall_core::{BudgetExhausted, ConfigError};
 use tokio::time::Instant;
 
 use crate::backoff::Schedule;
 use crate::config::{LoopBudgetBuilder, LoopBudgetConfig};
 use crate::gcra::{Gcra, Rate};
+
+/// The highest rate per second a budget counts: one token per nanosecond.
+const MAX_PER_SECOND: u32 = 1_000_000_000;
 
 /// A rate budget for a loop: at most `rate` iterations per `per`, in bursts
 /// of at most `burst`, refilled smoothly (GCRA on one atomic).
@@ -113,11 +116,12 @@ impl LoopBudget {
     /// `per_second` iterations per second, bursts of a tenth of that (at
     /// least 1), default backoff (10ms ×1.5, capped at 1s).
     ///
-    /// Never panics: a rate of 0 is clamped to 1 per second (use
-    /// [`LoopBudget::builder`] to have a zero rate reported as a
-    /// [`ConfigError`] instead).
+    /// Never panics and never builds a budget its own config would refuse:
+    /// the rate is clamped to `1..=1_000_000_000` per second (a budget counts
+    /// at most one token per nanosecond). Use [`LoopBudget::builder`] to have
+    /// a rate out of range reported as a [`ConfigError`] instead.
     pub fn new(per_second: u32) -> LoopBudget {
-        let rate = NonZeroU32::new(per_second).unwrap_or(NonZeroU32::MIN).get();
+        let rate = per_second.clamp(1, MAX_PER_SECOND);
         LoopBudget::from_valid(LoopBudgetConfig {
             rate,
             ..LoopBudgetConfig::default()
@@ -224,9 +228,11 @@ impl LoopBudget {
         now
     }
 
-    /// The instant `nanos` after the epoch.
+    /// The instant `nanos` after the epoch. `nanos` may be a saturated sum
+    /// (a budget in deep debt), so the addition saturates too: a point that
+    /// far away is "never" to a timer.
     pub(crate) fn instant_at(&self, nanos: u64) -> Instant {
-        self.inner.epoch + Duration::from_nanos(nanos)
+        deadline(self.inner.epoch, Duration::from_nanos(nanos))
     }
 
     /// Whether one token is available now. Does not take it; a `true`
@@ -373,10 +379,16 @@ impl LoopBudget {
             );
         }
         inner.backoffs.fetch_add(1, Ordering::Relaxed);
-        inner.backoff_nanos.fetch_add(
-            u64::try_from(delay.as_nanos()).unwrap_or(u64::MAX),
-            Ordering::Relaxed,
-        );
+        let nanos = u64::try_from(delay.as_nanos()).unwrap_or(u64::MAX);
+        // Saturating (a wrapped total would read as almost no backoff); off
+        // the hot path, as the caller is about to sleep.
+        let _ = inner
+            .backoff_nanos
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| {
+                Some(t.saturating_add(nanos))
+            });
+        // `delay` is at most `backoff_max` (≤ MAX_DURATION once validated);
+        // tokio's `sleep` saturates a deadline past its horizon in any case.
         tokio::time::sleep(delay).await;
         delay
     }

@@ -1,18 +1,22 @@
-//! Heap allocations per call, counted exactly with dhat.
-//!
-//! One `#[test]` runs every case in sequence: dhat's profiler is global.
+//! Heap allocations per call, counted exactly by a per-thread counting
+//! allocator: each test measures only what its own thread allocates, so
+//! other tests (or anything else the machine runs) cannot change the count.
+//! The code under test runs on the test's thread: futures are polled by
+//! hand, under a current-thread runtime entered for its paused clock.
 
 use std::convert::Infallible;
 use std::future::{Future, Ready, ready};
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 
-use seawall_budget::bounded::{self, OverflowPolicy};
+use seawall_budget::bounded::{self, LaneConfig, OverflowPolicy, PriorityConfig};
 use seawall_budget::{BudgetLayer, BudgetMode, KeyedBudgetConfig, KeyedBudgetLayer, LoopBudget};
+use seawall_core::config::MAX_CAPACITY;
+use seawall_test_support::{CountingAlloc, allocations};
 use tower::{Layer, Service};
 
 #[global_allocator]
-static ALLOC: dhat::Alloc = dhat::Alloc;
+static ALLOC: CountingAlloc = CountingAlloc;
 
 const N: u64 = 1_000;
 
@@ -46,26 +50,23 @@ fn call_once<S: Service<u32>>(svc: &mut S, cx: &mut Context<'_>) -> bool {
     }
 }
 
-fn blocks() -> u64 {
-    dhat::HeapStats::get().total_blocks
-}
-
 fn count(f: impl FnOnce()) -> u64 {
-    let before = blocks();
-    f();
-    blocks() - before
+    allocations(f)
 }
 
-#[test]
-fn allocations_per_call() {
-    let rt = tokio::runtime::Builder::new_current_thread()
+/// A current-thread runtime with paused time, for the budgets' clock.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .start_paused(true)
         .build()
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn loop_budget_allocates_nothing() {
+    let rt = runtime();
     let _guard = rt.enter();
-    let _p = dhat::Profiler::builder().testing().build();
-    let mut cx = Context::from_waker(Waker::noop());
 
     // LoopBudget: can_proceed + consume(1), admitted: 0.
     let budget = LoopBudget::builder()
@@ -90,6 +91,13 @@ fn allocations_per_call() {
         }
     });
     assert_eq!(n, 0, "try_consume rejected");
+}
+
+#[test]
+fn budget_layer_allocates_only_to_box_a_rejection() {
+    let rt = runtime();
+    let _guard = rt.enter();
+    let mut cx = Context::from_waker(Waker::noop());
 
     // BudgetLayer within budget, Reject mode: 0.
     let layer = BudgetLayer::builder()
@@ -130,6 +138,13 @@ fn allocations_per_call() {
         }
     });
     assert_eq!(n, N, "BudgetLayer rejecting: one Box per rejection");
+}
+
+#[test]
+fn keyed_budget_layer_allocates_only_for_new_keys_and_rejections() {
+    let rt = runtime();
+    let _guard = rt.enter();
+    let mut cx = Context::from_waker(Waker::noop());
 
     // KeyedBudgetLayer, known key, within budget: 0.
     let cfg = KeyedBudgetConfig {
@@ -162,9 +177,23 @@ fn allocations_per_call() {
         }
     });
     assert_eq!(n, N, "KeyedBudgetLayer rejecting: one Box per rejection");
+}
 
-    // Bounded queue: send + recv after creation: 0 (capacity preallocated).
+#[test]
+fn a_bounded_queue_allocates_only_to_grow() {
+    let mut cx = Context::from_waker(Waker::noop());
     let (tx, mut rx) = bounded::channel::<u64>(64, OverflowPolicy::DropOldest).unwrap();
+    // Filling a fresh queue doubles its memory from the 16 slots reserved
+    // when built: 32, then 64, and never past the capacity.
+    let n = count(|| {
+        for i in 0..100 {
+            let _ = tx.try_send(i).unwrap();
+        }
+    });
+    assert_eq!(n, 2, "growing from 16 to 64 slots");
+    while rx.try_recv().is_some() {}
+
+    // Bounded queue: send + recv once it has held its high-water mark: 0.
     let n = count(|| {
         for i in 0..N {
             let _ = tx.try_send(i).unwrap();
@@ -178,4 +207,33 @@ fn allocations_per_call() {
         assert!(send.as_mut().poll(&mut cx).is_ready());
     });
     assert_eq!(n, 0, "async send");
+}
+
+#[test]
+fn a_large_bound_costs_nothing_until_it_is_used() {
+    // Queues used to reserve their bound: 128 MiB for this one.
+    let mut built = None;
+    let c = seawall_test_support::count(|| {
+        built = Some(bounded::channel::<u64>(MAX_CAPACITY, OverflowPolicy::Reject).unwrap());
+    });
+    assert!(c.bytes_allocated < 1024, "{c:?}");
+    let (tx, mut rx) = built.unwrap();
+    let c = seawall_test_support::count(|| {
+        for i in 0..1000 {
+            let _ = tx.try_send(i).unwrap();
+        }
+    });
+    // 1000 items of 8 bytes: doublings up to 1024 slots, 16 KiB in all.
+    assert!(c.bytes_allocated <= 16 * 1024, "{c:?}");
+    assert_eq!(rx.try_recv(), Some(0));
+
+    // The same for every lane of a priority channel.
+    let c = seawall_test_support::count(|| {
+        let lanes = [LaneConfig::new(MAX_CAPACITY, OverflowPolicy::Wait); 8];
+        let (tx, _rx) = bounded::priority_channel::<u64>(&PriorityConfig::new(lanes)).unwrap();
+        for i in 0..100 {
+            let _ = tx.try_send(0, i).unwrap();
+        }
+    });
+    assert!(c.bytes_allocated < 64 * 1024, "{c:?}");
 }

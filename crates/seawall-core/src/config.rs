@@ -51,6 +51,111 @@ pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 60 * 60);
 /// size computation from overflowing and keeps a typo from meaning "unbounded".
 pub const MAX_CAPACITY: usize = 1 << 24;
 
+/// The most characters of a value (or of a reason) a [`ConfigError`] keeps:
+/// a 100 kB string in a config file is reported by its start and its length,
+/// not copied into every log line that prints the error.
+pub const MAX_ERROR_TEXT: usize = 256;
+
+/// `text` with the secrets a config value may carry replaced by `***`: the
+/// password of every URL's userinfo (`redis://user:***@host`; a userinfo
+/// without a password, which may be a token, becomes `***@host`) and the
+/// value of `password`/`pass`/`passwd`/`token` query parameters.
+///
+/// [`ConfigError`] applies it to every value and reason it holds, so a URL
+/// that ends up in the wrong field, or a serde message quoting one, never
+/// prints its password.
+///
+/// ```
+/// use seawall_core::config::redact_secrets;
+///
+/// assert_eq!(redact_secrets("redis://app:hunter2@db:6379/0"), "redis://app:***@db:6379/0");
+/// assert_eq!(redact_secrets("https://tok3n@api.example"), "https://***@api.example");
+/// assert_eq!(redact_secrets("redis://h:6379/?password=hunter2&db=1"), "redis://h:6379/?password=***&db=1");
+/// assert_eq!(redact_secrets("no secret here"), "no secret here");
+/// ```
+pub fn redact_secrets(text: &str) -> Cow<'_, str> {
+    if !text.contains("://") && !text.contains('=') {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("://") {
+        let (head, tail) = rest.split_at(at + 3);
+        out.push_str(head);
+        // The authority ends at the first path, query or fragment mark, or
+        // at anything that cannot be in a URL (a quote around it, a space).
+        let end = tail
+            .find(|c: char| {
+                matches!(c, '/' | '?' | '#' | '"' | '\'' | '`' | '<' | '>') || c.is_whitespace()
+            })
+            .unwrap_or(tail.len());
+        let authority = &tail[..end];
+        match authority.rfind('@') {
+            Some(userinfo_end) => {
+                let userinfo = &authority[..userinfo_end];
+                match userinfo.find(':') {
+                    Some(colon) => {
+                        out.push_str(&userinfo[..colon]);
+                        out.push_str(":***");
+                    }
+                    None => out.push_str("***"),
+                }
+                out.push_str(&authority[userinfo_end..]);
+            }
+            None => out.push_str(authority),
+        }
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    redact_query_secrets(&mut out);
+    Cow::Owned(out)
+}
+
+fn redact_query_secrets(text: &mut String) {
+    const NAMES: [&str; 4] = ["password=", "pass=", "passwd=", "token="];
+    let mut from = 0;
+    while from < text.len() {
+        let lower = text[from..].to_ascii_lowercase();
+        let Some((at, name)) = NAMES
+            .iter()
+            .filter_map(|n| lower.find(n).map(|i| (i, *n)))
+            .filter(|&(i, _)| {
+                // A whole parameter name: at the start, or after `?`, `&`, `;`
+                // or a space ("xpass=" is not "pass=").
+                let n_at = from + i;
+                n_at == 0 || matches!(text.as_bytes()[n_at - 1], b'?' | b'&' | b';' | b' ' | b'"')
+            })
+            .min_by_key(|&(i, _)| i)
+        else {
+            return;
+        };
+        let start = from + at + name.len();
+        let end = text[start..]
+            .find(|c: char| matches!(c, '&' | '#' | ';' | '"' | '\'' | '`') || c.is_whitespace())
+            .map_or(text.len(), |e| start + e);
+        if end > start {
+            text.replace_range(start..end, "***");
+        }
+        from = start + 3.min(text.len() - start);
+    }
+}
+
+fn printable(text: String) -> String {
+    match printable_ref(&text) {
+        Cow::Borrowed(_) => text,
+        Cow::Owned(text) => text,
+    }
+}
+
+/// Secrets redacted, long text cut to [`MAX_ERROR_TEXT`] characters.
+fn printable_ref(text: &str) -> Cow<'_, str> {
+    let text = redact_secrets(text);
+    match text.char_indices().nth(MAX_ERROR_TEXT) {
+        None => text,
+        Some((cut, _)) => Cow::Owned(format!("{}… ({} bytes in all)", &text[..cut], text.len())),
+    }
+}
+
 /// One bad field: its path, its value as written, and why it is bad.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldError {
@@ -103,11 +208,15 @@ impl ConfigError {
         value: impl fmt::Display,
         reason: impl Into<Cow<'static, str>>,
     ) -> Self {
+        let reason = reason.into();
         ConfigError {
             errors: vec![FieldError {
-                field: field.into(),
-                value: value.to_string(),
-                reason: reason.into(),
+                field: printable(field.into()),
+                value: printable(value.to_string()),
+                reason: match printable_ref(&reason) {
+                    Cow::Borrowed(_) => reason,
+                    Cow::Owned(text) => Cow::Owned(text),
+                },
             }],
         }
     }
@@ -377,6 +486,47 @@ mod tests {
             }),
             "url: redis//x is not a URL"
         );
+    }
+
+    #[test]
+    fn secrets_and_long_values_stay_out_of_errors() {
+        let err = ConfigError::new(
+            "url",
+            "redis://app:hunter2@10.0.0.1:6379/0",
+            "cannot connect to redis://app:hunter2@10.0.0.1:6379/0",
+        );
+        assert_eq!(
+            err.to_string(),
+            "url: redis://app:***@10.0.0.1:6379/0 cannot connect to redis://app:***@10.0.0.1:6379/0"
+        );
+        assert!(!format!("{err:?}").contains("hunter2"));
+        let err = ConfigError::new("name", "a".repeat(100_000), "is too long");
+        assert!(err.value().len() < 400, "{}", err.value().len());
+        assert!(err.value().ends_with("… (100000 bytes in all)"));
+        // Quoted by serde, next to other text.
+        assert_eq!(
+            redact_secrets(r#"invalid type: string "redis://u:p@h:1/0", expected u32"#),
+            r#"invalid type: string "redis://u:***@h:1/0", expected u32"#
+        );
+        assert_eq!(redact_secrets("a://@h"), "a://***@h");
+        assert_eq!(
+            redact_secrets("x://u:p@h x://v:q@i"),
+            "x://u:***@h x://v:***@i"
+        );
+        assert_eq!(redact_secrets("rediss://:pw@h"), "rediss://:***@h");
+        assert_eq!(
+            redact_secrets("unix:///tmp/r.sock?pass=pw"),
+            "unix:///tmp/r.sock?pass=***"
+        );
+        assert_eq!(
+            redact_secrets("?Password=pw&token=t"),
+            "?Password=***&token=***"
+        );
+        assert_eq!(redact_secrets("bypass=1"), "bypass=1");
+        assert_eq!(redact_secrets("pass="), "pass=");
+        // Multi-byte text is cut on a character boundary.
+        let err = ConfigError::new("name", "é".repeat(1000), "is bad");
+        assert!(err.value().starts_with("éé"));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use seawall_core::config::Check;
+use seawall_core::config::{Check, MAX_DURATION};
 use seawall_core::names::DEFAULT_NAME;
 use seawall_core::{ConfigError, ErrorsAsFailures};
 
@@ -40,6 +40,7 @@ pub struct ShedConfig {
     pub name: String,
     /// The in-flight limit: fixed or adaptive. Default `Limit::Fixed(100)`.
     /// The builder's `max_in_flight(n)` is shorthand for `Limit::Fixed(n)`.
+    /// Every limit lies in `1..=`[`MAX_LIMIT`](crate::MAX_LIMIT).
     pub limit: Limit,
     /// Start of the probabilistic band: a `Normal` request arriving with `n`
     /// in flight is shed with probability `clamp(n / soft_limit - 1, 0, 1)`,
@@ -49,21 +50,26 @@ pub struct ShedConfig {
     /// Fraction of the limit only `Critical` requests may use, in `0..1`
     /// (`ceil(limit × critical_headroom)` slots). Default 0.
     pub critical_headroom: f64,
-    /// The `retry_after` suggested in every `Overloaded`. Default 100ms.
+    /// The `retry_after` suggested in every `Overloaded`, in
+    /// `1ms..=365 days` ([`MIN_RETRY_AFTER`](Self::MIN_RETRY_AFTER) to
+    /// [`MAX_DURATION`]): never zero. Default 100ms.
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
     pub retry_after: Duration,
     /// Adaptive limits: the sampling window; the limit is updated at most
-    /// once per window. Default 1s.
+    /// once per window. Longer than zero, at most 365 days. Default 1s.
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
     pub window: Duration,
-    /// Adaptive limits: completed calls a window needs before it closes.
+    /// Adaptive limits: completed calls a window needs before it closes,
+    /// in `1..=2^24` ([`MAX_CAPACITY`](seawall_core::config::MAX_CAPACITY)).
     /// Default 10.
     pub window_min_samples: usize,
-    /// Queue mode: how long a request may wait for a slot. Default `None`
-    /// (no queue: reject at once).
+    /// Queue mode: how long a request may wait for a slot; longer than zero,
+    /// at most 365 days. Default `None` (no queue: reject at once).
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
     pub max_queue_delay: Option<Duration>,
-    /// Queue mode: most requests waiting at once. Default 100.
+    /// Queue mode: most requests waiting at once, in `1..=2^24`
+    /// ([`MAX_CAPACITY`](seawall_core::config::MAX_CAPACITY)). The queue
+    /// grows as it fills and never reserves its capacity. Default 100.
     pub queue_capacity: usize,
     /// Seed of the probabilistic band's generator (tests). Default `None`
     /// (seeded from the process's randomness).
@@ -93,7 +99,18 @@ impl Default for ShedConfig {
 }
 
 impl ShedConfig {
+    /// The shortest [`retry_after`](ShedConfig::retry_after) accepted: 1ms.
+    /// A retry hint is never zero (`Retry-After: 0` tells a caller to hammer
+    /// an overloaded service at once).
+    pub const MIN_RETRY_AFTER: Duration = Duration::from_millis(1);
+
     /// Checks every field; the error names each bad one.
+    ///
+    /// Every field is checked whether or not its mode is on (a `window` with
+    /// a fixed limit, a `queue_capacity` without `max_queue_delay`): a value
+    /// out of range is a mistake either way, and turning the mode on later
+    /// must not be what reveals it. The bounds are listed in `docs/shed.md`
+    /// ("Bounds").
     pub fn validate(&self) -> Result<(), ConfigError> {
         let mut c = Check::new();
         let max = match &self.limit {
@@ -118,6 +135,8 @@ impl ShedConfig {
                 if !(g.smoothing > 0.0 && g.smoothing <= 1.0) {
                     c.fail("limit.gradient2.smoothing", g.smoothing, "is not in (0, 1]");
                 }
+                // Growth per window beyond the limit's own bound means nothing.
+                c.in_range("limit.gradient2.queue_size", g.queue_size, 0, MAX_LIMIT);
                 if !(g.tolerance.is_finite() && g.tolerance >= 1.0) {
                     c.fail(
                         "limit.gradient2.tolerance",
@@ -125,7 +144,7 @@ impl ShedConfig {
                         "must be a finite number of at least 1",
                     );
                 }
-                c.nonzero("limit.gradient2.long_window", g.long_window);
+                c.capacity("limit.gradient2.long_window", g.long_window);
                 g.max
             }
             Limit::Vegas(v) => {
@@ -141,7 +160,7 @@ impl ShedConfig {
                         format!("must be greater than alpha ({})", v.alpha),
                     );
                 }
-                c.nonzero("limit.vegas.probe_multiplier", v.probe_multiplier);
+                c.capacity("limit.vegas.probe_multiplier", v.probe_multiplier);
                 v.max
             }
         };
@@ -162,14 +181,18 @@ impl ShedConfig {
                 "is not in 0..1",
             );
         }
-        if self.limit.is_adaptive() {
-            c.nonzero_duration("window", self.window);
-            c.nonzero("window_min_samples", self.window_min_samples);
-        }
+        c.duration_in(
+            "retry_after",
+            self.retry_after,
+            Self::MIN_RETRY_AFTER,
+            MAX_DURATION,
+        );
+        c.nonzero_duration("window", self.window);
+        c.capacity("window_min_samples", self.window_min_samples);
         if let Some(d) = self.max_queue_delay {
             c.nonzero_duration("max_queue_delay", d);
-            c.nonzero("queue_capacity", self.queue_capacity);
         }
+        c.capacity("queue_capacity", self.queue_capacity);
         if let Some(memory) = &self.memory_pressure {
             c.nested("memory_pressure", memory.validate());
         }
@@ -466,6 +489,119 @@ mod tests {
              limit.vegas.beta: 0 must be greater than alpha (0); \
              limit.vegas.probe_multiplier: 0 must be greater than zero"
         );
+    }
+
+    #[test]
+    fn every_size_and_duration_is_bounded() {
+        use crate::limit::Vegas;
+        use seawall_core::config::MAX_CAPACITY;
+
+        let huge = Duration::from_secs(u64::MAX);
+        let past = MAX_DURATION + Duration::from_nanos(1);
+        assert_eq!(
+            err(ShedConfig {
+                retry_after: Duration::ZERO,
+                window: huge,
+                window_min_samples: MAX_CAPACITY + 1,
+                max_queue_delay: Some(huge),
+                queue_capacity: 4_294_967_295,
+                ..ShedConfig::default()
+            }),
+            "retry_after: 0ns is not in 1ms..=31536000s; \
+             window: 18446744073709551615s must be at most 365 days (31536000s); \
+             window_min_samples: 16777217 must be at most 16777216 (2^24); \
+             max_queue_delay: 18446744073709551615s must be at most 365 days (31536000s); \
+             queue_capacity: 4294967295 must be at most 16777216 (2^24)"
+        );
+        // Checked without the queue mode too, and usize::MAX.
+        assert_eq!(
+            err(ShedConfig {
+                retry_after: past,
+                queue_capacity: usize::MAX,
+                ..ShedConfig::default()
+            }),
+            format!(
+                "retry_after: 31536000.000000001s is not in 1ms..=31536000s; \
+                 queue_capacity: {} must be at most 16777216 (2^24)",
+                usize::MAX
+            )
+        );
+        assert_eq!(
+            err(ShedConfig {
+                limit: Limit::Aimd(Aimd {
+                    timeout: past,
+                    max: usize::MAX,
+                    ..Aimd::default()
+                }),
+                ..ShedConfig::default()
+            }),
+            format!(
+                "limit.aimd.max: {} must be at most 16777215; \
+                 limit.aimd.timeout: 31536000.000000001s must be at most 365 days (31536000s)",
+                usize::MAX
+            )
+        );
+        assert_eq!(
+            err(ShedConfig {
+                limit: Limit::Gradient2(Gradient2 {
+                    queue_size: MAX_LIMIT + 1,
+                    long_window: usize::MAX,
+                    ..Gradient2::default()
+                }),
+                ..ShedConfig::default()
+            }),
+            format!(
+                "limit.gradient2.queue_size: 16777216 is not in 0..=16777215; \
+                 limit.gradient2.long_window: {} must be at most 16777216 (2^24)",
+                usize::MAX
+            )
+        );
+        assert_eq!(
+            err(ShedConfig {
+                limit: Limit::Vegas(Vegas {
+                    probe_multiplier: 1 << 32,
+                    ..Vegas::default()
+                }),
+                ..ShedConfig::default()
+            }),
+            "limit.vegas.probe_multiplier: 4294967296 must be at most 16777216 (2^24)"
+        );
+        // Every bound itself is accepted.
+        let edges = ShedConfig {
+            limit: Limit::Aimd(Aimd {
+                initial: MAX_LIMIT,
+                max: MAX_LIMIT,
+                timeout: MAX_DURATION,
+                ..Aimd::default()
+            }),
+            retry_after: ShedConfig::MIN_RETRY_AFTER,
+            window: MAX_DURATION,
+            window_min_samples: MAX_CAPACITY,
+            max_queue_delay: Some(MAX_DURATION),
+            queue_capacity: MAX_CAPACITY,
+            ..ShedConfig::default()
+        };
+        assert_eq!(edges.validate(), Ok(()));
+        let edges = ShedConfig {
+            limit: Limit::Gradient2(Gradient2 {
+                queue_size: MAX_LIMIT,
+                long_window: MAX_CAPACITY,
+                ..Gradient2::default()
+            }),
+            retry_after: MAX_DURATION,
+            max_queue_delay: Some(Duration::from_nanos(1)),
+            queue_capacity: 1,
+            ..ShedConfig::default()
+        };
+        assert_eq!(edges.validate(), Ok(()));
+        let edges = ShedConfig {
+            limit: Limit::Vegas(Vegas {
+                probe_multiplier: MAX_CAPACITY,
+                ..Vegas::default()
+            }),
+            ..ShedConfig::default()
+        };
+        assert_eq!(edges.validate(), Ok(()));
     }
 
     #[test]

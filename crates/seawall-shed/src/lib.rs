@@ -44,8 +44,12 @@
 //!   every service it makes and every clone share it, so
 //!   [`ShedLayer::stats`] sees everything. Build separate layers for
 //!   separate limits.
-//! - **Bounded.** The queue has a capacity; nothing waits longer than
-//!   `max_queue_delay`, and a request that did is never admitted.
+//! - **Bounded.** The queue has a capacity (it grows as it fills and never
+//!   reserves it); nothing waits longer than `max_queue_delay`, and a
+//!   request that did is never admitted. Every size and duration of the
+//!   config has a documented bound (`docs/shed.md`, "Bounds"); a value past
+//!   it is a `ConfigError` naming the field, and every `retry_after` is at
+//!   least 1ms.
 //!
 //! # Example
 //!

@@ -126,15 +126,16 @@ impl Limit {
 #[cfg_attr(feature = "serde", derive(serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
 pub struct Aimd {
-    /// Starting limit. Default 20.
+    /// Starting limit, in `min..=max`. Default 20.
     pub initial: usize,
-    /// Lowest limit. Default 20.
+    /// Lowest limit, at least 1. Default 20.
     pub min: usize,
-    /// Highest limit. Default 200.
+    /// Highest limit, at most [`MAX_LIMIT`](crate::MAX_LIMIT) (2^24 - 1). Default 200.
     pub max: usize,
     /// Factor applied on a drop, in `0.5..1`. Default 0.9.
     pub backoff_ratio: f64,
-    /// A window whose average RTT exceeds this counts as a drop. Default 5s.
+    /// A window whose average RTT exceeds this counts as a drop. Longer
+    /// than zero, at most 365 days. Default 5s.
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
     pub timeout: Duration,
 }
@@ -156,20 +157,21 @@ impl Default for Aimd {
 #[cfg_attr(feature = "serde", derive(serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
 pub struct Gradient2 {
-    /// Starting limit. Default 20.
+    /// Starting limit, in `min..=max`. Default 20.
     pub initial: usize,
-    /// Lowest limit. Default 20.
+    /// Lowest limit, at least 1. Default 20.
     pub min: usize,
-    /// Highest limit. Default 200.
+    /// Highest limit, at most [`MAX_LIMIT`](crate::MAX_LIMIT) (2^24 - 1). Default 200.
     pub max: usize,
     /// How much of each new estimate is taken, in `(0, 1]`. Default 0.2.
     pub smoothing: f64,
-    /// How far the limit may grow past `limit × gradient` each window. Default 4.
+    /// How far the limit may grow past `limit × gradient` each window, in
+    /// `0..=MAX_LIMIT`. Default 4.
     pub queue_size: usize,
     /// How much slower than the long-term RTT a window may be before the
     /// limit shrinks (`>= 1`). Default 1.5.
     pub tolerance: f64,
-    /// Windows averaged into the long-term RTT. Default 600.
+    /// Windows averaged into the long-term RTT, in `1..=2^24`. Default 600.
     pub long_window: usize,
 }
 
@@ -193,11 +195,11 @@ impl Default for Gradient2 {
 #[cfg_attr(feature = "serde", derive(serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
 pub struct Vegas {
-    /// Starting limit. Default 20.
+    /// Starting limit, in `min..=max`. Default 20.
     pub initial: usize,
-    /// Lowest limit. Default 1.
+    /// Lowest limit, at least 1. Default 1.
     pub min: usize,
-    /// Highest limit. Default 1000.
+    /// Highest limit, at most [`MAX_LIMIT`](crate::MAX_LIMIT) (2^24 - 1). Default 1000.
     pub max: usize,
     /// How much of each new estimate is taken, in `(0, 1]`. Default 1.
     pub smoothing: f64,
@@ -206,8 +208,8 @@ pub struct Vegas {
     pub alpha: f64,
     /// Shrink once the estimated queue exceeds `beta × log`. Default 6.
     pub beta: f64,
-    /// Re-probe the no-load RTT every `probe_multiplier × limit` windows.
-    /// Default 30.
+    /// Re-probe the no-load RTT every `probe_multiplier × limit` windows,
+    /// in `1..=2^24`. Default 30.
     pub probe_multiplier: usize,
 }
 
@@ -290,8 +292,10 @@ impl Algorithm {
     /// The long-term RTT (Gradient2 only).
     pub(crate) fn long_rtt(&self) -> Option<Duration> {
         match self {
+            // `try_`: an average of finite RTTs is finite, but a stats
+            // read must not be able to panic whatever the arithmetic met.
             Algorithm::Gradient2 { long, .. } if long.count > 0 => {
-                Some(Duration::from_secs_f64(long.value.max(0.0)))
+                Duration::try_from_secs_f64(long.value.max(0.0)).ok()
             }
             _ => None,
         }
@@ -324,7 +328,7 @@ impl Algorithm {
                 let gradient = (p.tolerance * long_rtt / short).clamp(0.5, 1.0);
                 let new = *estimate * gradient + p.queue_size as f64;
                 let new = *estimate * (1.0 - p.smoothing) + new * p.smoothing;
-                *estimate = new.clamp(p.min as f64, p.max as f64);
+                *estimate = bounded(new, *estimate, p.min, p.max);
                 *estimate as usize
             }
             Algorithm::Vegas {
@@ -363,10 +367,23 @@ impl Algorithm {
                     }
                 };
                 let new = limit * (1.0 - p.smoothing) + new * p.smoothing;
-                *estimate = new.clamp(p.min as f64, p.max as f64);
+                *estimate = bounded(new, *estimate, p.min, p.max);
                 *estimate as usize
             }
         }
+    }
+}
+
+/// `new` clamped to `[min, max]` (an infinite estimate, from a huge `beta`
+/// or `tolerance`, becomes a bound). A NaN keeps `current`: `f64::clamp`
+/// passes NaN through and `as usize` would make it a limit of 0, shedding
+/// everything. Validated parameters produce none; this keeps it that way
+/// whatever the arithmetic meets.
+fn bounded(new: f64, current: f64, min: usize, max: usize) -> f64 {
+    if new.is_nan() {
+        current
+    } else {
+        new.clamp(min as f64, max as f64)
     }
 }
 
@@ -524,6 +541,34 @@ mod tests {
         assert_eq!(v.update(sample(ms(10), 26, true)), 25);
         // App-limited: unchanged.
         assert_eq!(v.update(sample(ms(30), 2, false)), 25);
+    }
+
+    #[test]
+    fn extreme_parameters_keep_the_limit_in_bounds() {
+        // beta × log overflows to infinity: the estimate becomes `max`.
+        let mut v = Algorithm::new(&Limit::Vegas(Vegas {
+            initial: 20,
+            min: 1,
+            max: 100,
+            beta: 1e308,
+            ..Vegas::default()
+        }));
+        v.update(sample(ms(10), 20, false));
+        assert_eq!(v.update(sample(ms(10), 20, false)), 100);
+        // A tolerance of 1e308 makes every gradient 1: steady growth.
+        let mut g = Algorithm::new(&Limit::Gradient2(Gradient2 {
+            initial: 20,
+            min: 1,
+            max: 30,
+            tolerance: 1e308,
+            queue_size: crate::MAX_LIMIT,
+            long_window: 1 << 24,
+            ..Gradient2::default()
+        }));
+        assert_eq!(g.update(sample(ms(10), 20, false)), 30);
+        assert_eq!(bounded(f64::NAN, 7.0, 1, 10), 7.0);
+        assert_eq!(bounded(f64::INFINITY, 7.0, 1, 10), 10.0);
+        assert_eq!(bounded(f64::NEG_INFINITY, 7.0, 1, 10), 1.0);
     }
 
     #[test]

@@ -29,7 +29,17 @@
 //! - **No flapping.** The level rises as soon as a sample crosses a
 //!   threshold and falls only when a sample is `hysteresis` below it.
 //! - **A failed sample changes nothing.** It is counted
-//!   ([`MemoryPressureStats::errors`]) and the level stays where it was.
+//!   ([`MemoryPressureStats::errors`]) and the level stays where it was. A
+//!   [`MemorySource`] that panics counts as a failed sample (and an `ERROR`
+//!   event); the sampler carries on.
+//! - **A level that is no longer measured is not kept.** If the sampler
+//!   stops while the signal is in use (its runtime shut down), the level
+//!   returns to `Normal`, [`MemoryPressureStats::sampling`] turns `false`
+//!   and an event says so: a stale `Severe` would shed forever.
+//! - **Bounded sampling.** `interval` is in `10ms..=1h`
+//!   ([`MemoryPressureConfig::MIN_INTERVAL`],
+//!   [`MemoryPressureConfig::MAX_INTERVAL`]), so the sampler can neither spin
+//!   on `/proc` nor overflow its timer.
 //!
 //! # Example
 //!
@@ -62,14 +72,16 @@
 mod system;
 
 use std::fmt;
-use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use seawall_core::ConfigError;
 use seawall_core::config::Check;
 use seawall_core::names::TARGET_SHED;
-use tokio::time::{Instant, MissedTickBehavior};
+use seawall_core::time::deadline;
+use tokio::time::Instant;
 
 use crate::priority::Priority;
 
@@ -193,7 +205,9 @@ impl PressureSignal for ManualPressure {
 #[cfg_attr(feature = "serde", derive(serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
 pub struct MemoryPressureConfig {
-    /// How often memory is sampled. Default 1s.
+    /// How often memory is sampled, in `10ms..=1h`
+    /// ([`MIN_INTERVAL`](Self::MIN_INTERVAL),
+    /// [`MAX_INTERVAL`](Self::MAX_INTERVAL)). Default 1s.
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
     pub interval: Duration,
     /// Used / limit at or above which [`Priority::Sheddable`] requests are
@@ -225,10 +239,28 @@ impl Default for MemoryPressureConfig {
 }
 
 impl MemoryPressureConfig {
+    /// The shortest sampling `interval`: 10ms. A sample is one or two reads
+    /// of small kernel files (tens of microseconds), so at 10ms the sampler
+    /// uses well under 1% of a core; any shorter and it turns into a busy
+    /// loop on `/proc` competing with the service it protects, for no gain:
+    /// the kernel batches its memory counters per CPU, so they do not move
+    /// meaningfully faster.
+    pub const MIN_INTERVAL: Duration = Duration::from_millis(10);
+
+    /// The longest sampling `interval`: 1 hour. Memory can fill in seconds;
+    /// a level sampled less often than hourly protects nothing, and a longer
+    /// value is far likelier a unit typo (`"1000h"` for `"1000ms"`).
+    pub const MAX_INTERVAL: Duration = Duration::from_secs(3600);
+
     /// Checks every field; the error names each bad one.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let mut c = Check::new();
-        c.nonzero_duration("interval", self.interval);
+        c.duration_in(
+            "interval",
+            self.interval,
+            Self::MIN_INTERVAL,
+            Self::MAX_INTERVAL,
+        );
         if !(self.shed_sheddable_at > 0.0 && self.shed_sheddable_at <= 1.0) {
             c.fail(
                 "shed_sheddable_at",
@@ -334,6 +366,10 @@ pub struct MemoryPressureStats {
     pub changes: u64,
     /// What the source reads (`"cgroup"`, `"rss"`, `"custom"`).
     pub source: &'static str,
+    /// `true` while the sampler task runs. `false` once it stopped while
+    /// the signal was still in use (its runtime shut down): the level is
+    /// then `Normal` and no longer updated.
+    pub sampling: bool,
 }
 
 /// Parts per million of the ratio, so stats read it without a lock.
@@ -351,9 +387,36 @@ struct Inner {
     samples: AtomicU64,
     errors: AtomicU64,
     changes: AtomicU64,
+    sampling: AtomicBool,
 }
 
 impl Inner {
+    /// Takes one sample from `source` and applies it. A panic in the source
+    /// (user code) is caught and counted as a failed sample: left to unwind,
+    /// it would end the sampler and freeze the level where it was.
+    fn sample(&self, source: &mut impl MemorySource) {
+        // AssertUnwindSafe: after a panic the source is only asked again at
+        // the next tick; whatever it then returns is checked like any sample.
+        match panic::catch_unwind(AssertUnwindSafe(|| source.sample())) {
+            Ok(sample) => self.update(sample),
+            Err(payload) => {
+                self.errors.fetch_add(1, Ordering::Relaxed);
+                let message = payload
+                    .downcast_ref::<&str>()
+                    .copied()
+                    .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+                    .unwrap_or("(not a string)");
+                tracing::error!(
+                    target: TARGET_SHED,
+                    name = %self.name,
+                    source = self.source,
+                    panic = message,
+                    "memory source panicked; counted as a failed sample, the level is unchanged"
+                );
+            }
+        }
+    }
+
     /// Applies one sample. Only the sampler (and the constructor, before
     /// the sampler exists) calls this, so the level has one writer.
     fn update(&self, sample: std::io::Result<MemorySample>) {
@@ -499,8 +562,9 @@ impl MemoryPressure {
             samples: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             changes: AtomicU64::new(0),
+            sampling: AtomicBool::new(true),
         });
-        inner.update(source.sample());
+        inner.sample(&mut source);
         let weak = Arc::downgrade(&inner);
         let interval = config.interval;
         runtime.spawn(sample_loop(weak, source, interval));
@@ -519,6 +583,7 @@ impl MemoryPressure {
             errors: i.errors.load(Ordering::Relaxed),
             changes: i.changes.load(Ordering::Relaxed),
             source: i.source,
+            sampling: i.sampling.load(Ordering::Relaxed),
         }
     }
 
@@ -538,15 +603,66 @@ impl PressureSignal for MemoryPressure {
 /// Samples every `period` while the signal lives. It holds only a `Weak`
 /// between ticks, so dropping the last [`MemoryPressure`] ends it at the
 /// next tick (and drops the source).
+///
+/// The next sample is due `period` after the last one ended (a slow or late
+/// sample delays the following ones instead of bunching them up).
 async fn sample_loop(weak: Weak<Inner>, mut source: impl MemorySource, period: Duration) {
-    let mut ticks = tokio::time::interval_at(Instant::now() + period, period);
-    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    // Validated to MIN_INTERVAL..=MAX_INTERVAL; clamped again so that no
+    // period can make this loop spin (zero) or its deadline overflow.
+    let period = period.clamp(
+        MemoryPressureConfig::MIN_INTERVAL,
+        MemoryPressureConfig::MAX_INTERVAL,
+    );
+    let _watch = Watch(weak.clone());
+    let sleep = tokio::time::sleep_until(deadline(Instant::now(), period));
+    tokio::pin!(sleep);
     loop {
-        ticks.tick().await;
+        sleep.as_mut().await;
         let Some(inner) = weak.upgrade() else {
             return;
         };
-        inner.update(source.sample());
+        inner.sample(&mut source);
+        drop(inner);
+        sleep.as_mut().reset(deadline(Instant::now(), period));
+    }
+}
+
+/// Dropped with the sampler task. If the signal is still in use then, the
+/// task was cancelled (its runtime shut down) or unwound: the level can no
+/// longer be measured, so it returns to `Normal` rather than stay frozen
+/// (a stale `Severe` would shed all but `Critical` forever), and an event
+/// and [`MemoryPressureStats::sampling`] say so.
+struct Watch(Weak<Inner>);
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let Some(inner) = self.0.upgrade() else {
+            return; // the signal is gone: the normal end
+        };
+        inner.sampling.store(false, Ordering::Relaxed);
+        let previous = PressureLevel::from_u8(
+            inner
+                .level
+                .swap(PressureLevel::Normal as u8, Ordering::Relaxed),
+        );
+        if previous != PressureLevel::Normal {
+            inner.changes.fetch_add(1, Ordering::Relaxed);
+        }
+        if std::thread::panicking() {
+            tracing::error!(
+                target: TARGET_SHED,
+                name = %inner.name,
+                previous = previous.as_str(),
+                "memory pressure sampler panicked; the level is Normal from now on"
+            );
+        } else {
+            tracing::warn!(
+                target: TARGET_SHED,
+                name = %inner.name,
+                previous = previous.as_str(),
+                "memory pressure sampler stopped (its runtime shut down); the level is Normal from now on"
+            );
+        }
     }
 }
 
@@ -616,7 +732,7 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             e.to_string(),
-            "interval: 0s must be longer than zero; \
+            "interval: 0ns is not in 10ms..=3600s; \
              shed_normal_at: 1.5 is not in (0, 1]; \
              hysteresis: -0.1 is not in 0..shed_sheddable_at (0.95); \
              rss_budget: 0 must be greater than zero"
@@ -678,6 +794,7 @@ mod tests {
             samples: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             changes: AtomicU64::new(0),
+            sampling: AtomicBool::new(true),
         };
         let events = Arc::new(Events::default());
         let sample = |used| Ok(MemorySample { used, limit: 100 });

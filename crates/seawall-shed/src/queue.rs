@@ -1,7 +1,10 @@
 //! The bounded wait queue of the queue mode.
 //!
-//! A waiter is an entry `(id, waker, granted)` in a `VecDeque` allocated once
-//! at its full capacity. A freed slot is *handed over*: the releaser counts it
+//! A waiter is an entry `(id, waker, granted)` in a `VecDeque` that grows as
+//! waiters arrive and never reserves the configured capacity (up to 2^24
+//! entries of 32 bytes: 512 MiB that a layer which never queues must not
+//! hold). `VecDeque` keeps what it grew to, so a queue that once filled
+//! allocates nothing more until it fills further. A freed slot is *handed over*: the releaser counts it
 //! for the oldest ungranted waiter (it never becomes free in between, so a
 //! newcomer cannot take it) and wakes that waiter. The waiter picks its slot
 //! up, or, if it gives up (deadline passed, service dropped), passes it on.
@@ -62,7 +65,9 @@ impl WaitQueue {
         WaitQueue {
             entries: Mutex::new(Entries {
                 next_id: 0,
-                queue: VecDeque::with_capacity(capacity),
+                // Grows as it fills (DESIGN rule 4): the bound is checked
+                // in `join`, never reserved.
+                queue: VecDeque::new(),
             }),
             capacity,
             max_delay,
@@ -147,5 +152,16 @@ impl WaitQueue {
             };
             waker.wake();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_queue_does_not_reserve_its_capacity() {
+        let q = WaitQueue::new(seawall_core::config::MAX_CAPACITY, Duration::from_millis(1));
+        assert_eq!(q.lock().queue.capacity(), 0);
     }
 }

@@ -5,6 +5,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use seawall_core::time::deadline;
 use seawall_core::{BoxError, Classify, ErrorsAsFailures, OverloadReason};
 use tokio::time::{Instant, Sleep};
 use tower_service::Service;
@@ -106,7 +107,9 @@ impl<S, P, C> Shed<S, P, C> {
                         Joined::Full => Reservation::Refused(OverloadReason::QueueFull),
                         Joined::Waiting(id) => {
                             let since = Instant::now();
-                            let deadline = since + queue.max_delay;
+                            // Checked: `max_queue_delay` is validated to at
+                            // most 365 days, and `deadline` saturates anyway.
+                            let deadline = deadline(since, queue.max_delay);
                             match &mut self.sleep {
                                 Some(sleep) => sleep.as_mut().reset(deadline),
                                 None => {

@@ -128,7 +128,9 @@ impl Shared {
                 && pressure.is_none(),
             soft_limit: config.soft_limit.unwrap_or(0),
             critical_headroom: config.critical_headroom,
-            retry_after: config.retry_after,
+            // Validated to at least 1ms; the floor keeps a rejection's hint
+            // above zero even for a config that skipped validation.
+            retry_after: config.retry_after.max(ShedConfig::MIN_RETRY_AFTER),
             bounds: (min, max),
             #[cfg(feature = "metrics")]
             metrics: crate::metrics::Metrics::new(&name),

@@ -1,6 +1,8 @@
-//! Heap allocations per call, counted by dhat: admit path 0, the layer's
-//! reject path exactly 1 (the `Box` of `BoxError`), the tower-free reject 0;
-//! the same with a pressure signal consulted on every call.
+//! Heap allocations per call, counted per thread by `CountingAlloc`: admit
+//! path 0, the layer's reject path exactly 1 (the `Box` of `BoxError`), the
+//! tower-free reject 0; the same with a pressure signal consulted on every
+//! call. Every service is polled by hand on the test's own thread, so only
+//! its allocations are counted, whatever else runs at the same time.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -10,10 +12,11 @@ use std::task::{Context, Poll, Waker};
 use seawall_shed::{
     Aimd, Limit, ManualPressure, PressureLevel, Priority, ShedConfig, ShedLayer, ShedRng, Shedder,
 };
+use seawall_test_support::{CountingAlloc, allocations, count};
 use tower::{Layer, Service};
 
 #[global_allocator]
-static ALLOC: dhat::Alloc = dhat::Alloc;
+static ALLOC: CountingAlloc = CountingAlloc;
 
 #[derive(Clone)]
 struct Bare;
@@ -32,26 +35,22 @@ impl Service<u32> for Bare {
 /// One call driven by hand; returns whether it was admitted.
 fn once<S: Service<u32>>(svc: &mut S, cx: &mut Context<'_>) -> bool {
     assert!(svc.poll_ready(cx).is_ready());
-    let fut = pin!(svc.call(1));
-    match fut.poll(cx) {
-        Poll::Ready(r) => r.is_ok(),
-        Poll::Pending => panic!("ready service"),
-    }
+    once_called(svc, cx)
 }
 
 fn allocs_during(n: u64, mut f: impl FnMut()) -> u64 {
-    let before = dhat::HeapStats::get().total_blocks;
-    for _ in 0..n {
-        f();
-    }
-    dhat::HeapStats::get().total_blocks - before
+    allocations(|| {
+        for _ in 0..n {
+            f();
+        }
+    })
 }
+
+const N: u64 = 1000;
 
 #[test]
 fn allocations_per_call() {
-    let _p = dhat::Profiler::builder().testing().build();
     let mut cx = Context::from_waker(Waker::noop());
-    const N: u64 = 1000;
 
     // Admit path, fixed limit: 0.
     let layer = ShedLayer::fixed(10).unwrap();
@@ -133,4 +132,64 @@ fn allocations_per_call() {
         }),
         0
     );
+}
+
+/// A queue of the largest capacity reserves nothing: building the layer
+/// allocates a few hundred bytes, and waiting in the queue allocates only
+/// for the waiters there are (DESIGN rule 4).
+#[test]
+fn the_queue_grows_as_it_fills() {
+    use seawall_core::config::MAX_CAPACITY;
+    use std::time::Duration;
+
+    let mut layer = None;
+    let built = count(|| {
+        layer = Some(
+            ShedLayer::builder()
+                .max_in_flight(1)
+                .max_queue_delay(Duration::from_secs(1))
+                .queue_capacity(MAX_CAPACITY)
+                .build()
+                .unwrap(),
+        );
+    });
+    let layer = layer.unwrap();
+    assert!(
+        built.bytes_retained() < 4096,
+        "building reserved {} bytes",
+        built.bytes_retained()
+    );
+
+    // One waiter: the queue grows by a handful of entries, not to its bound.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    let _guard = rt.enter();
+    let shedder = layer.shedder();
+    let held = shedder
+        .try_acquire(Priority::Critical, &mut ShedRng::new(1))
+        .unwrap();
+    let mut svc = layer.layer(Bare);
+    let mut cx = Context::from_waker(Waker::noop());
+    let waited = count(|| assert!(svc.poll_ready(&mut cx).is_pending()));
+    assert_eq!(layer.stats().queued, 1);
+    assert!(
+        waited.bytes_retained() < 4096,
+        "one waiter retained {} bytes",
+        waited.bytes_retained()
+    );
+    drop(held);
+    assert!(svc.poll_ready(&mut cx).is_ready());
+    assert!(once_called(&mut svc, &mut cx));
+}
+
+/// `call` and poll after a `poll_ready` that returned `Ready`.
+fn once_called<S: Service<u32>>(svc: &mut S, cx: &mut Context<'_>) -> bool {
+    let fut = pin!(svc.call(1));
+    match fut.poll(cx) {
+        Poll::Ready(r) => r.is_ok(),
+        Poll::Pending => panic!("ready service"),
+    }
 }

@@ -276,7 +276,7 @@ fn bad_thresholds_are_named_by_their_path() {
         .unwrap_err();
     assert_eq!(
         e.to_string(),
-        "memory_pressure.interval: 0s must be longer than zero; \
+        "memory_pressure.interval: 0ns is not in 10ms..=3600s; \
          memory_pressure.shed_sheddable_at: 0.95 must be at most shed_normal_at (0.9); \
          memory_pressure.hysteresis: 1 is not in 0..shed_sheddable_at (0.95)"
     );
@@ -292,4 +292,161 @@ fn the_last_setter_wins() {
     assert!(b.config().memory_pressure.is_none());
     // No runtime needed: the signal replaced the config.
     assert!(b.build().is_ok());
+}
+
+#[test]
+fn the_interval_is_bounded() {
+    let with = |interval| {
+        MemoryPressureConfig {
+            interval,
+            ..MemoryPressureConfig::default()
+        }
+        .validate()
+    };
+    let ms = Duration::from_millis;
+    assert_eq!(MemoryPressureConfig::MIN_INTERVAL, ms(10));
+    assert_eq!(
+        MemoryPressureConfig::MAX_INTERVAL,
+        Duration::from_secs(3600)
+    );
+    for ok in [ms(10), ms(250), Duration::from_secs(3600)] {
+        assert!(with(ok).is_ok(), "{ok:?}");
+    }
+    for bad in [
+        Duration::ZERO,
+        Duration::from_nanos(1),
+        ms(9),
+        Duration::from_secs(3600) + Duration::from_nanos(1),
+        Duration::from_secs(u64::MAX),
+        Duration::MAX,
+    ] {
+        let e = with(bad).unwrap_err();
+        assert_eq!(e.field(), "interval");
+        assert_eq!(e.reason(), "is not in 10ms..=3600s", "{bad:?}");
+    }
+    // Through the layer, with its path; before any sampler starts.
+    let e = ShedLayer::builder()
+        .memory_pressure(MemoryPressureConfig {
+            interval: Duration::from_secs(u64::MAX),
+            ..MemoryPressureConfig::default()
+        })
+        .build()
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "memory_pressure.interval: 18446744073709551615s is not in 10ms..=3600s"
+    );
+}
+
+/// Counts its samples.
+#[derive(Clone, Default)]
+struct Counting(Arc<AtomicU64>);
+
+impl MemorySource for Counting {
+    fn sample(&mut self) -> io::Result<MemorySample> {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        Ok(MemorySample { used: 1, limit: 10 })
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_shortest_and_longest_intervals_sample_on_time() {
+    for (interval, over, expect) in [
+        // 10ms over one second: 100 samples, no more (no busy loop).
+        (
+            MemoryPressureConfig::MIN_INTERVAL,
+            Duration::from_secs(1),
+            100,
+        ),
+        // One hour over three hours: 3 (the deadline did not overflow).
+        (
+            MemoryPressureConfig::MAX_INTERVAL,
+            Duration::from_secs(3 * 3600),
+            3,
+        ),
+    ] {
+        let source = Counting::default();
+        let memory = MemoryPressure::with_source(
+            &MemoryPressureConfig {
+                interval,
+                ..MemoryPressureConfig::default()
+            },
+            source.clone(),
+        )
+        .unwrap();
+        assert_eq!(source.0.load(Ordering::Relaxed), 1, "the first sample");
+        tokio::time::sleep(over + Duration::from_millis(1)).await;
+        assert_eq!(source.0.load(Ordering::Relaxed), 1 + expect, "{interval:?}");
+        assert!(memory.stats().sampling);
+    }
+}
+
+/// Panics while `panic` is set, otherwise reads like `Fake`.
+#[derive(Clone, Default)]
+struct Panicky {
+    fake: Fake,
+    panic: Arc<AtomicBool>,
+}
+
+impl MemorySource for Panicky {
+    fn sample(&mut self) -> io::Result<MemorySample> {
+        if self.panic.load(Ordering::Relaxed) {
+            panic!("a bug in the source");
+        }
+        self.fake.sample()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_panicking_source_is_a_failed_sample_and_the_sampler_goes_on() {
+    let source = Panicky::default();
+    source.fake.set(950);
+    let memory = MemoryPressure::with_source(&config(), source.clone()).unwrap();
+    assert_eq!(memory.level(), PressureLevel::Severe);
+    source.panic.store(true, Ordering::Relaxed);
+    next_sample().await;
+    next_sample().await;
+    let s = memory.stats();
+    assert_eq!(
+        (s.level, s.samples, s.errors),
+        (PressureLevel::Severe, 1, 2)
+    );
+    assert!(s.sampling);
+    // Still sampling: the level follows the source again.
+    source.panic.store(false, Ordering::Relaxed);
+    source.fake.set(100);
+    next_sample().await;
+    assert_eq!(memory.level(), PressureLevel::Normal);
+    assert_eq!(memory.stats().samples, 2);
+
+    // A panic in the very first sample fails nothing either.
+    source.panic.store(true, Ordering::Relaxed);
+    let other = MemoryPressure::with_source(&config(), source.clone()).unwrap();
+    assert_eq!((other.stats().samples, other.stats().errors), (0, 1));
+    assert_eq!(other.level(), PressureLevel::Normal);
+}
+
+#[test]
+fn a_sampler_that_stops_does_not_leave_the_level_frozen() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    let fake = Fake::default();
+    fake.set(950);
+    let memory = rt.block_on(async {
+        let memory = MemoryPressure::with_source(&config(), fake.clone()).unwrap();
+        next_sample().await;
+        memory
+    });
+    assert_eq!(memory.level(), PressureLevel::Severe);
+    assert!(memory.stats().sampling);
+    // The runtime goes away, and the sampler with it, while the signal is
+    // still in use: the level it can no longer measure is not kept.
+    drop(rt);
+    let s = memory.stats();
+    assert!(!s.sampling);
+    assert_eq!(s.level, PressureLevel::Normal);
+    assert_eq!(memory.level(), PressureLevel::Normal);
 }

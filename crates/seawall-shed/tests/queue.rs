@@ -322,3 +322,57 @@ async fn an_unready_inner_service_gives_its_reservation_back() {
     assert_eq!(reason(&err), OverloadReason::HardLimit);
     assert_eq!(layer.stats().in_flight, 0);
 }
+
+/// The longest `max_queue_delay` (365 days) and the shortest `retry_after`
+/// (1ms): a request queues, its deadline is computed without overflow, it
+/// times out exactly then, and its refusal carries the 1ms hint. Past the
+/// bounds, `build()` names the field.
+#[tokio::test(start_paused = true)]
+async fn the_longest_queue_delay_and_the_shortest_retry_after() {
+    use seawall_core::config::MAX_DURATION;
+
+    let layer = ShedLayer::builder()
+        .max_in_flight(1)
+        .max_queue_delay(MAX_DURATION)
+        .retry_after(MS)
+        .build()
+        .unwrap();
+    let held = layer
+        .shedder()
+        .try_acquire(seawall_shed::Priority::Critical, &mut ShedRng::new(1))
+        .unwrap();
+    let mut svc = layer.layer(sleeper());
+    let mut ready = task::spawn(poll_fn(|cx| svc.poll_ready(cx)));
+    assert_pending!(ready.poll());
+    tokio::time::advance(MAX_DURATION - MS).await;
+    assert_pending!(ready.poll());
+    tokio::time::advance(2 * MS).await;
+    assert_ready_ok!(ready.poll());
+    drop(ready);
+    let err = svc.call(MS).await.unwrap_err();
+    assert_eq!(reason(&err), OverloadReason::QueueDelay);
+    let Some(Rejection::Overloaded(o)) = Rejection::find(&*err) else {
+        unreachable!()
+    };
+    assert_eq!(o.retry_after(), Some(MS));
+    drop(held);
+
+    for (delay, retry_after, field) in [
+        (Duration::from_secs(u64::MAX), MS, "max_queue_delay"),
+        (
+            MAX_DURATION + Duration::from_nanos(1),
+            MS,
+            "max_queue_delay",
+        ),
+        (MS, Duration::ZERO, "retry_after"),
+        (MS, Duration::from_micros(999), "retry_after"),
+    ] {
+        let e = ShedLayer::builder()
+            .max_queue_delay(delay)
+            .retry_after(retry_after)
+            .build()
+            .unwrap_err();
+        assert_eq!(e.field(), field, "{e}");
+        assert_eq!(e.errors().len(), 1, "{e}");
+    }
+}

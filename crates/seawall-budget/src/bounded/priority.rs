@@ -15,7 +15,9 @@ use super::{Delivery, Ends, Full, Lane, Offer, OverflowPolicy, QueueStats, SendE
 #[cfg_attr(feature = "serde", derive(serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(deny_unknown_fields))]
 pub struct LaneConfig {
-    /// Most items the lane holds. Must be greater than zero.
+    /// Most items the lane holds: `1..=`[`MAX_CAPACITY`] (2^24).
+    ///
+    /// [`MAX_CAPACITY`]: seawall_core::config::MAX_CAPACITY
     pub capacity: usize,
     /// What a full lane does with one more item.
     pub policy: OverflowPolicy,
@@ -44,7 +46,7 @@ impl LaneConfig {
 #[cfg_attr(feature = "serde", derive(serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(deny_unknown_fields))]
 pub struct PriorityConfig {
-    /// The lanes, index 0 the highest priority. At least one.
+    /// The lanes, index 0 the highest priority: `1..=`[`MAX_LANES`] (256).
     pub lanes: Vec<LaneConfig>,
     /// While a lower lane holds an item, every `fair_every`-th take serves
     /// the oldest item of the lower lanes. `0` is strict priority; `1` is
@@ -56,6 +58,10 @@ pub struct PriorityConfig {
 fn default_fair_every() -> usize {
     8
 }
+
+/// The most lanes a [`PriorityConfig`] may have: 256. Every take looks at
+/// each lane, so the count is bounded like any other size.
+pub const MAX_LANES: usize = 256;
 
 impl PriorityConfig {
     /// `lanes`, highest priority first, with the default `fair_every` (8).
@@ -72,14 +78,24 @@ impl PriorityConfig {
         self
     }
 
-    /// Checks every field; the error names each bad one (`lanes[2].capacity`).
+    /// Checks every field; the error names each bad one (`lanes[2].capacity`):
+    /// one to [`MAX_LANES`] lanes, each of capacity `1..=`[`MAX_CAPACITY`]
+    /// (2^24), and `fair_every` not 1.
+    ///
+    /// [`MAX_CAPACITY`]: seawall_core::config::MAX_CAPACITY
     pub fn validate(&self) -> Result<(), ConfigError> {
         let mut c = Check::new();
         if self.lanes.is_empty() {
             c.fail("lanes", "[]", "must hold at least one lane");
+        } else if self.lanes.len() > MAX_LANES {
+            c.fail(
+                "lanes",
+                format_args!("{} lanes", self.lanes.len()),
+                format!("must be at most {MAX_LANES}"),
+            );
         }
         for (i, lane) in self.lanes.iter().enumerate() {
-            c.nonzero(&format!("lanes[{i}].capacity"), lane.capacity);
+            c.capacity(&format!("lanes[{i}].capacity"), lane.capacity);
         }
         if self.fair_every == 1 {
             c.fail("fair_every", 1, "must be 0 (strict priority) or at least 2");
@@ -147,7 +163,9 @@ impl<T> Shared<T> {
                     lower
                 }
                 Some(_) => {
-                    s.passed += 1;
+                    // Saturating: under strict priority (`fair_every = 0`)
+                    // nothing resets it while a lower lane waits.
+                    s.passed = s.passed.saturating_add(1);
                     top
                 }
                 None => {
@@ -195,7 +213,9 @@ impl PriorityStats {
             closed: 0,
         };
         for l in &self.lanes {
-            t.capacity += l.capacity;
+            // At most 256 lanes of 2^24: only a 32-bit `usize` could
+            // overflow, and there the sum saturates.
+            t.capacity = t.capacity.saturating_add(l.capacity);
             t.len += l.len;
             t.sent += l.sent;
             t.received += l.received;
@@ -250,11 +270,15 @@ impl PriorityStats {
 /// ```
 ///
 /// One `Mutex` guards all lanes (held only to push or pop, never across an
-/// `.await`); each lane's memory is allocated once at its capacity.
+/// `.await`). Each lane reserves room for at most 16 items here and grows
+/// as it fills, never past its capacity, exactly like
+/// [`bounded::channel`](super::channel).
 ///
-/// A bad config (no lanes, a zero capacity, `fair_every = 1`) is a
-/// [`ConfigError`] naming every bad field. Each lane's memory is allocated
-/// here, once, and never grows.
+/// A bad config (no lanes or more than [`MAX_LANES`], a capacity of zero or
+/// past [`MAX_CAPACITY`], `fair_every = 1`) is a [`ConfigError`] naming
+/// every bad field (`lanes[2].capacity`).
+///
+/// [`MAX_CAPACITY`]: seawall_core::config::MAX_CAPACITY
 pub fn priority_channel<T>(
     config: &PriorityConfig,
 ) -> Result<(PrioritySender<T>, PriorityReceiver<T>), ConfigError> {
@@ -282,7 +306,6 @@ pub fn priority_channel<T>(
     ))
 }
 
-/// What to do when the lane is full, for one attempt.
 /// The sending half of a [`priority_channel`]; clone it for more
 /// producers.
 pub struct PrioritySender<T> {
