@@ -4,6 +4,7 @@
 //! with feature `serde`, `Deserialize` with durations written as `"50ms"`).
 //! Validation reports *every* bad field at once in a [`ConfigError`].
 
+use std::fmt;
 use std::time::Duration;
 
 use seawall_budget::{BudgetConfig, BudgetMode};
@@ -12,6 +13,7 @@ use seawall_core::config::Check;
 use seawall_core::names::DEFAULT_NAME;
 
 use crate::layer::RedisBudgetLayer;
+use crate::redact::{MAX_URL_LEN, redact_url, scrub, secrets};
 
 /// What a budget does while Redis cannot be reached (a call timed out or
 /// failed), until a probe finds it again.
@@ -62,7 +64,12 @@ pub enum FallbackPolicy {
     /// least 1) by itself, with a local GCRA; `share = 1 / replicas` keeps the
     /// total near the shared rate. The default, with `share = 1.0`: each
     /// replica alone keeps the whole budget, so a single replica behaves
-    /// exactly as before and `n` replicas admit at most `n × rate`.
+    /// exactly as before and `n` replicas admit at most `n × rate` while
+    /// Redis is down. The calls it admits, up to `rate` (one `per` of the
+    /// whole budget), are charged to the shared budget when Redis answers
+    /// again, so a partial outage shorter than about `per / share` keeps the
+    /// shared bound over a span that ends after they are paid off, and the
+    /// payback refuses the fleet for at most one `per` per cut-off replica.
     Local {
         /// The part of the shared rate this replica may use, in `(0, 1]`.
         share: f64,
@@ -80,20 +87,20 @@ impl Default for FallbackPolicy {
 ///
 /// | field | default | meaning |
 /// |-------|---------|---------|
-/// | `url` | `"redis://127.0.0.1:6379"` | the Redis server (`redis://`, `rediss://` is not enabled, `redis+unix://`) |
+/// | `url` | `"redis://127.0.0.1:6379"` | the Redis server (`redis://`, `rediss://` is not enabled, `redis+unix://`); at most [`MAX_URL_LEN`] bytes; `Debug` and errors show it redacted |
 /// | `name` | `"default"` | the budget's name: Redis key `seawall:{name}` (a hash tag, so one Cluster slot), tracing and metric label; replicas with the same `url` and `name` share one budget |
 /// | `rate` | 1000 | calls per `per`, all replicas together |
-/// | `per` | 1s | the span `rate` is counted over |
+/// | `per` | 1s | the span `rate` is counted over (at most 365 days) |
 /// | `burst` | `rate / 10`, at least 1 | most calls admitted at once, all replicas together |
 /// | `mode` | `reject` | [`BudgetMode::Reject`] or [`BudgetMode::Wait`] (the keyed layer only rejects) |
 /// | `fallback` | `local { share = 1.0 }` | [`FallbackPolicy`] while Redis is unreachable |
-/// | `redis_timeout` | 50ms | limit on each Redis command (and on connecting) |
-/// | `probe_interval` | 1s | while falling back, how often Redis is tried again |
-/// | `lease_interval` | 50ms | a replica leases about `local rate × lease_interval` tokens per round trip |
-/// | `lease_share` | 0.1 | a lease is at most `lease_share × burst` tokens (at least 1) |
-/// | `capacity` | 10 000 | keyed layer: most keys held at once |
-/// | `idle_ttl` | 5 minutes | keyed layer: a key unused this long may be forgotten |
-#[derive(Debug, Clone, PartialEq)]
+/// | `redis_timeout` | 50ms | limit on each Redis command (and on connecting); at most 365 days |
+/// | `probe_interval` | 1s | while falling back (the backend, or one key), how often Redis is tried again; at most 365 days |
+/// | `lease_interval` | 50ms | a replica leases about `local rate × lease_interval` tokens per round trip; at most 365 days |
+/// | `lease_share` | 0.1 | a lease is at most `lease_share × burst` tokens (at least 1); in `(0, 1]` |
+/// | `capacity` | 10 000 | keyed layer: most keys held at once; at most 2^24 |
+/// | `idle_ttl` | 5 minutes | keyed layer: a key unused this long may be forgotten; at most 365 days |
+#[derive(Clone, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
 pub struct RedisBudgetConfig {
@@ -151,15 +158,56 @@ impl Default for RedisBudgetConfig {
     }
 }
 
+/// The URL is printed with its password replaced ([`redact_url`]): a config
+/// is logged at start-up, embedded in a whole stack's config, and shown by
+/// every layer's `Debug`.
+impl fmt::Debug for RedisBudgetConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisBudgetConfig")
+            .field("url", &redact_url(&self.url))
+            .field("name", &self.name)
+            .field("rate", &self.rate)
+            .field("per", &self.per)
+            .field("burst", &self.burst)
+            .field("mode", &self.mode)
+            .field("fallback", &self.fallback)
+            .field("redis_timeout", &self.redis_timeout)
+            .field("probe_interval", &self.probe_interval)
+            .field("lease_interval", &self.lease_interval)
+            .field("lease_share", &self.lease_share)
+            .field("capacity", &self.capacity)
+            .field("idle_ttl", &self.idle_ttl)
+            .finish()
+    }
+}
+
 impl RedisBudgetConfig {
     /// Checks every field (the URL is parsed, no connection is made).
+    ///
+    /// Bounds: every duration at most [`MAX_DURATION`] (365 days) and, but
+    /// for none, longer than zero; `capacity` in `1..=`[`MAX_CAPACITY`];
+    /// `lease_share` and the `Local` share finite, in `(0, 1]`; the URL at
+    /// most [`MAX_URL_LEN`] bytes. A bad URL is reported redacted
+    /// ([`redact_url`]): the error never holds its password.
+    ///
+    /// [`MAX_DURATION`]: seawall_core::config::MAX_DURATION
+    /// [`MAX_CAPACITY`]: seawall_core::config::MAX_CAPACITY
     pub fn validate(&self) -> Result<(), ConfigError> {
         let mut check = Check::new();
-        if let Err(e) = redis::Client::open(self.url.as_str()) {
+        if self.url.len() > MAX_URL_LEN {
             check.fail(
                 "url",
-                format_args!("{:?}", self.url),
-                format!("is not a Redis URL ({e})"),
+                format_args!("{:?}", redact_url(&self.url)),
+                format!("is longer than {MAX_URL_LEN} bytes"),
+            );
+        } else if let Err(e) = redis::Client::open(self.url.as_str()) {
+            // The redis crate's message names no part of the URL today;
+            // scrubbed anyway, so a future one that does cannot leak.
+            let reason = scrub(&e.to_string(), &secrets(&self.url));
+            check.fail(
+                "url",
+                format_args!("{:?}", redact_url(&self.url)),
+                format!("is not a Redis URL ({reason})"),
             );
         }
         if self.name.is_empty() || self.name.contains(['{', '}']) {
@@ -191,7 +239,7 @@ impl RedisBudgetConfig {
             check.fail("lease_share", self.lease_share, "is not in (0, 1]");
         }
         check
-            .nonzero("capacity", self.capacity)
+            .capacity("capacity", self.capacity)
             .nonzero_duration("idle_ttl", self.idle_ttl);
         check.finish()
     }

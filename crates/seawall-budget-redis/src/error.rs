@@ -6,6 +6,10 @@ use std::time::Duration;
 /// call's error (callers see the fallback policy's answer); it is reported in
 /// tracing events, kept as [`RedisBudgetStats::last_error`](crate::RedisBudgetStats::last_error),
 /// and returned by [`RedisBudgetLayer::ping`](crate::RedisBudgetLayer::ping).
+///
+/// Its text never holds the URL's password: an error from Redis whose text
+/// does (a server echoing `HELLO 3 AUTH user password`) is rebuilt with the
+/// same [`ErrorKind`](redis::ErrorKind) and the password replaced by `***`.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum RedisBudgetError {

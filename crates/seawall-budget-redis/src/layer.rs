@@ -12,6 +12,7 @@ use tower_layer::Layer;
 use crate::config::{RedisBudgetBuilder, RedisBudgetConfig};
 use crate::error::RedisBudgetError;
 use crate::lease::{Cell, Counters};
+use crate::redact::{redact_url, scrub, secrets};
 use crate::script::Ask;
 use crate::service::{RedisBudget, RedisKeyedBudget};
 use crate::shared::Shared;
@@ -19,8 +20,15 @@ use crate::stats::{Backend, RedisBudgetStats};
 
 fn shared(config: &RedisBudgetConfig, queue: usize) -> Result<Arc<Shared>, ConfigError> {
     config.validate()?;
-    let shared = Shared::new(config, queue)
-        .map_err(|e| ConfigError::new("url", format_args!("{:?}", config.url), e.to_string()))?;
+    // Validated above, so this does not fail today; if it does, the error
+    // names the URL redacted, like every other print of it.
+    let shared = Shared::new(config, queue).map_err(|e| {
+        ConfigError::new(
+            "url",
+            format_args!("{:?}", redact_url(&config.url)),
+            scrub(&e.to_string(), &secrets(&config.url)),
+        )
+    })?;
     Ok(Arc::new(shared))
 }
 
@@ -33,6 +41,7 @@ fn stats(shared: &Shared, keys: usize) -> RedisBudgetStats {
         round_trips: c.round_trips.load(Relaxed),
         leased: c.leased.load(Relaxed),
         fallbacks: c.fallbacks.load(Relaxed),
+        key_errors: c.key_errors.load(Relaxed),
         backend: shared.backend(),
         last_error: shared.last_error(),
         keys,
@@ -47,15 +56,20 @@ async fn ping(shared: &Shared) -> Result<(), RedisBudgetError> {
     let ask = Ask {
         key: &key,
         owed: 0,
+        debt: 0,
         wanted: 0,
     };
     let rate = crate::script::ScriptRate {
         emission_us: 1.0,
         limit_us: 1.0,
     };
-    conn.lease(&Counters::default(), rate, &[ask])
-        .await
-        .map(drop)
+    // The budget's own key answering with an error is a failed ping.
+    let mut replies = conn.lease(&Counters::default(), rate, &[ask]).await?;
+    replies.pop().unwrap_or(Ok(crate::script::Grant {
+        granted: 0,
+        wait: Duration::ZERO,
+    }))?;
+    Ok(())
 }
 
 /// Applies a rate budget shared by every replica that uses the same Redis

@@ -31,6 +31,7 @@ pub(crate) struct Counters {
     pub(crate) round_trips: AtomicU64,
     pub(crate) leased: AtomicU64,
     pub(crate) fallbacks: AtomicU64,
+    pub(crate) key_errors: AtomicU64,
 }
 
 /// How one call may proceed, as the cell (or the fallback) sees it.
@@ -68,6 +69,14 @@ pub(crate) struct Cell {
     exhausted_until: AtomicU64,
     /// A refill is queued or in flight.
     pending: AtomicBool,
+    /// Redis answered this key with an error (it holds something else): the
+    /// key follows the fallback policy until a refill succeeds.
+    failed: AtomicBool,
+    /// While `failed`, when (ns since the layer's epoch) to ask Redis again.
+    retry_at: AtomicU64,
+    /// Calls the `Local` fallback admitted that Redis has not been charged
+    /// for yet; the next refill charges them, unconditionally, like credit.
+    debt: AtomicU64,
     plan: Mutex<Plan>,
     /// The Redis key.
     pub(crate) key: String,
@@ -101,6 +110,9 @@ impl Cell {
             low: AtomicI64::new(i64::from(max_lease.max(1) / 2)),
             exhausted_until: AtomicU64::new(0),
             pending: AtomicBool::new(false),
+            failed: AtomicBool::new(false),
+            retry_at: AtomicU64::new(0),
+            debt: AtomicU64::new(0),
             plan: Mutex::new(Plan::default()),
             key,
             label,
@@ -162,6 +174,52 @@ impl Cell {
         self.tokens.load(Ordering::Relaxed) <= self.low.load(Ordering::Relaxed)
     }
 
+    /// Whether this key is following the fallback after an error of its
+    /// own, and whether (at `now`) it is time to ask Redis again.
+    pub(crate) fn failed(&self, now: u64) -> Option<bool> {
+        self.failed
+            .load(Ordering::Relaxed)
+            .then(|| now >= self.retry_at.load(Ordering::Relaxed))
+    }
+
+    /// Redis answered this key with an error; it follows the fallback and
+    /// is tried again at `retry_at`. Returns whether it was fine before.
+    pub(crate) fn fail(&self, retry_at: u64) -> bool {
+        self.retry_at.store(retry_at, Ordering::Relaxed);
+        !self.failed.swap(true, Ordering::AcqRel)
+    }
+
+    /// Redis answered this key again; returns whether it had failed.
+    pub(crate) fn recover(&self) -> bool {
+        self.failed.load(Ordering::Relaxed) && self.failed.swap(false, Ordering::AcqRel)
+    }
+
+    /// One call admitted by the `Local` fallback, to be charged to Redis; at
+    /// most `cap` are kept (see `Shared::fallback`).
+    pub(crate) fn add_debt(&self, cap: u64) {
+        let _ = self
+            .debt
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |d| {
+                (d < cap).then_some(d + 1)
+            });
+    }
+
+    /// Gives back debt a failed refill took and could not charge, keeping
+    /// the total within `cap`.
+    pub(crate) fn restore_debt(&self, debt: u64, cap: u64) {
+        let _ = self
+            .debt
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |d| {
+                Some(d.saturating_add(debt).min(cap))
+            });
+    }
+
+    /// Calls admitted by the fallback and not yet charged.
+    #[cfg(test)]
+    pub(crate) fn debt(&self) -> u64 {
+        self.debt.load(Ordering::Relaxed)
+    }
+
     /// Tokens held (negative: owed).
     pub(crate) fn tokens(&self) -> i64 {
         self.tokens.load(Ordering::Relaxed)
@@ -207,12 +265,14 @@ impl Cell {
         Ask {
             key: &self.key,
             owed: tokens.min(0).unsigned_abs(),
+            // Taken now; a refill that fails gives it back (`restore_debt`).
+            debt: self.debt.swap(0, Ordering::Relaxed),
             wanted: u64::from(k).saturating_sub(held).max(1),
         }
     }
 
     /// Applies Redis's answer, received at `now`: the credit is settled and
-    /// the granted tokens join the pool.
+    /// the granted tokens join the pool (the debt, charged, is gone).
     pub(crate) fn apply(&self, ask: &Ask<'_>, grant: Grant, now: u64) {
         let added = i64::try_from(ask.owed.saturating_add(grant.granted)).unwrap_or(i64::MAX);
         self.tokens.fetch_add(added, Ordering::Relaxed);
@@ -259,6 +319,7 @@ mod tests {
         let ask = Ask {
             key: "k",
             owed,
+            debt: 0,
             wanted,
         };
         cell.apply(&ask, grant(4, 0), MS);
@@ -277,6 +338,7 @@ mod tests {
         let a = Ask {
             key: "k",
             owed: 0,
+            debt: 0,
             wanted: 100,
         };
         cell.apply(&a, grant(100, 0), 0);
@@ -292,6 +354,7 @@ mod tests {
         let a = Ask {
             key: "k",
             owed: 0,
+            debt: 0,
             wanted: 1,
         };
         cell.apply(&a, grant(0, 0), 100 * MS);
@@ -319,6 +382,7 @@ mod tests {
         let a = Ask {
             key: "k",
             owed: 0,
+            debt: 0,
             wanted: 2,
         };
         cell.apply(&a, grant(0, 30), 5 * MS);
@@ -328,5 +392,47 @@ mod tests {
         cell.release_refill();
         assert!(cell.claim_refill());
         assert!(cell.is_low());
+    }
+
+    #[test]
+    fn a_failed_key_is_retried_at_its_time_and_recovers() {
+        let cell = Cell::new("k".into(), None, None, 2);
+        assert_eq!(cell.failed(0), None);
+        assert!(cell.fail(10));
+        assert!(!cell.fail(20), "already failed");
+        assert_eq!(cell.failed(19), Some(false));
+        assert_eq!(cell.failed(20), Some(true));
+        assert!(cell.recover());
+        assert!(!cell.recover());
+        assert_eq!(cell.failed(30), None);
+    }
+
+    #[test]
+    fn fallback_debt_is_charged_by_the_next_refill_or_given_back() {
+        let cell = Cell::new("k".into(), None, None, 4);
+        for _ in 0..5 {
+            cell.add_debt(3);
+        }
+        let ask = cell.plan(0, 4, 50 * MS);
+        assert_eq!((ask.owed, ask.debt), (0, 3));
+        assert_eq!(cell.debt(), 0);
+        cell.add_debt(3);
+        cell.restore_debt(ask.debt, 3);
+        assert_eq!(cell.debt(), 3, "never above the cap");
+        cell.debt.store(0, Ordering::Relaxed);
+        cell.restore_debt(ask.debt, 3);
+        assert_eq!(cell.debt(), 3);
+        let ask = cell.plan(MS, 4, 50 * MS);
+        let (owed, debt, wanted) = (ask.owed, ask.debt, ask.wanted);
+        let ask = Ask {
+            key: "k",
+            owed,
+            debt,
+            wanted,
+        };
+        cell.apply(&ask, grant(4, 0), MS);
+        // The debt is charged, not added to the pool.
+        assert_eq!(cell.tokens(), 4);
+        assert_eq!(cell.debt(), 0);
     }
 }

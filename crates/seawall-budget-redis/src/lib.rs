@@ -41,6 +41,18 @@
 //!   goes back to the shared budget when it answers; each switch is a
 //!   tracing event (`WARN` / `INFO`, target `seawall_budget`) and a metric.
 //!   A `Wait` service waiting for a refill waits at most one `redis_timeout`.
+//!   What the `Local` fallback admitted (up to `rate`) is charged to the
+//!   shared budget when Redis answers again, so replicas cut off while
+//!   others are not do not add their share on top of the shared rate.
+//! - **One bad key is that key's problem.** Each reply of a refill pipeline
+//!   is read on its own: a key that holds something else (`WRONGTYPE`)
+//!   follows the fallback policy by itself, is tried again every
+//!   `probe_interval`, and is counted in
+//!   [`RedisBudgetStats::key_errors`]; the other keys and the backend stay
+//!   on Redis.
+//! - **The password never prints.** `Debug` of the config and the layers,
+//!   config errors, and Redis errors (kept in the stats, written to tracing)
+//!   show the URL as [`redact_url`] does: `redis://user:***@host:6379/0`.
 //!
 //! See `docs/distributed.md` in the repository for when a shared budget is
 //! worth a round trip, the algorithm in full, and running Redis and Redis
@@ -107,6 +119,7 @@ mod error;
 mod future;
 mod layer;
 mod lease;
+mod redact;
 mod script;
 mod service;
 mod shared;
@@ -116,6 +129,7 @@ pub use config::{FallbackPolicy, RedisBudgetBuilder, RedisBudgetConfig};
 pub use error::RedisBudgetError;
 pub use future::ResponseFuture;
 pub use layer::{RedisBudgetLayer, RedisKeyedBudgetLayer};
+pub use redact::{MAX_URL_LEN, redact_url};
 pub use service::{RedisBudget, RedisKeyedBudget};
 pub use stats::{Backend, RedisBudgetStats};
 

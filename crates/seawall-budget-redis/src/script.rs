@@ -17,10 +17,12 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, Cmd, ErrorKind, ServerErrorKind};
+use redis::{Client, Cmd, RedisError, ServerErrorKind, Value};
+use seawall_core::config::MAX_DURATION;
 
 use crate::error::RedisBudgetError;
 use crate::lease::Counters;
+use crate::redact::scrub;
 
 /// The lease script. Numbers are Lua doubles: microseconds since the base
 /// stay exact to 0.03µs for centuries; the TAT is stored with 17 digits.
@@ -71,7 +73,10 @@ pub(crate) struct Grant {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Ask<'a> {
     pub(crate) key: &'a str,
+    /// Calls admitted on credit (the pool is this far below zero).
     pub(crate) owed: u64,
+    /// Calls the `Local` fallback admitted while this key was cut off.
+    pub(crate) debt: u64,
     pub(crate) wanted: u64,
 }
 
@@ -87,16 +92,19 @@ pub(crate) struct ScriptRate {
 pub(crate) struct Conn {
     client: Client,
     timeout: Duration,
+    /// The URL's password (raw and decoded), scrubbed from every error.
+    secrets: Vec<String>,
     manager: Option<ConnectionManager>,
     sha: String,
     loaded: bool,
 }
 
 impl Conn {
-    pub(crate) fn new(client: Client, timeout: Duration) -> Conn {
+    pub(crate) fn new(client: Client, timeout: Duration, secrets: Vec<String>) -> Conn {
         Conn {
             client,
             timeout,
+            secrets,
             manager: None,
             sha: redis::Script::new(LUA).get_hash().to_owned(),
             loaded: false,
@@ -115,7 +123,8 @@ impl Conn {
             .set_number_of_retries(1)
             .set_min_delay(Duration::from_millis(10))
             .set_max_delay(self.timeout);
-        let m = ConnectionManager::new_lazy_with_config(self.client.clone(), config)?;
+        let m = ConnectionManager::new_lazy_with_config(self.client.clone(), config)
+            .map_err(|e| self.sanitize(e))?;
         self.manager = Some(m.clone());
         Ok(m)
     }
@@ -135,9 +144,18 @@ impl Conn {
             }
         };
         match tokio::time::timeout(self.timeout, fut).await {
-            Ok(r) => r.map_err(RedisBudgetError::from),
+            Ok(r) => r.map_err(|e| self.sanitize(e)),
             Err(_) => Err(RedisBudgetError::Timeout(self.timeout)),
         }
+    }
+
+    /// A Redis error without the URL's password in it. A server can echo a
+    /// command's arguments in its error (an old Redis answers
+    /// `HELLO 3 AUTH user password` with "unknown command ... with args
+    /// beginning with: ... 'password'"); such an error is rebuilt with the
+    /// same kind and its text scrubbed before anyone can print it.
+    fn sanitize(&self, e: RedisError) -> RedisBudgetError {
+        sanitize(e, &self.secrets)
     }
 
     /// Connects and loads the script, so the first lease is one round trip.
@@ -161,16 +179,22 @@ impl Conn {
 
     /// Runs the script for every ask, in one pipeline (one round trip),
     /// loading the script first if needed and again on `NOSCRIPT`.
+    ///
+    /// The outer error is the round trip's (Redis unreachable, a timeout):
+    /// every ask failed. Each reply is read on its own, so a key that holds
+    /// something else (`WRONGTYPE`, a TAT that is not a number) is an error
+    /// of that ask alone and the others are granted as usual.
     pub(crate) async fn lease(
         &mut self,
         counters: &Counters,
         rate: ScriptRate,
         asks: &[Ask<'_>],
-    ) -> Result<Vec<Grant>, RedisBudgetError> {
+    ) -> Result<Vec<Result<Grant, RedisBudgetError>>, RedisBudgetError> {
         if !self.loaded {
             self.load(counters).await?;
         }
         let mut pipe = redis::pipe();
+        pipe.ignore_errors();
         for ask in asks {
             pipe.cmd("EVALSHA")
                 .arg(&self.sha)
@@ -178,19 +202,19 @@ impl Conn {
                 .arg(ask.key)
                 .arg(rate.emission_us)
                 .arg(rate.limit_us)
-                .arg(ask.owed)
+                // Credit and fallback debt alike are taken unconditionally.
+                .arg(ask.owed.saturating_add(ask.debt))
                 .arg(ask.wanted);
         }
-        let replies: Vec<(i64, i64)> = match self.query(counters, QueryKind::Pipe(&pipe)).await {
-            Err(RedisBudgetError::Redis(e))
-                if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) =>
-            {
-                self.loaded = false;
-                self.load(counters).await?;
-                self.query(counters, QueryKind::Pipe(&pipe)).await?
-            }
-            r => r?,
-        };
+        let no_script = |v: &Value| matches!(v, Value::ServerError(e) if e.kind() == Some(ServerErrorKind::NoScript));
+        let mut replies: Vec<Value> = self.query(counters, QueryKind::Pipe(&pipe)).await?;
+        if replies.iter().any(no_script) {
+            // Redis restarted or `SCRIPT FLUSH`: the script is gone for
+            // every ask alike, so load it and send the pipeline again.
+            self.loaded = false;
+            self.load(counters).await?;
+            replies = self.query(counters, QueryKind::Pipe(&pipe)).await?;
+        }
         if replies.len() != asks.len() {
             return Err(RedisBudgetError::Reply(format!(
                 "{} replies to {} calls",
@@ -198,18 +222,41 @@ impl Conn {
                 asks.len()
             )));
         }
-        replies
-            .into_iter()
-            .map(
-                |(granted, wait)| match (u64::try_from(granted), u64::try_from(wait)) {
-                    (Ok(granted), Ok(wait)) => Ok(Grant {
-                        granted,
-                        wait: Duration::from_micros(wait),
-                    }),
-                    _ => Err(RedisBudgetError::Reply(format!("{{{granted}, {wait}}}"))),
-                },
-            )
-            .collect()
+        Ok(replies.into_iter().map(|v| self.grant(v)).collect())
+    }
+
+    /// One reply of the script, read on its own.
+    fn grant(&self, reply: Value) -> Result<Grant, RedisBudgetError> {
+        if let Value::ServerError(e) = reply {
+            return Err(self.sanitize(RedisError::from(e)));
+        }
+        let (granted, wait) = redis::from_redis_value::<(i64, i64)>(reply)
+            .map_err(|e| RedisBudgetError::Reply(scrub(&e.to_string(), &self.secrets)))?;
+        match (u64::try_from(granted), u64::try_from(wait)) {
+            (Ok(granted), Ok(wait)) => Ok(Grant {
+                granted,
+                // A corrupt TAT can put the next token centuries away; no
+                // wait a peer reports exceeds the longest configurable span.
+                wait: Duration::from_micros(wait).min(MAX_DURATION),
+            }),
+            _ => Err(RedisBudgetError::Reply(format!("{{{granted}, {wait}}}"))),
+        }
+    }
+}
+
+/// `e`, rebuilt with the same kind and `secrets` replaced by `***` when its
+/// text holds one of them; see [`Conn::sanitize`].
+pub(crate) fn sanitize(e: RedisError, secrets: &[String]) -> RedisBudgetError {
+    let text = e.to_string();
+    if secrets.iter().any(|s| text.contains(s.as_str())) {
+        let clean = scrub(&text, secrets);
+        RedisBudgetError::Redis(RedisError::from((
+            e.kind(),
+            "redis error (password redacted)",
+            clean,
+        )))
+    } else {
+        RedisBudgetError::Redis(e)
     }
 }
 

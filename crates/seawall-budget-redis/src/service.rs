@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use seawall_budget::BudgetMode;
 use seawall_core::names::TARGET_BUDGET;
+use seawall_core::time::deadline;
 use seawall_core::{BoxError, BudgetExhausted, KeyFn};
 use tokio::sync::futures::OwnedNotified;
 use tokio::time::{Instant, Sleep};
@@ -129,7 +130,9 @@ impl<S> RedisBudget<S> {
                         wait = ?Duration::from_nanos(ns),
                         "shared budget spent; waiting for a token"
                     );
-                    let due = Instant::now() + Duration::from_nanos(ns);
+                    // `ns` may come from Redis (a corrupt TAT) or the
+                    // fallback: checked, it can never overflow the clock.
+                    let due = deadline(Instant::now(), Duration::from_nanos(ns));
                     if self.sleep_until(due, cx).is_pending() {
                         return Poll::Pending;
                     }
@@ -148,7 +151,8 @@ impl<S> RedisBudget<S> {
                         }
                         self.armed = true;
                         if self.deadline.is_none() {
-                            self.deadline = Some(Instant::now() + self.shared.config.redis_timeout);
+                            self.deadline =
+                                Some(deadline(Instant::now(), self.shared.config.redis_timeout));
                         }
                         continue;
                     }
@@ -158,8 +162,8 @@ impl<S> RedisBudget<S> {
                         self.armed = false;
                         continue;
                     }
-                    let deadline = self.deadline.unwrap_or_else(Instant::now);
-                    if self.sleep_until(deadline, cx).is_ready() {
+                    let until = self.deadline.unwrap_or_else(Instant::now);
+                    if self.sleep_until(until, cx).is_ready() {
                         // No answer within one timeout: this call does not
                         // wait longer; the fallback policy decides it.
                         self.overdue = true;

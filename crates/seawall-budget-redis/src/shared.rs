@@ -20,7 +20,8 @@ use tokio::time::Instant;
 use crate::config::{FallbackPolicy, RedisBudgetConfig};
 use crate::error::RedisBudgetError;
 use crate::lease::{Acquire, Cell, Counters};
-use crate::script::{Ask, Conn, ScriptRate};
+use crate::redact::secrets;
+use crate::script::{Ask, Conn, Grant, ScriptRate};
 use crate::stats::Backend;
 
 const REDIS: u8 = 0;
@@ -37,6 +38,7 @@ pub(crate) struct Shared {
     script_rate: ScriptRate,
     max_lease: u32,
     lease_interval_ns: u64,
+    probe_interval_ns: u64,
     last_error: Mutex<Option<RedisBudgetError>>,
     refills: mpsc::Sender<Arc<Cell>>,
     /// Woken after every refill and every backend switch (waiting services).
@@ -99,11 +101,15 @@ impl Shared {
             },
             max_lease: config.max_lease(),
             lease_interval_ns: nanos(config.lease_interval),
+            probe_interval_ns: nanos(config.probe_interval),
             last_error: Mutex::new(None),
             refills: tx,
             done: Arc::new(Notify::new()),
             started: AtomicBool::new(false),
-            starter: Mutex::new(Some((rx, Conn::new(client, config.redis_timeout)))),
+            starter: Mutex::new(Some((
+                rx,
+                Conn::new(client, config.redis_timeout, secrets(&config.url)),
+            ))),
             #[cfg(feature = "metrics")]
             metrics,
         })
@@ -173,6 +179,14 @@ impl Shared {
             return self.fallback(cell);
         }
         let now = self.now();
+        if let Some(retry) = cell.failed(now) {
+            // This key's own error: it follows the fallback while the others
+            // stay on Redis, and asks Redis again every probe interval.
+            if retry {
+                self.request_refill(cell);
+            }
+            return self.fallback(cell);
+        }
         let until = cell.exhausted_until();
         if now < until {
             self.note_rejected();
@@ -201,6 +215,13 @@ impl Shared {
             }
             FallbackPolicy::Local { .. } => match cell.local.as_ref().map(|b| b.try_consume(1)) {
                 Some(Ok(())) | None => {
+                    // Charged to Redis when it answers again, so a replica
+                    // cut off does not add its share on top of the others'.
+                    // At most one `per` of the whole budget: paying back a
+                    // long outage in full would refuse the whole fleet for
+                    // as long; this way the refusal after it lasts at most
+                    // one `per` for each replica that was cut off.
+                    cell.add_debt(u64::from(self.config.rate));
                     self.note_admitted();
                     Acquire::Admit { refundable: false }
                 }
@@ -311,14 +332,18 @@ impl Shared {
         match result {
             Ok(grants) => {
                 for ((cell, ask), grant) in batch.iter().zip(&asks).zip(grants) {
-                    cell.apply(ask, grant, after);
-                    self.counters
-                        .leased
-                        .fetch_add(ask.owed + grant.granted, Ordering::Relaxed);
-                    again |= grant.granted > 0 && cell.is_low();
+                    match grant {
+                        Ok(grant) => again |= self.granted(cell, ask, grant, after),
+                        Err(e) => self.key_failed(cell, ask, e, after),
+                    }
                 }
             }
-            Err(e) => self.enter_fallback(e),
+            Err(e) => {
+                for (cell, ask) in batch.iter().zip(&asks) {
+                    cell.restore_debt(ask.debt, u64::from(self.config.rate));
+                }
+                self.enter_fallback(e);
+            }
         }
         for cell in batch {
             cell.release_refill();
@@ -326,18 +351,62 @@ impl Shared {
         self.done.notify_waiters();
         if again {
             for cell in batch {
-                if cell.is_low() {
+                if cell.is_low() && cell.failed(after).is_none() {
                     self.request_refill(cell);
                 }
             }
         }
     }
 
+    /// Redis granted `cell`'s ask; returns whether to ask again at once.
+    fn granted(&self, cell: &Cell, ask: &Ask<'_>, grant: Grant, now: u64) -> bool {
+        cell.apply(ask, grant, now);
+        self.counters.leased.fetch_add(
+            ask.owed
+                .saturating_add(ask.debt)
+                .saturating_add(grant.granted),
+            Ordering::Relaxed,
+        );
+        if cell.recover() {
+            tracing::info!(
+                target: TARGET_BUDGET,
+                name = %self.config.name,
+                key = %cell.key,
+                "redis answers for this key again; its shared budget resumes"
+            );
+        }
+        grant.granted > 0 && cell.is_low()
+    }
+
+    /// Redis answered `cell`'s ask with an error of its own (the key holds
+    /// another type, or a value that is not a TAT): that key follows the
+    /// fallback policy until a refill, every `probe_interval`, succeeds.
+    /// The other keys, and the backend, are not affected.
+    fn key_failed(&self, cell: &Cell, ask: &Ask<'_>, err: RedisBudgetError, now: u64) {
+        cell.restore_debt(ask.debt, u64::from(self.config.rate));
+        self.counters.key_errors.fetch_add(1, Ordering::Relaxed);
+        if cell.fail(now.saturating_add(self.probe_interval_ns)) {
+            tracing::warn!(
+                target: TARGET_BUDGET,
+                name = %self.config.name,
+                key = %cell.key,
+                error = %err,
+                source = ?std::error::Error::source(&err),
+                policy = ?self.config.fallback,
+                "redis refused this key's lease; the key follows the fallback policy"
+            );
+        }
+        *self
+            .last_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(err);
+    }
+
     async fn lease(
         &self,
         conn: &mut Conn,
         asks: &[Ask<'_>],
-    ) -> Result<Vec<crate::script::Grant>, RedisBudgetError> {
+    ) -> Result<Vec<Result<Grant, RedisBudgetError>>, RedisBudgetError> {
         #[cfg(feature = "metrics")]
         let before = self.counters.round_trips.load(Ordering::Relaxed);
         let r = conn.lease(&self.counters, self.script_rate, asks).await;
@@ -354,8 +423,11 @@ impl Shared {
         let ask = Ask {
             key: &key,
             owed: 0,
+            debt: 0,
             wanted: 0,
         };
+        // Any answer from Redis, a key's own error included, means Redis is
+        // back: the keys' errors are the keys' business.
         match self.lease(conn, &[ask]).await {
             Ok(_) => {
                 self.leave_fallback();
@@ -373,8 +445,10 @@ impl Shared {
 
     /// A connection of its own, for [`ping`](crate::RedisBudgetLayer::ping).
     pub(crate) fn conn(&self) -> Result<Conn, RedisBudgetError> {
-        let client = redis::Client::open(self.config.url.as_str())?;
-        Ok(Conn::new(client, self.config.redis_timeout))
+        let secrets = secrets(&self.config.url);
+        let client = redis::Client::open(self.config.url.as_str())
+            .map_err(|e| crate::script::sanitize(e, &secrets))?;
+        Ok(Conn::new(client, self.config.redis_timeout, secrets))
     }
 }
 

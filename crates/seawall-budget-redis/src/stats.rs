@@ -26,9 +26,14 @@ pub struct RedisBudgetStats {
     pub leased: u64,
     /// Times the budget switched from Redis to its fallback.
     pub fallbacks: u64,
+    /// Leases Redis refused for one key alone (the key holds another type or
+    /// a value that is not the budget's): that key followed the fallback
+    /// policy while the others stayed on Redis.
+    pub key_errors: u64,
     /// The budget in force now.
     pub backend: Backend,
-    /// The last Redis error seen, if any.
+    /// The last Redis error seen, if any (a key's own error included). Its
+    /// text never holds the URL's password.
     pub last_error: Option<RedisBudgetError>,
     /// Keys held (keyed layer; 1 for the unkeyed layer).
     pub keys: usize,

@@ -293,3 +293,145 @@ async fn a_wait_service_waits_at_most_one_timeout_for_a_silent_redis() {
     assert_eq!(layer.backend(), Backend::Fallback);
     server.abort();
 }
+
+const PASSWORD: &str = "hunter2-s3cret";
+
+/// Every way `err` prints: Display, Debug, and its sources'.
+fn printed(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = format!("{err} {err:?}");
+    let mut source = err.source();
+    while let Some(e) = source {
+        out.push_str(&format!(" | {e} {e:?}"));
+        source = e.source();
+    }
+    out
+}
+
+/// A "Redis" (a proxy, an old or foreign server) that answers every command
+/// with an error echoing the command and its arguments, as Redis 5 did for
+/// unknown commands: the password of `HELLO 3 AUTH user password` included.
+async fn echoing_redis() -> (u16, tokio::task::JoinHandle<()>) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    let task = tokio::spawn(async move {
+        while let Ok((s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let (r, mut w) = s.into_split();
+                let mut lines = BufReader::new(r).lines();
+                // RESP commands: `*n`, then `$len` and the value, n times.
+                while let Ok(Some(head)) = lines.next_line().await {
+                    let Some(n) = head.strip_prefix('*').and_then(|n| n.parse::<usize>().ok())
+                    else {
+                        continue;
+                    };
+                    let mut args = Vec::new();
+                    for _ in 0..n {
+                        let _len = lines.next_line().await;
+                        if let Ok(Some(v)) = lines.next_line().await {
+                            args.push(format!("'{v}'"));
+                        }
+                    }
+                    let reply = format!("-ERR unsupported, with args: {}\r\n", args.join(" "));
+                    if w.write_all(reply.as_bytes()).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    (port, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_echoing_the_password_never_gets_it_printed() {
+    let (port, server) = echoing_redis().await;
+    for url in [
+        format!("redis://app:{PASSWORD}@127.0.0.1:{port}/?protocol=resp3"),
+        format!("redis://:{PASSWORD}@127.0.0.1:{port}/?protocol=resp3"),
+        // Percent-encoded in the URL, sent (and echoed) decoded.
+        format!("redis://app:hunter2%2Ds3cret@127.0.0.1:{port}/?protocol=resp3"),
+    ] {
+        let layer = RedisBudgetLayer::builder()
+            .url(url.as_str())
+            .name("echo")
+            .redis_timeout(Duration::from_millis(500))
+            .fallback(FallbackPolicy::FailClosed)
+            .build()
+            .unwrap();
+        let err = layer.ping().await.unwrap_err();
+        let text = printed(&err);
+        assert!(!text.contains(PASSWORD), "{text}");
+        // The echo did arrive, and was scrubbed (not merely absent).
+        assert!(text.contains("***"), "{text}");
+        assert!(err.redis_error().is_some(), "{text}");
+        // The background task's errors too: kept in the stats.
+        let svc = layer.layer(service_fn(|x: u32| async move {
+            Ok::<_, std::convert::Infallible>(x)
+        }));
+        let start = Instant::now();
+        while layer.backend() == Backend::Redis && start.elapsed() < Duration::from_secs(3) {
+            let _ = svc.clone().oneshot(1).await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let last = layer.stats().last_error.expect("an error is kept");
+        let text = printed(&last);
+        assert!(!text.contains(PASSWORD), "{text}");
+        assert!(!format!("{:?}", layer.stats()).contains(PASSWORD));
+        assert!(!format!("{layer:?}").contains(PASSWORD));
+    }
+    server.abort();
+}
+
+#[test]
+fn the_password_is_never_printed_by_a_config_a_builder_or_a_layer() {
+    let url = format!("redis://app:{PASSWORD}@redis.internal:6380/2");
+    let cfg = RedisBudgetConfig {
+        url: url.clone(),
+        ..Default::default()
+    };
+    let shown = format!("{cfg:?}");
+    assert!(!shown.contains(PASSWORD), "{shown}");
+    assert!(
+        shown.contains("redis://app:***@redis.internal:6380/2"),
+        "{shown}"
+    );
+    let builder = RedisBudgetLayer::builder().url(url.as_str());
+    assert!(!format!("{builder:?}").contains(PASSWORD));
+    let layer = builder.build().unwrap();
+    assert!(!format!("{layer:?}").contains(PASSWORD));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let keyed = RedisKeyedBudgetLayer::new(|x: &u32| *x, &cfg).unwrap();
+        assert!(!format!("{keyed:?}").contains(PASSWORD));
+        let svc = keyed.layer(service_fn(|x: u32| async move {
+            Ok::<_, std::convert::Infallible>(x)
+        }));
+        assert!(!format!("{svc:?}").contains(PASSWORD));
+        let svc = layer.layer(service_fn(|x: u32| async move {
+            Ok::<_, std::convert::Infallible>(x)
+        }));
+        assert!(!format!("{svc:?}").contains(PASSWORD));
+    });
+    // A bad URL with a password: the error names it redacted.
+    for bad in [
+        format!("http://app:{PASSWORD}@h:6379"),
+        format!("redis://app:{PASSWORD}@h:notaport"),
+        format!("redis://app:{PASSWORD}@h:6379/notadb"),
+        format!("redis+unix:///run/r.sock?db=x&pass={PASSWORD}"),
+        format!("app:{PASSWORD}@h:6379"),
+        format!("redis://app:{PASSWORD}@{}", "h".repeat(100_000)),
+    ] {
+        let err = RedisBudgetLayer::builder()
+            .url(bad.as_str())
+            .build()
+            .unwrap_err();
+        assert_eq!(err.field(), "url", "{err}");
+        let text = format!("{err} {err:?}");
+        assert!(!text.contains(PASSWORD), "{text}");
+        assert!(text.len() < 1000, "{} bytes", text.len());
+    }
+}

@@ -388,12 +388,13 @@ async fn a_redis_error_is_typed_and_keeps_its_source() {
     let redis_err = err.redis_error().expect("a redis error");
     assert!(std::error::Error::source(&err).is_some());
     assert!(redis_err.to_string().contains("WRONGTYPE"), "{redis_err}");
-    // Calls see the fail-closed answer once the budget notices.
+    // Calls see the fail-closed answer once the budget notices: the key's
+    // own error, so the key falls back while Redis stays the backend.
     let mut svc = layer.layer(echo());
     let mut closed = None;
     for _ in 0..200 {
         if let Err(e) = svc.ready().await.unwrap().call(1).await
-            && layer.backend() == Backend::Fallback
+            && layer.stats().key_errors > 0
         {
             closed = Some(Rejection::find(&*e).unwrap().retry_after());
             break;
@@ -401,7 +402,110 @@ async fn a_redis_error_is_typed_and_keeps_its_source() {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     assert_eq!(closed, Some(Some(Duration::from_millis(50))));
-    assert!(layer.stats().last_error.unwrap().redis_error().is_some());
+    let stats = layer.stats();
+    assert!(stats.last_error.unwrap().redis_error().is_some());
+    assert_eq!(stats.backend, Backend::Redis);
+    assert_eq!(stats.fallbacks, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_holding_another_type_falls_back_alone() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let mut con = side(&server.url()).await;
+    // Someone else's data under two keys' names: another type, and a
+    // string that is not a TAT.
+    let _: () = redis::cmd("HSET")
+        .arg("seawall:{t}:victim")
+        .arg("f")
+        .arg("v")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("seawall:{t}:garbage")
+        .arg("not a number")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    let cfg = RedisBudgetConfig {
+        url: server.url(),
+        name: "t".into(),
+        rate: 1000,
+        burst: Some(100),
+        fallback: FallbackPolicy::FailClosed,
+        probe_interval: Duration::from_millis(100),
+        ..Default::default()
+    };
+    let layer = RedisKeyedBudgetLayer::new(|k: &&'static str| *k, &cfg).unwrap();
+    let svc = layer.layer(service_fn(|k: &'static str| async move {
+        Ok::<_, std::convert::Infallible>(k)
+    }));
+    let keys = ["a", "victim", "b", "garbage", "c"];
+    let mut served = [0u32; 5];
+    let mut refused_bad = 0;
+    let mut good_refused = 0;
+    let start = Instant::now();
+    // Every key's refill goes out in one pipeline: the two bad replies must
+    // not fail the three good ones.
+    while start.elapsed() < Duration::from_millis(600) {
+        for (i, k) in keys.iter().enumerate() {
+            match svc.clone().oneshot(*k).await {
+                Ok(_) => served[i] += 1,
+                Err(e) if matches!(*k, "victim" | "garbage") => {
+                    let r = Rejection::find(&*e).unwrap();
+                    // Fail-closed for this key alone: the probe interval.
+                    if r.retry_after() == Some(Duration::from_millis(100)) {
+                        refused_bad += 1;
+                    }
+                }
+                // A good key may be refused while its very first lease is on
+                // its way on a slow machine; it must not be refused often.
+                Err(_) => good_refused += 1,
+            }
+        }
+        assert_eq!(layer.backend(), Backend::Redis, "the backend stays Redis");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let stats = layer.stats();
+    assert_eq!(stats.backend, Backend::Redis);
+    assert_eq!(stats.fallbacks, 0, "{stats:?}");
+    assert!(stats.key_errors >= 2, "{stats:?}");
+    assert!(
+        refused_bad > 20,
+        "bad keys refused {refused_bad}, {served:?}"
+    );
+    // A good key went on leasing: far more calls than one credit's worth.
+    assert!(
+        served[0] > 50 && served[2] > 50 && served[4] > 50,
+        "{served:?}"
+    );
+    let good = served[0] + served[2] + served[4];
+    assert!(
+        good_refused * 10 < good,
+        "{good_refused} refusals of good keys, {served:?}"
+    );
+    // ... from Redis: every call of a good key was leased there, but for at
+    // most one lease of credit (k ≤ 10) per key not yet settled.
+    assert!(stats.leased + 30 >= u64::from(good), "{stats:?} {served:?}");
+    // Repaired, the victim comes back to Redis within a probe interval.
+    let _: () = redis::cmd("DEL")
+        .arg("seawall:{t}:victim")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    let mut back = false;
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(3) {
+        if svc.clone().oneshot("victim").await.is_ok() {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(back, "the repaired key is served again");
+    assert_eq!(layer.stats().fallbacks, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -497,4 +601,167 @@ async fn refills_of_many_keys_share_round_trips() {
         .await
         .unwrap();
     assert_eq!(keys.len(), 100);
+}
+
+/// A TCP relay between one replica and Redis, which the test can sever
+/// (every connection through it is dropped and new ones refused) and
+/// restore: a network partition of that replica alone.
+struct Relay {
+    url: String,
+    cut: Arc<std::sync::atomic::AtomicBool>,
+    conns: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl Relay {
+    async fn start(redis_port: u16) -> Relay {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("redis://{}", listener.local_addr().unwrap());
+        let cut = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let conns = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let accept = tokio::spawn({
+            let cut = cut.clone();
+            let conns = conns.clone();
+            async move {
+                while let Ok((mut inbound, _)) = listener.accept().await {
+                    if cut.load(Ordering::SeqCst) {
+                        drop(inbound);
+                        continue;
+                    }
+                    let task = tokio::spawn(async move {
+                        if let Ok(mut out) =
+                            tokio::net::TcpStream::connect(("127.0.0.1", redis_port)).await
+                        {
+                            let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+                        }
+                    });
+                    conns.lock().unwrap().push(task);
+                }
+            }
+        });
+        Relay {
+            url,
+            cut,
+            conns,
+            accept,
+        }
+    }
+
+    fn sever(&self) {
+        self.cut.store(true, Ordering::SeqCst);
+        for task in self.conns.lock().unwrap().drain(..) {
+            task.abort();
+        }
+    }
+
+    fn restore(&self) {
+        self.cut.store(false, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.sever();
+        self.accept.abort();
+    }
+}
+
+/// Offers calls as fast as a replica can until `stop`; returns admitted.
+async fn offer_until(layer: RedisBudgetLayer, stop: Arc<std::sync::atomic::AtomicBool>) -> u64 {
+    let mut svc = layer.layer(echo());
+    let mut admitted = 0;
+    while !stop.load(Ordering::SeqCst) {
+        match svc.ready().await.unwrap().call(1).await {
+            Ok(_) => admitted += 1,
+            Err(e) => {
+                let r = Rejection::find(&*e).expect("a seawall rejection");
+                tokio::time::sleep(r.retry_after().unwrap().min(Duration::from_millis(2))).await;
+            }
+        }
+    }
+    admitted
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_cut_off_pays_back_what_its_fallback_admitted() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let relay = Relay::start(server.port()).await;
+    let (rate, burst, share) = (300u32, 30u32, 1.0 / 3.0);
+    let cfg = |url: String| RedisBudgetConfig {
+        url,
+        name: "partial".into(),
+        rate,
+        burst: Some(burst),
+        lease_share: 0.1, // k ≤ 3
+        fallback: FallbackPolicy::Local { share },
+        redis_timeout: Duration::from_millis(100),
+        probe_interval: Duration::from_millis(100),
+        ..Default::default()
+    };
+    let direct: Vec<_> = (0..2)
+        .map(|_| RedisBudgetLayer::from_config(&cfg(server.url())).unwrap())
+        .collect();
+    let cut_off = RedisBudgetLayer::from_config(&cfg(relay.url.clone())).unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let start = Instant::now();
+    let tasks: Vec<_> = direct
+        .iter()
+        .chain([&cut_off])
+        .map(|l| tokio::spawn(offer_until(l.clone(), stop.clone())))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    relay.sever();
+    let fell_back = eventually(Duration::from_secs(2), || {
+        cut_off.backend() == Backend::Fallback
+    })
+    .await;
+    assert!(fell_back, "the cut-off replica falls back");
+    let admitted_at_cut = cut_off.stats().admitted;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let by_fallback = cut_off.stats().admitted - admitted_at_cut;
+    relay.restore();
+    let back = eventually(Duration::from_secs(3), || {
+        cut_off.backend() == Backend::Redis
+    })
+    .await;
+    assert!(back, "the cut-off replica comes back");
+    // Long enough for the debt charged at reconnection to be paid off.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stop.store(true, Ordering::SeqCst);
+    let mut each = Vec::new();
+    for t in tasks {
+        each.push(t.await.unwrap());
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let total: u64 = each.iter().sum();
+    // The documented bound over a window that starts and ends with every
+    // replica connected and its fallback admissions charged: the GCRA bound
+    // plus one lease per replica. Plus the local burst the cut-off replica
+    // spent at once, and 5% for scheduling on a loaded machine.
+    let k = 3.0;
+    let bound = f64::from(burst) + f64::from(rate) * secs + 3.0 * k;
+    let allowed = bound * 1.05 + (f64::from(burst) * share).ceil();
+    eprintln!(
+        "partial outage: admitted {total} ({each:?}) in {secs:.2}s, {by_fallback} by the \
+         fallback; bound {bound:.0}, rate × T = {:.0}",
+        f64::from(rate) * secs
+    );
+    assert!(
+        by_fallback > 50,
+        "the cut-off replica kept serving: {by_fallback}"
+    );
+    assert!(
+        (total as f64) <= allowed,
+        "admitted {total} ({each:?}) in {secs:.2}s > {allowed:.0}"
+    );
+    assert!(
+        (total as f64) >= 0.6 * f64::from(rate) * secs,
+        "admitted only {total} ({each:?}) in {secs:.2}s"
+    );
+    for l in &direct {
+        assert_eq!(l.stats().fallbacks, 0, "a connected replica fell back");
+    }
+    assert_eq!(cut_off.stats().fallbacks, 1);
 }
