@@ -1,8 +1,8 @@
 use std::borrow::Borrow;
 use std::fmt;
 use std::hash::{BuildHasher, Hash, Hasher};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 use hashbrown::HashTable;
@@ -196,42 +196,74 @@ struct Entry<K, V> {
     hash: u64,
     key: K,
     value: Arc<V>,
-    // Set on use, cleared by each sweep: an entry still clear at the next
-    // sweep has been idle for at least the TTL. Written only when clear, so a
-    // busy key's lookups only read it.
-    touched: AtomicBool,
+    // When the key was last used, in the map's ticks (1/64 of the idle TTL).
+    // A lookup writes it only when the tick has moved since, so a busy key
+    // costs at most 64 writes a TTL; between those, its lookups only read.
+    used: AtomicU32,
+}
+
+struct Table<K, V> {
+    entries: HashTable<Entry<K, V>>,
+    // The CLOCK hand: the bucket the next insert starts examining at.
+    hand: usize,
 }
 
 struct Shard<K, V> {
     // Entries carry their hash, computed once by the map's hasher: a lookup
     // hashes its key once, for both the shard and the bucket.
-    table: RwLock<HashTable<Entry<K, V>>>,
-    last_sweep: Mutex<Instant>,
+    table: RwLock<Table<K, V>>,
 }
 
-/// A bounded, sharded map from keys to shared per-key state.
+/// Buckets an insert examines for idle keys, and for a key to evict when
+/// its shard is full; it examines up to [`FULL_SCAN`] when it finds none.
+const SCAN: usize = 16;
+/// The most buckets an insert into a full shard examines before it gives up
+/// (and the caller falls back to its overflow state).
+const FULL_SCAN: usize = 64;
+/// Stamps per idle TTL.
+const TICKS_PER_TTL: u32 = 64;
+
+/// Decides whether a key's state may be forgotten; see [`KeyMap::evictable_when`].
+type Evictable<V> = Box<dyn Fn(&V, Instant) -> bool + Send + Sync>;
+/// Told of every eviction; see [`KeyMap::on_evict`].
+type OnEvict<K, V> = Box<dyn Fn(&K, &V) + Send + Sync>;
+
+/// A bounded, sharded map from keys to shared per-key state, that holds
+/// against keys chosen by an adversary.
 ///
 /// The store behind every keyed seawall layer (per-peer breakers, budgets,
-/// timeouts). What it guarantees:
+/// timeouts). Keys often come from requests, so whoever sends requests
+/// chooses them; what the map guarantees holds whatever they choose:
 ///
 /// - **Bounded**: never more than `capacity` keys. Keys are spread over up to
 ///   32 shards that hold `capacity / shards` keys each (one shard below 128
-///   keys, so small capacities are exact); a shard that is full evicts one of
-///   its own keys.
-/// - **Idle keys go first**: a key unused for at least `idle_ttl` is evicted
-///   when its shard next inserts (lazily, on the insert path: no background
-///   task), or by [`KeyMap::evict_idle`]. Idleness is tracked by a flag that
-///   each sweep clears, so a key is evicted between one and two TTLs after its
-///   last use. A full shard evicts, in order, a key idle since the last
-///   sweep, then any key no caller holds. The guard given to
-///   [`KeyMap::with_guard`] protects a key from all eviction while it returns
-///   `false` (a keyed breaker never forgets an open peer); when every key of a
-///   full shard is protected or held by a caller, insertion fails with
-///   [`KeyMapFull`].
+///   keys, so small capacities are exact).
+/// - **Eviction never hands back a penalty.** A key may be evicted only while
+///   its state equals a fresh key's, as the layer defines it with
+///   [`evictable_when`](Self::evictable_when) (a budget key with tokens owed,
+///   an open breaker, are not), and while no caller holds its value. When a
+///   shard is full of keys that may not be evicted, an insert fails with
+///   [`KeyMapFull`] rather than free a throttled key; keyed layers then give
+///   the newcomer their one shared overflow state, as strict as a single key.
+///   The protection ends when the state returns to fresh.
+/// - **Eviction is O(1)**: an insert examines at most 16 buckets (64 when its
+///   shard is full and the first 16 hold nothing evictable), from a CLOCK hand
+///   that goes round the shard, evicting idle keys it passes and, when the
+///   shard is full, the least recently used evictable key it saw. A flood of
+///   new keys costs each insert the same whatever the capacity, and lookups
+///   of the shard wait on no scan.
+/// - **Idle keys go**: a key unused for at least `idle_ttl` is evicted by the
+///   first [`evict_idle`](Self::evict_idle) after, whatever happened before,
+///   and by an insert whose hand passes it. Use is recorded in 64ths of the
+///   TTL, so a key may go up to 1/32 of the TTL before it has been idle a whole
+///   TTL; and the time a lookup records is the map's, which moves on every
+///   insert and sweep, so in a map that sees neither for a while, a use in that
+///   while counts as a use when it began (only ever earlier: an idle key is
+///   never kept longer).
 /// - **Cheap lookups**: an existing key costs one hash (by default the fast,
 ///   per-map seeded [`KeyHasher`]; choose another with
-///   [`KeyMap::with_hasher`]), one read lock on its shard, one atomic load and
-///   an `Arc` clone; no allocation, no clock read.
+///   [`KeyMap::with_hasher`]), one read lock on its shard, two relaxed atomic
+///   loads and an `Arc` clone; no allocation, no clock read.
 ///
 /// ```
 /// use seawall_core::{KeyMap, KeyMapConfig};
@@ -252,7 +284,13 @@ pub struct KeyMap<K, V, S = KeyHasher> {
     hasher: S,
     per_shard: usize,
     config: KeyMapConfig,
-    can_evict: fn(&V) -> bool,
+    // The map's time, in ticks since `epoch`: moved on by inserts and sweeps,
+    // read by lookups.
+    now: AtomicU32,
+    epoch: Instant,
+    tick: Duration,
+    evictable: Option<Evictable<V>>,
+    on_evict: Option<OnEvict<K, V>>,
 }
 
 impl<K, V, S> fmt::Debug for KeyMap<K, V, S> {
@@ -264,15 +302,12 @@ impl<K, V, S> fmt::Debug for KeyMap<K, V, S> {
     }
 }
 
-fn always<V>(_: &V) -> bool {
-    true
-}
-
 impl<K: Hash + Eq, V> KeyMap<K, V, KeyHasher> {
     /// An empty map with these bounds, hashing keys with a fresh
     /// [`KeyHasher`]. Must be called within a tokio runtime (it reads tokio's
     /// clock). A capacity outside `1..=`[`MAX_CAPACITY`](crate::config::MAX_CAPACITY)
-    /// is clamped into it: validate the config first to report it.
+    /// is clamped into it, and an idle TTL into `1ms..=`[`MAX_DURATION`](crate::config::MAX_DURATION):
+    /// validate the config first to report them.
     pub fn new(config: KeyMapConfig) -> Self {
         Self::with_hasher(config, KeyHasher::default())
     }
@@ -282,33 +317,61 @@ impl<K: Hash + Eq, V, S: BuildHasher> KeyMap<K, V, S> {
     /// An empty map that hashes keys with `hasher`.
     pub fn with_hasher(config: KeyMapConfig, hasher: S) -> Self {
         let capacity = config.capacity.clamp(1, crate::config::MAX_CAPACITY);
+        let idle_ttl = config
+            .idle_ttl
+            .clamp(Duration::from_millis(1), crate::config::MAX_DURATION);
         let shards = if capacity < 128 {
             1
         } else {
             (capacity / 64).next_power_of_two().min(32)
         };
         let per_shard = capacity.div_ceil(shards);
-        let now = Instant::now();
         KeyMap {
             shards: (0..shards)
                 .map(|_| Shard {
-                    table: RwLock::new(HashTable::new()),
-                    last_sweep: Mutex::new(now),
+                    table: RwLock::new(Table {
+                        entries: HashTable::new(),
+                        hand: 0,
+                    }),
                 })
                 .collect(),
             hasher,
             per_shard,
             config: KeyMapConfig {
                 capacity: per_shard * shards,
-                ..config
+                idle_ttl,
             },
-            can_evict: always::<V>,
+            now: AtomicU32::new(0),
+            epoch: Instant::now(),
+            tick: idle_ttl / TICKS_PER_TTL,
+            evictable: None,
+            on_evict: None,
         }
     }
 
-    /// Protects entries from eviction while `can_evict` returns `false`.
-    pub fn with_guard(mut self, can_evict: fn(&V) -> bool) -> Self {
-        self.can_evict = can_evict;
+    /// A key may be evicted only while `evictable(value, now)` returns `true`:
+    /// while its state equals a fresh key's, so that forgetting it changes
+    /// nothing (a budget key that owes no tokens, a closed breaker that has
+    /// counted no failures). Without it, every key no caller holds may be
+    /// evicted.
+    ///
+    /// It is called on the insert and sweep paths only, never on a lookup,
+    /// with the time of the sweep; it must be quick and must not call back
+    /// into the map (it runs under a shard's lock).
+    pub fn evictable_when(
+        mut self,
+        evictable: impl Fn(&V, Instant) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.evictable = Some(Box::new(evictable));
+        self
+    }
+
+    /// Calls `f` with every key the map evicts (idle, or to make room), e.g.
+    /// to remove the key's metric series. Not called for [`remove`](Self::remove).
+    /// It runs under a shard's lock: it must be quick and must not call back
+    /// into the map.
+    pub fn on_evict(mut self, f: impl Fn(&K, &V) + Send + Sync + 'static) -> Self {
+        self.on_evict = Some(Box::new(f));
         self
     }
 
@@ -334,13 +397,17 @@ impl<K: Hash + Eq, V, S: BuildHasher> KeyMap<K, V, S> {
     {
         let hash = self.hasher.hash_one(key);
         let table = read(&self.shard(hash).table);
-        table.find(hash, |e| e.key.borrow() == key).map(touch)
+        table
+            .entries
+            .find(hash, |e| e.key.borrow() == key)
+            .map(|e| self.touch(e))
     }
 
     /// The value of `key`, inserting `make(&key)` if it is absent.
     ///
-    /// Inserting may evict another key of the same shard (see the type's
-    /// docs); it fails only when the shard is full of protected or held keys.
+    /// Inserting may evict keys of the same shard (see the type's docs); it
+    /// fails only when the shard is full and the keys its insert examined
+    /// may not be evicted (their state is not fresh, or a caller holds them).
     #[inline]
     pub fn get_or_insert_with(
         &self,
@@ -349,10 +416,38 @@ impl<K: Hash + Eq, V, S: BuildHasher> KeyMap<K, V, S> {
     ) -> Result<Arc<V>, KeyMapFull> {
         let hash = self.hasher.hash_one(&key);
         let shard = self.shard(hash);
-        if let Some(e) = read(&shard.table).find(hash, |e| e.key == key) {
-            return Ok(touch(e));
+        if let Some(e) = read(&shard.table).entries.find(hash, |e| e.key == key) {
+            return Ok(self.touch(e));
         }
         self.insert_with(shard, hash, key, make)
+    }
+
+    #[inline]
+    fn touch(&self, e: &Entry<K, V>) -> Arc<V> {
+        let now = self.now.load(Ordering::Relaxed);
+        if e.used.load(Ordering::Relaxed) != now {
+            e.used.store(now, Ordering::Relaxed);
+        }
+        e.value.clone()
+    }
+
+    // Reads the clock and moves the map's time on; returns both.
+    fn advance(&self) -> (Instant, u32) {
+        let now = Instant::now();
+        let ticks = now.saturating_duration_since(self.epoch).as_nanos() / self.tick.as_nanos();
+        let ticks = u32::try_from(ticks).unwrap_or(u32::MAX);
+        self.now.fetch_max(ticks, Ordering::Relaxed);
+        (now, ticks)
+    }
+
+    // An entry unused for at least a TTL, give or take a tick.
+    fn idle(&self, e: &Entry<K, V>, ticks: u32) -> bool {
+        ticks.saturating_sub(e.used.load(Ordering::Relaxed)) >= TICKS_PER_TTL - 1
+    }
+
+    // No caller holds it and its state equals a fresh key's.
+    fn free(&self, e: &Entry<K, V>, now: Instant) -> bool {
+        Arc::strong_count(&e.value) == 1 && self.evictable.as_ref().is_none_or(|f| f(&e.value, now))
     }
 
     // The insert path, out of line so that a lookup of a known key (every
@@ -366,28 +461,84 @@ impl<K: Hash + Eq, V, S: BuildHasher> KeyMap<K, V, S> {
         key: K,
         make: impl FnOnce(&K) -> V,
     ) -> Result<Arc<V>, KeyMapFull> {
+        let (now, ticks) = self.advance();
         let mut table = write(&shard.table);
-        if let Some(e) = table.find(hash, |e| e.key == key) {
-            return Ok(touch(e));
+        if let Some(e) = table.entries.find(hash, |e| e.key == key) {
+            return Ok(self.touch(e));
         }
-        self.sweep(shard, &mut table);
-        if table.len() >= self.per_shard && !self.evict_one(&mut table) {
+        if !self.make_room(&mut table, now, ticks) {
             return Err(KeyMapFull {
                 capacity: self.config.capacity,
             });
         }
         let value = Arc::new(make(&key));
-        table.insert_unique(
+        table.entries.insert_unique(
             hash,
             Entry {
                 hash,
                 key,
                 value: value.clone(),
-                touched: AtomicBool::new(true),
+                used: AtomicU32::new(ticks),
             },
             |e| e.hash,
         );
         Ok(value)
+    }
+
+    // Moves the hand over up to SCAN buckets, evicting the idle keys it may;
+    // when the shard is still full, goes on up to FULL_SCAN buckets and
+    // evicts the least recently used evictable key it saw. `false` when the
+    // shard is full and nothing it examined could go.
+    fn make_room(&self, table: &mut Table<K, V>, now: Instant, ticks: u32) -> bool {
+        let buckets = table.entries.num_buckets();
+        if buckets == 0 {
+            return true;
+        }
+        let mut oldest: Option<(usize, u32)> = None;
+        for step in 0..FULL_SCAN {
+            let full = table.entries.len() >= self.per_shard;
+            if step >= SCAN && (!full || oldest.is_some()) {
+                break;
+            }
+            let i = (table.hand + step) % buckets;
+            let Some(e) = table.entries.get_bucket(i) else {
+                continue;
+            };
+            if !self.free(e, now) {
+                continue;
+            }
+            if self.idle(e, ticks) {
+                self.evict_bucket(table, i);
+                if oldest.is_some_and(|(j, _)| j == i) {
+                    oldest = None;
+                }
+            } else {
+                let used = e.used.load(Ordering::Relaxed);
+                if oldest.is_none_or(|(_, u)| used < u) {
+                    oldest = Some((i, used));
+                }
+            }
+        }
+        table.hand = (table.hand + SCAN) % buckets;
+        if table.entries.len() < self.per_shard {
+            return true;
+        }
+        match oldest {
+            Some((i, _)) => {
+                self.evict_bucket(table, i);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn evict_bucket(&self, table: &mut Table<K, V>, bucket: usize) {
+        if let Some(entry) = table.entries.get_bucket_entry(bucket).ok() {
+            let (e, _) = entry.remove();
+            if let Some(f) = &self.on_evict {
+                f(&e.key, &e.value);
+            }
+        }
     }
 
     /// Removes `key`, returning its value.
@@ -398,24 +549,60 @@ impl<K: Hash + Eq, V, S: BuildHasher> KeyMap<K, V, S> {
     {
         let hash = self.hasher.hash_one(key);
         let mut table = write(&self.shard(hash).table);
-        let entry = table.find_entry(hash, |e| e.key.borrow() == key).ok()?;
+        let entry = table
+            .entries
+            .find_entry(hash, |e| e.key.borrow() == key)
+            .ok()?;
         Some(entry.remove().0.value)
     }
 
-    /// Evicts the keys that have been idle for at least `idle_ttl` (and are
-    /// not protected), in every shard whose last sweep is a TTL old; returns
-    /// how many. Call it from a periodic task if the map may go long without
-    /// inserts and idle state should not linger.
+    /// Evicts every key that has been idle for at least `idle_ttl` and may be
+    /// evicted (its state is fresh, no caller holds it); returns how many.
+    /// Call it from a periodic task if the map may go long without inserts
+    /// and idle state should not linger.
+    ///
+    /// Each shard is scanned under its read lock, so lookups go on meanwhile;
+    /// the write lock is held only to remove what the scan found.
     pub fn evict_idle(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|shard| self.sweep(shard, &mut write(&shard.table)))
-            .sum()
+        let (now, ticks) = self.advance();
+        let mut found = Vec::new();
+        let mut evicted = 0;
+        for shard in self.shards.iter() {
+            found.clear();
+            found.extend(
+                read(&shard.table)
+                    .entries
+                    .iter()
+                    .filter(|e| self.idle(e, ticks) && self.free(e, now))
+                    .map(|e| (e.hash, e as *const Entry<K, V>)),
+            );
+            if found.is_empty() {
+                continue;
+            }
+            let mut table = write(&shard.table);
+            for &(hash, ptr) in &found {
+                // Comparing addresses only; the pointer is never dereferenced.
+                // An entry moved by a rehash since the scan is not found and
+                // is left to the next sweep; one used since is not idle.
+                let Ok(entry) = table.entries.find_entry(hash, |e| std::ptr::eq(e, ptr)) else {
+                    continue;
+                };
+                if !(self.idle(entry.get(), ticks) && self.free(entry.get(), now)) {
+                    continue;
+                }
+                let (e, _) = entry.remove();
+                if let Some(f) = &self.on_evict {
+                    f(&e.key, &e.value);
+                }
+                evicted += 1;
+            }
+        }
+        evicted
     }
 
     /// How many keys the map holds.
     pub fn len(&self) -> usize {
-        self.shards.iter().map(|s| read(&s.table).len()).sum()
+        self.shards.iter().map(|s| read(&s.table).entries.len()).sum()
     }
 
     /// `true` when the map holds no key.
@@ -427,64 +614,11 @@ impl<K: Hash + Eq, V, S: BuildHasher> KeyMap<K, V, S> {
     /// turn, so `f` must not call back into the map; does not mark keys used.
     pub fn for_each(&self, mut f: impl FnMut(&K, &V)) {
         for shard in self.shards.iter() {
-            for e in read(&shard.table).iter() {
+            for e in read(&shard.table).entries.iter() {
                 f(&e.key, &e.value);
             }
         }
     }
-
-    // Once a TTL has passed since the shard's last sweep, evicts what was not
-    // used since then and starts a new period. An entry is thus never evicted
-    // before it has had a whole TTL to be used.
-    fn sweep(&self, shard: &Shard<K, V>, table: &mut HashTable<Entry<K, V>>) -> usize {
-        let now = Instant::now();
-        let mut last = shard
-            .last_sweep
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if now.saturating_duration_since(*last) < self.config.idle_ttl {
-            return 0;
-        }
-        *last = now;
-        let before = table.len();
-        let can_evict = self.can_evict;
-        table.retain(|e| {
-            let used = e.touched.swap(false, Ordering::Relaxed);
-            used || Arc::strong_count(&e.value) > 1 || !can_evict(&e.value)
-        });
-        before - table.len()
-    }
-
-    // Makes room for one insert: a key idle since the last sweep, else any
-    // key no caller holds. Neither may be protected by the guard.
-    fn evict_one(&self, table: &mut HashTable<Entry<K, V>>) -> bool {
-        let can_evict = self.can_evict;
-        let free = |e: &Entry<K, V>| Arc::strong_count(&e.value) == 1 && can_evict(&e.value);
-        let victim = table
-            .iter()
-            .find(|e| !e.touched.load(Ordering::Relaxed) && free(e))
-            .or_else(|| table.iter().find(|e| free(e)))
-            .map(|e| (e.hash, e as *const Entry<K, V>));
-        let Some((hash, ptr)) = victim else {
-            return false;
-        };
-        // Comparing addresses only; the pointer is never dereferenced.
-        match table.find_entry(hash, |e| std::ptr::eq(e, ptr)) {
-            Ok(entry) => {
-                entry.remove();
-                true
-            }
-            Err(_) => false,
-        }
-    }
-}
-
-#[inline]
-fn touch<K, V>(e: &Entry<K, V>) -> Arc<V> {
-    if !e.touched.load(Ordering::Relaxed) {
-        e.touched.store(true, Ordering::Relaxed);
-    }
-    e.value.clone()
 }
 
 // A lock is poisoned only by a panic while it was held. The map's own code
