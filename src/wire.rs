@@ -56,7 +56,7 @@ pub(crate) fn hint_secs(after: Duration) -> u64 {
 /// [`MAX_RETRY_HINT`]: the value of `grpc-retry-pushback-ms`.
 pub(crate) fn hint_millis(after: Duration) -> u64 {
     let after = after.min(MAX_RETRY_HINT);
-    let ms = after.as_millis() + u128::from(after.subsec_nanos() % 1_000_000 > 0);
+    let ms = after.as_millis() + u128::from(!after.subsec_nanos().is_multiple_of(1_000_000));
     // At most 86,400,000 after the cap: always fits.
     u64::try_from(ms).unwrap_or(u64::MAX).max(1)
 }
