@@ -47,6 +47,7 @@ pub(crate) fn client_text(kind: Option<RejectionKind>) -> &'static str {
 
 /// `after` in whole seconds, rounded up, at least 1, at most
 /// [`MAX_RETRY_HINT`]: the value of an HTTP `Retry-After`.
+#[cfg(feature = "axum")]
 pub(crate) fn hint_secs(after: Duration) -> u64 {
     let after = after.min(MAX_RETRY_HINT);
     (after.as_secs() + u64::from(after.subsec_nanos() > 0)).max(1)
@@ -54,6 +55,7 @@ pub(crate) fn hint_secs(after: Duration) -> u64 {
 
 /// `after` in whole milliseconds, rounded up, at least 1, at most
 /// [`MAX_RETRY_HINT`]: the value of `grpc-retry-pushback-ms`.
+#[cfg(feature = "tonic")]
 pub(crate) fn hint_millis(after: Duration) -> u64 {
     let after = after.min(MAX_RETRY_HINT);
     let ms = after.as_millis() + u128::from(!after.subsec_nanos().is_multiple_of(1_000_000));
@@ -174,6 +176,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[cfg(all(feature = "axum", feature = "tonic"))]
     fn a_hint_rounds_up_to_at_least_one() {
         assert_eq!(hint_secs(Duration::ZERO), 1);
         assert_eq!(hint_secs(Duration::from_micros(400)), 1);
@@ -187,6 +190,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(all(feature = "axum", feature = "tonic"))]
     fn a_hint_is_capped_at_a_day() {
         for huge in [
             MAX_RETRY_HINT + Duration::from_nanos(1),
