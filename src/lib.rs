@@ -121,6 +121,9 @@ pub use builder::ServiceBuilderExt;
 )]
 pub mod config;
 
+#[cfg(any(feature = "axum", feature = "tonic"))]
+mod wire;
+
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub mod axum;

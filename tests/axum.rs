@@ -1,5 +1,6 @@
 //! The axum server stack, for real on 127.0.0.1: each rejection kind reaches
-//! the client as its status code and `Retry-After` header.
+//! the client as its status code, `Retry-After` header and fixed body, and
+//! nothing of the error's message or key does.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -19,6 +20,7 @@ use seawall::budget::BudgetLayer;
 use seawall::core::classify::HttpStatus;
 use seawall::shed::ShedLayer;
 use seawall::timeout::AdaptiveTimeoutLayer;
+use seawall::{BoxError, BudgetExhausted, CircuitOpen};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc};
 use tower::ServiceBuilder;
@@ -48,12 +50,24 @@ async fn serve(app: Router) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
     (addr, stop)
 }
 
-/// What a client saw: status, `Retry-After`, body.
+/// What a client saw: status, `Retry-After`, body, and every header.
 #[derive(Debug)]
 struct Seen {
     status: StatusCode,
     retry_after: Option<u64>,
     body: String,
+    headers: axum::http::HeaderMap,
+}
+
+impl Seen {
+    /// Whether `text` shows anywhere in what the client received.
+    fn shows(&self, text: &str) -> bool {
+        self.body.contains(text)
+            || self.headers.iter().any(|(name, value)| {
+                name.as_str().contains(&text.to_ascii_lowercase())
+                    || String::from_utf8_lossy(value.as_bytes()).contains(text)
+            })
+    }
 }
 
 async fn get_path(addr: SocketAddr, path: &str) -> Seen {
@@ -61,6 +75,7 @@ async fn get_path(addr: SocketAddr, path: &str) -> Seen {
     let uri = format!("http://{addr}{path}").parse().unwrap();
     let res = client.get(uri).await.unwrap();
     let status = res.status();
+    let headers = res.headers().clone();
     let retry_after = res
         .headers()
         .get(axum::http::header::RETRY_AFTER)
@@ -70,7 +85,20 @@ async fn get_path(addr: SocketAddr, path: &str) -> Seen {
         status,
         retry_after,
         body: String::from_utf8_lossy(&body).into_owned(),
+        headers,
     }
+}
+
+/// An app whose only route fails with the error `make` builds.
+fn failing(make: fn() -> BoxError) -> Router {
+    Router::new().route_service(
+        "/",
+        ServiceBuilder::new()
+            .layer(HandleErrorLayer::new(seawall::axum::handle_error))
+            .service_fn(move |_req: axum::extract::Request| async move {
+                Err::<axum::response::Response, BoxError>(make())
+            }),
+    )
 }
 
 /// A handler that reports it has started, then waits for the gate.
@@ -131,7 +159,7 @@ async fn shed_overloaded_is_503_with_retry_after() {
         let seen = get_path(addr, "/fast").await;
         assert_eq!(seen.status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(seen.retry_after, Some(2), "1.5s rounds up to 2");
-        assert!(seen.body.starts_with("overloaded"), "{}", seen.body);
+        assert_eq!(seen.body, "overloaded");
         assert_eq!(shed.stats().shed.hard_limit, 1);
 
         gate.open.add_permits(1);
@@ -167,7 +195,7 @@ async fn budget_exhausted_is_503_with_retry_after() {
             (3000..=3600).contains(&after),
             "the next token is about an hour away, got {after}s"
         );
-        assert!(seen.body.starts_with("budget exhausted"), "{}", seen.body);
+        assert_eq!(seen.body, "rate budget exhausted");
         assert_eq!(budget.stats().exhausted, 1);
     })
     .await;
@@ -190,7 +218,7 @@ async fn elapsed_is_504_without_retry_after() {
         let seen = get_path(addr, "/held").await;
         assert_eq!(seen.status, StatusCode::GATEWAY_TIMEOUT);
         assert_eq!(seen.retry_after, None);
-        assert!(seen.body.contains("elapsed"), "{}", seen.body);
+        assert_eq!(seen.body, "timed out");
         assert!(
             started.elapsed() < BOUND / 2,
             "cut at the deadline, not later"
@@ -232,7 +260,7 @@ async fn circuit_open_is_503_with_retry_after() {
         assert_eq!(seen.status, StatusCode::SERVICE_UNAVAILABLE);
         let after = seen.retry_after.expect("a Retry-After header");
         assert!((1..=30).contains(&after), "open for 30s, got {after}s");
-        assert!(seen.body.starts_with("circuit open"), "{}", seen.body);
+        assert_eq!(seen.body, "circuit open");
         assert_eq!(breaker.stats().rejected, 1);
     })
     .await;
@@ -264,7 +292,7 @@ async fn the_server_stack_sheds_before_it_spends_budget() {
         for _ in 0..3 {
             let seen = get_path(addr, "/fast").await;
             assert_eq!(seen.status, StatusCode::SERVICE_UNAVAILABLE);
-            assert!(seen.body.starts_with("overloaded"), "{}", seen.body);
+            assert_eq!(seen.body, "overloaded");
         }
         gate.open.add_permits(1);
         assert_eq!(held.await.unwrap().status, StatusCode::OK);
@@ -273,9 +301,71 @@ async fn the_server_stack_sheds_before_it_spends_budget() {
         assert_eq!(get_path(addr, "/fast").await.status, StatusCode::OK);
         let seen = get_path(addr, "/fast").await;
         assert_eq!(seen.status, StatusCode::SERVICE_UNAVAILABLE);
-        assert!(seen.body.starts_with("budget exhausted"), "{}", seen.body);
+        assert_eq!(seen.body, "rate budget exhausted");
         assert_eq!(shed.stats().shed.hard_limit, 3);
         assert_eq!(budget.stats().exhausted, 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_error_message_never_reaches_the_client() {
+    bounded(async {
+        let (addr, _stop) =
+            serve(failing(|| "connect to db://svc:pw@10.1.2.3 failed".into())).await;
+        let seen = get_path(addr, "/").await;
+        assert_eq!(seen.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(seen.body, "internal error");
+        for secret in ["pw@", "db://", "10.1.2.3", "connect"] {
+            assert!(!seen.shows(secret), "{secret} in {seen:?}");
+        }
+        assert_eq!(seen.retry_after, None);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_key_with_crlf_reaches_no_header_or_body() {
+    bounded(async {
+        let (addr, _stop) = serve(failing(|| {
+            BudgetExhausted::new(Duration::from_millis(1500))
+                .with_key("tenant\r\nSet-Cookie: x=1")
+                .into()
+        }))
+        .await;
+        let seen = get_path(addr, "/").await;
+        assert_eq!(seen.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(seen.body, "rate budget exhausted");
+        assert_eq!(seen.retry_after, Some(2));
+        assert!(seen.headers.get(axum::http::header::SET_COOKIE).is_none());
+        for text in ["tenant", "Set-Cookie", "x=1"] {
+            assert!(!seen.shows(text), "{text} in {seen:?}");
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn retry_after_is_at_least_one_second_and_at_most_a_day() {
+    bounded(async {
+        let (addr, _stop) = serve(failing(|| CircuitOpen::new(Some(Duration::ZERO)).into())).await;
+        let seen = get_path(addr, "/").await;
+        assert_eq!(seen.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(seen.retry_after, Some(1), "never `Retry-After: 0`");
+
+        let (addr, _stop) = serve(failing(|| {
+            BudgetExhausted::new(Duration::from_micros(400)).into()
+        }))
+        .await;
+        assert_eq!(get_path(addr, "/").await.retry_after, Some(1));
+
+        let (addr, _stop) = serve(failing(|| {
+            CircuitOpen::new(Some(Duration::from_secs(u64::MAX))).into()
+        }))
+        .await;
+        let seen = get_path(addr, "/").await;
+        assert_eq!(seen.retry_after, Some(86_400), "capped at one day");
+        assert_eq!(seen.body, "circuit open");
     })
     .await;
 }

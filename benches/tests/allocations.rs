@@ -4,9 +4,11 @@
 //! counts for the peers of the benches, printed and not asserted
 //! (`cargo test -p seawall-benches --test allocations -- --nocapture`).
 //!
-//! One `#[test]` runs every case in sequence: dhat's profiler is
-//! process-global. Every service is driven by hand, as in the benches; the
-//! timeouts' expiry paths run on a paused clock.
+//! Allocations are counted per thread (`seawall_test_support::CountingAlloc`),
+//! so each test counts only its own work, whatever else the machine or the
+//! test harness does meanwhile. Every service is driven by hand on the test's
+//! own thread, as in the benches, inside a current-thread runtime; the
+//! timeouts' expiry paths run on its paused clock.
 
 use std::future::{Future, Ready, ready};
 use std::hint::black_box;
@@ -23,26 +25,28 @@ use seawall_breaker::{BreakerLayer, KeyedBreakerConfig, KeyedBreakerLayer};
 use seawall_budget::{BudgetLayer, KeyedBudgetConfig, KeyedBudgetLayer};
 use seawall_retry::{Backoff, RetryBudget, RetryLayer};
 use seawall_shed::{Aimd, Limit, ShedLayer};
+use seawall_test_support::CountingAlloc;
 use seawall_timeout::AdaptiveTimeoutLayer;
 use tower::retry::Policy;
 use tower::retry::budget::{Budget, TpsBudget};
 use tower::{Layer, Service, ServiceBuilder};
 
 #[global_allocator]
-static ALLOC: dhat::Alloc = dhat::Alloc;
+static ALLOC: CountingAlloc = CountingAlloc;
 
 /// Calls per count.
 const N: u64 = 1_000;
 
+/// Allocations made by this thread so far.
 fn blocks() -> u64 {
-    dhat::HeapStats::get().total_blocks
+    seawall_test_support::counts().allocations
 }
 
-/// Blocks allocated by `N` calls of `svc` with `req`, after a warm-up (maps,
+/// Allocations made by `N` calls of `svc` with `req`, after a warm-up (maps,
 /// timer wheels and tracing call sites fill lazily), the least of three
-/// runs: dhat counts every thread of the process, and libtest's own threads
-/// may allocate while a case runs; a per-call allocation shows in every run.
-/// Checks that every call took the path named by `ok`.
+/// runs: a one-off lazy allocation (a map or a timer level growing on first
+/// use) is not a per-call cost, while a per-call allocation shows in every
+/// run. Checks that every call took the path named by `ok`.
 fn count<S: Service<u64>>(svc: &mut S, req: u64, ok: bool) -> u64 {
     for _ in 0..10 {
         assert_eq!(call(svc, req).is_ok(), ok, "the path under count");
@@ -63,7 +67,7 @@ fn count<S: Service<u64>>(svc: &mut S, req: u64, ok: bool) -> u64 {
         .unwrap_or(u64::MAX)
 }
 
-/// Blocks allocated per expiry of a timeout layer over [`Stall`]: call with
+/// Allocations per expiry of a timeout layer over [`Stall`]: call with
 /// [`STALL`], let the paused clock pass `after`, poll the error out. Runs
 /// in `block_on` of a paused runtime.
 async fn expiries<S: Service<u64>>(svc: &mut S, after: Duration) -> u64 {
@@ -95,7 +99,7 @@ struct Table(Vec<(String, f64)>);
 impl Table {
     fn seawall(&mut self, name: &str, n: u64, expect_per_call: u64) {
         self.0.push((name.to_string(), n as f64 / N as f64));
-        dhat::assert_eq!(n, expect_per_call * N, "{}", name);
+        assert_eq!(n, expect_per_call * N, "{name}");
     }
 
     fn peer(&mut self, name: &str, n: u64) {
@@ -129,29 +133,43 @@ impl<Res, E> Policy<u64, Res, E> for TpsPolicy {
     }
 }
 
-#[test]
-fn allocations_per_call() {
-    let _profiler = dhat::Profiler::builder()
-        .testing()
-        .file_name(std::env::temp_dir().join("seawall-benches-dhat-heap.json"))
-        .build();
-    let rt = tokio::runtime::Builder::new_current_thread()
+/// A current-thread runtime on a paused clock, entered: hand-polled calls
+/// run in its context, not inside `block_on`, where tokio's cooperative
+/// budget would make a resource return `Pending` after 128 polls that never
+/// yield. The expiry cases run in `block_on` (the clock advances there).
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .start_paused(true)
         .build()
-        .unwrap();
-    // Hand-polled calls run in the runtime's context, not inside
-    // `block_on`: there, tokio's cooperative budget would make a resource
-    // return `Pending` after 128 polls that never yield. The expiry cases
-    // run in `block_on` (the clock advances there).
+        .unwrap()
+}
+
+impl Table {
+    fn print(&self) {
+        println!("{:<58} allocs/call", "layer, path");
+        for (name, per_call) in &self.0 {
+            println!("{name:<58} {per_call:.2}");
+        }
+    }
+}
+
+#[test]
+fn seawall_allocates_only_to_refuse() {
+    let rt = runtime();
     let _enter = rt.enter();
     let mut t = Table(Vec::new());
     seawall_layers(&mut t, &rt);
+    t.print();
+}
+
+#[test]
+fn peers_for_comparison() {
+    let rt = runtime();
+    let _enter = rt.enter();
+    let mut t = Table(Vec::new());
     peers(&mut t, &rt);
-    println!("{:<58} allocs/call", "layer, path");
-    for (name, per_call) in &t.0 {
-        println!("{name:<58} {per_call:.2}");
-    }
+    t.print();
 }
 
 fn seawall_layers(t: &mut Table, rt: &tokio::runtime::Runtime) {

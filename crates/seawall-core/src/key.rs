@@ -3,7 +3,8 @@
 //!
 //! - [`KeyFn`] takes a key out of a request. Any `Fn(&Req) -> K` closure is
 //!   one; [`ByAuthority`] (feature `http`) keys `http::Request`s by the peer
-//!   they go to.
+//!   they go to: its normalised host and port, never the userinfo, at most a
+//!   253-byte name.
 //! - [`KeyMap`] holds one value per key with the bounds every keyed seawall
 //!   layer keeps: a capacity, and eviction of idle keys. It is sharded, so
 //!   calls for different keys do not contend on one lock, and a lookup of an
