@@ -279,7 +279,7 @@ where
                 .capacity(config.capacity)
                 .idle_ttl(config.idle_ttl),
         )
-        .with_guard(can_evict);
+        .evictable_when(|inner: &Inner, _| can_evict(inner));
         Ok(KeyedBreakerLayer {
             shared: Arc::new(Keyed {
                 key_fn,

@@ -602,7 +602,10 @@ impl<K: Hash + Eq, V, S: BuildHasher> KeyMap<K, V, S> {
 
     /// How many keys the map holds.
     pub fn len(&self) -> usize {
-        self.shards.iter().map(|s| read(&s.table).entries.len()).sum()
+        self.shards
+            .iter()
+            .map(|s| read(&s.table).entries.len())
+            .sum()
     }
 
     /// `true` when the map holds no key.
@@ -670,20 +673,20 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn idle_keys_are_evicted_first_when_full() {
-        let m = map(3, 10);
+    async fn the_least_recently_used_key_makes_room() {
+        let m = map(3, 60);
         for k in 0..3 {
             put(&m, k).unwrap();
+            tokio::time::advance(Duration::from_secs(2)).await;
         }
-        // One TTL later: a sweep clears every flag (nothing evicted: all were
-        // used in the first period). Then use 0 and 2, not 1.
-        tokio::time::advance(Duration::from_secs(10)).await;
-        assert_eq!(m.evict_idle(), 0);
+        // 0 is used again (at the map's time, that of the last insert), so 1
+        // is now the least recently used.
         m.get(&0).unwrap();
-        m.get(&2).unwrap();
+        tokio::time::advance(Duration::from_secs(2)).await;
         put(&m, 7).unwrap();
-        assert!(m.get(&1).is_none(), "the idle key made room");
-        assert!(m.get(&0).is_some() && m.get(&2).is_some());
+        assert!(m.get(&1).is_none());
+        assert!(m.get(&0).is_some() && m.get(&2).is_some() && m.get(&7).is_some());
+        assert_eq!(m.len(), 3);
     }
 
     #[tokio::test(start_paused = true)]
@@ -695,29 +698,61 @@ mod tests {
         put(&m, 3).unwrap();
         assert_eq!(m.len(), 3, "nothing is idle before a TTL");
         tokio::time::advance(Duration::from_secs(1)).await;
-        // First sweep: every key was used in the first period.
+        m.get(&3).unwrap();
         put(&m, 4).unwrap();
-        assert_eq!(m.len(), 4);
-        m.get(&4).unwrap();
-        tokio::time::advance(Duration::from_secs(10)).await;
-        put(&m, 5).unwrap();
-        // 1, 2 and 3 were unused for a whole period; 4 was used.
+        // The hand passed every bucket of this small table: 1 and 2 were
+        // unused for a whole TTL, 3 was used 1s ago.
         let mut left = Vec::new();
         m.for_each(|k, _| left.push(*k));
         left.sort();
-        assert_eq!(left, [4, 5]);
+        assert_eq!(left, [3, 4]);
     }
 
     #[tokio::test(start_paused = true)]
-    async fn guarded_and_held_keys_are_never_evicted() {
-        // Odd values are protected, like open breakers.
-        let m = map(2, 1).with_guard(|v: &AtomicU32| v.load(Ordering::Relaxed).is_multiple_of(2));
+    async fn keys_idle_past_their_ttl_go_at_the_first_sweep_whatever_came_before() {
+        // The old map cleared a "used" flag at each sweep, so with no sweep
+        // while they were idle the first one evicted nothing.
+        let m = map(100_000, 10);
+        for k in 0..100_000 {
+            put(&m, k).unwrap();
+        }
+        let held = m.len();
+        assert!(held > 99_000, "{held}");
+        tokio::time::advance(Duration::from_secs(21)).await;
+        assert_eq!(m.evict_idle(), held);
+        assert!(m.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_key_used_within_its_ttl_stays() {
+        let m = map(100, 64);
+        put(&m, 1).unwrap();
+        put(&m, 2).unwrap();
+        for _ in 0..10 {
+            tokio::time::advance(Duration::from_secs(60)).await;
+            m.evict_idle(); // moves the map's time on
+            m.get(&1).unwrap();
+        }
+        assert!(m.get(&1).is_some(), "used every 60s of a 64s TTL");
+        assert!(m.get(&2).is_none());
+        // Never before TTL - TTL/32: at 61s it is still there.
+        let m = map(100, 64);
+        put(&m, 1).unwrap();
+        tokio::time::advance(Duration::from_secs(61)).await;
+        assert_eq!(m.evict_idle(), 0);
+        tokio::time::advance(Duration::from_secs(3)).await;
+        assert_eq!(m.evict_idle(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn keys_that_are_not_fresh_are_never_evicted() {
+        // Odd values are not fresh, like a budget key that owes tokens.
+        let m = map(2, 1)
+            .evictable_when(|v: &AtomicU32, _| v.load(Ordering::Relaxed).is_multiple_of(2));
         put(&m, 1).unwrap();
         let held = put(&m, 2).unwrap();
         tokio::time::advance(Duration::from_secs(5)).await;
-        assert_eq!(m.evict_idle(), 0);
-        tokio::time::advance(Duration::from_secs(5)).await;
-        assert_eq!(m.evict_idle(), 0, "1 is guarded, 2 is held");
+        assert_eq!(m.evict_idle(), 0, "1 is not fresh, 2 is held");
         let err = put(&m, 3).unwrap_err();
         assert_eq!(err, KeyMapFull { capacity: 2 });
         assert_eq!(
@@ -728,6 +763,42 @@ mod tests {
         put(&m, 3).unwrap();
         assert!(m.get(&2).is_none());
         assert!(m.get(&1).is_some());
+        // Fresh again: it may go.
+        m.get(&1).unwrap().store(4, Ordering::Relaxed);
+        tokio::time::advance(Duration::from_secs(5)).await;
+        assert_eq!(m.evict_idle(), 1);
+        assert!(m.get(&1).is_none());
+        assert!(m.get(&3).is_some(), "3 is odd: not fresh");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_flood_of_new_keys_never_evicts_a_protected_key() {
+        // The bypass: a throttled key, evicted to make room for junk keys,
+        // came back with a full burst. Here it stays, whatever the flood.
+        let m = map(100, 3600).evictable_when(|v: &AtomicU32, _| v.load(Ordering::Relaxed) != 1);
+        put(&m, 1).unwrap(); // value 1: "owes tokens"
+        for k in 1_000..101_000 {
+            let _ = put(&m, k);
+        }
+        assert_eq!(m.get(&1).unwrap().load(Ordering::Relaxed), 1);
+        assert!(m.len() <= 100);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn evictions_are_reported() {
+        let evicted = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = evicted.clone();
+        let m = map(2, 10).on_evict(move |k, _| seen.lock().unwrap().push(*k));
+        put(&m, 1).unwrap();
+        put(&m, 2).unwrap();
+        tokio::time::advance(Duration::from_secs(1)).await;
+        put(&m, 3).unwrap();
+        tokio::time::advance(Duration::from_secs(10)).await;
+        m.evict_idle();
+        let mut evicted = evicted.lock().unwrap().clone();
+        evicted.sort();
+        assert_eq!(evicted, [1, 2, 3]);
+        assert!(m.remove(&9).is_none());
     }
 
     #[tokio::test(start_paused = true)]
