@@ -216,7 +216,7 @@ struct Shard<K, V> {
 
 /// Buckets an insert examines for idle keys, and for a key to evict when
 /// its shard is full; it examines up to [`FULL_SCAN`] when it finds none.
-const SCAN: usize = 16;
+const SCAN: usize = 8;
 /// The most buckets an insert into a full shard examines before it gives up
 /// (and the caller falls back to its overflow state).
 const FULL_SCAN: usize = 64;
@@ -485,50 +485,57 @@ impl<K: Hash + Eq, V, S: BuildHasher> KeyMap<K, V, S> {
         Ok(value)
     }
 
-    // Moves the hand over up to SCAN buckets, evicting the idle keys it may;
-    // when the shard is still full, goes on up to FULL_SCAN buckets and
-    // evicts the least recently used evictable key it saw. `false` when the
-    // shard is full and nothing it examined could go.
+    // Moves the hand over SCAN buckets, evicting the idle keys it may; when
+    // the shard is still full, evicts the least recently used evictable key
+    // among them, or among up to FULL_SCAN buckets when none of the first
+    // SCAN may go. `false` when the shard is full and nothing examined could.
+    //
+    // Only the entries' own words are read to choose (their stamps); the
+    // value behind an entry's `Arc`, a cache miss in a large map, is read
+    // only for the keys about to be evicted.
     fn make_room(&self, table: &mut Table<K, V>, now: Instant, ticks: u32) -> bool {
         let buckets = table.entries.num_buckets();
         if buckets == 0 {
             return true;
         }
-        let mut oldest: Option<(usize, u32)> = None;
-        for step in 0..FULL_SCAN {
-            let full = table.entries.len() >= self.per_shard;
-            if step >= SCAN && (!full || oldest.is_some()) {
-                break;
-            }
-            let i = (table.hand + step) % buckets;
-            let Some(e) = table.entries.get_bucket(i) else {
-                continue;
-            };
-            if !self.free(e, now) {
-                continue;
-            }
-            if self.idle(e, ticks) {
-                self.evict_bucket(table, i);
-                if oldest.is_some_and(|(j, _)| j == i) {
-                    oldest = None;
-                }
-            } else {
-                let used = e.used.load(Ordering::Relaxed);
-                if oldest.is_none_or(|(_, u)| used < u) {
-                    oldest = Some((i, used));
+        let start = table.hand;
+        table.hand = (start + SCAN) % buckets;
+        let mut window = 0..SCAN.min(buckets);
+        loop {
+            // (last use, bucket) of the live keys examined, oldest first.
+            let mut seen = [(0u32, 0usize); FULL_SCAN];
+            let mut n = 0;
+            for step in window.clone() {
+                let i = (start + step) % buckets;
+                let Some(e) = table.entries.get_bucket(i) else {
+                    continue;
+                };
+                if self.idle(e, ticks) && self.free(e, now) {
+                    self.evict_bucket(table, i);
+                } else {
+                    seen[n] = (e.used.load(Ordering::Relaxed), i);
+                    n += 1;
                 }
             }
-        }
-        table.hand = (table.hand + SCAN) % buckets;
-        if table.entries.len() < self.per_shard {
-            return true;
-        }
-        match oldest {
-            Some((i, _)) => {
-                self.evict_bucket(table, i);
-                true
+            if table.entries.len() < self.per_shard {
+                return true;
             }
-            None => false,
+            let seen = &mut seen[..n];
+            seen.sort_unstable();
+            let victim = seen.iter().find(|&&(_, i)| {
+                table
+                    .entries
+                    .get_bucket(i)
+                    .is_some_and(|e| self.free(e, now))
+            });
+            if let Some(&(_, i)) = victim {
+                self.evict_bucket(table, i);
+                return true;
+            }
+            if window.end >= FULL_SCAN.min(buckets) {
+                return false;
+            }
+            window = window.end..FULL_SCAN.min(buckets);
         }
     }
 

@@ -1,0 +1,51 @@
+//! The keyed map under a flood of new keys: the cost of inserting a key
+//! nobody has seen into a full map (every insert evicts), at 10 000 and at
+//! 1 000 000 keys, and of looking up a known key meanwhile. Eviction is O(1):
+//! the two inserts should cost about the same.
+//!
+//! `cargo bench -p seawall-benches --bench keymap -- --noplot`
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use seawall_core::{KeyMap, KeyMapConfig};
+
+fn full_map(capacity: usize) -> KeyMap<u64, u64> {
+    let map = KeyMap::new(
+        KeyMapConfig::new()
+            .capacity(capacity)
+            .idle_ttl(Duration::from_secs(3600)),
+    );
+    for k in 0..capacity as u64 * 2 {
+        let _ = map.get_or_insert_with(k, |k| *k);
+    }
+    map
+}
+
+fn flood(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("a runtime");
+    let _guard = rt.enter();
+    let mut group = c.benchmark_group("keymap");
+    for capacity in [10_000usize, 1_000_000] {
+        let map = full_map(capacity);
+        let mut next = u64::MAX / 2;
+        group.bench_function(BenchmarkId::new("new key into a full map", capacity), |b| {
+            b.iter(|| {
+                next += 1;
+                black_box(map.get_or_insert_with(next, |k| *k).is_ok())
+            })
+        });
+        let known = next;
+        group.bench_function(BenchmarkId::new("known key", capacity), |b| {
+            b.iter(|| black_box(map.get(&known)))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, flood);
+criterion_main!(benches);
