@@ -7,8 +7,8 @@ use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use seawall_timeout::{AdaptiveTimeoutConfig, AdaptiveTimeoutLayer, DeadlineTracker};
 use seawall_test_support::{CountingAlloc, counts};
+use seawall_timeout::{AdaptiveTimeoutConfig, AdaptiveTimeoutLayer, DeadlineTracker};
 use tower::{Layer, Service, service_fn};
 
 #[global_allocator]
