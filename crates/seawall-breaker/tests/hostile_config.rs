@@ -240,7 +240,7 @@ impl Service<u32> for Bare {
         Poll::Ready(Ok(()))
     }
     fn call(&mut self, req: u32) -> Self::Future {
-        ready(if req % 2 == 0 {
+        ready(if req.is_multiple_of(2) {
             Ok(self.0)
         } else {
             Err(std::io::Error::other("odd"))
@@ -311,7 +311,7 @@ proptest! {
             tokio::time::advance(idle_ttl.min(MAX_DURATION)).await;
             layer.evict_idle();
 
-            let select_config = PeerSelectConfig { max_tries, ..PeerSelectConfig::default() };
+            let select_config = PeerSelectConfig { max_tries };
             let built = PeerSelect::builder(&layer, |r: &u32| Some(*r % 4))
                 .config(&select_config)
                 .peers((0..4).map(|id| (id, Bare(id))))
