@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use seawall_core::config::MAX_DURATION;
+
 use crate::config::OpenBackoff;
 
 /// splitmix64: one `u64` of state, good enough to spread open durations.
@@ -19,7 +21,10 @@ pub(crate) fn unit(state: &mut u64) -> f64 {
     (splitmix(state) >> 11) as f64 / (1u64 << 53) as f64
 }
 
-/// The open duration after `level` repeated trips.
+/// The open duration after `level` repeated trips: never longer than
+/// `max_open_duration` nor [`MAX_DURATION`], and never a panic, whatever
+/// the floats say (a config built without validation may hold NaN or
+/// infinities; `Duration::from_secs_f64` panics on those).
 pub(crate) fn open_duration(
     base: Duration,
     backoff: Option<&OpenBackoff>,
@@ -27,12 +32,23 @@ pub(crate) fn open_duration(
     rng: &mut u64,
 ) -> Duration {
     let Some(b) = backoff else {
-        return base;
+        return base.min(MAX_DURATION);
     };
-    let max = b.max_open_duration.as_secs_f64();
-    let grown = (base.as_secs_f64() * b.multiplier.powi(level.min(1_000) as i32)).min(max);
+    let max = b.max_open_duration.min(MAX_DURATION).as_secs_f64();
+    let grown = base.as_secs_f64() * b.multiplier.powi(level.min(1_000) as i32);
     let spread = 1.0 + b.jitter * (2.0 * unit(rng) - 1.0);
-    Duration::from_secs_f64((grown * spread).clamp(0.0, max))
+    seconds(grown.min(max) * spread, max)
+}
+
+/// `secs` as a `Duration` in `0..=max` (`max` itself at most
+/// [`MAX_DURATION`]): NaN and negatives are zero, anything larger is `max`.
+fn seconds(secs: f64, max: f64) -> Duration {
+    if secs.is_nan() || secs <= 0.0 {
+        return Duration::ZERO;
+    }
+    // `max` is finite and at most 365 days, so this conversion cannot fail;
+    // were it to, the cap is the answer.
+    Duration::try_from_secs_f64(secs.min(max)).unwrap_or(MAX_DURATION)
 }
 
 #[cfg(test)]
@@ -80,5 +96,46 @@ mod tests {
                 "{d:?}"
             );
         }
+    }
+
+    #[test]
+    fn hostile_numbers_never_panic_and_stay_bounded() {
+        // Unvalidated configs: the breaker's own validation rejects these,
+        // the arithmetic must still not panic on them.
+        let huge = Duration::from_secs(u64::MAX);
+        for (multiplier, jitter, max) in [
+            (1e300, 0.0, huge),
+            (2.0, 0.0, huge),
+            (f64::INFINITY, 1.0, huge),
+            (f64::NAN, f64::NAN, huge),
+            (2.0, f64::INFINITY, Duration::from_secs(60)),
+            (-1.0, -1.0, Duration::ZERO),
+            (2.0, 1e308, MAX_DURATION),
+        ] {
+            let b = OpenBackoff {
+                multiplier,
+                jitter,
+                max_open_duration: max,
+                ..OpenBackoff::default()
+            };
+            let mut rng = 3;
+            for level in [0, 1, 2, 60, 64, 1_000, u32::MAX] {
+                for base in [Duration::from_nanos(1), Duration::from_secs(30), huge] {
+                    let d = open_duration(base, Some(&b), level, &mut rng);
+                    assert!(d <= MAX_DURATION, "{multiplier} {jitter} {max:?}: {d:?}");
+                    assert!(d <= max, "{d:?} over {max:?}");
+                }
+            }
+        }
+        // Near the cap the conversion of u64::MAX seconds used to panic.
+        let b = OpenBackoff {
+            multiplier: 1e300,
+            jitter: 0.0,
+            max_open_duration: huge,
+            ..OpenBackoff::default()
+        };
+        let d = open_duration(Duration::from_secs(30), Some(&b), 1, &mut 1);
+        assert_eq!(d, MAX_DURATION);
+        assert_eq!(open_duration(huge, None, 0, &mut 1), MAX_DURATION);
     }
 }

@@ -13,6 +13,16 @@ use seawall_core::{ConfigError, ErrorsAsFailures};
 use crate::layer::BreakerLayer;
 use crate::state::CircuitBreaker;
 
+/// The longest count window ([`TripPolicy::FailureRateCount`]'s `window`):
+/// 65 536 calls. The window is a ring of one byte per call, allocated when a
+/// breaker is made (one per key in a keyed layer), so this bounds it at
+/// 64 KiB; a failure rate needs far fewer calls to be meaningful.
+pub const MAX_COUNT_WINDOW: u32 = 65_536;
+
+/// The most buckets of a time window ([`TripPolicy::FailureRateTime`],
+/// [`TripPolicy::SlowCallRate`]): 1000, allocated with the breaker.
+pub const MAX_BUCKETS: u32 = 1_000;
+
 /// When a closed breaker trips open.
 ///
 /// Rate policies never trip before `min_calls` outcomes are in their window.
@@ -144,7 +154,8 @@ impl TripPolicy {
                     format!("must leave buckets of at least 1ms (window {window:?})"),
                 );
             }
-            if buckets > 1_000 {
+            // The buckets are allocated with the breaker (16 bytes each).
+            if buckets > MAX_BUCKETS {
                 check.fail("policy.buckets", buckets, "must be at most 1000");
             }
         }
@@ -157,8 +168,11 @@ impl TripPolicy {
                 rate: r,
                 min_calls,
             } => {
+                // The window is a ring of one byte per call, allocated
+                // when the breaker (or each key's breaker) is made: 64 KiB
+                // at most, and no policy needs a longer memory than that.
                 check.nonzero("policy.window", window);
-                if window > 65_536 {
+                if window > MAX_COUNT_WINDOW {
                     check.fail("policy.window", window, "must be at most 65536");
                 }
                 rate(check, r);
@@ -251,6 +265,7 @@ impl OpenBackoff {
             );
         }
         check.ratio("open_backoff.jitter", self.jitter);
+        check.nonzero_duration("open_backoff.max_open_duration", self.max_open_duration);
         check.nonzero_duration("open_backoff.reset_after", self.reset_after);
         check.at_most(
             "open_duration",
@@ -535,6 +550,84 @@ mod tests {
              open_backoff.jitter: 2 is not in 0..=1; \
              open_backoff.reset_after: 0s must be longer than zero; \
              open_duration: 30s must be at most open_backoff.max_open_duration (1s)"
+        );
+    }
+
+    #[test]
+    fn every_duration_and_size_is_bounded() {
+        let huge = Duration::from_secs(u64::MAX);
+        let c = BreakerConfig {
+            open_duration: huge,
+            open_backoff: Some(OpenBackoff {
+                max_open_duration: huge,
+                reset_after: huge,
+                ..OpenBackoff::default()
+            }),
+            ..BreakerConfig::default()
+        };
+        let e = c.validate().unwrap_err();
+        let fields: Vec<_> = e.errors().iter().map(|e| e.field()).collect();
+        assert_eq!(
+            fields,
+            [
+                "open_duration",
+                "open_backoff.max_open_duration",
+                "open_backoff.reset_after"
+            ]
+        );
+        // The trip that used to panic: a cap of u64::MAX seconds, reached at
+        // the first repeated trip.
+        let c = BreakerConfig {
+            open_backoff: Some(OpenBackoff {
+                multiplier: 1e300,
+                max_open_duration: huge,
+                ..OpenBackoff::default()
+            }),
+            ..BreakerConfig::default()
+        };
+        assert_eq!(
+            c.validate().unwrap_err().to_string(),
+            "open_backoff.max_open_duration: 18446744073709551615s must be at most 365 days (31536000s)"
+        );
+        let max = seawall_core::config::MAX_DURATION;
+        let c = BreakerConfig {
+            open_duration: max,
+            policy: TripPolicy::slow_call_rate(max, 0.5, max, 1),
+            open_backoff: Some(OpenBackoff {
+                max_open_duration: max,
+                reset_after: max,
+                ..OpenBackoff::default()
+            }),
+            ..BreakerConfig::default()
+        };
+        assert!(c.validate().is_ok(), "MAX_DURATION itself is allowed");
+        let c = BreakerConfig {
+            policy: TripPolicy::slow_call_rate(huge, 0.5, huge, 1),
+            ..BreakerConfig::default()
+        };
+        let e = c.validate().unwrap_err();
+        let fields: Vec<_> = e.errors().iter().map(|e| e.field()).collect();
+        assert_eq!(fields, ["policy.threshold", "policy.window"]);
+        let c = BreakerConfig {
+            policy: TripPolicy::failure_rate_count(u32::MAX, 0.5, 1),
+            ..BreakerConfig::default()
+        };
+        assert_eq!(
+            c.validate().unwrap_err().to_string(),
+            "policy.window: 4294967295 must be at most 65536"
+        );
+        let c = BreakerConfig {
+            policy: TripPolicy::FailureRateTime {
+                window: max,
+                buckets: u32::MAX,
+                rate: 0.5,
+                min_calls: 1,
+            },
+            ..BreakerConfig::default()
+        };
+        assert_eq!(
+            c.validate().unwrap_err().to_string(),
+            "policy.buckets: 4294967295 must be at most 1000"
         );
     }
 }

@@ -26,8 +26,8 @@ const WARN_EVERY: Duration = Duration::from_secs(10);
 /// | field | default | meaning |
 /// |-------|---------|---------|
 /// | `breaker` | [`BreakerConfig::default`] | the config of each key's breaker |
-/// | `capacity` | 10 000 | most keys held at once |
-/// | `idle_ttl` | 5 minutes | a Closed key unused this long may be evicted |
+/// | `capacity` | 10 000 | most keys held at once, `1..=`[`MAX_CAPACITY`](seawall_core::config::MAX_CAPACITY) (2^24) |
+/// | `idle_ttl` | 5 minutes | a Closed key unused this long may be evicted; at most [`MAX_DURATION`](seawall_core::config::MAX_DURATION) (365 days) |
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(
     feature = "serde",
@@ -69,7 +69,7 @@ impl KeyedBreakerConfig {
         let mut check = Check::new();
         check.nested("breaker", self.breaker.validate());
         check
-            .nonzero("capacity", self.capacity)
+            .capacity("capacity", self.capacity)
             .nonzero_duration("idle_ttl", self.idle_ttl);
         check.finish()
     }

@@ -172,7 +172,9 @@ mod service;
 mod state;
 mod window;
 
-pub use config::{BreakerBuilder, BreakerConfig, OpenBackoff, TripPolicy};
+pub use config::{
+    BreakerBuilder, BreakerConfig, MAX_BUCKETS, MAX_COUNT_WINDOW, OpenBackoff, TripPolicy,
+};
 pub use error::CallError;
 pub use future::ResponseFuture;
 pub use keyed::{KeyedBreakerConfig, KeyedBreakerLayer, KeyedStats};

@@ -29,7 +29,7 @@ use crate::state::{CircuitBreaker, Inner, Permit, Settings};
 ///
 /// | field | default | meaning |
 /// |-------|---------|---------|
-/// | `max_tries` | 3 | most peers whose breaker is asked per request, the preferred one included |
+/// | `max_tries` | 3 | most peers whose breaker is asked per request, the preferred one included; `1..=`[`MAX_CAPACITY`](seawall_core::config::MAX_CAPACITY) |
 ///
 /// With feature `serde`: `max_tries = 2`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,7 +54,9 @@ impl PeerSelectConfig {
     /// Checks every field (`max_tries`).
     pub fn validate(&self) -> Result<(), ConfigError> {
         let mut check = Check::new();
-        check.nonzero("max_tries", self.max_tries);
+        // Not a capacity (nothing is sized by it), but bounded like one so a
+        // typo does not mean "ask every peer of a huge set".
+        check.capacity("max_tries", self.max_tries);
         check.finish()
     }
 }

@@ -196,7 +196,7 @@ impl Settings {
     ) -> Result<Arc<Settings>, ConfigError> {
         let mut settings = Settings::new(config)?;
         if let Some(s) = Arc::get_mut(&mut settings) {
-            s.forget_after = idle_ttl.as_nanos().min(u128::from(u64::MAX)) as u64;
+            s.forget_after = nanos_of(idle_ttl);
         }
         Ok(settings)
     }
@@ -209,6 +209,12 @@ impl Settings {
     pub(crate) fn now(&self) -> u64 {
         self.nanos(Instant::now())
     }
+}
+
+/// `d` in nanoseconds, saturating (a plain `as u64` would keep the low bits
+/// of a duration longer than 584 years and make it short).
+pub(crate) fn nanos_of(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 enum Window {
@@ -269,7 +275,7 @@ impl Inner {
             | TripPolicy::SlowCallRate {
                 window, buckets, ..
             } => Some(Box::new(Window::Time(TimeWindow::new(
-                window.as_nanos().min(u128::from(u64::MAX)) as u64,
+                nanos_of(window),
                 buckets,
             )))),
         };
@@ -285,7 +291,7 @@ impl Inner {
             rejected: AtomicU64::new(0),
             slow: Mutex::new(Slow {
                 since: now,
-                open_for: settings.config.open_duration.as_nanos() as u64,
+                open_for: nanos_of(settings.config.open_duration),
                 in_flight: 0,
                 probe_successes: 0,
                 level: 0,
@@ -542,7 +548,7 @@ impl Inner {
     fn open(&self, s: &mut Slow, now: u64, from: u64) {
         let config = &self.settings.config;
         if let Some(b) = &config.open_backoff {
-            let closed_long = now.saturating_sub(s.since) >= b.reset_after.as_nanos() as u64;
+            let closed_long = now.saturating_sub(s.since) >= nanos_of(b.reset_after);
             s.level = if from == HALF_OPEN || (s.episode && !closed_long) {
                 s.level.saturating_add(1)
             } else {
@@ -647,7 +653,7 @@ impl Inner {
             consecutive_failures: self.consecutive.load(Ordering::Relaxed),
             window_calls: counts.calls,
             window_failures: counts.failures,
-            window_successes: counts.calls - counts.failures,
+            window_successes: counts.calls.saturating_sub(counts.failures),
             window_slow_calls: counts.slow,
             half_open_in_flight: if state == State::HalfOpen {
                 s.in_flight

@@ -105,9 +105,11 @@ impl TimeWindow {
                 counts: Counts::default(),
             };
         }
-        b.counts.calls += 1;
-        b.counts.failures += u32::from(mark.failure);
-        b.counts.slow += u32::from(mark.slow);
+        // Saturating: a long window (up to 365 days) in few buckets can see
+        // more than 2^32 calls in one bucket under heavy traffic.
+        b.counts.calls = b.counts.calls.saturating_add(1);
+        b.counts.failures = b.counts.failures.saturating_add(u32::from(mark.failure));
+        b.counts.slow = b.counts.slow.saturating_add(u32::from(mark.slow));
     }
 
     /// The counts of the buckets still inside the window at `now_nanos`.
@@ -117,9 +119,9 @@ impl TimeWindow {
         let mut sum = Counts::default();
         for b in self.buckets.iter() {
             if b.slice <= slice && slice - b.slice < len {
-                sum.calls += b.counts.calls;
-                sum.failures += b.counts.failures;
-                sum.slow += b.counts.slow;
+                sum.calls = sum.calls.saturating_add(b.counts.calls);
+                sum.failures = sum.failures.saturating_add(b.counts.failures);
+                sum.slow = sum.slow.saturating_add(b.counts.slow);
             }
         }
         sum

@@ -1,7 +1,6 @@
-//! Heap allocations per call, counted with dhat, and memory per key.
-//!
-//! One `#[test]` runs every case in sequence: dhat's testing profiler is
-//! process-global.
+//! Heap allocations per call, and memory per key, counted on the test's own
+//! thread (the runtime is current-thread and every future is polled by
+//! hand), so other tests and threads cannot change the counts.
 
 use std::convert::Infallible;
 use std::future::{Future, Ready, ready};
@@ -11,10 +10,11 @@ use std::task::{Context, Poll, Waker};
 use seawall_breaker::{
     BreakerConfig, BreakerLayer, KeyedBreakerConfig, KeyedBreakerLayer, TripPolicy,
 };
+use seawall_test_support::{CountingAlloc, counts};
 use tower::{Layer, Service};
 
 #[global_allocator]
-static ALLOC: dhat::Alloc = dhat::Alloc;
+static ALLOC: CountingAlloc = CountingAlloc;
 
 const N: u64 = 10_000;
 
@@ -46,19 +46,9 @@ fn once<S: Service<u64>>(svc: &mut S, req: u64) -> bool {
     matches!(fut.poll(&mut cx), Poll::Ready(Ok(_)))
 }
 
-// Blocks allocated while `f` runs, the least of three runs: dhat counts
-// every thread of the process, and libtest's own threads very rarely
-// allocate while a case runs (seen once in dozens of runs on a loaded
-// machine). A per-call allocation would show in every run.
-fn allocs_during(mut f: impl FnMut()) -> u64 {
-    (0..3)
-        .map(|_| {
-            let before = dhat::HeapStats::get().total_blocks;
-            f();
-            dhat::HeapStats::get().total_blocks - before
-        })
-        .min()
-        .unwrap_or(u64::MAX)
+// Allocations made by this thread while `f` runs.
+fn allocs_during(f: impl FnOnce()) -> u64 {
+    seawall_test_support::allocations(f)
 }
 
 fn one_failure_trips() -> BreakerConfig {
@@ -70,10 +60,6 @@ fn one_failure_trips() -> BreakerConfig {
 
 #[test]
 fn allocations_per_call() {
-    let _profiler = dhat::Profiler::builder()
-        .testing()
-        .file_name(std::env::temp_dir().join("seawall-breaker-dhat-heap.json"))
-        .build();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .start_paused(true)
@@ -91,14 +77,14 @@ fn allocations_per_call() {
             breaker.try_acquire().unwrap().success();
         }
     });
-    dhat::assert_eq!(n, 0, "core, closed success path");
+    assert_eq!(n, 0, "core, closed success path");
     breaker.force_open();
     let n = allocs_during(|| {
         for _ in 0..N {
             assert!(breaker.try_acquire().is_err());
         }
     });
-    dhat::assert_eq!(n, 0, "core, forced-open reject path");
+    assert_eq!(n, 0, "core, forced-open reject path");
     breaker.reset();
     breaker.trip();
     let n = allocs_during(|| {
@@ -106,7 +92,7 @@ fn allocations_per_call() {
             assert!(breaker.try_acquire().is_err());
         }
     });
-    dhat::assert_eq!(n, 0, "core, open reject path");
+    assert_eq!(n, 0, "core, open reject path");
 
     // The layer.
     let layer = BreakerLayer::from_config(&one_failure_trips()).unwrap();
@@ -117,14 +103,14 @@ fn allocations_per_call() {
             assert!(once(&mut svc, i));
         }
     });
-    dhat::assert_eq!(n, 0, "layer, closed success path");
+    assert_eq!(n, 0, "layer, closed success path");
     layer.breaker().trip();
     let n = allocs_during(|| {
         for i in 0..N {
             assert!(!once(&mut svc, i));
         }
     });
-    dhat::assert_eq!(n, N, "layer, reject path: exactly the Box of the BoxError");
+    assert_eq!(n, N, "layer, reject path: exactly the Box of the BoxError");
 
     // The keyed layer.
     let keyed = KeyedBreakerLayer::new(|r: &u64| *r % 100, one_failure_trips().into()).unwrap();
@@ -137,21 +123,21 @@ fn allocations_per_call() {
             assert!(once(&mut svc, i));
         }
     });
-    dhat::assert_eq!(n, 0, "keyed, existing key success path");
+    assert_eq!(n, 0, "keyed, existing key success path");
     keyed.force_open(7);
     let n = allocs_during(|| {
         for _ in 0..N {
             assert!(!once(&mut svc, 7));
         }
     });
-    dhat::assert_eq!(n, N, "keyed, reject path: exactly the Box of the BoxError");
+    assert_eq!(n, N, "keyed, reject path: exactly the Box of the BoxError");
     drop(svc);
     drop(keyed);
 
     // Memory per key at 100,000 keys: heap bytes held by the layer and its
     // map (shards, table slots, per-key breaker state, key labels) / keys.
     const KEYS: u64 = 100_000;
-    let before = dhat::HeapStats::get().curr_bytes;
+    let before = counts();
     let keyed = KeyedBreakerLayer::new(
         |r: &u64| *r,
         KeyedBreakerConfig {
@@ -166,9 +152,9 @@ fn allocations_per_call() {
     for i in 0..KEYS {
         assert!(once(&mut svc, i));
     }
-    dhat::assert_eq!(keyed.len() as u64, KEYS);
-    let held = dhat::HeapStats::get().curr_bytes - before;
+    assert_eq!(keyed.len() as u64, KEYS);
+    let held = (counts() - before).bytes_retained();
     let per_key = held as u64 / KEYS;
     println!("keyed breaker memory: {held} bytes for {KEYS} keys = {per_key} bytes/key");
-    dhat::assert!(per_key <= 256, "{per_key} bytes per key");
+    assert!(per_key <= 256, "{per_key} bytes per key");
 }

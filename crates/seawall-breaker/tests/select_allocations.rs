@@ -1,15 +1,16 @@
-//! Heap allocations of peer selection, counted exactly with dhat: ONE test
-//! that runs every case in sequence (dhat's profiler is process-global).
+//! Heap allocations of peer selection, counted exactly on the test's own
+//! thread (every future is polled by hand on it).
 
 use std::future::{Future, Ready, ready};
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 
 use seawall_breaker::{BreakerConfig, KeyedBreakerLayer, PeerSelect};
+use seawall_test_support::{CountingAlloc, counts};
 use tower::Service;
 
 #[global_allocator]
-static ALLOC: dhat::Alloc = dhat::Alloc;
+static ALLOC: CountingAlloc = CountingAlloc;
 
 /// A bare peer answering its id at once.
 #[derive(Clone, Copy)]
@@ -38,25 +39,17 @@ fn drive<S: Service<u32, Response = u32>>(svc: &mut S, req: u32) -> Option<u32> 
     }
 }
 
-/// Blocks allocated by `n` calls of `f`: the least of three runs. dhat
-/// counts every thread, and on a loaded machine the test harness's own
-/// thread now and then allocates inside a window; it never does in all three.
+/// Allocations this thread makes in `n` calls of `f`.
 fn allocations(n: u32, mut f: impl FnMut(u32)) -> u64 {
-    (0..3)
-        .map(|_| {
-            let before = dhat::HeapStats::get().total_blocks;
-            for i in 0..n {
-                f(i);
-            }
-            dhat::HeapStats::get().total_blocks - before
-        })
-        .min()
-        .unwrap_or(u64::MAX)
+    let before = counts().allocations;
+    for i in 0..n {
+        f(i);
+    }
+    counts().allocations - before
 }
 
 #[test]
 fn allocation_counts() {
-    let _profiler = dhat::Profiler::builder().testing().build();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .start_paused(true)

@@ -26,7 +26,7 @@
 //!   panic) and [`FallbackStats::not_cloneable`] counts it.
 //! - **Cheap success path**: one copy of the request, one `Arc` clone and
 //!   one classification; no clock read, no shared write, no heap allocation
-//!   for a `Copy` (or `Arc`) request (asserted with dhat in
+//!   for a `Copy` (or `Arc`) request (asserted by allocation counts in
 //!   `tests/allocations.rs`). The response future is a named
 //!   pin-project-lite type, never boxed.
 //! - **Cancellation-safe**: dropping the response future drops the inner

@@ -1,5 +1,6 @@
-//! Heap allocations, counted exactly with dhat: ONE test that runs every
-//! case in sequence (dhat's profiler is process-global).
+//! Heap allocations, counted exactly on the test's own thread (a
+//! current-thread runtime, futures polled by hand), so other tests and
+//! threads cannot change the counts.
 
 use std::fmt;
 use std::future::{Future, Ready, ready};
@@ -8,10 +9,11 @@ use std::task::{Context, Poll, Waker};
 
 use seawall_core::BoxError;
 use seawall_fallback::{FallbackLayer, FallbackOn};
+use seawall_test_support::{CountingAlloc, counts};
 use tower::{Layer, Service};
 
 #[global_allocator]
-static ALLOC: dhat::Alloc = dhat::Alloc;
+static ALLOC: CountingAlloc = CountingAlloc;
 
 /// A zero-sized error: boxing it does not allocate, so what is counted is
 /// the layer's own cost.
@@ -54,16 +56,15 @@ fn drive<S: Service<u64, Response = u64>>(svc: &mut S, x: u64) -> Option<u64> {
 }
 
 fn allocations(n: u64, mut f: impl FnMut(u64)) -> u64 {
-    let before = dhat::HeapStats::get().total_blocks;
+    let before = counts().allocations;
     for i in 0..n {
         f(i);
     }
-    dhat::HeapStats::get().total_blocks - before
+    counts().allocations - before
 }
 
 #[test]
 fn allocation_counts() {
-    let _profiler = dhat::Profiler::builder().testing().build();
     const N: u64 = 1000;
 
     // Success path, closure backup: zero.

@@ -212,7 +212,9 @@ impl Backoff {
         let mut check = Check::new();
         // A zero constant delay (retry at once) is legitimate: a balancer
         // below may send the retry to another replica.
-        if self.strategy != Strategy::Constant {
+        if self.strategy == Strategy::Constant {
+            check.duration("base", self.base);
+        } else {
             check.nonzero_duration("base", self.base);
         }
         if self.strategy == Strategy::Exponential {

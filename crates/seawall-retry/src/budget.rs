@@ -61,6 +61,9 @@ const UNIT: i64 = 1000;
 /// Pending deposits are moved into a bucket at least this often.
 const MOVE_EVERY: u64 = 64;
 
+/// The largest `min_per_sec` a budget accepts: a million retries a second.
+pub const MAX_MIN_PER_SEC: u32 = 1_000_000;
+
 /// The budget's settings; see the [module docs](self).
 ///
 /// With feature `serde`: `{ enabled = true, ratio = 0.2, min_per_sec = 10, ttl = "10s" }`.
@@ -72,7 +75,8 @@ pub struct RetryBudgetConfig {
     pub enabled: bool,
     /// Retries allowed per request, in `0..=1` (default 0.2).
     pub ratio: f64,
-    /// Retries allowed per second whatever the traffic (default 10).
+    /// Retries allowed per second whatever the traffic, at most
+    /// [`MAX_MIN_PER_SEC`] (default 10).
     pub min_per_sec: u32,
     /// How long a deposit or withdrawal counts, `1s..=60s` (default 10s).
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
@@ -95,6 +99,8 @@ impl RetryBudgetConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let mut check = Check::new();
         check.ratio("ratio", self.ratio);
+        // A floor beyond this is no budget at all: disable the budget instead.
+        check.in_range("min_per_sec", self.min_per_sec, 0, MAX_MIN_PER_SEC);
         if !(Duration::from_secs(1)..=Duration::from_secs(60)).contains(&self.ttl) {
             check.fail("ttl", format_args!("{:?}", self.ttl), "is not in 1s..=60s");
         }
@@ -214,14 +220,32 @@ impl RetryBudget {
     /// [`try_withdraw`](Self::try_withdraw) with a clock reading the caller
     /// already has.
     pub fn try_withdraw_at(&self, now: Instant) -> bool {
+        self.withdraw_at(now).is_some()
+    }
+
+    /// [`try_withdraw_at`](Self::try_withdraw_at) that says which epoch the
+    /// token came from, for [`refund`](Self::refund).
+    pub(crate) fn withdraw_at(&self, now: Instant) -> Option<u32> {
         let epoch = self.inner.epoch(now);
         self.inner.move_pending(epoch);
         if self.inner.sum(epoch) >= UNIT {
             self.inner.add(epoch, -(UNIT as i32));
-            true
+            Some(epoch)
         } else {
-            false
+            None
         }
+    }
+
+    /// Gives back a token withdrawn in `epoch` and not used. Into the bucket
+    /// it was taken from, so it expires when the withdrawal would have; if
+    /// that bucket has moved on, the withdrawal has expired already and
+    /// there is nothing to give back.
+    pub(crate) fn refund(&self, epoch: u32) {
+        let bucket = &self.inner.buckets[epoch as usize % BUCKETS];
+        let _ = bucket.fetch_update(Ordering::AcqRel, Ordering::Relaxed, |word| {
+            let (e, v) = unpack(word);
+            (e == epoch).then(|| pack(e, v.saturating_add(UNIT as i32)))
+        });
     }
 
     /// How many retries the budget would allow now (fractional).

@@ -16,14 +16,19 @@ use crate::clone::{ByClone, CloneFn};
 use crate::layer::RetryLayer;
 use crate::policy::{Parts, Policy, RetryIf};
 
+/// The most calls per request ([`RetryConfig::max_attempts`]) a layer
+/// accepts: 1000. More is a loop, not a retry policy (and without a budget
+/// or deadline, `u32::MAX` attempts would hammer a dead backend for ever).
+pub const MAX_ATTEMPTS: u32 = 1000;
+
 /// Everything about a retry layer that is data.
 ///
 /// | field | default | meaning |
 /// |-------|---------|---------|
 /// | `name` | `"default"` | `name` field of tracing events, `name` label of metrics |
-/// | `max_attempts` | 3 | calls per request, the first included (1 disables retries) |
+/// | `max_attempts` | 3 | calls per request, the first included (1 disables retries), at most [`MAX_ATTEMPTS`] |
 /// | `backoff` | exponential 100ms ×2, jitter 0.2, max 5s | see [`Backoff`] |
-/// | `deadline` | none | overall time for all attempts; no retry whose delay would pass it |
+/// | `deadline` | none | overall time for all attempts; no retry whose delay would pass it; at most [`MAX_DURATION`](seawall_core::config::MAX_DURATION) (365 days) |
 /// | `budget` | on, ratio 0.2, 10/s, ttl 10s | see [`RetryBudget`](crate::RetryBudget) |
 ///
 /// With feature `serde` (every field optional):
@@ -70,6 +75,9 @@ impl RetryConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let mut check = Check::new();
         check.nonzero("max_attempts", self.max_attempts);
+        if self.max_attempts > MAX_ATTEMPTS {
+            check.fail("max_attempts", self.max_attempts, "must be at most 1000");
+        }
         if let Some(deadline) = self.deadline {
             check.nonzero_duration("deadline", deadline);
         }

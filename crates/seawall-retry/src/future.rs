@@ -21,8 +21,10 @@ pin_project! {
     /// waiting for the service to be ready again.
     ///
     /// Dropping it at any point cancels the request: the in-flight call is
-    /// dropped, the timer deregistered; a retry already taken from the
-    /// budget stays spent, as if it had been sent.
+    /// dropped, the timer deregistered. A retry decided but not yet sent
+    /// (dropped while backing off or waiting for readiness) gives its budget
+    /// token back and is not counted in [`RetryStats`](crate::RetryStats):
+    /// only calls made count.
     pub struct ResponseFuture<S, Req, C, K>
     where
         S: Service<Req>,
@@ -38,6 +40,21 @@ pin_project! {
         attempts: u32,
         start: Option<Instant>,
         delays: Option<Delays>,
+        // The budget epoch of the token taken for the retry being prepared,
+        // until that retry is sent.
+        token: Option<u32>,
+    }
+
+    impl<S, Req, C, K> PinnedDrop for ResponseFuture<S, Req, C, K>
+    where
+        S: Service<Req>,
+    {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if let Some(token) = this.token.take() {
+                this.policy.refund(Some(token));
+            }
+        }
     }
 }
 
@@ -70,6 +87,7 @@ where
             attempts: 1,
             start,
             delays: None,
+            token: None,
         }
     }
 }
@@ -140,12 +158,15 @@ where
                                 Ok(err) => Err(policy.stop(*this.attempts, reason, err)),
                             });
                         }
-                        Decision::Retry { at: Some(at) } => {
-                            this.state.set(State::BackingOff {
-                                sleep: sleep_until(at),
-                            });
+                        Decision::Retry { at, token } => {
+                            *this.token = token;
+                            match at {
+                                Some(at) => this.state.set(State::BackingOff {
+                                    sleep: sleep_until(at),
+                                }),
+                                None => this.state.set(State::Readying),
+                            }
                         }
-                        Decision::Retry { at: None } => this.state.set(State::Readying),
                     }
                 }
                 StateProj::BackingOff { sleep } => {
@@ -162,7 +183,9 @@ where
                         return Poll::Ready(Err("seawall-retry: retry without a request".into()));
                     };
                     if let Err(e) = ready!(service.poll_ready(cx)) {
-                        // The service broke while we backed off: stop.
+                        // The service broke while we backed off: stop. The
+                        // retry was never sent; its token goes back.
+                        this.policy.refund(this.token.take());
                         this.state.set(State::Done);
                         let reason = crate::StopReason::NotRetryable;
                         return Poll::Ready(Err(this.policy.stop(
@@ -185,7 +208,11 @@ where
                         this.state.set(State::Done);
                         return Poll::Ready(Err("seawall-retry: retry without a request".into()));
                     };
+                    // Counted as it is made: a retry dropped before this
+                    // point was never an attempt.
                     *this.attempts += 1;
+                    *this.token = None;
+                    this.policy.note_retry_sent();
                     let future = service.call(request);
                     this.state.set(State::Calling { future });
                 }

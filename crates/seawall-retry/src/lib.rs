@@ -123,9 +123,9 @@ mod service;
 mod stats;
 
 pub use backoff::{Backoff, Delays, Strategy};
-pub use budget::{RetryBudget, RetryBudgetConfig};
+pub use budget::{MAX_MIN_PER_SEC, RetryBudget, RetryBudgetConfig};
 pub use clone::{ByClone, CloneFn, CloneRequest};
-pub use config::{RetryBuilder, RetryConfig};
+pub use config::{MAX_ATTEMPTS, RetryBuilder, RetryConfig};
 pub use error::{RetryError, StopReason};
 pub use future::ResponseFuture;
 pub use layer::RetryLayer;

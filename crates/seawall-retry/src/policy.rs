@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use seawall_core::names::TARGET_RETRY;
+use seawall_core::time::deadline;
 use seawall_core::{BoxError, Rejection};
 use tokio::time::Instant;
 
@@ -53,8 +54,13 @@ pub(crate) type RetryIf = Arc<dyn Fn(&(dyn Error + 'static)) -> bool + Send + Sy
 /// What to do after a failed attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Decision {
-    /// Send the request again at `at` (now when `None`).
-    Retry { at: Option<Instant> },
+    /// Send the request again at `at` (now when `None`). `token` is the
+    /// budget epoch the retry's token was withdrawn from, to give it back
+    /// should the retry never be sent.
+    Retry {
+        at: Option<Instant>,
+        token: Option<u32>,
+    },
     /// Stop and return the last result.
     Stop(StopReason),
 }
@@ -209,25 +215,24 @@ impl<C, K> Policy<C, K> {
         let needs_clock = self.deadline.is_some() || self.budget.is_some() || !delay.is_zero();
         let now = needs_clock.then(Instant::now);
         if let (Some(limit), Some(start), Some(now)) = (self.deadline, start, now) {
+            // Compared as durations, not instants: `start + limit` may not be
+            // representable (a deadline from an unvalidated config), and that
+            // means "no deadline in practice", not "already passed".
             let fits = now
+                .saturating_duration_since(start)
                 .checked_add(delay)
-                .zip(start.checked_add(limit))
-                .is_some_and(|(next, end)| next <= end);
+                .is_some_and(|at| at <= limit);
             if !fits {
                 return Decision::Stop(StopReason::Deadline);
             }
         }
-        if let (Some(budget), Some(now)) = (&self.budget, now)
-            && !budget.try_withdraw_at(now)
-        {
-            return Decision::Stop(StopReason::BudgetExhausted);
-        }
-        self.counters.retries.fetch_add(1, Ordering::Relaxed);
-        #[cfg(feature = "metrics")]
-        {
-            self.metrics.attempts.increment(1);
-            self.metrics.retries.increment(1);
-        }
+        let token = match (&self.budget, now) {
+            (Some(budget), Some(now)) => match budget.withdraw_at(now) {
+                Some(epoch) => Some(epoch),
+                None => return Decision::Stop(StopReason::BudgetExhausted),
+            },
+            _ => None,
+        };
         tracing::debug!(
             target: TARGET_RETRY,
             name = %self.name,
@@ -236,12 +241,34 @@ impl<C, K> Policy<C, K> {
             error = err.map(tracing::field::display),
             "retrying"
         );
+        // Saturating: a delay too long for an `Instant` (a peer's
+        // `retry_after`, an uncapped backoff) waits "forever", it does not
+        // turn into "retry at once".
         let at = if delay.is_zero() {
             None
         } else {
-            now.and_then(|now| now.checked_add(delay))
+            now.map(|now| deadline(now, delay))
         };
-        Decision::Retry { at }
+        Decision::Retry { at, token }
+    }
+
+    /// Counts a retry as it is sent to the inner service.
+    pub(crate) fn note_retry_sent(&self) {
+        self.counters.retries.fetch_add(1, Ordering::Relaxed);
+        #[cfg(feature = "metrics")]
+        {
+            self.metrics.attempts.increment(1);
+            self.metrics.retries.increment(1);
+        }
+    }
+
+    /// Gives back the budget token of a retry that was decided but never
+    /// sent (the response future was dropped while backing off, or the
+    /// service failed while the retry waited for it).
+    pub(crate) fn refund(&self, token: Option<u32>) {
+        if let (Some(budget), Some(epoch)) = (&self.budget, token) {
+            budget.refund(epoch);
+        }
     }
 
     /// Records that a request stopped for `reason` and builds its error:
@@ -268,5 +295,56 @@ impl<C, K> Policy<C, K> {
             reason = reason.as_str(),
             "stopped retrying"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use seawall_core::config::MAX_DURATION;
+    use seawall_core::{CircuitOpen, ErrorsAsFailures};
+
+    use super::*;
+    use crate::clone::ByClone;
+
+    fn policy(deadline: Option<Duration>, backoff: Backoff) -> Policy<ErrorsAsFailures, ByClone> {
+        Policy::new(Parts {
+            name: Arc::from("test"),
+            max_attempts: 3,
+            backoff,
+            deadline,
+            budget: None,
+            classify: ErrorsAsFailures,
+            clone: ByClone,
+            retry_if: None,
+        })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_deadline_too_far_for_an_instant_is_no_deadline() {
+        // `RetryConfig::validate` bounds the deadline by MAX_DURATION; the
+        // policy itself must still not read an unrepresentable end as "past".
+        let err: BoxError = "down".into();
+        for limit in [MAX_DURATION, Duration::from_secs(u64::MAX), Duration::MAX] {
+            let p = policy(Some(limit), Backoff::constant(Duration::from_millis(10)));
+            let start = Some(Instant::now());
+            let decision = p.decide(1, true, start, &mut None, Some(&err));
+            assert!(
+                matches!(decision, Decision::Retry { at: Some(_), .. }),
+                "{limit:?}: {decision:?}"
+            );
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_wait_too_long_for_an_instant_waits_instead_of_retrying_at_once() {
+        let open: BoxError = CircuitOpen::new(Some(Duration::MAX)).into();
+        let now = Instant::now();
+        let p = policy(Some(Duration::MAX), Backoff::constant(Duration::ZERO));
+        match p.decide(1, true, Some(now), &mut None, Some(&open)) {
+            Decision::Retry { at: Some(at), .. } => {
+                assert!(at > now + Duration::from_secs(86_400 * 365));
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

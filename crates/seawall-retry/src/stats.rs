@@ -14,9 +14,11 @@ use crate::error::StopReason;
 pub struct RetryStats {
     /// Requests received (calls to the retry service).
     pub requests: u64,
-    /// Calls made to the inner service: `requests + retries`.
+    /// Calls made to the inner service: `requests + retries`. A retry is
+    /// counted when it is sent, not when it is decided: a request dropped
+    /// while backing off made only the calls it sent.
     pub attempts: u64,
-    /// Attempts after the first.
+    /// Attempts after the first, counted when they are sent.
     pub retries: u64,
     /// Retries the budget refused (each one ended a request).
     pub budget_refusals: u64,

@@ -1,5 +1,6 @@
-//! Heap allocations, counted exactly with dhat: ONE test that runs every
-//! case in sequence (dhat's profiler is process-global).
+//! Heap allocations, counted exactly on the test's own thread (a
+//! current-thread runtime, futures polled by hand), so other tests and
+//! threads cannot change the counts.
 
 use std::fmt;
 use std::future::{Future, Ready, ready};
@@ -9,10 +10,11 @@ use std::time::Duration;
 
 use seawall_core::{OverloadReason, Overloaded};
 use seawall_retry::{Backoff, RetryBudget, RetryLayer};
+use seawall_test_support::{CountingAlloc, counts};
 use tower::{Layer, Service};
 
 #[global_allocator]
-static ALLOC: dhat::Alloc = dhat::Alloc;
+static ALLOC: CountingAlloc = CountingAlloc;
 
 /// A zero-sized error: boxing it does not allocate, so what is counted is
 /// the retry layer's own cost.
@@ -73,16 +75,15 @@ fn drive<S: Service<u64>>(svc: &mut S, x: u64) -> bool {
 }
 
 fn allocations(n: u64, mut f: impl FnMut(u64)) -> u64 {
-    let before = dhat::HeapStats::get().total_blocks;
+    let before = counts().allocations;
     for i in 0..n {
         f(i);
     }
-    dhat::HeapStats::get().total_blocks - before
+    counts().allocations - before
 }
 
 #[test]
 fn allocation_counts() {
-    let _profiler = dhat::Profiler::builder().testing().build();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .start_paused(true)

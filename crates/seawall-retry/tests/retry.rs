@@ -635,17 +635,17 @@ async fn dropping_the_future_mid_backoff_leaves_nothing_behind() {
     );
     assert_eq!(
         budget.balance(),
-        9.0,
-        "the budget is not touched by the drop"
+        10.0,
+        "the retry never sent gives its token back"
     );
     let stats = layer.stats();
-    assert_eq!((stats.requests, stats.retries), (1, 1));
+    assert_eq!((stats.requests, stats.attempts, stats.retries), (1, 1, 0));
     // The service and its budget work on.
     let mut svc2 = svc.clone();
     svc2.ready().await.unwrap();
     let _ = svc2.call(()).await;
     assert_eq!(gate.calls.load(Ordering::SeqCst), 4);
-    assert_eq!(budget.balance(), 7.0);
+    assert_eq!(budget.balance(), 8.0, "two retries sent");
 }
 
 #[tokio::test(start_paused = true)]

@@ -12,8 +12,13 @@ use seawall_core::config::Check;
 
 use crate::layer::{AdaptiveTimeoutLayer, KeyedAdaptiveTimeoutLayer};
 
-/// The longest `max` or `fixed` deadline accepted: 365 days.
-pub const LONGEST_DEADLINE: Duration = Duration::from_secs(365 * 24 * 3600);
+/// The longest `max` or `fixed` deadline accepted: 365 days, the
+/// [`MAX_DURATION`](seawall_core::config::MAX_DURATION) that bounds every
+/// duration of the config.
+pub const LONGEST_DEADLINE: Duration = seawall_core::config::MAX_DURATION;
+
+/// The largest `min_samples` and `refresh_every`: 2^24 (16 777 216) samples.
+pub const MAX_SAMPLES: u64 = 1 << 24;
 
 /// The configuration of an adaptive (or fixed) timeout, as plain data.
 ///
@@ -24,7 +29,7 @@ pub const LONGEST_DEADLINE: Duration = Duration::from_secs(365 * 24 * 3600);
 /// | `percentile` | 99.0 | which latency percentile of the window the deadline follows, in `(0, 100]` |
 /// | `multiplier` | 1.5 | deadline = percentile × multiplier (before clamping) |
 /// | `min` | 10ms | the shortest deadline ever applied |
-/// | `max` | 10s | the longest deadline ever applied (at most 365 days) |
+/// | `max` | 10s | the longest deadline ever applied |
 /// | `base` | 1s | the deadline until `min_samples` latencies are in the window; in `min..=max` |
 /// | `min_samples` | 100 | latencies needed in the window before the percentile is trusted |
 /// | `window` | 60s | how far back latencies count; ages out in 6 steps of `window / 6` |
@@ -32,6 +37,12 @@ pub const LONGEST_DEADLINE: Duration = Duration::from_secs(365 * 24 * 3600);
 /// | `sample_every` | 32 | once the window holds 16 × `min_samples` × `sample_every` calls (so at least 16 × `min_samples` are still measured), measure about one call in this many, chosen at random, to save a clock read per call; 1 measures every call |
 /// | `key_capacity` | 1000 | keyed layer only: most keys held at once |
 /// | `key_idle_ttl` | 5 minutes | keyed layer only: a key unused this long may be evicted |
+///
+/// Every duration is at most 365 days ([`MAX_DURATION`](seawall_core::config::MAX_DURATION),
+/// also [`LONGEST_DEADLINE`]); `min_samples` and `refresh_every` are at most
+/// [`MAX_SAMPLES`]; `key_capacity` at most
+/// [`MAX_CAPACITY`](seawall_core::config::MAX_CAPACITY); `percentile` is in
+/// `(0, 100]` and `multiplier` a finite number greater than zero.
 ///
 /// The deadline is `clamp(percentile(p) × multiplier, min, max)`; see the
 /// [crate docs](crate) for how it is computed and kept up to date.
@@ -120,15 +131,10 @@ impl AdaptiveTimeoutConfig {
     /// ```
     pub fn validate(&self) -> Result<(), ConfigError> {
         let mut check = Check::new();
+        // `nonzero_duration` bounds every duration by MAX_DURATION, which is
+        // LONGEST_DEADLINE: a deadline never overflows an `Instant`.
         if let Some(fixed) = self.fixed {
             check.nonzero_duration("fixed", fixed);
-            if fixed > LONGEST_DEADLINE {
-                check.fail(
-                    "fixed",
-                    format_args!("{fixed:?}"),
-                    "must be at most 365 days",
-                );
-            }
         }
         if !(self.percentile > 0.0 && self.percentile <= 100.0) {
             check.fail("percentile", self.percentile, "is not in (0, 100]");
@@ -136,23 +142,18 @@ impl AdaptiveTimeoutConfig {
         check.positive("multiplier", self.multiplier);
         check.nonzero_duration("min", self.min);
         check.nonzero_duration("max", self.max);
-        if self.max > LONGEST_DEADLINE {
-            check.fail(
-                "max",
-                format_args!("{:?}", self.max),
-                "must be at most 365 days",
-            );
-        }
         check.at_most("min", self.min, "max", self.max);
         if self.min <= self.max && !(self.min..=self.max).contains(&self.base) {
             let reason = format!("is not in min..=max ({:?}..={:?})", self.min, self.max);
             check.fail("base", format_args!("{:?}", self.base), reason);
         }
-        check.nonzero("min_samples", self.min_samples);
+        // Counts of samples, not sizes of anything allocated, but bounded so
+        // a typo cannot mean "never adaptive" or "never refreshed".
+        check.in_range("min_samples", self.min_samples, 1, MAX_SAMPLES);
         check.nonzero_duration("window", self.window);
-        check.nonzero("refresh_every", self.refresh_every);
+        check.in_range("refresh_every", self.refresh_every, 1, MAX_SAMPLES as u32);
         check.in_range("sample_every", self.sample_every, 1, 1024);
-        check.nonzero("key_capacity", self.key_capacity);
+        check.capacity("key_capacity", self.key_capacity);
         check.nonzero_duration("key_idle_ttl", self.key_idle_ttl);
         check.finish()
     }
@@ -419,7 +420,7 @@ mod tests {
                 base: Duration::from_secs(1),
                 ..d()
             }),
-            "max: 34560000s must be at most 365 days"
+            "max: 34560000s must be at most 365 days (31536000s)"
         );
     }
 
@@ -447,6 +448,47 @@ mod tests {
                 "key_idle_ttl"
             ]
         );
+    }
+
+    #[test]
+    fn every_duration_and_count_is_bounded() {
+        let huge = Duration::from_secs(u64::MAX);
+        let cfg = AdaptiveTimeoutConfig {
+            fixed: Some(huge),
+            max: huge,
+            window: huge,
+            key_idle_ttl: huge,
+            min_samples: u64::MAX,
+            refresh_every: u32::MAX,
+            key_capacity: usize::MAX,
+            ..Default::default()
+        };
+        let e = cfg.validate().unwrap_err();
+        let fields: Vec<_> = e.errors().iter().map(|e| e.field()).collect();
+        assert_eq!(
+            fields,
+            [
+                "fixed",
+                "max",
+                "min_samples",
+                "window",
+                "refresh_every",
+                "key_capacity",
+                "key_idle_ttl"
+            ]
+        );
+        let at_the_bound = AdaptiveTimeoutConfig {
+            fixed: Some(LONGEST_DEADLINE),
+            max: LONGEST_DEADLINE,
+            base: LONGEST_DEADLINE,
+            window: LONGEST_DEADLINE,
+            key_idle_ttl: LONGEST_DEADLINE,
+            min_samples: MAX_SAMPLES,
+            refresh_every: MAX_SAMPLES as u32,
+            key_capacity: seawall_core::config::MAX_CAPACITY,
+            ..Default::default()
+        };
+        assert!(at_the_bound.validate().is_ok());
     }
 
     #[cfg(feature = "serde")]

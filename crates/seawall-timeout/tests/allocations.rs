@@ -1,23 +1,25 @@
-//! Heap allocations per call, counted by dhat. One test runs every case in
-//! sequence (dhat allows one profiler at a time).
+//! Heap allocations, counted exactly on the test's own thread (a
+//! current-thread runtime, futures polled by hand), so other tests and
+//! threads cannot change the counts.
 
 use std::future::Future;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
+use seawall_test_support::{CountingAlloc, counts};
 use seawall_timeout::{AdaptiveTimeoutConfig, AdaptiveTimeoutLayer, DeadlineTracker};
 use tower::{Layer, Service, service_fn};
 
 #[global_allocator]
-static ALLOC: dhat::Alloc = dhat::Alloc;
+static ALLOC: CountingAlloc = CountingAlloc;
 
 const N: u64 = 1_000;
 
 fn allocs_during(f: impl FnOnce()) -> u64 {
-    let before = dhat::HeapStats::get().total_blocks;
+    let before = counts().allocations;
     f();
-    dhat::HeapStats::get().total_blocks - before
+    counts().allocations - before
 }
 
 /// Calls `svc` once and polls the future to completion by hand (the inner
@@ -38,7 +40,6 @@ fn allocations_per_call() {
         .start_paused(true)
         .build()
         .unwrap();
-    let _p = dhat::Profiler::builder().testing().build();
     let mut cx = Context::from_waker(Waker::noop());
 
     rt.block_on(async {
@@ -156,11 +157,11 @@ fn allocations_per_call() {
             for _ in 0..10 {
                 timeout_once(&mut svc, &mut cx, None).await;
             }
-            let before = dhat::HeapStats::get().total_blocks;
+            let before = counts().allocations;
             for _ in 0..100 {
                 timeout_once(&mut svc, &mut cx, None).await;
             }
-            let n = dhat::HeapStats::get().total_blocks - before;
+            let n = counts().allocations - before;
             assert_eq!(n, 100, "one Box per timeout");
         }
 
@@ -173,11 +174,11 @@ fn allocations_per_call() {
         for _ in 0..10 {
             timeout_once(&mut svc, &mut cx, Some("3")).await;
         }
-        let before = dhat::HeapStats::get().total_blocks;
+        let before = counts().allocations;
         for _ in 0..100 {
             timeout_once(&mut svc, &mut cx, Some("3")).await;
         }
-        let n = dhat::HeapStats::get().total_blocks - before;
+        let n = counts().allocations - before;
         assert_eq!(n, 100, "one Box per keyed timeout");
     });
 }
