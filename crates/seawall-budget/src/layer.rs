@@ -119,7 +119,7 @@ impl<S> Layer<S> for BudgetLayer {
 ///   `burst × per / rate` of their last call, and then may be forgotten, so
 ///   the map cannot be pinned: newcomers get keys of their own again.
 /// - **Memory**: at most `capacity` keys, each under 100 bytes with the
-///   map's table (about 78 bytes for a `u64` key). A key keeps only its GCRA
+///   map's table (75 bytes for a `u64` key). A key keeps only its GCRA
 ///   cell; a rejection formats the key's label, so it costs two allocations
 ///   (the label and the box) where an unkeyed budget's costs one.
 ///
