@@ -16,7 +16,6 @@
 //! - **Small.** A key holds one 16-byte cell behind the map's `Arc`; its
 //!   label is formatted only when it is refused.
 
-use std::fmt::{self, Write as _};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -142,55 +141,6 @@ fn nanos_between(from: Instant, to: Instant) -> u64 {
         .saturating_add(u64::from(d.subsec_nanos()))
 }
 
-/// The label of a refused key, formatted with one allocation (the `Arc`)
-/// when the key's `Display` fits in 64 bytes, two otherwise.
-///
-/// Formatted per refusal rather than kept with every key: a label kept per
-/// key costs 16 bytes in the key's state and a 16-byte header besides the
-/// text, a quarter of a key's whole budget of 100 bytes, for the keys that
-/// are never refused too.
-#[cold]
-pub(crate) fn label(key: &impl fmt::Display) -> Arc<str> {
-    let mut buf = StackStr::default();
-    if write!(buf, "{key}").is_ok() {
-        return Arc::from(buf.as_str());
-    }
-    Arc::from(key.to_string())
-}
-
-/// A 64-byte string on the stack; a write that does not fit fails.
-struct StackStr {
-    buf: [u8; 64],
-    len: usize,
-}
-
-impl Default for StackStr {
-    fn default() -> Self {
-        StackStr {
-            buf: [0; 64],
-            len: 0,
-        }
-    }
-}
-
-impl StackStr {
-    fn as_str(&self) -> &str {
-        // Only whole `&str`s are ever copied in, so the prefix is UTF-8; the
-        // empty string is unreachable but keeps this free of `unwrap`.
-        std::str::from_utf8(&self.buf[..self.len]).unwrap_or_default()
-    }
-}
-
-impl fmt::Write for StackStr {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        let end = self.len.checked_add(s.len()).ok_or(fmt::Error)?;
-        let dst = self.buf.get_mut(self.len..end).ok_or(fmt::Error)?;
-        dst.copy_from_slice(s.as_bytes());
-        self.len = end;
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,22 +172,5 @@ mod tests {
         let later = t + Duration::from_millis(5);
         assert_eq!(nanos_between(t, later), 5 * MS);
         assert_eq!(nanos_between(later, t), 0);
-    }
-
-    #[test]
-    fn labels_are_the_keys_display() {
-        assert_eq!(&*label(&42u64), "42");
-        assert_eq!(&*label(&"peer-7"), "peer-7");
-        let long = "x".repeat(200);
-        assert_eq!(&*label(&long), long.as_str());
-        let exactly = "y".repeat(64);
-        assert_eq!(&*label(&exactly), exactly.as_str());
-    }
-
-    #[test]
-    fn a_long_key_is_not_cut_at_a_char_boundary() {
-        // 63 ASCII bytes then a 2-byte char: does not fit, falls back whole.
-        let key = format!("{}é", "a".repeat(63));
-        assert_eq!(&*label(&key), key.as_str());
     }
 }

@@ -120,8 +120,8 @@ impl<S> Layer<S> for BudgetLayer {
 ///   the map cannot be pinned: newcomers get keys of their own again.
 /// - **Memory**: at most `capacity` keys, each under 100 bytes with the
 ///   map's table (75 bytes for a `u64` key). A key keeps only its GCRA
-///   cell; a rejection formats the key's label, so it costs two allocations
-///   (the label and the box) where an unkeyed budget's costs one.
+///   cell; a rejection writes the key's label inline (up to 38 bytes), so it
+///   costs one allocation, the box, like an unkeyed budget's.
 ///
 /// ```
 /// use seawall_budget::{KeyedBudgetConfig, KeyedBudgetLayer};

@@ -9,14 +9,14 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use seawall_core::names::TARGET_BUDGET;
-use seawall_core::{BoxError, BudgetExhausted, KeyFn};
+use seawall_core::{BoxError, BudgetExhausted, KeyFn, KeyLabel};
 use tokio::time::Sleep;
 use tower_service::Service;
 
 use crate::config::BudgetMode;
 use crate::future::ResponseFuture;
 use crate::gcra::Gcra;
-use crate::keyed::{self, KeyedBudgetStats, KeyedShared};
+use crate::keyed::{KeyedBudgetStats, KeyedShared};
 use crate::loop_budget::{BudgetStats, LoopBudget};
 
 /// A service behind a rate budget; made by [`BudgetLayer`](crate::BudgetLayer).
@@ -344,7 +344,7 @@ fn key_rejection<K: fmt::Display>(shared: &KeyedShared<K>, key: &K, wait: u64) -
     #[cfg(feature = "metrics")]
     shared.metrics.exhausted.increment(1);
     let retry_after = Duration::from_nanos(wait);
-    let label = keyed::label(key);
+    let label = KeyLabel::display(key);
     tracing::trace!(
         target: TARGET_BUDGET,
         name = %shared.config.name,

@@ -184,9 +184,8 @@ fn keyed_budget_layer_allocates_only_for_new_keys_and_rejections() {
         }
     });
     assert_eq!(
-        n,
-        2 * N,
-        "KeyedBudgetLayer rejecting: a label and a Box per rejection"
+        n, N,
+        "KeyedBudgetLayer rejecting: the Box per rejection (the label is inline)"
     );
 
     // KeyedBudgetLayer, map full, overflow budget rejecting: 1 per call (the

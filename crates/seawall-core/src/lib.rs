@@ -56,8 +56,8 @@ pub use classify::{Classify, ErrorsAsFailures, Outcome, classify_fn};
 pub use config::{ConfigError, FieldError};
 pub use key::{KeyFn, KeyMap, KeyMapConfig};
 pub use rejection::{
-    BudgetExhausted, CircuitOpen, Elapsed, OpenState, OverloadReason, Overloaded, Rejection,
-    RejectionKind,
+    BudgetExhausted, CircuitOpen, Elapsed, KeyLabel, OpenState, OverloadReason, Overloaded,
+    Rejection, RejectionKind,
 };
 
 /// The error type every seawall layer returns: tower's convention, so layers

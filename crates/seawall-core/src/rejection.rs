@@ -17,12 +17,145 @@
 //! again?" without knowing which crate refused it.
 //!
 //! All four are cheap to build: no allocation beyond the `Box` the tower
-//! convention costs, since keys are shared `Arc<str>` labels.
+//! convention costs, since a key is a [`KeyLabel`]: a short label is kept
+//! inline, a long one is a shared `Arc<str>`.
 
 use std::error::Error;
-use std::fmt;
+use std::fmt::{self, Write as _};
+use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// Bytes a [`KeyLabel`] keeps inline, without allocating.
+const INLINE_LABEL: usize = 38;
+
+/// The key a rejection names: a short text kept inline (up to 38 bytes: any
+/// number, address, host and port or tenant id of ordinary length), or a
+/// shared `Arc<str>`.
+///
+/// Keyed layers keep no label per key (it would cost every key memory for
+/// the few that are ever refused); they write the key's `Display` into a
+/// label when they refuse, which allocates nothing unless it is long.
+///
+/// ```
+/// use seawall_core::rejection::{BudgetExhausted, KeyLabel};
+/// use std::time::Duration;
+///
+/// let label = KeyLabel::display(&10_042u64);
+/// assert_eq!(&*label, "10042");
+/// let err = BudgetExhausted::new(Duration::from_secs(1)).with_key(label);
+/// assert_eq!(err.key(), Some("10042"));
+/// ```
+#[derive(Clone)]
+pub struct KeyLabel(Label);
+
+#[derive(Clone)]
+enum Label {
+    Inline { len: u8, bytes: [u8; INLINE_LABEL] },
+    Shared(Arc<str>),
+}
+
+impl KeyLabel {
+    /// The `Display` of `key`, inline when it fits in 38 bytes (no
+    /// allocation), else shared.
+    pub fn display(key: &(impl fmt::Display + ?Sized)) -> KeyLabel {
+        let mut inline = Inline::default();
+        if write!(inline, "{key}").is_ok() {
+            return KeyLabel(Label::Inline {
+                len: inline.len as u8,
+                bytes: inline.bytes,
+            });
+        }
+        KeyLabel(Label::Shared(Arc::from(key.to_string())))
+    }
+}
+
+struct Inline {
+    bytes: [u8; INLINE_LABEL],
+    len: usize,
+}
+
+impl Default for Inline {
+    fn default() -> Self {
+        Inline {
+            bytes: [0; INLINE_LABEL],
+            len: 0,
+        }
+    }
+}
+
+impl fmt::Write for Inline {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let end = self.len + s.len();
+        let dest = self.bytes.get_mut(self.len..end).ok_or(fmt::Error)?;
+        dest.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+impl Deref for KeyLabel {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        match &self.0 {
+            // Only whole `&str`s are copied in (`write_str`), so the prefix is
+            // UTF-8; the empty fallback is unreachable.
+            Label::Inline { len, bytes } => {
+                std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or_default()
+            }
+            Label::Shared(s) => s,
+        }
+    }
+}
+
+impl fmt::Debug for KeyLabel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
+impl fmt::Display for KeyLabel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self)
+    }
+}
+
+impl PartialEq for KeyLabel {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for KeyLabel {}
+
+impl From<&str> for KeyLabel {
+    fn from(s: &str) -> Self {
+        KeyLabel::display(s)
+    }
+}
+
+impl From<String> for KeyLabel {
+    fn from(s: String) -> Self {
+        if s.len() <= INLINE_LABEL {
+            KeyLabel::display(s.as_str())
+        } else {
+            KeyLabel(Label::Shared(Arc::from(s)))
+        }
+    }
+}
+
+impl From<Arc<str>> for KeyLabel {
+    fn from(s: Arc<str>) -> Self {
+        KeyLabel(Label::Shared(s))
+    }
+}
+
+impl From<&Arc<str>> for KeyLabel {
+    fn from(s: &Arc<str>) -> Self {
+        KeyLabel(Label::Shared(s.clone()))
+    }
+}
 
 /// Which kind of rejection an error is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -81,7 +214,7 @@ const MAX_KEY_TEXT: usize = 128;
 
 // Keys often come from requests: a message must not carry a line break an
 // attacker put there (a forged log line), nor a key of any length.
-fn fmt_key(f: &mut fmt::Formatter<'_>, key: &Option<Arc<str>>) -> fmt::Result {
+fn fmt_key(f: &mut fmt::Formatter<'_>, key: &Option<KeyLabel>) -> fmt::Result {
     let Some(k) = key else {
         return Ok(());
     };
@@ -124,7 +257,7 @@ pub enum OpenState {
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CircuitOpen {
-    key: Option<Arc<str>>,
+    key: Option<KeyLabel>,
     state: OpenState,
     retry_after: Option<Duration>,
 }
@@ -140,7 +273,7 @@ impl CircuitOpen {
     }
 
     /// Names the key (peer, host, route) whose breaker refused the call.
-    pub fn with_key(mut self, key: impl Into<Arc<str>>) -> Self {
+    pub fn with_key(mut self, key: impl Into<KeyLabel>) -> Self {
         self.key = Some(key.into());
         self
     }
@@ -294,7 +427,7 @@ impl Error for Overloaded {}
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BudgetExhausted {
-    key: Option<Arc<str>>,
+    key: Option<KeyLabel>,
     retry_after: Duration,
 }
 
@@ -308,7 +441,7 @@ impl BudgetExhausted {
     }
 
     /// Names the key whose budget is spent, for keyed budgets.
-    pub fn with_key(mut self, key: impl Into<Arc<str>>) -> Self {
+    pub fn with_key(mut self, key: impl Into<KeyLabel>) -> Self {
         self.key = Some(key.into());
         self
     }
@@ -346,7 +479,7 @@ impl Error for BudgetExhausted {}
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Elapsed {
     after: Duration,
-    key: Option<Arc<str>>,
+    key: Option<KeyLabel>,
 }
 
 impl Elapsed {
@@ -356,7 +489,7 @@ impl Elapsed {
     }
 
     /// Names the key (operation, peer) whose deadline passed.
-    pub fn with_key(mut self, key: impl Into<Arc<str>>) -> Self {
+    pub fn with_key(mut self, key: impl Into<KeyLabel>) -> Self {
         self.key = Some(key.into());
         self
     }
@@ -539,12 +672,38 @@ mod tests {
     use super::*;
 
     #[test]
+    fn labels_are_inline_up_to_38_bytes() {
+        let short = KeyLabel::display(&u64::MAX);
+        assert!(matches!(short.0, Label::Inline { .. }));
+        assert_eq!(&*short, "18446744073709551615");
+        let exact = "k".repeat(INLINE_LABEL);
+        assert!(matches!(
+            KeyLabel::from(exact.as_str()).0,
+            Label::Inline { .. }
+        ));
+        assert_eq!(&*KeyLabel::from(exact.as_str()), exact);
+        let long = "k".repeat(INLINE_LABEL + 1);
+        assert!(matches!(KeyLabel::from(long.clone()).0, Label::Shared(_)));
+        assert_eq!(&*KeyLabel::display(long.as_str()), long);
+        // Multi-byte text that straddles the end is not cut inside a char.
+        let wide = "é".repeat(20);
+        assert_eq!(&*KeyLabel::display(wide.as_str()), wide);
+        let shared: Arc<str> = Arc::from("peer");
+        assert_eq!(KeyLabel::from(&shared), KeyLabel::from("peer"));
+        assert_eq!(format!("{:?}", KeyLabel::from("a\nb")), "\"a\\nb\"");
+    }
+
+    #[test]
     fn keys_in_messages_are_escaped_and_cut() {
         let err = BudgetExhausted::new(Duration::from_secs(1)).with_key("t\r\nSet-Cookie: x");
         let text = err.to_string();
         assert!(!text.contains('\r') && !text.contains('\n'), "{text}");
         assert!(text.contains("t\\r\\nSet-Cookie: x"), "{text}");
-        assert_eq!(err.key(), Some("t\r\nSet-Cookie: x"), "the key itself is kept");
+        assert_eq!(
+            err.key(),
+            Some("t\r\nSet-Cookie: x"),
+            "the key itself is kept"
+        );
         let long = "k".repeat(10_000);
         let text = CircuitOpen::new(None).with_key(long.as_str()).to_string();
         assert!(text.len() < 400, "{}", text.len());

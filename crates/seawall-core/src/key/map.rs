@@ -540,7 +540,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> KeyMap<K, V, S> {
     }
 
     fn evict_bucket(&self, table: &mut Table<K, V>, bucket: usize) {
-        if let Some(entry) = table.entries.get_bucket_entry(bucket).ok() {
+        if let Ok(entry) = table.entries.get_bucket_entry(bucket) {
             let (e, _) = entry.remove();
             if let Some(f) = &self.on_evict {
                 f(&e.key, &e.value);
