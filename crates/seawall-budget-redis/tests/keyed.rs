@@ -1,0 +1,111 @@
+//! The keyed budget under keys chosen by an adversary, against a real
+//! `redis-server` on 127.0.0.1 (started per test). Real time, as Redis's
+//! `TIME` does not follow paused time; the budgets are one call an hour, so
+//! no token comes back while a test runs, and nothing waits on a fixed sleep:
+//! the tests wait (bounded) for refills to settle.
+
+mod support;
+
+use std::time::Duration;
+
+use seawall_budget_redis::{RedisBudgetConfig, RedisKeyedBudgetLayer};
+use seawall_core::{Rejection, RejectionKind};
+use support::redis_server::RedisServer;
+use tokio::time::Instant;
+use tower::{Layer, Service, ServiceExt, service_fn};
+
+/// Waits (real time, bounded) until `f` holds.
+async fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    f()
+}
+
+/// One call an hour, bursts of one: every admitted call is charged to Redis
+/// by one refill, and no token comes back during the test.
+fn hourly(url: String, name: &str, capacity: usize) -> RedisBudgetConfig {
+    RedisBudgetConfig {
+        url,
+        name: name.into(),
+        rate: 1,
+        per: Duration::from_secs(3600),
+        burst: Some(1),
+        capacity,
+        // Short, so that use is stamped finely (a 64th of this) and the
+        // least recently used key is the one the map would evict.
+        idle_ttl: Duration::from_millis(100),
+        ..Default::default()
+    }
+}
+
+type Keyed = RedisKeyedBudgetLayer<fn(&String) -> String, String>;
+
+fn key_of(k: &String) -> String {
+    k.clone()
+}
+
+/// Calls `key` once; `Ok(())` if admitted, else the rejection's key.
+async fn call<S>(svc: &mut S, key: &str) -> Result<(), (Option<String>, Duration)>
+where
+    S: Service<String, Response = String, Error = seawall_core::BoxError>,
+{
+    match svc.ready().await.unwrap().call(key.to_owned()).await {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let r = Rejection::find(&*e).expect("a seawall rejection");
+            assert_eq!(r.kind(), RejectionKind::BudgetExhausted);
+            Err((r.key().map(str::to_owned), r.retry_after().unwrap()))
+        }
+    }
+}
+
+/// Waits until every admitted call has been charged to Redis (each refill
+/// has answered), so that no cell is held by the refill queue.
+async fn settle(layer: &Keyed) {
+    let settled = eventually(Duration::from_secs(5), || {
+        let s = layer.stats();
+        s.leased >= s.admitted
+    })
+    .await;
+    assert!(settled, "refills did not settle: {:?}", layer.stats());
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn churning_junk_keys_does_not_refresh_a_throttled_key() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let layer: Keyed =
+        RedisKeyedBudgetLayer::new(key_of as fn(&String) -> String, &hourly(server.url(), "churn", 4))
+            .unwrap();
+    layer.ping().await.unwrap();
+    let mut svc = layer.layer(service_fn(|k: String| async move {
+        Ok::<_, std::convert::Infallible>(k)
+    }));
+    let mut abuser_admitted = 0;
+    for round in 0..20 {
+        match call(&mut svc, "abuser").await {
+            Ok(()) => abuser_admitted += 1,
+            Err((key, retry_after)) => {
+                // Refused as itself: still in the map, still throttled.
+                assert_eq!(key.as_deref(), Some("abuser"), "round {round}");
+                assert!(retry_after > Duration::from_secs(3000), "{retry_after:?}");
+            }
+        }
+        settle(&layer).await;
+        // Enough junk to push any evictable key out of a map of four.
+        for j in 0..8 {
+            let _ = call(&mut svc, &format!("junk-{round}-{j}")).await;
+            settle(&layer).await;
+        }
+    }
+    // One call an hour, burst one: the abuser gets one call, however many
+    // keys went through the map meanwhile.
+    assert_eq!(abuser_admitted, 1, "{:?}", layer.stats());
+    assert!(layer.stats().keys <= 4);
+}
