@@ -80,9 +80,11 @@ async fn churning_junk_keys_does_not_refresh_a_throttled_key() {
     let Some(server) = RedisServer::start() else {
         return;
     };
-    let layer: Keyed =
-        RedisKeyedBudgetLayer::new(key_of as fn(&String) -> String, &hourly(server.url(), "churn", 4))
-            .unwrap();
+    let layer: Keyed = RedisKeyedBudgetLayer::new(
+        key_of as fn(&String) -> String,
+        &hourly(server.url(), "churn", 4),
+    )
+    .unwrap();
     layer.ping().await.unwrap();
     let mut svc = layer.layer(service_fn(|k: String| async move {
         Ok::<_, std::convert::Infallible>(k)
