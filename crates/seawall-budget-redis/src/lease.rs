@@ -593,4 +593,15 @@ mod tests {
             assert_ne!(key, "seawall:{b}#overflow");
         }
     }
+
+    #[test]
+    fn a_cell_stays_small() {
+        // A keyed layer holds one per key, behind an `Arc` (16 bytes more),
+        // with the key's text (an `Arc<str>`) and a map entry besides.
+        assert!(
+            std::mem::size_of::<Cell>() <= 96,
+            "{}",
+            std::mem::size_of::<Cell>()
+        );
+    }
 }

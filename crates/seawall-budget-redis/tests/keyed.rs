@@ -111,3 +111,123 @@ async fn churning_junk_keys_does_not_refresh_a_throttled_key() {
     assert_eq!(abuser_admitted, 1, "{:?}", layer.stats());
     assert!(layer.stats().keys <= 4);
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn new_keys_past_a_full_map_of_throttled_keys_share_one_overflow_budget() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let layer: Keyed = RedisKeyedBudgetLayer::new(
+        key_of as fn(&String) -> String,
+        &hourly(server.url(), "full", 4),
+    )
+    .unwrap();
+    layer.ping().await.unwrap();
+    let mut svc = layer.layer(service_fn(|k: String| async move {
+        Ok::<_, std::convert::Infallible>(k)
+    }));
+    // Four keys, each spent for an hour: none may be forgotten.
+    for k in 0..4 {
+        assert_eq!(call(&mut svc, &format!("held-{k}")).await, Ok(()));
+        settle(&layer).await;
+    }
+    assert_eq!(layer.stats().keys, 4);
+    assert_eq!(layer.stats().overflowed, 0);
+    // Newcomers share one budget of one call an hour: the first gets it,
+    // the others are refused, without a key (it is not theirs alone). One
+    // named like the overflow key's suffix is a newcomer like any.
+    let mut admitted = 0;
+    for n in 0..10 {
+        let name = if n == 5 {
+            "#overflow".to_owned()
+        } else {
+            format!("new-{n}")
+        };
+        match call(&mut svc, &name).await {
+            Ok(()) => admitted += 1,
+            Err((key, retry_after)) => {
+                assert_eq!(key, None);
+                assert!(retry_after > Duration::ZERO);
+            }
+        }
+        settle(&layer).await;
+    }
+    assert_eq!(admitted, 1);
+    let stats = layer.stats();
+    assert_eq!(stats.overflowed, 10);
+    assert_eq!(stats.keys, 4);
+    // The held keys are still themselves, still throttled.
+    let (key, retry_after) = call(&mut svc, "held-2").await.unwrap_err();
+    assert_eq!(key.as_deref(), Some("held-2"));
+    assert!(retry_after > Duration::from_secs(3000), "{retry_after:?}");
+    // In Redis: the four keys and the one overflow key, which no user key
+    // can name (user keys are `seawall:{full}:` and their text).
+    let mut con = redis::Client::open(server.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let mut keys: Vec<String> = redis::cmd("KEYS")
+        .arg("seawall:*")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "seawall:{full}#overflow",
+            "seawall:{full}:held-0",
+            "seawall:{full}:held-1",
+            "seawall:{full}:held-2",
+            "seawall:{full}:held-3",
+        ]
+    );
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_throttled_key_may_go_once_its_time_is_up() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    // Ten calls a second, burst one: a key is throttled for 100ms.
+    let cfg = RedisBudgetConfig {
+        rate: 10,
+        per: Duration::from_secs(1),
+        ..hourly(server.url(), "thaw", 2)
+    };
+    let layer: Keyed = RedisKeyedBudgetLayer::new(key_of as fn(&String) -> String, &cfg).unwrap();
+    layer.ping().await.unwrap();
+    let mut svc = layer.layer(service_fn(|k: String| async move {
+        Ok::<_, std::convert::Infallible>(k)
+    }));
+    let start = Instant::now();
+    for k in ["a", "b"] {
+        assert_eq!(call(&mut svc, k).await, Ok(()));
+        settle(&layer).await;
+    }
+    // While both are throttled, newcomers overflow; once the first's 100ms
+    // are up it is fresh again and a newcomer takes its place. Each try is a
+    // new key, so that it is a newcomer whatever happened to the last.
+    let mut overflowed = layer.stats().overflowed;
+    let mut tries = 0;
+    loop {
+        let _ = call(&mut svc, &format!("new-{tries}")).await;
+        settle(&layer).await;
+        let now = layer.stats().overflowed;
+        if now == overflowed {
+            break;
+        }
+        overflowed = now;
+        tries += 1;
+        assert!(start.elapsed() < Duration::from_secs(5), "no key was freed");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Not before the throttle was over (it began after `start`).
+    assert!(
+        start.elapsed() >= Duration::from_millis(100),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(layer.stats().keys, 2);
+}
