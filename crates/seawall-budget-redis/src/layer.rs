@@ -199,6 +199,20 @@ pub(crate) struct Keyed<K> {
 /// only known in `call`); a config with `mode = wait` is a [`ConfigError`].
 /// All keys' refills share one background task, batched into pipelines.
 ///
+/// Keys usually come from requests, so the map holds against hostile ones:
+/// - A key is forgotten (idle, or to make room) only while its cell is
+///   *fresh*: no credit outstanding, no fallback debt, no refill pending, not
+///   throttled (the last refill's "next token at T" has passed), not failed,
+///   its `Local` fallback budget full. Forgetting it then gives nothing
+///   away; a throttled key cannot be churned out of the map and back.
+/// - A new key admits one call on credit before Redis answers for it.
+/// - A new key the map has no room for (its shard is full of keys that may
+///   not be forgotten) is served by one overflow budget shared by all such
+///   keys, Redis key `seawall:{name}#overflow` (no user key can name it),
+///   as strict as one key; counted in [`RedisBudgetStats::overflowed`].
+///
+/// See `docs/distributed.md` ("Keyed budgets under hostile keys").
+///
 /// ```no_run
 /// use seawall_budget_redis::{RedisBudgetConfig, RedisKeyedBudgetLayer};
 /// use tower::{Layer, ServiceExt, service_fn};
