@@ -340,7 +340,7 @@ where
                 &self.keyed.overflow
             }
         };
-        match shared.acquire(&cell) {
+        match shared.acquire(cell) {
             Acquire::Admit { .. } => ResponseFuture::called(self.inner.call(req)),
             other => {
                 let err = rejection(shared, other);

