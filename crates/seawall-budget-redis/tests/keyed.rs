@@ -234,3 +234,45 @@ async fn a_throttled_key_may_go_once_its_time_is_up() {
     // (Keys idle and fresh may go too: the map holds the newcomer, at most two.)
     assert!((1..=2).contains(&layer.stats().keys));
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn credit_taken_as_redis_went_down_is_charged_when_it_is_back() {
+    let Some(mut server) = RedisServer::start() else {
+        return;
+    };
+    let cfg = RedisBudgetConfig {
+        redis_timeout: Duration::from_millis(100),
+        probe_interval: Duration::from_millis(50),
+        ..hourly(server.url(), "owed", 4)
+    };
+    let layer: Keyed = RedisKeyedBudgetLayer::new(key_of as fn(&String) -> String, &cfg).unwrap();
+    layer.ping().await.unwrap();
+    let mut svc = layer.layer(service_fn(|k: String| async move {
+        Ok::<_, std::convert::Infallible>(k)
+    }));
+    server.stop();
+    // Admitted on credit; its refill finds Redis gone.
+    assert_eq!(call(&mut svc, "a").await, Ok(()));
+    let down = eventually(Duration::from_secs(5), || {
+        layer.backend() == seawall_budget_redis::Backend::Fallback
+    })
+    .await;
+    assert!(down);
+    assert_eq!(layer.stats().leased, 0);
+    server.restart();
+    // "a" is never called again, yet what it owes is charged, so its cell
+    // becomes settled (and, once its time is up, fresh).
+    let charged = eventually(Duration::from_secs(5), || layer.stats().leased == 1).await;
+    assert!(charged, "{:?}", layer.stats());
+    let mut con = redis::Client::open(server.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let exists: bool = redis::cmd("EXISTS")
+        .arg("seawall:{owed}:a")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert!(exists);
+}
