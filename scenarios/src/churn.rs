@@ -27,8 +27,10 @@ pub struct ChurnConfig {
     pub capacity: usize,
     /// Honest clients, each calling at exactly its limit.
     pub honest: u64,
-    /// Each key's limit, calls per second.
+    /// Each key's limit: `rate` calls per `per`.
     pub rate: u32,
+    /// See `rate`.
+    pub per: Duration,
     /// Each key's burst.
     pub burst: u32,
     /// Calls the abuser's own key sends per step (far over its limit).
@@ -50,6 +52,7 @@ impl ChurnConfig {
             capacity: 10_000,
             honest: 100,
             rate: 10,
+            per: Duration::from_secs(1),
             burst: 10,
             abuser_per_step: 100,
             churn: 10,
@@ -68,13 +71,31 @@ impl ChurnConfig {
         }
     }
 
+    /// The bypass as first measured: one call per hour per key, burst 1,
+    /// 100 keys, an abuser calling every 36 s with 100 fresh keys mixed into
+    /// each of its rounds, for an hour.
+    pub fn bypass() -> Self {
+        ChurnConfig {
+            capacity: 100,
+            honest: 10,
+            rate: 1,
+            per: Duration::from_secs(3600),
+            burst: 1,
+            abuser_per_step: 1,
+            churn: 100,
+            duration: Duration::from_secs(3600),
+            step: Duration::from_secs(36),
+        }
+    }
+
     fn steps(&self) -> u64 {
         (self.duration.as_nanos() / self.step.as_nanos().max(1)) as u64
     }
 
     /// What one key may be admitted over the run: its burst, then its rate.
     pub fn allowance(&self) -> u64 {
-        u64::from(self.burst) + (self.duration.as_secs_f64() * f64::from(self.rate)) as u64
+        let periods = self.duration.as_secs_f64() / self.per.as_secs_f64();
+        u64::from(self.burst) + (periods * f64::from(self.rate)) as u64
     }
 }
 
@@ -113,10 +134,11 @@ impl ChurnReport {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "key churn: capacity {}, {} honest clients at {}/s (burst {}), abuser {}/step, {} fresh keys over {:?}",
+            "key churn: capacity {}, {} honest clients at {} per {:?} (burst {}), abuser {}/step, {} fresh keys over {:?}",
             c.capacity,
             c.honest,
             c.rate,
+            c.per,
             c.burst,
             c.abuser_per_step,
             c.churn * c.capacity,
@@ -195,7 +217,7 @@ async fn drive(config: ChurnConfig) -> Result<ChurnReport, String> {
     let budget = KeyedBudgetConfig {
         name: "churn".into(),
         rate: config.rate,
-        per: Duration::from_secs(1),
+        per: config.per,
         burst: Some(config.burst),
         capacity: config.capacity,
         idle_ttl: Duration::from_secs(300),
@@ -209,8 +231,8 @@ async fn drive(config: ChurnConfig) -> Result<ChurnReport, String> {
     let mut next_junk = 1u64 << 40;
     let junk_total = (config.churn * config.capacity) as u64;
     let steps = config.steps();
-    // Honest clients call at exactly their rate: one call every 1/rate s.
-    let honest_every = Duration::from_secs(1) / config.rate;
+    // Honest clients call at exactly their rate: one call every per/rate.
+    let honest_every = config.per / config.rate.max(1);
     let mut report = ChurnReport {
         config: config.clone(),
         honest_sent: 0,

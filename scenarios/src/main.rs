@@ -151,13 +151,17 @@ async fn run(args: &Args, font: bool) -> Result<(), Box<dyn std::error::Error>> 
                 (r.table(), r.charts())
             }
             "churn" => {
-                let config = if args.short {
+                let flood = if args.short {
                     churn::ChurnConfig::short()
                 } else {
                     churn::ChurnConfig::full()
                 };
-                let r = tokio::task::spawn_blocking(move || churn::run(config)).await??;
-                (r.table(), Vec::new())
+                let mut table = String::new();
+                for config in [flood, churn::ChurnConfig::bypass()] {
+                    let r = tokio::task::spawn_blocking(move || churn::run(config)).await??;
+                    table.push_str(&r.table());
+                }
+                (table, Vec::new())
             }
             _ => {
                 let config = if args.short {

@@ -5,7 +5,15 @@ use seawall_scenarios::churn::{ChurnConfig, run};
 
 #[test]
 fn a_flood_of_fresh_keys_resets_no_limit_and_starves_no_honest_client() {
-    let config = ChurnConfig::short();
+    check(ChurnConfig::short());
+}
+
+#[test]
+fn junk_keys_mixed_into_each_round_buy_the_abuser_nothing() {
+    check(ChurnConfig::bypass());
+}
+
+fn check(config: ChurnConfig) {
     let report = run(config.clone()).expect("ran");
     println!("{}", report.table());
     // The abuser gets its allowance, not a fresh burst per eviction.
