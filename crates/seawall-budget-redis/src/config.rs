@@ -98,7 +98,7 @@ impl Default for FallbackPolicy {
 /// | `probe_interval` | 1s | while falling back (the backend, or one key), how often Redis is tried again; at most 365 days |
 /// | `lease_interval` | 50ms | a replica leases about `local rate × lease_interval` tokens per round trip; at most 365 days |
 /// | `lease_share` | 0.1 | a lease is at most `lease_share × burst` tokens (at least 1); in `(0, 1]` |
-/// | `capacity` | 10 000 | keyed layer: most keys held at once; at most 2^24 |
+/// | `capacity` | 10 000 | keyed layer: most keys held at once (more new keys share one overflow budget); at most 2^24 |
 /// | `idle_ttl` | 5 minutes | keyed layer: a key unused this long may be forgotten; at most 365 days |
 #[derive(Clone, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Deserialize))]

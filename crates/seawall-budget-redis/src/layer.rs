@@ -11,7 +11,7 @@ use tower_layer::Layer;
 
 use crate::config::{RedisBudgetBuilder, RedisBudgetConfig};
 use crate::error::RedisBudgetError;
-use crate::lease::{Cell, Counters};
+use crate::lease::{Cell, Counters, Name};
 use crate::redact::{redact_url, scrub, secrets};
 use crate::script::Ask;
 use crate::service::{RedisBudget, RedisKeyedBudget};
@@ -42,6 +42,7 @@ fn stats(shared: &Shared, keys: usize) -> RedisBudgetStats {
         leased: c.leased.load(Relaxed),
         fallbacks: c.fallbacks.load(Relaxed),
         key_errors: c.key_errors.load(Relaxed),
+        overflowed: c.overflowed.load(Relaxed),
         backend: shared.backend(),
         last_error: shared.last_error(),
         keys,
@@ -52,9 +53,8 @@ fn stats(shared: &Shared, keys: usize) -> RedisBudgetStats {
 /// (the script is loaded if needed; nothing is written).
 async fn ping(shared: &Shared) -> Result<(), RedisBudgetError> {
     let mut conn = shared.conn()?;
-    let key = shared.config.redis_key();
     let ask = Ask {
-        key: &key,
+        key: &shared.prefix,
         owed: 0,
         debt: 0,
         wanted: 0,
@@ -132,7 +132,7 @@ impl RedisBudgetLayer {
     /// A layer from a config, validated first. Connects in the background.
     pub fn from_config(config: &RedisBudgetConfig) -> Result<RedisBudgetLayer, ConfigError> {
         let shared = shared(config, 1)?;
-        let cell = Arc::new(shared.cell(config.redis_key(), None));
+        let cell = Arc::new(shared.budget_cell());
         shared.ensure_task();
         Ok(RedisBudgetLayer { shared, cell })
     }
@@ -186,7 +186,8 @@ impl<S> Layer<S> for RedisBudgetLayer {
 
 pub(crate) struct Keyed<K> {
     pub(crate) map: KeyMap<K, Cell>,
-    pub(crate) prefix: String,
+    /// Serves every new key the map has no room for (see the layer's docs).
+    pub(crate) overflow: Arc<Cell>,
 }
 
 /// One shared budget per key (client, tenant, route), taken from each
@@ -197,6 +198,20 @@ pub(crate) struct Keyed<K> {
 /// Like seawall-budget's `KeyedBudgetLayer` it always rejects (the key is
 /// only known in `call`); a config with `mode = wait` is a [`ConfigError`].
 /// All keys' refills share one background task, batched into pipelines.
+///
+/// Keys usually come from requests, so the map holds against hostile ones:
+/// - A key is forgotten (idle, or to make room) only while its cell is
+///   *fresh*: no credit outstanding, no fallback debt, no refill pending, not
+///   throttled (the last refill's "next token at T" has passed), not failed,
+///   its `Local` fallback budget full. Forgetting it then gives nothing
+///   away; a throttled key cannot be churned out of the map and back.
+/// - A new key admits one call on credit before Redis answers for it.
+/// - A new key the map has no room for (its shard is full of keys that may
+///   not be forgotten) is served by one overflow budget shared by all such
+///   keys, Redis key `seawall:{name}#overflow` (no user key can name it),
+///   as strict as one key; counted in [`RedisBudgetStats::overflowed`].
+///
+/// See `docs/distributed.md` ("Keyed budgets under hostile keys").
 ///
 /// ```no_run
 /// use seawall_budget_redis::{RedisBudgetConfig, RedisKeyedBudgetLayer};
@@ -258,12 +273,19 @@ impl<F, K: Hash + Eq> RedisKeyedBudgetLayer<F, K> {
         let keys = KeyMapConfig::new()
             .capacity(config.capacity)
             .idle_ttl(config.idle_ttl);
+        let epoch = shared.epoch();
+        // A key goes only while forgetting it gives nothing away (see
+        // `Cell::is_fresh`); cells' instants count from the layer's epoch.
+        let map = KeyMap::new(keys).evictable_when(move |cell: &Cell, now| {
+            let now = u64::try_from(now.saturating_duration_since(epoch).as_nanos());
+            cell.is_fresh(now.unwrap_or(u64::MAX))
+        });
         shared.ensure_task();
         Ok(RedisKeyedBudgetLayer {
             key_fn,
             keyed: Arc::new(Keyed {
-                map: KeyMap::new(keys),
-                prefix: config.redis_key(),
+                map,
+                overflow: Arc::new(shared.key_cell(Name::Overflow)),
             }),
             shared,
         })

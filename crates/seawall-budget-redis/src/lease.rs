@@ -15,9 +15,8 @@
 //! (tokens admitted on credit, not yet charged): that is the accuracy cost of
 //! leasing, and `max_lease` bounds it.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError};
+use std::sync::{Arc, OnceLock};
 
 use seawall_budget::LoopBudget;
 
@@ -32,6 +31,8 @@ pub(crate) struct Counters {
     pub(crate) leased: AtomicU64,
     pub(crate) fallbacks: AtomicU64,
     pub(crate) key_errors: AtomicU64,
+    /// Calls of new keys served by the keyed layer's overflow cell.
+    pub(crate) overflowed: AtomicU64,
 }
 
 /// How one call may proceed, as the cell (or the fallback) sees it.
@@ -47,49 +48,63 @@ pub(crate) enum Acquire {
     Pending,
 }
 
-/// What the background task remembers between two refills of a cell.
-#[derive(Debug, Default)]
-struct Plan {
-    /// The last refill's start (ns) and the count then, plus what it added.
-    last: Option<(u64, i64)>,
-    /// Tokens per nanosecond, smoothed.
-    rate: Option<f64>,
+/// The Redis key of the keyed layer's overflow cell is the budget's key
+/// followed by this. Every user key is the budget's key, a `:`, then the
+/// key's text, so no key a caller can send maps onto it.
+pub(crate) const OVERFLOW_SUFFIX: &str = "#overflow";
+
+/// "Not measured yet" in the plan's words (no instant or rate is this).
+const NONE: u64 = u64::MAX;
+
+/// Which Redis key a cell spends from.
+#[derive(Debug, Clone)]
+pub(crate) enum Name {
+    /// The whole budget's key (the unkeyed layer).
+    Budget,
+    /// One key of a keyed layer, as the rejections show it.
+    Key(Arc<str>),
+    /// The keyed layer's one overflow cell.
+    Overflow,
 }
 
 /// One budget's local pool: the unkeyed layer has one, the keyed layer one
-/// per key.
+/// per key (and one overflow cell).
+///
+/// Kept small, since a keyed layer holds one per key: the Redis key is
+/// built from the name on the background task, when a refill needs it; the
+/// rate estimate is three words only that task writes; the `Local` fallback's
+/// budget is made the first time the cell falls back.
 pub(crate) struct Cell {
     tokens: AtomicI64,
+    /// Not `failed`: the shared budget was found spent until this instant
+    /// (ns since the layer's epoch; 0 when not known to be spent).
+    /// `failed`: when to ask Redis again.
+    until: AtomicU64,
+    /// The last refill's start (ns), or `NONE`.
+    last_at: AtomicU64,
+    /// The count then, plus what refills added since.
+    last_level: AtomicI64,
+    /// Tokens per nanosecond, smoothed (`f64` bits), or `NONE`.
+    rate: AtomicU64,
     /// The lease size now, also the credit limit.
     k: AtomicU32,
-    /// Ask for a refill when the count falls to this.
-    low: AtomicI64,
-    /// The shared budget was found spent until this instant (ns since the
-    /// layer's epoch); 0 when not known to be spent.
-    exhausted_until: AtomicU64,
-    /// A refill is queued or in flight.
+    /// Calls the `Local` fallback admitted that Redis has not been charged
+    /// for yet; the next refill charges them, unconditionally, like credit.
+    debt: AtomicU32,
+    /// A refill is queued, in flight, or held until Redis answers again.
     pending: AtomicBool,
     /// Redis answered this key with an error (it holds something else): the
     /// key follows the fallback policy until a refill succeeds.
     failed: AtomicBool,
-    /// While `failed`, when (ns since the layer's epoch) to ask Redis again.
-    retry_at: AtomicU64,
-    /// Calls the `Local` fallback admitted that Redis has not been charged
-    /// for yet; the next refill charges them, unconditionally, like credit.
-    debt: AtomicU64,
-    plan: Mutex<Plan>,
-    /// The Redis key.
-    pub(crate) key: String,
-    /// The key shown in rejections (keyed layer only).
-    pub(crate) label: Option<Arc<str>>,
-    /// The local budget of `FallbackPolicy::Local`.
-    pub(crate) local: Option<LoopBudget>,
+    pub(crate) name: Name,
+    /// The local budget of `FallbackPolicy::Local`, made on first use.
+    local: OnceLock<LoopBudget>,
 }
 
 impl std::fmt::Debug for Cell {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Cell")
-            .field("key", &self.key)
+            .field("name", &self.name)
             .field("tokens", &self.tokens.load(Ordering::Relaxed))
             .field("k", &self.k.load(Ordering::Relaxed))
             .finish_non_exhaustive()
@@ -97,31 +112,80 @@ impl std::fmt::Debug for Cell {
 }
 
 impl Cell {
-    /// An empty pool; the first lease asks for `max_lease` tokens.
-    pub(crate) fn new(
-        key: String,
-        label: Option<Arc<str>>,
-        local: Option<LoopBudget>,
-        max_lease: u32,
-    ) -> Cell {
+    /// An empty pool that may admit `credit` calls before its first refill
+    /// answers; that refill asks for `max_lease` tokens.
+    pub(crate) fn new(name: Name, credit: u32) -> Cell {
         Cell {
             tokens: AtomicI64::new(0),
-            k: AtomicU32::new(max_lease.max(1)),
-            low: AtomicI64::new(i64::from(max_lease.max(1) / 2)),
-            exhausted_until: AtomicU64::new(0),
+            until: AtomicU64::new(0),
+            last_at: AtomicU64::new(NONE),
+            last_level: AtomicI64::new(0),
+            rate: AtomicU64::new(NONE),
+            k: AtomicU32::new(credit.max(1)),
+            debt: AtomicU32::new(0),
             pending: AtomicBool::new(false),
             failed: AtomicBool::new(false),
-            retry_at: AtomicU64::new(0),
-            debt: AtomicU64::new(0),
-            plan: Mutex::new(Plan::default()),
-            key,
-            label,
-            local,
+            name,
+            local: OnceLock::new(),
         }
     }
 
+    /// The key shown in rejections (keyed layer only).
+    pub(crate) fn label(&self) -> Option<&Arc<str>> {
+        match &self.name {
+            Name::Key(label) => Some(label),
+            _ => None,
+        }
+    }
+
+    /// The Redis key, from the budget's key `prefix`.
+    pub(crate) fn redis_key(&self, prefix: &str) -> String {
+        match &self.name {
+            Name::Budget => prefix.to_owned(),
+            Name::Key(label) => format!("{prefix}:{label}"),
+            Name::Overflow => format!("{prefix}{OVERFLOW_SUFFIX}"),
+        }
+    }
+
+    /// The `Local` fallback's budget, made by `make` the first time.
+    pub(crate) fn local(&self, make: impl FnOnce() -> LoopBudget) -> &LoopBudget {
+        self.local.get_or_init(make)
+    }
+
+    /// Whether forgetting this cell (and making a new one for its key
+    /// later) gives nothing away, at `now` (ns since the layer's epoch):
+    ///
+    /// - no credit outstanding (`tokens >= 0`): credit not yet charged to
+    ///   Redis would never be. Leased tokens (`tokens > 0`) may go: Redis
+    ///   has charged them already, so dropping them can only refuse calls;
+    /// - no fallback debt waiting to be charged;
+    /// - no refill queued, in flight or held for later;
+    /// - not failed: a key Redis refuses follows the fallback, which a new
+    ///   cell would not know to do;
+    /// - not throttled: the last refill did not say "spent until T" with T
+    ///   still ahead. A new cell knows nothing of T and would take a call on
+    ///   credit at once;
+    /// - its `Local` fallback budget, if it has one, is full.
+    ///
+    /// Then a new cell admits what this one would: at most one call on
+    /// credit before Redis answers (see `Shared::cell`), which Redis, having
+    /// at least one token due, would also have granted.
+    pub(crate) fn is_fresh(&self, now: u64) -> bool {
+        self.tokens.load(Ordering::Relaxed) >= 0
+            && self.debt.load(Ordering::Relaxed) == 0
+            && !self.pending.load(Ordering::Relaxed)
+            && !self.failed.load(Ordering::Relaxed)
+            && self.until.load(Ordering::Relaxed) <= now
+            && self.local.get().is_none_or(|b| b.available() >= b.burst())
+    }
+
+    /// Whether Redis is owed something: credit or fallback debt.
+    pub(crate) fn owes(&self) -> bool {
+        self.tokens.load(Ordering::Relaxed) < 0 || self.debt.load(Ordering::Relaxed) > 0
+    }
+
     /// Takes a leased token if there is one; returns whether the pool is now
-    /// at or under its low-water mark (time to refill).
+    /// at or under its low-water mark (half a lease: time to refill).
     #[inline]
     pub(crate) fn take_leased(&self) -> Option<bool> {
         let mut cur = self.tokens.load(Ordering::Relaxed);
@@ -132,11 +196,16 @@ impl Cell {
                 Ordering::Relaxed,
                 Ordering::Relaxed,
             ) {
-                Ok(_) => return Some(cur - 1 <= self.low.load(Ordering::Relaxed)),
+                Ok(_) => return Some(cur - 1 <= self.low()),
                 Err(actual) => cur = actual,
             }
         }
         None
+    }
+
+    #[inline]
+    fn low(&self) -> i64 {
+        i64::from(self.k.load(Ordering::Relaxed) / 2)
     }
 
     /// Takes a token on credit, at most `k` below zero.
@@ -156,7 +225,7 @@ impl Cell {
 
     /// The instant (ns) until which the shared budget is known to be spent.
     pub(crate) fn exhausted_until(&self) -> u64 {
-        self.exhausted_until.load(Ordering::Relaxed)
+        self.until.load(Ordering::Relaxed)
     }
 
     /// Marks a refill as wanted; `true` when the caller must queue it.
@@ -171,7 +240,7 @@ impl Cell {
 
     /// Whether the pool is at or under its low-water mark.
     pub(crate) fn is_low(&self) -> bool {
-        self.tokens.load(Ordering::Relaxed) <= self.low.load(Ordering::Relaxed)
+        self.tokens.load(Ordering::Relaxed) <= self.low()
     }
 
     /// Whether this key is following the fallback after an error of its
@@ -179,13 +248,13 @@ impl Cell {
     pub(crate) fn failed(&self, now: u64) -> Option<bool> {
         self.failed
             .load(Ordering::Relaxed)
-            .then(|| now >= self.retry_at.load(Ordering::Relaxed))
+            .then(|| now >= self.until.load(Ordering::Relaxed))
     }
 
     /// Redis answered this key with an error; it follows the fallback and
     /// is tried again at `retry_at`. Returns whether it was fine before.
     pub(crate) fn fail(&self, retry_at: u64) -> bool {
-        self.retry_at.store(retry_at, Ordering::Relaxed);
+        self.until.store(retry_at, Ordering::Relaxed);
         !self.failed.swap(true, Ordering::AcqRel)
     }
 
@@ -196,7 +265,7 @@ impl Cell {
 
     /// One call admitted by the `Local` fallback, to be charged to Redis; at
     /// most `cap` are kept (see `Shared::fallback`).
-    pub(crate) fn add_debt(&self, cap: u64) {
+    pub(crate) fn add_debt(&self, cap: u32) {
         let _ = self
             .debt
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |d| {
@@ -206,7 +275,8 @@ impl Cell {
 
     /// Gives back debt a failed refill took and could not charge, keeping
     /// the total within `cap`.
-    pub(crate) fn restore_debt(&self, debt: u64, cap: u64) {
+    pub(crate) fn restore_debt(&self, debt: u64, cap: u32) {
+        let debt = u32::try_from(debt).unwrap_or(u32::MAX);
         let _ = self
             .debt
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |d| {
@@ -217,7 +287,7 @@ impl Cell {
     /// Calls admitted by the fallback and not yet charged.
     #[cfg(test)]
     pub(crate) fn debt(&self) -> u64 {
-        self.debt.load(Ordering::Relaxed)
+        u64::from(self.debt.load(Ordering::Relaxed))
     }
 
     /// Tokens held (negative: owed).
@@ -230,43 +300,54 @@ impl Cell {
         self.k.load(Ordering::Relaxed)
     }
 
-    /// Plans a refill at `now`: measures the local rate since the last one,
-    /// sizes the lease, and says what to ask Redis for.
-    pub(crate) fn plan(&self, now: u64, max_lease: u32, lease_interval_ns: u64) -> Ask<'_> {
+    /// Plans a refill of Redis key `key` at `now`: measures the local rate
+    /// since the last one, sizes the lease, and says what to ask Redis for.
+    ///
+    /// Only the background task plans and applies refills, one cell at a
+    /// time, so the plan's words need no lock.
+    pub(crate) fn plan<'a>(
+        &self,
+        key: &'a str,
+        now: u64,
+        max_lease: u32,
+        lease_interval_ns: u64,
+    ) -> Ask<'a> {
         let tokens = self.tokens.load(Ordering::Relaxed);
-        let mut plan = self.plan.lock().unwrap_or_else(PoisonError::into_inner);
-        match plan.last {
+        let at = self.last_at.load(Ordering::Relaxed);
+        if at == NONE {
+            self.last_at.store(now, Ordering::Relaxed);
+            self.last_level.store(tokens, Ordering::Relaxed);
+        } else if now.saturating_sub(at) >= lease_interval_ns / 4 {
             // Measure over at least a quarter of the lease interval: a refill
             // asked again right after the last one has seen too little.
-            Some((at, level)) if now.saturating_sub(at) >= lease_interval_ns / 4 => {
-                let consumed = level.saturating_sub(tokens).max(0) as f64;
-                let r = consumed / (now - at) as f64;
-                plan.rate = Some(match plan.rate {
-                    Some(old) => 0.5 * old + 0.5 * r,
-                    None => r,
-                });
-                plan.last = Some((now, tokens));
-            }
-            Some(_) => {}
-            None => plan.last = Some((now, tokens)),
+            let level = self.last_level.load(Ordering::Relaxed);
+            let consumed = level.saturating_sub(tokens).max(0) as f64;
+            let r = consumed / (now - at) as f64;
+            let old = self.rate.load(Ordering::Relaxed);
+            let r = if old == NONE {
+                r
+            } else {
+                0.5 * f64::from_bits(old) + 0.5 * r
+            };
+            self.rate.store(r.to_bits(), Ordering::Relaxed);
+            self.last_at.store(now, Ordering::Relaxed);
+            self.last_level.store(tokens, Ordering::Relaxed);
         }
         let max = max_lease.max(1);
-        let k = match plan.rate {
+        let k = match self.rate.load(Ordering::Relaxed) {
+            NONE => max,
             // In 1..=max, so the cast cannot truncate.
-            Some(r) => (r * lease_interval_ns as f64)
+            r => (f64::from_bits(r) * lease_interval_ns as f64)
                 .ceil()
                 .clamp(1.0, f64::from(max)) as u32,
-            None => max,
         };
-        drop(plan);
         self.k.store(k, Ordering::Relaxed);
-        self.low.store(i64::from(k / 2), Ordering::Relaxed);
         let held = u64::try_from(tokens.max(0)).unwrap_or(0);
         Ask {
-            key: &self.key,
+            key,
             owed: tokens.min(0).unsigned_abs(),
             // Taken now; a refill that fails gives it back (`restore_debt`).
-            debt: self.debt.swap(0, Ordering::Relaxed),
+            debt: u64::from(self.debt.swap(0, Ordering::Relaxed)),
             wanted: u64::from(k).saturating_sub(held).max(1),
         }
     }
@@ -276,13 +357,13 @@ impl Cell {
     pub(crate) fn apply(&self, ask: &Ask<'_>, grant: Grant, now: u64) {
         let added = i64::try_from(ask.owed.saturating_add(grant.granted)).unwrap_or(i64::MAX);
         self.tokens.fetch_add(added, Ordering::Relaxed);
-        let mut plan = self.plan.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some((_, level)) = &mut plan.last {
-            *level = level.saturating_add(added);
+        if self.last_at.load(Ordering::Relaxed) != NONE {
+            let level = self.last_level.load(Ordering::Relaxed);
+            self.last_level
+                .store(level.saturating_add(added), Ordering::Relaxed);
         }
-        drop(plan);
         let wait = u64::try_from(grant.wait.as_nanos()).unwrap_or(u64::MAX);
-        self.exhausted_until
+        self.until
             .store(now.saturating_add(wait), Ordering::Relaxed);
     }
 }
@@ -304,7 +385,7 @@ mod tests {
 
     #[test]
     fn leased_tokens_are_spent_then_credit_up_to_the_lease() {
-        let cell = Cell::new("k".into(), None, None, 4);
+        let cell = Cell::new(Name::Budget, 4);
         assert_eq!(cell.take_leased(), None);
         // Credit: at most k = 4 below zero.
         for _ in 0..4 {
@@ -313,7 +394,7 @@ mod tests {
         assert!(!cell.take_credit());
         assert_eq!(cell.tokens(), -4);
         // The refill settles the 4 owed and leases 4.
-        let ask = cell.plan(0, 4, 50 * MS);
+        let ask = cell.plan("k", 0, 4, 50 * MS);
         assert_eq!((ask.owed, ask.wanted), (4, 4));
         let (owed, wanted) = (ask.owed, ask.wanted);
         let ask = Ask {
@@ -332,8 +413,8 @@ mod tests {
 
     #[test]
     fn the_lease_follows_the_local_rate() {
-        let cell = Cell::new("k".into(), None, None, 100);
-        let first = cell.plan(0, 100, 10 * MS);
+        let cell = Cell::new(Name::Budget, 100);
+        let first = cell.plan("k", 0, 100, 10 * MS);
         assert_eq!(first.wanted, 100);
         let a = Ask {
             key: "k",
@@ -346,7 +427,7 @@ mod tests {
         for _ in 0..20 {
             cell.take_leased().unwrap();
         }
-        let ask = cell.plan(100 * MS, 100, 10 * MS);
+        let ask = cell.plan("k", 100 * MS, 100, 10 * MS);
         assert_eq!(cell.lease_size(), 2);
         // 80 are held, more than a lease: ask for the minimum.
         assert_eq!((ask.owed, ask.wanted), (0, 1));
@@ -362,23 +443,23 @@ mod tests {
             cell.take_leased().unwrap();
         }
         // Too soon to measure: the estimate stands.
-        cell.plan(100 * MS + 1, 100, 10 * MS);
+        cell.plan("k", 100 * MS + 1, 100, 10 * MS);
         assert_eq!(cell.lease_size(), 2);
         // 80 more in 10ms: 8000/s; smoothed with the 200/s before, 4100/s.
-        cell.plan(110 * MS, 100, 10 * MS);
+        cell.plan("k", 110 * MS, 100, 10 * MS);
         assert_eq!(cell.lease_size(), 41);
         // Never above the bound, however fast.
         cell.apply(&a, grant(1000, 0), 110 * MS);
         for _ in 0..1000 {
             cell.take_leased().unwrap();
         }
-        cell.plan(120 * MS, 100, 10 * MS);
+        cell.plan("k", 120 * MS, 100, 10 * MS);
         assert_eq!(cell.lease_size(), 100);
     }
 
     #[test]
     fn a_spent_budget_is_remembered_until_its_next_token() {
-        let cell = Cell::new("k".into(), None, None, 2);
+        let cell = Cell::new(Name::Budget, 2);
         let a = Ask {
             key: "k",
             owed: 0,
@@ -396,7 +477,7 @@ mod tests {
 
     #[test]
     fn a_failed_key_is_retried_at_its_time_and_recovers() {
-        let cell = Cell::new("k".into(), None, None, 2);
+        let cell = Cell::new(Name::Budget, 2);
         assert_eq!(cell.failed(0), None);
         assert!(cell.fail(10));
         assert!(!cell.fail(20), "already failed");
@@ -409,11 +490,11 @@ mod tests {
 
     #[test]
     fn fallback_debt_is_charged_by_the_next_refill_or_given_back() {
-        let cell = Cell::new("k".into(), None, None, 4);
+        let cell = Cell::new(Name::Budget, 4);
         for _ in 0..5 {
             cell.add_debt(3);
         }
-        let ask = cell.plan(0, 4, 50 * MS);
+        let ask = cell.plan("k", 0, 4, 50 * MS);
         assert_eq!((ask.owed, ask.debt), (0, 3));
         assert_eq!(cell.debt(), 0);
         cell.add_debt(3);
@@ -422,7 +503,7 @@ mod tests {
         cell.debt.store(0, Ordering::Relaxed);
         cell.restore_debt(ask.debt, 3);
         assert_eq!(cell.debt(), 3);
-        let ask = cell.plan(MS, 4, 50 * MS);
+        let ask = cell.plan("k", MS, 4, 50 * MS);
         let (owed, debt, wanted) = (ask.owed, ask.debt, ask.wanted);
         let ask = Ask {
             key: "k",
@@ -434,5 +515,93 @@ mod tests {
         // The debt is charged, not added to the pool.
         assert_eq!(cell.tokens(), 4);
         assert_eq!(cell.debt(), 0);
+    }
+
+    #[test]
+    fn a_cell_is_fresh_only_while_forgetting_it_gives_nothing_away() {
+        let fresh = || Cell::new(Name::Key(Arc::from("k")), 1);
+        let ask = |owed, debt| Ask {
+            key: "k",
+            owed,
+            debt,
+            wanted: 1,
+        };
+        assert!(fresh().is_fresh(0));
+        // Credit outstanding: Redis has not been charged for it.
+        let cell = fresh();
+        assert!(cell.take_credit());
+        assert!(!cell.take_credit(), "a new key has one call of credit");
+        assert!(!cell.is_fresh(0));
+        // Charged, and Redis says "spent for 30ms": throttled until then.
+        cell.apply(&ask(1, 0), grant(0, 30), 5 * MS);
+        assert!(!cell.is_fresh(5 * MS));
+        assert!(!cell.is_fresh(35 * MS - 1));
+        assert!(cell.is_fresh(35 * MS));
+        // Leased tokens may go: Redis charged them, dropping them refuses.
+        cell.apply(&ask(0, 0), grant(3, 0), 40 * MS);
+        assert_eq!(cell.tokens(), 3);
+        assert!(cell.is_fresh(40 * MS));
+        // A refill queued or in flight.
+        assert!(cell.claim_refill());
+        assert!(!cell.is_fresh(40 * MS));
+        cell.release_refill();
+        assert!(cell.is_fresh(40 * MS));
+        // Fallback debt not yet charged.
+        cell.add_debt(10);
+        assert!(cell.owes());
+        assert!(!cell.is_fresh(40 * MS));
+        let a = cell.plan("k", 40 * MS, 1, 50 * MS);
+        cell.apply(&a, grant(0, 0), 41 * MS);
+        assert!(!cell.owes());
+        assert!(cell.is_fresh(41 * MS));
+        // A key Redis refuses follows the fallback until it answers.
+        cell.fail(100 * MS);
+        assert!(!cell.is_fresh(200 * MS));
+        cell.recover();
+        assert!(cell.is_fresh(200 * MS));
+    }
+
+    #[test]
+    fn a_cell_with_a_spent_local_budget_is_not_fresh() {
+        let cell = Cell::new(Name::Key(Arc::from("k")), 1);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let local = cell.local(|| LoopBudget::new(10));
+            assert!(cell.is_fresh(0), "a full local budget is a new one");
+            local.try_consume(1).unwrap();
+            assert!(!cell.is_fresh(0));
+            tokio::time::advance(std::time::Duration::from_millis(100)).await;
+            assert!(cell.is_fresh(0), "refilled");
+        });
+    }
+
+    #[test]
+    fn redis_keys_of_users_never_reach_the_overflow_key() {
+        let p = "seawall:{b}";
+        assert_eq!(Cell::new(Name::Budget, 1).redis_key(p), "seawall:{b}");
+        assert_eq!(
+            Cell::new(Name::Overflow, 1).redis_key(p),
+            "seawall:{b}#overflow"
+        );
+        for hostile in ["#overflow", "", ":#overflow", "}#overflow", "\n"] {
+            let key = Cell::new(Name::Key(Arc::from(hostile)), 1).redis_key(p);
+            assert!(key.starts_with("seawall:{b}:"), "{key}");
+            assert_ne!(key, "seawall:{b}#overflow");
+        }
+    }
+
+    #[test]
+    fn a_cell_stays_small() {
+        // A keyed layer holds one per key, behind an `Arc` (16 bytes more),
+        // with the key's text (an `Arc<str>`) and a map entry besides.
+        assert!(
+            std::mem::size_of::<Cell>() <= 96,
+            "{}",
+            std::mem::size_of::<Cell>()
+        );
     }
 }

@@ -9,7 +9,9 @@
 //! local ones: `Reject` fails fast with
 //! [`BudgetExhausted`] `{ retry_after }` from the response future, `Wait`
 //! parks in `poll_ready` on a timer. [`RedisKeyedBudgetLayer`] keeps one
-//! shared budget per key in a bounded map.
+//! shared budget per key in a bounded map, which forgets a key only while
+//! that gives nothing away and serves new keys it has no room for from one
+//! shared overflow budget (see its docs).
 //!
 //! # How it works
 //!

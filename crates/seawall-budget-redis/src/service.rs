@@ -4,6 +4,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -17,7 +18,7 @@ use tower_service::Service;
 
 use crate::future::ResponseFuture;
 use crate::layer::Keyed;
-use crate::lease::{Acquire, Cell};
+use crate::lease::{Acquire, Cell, Name};
 use crate::shared::Shared;
 
 /// A service behind a shared (Redis) rate budget; made by
@@ -257,9 +258,10 @@ where
 /// [`RedisKeyedBudgetLayer`](crate::RedisKeyedBudgetLayer). Always rejects
 /// when the key's budget is spent, with the key in the rejection.
 ///
-/// When the key map is full of keys in use at that very moment, the call is
-/// rejected with a `BudgetExhausted` without a key and a `retry_after` of
-/// one emission interval.
+/// A new key that the map has no room for (every key its insert examined
+/// is in use or not fresh: see [`RedisKeyedBudgetLayer`](crate::RedisKeyedBudgetLayer))
+/// is served by the layer's one overflow budget, shared by all such keys and
+/// as strict as a single key's; its rejections carry no key.
 pub struct RedisKeyedBudget<S, F, K> {
     inner: S,
     key_fn: F,
@@ -325,23 +327,24 @@ where
     fn call(&mut self, req: Req) -> Self::Future {
         let key = self.key_fn.key(&req);
         let shared = &self.shared;
-        let prefix = &self.keyed.prefix;
         let cell = self.keyed.map.get_or_insert_with(key, |k| {
-            let label: Arc<str> = Arc::from(k.to_string());
-            shared.cell(format!("{prefix}:{label}"), Some(label))
+            shared.key_cell(Name::Key(Arc::from(k.to_string())))
         });
-        let cell = match cell {
+        let cell = match &cell {
             Ok(cell) => cell,
             Err(_) => {
-                shared.note_rejected();
-                return ResponseFuture::rejected(BudgetExhausted::new(shared.emission()));
+                // No room, and nothing the map looked at may be forgotten:
+                // the newcomer shares the one overflow budget, as strict as
+                // a single key's.
+                shared.counters.overflowed.fetch_add(1, Ordering::Relaxed);
+                &self.keyed.overflow
             }
         };
-        match shared.acquire(&cell) {
+        match shared.acquire(cell) {
             Acquire::Admit { .. } => ResponseFuture::called(self.inner.call(req)),
             other => {
                 let err = rejection(shared, other);
-                match &cell.label {
+                match cell.label() {
                     Some(label) => ResponseFuture::rejected(err.with_key(label.clone())),
                     None => ResponseFuture::rejected(err),
                 }

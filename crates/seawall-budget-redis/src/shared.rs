@@ -8,7 +8,7 @@
 //! receiving end of the refill queue, so it ends as soon as the last layer
 //! and service are dropped (the queue's sender lives here).
 
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering, fence};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
@@ -19,7 +19,7 @@ use tokio::time::Instant;
 
 use crate::config::{FallbackPolicy, RedisBudgetConfig};
 use crate::error::RedisBudgetError;
-use crate::lease::{Acquire, Cell, Counters};
+use crate::lease::{Acquire, Cell, Counters, Name};
 use crate::redact::secrets;
 use crate::script::{Ask, Conn, Grant, ScriptRate};
 use crate::stats::Backend;
@@ -34,6 +34,8 @@ pub(crate) struct Shared {
     pub(crate) counters: Counters,
     backend: AtomicU8,
     epoch: Instant,
+    /// The budget's Redis key, and the prefix of a keyed budget's keys.
+    pub(crate) prefix: String,
     emission_ns: u64,
     script_rate: ScriptRate,
     max_lease: u32,
@@ -94,6 +96,7 @@ impl Shared {
             counters: Counters::default(),
             backend: AtomicU8::new(REDIS),
             epoch: Instant::now(),
+            prefix: config.redis_key(),
             emission_ns,
             script_rate: ScriptRate {
                 emission_us,
@@ -115,25 +118,39 @@ impl Shared {
         })
     }
 
-    /// A cell for `key`, with the local budget the fallback policy needs.
-    pub(crate) fn cell(&self, key: String, label: Option<Arc<str>>) -> Cell {
-        let local = match self.config.fallback {
-            FallbackPolicy::Local { share } => {
-                let scale = |n: u32| ((f64::from(n) * share).ceil() as u32).max(1);
-                let cfg = LoopBudgetConfig {
-                    name: self.config.name.clone(),
-                    rate: scale(self.config.rate),
-                    per: self.config.per,
-                    burst: Some(scale(self.config.effective_burst())),
-                    ..LoopBudgetConfig::default()
-                };
-                // Validated config scaled by a share in (0, 1], so every
-                // field stays valid; fall back to a plain budget otherwise.
-                Some(LoopBudget::from_config(&cfg).unwrap_or_else(|_| LoopBudget::new(cfg.rate)))
-            }
-            _ => None,
+    /// The unkeyed layer's cell: it may admit up to a lease on credit
+    /// before its first refill answers.
+    pub(crate) fn budget_cell(&self) -> Cell {
+        Cell::new(Name::Budget, self.max_lease)
+    }
+
+    /// A keyed layer's cell (a key's, or the overflow cell). It admits one
+    /// call on credit before its first refill answers, no more: a key that
+    /// was forgotten while fresh (Redis had a token due for it) and comes
+    /// back gets what Redis would have granted it, and nothing a key that
+    /// stayed would not have had.
+    pub(crate) fn key_cell(&self, name: Name) -> Cell {
+        Cell::new(name, 1)
+    }
+
+    /// The `Local` fallback's budget for one cell.
+    fn local_budget(&self, share: f64) -> LoopBudget {
+        let scale = |n: u32| ((f64::from(n) * share).ceil() as u32).max(1);
+        let cfg = LoopBudgetConfig {
+            name: self.config.name.clone(),
+            rate: scale(self.config.rate),
+            per: self.config.per,
+            burst: Some(scale(self.config.effective_burst())),
+            ..LoopBudgetConfig::default()
         };
-        Cell::new(key, label, local, self.max_lease)
+        // Validated config scaled by a share in (0, 1], so every field stays
+        // valid; fall back to a plain budget otherwise.
+        LoopBudget::from_config(&cfg).unwrap_or_else(|_| LoopBudget::new(cfg.rate))
+    }
+
+    /// The layer's epoch: cells' instants are nanoseconds since it.
+    pub(crate) fn epoch(&self) -> Instant {
+        self.epoch
     }
 
     /// Nanoseconds since the layer was built, on tokio's clock.
@@ -193,7 +210,18 @@ impl Shared {
             return Acquire::Reject(until - now);
         }
         let credit = cell.take_credit();
-        self.request_refill(cell);
+        // Pairs with the fence in `refill`: either the refill in flight
+        // plans after this credit, or it sees `pending` cleared after it
+        // and queues another, so no credit is left for no refill to charge.
+        fence(Ordering::SeqCst);
+        if !self.request_refill(cell) {
+            // The queue is full: nothing would charge this credit, so none
+            // is given.
+            if credit {
+                cell.refund();
+            }
+            return Acquire::Pending;
+        }
         if credit {
             self.note_admitted();
             Acquire::Admit { refundable: true }
@@ -203,7 +231,7 @@ impl Shared {
     }
 
     /// The fallback policy's answer for one call.
-    pub(crate) fn fallback(&self, cell: &Cell) -> Acquire {
+    pub(crate) fn fallback(self: &Arc<Self>, cell: &Arc<Cell>) -> Acquire {
         match self.config.fallback {
             FallbackPolicy::FailOpen => {
                 self.note_admitted();
@@ -213,23 +241,33 @@ impl Shared {
                 self.note_rejected();
                 Acquire::Closed(nanos(self.config.probe_interval))
             }
-            FallbackPolicy::Local { .. } => match cell.local.as_ref().map(|b| b.try_consume(1)) {
-                Some(Ok(())) | None => {
-                    // Charged to Redis when it answers again, so a replica
-                    // cut off does not add its share on top of the others'.
-                    // At most one `per` of the whole budget: paying back a
-                    // long outage in full would refuse the whole fleet for
-                    // as long; this way the refusal after it lasts at most
-                    // one `per` for each replica that was cut off.
-                    cell.add_debt(u64::from(self.config.rate));
-                    self.note_admitted();
-                    Acquire::Admit { refundable: false }
+            FallbackPolicy::Local { share } => {
+                match cell.local(|| self.local_budget(share)).try_consume(1) {
+                    Ok(()) => {
+                        // Charged to Redis when it answers again, so a replica
+                        // cut off does not add its share on top of the others'.
+                        // At most one `per` of the whole budget: paying back a
+                        // long outage in full would refuse the whole fleet for
+                        // as long; this way the refusal after it lasts at most
+                        // one `per` for each replica that was cut off.
+                        cell.add_debt(self.config.rate);
+                        // While Redis is down, hand the cell to the task, which
+                        // holds it until Redis answers and then charges the
+                        // debt, so the cell does not stay unsettled (and
+                        // unevictable) for want of another call. (A key with an
+                        // error of its own asks again at its retry time.)
+                        if self.backend.load(Ordering::Relaxed) == FALLBACK {
+                            self.request_refill(cell);
+                        }
+                        self.note_admitted();
+                        Acquire::Admit { refundable: false }
+                    }
+                    Err(e) => {
+                        self.note_rejected();
+                        Acquire::Reject(nanos(e.retry_after()))
+                    }
                 }
-                Some(Err(e)) => {
-                    self.note_rejected();
-                    Acquire::Reject(nanos(e.retry_after()))
-                }
-            },
+            }
         }
     }
 
@@ -251,16 +289,19 @@ impl Shared {
         self.counters.admitted.fetch_sub(1, Ordering::Relaxed);
     }
 
-    /// Queues a refill of `cell` unless one is queued already.
-    pub(crate) fn request_refill(self: &Arc<Self>, cell: &Arc<Cell>) {
+    /// Queues a refill of `cell` unless one is pending already; returns
+    /// whether one is pending now.
+    pub(crate) fn request_refill(self: &Arc<Self>, cell: &Arc<Cell>) -> bool {
         if !cell.claim_refill() {
-            return;
+            return true;
         }
         self.ensure_task();
         if self.refills.try_send(cell.clone()).is_err() {
-            // The queue is full (or the task never started): a later call asks again.
+            // The queue is full: a later call asks again.
             cell.release_refill();
+            return false;
         }
+        true
     }
 
     /// Starts the background task on the current tokio runtime, once.
@@ -319,12 +360,21 @@ impl Shared {
         }
     }
 
-    /// One pipeline of refills.
-    async fn refill(self: &Arc<Self>, conn: &mut Conn, batch: &[Arc<Cell>]) {
+    /// One pipeline of refills. When Redis does not answer, the cells that
+    /// owe it something (credit, fallback debt) go to `unsettled`, still
+    /// marked pending, to be refilled when it answers again.
+    async fn refill(
+        self: &Arc<Self>,
+        conn: &mut Conn,
+        batch: &[Arc<Cell>],
+        unsettled: &mut Vec<Arc<Cell>>,
+    ) {
         let now = self.now();
+        let keys: Vec<String> = batch.iter().map(|c| c.redis_key(&self.prefix)).collect();
         let asks: Vec<Ask<'_>> = batch
             .iter()
-            .map(|c| c.plan(now, self.max_lease, self.lease_interval_ns))
+            .zip(&keys)
+            .map(|(c, key)| c.plan(key, now, self.max_lease, self.lease_interval_ns))
             .collect();
         let result = self.lease(conn, &asks).await;
         let after = self.now();
@@ -340,20 +390,27 @@ impl Shared {
             }
             Err(e) => {
                 for (cell, ask) in batch.iter().zip(&asks) {
-                    cell.restore_debt(ask.debt, u64::from(self.config.rate));
+                    cell.restore_debt(ask.debt, self.config.rate);
+                    if cell.owes() {
+                        unsettled.push(cell.clone());
+                    } else {
+                        cell.release_refill();
+                    }
                 }
                 self.enter_fallback(e);
+                return;
             }
         }
         for cell in batch {
             cell.release_refill();
         }
+        // Pairs with the fence in `acquire_slow`: credit taken after this
+        // refill planned is seen here, and queued again below.
+        fence(Ordering::SeqCst);
         self.done.notify_waiters();
-        if again {
-            for cell in batch {
-                if cell.is_low() && cell.failed(after).is_none() {
-                    self.request_refill(cell);
-                }
+        for cell in batch {
+            if cell.failed(after).is_none() && (cell.owes() || (again && cell.is_low())) {
+                self.request_refill(cell);
             }
         }
     }
@@ -371,7 +428,7 @@ impl Shared {
             tracing::info!(
                 target: TARGET_BUDGET,
                 name = %self.config.name,
-                key = %cell.key,
+                key = %ask.key,
                 "redis answers for this key again; its shared budget resumes"
             );
         }
@@ -383,13 +440,13 @@ impl Shared {
     /// fallback policy until a refill, every `probe_interval`, succeeds.
     /// The other keys, and the backend, are not affected.
     fn key_failed(&self, cell: &Cell, ask: &Ask<'_>, err: RedisBudgetError, now: u64) {
-        cell.restore_debt(ask.debt, u64::from(self.config.rate));
+        cell.restore_debt(ask.debt, self.config.rate);
         self.counters.key_errors.fetch_add(1, Ordering::Relaxed);
         if cell.fail(now.saturating_add(self.probe_interval_ns)) {
             tracing::warn!(
                 target: TARGET_BUDGET,
                 name = %self.config.name,
-                key = %cell.key,
+                key = %ask.key,
                 error = %err,
                 source = ?std::error::Error::source(&err),
                 policy = ?self.config.fallback,
@@ -419,9 +476,8 @@ impl Shared {
 
     /// Asks Redis for nothing (no write): succeeds when it answers.
     pub(crate) async fn probe(&self, conn: &mut Conn) -> Result<(), RedisBudgetError> {
-        let key = self.config.redis_key();
         let ask = Ask {
-            key: &key,
+            key: &self.prefix,
             owed: 0,
             debt: 0,
             wanted: 0,
@@ -454,8 +510,15 @@ impl Shared {
 
 /// The background task: refills cells in batches while Redis answers, probes
 /// it every `probe_interval` while it does not. Ends when the layer is gone.
+///
+/// Cells that owe Redis something while it does not answer wait in
+/// `unsettled` (each at most once: it stays marked pending, so it is not
+/// queued again), and are refilled as soon as a probe succeeds. So credit
+/// and fallback debt are always charged in the end, even for a key never
+/// called again, and the cell becomes fresh (evictable) after.
 async fn run(weak: Weak<Shared>, mut rx: mpsc::Receiver<Arc<Cell>>, mut conn: Conn) {
     let mut batch: Vec<Arc<Cell>> = Vec::with_capacity(BATCH);
+    let mut unsettled: Vec<Arc<Cell>> = Vec::new();
     // Connect and load the script before the first call needs a lease; a
     // Redis that is not there at start is a switch to the fallback like any.
     match weak.upgrade() {
@@ -481,21 +544,34 @@ async fn run(weak: Weak<Shared>, mut rx: mpsc::Receiver<Arc<Cell>>, mut conn: Co
                 tokio::select! {
                     _ = &mut sleep => break,
                     item = rx.recv() => match item {
-                        // Nothing to lease while falling back.
+                        // Nothing to lease while falling back; what is
+                        // owed is charged when Redis answers again.
+                        Some(cell) if cell.owes() => unsettled.push(cell),
                         Some(cell) => cell.release_refill(),
                         None => return,
                     },
                 }
             }
             let Some(shared) = weak.upgrade() else { return };
-            let _ = shared.probe(&mut conn).await;
+            if shared.probe(&mut conn).await.is_ok() {
+                let owed = std::mem::take(&mut unsettled);
+                let mut chunks = owed.chunks(BATCH);
+                for chunk in chunks.by_ref() {
+                    shared.refill(&mut conn, chunk, &mut unsettled).await;
+                    if shared.backend() == Backend::Fallback {
+                        break;
+                    }
+                }
+                // Redis went away again: the rest waits for the next probe.
+                chunks.for_each(|rest| unsettled.extend_from_slice(rest));
+            }
             continue;
         }
         if rx.recv_many(&mut batch, BATCH).await == 0 {
             return;
         }
         let Some(shared) = weak.upgrade() else { return };
-        shared.refill(&mut conn, &batch).await;
+        shared.refill(&mut conn, &batch, &mut unsettled).await;
         drop(shared);
         batch.clear();
     }

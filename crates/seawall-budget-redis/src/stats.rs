@@ -30,6 +30,10 @@ pub struct RedisBudgetStats {
     /// a value that is not the budget's): that key followed the fallback
     /// policy while the others stayed on Redis.
     pub key_errors: u64,
+    /// Calls of new keys that the keyed layer's map had no room for (every
+    /// key it examined was in use, or not fresh), served by the layer's one
+    /// overflow budget; always 0 for the unkeyed layer.
+    pub overflowed: u64,
     /// The budget in force now.
     pub backend: Backend,
     /// The last Redis error seen, if any (a key's own error included). Its

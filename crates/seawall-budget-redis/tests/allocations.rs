@@ -84,3 +84,51 @@ fn a_leased_call_allocates_nothing() {
     assert_eq!(allocs, 0, "allocations in 1000 leased calls");
     assert_eq!(layer.stats().admitted, 1001);
 }
+
+/// Bytes a keyed layer keeps per key, measured over 100 000 keys made by
+/// calls polled on this thread. The background task does not run meanwhile
+/// (the runtime is idle), so no Redis round trip is involved: the first
+/// 1024 keys' refills wait in the queue (and are counted), the others are
+/// refused for want of room in it, and their cells stay in the map.
+#[test]
+fn a_key_costs_a_bounded_number_of_bytes() {
+    const KEYS: u64 = 100_000;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let _guard = rt.enter();
+    // Nothing listens there; nothing is sent while counting in any case.
+    let url = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("redis://127.0.0.1:{}", l.local_addr().unwrap().port())
+    };
+    let layer = seawall_budget_redis::RedisKeyedBudgetLayer::new(
+        |k: &u64| *k,
+        &seawall_budget_redis::RedisBudgetConfig {
+            url,
+            name: "bytes".into(),
+            // Room to spare: shards fill unevenly, and a full one would
+            // forget fresh keys to make room, which is not what is measured.
+            capacity: 2 * KEYS as usize,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let mut svc = layer.layer(tower::service_fn(|k: u64| {
+        std::future::ready(Ok::<_, Infallible>(k))
+    }));
+    let mut cx = Context::from_waker(Waker::noop());
+    let counts = seawall_test_support::count(|| {
+        for k in 0..KEYS {
+            assert!(matches!(svc.poll_ready(&mut cx), Poll::Ready(Ok(()))));
+            let fut = pin!(svc.call(k));
+            let _ = fut.poll(&mut cx);
+        }
+    });
+    assert_eq!(layer.stats().keys, KEYS as usize);
+    assert_eq!(layer.stats().overflowed, 0);
+    let per_key = counts.bytes_retained() as f64 / KEYS as f64;
+    eprintln!("{per_key:.1} bytes per key ({counts:?})");
+    assert!(per_key <= 200.0, "{per_key:.1} bytes per key");
+}
