@@ -147,6 +147,7 @@
 
 mod config;
 mod future;
+mod histogram;
 mod layer;
 #[cfg(feature = "metrics")]
 mod metrics;
