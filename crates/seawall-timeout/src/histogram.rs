@@ -70,7 +70,6 @@ impl Layout {
     }
 
     /// How many buckets.
-    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.len
     }
@@ -109,7 +108,9 @@ impl Layout {
         } else {
             let e = (i >> self.sub_bits) - 1;
             let m = i - (e << self.sub_bits);
-            ((u128::from(m) + 1) << e).saturating_sub(1).min(u128::from(u64::MAX)) as u64
+            ((u128::from(m) + 1) << e)
+                .saturating_sub(1)
+                .min(u128::from(u64::MAX)) as u64
         };
         let v = ((u128::from(x) + 1) << self.shift).saturating_sub(1);
         u64::try_from(v).unwrap_or(u64::MAX)
@@ -145,10 +146,9 @@ impl Histogram {
 
     /// Adds `other`'s counts. Histograms of one tracker share a layout; were
     /// `other`'s longer, its extra buckets would be dropped, not panic.
+    #[cfg(test)]
     pub(crate) fn add(&mut self, other: &Histogram) {
-        for (c, o) in self.counts.iter_mut().zip(other.counts.iter()) {
-            *c = c.saturating_add(*o);
-        }
+        add_counts(&mut self.counts, &other.counts);
         self.total = self.total.saturating_add(other.total);
     }
 
@@ -158,6 +158,11 @@ impl Histogram {
             self.counts.fill(0);
             self.total = 0;
         }
+    }
+
+    /// The bucket counts.
+    pub(crate) fn counts(&self) -> &[u32] {
+        &self.counts
     }
 
     /// Values counted.
@@ -171,22 +176,29 @@ impl Histogram {
     }
 }
 
+/// Adds `src` to `dst`, bucket by bucket (saturating).
+pub(crate) fn add_counts(dst: &mut [u32], src: &[u32]) {
+    for (c, o) in dst.iter_mut().zip(src) {
+        *c = c.saturating_add(*o);
+    }
+}
+
 /// The values at quantiles `qs` (ascending, in `[0, 1]`) of the sum of
-/// `parts` (histograms of one layout), in one pass over the buckets and
-/// without building the sum: the value at quantile `q` is the highest value
-/// of the bucket where the running count first reaches `ceil(q × total)` (at
-/// least 1), as an HDR histogram reports it. All zero when `parts` are
-/// empty.
-pub(crate) fn quantiles<const N: usize>(parts: &[Histogram], qs: [f64; N]) -> [u64; N] {
+/// `parts` (the bucket counts of histograms of `layout`, with their totals),
+/// in one pass over the buckets and without building the sum: the value at
+/// quantile `q` is the highest value of the bucket where the running count
+/// first reaches `ceil(q × total)` (at least 1), as an HDR histogram reports
+/// it. All zero when the parts are empty.
+pub(crate) fn quantiles<'a, const N: usize>(
+    layout: Layout,
+    parts: impl Iterator<Item = (&'a [u32], u64)> + Clone,
+    qs: [f64; N],
+) -> [u64; N] {
     let mut out = [0u64; N];
-    let total: u64 = parts.iter().map(Histogram::len).sum();
-    let Some(first) = parts.first() else {
-        return out;
-    };
+    let total: u64 = parts.clone().map(|(_, n)| n).sum();
     if total == 0 {
         return out;
     }
-    let layout = first.layout;
     let targets = qs.map(|q| ((q.clamp(0.0, 1.0) * total as f64).ceil() as u64).max(1));
     let mut next = 0;
     let mut seen = 0u64;
@@ -195,9 +207,9 @@ pub(crate) fn quantiles<const N: usize>(parts: &[Histogram], qs: [f64; N]) -> [u
             return out;
         }
         let c: u64 = parts
-            .iter()
-            .filter(|p| !p.is_empty())
-            .map(|p| u64::from(p.counts.get(i).copied().unwrap_or(0)))
+            .clone()
+            .filter(|&(_, n)| n != 0)
+            .map(|(counts, _)| u64::from(counts.get(i).copied().unwrap_or(0)))
             .sum();
         if c == 0 {
             continue;
@@ -214,6 +226,12 @@ pub(crate) fn quantiles<const N: usize>(parts: &[Histogram], qs: [f64; N]) -> [u
         *v = layout.highest(layout.len - 1);
     }
     out
+}
+
+/// [`quantiles`] of one histogram.
+#[cfg(test)]
+pub(crate) fn quantiles_of<const N: usize>(h: &Histogram, qs: [f64; N]) -> [u64; N] {
+    quantiles(h.layout, std::iter::once((&h.counts[..], h.total)), qs)
 }
 
 #[cfg(test)]
@@ -256,7 +274,7 @@ mod tests {
             ours.record(v);
         }
         for q in [0.01, 0.25, 0.5, 0.9, 0.99, 0.999, 1.0] {
-            let [v] = quantiles(std::slice::from_ref(&ours), [q]);
+            let [v] = quantiles_of(&ours, [q]);
             assert_eq!(v, hdr.value_at_quantile(q), "q = {q}");
         }
     }
@@ -293,10 +311,14 @@ mod tests {
 
     #[test]
     fn out_of_range_values_are_clamped() {
-        for layout in [Layout::precise(1_000), Layout::compact(1_000), Layout::compact(u64::MAX)] {
+        for layout in [
+            Layout::precise(1_000),
+            Layout::compact(1_000),
+            Layout::compact(u64::MAX),
+        ] {
             let h = one(layout, &[0, u64::MAX]);
             assert_eq!(h.len(), 2);
-            let [lo, hi] = quantiles(std::slice::from_ref(&h), [0.5, 1.0]);
+            let [lo, hi] = quantiles_of(&h, [0.5, 1.0]);
             assert!(lo < 1 << 60);
             assert!(hi >= 1_000.min(u64::MAX));
         }
@@ -313,11 +335,14 @@ mod tests {
             sum.add(p);
         }
         let qs = [0.1, 0.5, 0.9, 0.99, 1.0];
-        let parts = [a, b, c];
-        assert_eq!(quantiles(&parts, qs), quantiles(std::slice::from_ref(&sum), qs));
-        assert_eq!(quantiles::<1>(&[], [0.5]), [0]);
+        let parts = [&a, &b, &c].map(|h| (&h.counts[..], h.total));
+        assert_eq!(
+            quantiles(layout, parts.into_iter(), qs),
+            quantiles_of(&sum, qs)
+        );
+        assert_eq!(quantiles(layout, std::iter::empty(), [0.5]), [0]);
         sum.reset();
         assert!(sum.is_empty());
-        assert_eq!(quantiles(std::slice::from_ref(&sum), [0.5]), [0]);
+        assert_eq!(quantiles_of(&sum, [0.5]), [0]);
     }
 }

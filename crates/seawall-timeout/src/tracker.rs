@@ -546,7 +546,13 @@ impl DeadlineTracker {
     /// A layer's own tracker: precise histograms, a recorder shard per CPU.
     pub(crate) fn with_params(params: Params, name: Arc<str>) -> Self {
         let layout = Layout::precise(params.high_us);
-        Self::build(params, name, None, layout, shard_count(params.fixed.is_some()))
+        Self::build(
+            params,
+            name,
+            None,
+            layout,
+            shard_count(params.fixed.is_some()),
+        )
     }
 
     /// One key's tracker: compact histograms and one recorder shard (its
@@ -574,6 +580,7 @@ impl DeadlineTracker {
             .checked_add(Duration::from_nanos(ring.next_rotation()))
             .unwrap_or(epoch);
         let ticket = registry::next_ticket();
+        let keyed = label.is_some();
         let common = Arc::new(Common {
             ticket,
             params,
@@ -612,7 +619,12 @@ impl DeadlineTracker {
         let _ = common
             .shards
             .set(shards.iter().map(Arc::downgrade).collect());
-        registry::register(ticket, &common);
+        // Only a layer's own calls find their tracker by ticket; a key's
+        // calls hold its recorder. So a key costs no entry in the registry,
+        // and a flood of new keys takes none of its locks.
+        if !keyed {
+            registry::register(ticket, &common);
+        }
         #[cfg(feature = "metrics")]
         common.metrics.deadline(&common.name, None, deadline, false);
         DeadlineTracker { common, shards }

@@ -9,14 +9,18 @@
 //! running sum kept beside them: one histogram less per tracker (an eighth
 //! of a key's memory), for a few hundred additions at each refresh.
 
-use crate::histogram::{Histogram, Layout, quantiles};
+use crate::histogram::{Histogram, Layout, add_counts, quantiles};
 
 /// Intervals in a window: the window ages out in steps of `window / SLOTS`.
 pub(crate) const SLOTS: usize = 6;
 
-/// The ring: `SLOTS` interval histograms.
+/// The ring: `SLOTS` interval histograms of one layout, their counts in one
+/// allocation.
 pub(crate) struct Ring {
-    slots: Box<[Histogram]>,
+    layout: Layout,
+    /// Slot `i`'s counts are `counts[i * layout.len()..][..layout.len()]`.
+    counts: Box<[u32]>,
+    totals: [u64; SLOTS],
     current: usize,
     /// Start of the current interval, in nanoseconds since the tracker's epoch.
     current_start: u64,
@@ -26,21 +30,28 @@ pub(crate) struct Ring {
 impl Ring {
     pub(crate) fn new(layout: Layout, interval_ns: u64) -> Self {
         Ring {
-            slots: (0..SLOTS).map(|_| Histogram::new(layout)).collect(),
+            layout,
+            counts: vec![0; SLOTS * layout.len()].into_boxed_slice(),
+            totals: [0; SLOTS],
             current: 0,
             current_start: 0,
             interval: interval_ns.max(1),
         }
     }
 
-    /// Adds a batch of samples to the current interval.
+    fn slot_mut(&mut self, i: usize) -> &mut [u32] {
+        let n = self.layout.len();
+        self.counts.get_mut(i * n..(i + 1) * n).unwrap_or_default()
+    }
+
+    /// Adds a batch of samples (of the ring's layout) to the current interval.
     pub(crate) fn absorb(&mut self, batch: &Histogram) {
         if batch.is_empty() {
             return;
         }
-        if let Some(slot) = self.slots.get_mut(self.current) {
-            slot.add(batch);
-        }
+        let current = self.current;
+        add_counts(self.slot_mut(current), batch.counts());
+        self.totals[current] = self.totals[current].saturating_add(batch.len());
     }
 
     /// Intervals that have ended by `now_ns` (0 when the current one still runs).
@@ -58,8 +69,10 @@ impl Ring {
         }
         for _ in 0..steps.min(SLOTS as u64) {
             self.current = (self.current + 1) % SLOTS;
-            if let Some(slot) = self.slots.get_mut(self.current) {
-                slot.reset();
+            let current = self.current;
+            if self.totals[current] != 0 {
+                self.totals[current] = 0;
+                self.slot_mut(current).fill(0);
             }
         }
         self.current_start = self
@@ -91,19 +104,22 @@ impl Ring {
 
     /// Samples in the window.
     pub(crate) fn len(&self) -> u64 {
-        self.slots.iter().map(Histogram::len).sum()
+        self.totals.iter().sum()
     }
 
     /// The latencies (µs) at quantiles `qs` (ascending) of the window; zero
     /// when it is empty.
     pub(crate) fn quantiles<const N: usize>(&self, qs: [f64; N]) -> [u64; N] {
-        quantiles(&self.slots, qs)
+        let n = self.layout.len();
+        let slots = self.counts.chunks_exact(n.max(1)).zip(self.totals);
+        quantiles(self.layout, slots, qs)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::histogram::quantiles_of;
 
     fn layout() -> Layout {
         Layout::precise(1_000_000)
@@ -165,7 +181,7 @@ mod tests {
             let qs = [0.5, 0.99, 1.0];
             assert_eq!(
                 ring.quantiles(qs),
-                quantiles(std::slice::from_ref(&sum), qs),
+                quantiles_of(&sum, qs),
                 "percentiles at step {t}"
             );
         }

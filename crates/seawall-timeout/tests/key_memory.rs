@@ -35,8 +35,9 @@ fn bytes_per_key(config: AdaptiveTimeoutConfig, keys: u64) -> i64 {
     rt.block_on(async {
         let mut cx = Context::from_waker(Waker::noop());
         let layer = KeyedAdaptiveTimeoutLayer::from_config(|k: &u64| *k, &config).unwrap();
-        let mut svc =
-            layer.layer(service_fn(|k: u64| std::future::ready(Ok::<_, std::io::Error>(k))));
+        let mut svc = layer.layer(service_fn(|k: u64| {
+            std::future::ready(Ok::<_, std::io::Error>(k))
+        }));
         let used = count(|| {
             for k in 0..keys {
                 assert!(svc.poll_ready(&mut cx).is_ready());
@@ -99,8 +100,9 @@ fn eviction_gives_the_memory_back() {
             },
         )
         .unwrap();
-        let mut svc =
-            layer.layer(service_fn(|k: u64| std::future::ready(Ok::<_, std::io::Error>(k))));
+        let mut svc = layer.layer(service_fn(|k: u64| {
+            std::future::ready(Ok::<_, std::io::Error>(k))
+        }));
         let used = count(|| {
             for k in 0..10_000u64 {
                 assert!(svc.poll_ready(&mut cx).is_ready());
