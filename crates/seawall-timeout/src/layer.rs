@@ -9,6 +9,7 @@ use std::borrow::Borrow;
 use std::fmt;
 use std::hash::Hash;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use seawall_core::{ConfigError, KeyMap, KeyMapConfig};
@@ -99,9 +100,12 @@ pub(crate) struct KeyedShared<K> {
     pub(crate) map: KeyMap<K, DeadlineTracker>,
     pub(crate) params: Params,
     pub(crate) name: Arc<str>,
-    /// Used when the map is full of keys it may not evict (it never should
-    /// be: calls do not hold their key's entry).
+    /// Serves the keys the map has no room for (its shard is full of keys
+    /// whose deadline is learned): one deadline shared by all of them, that
+    /// starts at `base` and learns like a key's.
     pub(crate) overflow: DeadlineTracker,
+    /// Calls served by `overflow`.
+    pub(crate) overflowed: AtomicU64,
 }
 
 impl<K: Hash + Eq + fmt::Display> KeyedShared<K> {
@@ -109,9 +113,17 @@ impl<K: Hash + Eq + fmt::Display> KeyedShared<K> {
         self.map
             .get_or_insert_with(key, |k| {
                 let label: Arc<str> = k.to_string().into();
-                DeadlineTracker::with_params(self.params, self.name.clone(), Some(label))
+                DeadlineTracker::keyed(self.params, self.name.clone(), label)
             })
             .map_err(|_| ())
+    }
+
+    /// The overflow tracker, counting the call (a shared write, on this
+    /// degraded path only).
+    #[cold]
+    pub(crate) fn overflow(&self) -> &DeadlineTracker {
+        self.overflowed.fetch_add(1, Relaxed);
+        &self.overflow
     }
 }
 
@@ -121,8 +133,15 @@ impl<K: Hash + Eq + fmt::Display> KeyedShared<K> {
 /// Per-key state lives in a bounded [`KeyMap`] (`key_capacity` keys, idle
 /// keys evicted after `key_idle_ttl`); the key's `Display` form is computed
 /// once, when the key is inserted, and shared by every [`Elapsed`](crate::Elapsed)
-/// of that key. Each key holds 8 preallocated histograms of about 10 KiB
-/// with the default `max` (see the [crate docs](crate#memory)).
+/// of that key. A key costs under 4 KiB whatever the config (its
+/// histograms are compact: see the [crate docs](crate#memory)).
+///
+/// A key is evicted (idle, or to make room for a new one) only while its
+/// deadline is the base deadline a fresh key would get, i.e. until it has
+/// learned one and again once its window has drained: a flood of new keys
+/// cannot make an active key forget its deadline. A key the map has no room
+/// for is served by one overflow deadline shared by all such keys (never by
+/// none): see [`overflow_stats`](Self::overflow_stats).
 ///
 /// ```
 /// use std::time::Duration;
@@ -180,16 +199,32 @@ where
             KeyMapConfig::new()
                 .capacity(config.key_capacity)
                 .idle_ttl(config.key_idle_ttl),
-        );
+        )
+        .evictable_when(|tracker: &DeadlineTracker, now| tracker.is_fresh(now));
+        #[cfg(feature = "metrics")]
+        let map = map.on_evict(|_, tracker: &DeadlineTracker| tracker.retire());
         Ok(KeyedAdaptiveTimeoutLayer {
             key_fn: Arc::new(key_fn),
             shared: Arc::new(KeyedShared {
                 map,
                 params,
-                overflow: DeadlineTracker::with_params(params, name.clone(), None),
+                overflow: DeadlineTracker::with_params(params, name.clone()),
+                overflowed: AtomicU64::new(0),
                 name,
             }),
         })
+    }
+
+    /// A snapshot of the overflow deadline: the one shared by every key the
+    /// map had no room for (its shards full of keys whose deadline is
+    /// learned), and how many calls it served ([`overflowed`](Self::overflowed)).
+    pub fn overflow_stats(&self) -> AdaptiveTimeoutStats {
+        self.shared.overflow.stats()
+    }
+
+    /// Calls served by the overflow deadline since the layer was built.
+    pub fn overflowed(&self) -> u64 {
+        self.shared.overflowed.load(Relaxed)
     }
 
     /// A snapshot of every key held.

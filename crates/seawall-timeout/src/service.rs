@@ -160,7 +160,7 @@ where
                 (deadline, KeyedClaim::new(&tracker, claim))
             }
             Err(()) => {
-                let overflow = &self.shared.overflow;
+                let overflow = self.shared.overflow();
                 let (deadline, claim) = overflow.start();
                 (deadline, KeyedClaim::new(overflow, claim))
             }

@@ -19,13 +19,13 @@ use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, TryLockError, Weak};
 use std::time::Duration;
 
-use hdrhistogram::Histogram;
 use seawall_core::names::TARGET_TIMEOUT;
 use seawall_core::{ConfigError, Elapsed};
 use tokio::time::Instant;
 
 use crate::config::{AdaptiveTimeoutConfig, Params, nanos};
-use crate::window::{Ring, histogram};
+use crate::histogram::{Histogram, Layout};
+use crate::window::Ring;
 
 /// Where the current deadline comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -41,9 +41,11 @@ pub enum DeadlineSource {
 /// A snapshot of a tracker (or of one key of a keyed layer).
 ///
 /// Percentiles are of the latencies in the current window (successful calls,
-/// plus timed-out calls counted as their deadline), reported within 1% (the
-/// histograms keep two significant digits) and clamped to `2 × max`. They
-/// are zero when the window is empty, and always zero in fixed mode.
+/// plus timed-out calls counted as their deadline), reported at most 0.8%
+/// above the true value for a layer's own deadline and at most 12.5% above
+/// (or one unit of 512µs with the default `max`) for one key of a keyed
+/// layer (see the [crate docs](crate#memory)), and clamped to `2 × max`.
+/// They are zero when the window is empty, and always zero in fixed mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AdaptiveTimeoutStats {
     /// The deadline the next call gets.
@@ -141,6 +143,11 @@ struct Common {
     /// A call is measured when a per-thread random number is at most this
     /// (`u32::MAX`: every call).
     sample_below: AtomicU32,
+    /// A key of a keyed layer may be evicted from this time on, in
+    /// nanoseconds since `epoch`: 0 while its deadline is the base one (as a
+    /// fresh key's), else when its window will have drained. Written by
+    /// refreshes only, read by the map when it looks for room.
+    fresh_at: AtomicU64,
     ring: Mutex<RingState>,
     shards: OnceLock<Box<[Weak<Shard>]>>,
     #[cfg(feature = "metrics")]
@@ -153,6 +160,9 @@ struct RingState {
     at_max: bool,
     /// One call in `sampling` is measured right now.
     sampling: u32,
+    /// The key has left its map: its metric series is written no more.
+    #[cfg(feature = "metrics")]
+    retired: bool,
 }
 
 // Aligned so two shards never share a cache line.
@@ -163,7 +173,7 @@ struct Shard {
 }
 
 struct Batch {
-    hist: Histogram<u32>,
+    hist: Histogram,
     pending: u32,
     /// When the window steps next: a copy kept per shard (updated by every
     /// refresh) so the per-call check is a comparison of instants, not a
@@ -175,7 +185,7 @@ impl Batch {
     /// Records `us`; `true` when a refresh is due.
     #[inline]
     fn push(&mut self, us: u64, now: Instant, flush_at: u32) -> bool {
-        self.hist.saturating_record(us);
+        self.hist.record(us);
         self.pending = self.pending.saturating_add(1);
         self.pending >= flush_at || now >= self.step_at
     }
@@ -521,7 +531,6 @@ impl DeadlineTracker {
         Ok(Self::with_params(
             Params::new(config),
             config.name.as_str().into(),
-            None,
         ))
     }
 
@@ -531,29 +540,47 @@ impl DeadlineTracker {
         Self::with_params(
             Params::fixed(deadline.min(crate::LONGEST_DEADLINE)),
             seawall_core::names::DEFAULT_NAME.into(),
-            None,
         )
     }
 
-    pub(crate) fn with_params(params: Params, name: Arc<str>, label: Option<Arc<str>>) -> Self {
+    /// A layer's own tracker: precise histograms, a recorder shard per CPU.
+    pub(crate) fn with_params(params: Params, name: Arc<str>) -> Self {
+        let layout = Layout::precise(params.high_us);
+        Self::build(
+            params,
+            name,
+            None,
+            layout,
+            shard_count(params.fixed.is_some()),
+        )
+    }
+
+    /// One key's tracker: compact histograms and one recorder shard (its
+    /// callers are already spread over the keys), so that a key costs under
+    /// 4 KiB whatever `max` is.
+    pub(crate) fn keyed(params: Params, name: Arc<str>, label: Arc<str>) -> Self {
+        let layout = Layout::compact(params.high_us);
+        Self::build(params, name, Some(label), layout, 1)
+    }
+
+    fn build(
+        params: Params,
+        name: Arc<str>,
+        label: Option<Arc<str>>,
+        layout: Layout,
+        n: usize,
+    ) -> Self {
         let (deadline, source) = match params.fixed {
             Some(f) => (f, DeadlineSource::Fixed),
             None => (params.base_ns, DeadlineSource::Base),
         };
-        // One key of a keyed layer gets one recorder shard: its callers are
-        // already spread over the keys, and each shard costs a histogram
-        // (~9.5 KiB) per key.
-        let n = if label.is_some() {
-            1
-        } else {
-            shard_count(params.fixed.is_some())
-        };
-        let ring = Ring::new(params.high_us, params.interval_ns);
+        let ring = Ring::new(layout, params.interval_ns);
         let epoch = Instant::now();
         let step_at = epoch
             .checked_add(Duration::from_nanos(ring.next_rotation()))
             .unwrap_or(epoch);
         let ticket = registry::next_ticket();
+        let keyed = label.is_some();
         let common = Arc::new(Common {
             ticket,
             params,
@@ -566,11 +593,14 @@ impl DeadlineTracker {
             flush_at: AtomicU32::new(warmup_flush(&params, n)),
             timeouts: AtomicU64::new(0),
             sample_below: AtomicU32::new(u32::MAX),
+            fresh_at: AtomicU64::new(0),
             ring: Mutex::new(RingState {
                 ring,
                 source,
                 at_max: false,
                 sampling: 1,
+                #[cfg(feature = "metrics")]
+                retired: false,
             }),
             shards: OnceLock::new(),
         });
@@ -579,7 +609,7 @@ impl DeadlineTracker {
                 Arc::new(Shard {
                     common: common.clone(),
                     batch: Mutex::new(Batch {
-                        hist: histogram(params.high_us),
+                        hist: Histogram::new(layout),
                         pending: 0,
                         step_at,
                     }),
@@ -589,9 +619,14 @@ impl DeadlineTracker {
         let _ = common
             .shards
             .set(shards.iter().map(Arc::downgrade).collect());
-        registry::register(ticket, &common);
+        // Only a layer's own calls find their tracker by ticket; a key's
+        // calls hold its recorder. So a key costs no entry in the registry,
+        // and a flood of new keys takes none of its locks.
+        if !keyed {
+            registry::register(ticket, &common);
+        }
         #[cfg(feature = "metrics")]
-        common.metrics.deadline(deadline);
+        common.metrics.deadline(&common.name, None, deadline, false);
         DeadlineTracker { common, shards }
     }
 
@@ -664,6 +699,23 @@ impl DeadlineTracker {
     /// The key label given to rejections (keyed layers only).
     pub fn key(&self) -> Option<&str> {
         self.common.label.as_deref()
+    }
+
+    /// Whether forgetting this (key's) tracker at `now` would change no
+    /// deadline: its deadline is the base one, as a fresh key's, or its
+    /// window has drained since it last refreshed. One atomic load.
+    pub(crate) fn is_fresh(&self, now: Instant) -> bool {
+        let common = &*self.common;
+        common.since_epoch(now) >= common.fresh_at.load(Relaxed)
+    }
+
+    /// The key has left its map: its metric series reads NaN and is written
+    /// no more, even by a call of the key still in flight.
+    #[cfg(feature = "metrics")]
+    pub(crate) fn retire(&self) {
+        let mut state = lock(&self.common.ring);
+        state.retired = true;
+        self.common.metrics.retire();
     }
 }
 
@@ -812,12 +864,10 @@ impl Common {
         if self.params.fixed.is_none() {
             self.refresh(&mut ring, self.since_epoch(now));
         }
-        let w = ring.ring.window();
-        let [p50, p90, p99, p999] = if w.is_empty() {
-            [Duration::ZERO; 4]
-        } else {
-            [0.5, 0.9, 0.99, 0.999].map(|q| duration_us(w.value_at_quantile(q)))
-        };
+        let [p50, p90, p99, p999] = ring
+            .ring
+            .quantiles([0.5, 0.9, 0.99, 0.999])
+            .map(duration_us);
         AdaptiveTimeoutStats {
             deadline: self.deadline(),
             source: ring.source,
@@ -825,7 +875,7 @@ impl Common {
             p90,
             p99,
             p999,
-            samples: w.len(),
+            samples: ring.ring.len(),
             timeouts: self.timeouts.load(Relaxed),
         }
     }
@@ -858,13 +908,12 @@ impl Common {
 
     fn recompute(&self, state: &mut RingState) {
         let p = &self.params;
-        let window = state.ring.window();
-        let samples = window.len();
+        let samples = state.ring.len();
         let (deadline, source) = match p.fixed {
             Some(f) => (f, DeadlineSource::Fixed),
             None if samples < p.min_samples => (p.base_ns, DeadlineSource::Base),
             None => {
-                let us = window.value_at_quantile(p.quantile);
+                let [us] = state.ring.quantiles([p.quantile]);
                 let ns = us as f64 * 1_000.0 * p.multiplier;
                 let ns = if ns.is_nan() {
                     p.max_ns
@@ -952,9 +1001,22 @@ impl Common {
                 );
             }
         }
+        // A key whose deadline is learned keeps it until its window has
+        // drained (one interval more for samples still in its recorder
+        // shard): churning other keys cannot make it forget.
+        let fresh_at = if source == DeadlineSource::Adaptive {
+            state.ring.drained_at().saturating_add(p.interval_ns)
+        } else {
+            0
+        };
+        if self.fresh_at.load(Relaxed) != fresh_at {
+            self.fresh_at.store(fresh_at, Relaxed);
+        }
         #[cfg(feature = "metrics")]
-        {
-            self.metrics.deadline(deadline);
+        if !state.retired {
+            let adaptive = source == DeadlineSource::Adaptive;
+            self.metrics
+                .deadline(&self.name, self.label.as_deref(), deadline, adaptive);
         }
     }
 }

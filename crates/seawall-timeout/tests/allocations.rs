@@ -115,12 +115,22 @@ fn allocations_per_call() {
         });
         assert_eq!(n, 0, "fixed success path");
 
-        // Keyed, existing key.
+        // Keyed, existing key, once its deadline is learned: with feature
+        // `metrics`, a key's series is registered (allocating its labels)
+        // once in its life, when its deadline first becomes adaptive, and
+        // before that the key reports nothing.
         let layer = AdaptiveTimeoutLayer::builder()
+            .min_samples(10)
             .build_keyed(|x: &u32| *x)
             .unwrap();
         let mut svc = layer.layer(ready);
-        call_ready(&mut svc, &mut cx).unwrap();
+        for _ in 0..10 {
+            call_ready(&mut svc, &mut cx).unwrap();
+        }
+        assert_eq!(
+            layer.key_stats(&7).unwrap().source,
+            seawall_timeout::DeadlineSource::Adaptive
+        );
         let n = allocs_during(|| {
             for _ in 0..N {
                 call_ready(&mut svc, &mut cx).unwrap();
@@ -165,9 +175,11 @@ fn allocations_per_call() {
             assert_eq!(n, 100, "one Box per timeout");
         }
 
-        // Keyed timeout path: the key label is shared, still one Box.
+        // Keyed timeout path: the key label is shared, still one Box (the
+        // key's deadline is learned in the warm-up, see above).
         let layer = AdaptiveTimeoutLayer::builder()
             .base(Duration::from_millis(10))
+            .min_samples(5)
             .build_keyed(|x: &u32| *x)
             .unwrap();
         let mut svc = layer.layer(pending);

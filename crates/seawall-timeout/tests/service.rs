@@ -315,10 +315,11 @@ async fn keyed_state_is_bounded_and_idle_keys_are_evicted() {
     assert_eq!(layer.len(), 2, "capacity holds");
     assert!(layer.key_stats(&3).is_some(), "the newest key is in");
 
-    // Idle keys go: one TTL to start the period, one more unused.
-    advance(Duration::from_secs(10)).await;
+    // Idle keys go (their deadline is still the base one): at the first
+    // sweep after a TTL unused.
+    advance(Duration::from_secs(9)).await;
     assert_eq!(layer.evict_idle(), 0);
-    advance(Duration::from_secs(10)).await;
+    advance(Duration::from_secs(1)).await;
     assert_eq!(layer.evict_idle(), 2);
     assert!(layer.is_empty());
     // A returning key starts afresh.
@@ -426,4 +427,69 @@ async fn a_call_outliving_its_layer_still_times_out() {
     let err = assert_ready_err!(fut.poll());
     assert_eq!(elapsed(&err).after(), 50 * MS);
     assert_eq!(elapsed(&err).key(), None);
+}
+
+// A key whose deadline is learned is not forgotten while its window holds
+// samples, however many new keys arrive; the keys the map has no room for
+// meanwhile share the overflow deadline, never none.
+#[tokio::test(start_paused = true)]
+async fn churning_keys_cannot_flush_a_learned_deadline() {
+    let layer = AdaptiveTimeoutLayer::builder()
+        .key_capacity(4)
+        .min_samples(10)
+        .key_idle_ttl(Duration::from_secs(1))
+        .window(Duration::from_secs(60))
+        .base(Duration::from_millis(500))
+        .build_keyed(|req: &(u32, Duration)| req.0)
+        .unwrap();
+    let mut svc = layer.layer(service_fn(|req: (u32, Duration)| async move {
+        tokio::time::sleep(req.1).await;
+        Ok::<_, std::io::Error>(req.0)
+    }));
+    // Four honest peers learn a 20ms deadline.
+    for peer in 0..4 {
+        for _ in 0..10 {
+            let call = svc
+                .ready()
+                .await
+                .unwrap()
+                .call((peer, Duration::from_millis(20)));
+            call.await.unwrap();
+        }
+        assert_eq!(
+            layer.key_stats(&peer).unwrap().source,
+            DeadlineSource::Adaptive
+        );
+    }
+    let learned = layer.key_stats(&0).unwrap().deadline;
+    assert!(learned < Duration::from_millis(40), "{learned:?}");
+    // Well past the idle TTL, a flood of new keys.
+    advance(Duration::from_secs(5)).await;
+    for k in 100..1_100 {
+        let call = svc.ready().await.unwrap().call((k, Duration::ZERO));
+        call.await.unwrap();
+    }
+    assert_eq!(layer.evict_idle(), 0, "learned keys stay");
+    for peer in 0..4 {
+        assert_eq!(layer.key_stats(&peer).unwrap().deadline, learned);
+    }
+    assert_eq!(
+        layer.overflowed(),
+        1_000,
+        "newcomers got the overflow deadline"
+    );
+    let overflow = layer.overflow_stats();
+    assert_eq!(overflow.samples, 1_000);
+    // A newcomer that hangs is cut at the overflow deadline.
+    let err = svc
+        .ready()
+        .await
+        .unwrap()
+        .call((5_000, Duration::from_secs(3_600)));
+    let err = err.await.unwrap_err();
+    assert!(elapsed(&err).after() <= Duration::from_millis(500));
+    // Once their window has drained, the peers' state equals a fresh key's
+    // and they may go.
+    advance(Duration::from_secs(80)).await;
+    assert_eq!(layer.evict_idle(), 4);
 }
