@@ -177,7 +177,7 @@ pub use config::{
 };
 pub use error::CallError;
 pub use future::ResponseFuture;
-pub use keyed::{KeyedBreakerConfig, KeyedBreakerLayer, KeyedStats};
+pub use keyed::{KeyedBreakerConfig, KeyedBreakerLayer, KeyedStats, OVERFLOW_KEY};
 pub use layer::BreakerLayer;
 pub use select::{
     NoPeerAvailable, PeerSelect, PeerSelectBuilder, PeerSelectConfig, PeerSelectStats, SelectFuture,

@@ -278,7 +278,7 @@ proptest! {
         max_tries in sizes(),
     ) {
         let rt = runtime();
-        let config = KeyedBreakerConfig { breaker, capacity, idle_ttl };
+        let config = KeyedBreakerConfig { breaker, capacity, idle_ttl, key_metrics: false };
         let run = catch_unwind(AssertUnwindSafe(|| rt.block_on(async {
             let layer = match KeyedBreakerLayer::new(|r: &u32| *r % 3, config.clone()) {
                 Err(err) => {
