@@ -45,7 +45,8 @@ const WARN_EVERY: Duration = Duration::from_secs(10);
 /// `metrics-exporter-prometheus`'s `idle_timeout`): then the series alive
 /// are at most `capacity` plus the keys that left within that timeout.
 /// Turn it on only for keys you choose (peers from discovery), never for
-/// keys taken from requests without such a timeout.#[derive(Debug, Clone, PartialEq)]
+/// keys taken from requests without such a timeout.
+#[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(
     feature = "serde",
     derive(serde::Deserialize),
