@@ -262,7 +262,7 @@ impl<KF, K: Hash + Eq + Clone + fmt::Display> Keyed<KF, K> {
 /// in one `Arc`). That is one allocation per key. A key's label, counters,
 /// probe and open state and rate window are allocated only when it first
 /// fails (its first call, with a rate policy), is forced or handed out
-/// ([`breaker`](Self::breaker)): about 150 bytes more, plus the window
+/// ([`breaker`](Self::breaker)): about 180 bytes more, plus the window
 /// (one byte per call of a count window, 16 per bucket of a time window).
 ///
 /// ```
@@ -332,10 +332,7 @@ where
     {
         config.validate()?;
         let settings = Settings::keyed(&config.breaker, config.key_metrics)?;
-        let overflow = Arc::new(Inner::new(
-            settings.clone(),
-            Some(Arc::from(OVERFLOW_KEY)),
-        ));
+        let overflow = Arc::new(Inner::new(settings.clone(), Some(Arc::from(OVERFLOW_KEY))));
         let map = KeyMap::new(
             KeyMapConfig::new()
                 .capacity(config.capacity)

@@ -151,8 +151,10 @@
 //! Every transition emits a `tracing` event with target `seawall_breaker`
 //! and fields `name`, `key`, `from`, `to` (`WARN` when opening, `INFO`
 //! otherwise); nothing is logged per call. With `metrics`:
-//! `seawall_breaker_state` (gauge, labels `name` and, for keyed breakers,
-//! `key`), `seawall_breaker_transitions_total` (`name`, `state`),
+//! `seawall_breaker_state` (gauge, label `name`; for a keyed layer's
+//! overflow breaker also `key = "(overflow)"`, and for its keys only with
+//! [`KeyedBreakerConfig::key_metrics`], so callers cannot mint series),
+//! `seawall_breaker_transitions_total` (`name`, `state`),
 //! `seawall_breaker_rejected_total` (`name`; its handle is taken when the
 //! layer is built, so install the recorder first) and `seawall_breaker_keys`.
 #![deny(missing_docs)]

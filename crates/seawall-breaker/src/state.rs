@@ -417,10 +417,11 @@ impl Inner {
             return false;
         }
         let now = self.settings.now();
-        if let Some(b) = &self.settings.config.open_backoff {
-            if s.episode && now.saturating_sub(s.since) < nanos_of(b.reset_after) {
-                return false;
-            }
+        if let Some(b) = &self.settings.config.open_backoff
+            && s.episode
+            && now.saturating_sub(s.since) < nanos_of(b.reset_after)
+        {
+            return false;
         }
         let counts = match &s.window {
             Some(Window::Count(w)) => w.counts(),

@@ -208,7 +208,11 @@ async fn stale_open_keys_stay_until_removed_or_recovered() {
     assert!(layer.force_open(2));
     tokio::time::advance(Duration::from_secs(5_000)).await;
     layer.evict_idle();
-    assert_eq!(layer.len(), 2, "an open key is never forgotten by time alone");
+    assert_eq!(
+        layer.len(),
+        2,
+        "an open key is never forgotten by time alone"
+    );
     // Half-open with a probe that succeeded, but not yet closed: kept.
     call(&mut s, 1, false).await.unwrap();
     assert_eq!(layer.breaker(&1).unwrap().state(), State::HalfOpen);
