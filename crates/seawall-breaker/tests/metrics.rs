@@ -141,9 +141,9 @@ fn churn(keys: u32, key_metrics: bool) -> &'static Rec {
             )
             .unwrap();
             for key in 0..keys {
-                // Every key held is fresh here, so there should always be
-                // room; seawall-core's KeyMap rarely refuses one anyway
-                // (reported), which changes nothing to what is measured.
+                // Every key held is fresh here, so there should be room; an
+                // insert is rarely refused anyway (cause not found yet), which
+                // changes nothing to what is measured.
                 let Some(b) = layer.breaker_or_insert(key) else {
                     continue;
                 };
