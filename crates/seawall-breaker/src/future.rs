@@ -1,6 +1,7 @@
 //! The response future shared by [`Breaker`](crate::Breaker) and
 //! [`KeyedBreaker`](crate::KeyedBreaker).
 
+use std::convert::Infallible;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -10,44 +11,67 @@ use pin_project_lite::pin_project;
 use seawall_core::classify::judge;
 use seawall_core::{BoxError, CircuitOpen, Classify};
 
-use crate::state::Permit;
+use crate::state::{KeyLabel, Permit};
 
 pin_project! {
     /// The future of a guarded call: the inner call with the permit that
     /// admitted it (recorded when the call finishes, counted as cancelled if
     /// the future is dropped first), or a rejection that resolves at once.
-    pub struct ResponseFuture<F, C> {
+    ///
+    /// `K` is the key type of a [`KeyedBreaker`](crate::KeyedBreaker): the
+    /// future holds the call's key while its breaker is fresh, so that the
+    /// breaker is labelled with it if this call is the one that ends its
+    /// freshness (a key costs no label until then).
+    pub struct ResponseFuture<F, C, K = Infallible>
+    where
+        K: fmt::Display,
+    {
         #[pin]
-        kind: Kind<F, C>,
+        kind: Kind<F, C, K>,
+    }
+
+    impl<F, C, K> PinnedDrop for ResponseFuture<F, C, K>
+    where
+        K: fmt::Display,
+    {
+        fn drop(this: Pin<&mut Self>) {
+            // Only a call that still holds its key (a fresh breaker) needs
+            // it to count a cancellation; otherwise the permit's own drop does.
+            if let KindProj::Called { permit, key: key @ Some(_), .. } = this.project().kind.project() {
+                permit.cancel_in_place(label(key));
+            }
+        }
     }
 }
 
 pin_project! {
     #[project = KindProj]
-    enum Kind<F, C> {
+    enum Kind<F, C, K> {
         Called {
             #[pin]
             fut: F,
             permit: Permit<'static>,
             classify: C,
+            key: Option<K>,
         },
         Rejected {
             error: Option<CircuitOpen>,
         },
-        Unguarded {
-            #[pin]
-            fut: F,
-        },
     }
 }
 
-impl<F, C> ResponseFuture<F, C> {
-    pub(crate) fn called(fut: F, permit: Permit<'static>, classify: C) -> Self {
+fn label<K: fmt::Display>(key: &Option<K>) -> KeyLabel<'_> {
+    key.as_ref().map(|k| k as &dyn fmt::Display)
+}
+
+impl<F, C, K: fmt::Display> ResponseFuture<F, C, K> {
+    pub(crate) fn called(fut: F, permit: Permit<'static>, classify: C, key: Option<K>) -> Self {
         ResponseFuture {
             kind: Kind::Called {
                 fut,
                 permit,
                 classify,
+                key,
             },
         }
     }
@@ -57,20 +81,13 @@ impl<F, C> ResponseFuture<F, C> {
             kind: Kind::Rejected { error: Some(error) },
         }
     }
-
-    pub(crate) fn unguarded(fut: F) -> Self {
-        ResponseFuture {
-            kind: Kind::Unguarded { fut },
-        }
-    }
 }
 
-impl<F, C> fmt::Debug for ResponseFuture<F, C> {
+impl<F, C, K: fmt::Display> fmt::Debug for ResponseFuture<F, C, K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let kind = match &self.kind {
             Kind::Called { .. } => "called",
             Kind::Rejected { .. } => "rejected",
-            Kind::Unguarded { .. } => "unguarded",
         };
         f.debug_struct("ResponseFuture")
             .field("kind", &kind)
@@ -78,11 +95,12 @@ impl<F, C> fmt::Debug for ResponseFuture<F, C> {
     }
 }
 
-impl<F, C, T, E> Future for ResponseFuture<F, C>
+impl<F, C, K, T, E> Future for ResponseFuture<F, C, K>
 where
     F: Future<Output = Result<T, E>>,
     E: Into<BoxError> + 'static,
     C: Classify<T, E>,
+    K: fmt::Display,
 {
     type Output = Result<T, BoxError>;
 
@@ -92,11 +110,12 @@ where
                 fut,
                 permit,
                 classify,
+                key,
             } => {
                 let result = ready!(fut.poll(cx));
                 // A refusal from a layer below (a budget, a shedder) never
                 // reached the peer: `judge` ignores it.
-                permit.record_in_place(judge(classify, &result));
+                permit.record_in_place(judge(classify, &result), label(key));
                 Poll::Ready(result.map_err(Into::into))
             }
             // The one allocation of a rejection: tower's `BoxError`.
@@ -104,7 +123,6 @@ where
                 Some(e) => Box::new(e),
                 None => "ResponseFuture polled after completion".into(),
             })),
-            KindProj::Unguarded { fut } => fut.poll(cx).map_err(Into::into),
         }
     }
 }

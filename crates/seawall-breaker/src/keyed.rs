@@ -27,7 +27,25 @@ const WARN_EVERY: Duration = Duration::from_secs(10);
 /// |-------|---------|---------|
 /// | `breaker` | [`BreakerConfig::default`] | the config of each key's breaker |
 /// | `capacity` | 10 000 | most keys held at once, `1..=`[`MAX_CAPACITY`](seawall_core::config::MAX_CAPACITY) (2^24) |
-/// | `idle_ttl` | 5 minutes | a Closed key unused this long may be evicted; at most [`MAX_DURATION`](seawall_core::config::MAX_DURATION) (365 days) |
+/// | `idle_ttl` | 5 minutes | a fresh key unused this long is evicted; at most [`MAX_DURATION`](seawall_core::config::MAX_DURATION) (365 days) |
+/// | `key_metrics` | `false` | with feature `metrics`, a `seawall_breaker_state{name, key}` gauge per key (see below) |
+///
+/// **Per-key metric series.** By default a keyed layer reports no series
+/// per key: its transitions and rejections are counted per layer
+/// (`seawall_breaker_transitions_total{name, state}`,
+/// `seawall_breaker_rejected_total{name}`), the keys held in
+/// `seawall_breaker_keys{name}`, and its overflow breaker's state in
+/// `seawall_breaker_state{name, key = "(overflow)"}`: a bounded number of
+/// series whatever keys callers send. With `key_metrics = true` each key's
+/// breaker also sets `seawall_breaker_state{name, key}` on its transitions.
+/// That gauge is set only while its key is in the map: a key may be evicted
+/// only once it is fresh, i.e. after its last transition set the gauge to
+/// Closed (0), and it is never set again after. The `metrics` facade cannot
+/// unregister a series, so the exporter must drop idle ones (e.g.
+/// `metrics-exporter-prometheus`'s `idle_timeout`): then the series alive
+/// are at most `capacity` plus the keys that left within that timeout.
+/// Turn it on only for keys you choose (peers from discovery), never for
+/// keys taken from requests without such a timeout.
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(
     feature = "serde",
@@ -42,6 +60,8 @@ pub struct KeyedBreakerConfig {
     /// How long a key must be unused before it may be evicted.
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
     pub idle_ttl: Duration,
+    /// With feature `metrics`, a `key`-labelled state gauge per key.
+    pub key_metrics: bool,
 }
 
 impl Default for KeyedBreakerConfig {
@@ -50,6 +70,7 @@ impl Default for KeyedBreakerConfig {
             breaker: BreakerConfig::default(),
             capacity: 10_000,
             idle_ttl: Duration::from_secs(300),
+            key_metrics: false,
         }
     }
 }
@@ -90,15 +111,22 @@ pub struct KeyedStats {
     pub forced_open: usize,
     /// Keys ForcedClosed.
     pub forced_closed: usize,
-    /// Calls that passed unguarded because the map was full of protected keys.
-    pub untracked: u64,
-    /// Calls rejected, summed over the keys held.
+    /// Calls for keys the map could not hold (it was full of keys it may not
+    /// evict), served by the layer's one overflow breaker.
+    pub overflow_calls: u64,
+    /// The overflow breaker's state (Closed until such calls fail).
+    pub overflow_open: bool,
+    /// Calls rejected, summed over the keys held and the overflow breaker.
     pub rejected: u64,
-    /// Trips, summed over the keys held.
+    /// Trips, summed over the keys held and the overflow breaker.
     pub trips: u64,
-    /// Failures, summed over the keys held.
+    /// Failures, summed over the keys held and the overflow breaker.
     pub failures: u64,
 }
+
+/// The key label of the overflow breaker's rejections, events and state
+/// gauge (parentheses keep it apart from host names and addresses).
+pub const OVERFLOW_KEY: &str = "(overflow)";
 
 // The eviction guard; see `Inner::can_forget`.
 fn can_evict(inner: &Inner) -> bool {
@@ -109,21 +137,37 @@ pub(crate) struct Keyed<KF, K> {
     pub(crate) key_fn: KF,
     pub(crate) settings: Arc<Settings>,
     map: KeyMap<K, Inner>,
-    untracked: AtomicU64,
+    // Serves every key the map cannot hold: as strict as one key.
+    overflow: Arc<Inner>,
+    overflow_calls: AtomicU64,
     last_warn: AtomicU64,
 }
 
-impl<KF, K: Hash + Eq + fmt::Display> Keyed<KF, K> {
-    /// The breaker of `key`, created if absent; `None` when the map is full
-    /// of protected keys.
+impl<KF, K: Hash + Eq + Clone + fmt::Display> Keyed<KF, K> {
+    /// The breaker of `key`, created if absent, or the overflow breaker when
+    /// the map is full of keys it may not evict; with the key back while the
+    /// breaker is fresh (it names the breaker if the call ends that).
     #[inline]
-    pub(crate) fn entry(&self, key: K) -> Option<Arc<Inner>> {
-        match self.get_or_insert(key) {
-            Ok(inner) => Some(inner),
+    pub(crate) fn entry(&self, key: K) -> (Arc<Inner>, Option<K>) {
+        if let Some(inner) = self.map.get(&key) {
+            let key = inner.wants_label().then_some(key);
+            return (inner, key);
+        }
+        self.insert(key)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn insert(&self, key: K) -> (Arc<Inner>, Option<K>) {
+        match self.get_or_insert(key.clone()) {
+            Ok(inner) => {
+                let key = inner.wants_label().then_some(key);
+                (inner, key)
+            }
             Err(full) => {
-                self.untracked.fetch_add(1, Ordering::Relaxed);
+                self.overflow_calls.fetch_add(1, Ordering::Relaxed);
                 self.warn_full(full.capacity);
-                None
+                (self.overflow.clone(), None)
             }
         }
     }
@@ -131,9 +175,9 @@ impl<KF, K: Hash + Eq + fmt::Display> Keyed<KF, K> {
     #[inline]
     fn get_or_insert(&self, key: K) -> Result<Arc<Inner>, KeyMapFull> {
         let mut inserted = false;
-        let result = self.map.get_or_insert_with(key, |k| {
+        let result = self.map.get_or_insert_with(key, |_| {
             inserted = true;
-            Inner::new(self.settings.clone(), Some(Arc::from(k.to_string())))
+            Inner::fresh(self.settings.clone())
         });
         match result {
             Ok(inner) => {
@@ -167,8 +211,8 @@ impl<KF, K: Hash + Eq + fmt::Display> Keyed<KF, K> {
                 target: seawall_core::names::TARGET_BREAKER,
                 name = &*self.settings.name,
                 capacity,
-                untracked = self.untracked.load(Ordering::Relaxed),
-                "keyed breaker full of open keys: calls for new keys pass unguarded"
+                overflow_calls = self.overflow_calls.load(Ordering::Relaxed),
+                "keyed breaker full of keys it may not evict: new keys share the overflow breaker"
             );
         }
     }
@@ -185,27 +229,41 @@ impl<KF, K: Hash + Eq + fmt::Display> Keyed<KF, K> {
 ///   never trips its neighbours.
 /// - **Bounded memory**: at most `capacity` keys; keys idle for `idle_ttl`
 ///   are evicted lazily on insert (no background task), Closed keys first.
-/// - **Open keys are never forgotten while open**: a key whose breaker is
-///   Open, HalfOpen or ForcedOpen is protected from eviction, so a failing
-///   peer cannot escape its breaker by being pushed out of the map. The
-///   protection ends when nobody has called the key for `idle_ttl` after its
-///   open deadline passed (Open) or since it turned HalfOpen (with no probe
-///   in flight): such a key would only have admitted a probe anyway, and a
-///   peer that is gone must not hold its slot forever. ForcedOpen keys stay
-///   until an operator resets them.
-/// - **Full of protected keys**: when a new key's shard holds only protected
-///   or in-use keys, the call for the new key passes through *unguarded*; it
-///   is counted in [`KeyedStats::untracked`] and a `WARN` event is emitted at
-///   most once every 10 seconds. Failing open (not rejecting) is deliberate:
-///   a breaker exists to stop calls to peers known to be failing, and
-///   nothing is known about this one.
+/// - **Eviction never hands back a penalty**: a key may be evicted only
+///   while its breaker behaves exactly as a fresh one: Closed, no failure in
+///   its streak, no failure or slow call in its window, no probe or call in
+///   flight, and no open-backoff history (a key that tripped is kept until it
+///   has stayed closed for `open_backoff.reset_after`, since forgetting the
+///   trip would shorten its next open period). So a failing peer cannot
+///   escape its breaker by being pushed out of the map, however many new
+///   keys callers send. The price: a key that stops being called while it
+///   is open, or with failures counted, keeps its slot until it is called
+///   again and recovers, or an operator [`reset`](Self::reset)s or
+///   [`remove`](Self::remove)s it. Fresh keys unused for `idle_ttl` go.
+/// - **Full map: one overflow breaker, never a free pass**: when a new key's
+///   shard holds only keys that may not be evicted, the call is guarded by
+///   the layer's one *overflow breaker*, a real breaker with the same config
+///   that every such newcomer shares: it counts their failures, trips and
+///   refuses them like a single key would, with [`CircuitOpen`](seawall_core::CircuitOpen)
+///   errors whose key is [`OVERFLOW_KEY`]. Such calls are counted in
+///   [`KeyedStats::overflow_calls`], and a `WARN` event is emitted at most
+///   once every 10 seconds; if it grows, raise `capacity`. Newcomers share
+///   one fate while the map is full: a healthy newcomer may be refused
+///   because others failed, which is the price of bounded memory (keys
+///   already held are unaffected).
 /// - **No global lock per call**: an existing key costs one read lock of its
 ///   shard (up to 32 shards) and the breaker's lock-free path.
 ///
-/// Memory per key, with the default consecutive-failures policy and a `u64`
-/// key, is measured at 100,000 keys by `tests/allocations.rs` (heap bytes
-/// held / keys) and asserted to be at most 256 bytes: the breaker state, the
-/// map entry and the key's `Arc<str>` label.
+/// **Memory per key** (heap bytes held / keys, `u64` keys, the default
+/// breaker config, 100 000 keys; asserted at most 100 bytes by
+/// `tests/allocations.rs`): about 99 bytes, of which the map's table is
+/// about 43 (a 32-byte entry and its share of empty buckets) and the key's
+/// breaker 56 (a 40-byte state word, failure streak and settings pointer,
+/// in one `Arc`). That is one allocation per key. A key's label, counters,
+/// probe and open state and rate window are allocated only when it first
+/// fails (its first call, with a rate policy), is forced or handed out
+/// ([`breaker`](Self::breaker)): about 180 bytes more, plus the window
+/// (one byte per call of a count window, 16 per bucket of a time window).
 ///
 /// ```
 /// use seawall_breaker::{BreakerConfig, KeyedBreakerLayer, State, TripPolicy};
@@ -273,7 +331,8 @@ where
         KF: KeyFn<Req, Key = K>,
     {
         config.validate()?;
-        let settings = Settings::keyed(&config.breaker, config.idle_ttl)?;
+        let settings = Settings::keyed(&config.breaker, config.key_metrics)?;
+        let overflow = Arc::new(Inner::new(settings.clone(), Some(Arc::from(OVERFLOW_KEY))));
         let map = KeyMap::new(
             KeyMapConfig::new()
                 .capacity(config.capacity)
@@ -285,7 +344,8 @@ where
                 key_fn,
                 settings,
                 map,
-                untracked: AtomicU64::new(0),
+                overflow,
+                overflow_calls: AtomicU64::new(0),
                 last_warn: AtomicU64::new(0),
             }),
             classify: ErrorsAsFailures,
@@ -312,18 +372,35 @@ where
         &self.shared.settings.config
     }
 
-    /// The breaker of `key`, if the map holds it.
+    /// The breaker of `key`, if the map holds it. (Its label and counters
+    /// are allocated now if it had none: a handed-out breaker may be
+    /// forced or tripped, and must name its key when it is.)
     pub fn breaker(&self, key: &K) -> Option<CircuitBreaker> {
-        self.shared.map.get(key).map(CircuitBreaker::from_inner)
+        let inner = self.shared.map.get(key)?;
+        inner.label_with(key);
+        Some(CircuitBreaker::from_inner(inner))
     }
 
     /// The breaker of `key`, created if absent; `None` when the map is full
-    /// of protected keys.
+    /// of keys it may not evict (calls for `key` then go to the overflow
+    /// breaker, see [`overflow_breaker`](Self::overflow_breaker)).
     pub fn breaker_or_insert(&self, key: K) -> Option<CircuitBreaker> {
-        self.shared
-            .get_or_insert(key)
-            .ok()
-            .map(CircuitBreaker::from_inner)
+        let inner = self.shared.get_or_insert(key.clone()).ok()?;
+        inner.label_with(&key);
+        Some(CircuitBreaker::from_inner(inner))
+    }
+
+    /// The layer's overflow breaker: it guards the calls for keys the map
+    /// could not hold (see the type's docs); its key label is [`OVERFLOW_KEY`].
+    pub fn overflow_breaker(&self) -> CircuitBreaker {
+        CircuitBreaker::from_inner(self.shared.overflow.clone())
+    }
+
+    /// Removes `key` whatever its state (an operator's way to free the slot
+    /// of a peer known to be gone); returns its breaker. A later call for
+    /// `key` starts from a fresh breaker.
+    pub fn remove(&self, key: &K) -> Option<CircuitBreaker> {
+        self.shared.map.remove(key).map(CircuitBreaker::from_inner)
     }
 
     /// Forces `key` open (creating its entry); `false` if the map is full.
@@ -363,8 +440,13 @@ where
 
     /// Totals over all keys.
     pub fn stats(&self) -> KeyedStats {
+        let overflow = self.shared.overflow.stats();
         let mut s = KeyedStats {
-            untracked: self.shared.untracked.load(Ordering::Relaxed),
+            overflow_calls: self.shared.overflow_calls.load(Ordering::Relaxed),
+            overflow_open: overflow.state.is_rejecting(),
+            rejected: overflow.rejected,
+            trips: overflow.trips,
+            failures: overflow.failures,
             ..KeyedStats::default()
         };
         self.shared.map.for_each(|_, inner| {
@@ -411,7 +493,7 @@ where
         self.shared.map.is_empty()
     }
 
-    /// Evicts idle Closed keys now (normally done lazily on insert); returns how many.
+    /// Evicts idle fresh keys now (normally done lazily on insert); returns how many.
     pub fn evict_idle(&self) -> usize {
         self.shared.map.evict_idle()
     }

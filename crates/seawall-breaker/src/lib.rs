@@ -151,8 +151,10 @@
 //! Every transition emits a `tracing` event with target `seawall_breaker`
 //! and fields `name`, `key`, `from`, `to` (`WARN` when opening, `INFO`
 //! otherwise); nothing is logged per call. With `metrics`:
-//! `seawall_breaker_state` (gauge, labels `name` and, for keyed breakers,
-//! `key`), `seawall_breaker_transitions_total` (`name`, `state`),
+//! `seawall_breaker_state` (gauge, label `name`; for a keyed layer's
+//! overflow breaker also `key = "(overflow)"`, and for its keys only with
+//! [`KeyedBreakerConfig::key_metrics`], so callers cannot mint series),
+//! `seawall_breaker_transitions_total` (`name`, `state`),
 //! `seawall_breaker_rejected_total` (`name`; its handle is taken when the
 //! layer is built, so install the recorder first) and `seawall_breaker_keys`.
 #![deny(missing_docs)]
@@ -177,7 +179,7 @@ pub use config::{
 };
 pub use error::CallError;
 pub use future::ResponseFuture;
-pub use keyed::{KeyedBreakerConfig, KeyedBreakerLayer, KeyedStats};
+pub use keyed::{KeyedBreakerConfig, KeyedBreakerLayer, KeyedStats, OVERFLOW_KEY};
 pub use layer::BreakerLayer;
 pub use select::{
     NoPeerAvailable, PeerSelect, PeerSelectBuilder, PeerSelectConfig, PeerSelectStats, SelectFuture,

@@ -697,7 +697,7 @@ where
                 classify,
             } => {
                 let result = ready!(fut.poll(cx));
-                permit.record_in_place(classify.classify(&result));
+                permit.record_in_place(classify.classify(&result), None);
                 Poll::Ready(result.map_err(Into::into))
             }
             KindProj::Failed { error } => Poll::Ready(Err(match error.take() {

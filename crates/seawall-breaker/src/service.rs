@@ -79,7 +79,7 @@ where
     fn call(&mut self, req: Req) -> Self::Future {
         match self.breaker.try_acquire_owned() {
             Ok(permit) => {
-                ResponseFuture::called(self.inner.call(req), permit, self.classify.clone())
+                ResponseFuture::called(self.inner.call(req), permit, self.classify.clone(), None)
             }
             Err(rejected) => ResponseFuture::rejected(rejected),
         }
@@ -138,7 +138,7 @@ where
 {
     type Response = S::Response;
     type Error = BoxError;
-    type Future = ResponseFuture<S::Future, C>;
+    type Future = ResponseFuture<S::Future, C, K>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         self.inner.poll_ready(cx).map_err(Into::into)
@@ -146,14 +146,15 @@ where
 
     fn call(&mut self, req: Req) -> Self::Future {
         let key = self.shared.key_fn.key(&req);
-        match self.shared.entry(key) {
-            Some(inner) => match CircuitBreaker::acquire_arc(inner) {
-                Ok(permit) => {
-                    ResponseFuture::called(self.inner.call(req), permit, self.classify.clone())
-                }
-                Err(rejected) => ResponseFuture::rejected(rejected),
-            },
-            None => ResponseFuture::unguarded(self.inner.call(req)),
+        // The key's breaker, or the overflow breaker when the map is full of
+        // keys it may not evict; the key is kept only while its breaker is
+        // fresh (see `ResponseFuture`).
+        let (inner, key) = self.shared.entry(key);
+        match CircuitBreaker::acquire_arc(inner) {
+            Ok(permit) => {
+                ResponseFuture::called(self.inner.call(req), permit, self.classify.clone(), key)
+            }
+            Err(rejected) => ResponseFuture::rejected(rejected),
         }
     }
 }

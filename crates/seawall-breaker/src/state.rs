@@ -25,7 +25,7 @@ use std::fmt;
 use std::future::Future;
 use std::ops::Deref;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use seawall_core::rejection::OpenState;
@@ -155,9 +155,8 @@ pub(crate) struct Settings {
     pub(crate) name: Arc<str>,
     epoch: Instant,
     seeds: AtomicU64,
-    // Keyed layers: how long an open (or half-open) breaker nobody calls
-    // stays protected from eviction after its deadline (the idle TTL).
-    pub(crate) forget_after: u64,
+    // Keyed layers: whether each key reports a `key`-labelled state gauge.
+    pub(crate) key_metrics: bool,
     #[cfg(feature = "metrics")]
     rejected_counter: metrics::Counter,
 }
@@ -185,18 +184,19 @@ impl Settings {
             config: config.clone(),
             epoch,
             seeds: AtomicU64::new(seed),
-            forget_after: u64::MAX,
+            key_metrics: true,
         }))
     }
 
-    /// Settings for the breakers of a keyed layer with this idle TTL.
+    /// Settings for the breakers of a keyed layer; `key_metrics`: whether
+    /// each key reports a `key`-labelled state gauge.
     pub(crate) fn keyed(
         config: &BreakerConfig,
-        idle_ttl: Duration,
+        key_metrics: bool,
     ) -> Result<Arc<Settings>, ConfigError> {
         let mut settings = Settings::new(config)?;
         if let Some(s) = Arc::get_mut(&mut settings) {
-            s.forget_after = nanos_of(idle_ttl);
+            s.key_metrics = key_metrics;
         }
         Ok(settings)
     }
@@ -234,61 +234,53 @@ struct Slow {
     trips: u64,
     successes: u64,
     rng: u64,
-    window: Option<Box<Window>>,
+    window: Option<Window>,
 }
 
-/// The shared state of one breaker (one per key in a keyed layer).
-///
-/// `repr(C)` with the hot fields last: they sit more than a cache line away
-/// from the `Arc`'s reference counts, which every tower call writes (the
-/// response future holds a clone), so those writes do not evict the state
-/// word other threads are reading.
-#[repr(C)]
-pub(crate) struct Inner {
-    pub(crate) settings: Arc<Settings>,
-    pub(crate) label: Option<Arc<str>>,
+/// What a breaker holds once it has left the fresh state: everything but
+/// the state word and the failure streak. A keyed layer's breaker allocates
+/// it at its first failure (its first outcome with a rate policy), or when
+/// it is handed out or forced, so a key that has only ever succeeded costs
+/// the map entry and a 40-byte [`Inner`].
+struct Cold {
+    label: Option<Arc<str>>,
+    // Report a `key`-labelled state gauge: for a breaker made whole (one per
+    // layer or per peer of a set), and for a keyed layer's keys only with
+    // `key_metrics` (a key's series is then set only while the key is in
+    // the map; see `KeyedBreakerConfig::key_metrics`).
+    #[cfg(feature = "metrics")]
+    key_gauge: bool,
     failures: AtomicU64,
     rejected: AtomicU64,
-    slow: Mutex<Slow>,
     open_until: AtomicU64,
-    word: AtomicU64,
-    consecutive: AtomicU32,
-    // The consecutive-failures threshold, or 0 for the other policies: kept
-    // here (in what would be padding) so the hot path does not chase the
-    // settings pointer.
-    threshold: u32,
+    slow: Mutex<Slow>,
 }
 
-impl Inner {
-    pub(crate) fn new(settings: Arc<Settings>, label: Option<Arc<str>>) -> Inner {
+impl Cold {
+    fn new(settings: &Settings, label: Option<Arc<str>>, key_gauge: bool) -> Cold {
+        let _ = key_gauge;
         let now = settings.now();
         let mut seed = settings.seeds.fetch_add(1, Ordering::Relaxed);
         let rng = splitmix(&mut seed);
         let window = match settings.config.policy {
             TripPolicy::ConsecutiveFailures { .. } => None,
             TripPolicy::FailureRateCount { window, .. } => {
-                Some(Box::new(Window::Count(CountWindow::new(window))))
+                Some(Window::Count(CountWindow::new(window)))
             }
             TripPolicy::FailureRateTime {
                 window, buckets, ..
             }
             | TripPolicy::SlowCallRate {
                 window, buckets, ..
-            } => Some(Box::new(Window::Time(TimeWindow::new(
-                nanos_of(window),
-                buckets,
-            )))),
+            } => Some(Window::Time(TimeWindow::new(nanos_of(window), buckets))),
         };
-        Inner {
-            word: AtomicU64::new(CLOSED),
-            open_until: AtomicU64::new(0),
-            consecutive: AtomicU32::new(0),
-            threshold: match settings.config.policy {
-                TripPolicy::ConsecutiveFailures { threshold } => threshold,
-                _ => 0,
-            },
+        Cold {
+            label,
+            #[cfg(feature = "metrics")]
+            key_gauge,
             failures: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
+            open_until: AtomicU64::new(0),
             slow: Mutex::new(Slow {
                 since: now,
                 open_for: nanos_of(settings.config.open_duration),
@@ -301,8 +293,6 @@ impl Inner {
                 rng,
                 window,
             }),
-            label,
-            settings,
         }
     }
 
@@ -311,37 +301,144 @@ impl Inner {
         // not panic there, and every field is valid after each statement.
         self.slow.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// The label of the key a call was made for, given by a keyed layer when
+/// the key's breaker may not have its [`Cold`] part yet (it is made from
+/// this, once, when first needed).
+pub(crate) type KeyLabel<'a> = Option<&'a dyn fmt::Display>;
+
+/// The shared state of one breaker (one per key in a keyed layer).
+///
+/// Small on purpose (40 bytes: a keyed layer holds one per key): the state
+/// word and the failure streak, which the closed success path reads, the
+/// settings every key of a layer shares, and the rest ([`Cold`]) behind a
+/// pointer made when first needed. The hot fields share a cache line with
+/// the `Arc`'s reference counts; a tower call writes those counts anyway
+/// (its response future holds a clone), so reading the word beside them
+/// costs no further miss.
+pub(crate) struct Inner {
+    pub(crate) settings: Arc<Settings>,
+    cold: OnceLock<Box<Cold>>,
+    word: AtomicU64,
+    consecutive: AtomicU32,
+    // The consecutive-failures threshold, or 0 for the other policies: kept
+    // here (in what would be padding) so the hot path does not chase the
+    // settings pointer.
+    threshold: u32,
+}
+
+impl Inner {
+    /// A breaker with all its state made now, labelled `label` (a standalone
+    /// breaker, a peer's own, a keyed layer's overflow breaker).
+    pub(crate) fn new(settings: Arc<Settings>, label: Option<Arc<str>>) -> Inner {
+        let inner = Inner::fresh(settings);
+        let _ = inner
+            .cold
+            .set(Box::new(Cold::new(&inner.settings, label, true)));
+        inner
+    }
+
+    /// A fresh breaker that makes the rest of its state (and its label, from
+    /// the [`KeyLabel`] it is given then) only when it first leaves the
+    /// fresh state: a keyed layer's key.
+    pub(crate) fn fresh(settings: Arc<Settings>) -> Inner {
+        Inner {
+            word: AtomicU64::new(CLOSED),
+            consecutive: AtomicU32::new(0),
+            threshold: match settings.config.policy {
+                TripPolicy::ConsecutiveFailures { threshold } => threshold,
+                _ => 0,
+            },
+            cold: OnceLock::new(),
+            settings,
+        }
+    }
+
+    /// The rest of the state, made now (labelled from `label`) if absent.
+    #[inline]
+    fn cold(&self, label: KeyLabel<'_>) -> &Cold {
+        self.cold.get_or_init(|| {
+            let label = label.map(|k| Arc::from(k.to_string()));
+            Box::new(Cold::new(&self.settings, label, self.settings.key_metrics))
+        })
+    }
+
+    /// Makes the rest of the state now, labelled with `key` if it is made
+    /// here: before a keyed breaker is handed out of its layer, so every
+    /// later transition and rejection names its key.
+    pub(crate) fn label_with(&self, key: &dyn fmt::Display) {
+        self.cold(Some(key));
+    }
+
+    /// `true` until the breaker first leaves the fresh state (and has no
+    /// label yet): a keyed call must then give its key to the outcome.
+    #[inline]
+    pub(crate) fn wants_label(&self) -> bool {
+        self.cold.get().is_none()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Slow> {
+        self.cold(None).lock()
+    }
 
     pub(crate) fn state(&self) -> State {
         state_of(self.word.load(Ordering::Acquire))
     }
 
-    /// Whether a keyed map may forget this breaker: when closed, or when
-    /// nobody has called it for an idle TTL after its open deadline passed
-    /// (open) or since it turned half-open (a probe in flight holds the
-    /// breaker, so the map does not evict it anyway). Forced open: never.
+    /// The key this breaker is labelled with, if it has one yet.
+    pub(crate) fn label(&self) -> Option<&str> {
+        self.cold.get().and_then(|c| c.label.as_deref())
+    }
+
+    /// Whether a keyed map may forget this breaker: only while it behaves
+    /// exactly as a fresh one would, so that forgetting it hands nobody a
+    /// second chance. That is: Closed (not open, half-open, or forced either
+    /// way), no failure in its streak, no failure or slow call in its window
+    /// (a time window forgets them as it slides), no probe in flight, and no
+    /// open-backoff history a fresh breaker lacks (after a trip, the next
+    /// trip within `reset_after` of closing opens for longer; a fresh
+    /// breaker would open for the base duration, so the key is kept until it
+    /// has stayed closed for `reset_after`). A breaker busy under its lock is
+    /// not forgotten now.
     pub(crate) fn can_forget(&self) -> bool {
         let word = self.word.load(Ordering::Acquire);
-        let ttl = self.settings.forget_after;
-        match tag(word) {
-            CLOSED | FORCED_CLOSED => true,
-            OPEN => {
-                let until = self.open_until.load(Ordering::Relaxed);
-                self.settings.now() >= until.saturating_add(ttl)
-            }
-            HALF_OPEN => {
-                let since = self.lock().since;
-                self.settings.now() >= since.saturating_add(ttl)
-            }
-            _ => false,
+        if tag(word) != CLOSED || self.consecutive.load(Ordering::Acquire) != 0 {
+            return false;
         }
+        let Some(cold) = self.cold.get() else {
+            return true;
+        };
+        // Called under a shard lock of the map: never wait on the breaker.
+        let Ok(s) = cold.slow.try_lock() else {
+            return false;
+        };
+        if self.word.load(Ordering::Acquire) != word || s.in_flight != 0 {
+            return false;
+        }
+        let now = self.settings.now();
+        if let Some(b) = &self.settings.config.open_backoff
+            && s.episode
+            && now.saturating_sub(s.since) < nanos_of(b.reset_after)
+        {
+            return false;
+        }
+        let counts = match &s.window {
+            Some(Window::Count(w)) => w.counts(),
+            Some(Window::Time(w)) => w.counts(now),
+            None => Counts::default(),
+        };
+        counts.failures == 0 && counts.slow == 0
     }
 
     fn reject(&self, err: CircuitOpen) -> CircuitOpen {
-        self.rejected.fetch_add(1, Ordering::Relaxed);
+        // Only a breaker that has left the fresh state rejects: its cold
+        // part, and its label, exist.
+        let cold = self.cold(None);
+        cold.rejected.fetch_add(1, Ordering::Relaxed);
         #[cfg(feature = "metrics")]
         self.settings.rejected_counter.increment(1);
-        match &self.label {
+        match &cold.label {
             Some(key) => err.with_key(key.clone()),
             None => err,
         }
@@ -362,7 +459,7 @@ impl Inner {
             }
             OPEN => {
                 let now = self.settings.now();
-                let until = self.open_until.load(Ordering::Relaxed);
+                let until = self.cold(None).open_until.load(Ordering::Relaxed);
                 if now < until {
                     return Err(
                         self.reject(CircuitOpen::new(Some(Duration::from_nanos(until - now))))
@@ -385,7 +482,7 @@ impl Inner {
                 return Err(self.reject(CircuitOpen::new(None).with_state(OpenState::ForcedOpen)));
             }
             OPEN => {
-                let until = self.open_until.load(Ordering::Relaxed);
+                let until = self.cold(None).open_until.load(Ordering::Relaxed);
                 if now < until {
                     drop(s);
                     return Err(
@@ -405,7 +502,8 @@ impl Inner {
         }
     }
 
-    /// Records the outcome of a call admitted under `word`.
+    /// Records the outcome of a call admitted under `word`; `label` names
+    /// the key if the breaker has to make its cold part now.
     #[inline]
     pub(crate) fn complete(
         &self,
@@ -413,10 +511,13 @@ impl Inner {
         probe: bool,
         outcome: Outcome,
         elapsed: Option<Duration>,
+        label: KeyLabel<'_>,
     ) {
         let failure = outcome == Outcome::Failure;
         if failure {
-            self.failures.fetch_add(1, Ordering::Relaxed);
+            // A failure leaves the fresh state: the one place a keyed
+            // breaker's cold part (and label) is made on the call path.
+            self.cold(label).failures.fetch_add(1, Ordering::Relaxed);
         }
         if probe {
             return self.complete_probe(word, outcome, elapsed);
@@ -425,7 +526,7 @@ impl Inner {
             return;
         }
         if self.threshold == 0 {
-            return self.complete_windowed(word, failure, elapsed);
+            return self.complete_windowed(word, failure, elapsed, label);
         }
         if failure {
             self.count_failure(word);
@@ -454,13 +555,19 @@ impl Inner {
         }
     }
 
-    fn complete_windowed(&self, word: u64, failure: bool, elapsed: Option<Duration>) {
+    fn complete_windowed(
+        &self,
+        word: u64,
+        failure: bool,
+        elapsed: Option<Duration>,
+        label: KeyLabel<'_>,
+    ) {
         let slow = self.is_slow(elapsed);
         let now = match self.settings.config.policy {
             TripPolicy::FailureRateCount { .. } => 0,
             _ => self.settings.now(),
         };
-        let mut s = self.lock();
+        let mut s = self.cold(label).lock();
         // The word changes only under this lock.
         if self.word.load(Ordering::Relaxed) != word {
             return;
@@ -469,7 +576,7 @@ impl Inner {
             s.successes += 1;
         }
         let mark = Mark { failure, slow };
-        let counts = match s.window.as_deref_mut() {
+        let counts = match s.window.as_mut() {
             Some(Window::Count(w)) => {
                 w.record(mark);
                 w.counts()
@@ -528,9 +635,9 @@ impl Inner {
     }
 
     /// A permit admitted under `word` is dropped without an outcome.
-    pub(crate) fn cancel(&self, word: u64, probe: bool) {
+    pub(crate) fn cancel(&self, word: u64, probe: bool, label: KeyLabel<'_>) {
         if self.settings.config.cancelled_is_failure {
-            self.complete(word, probe, Outcome::Failure, None);
+            self.complete(word, probe, Outcome::Failure, None, label);
         } else if probe {
             self.complete_probe(word, Outcome::Ignore, None);
         }
@@ -564,7 +671,8 @@ impl Inner {
         );
         s.open_for = d.as_nanos().min(u128::from(u64::MAX / 2)) as u64;
         s.trips += 1;
-        self.open_until
+        self.cold(None)
+            .open_until
             .store(now.saturating_add(s.open_for), Ordering::Relaxed);
         self.set_state(s, OPEN, now);
     }
@@ -578,21 +686,22 @@ impl Inner {
         s.probe_successes = 0;
         if to == CLOSED || to == FORCED_CLOSED {
             self.consecutive.store(0, Ordering::Relaxed);
-            match s.window.as_deref_mut() {
+            match s.window.as_mut() {
                 Some(Window::Count(w)) => w.clear(),
                 Some(Window::Time(w)) => w.clear(),
                 None => {}
             }
         }
         self.word.store(word, Ordering::Release);
-        self.emit(state_of(old), state_of(word), s.open_for);
+        self.emit(s, state_of(old), state_of(word));
         word
     }
 
-    fn emit(&self, from: State, to: State, open_for: u64) {
+    fn emit(&self, s: &Slow, from: State, to: State) {
         let name = &*self.settings.name;
-        let key = self.label.as_deref().unwrap_or("");
-        let open_for = Duration::from_nanos(open_for);
+        let cold = self.cold(None);
+        let key = cold.label.as_deref().unwrap_or("");
+        let open_for = Duration::from_nanos(s.open_for);
         match to {
             State::Open | State::ForcedOpen => tracing::warn!(
                 target: seawall_core::names::TARGET_BREAKER,
@@ -608,9 +717,14 @@ impl Inner {
             use seawall_core::names::{
                 BREAKER_STATE, BREAKER_TRANSITIONS_TOTAL, LABEL_KEY, LABEL_NAME, LABEL_STATE,
             };
-            match &self.label {
-                Some(k) => metrics::gauge!(BREAKER_STATE, LABEL_NAME => name.to_owned(), LABEL_KEY => k.to_string())
-                    .set(to.gauge_value()),
+            match &cold.label {
+                // A key's series only where its number is bounded: see
+                // `Cold::key_gauge`.
+                Some(k) if cold.key_gauge => {
+                    metrics::gauge!(BREAKER_STATE, LABEL_NAME => name.to_owned(), LABEL_KEY => k.to_string())
+                        .set(to.gauge_value())
+                }
+                Some(_) => {}
                 None => metrics::gauge!(BREAKER_STATE, LABEL_NAME => name.to_owned())
                     .set(to.gauge_value()),
             }
@@ -634,16 +748,37 @@ impl Inner {
     }
 
     pub(crate) fn stats(&self) -> BreakerStats {
+        let Some(cold) = self.cold.get() else {
+            // Never left the fresh state (a keyed layer's key that has only
+            // succeeded): nothing else was kept, not even when it was made.
+            return BreakerStats {
+                state: self.state(),
+                time_in_state: Duration::ZERO,
+                retry_after: None,
+                open_duration: self.settings.config.open_duration,
+                consecutive_failures: self.consecutive.load(Ordering::Relaxed),
+                window_calls: 0,
+                window_failures: 0,
+                window_successes: 0,
+                window_slow_calls: 0,
+                half_open_in_flight: 0,
+                half_open_successes: 0,
+                successes: (self.threshold == 0).then_some(0),
+                failures: 0,
+                trips: 0,
+                rejected: 0,
+            };
+        };
         let now = self.settings.now();
-        let s = self.lock();
+        let s = cold.lock();
         let word = self.word.load(Ordering::Acquire);
         let state = state_of(word);
-        let counts = match s.window.as_deref() {
+        let counts = match s.window.as_ref() {
             Some(Window::Count(w)) => w.counts(),
             Some(Window::Time(w)) => w.counts(now),
             None => Counts::default(),
         };
-        let until = self.open_until.load(Ordering::Relaxed);
+        let until = cold.open_until.load(Ordering::Relaxed);
         BreakerStats {
             state,
             time_in_state: Duration::from_nanos(now.saturating_sub(s.since)),
@@ -666,9 +801,9 @@ impl Inner {
                 0
             },
             successes: s.window.is_some().then_some(s.successes),
-            failures: self.failures.load(Ordering::Relaxed),
+            failures: cold.failures.load(Ordering::Relaxed),
             trips: s.trips,
-            rejected: self.rejected.load(Ordering::Relaxed),
+            rejected: cold.rejected.load(Ordering::Relaxed),
         }
     }
 
@@ -746,7 +881,7 @@ impl fmt::Debug for CircuitBreaker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CircuitBreaker")
             .field("name", &self.inner.settings.name)
-            .field("key", &self.inner.label)
+            .field("key", &self.inner.label())
             .field("state", &self.state())
             .finish()
     }
@@ -938,7 +1073,7 @@ impl<'a> Permit<'a> {
     }
 
     #[inline]
-    fn finish(&mut self, outcome: Outcome, elapsed: Option<Duration>) {
+    fn finish(&mut self, outcome: Outcome, elapsed: Option<Duration>, label: KeyLabel<'_>) {
         if let Some(b) = self.breaker.take() {
             let elapsed = match elapsed {
                 Some(e) => Some(e),
@@ -947,26 +1082,34 @@ impl<'a> Permit<'a> {
                 )),
                 None => None,
             };
-            b.complete(self.word & !PROBE, self.is_probe(), outcome, elapsed);
+            b.complete(self.word & !PROBE, self.is_probe(), outcome, elapsed, label);
         }
     }
 
     /// Records the outcome through a reference (for futures that hold the
     /// permit in place); later records and the drop do nothing.
     #[inline]
-    pub(crate) fn record_in_place(&mut self, outcome: Outcome) {
-        self.finish(outcome, None);
+    pub(crate) fn record_in_place(&mut self, outcome: Outcome, label: KeyLabel<'_>) {
+        self.finish(outcome, None, label);
+    }
+
+    /// Counts the call as cancelled now, naming the key for a breaker that
+    /// must make its cold part; the drop then does nothing.
+    pub(crate) fn cancel_in_place(&mut self, label: KeyLabel<'_>) {
+        if let Some(b) = self.breaker.take() {
+            b.cancel(self.word & !PROBE, self.is_probe(), label);
+        }
     }
 
     /// Records the call's outcome.
     #[inline]
     pub fn record(mut self, outcome: Outcome) {
-        self.finish(outcome, None);
+        self.finish(outcome, None, None);
     }
 
     /// Records the outcome with a duration you measured (slow-call policy).
     pub fn record_elapsed(mut self, outcome: Outcome, elapsed: Duration) {
-        self.finish(outcome, Some(elapsed));
+        self.finish(outcome, Some(elapsed), None);
     }
 
     /// Records a success.
@@ -986,7 +1129,7 @@ impl Drop for Permit<'_> {
     #[inline]
     fn drop(&mut self) {
         if let Some(b) = self.breaker.take() {
-            b.cancel(self.word & !PROBE, self.is_probe());
+            b.cancel(self.word & !PROBE, self.is_probe(), None);
         }
     }
 }

@@ -156,5 +156,5 @@ fn allocations_per_call() {
     let held = (counts() - before).bytes_retained();
     let per_key = held as u64 / KEYS;
     println!("keyed breaker memory: {held} bytes for {KEYS} keys = {per_key} bytes/key");
-    assert!(per_key <= 256, "{per_key} bytes per key");
+    assert!(per_key <= 100, "{per_key} bytes per key");
 }

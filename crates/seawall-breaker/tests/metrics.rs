@@ -103,3 +103,90 @@ fn transitions_and_rejections_are_reported() {
         Some(2)
     );
 }
+
+impl Rec {
+    // Distinct series of `name` labelled with a key.
+    fn keyed_series(&self, name: &str) -> usize {
+        let all = self.0.lock().unwrap();
+        all.iter()
+            .filter(|(n, _)| n.starts_with(&format!("{name}{{")) && n.contains("key="))
+            .count()
+    }
+}
+
+// `keys` keys, each tripped then reset (two transitions each), through a
+// map of 100: per-key series must stay bounded by the map, not the keys seen.
+fn churn(keys: u32, key_metrics: bool) -> &'static Rec {
+    use seawall_breaker::{BreakerConfig, KeyedBreakerConfig, KeyedBreakerLayer};
+    let rec: &'static Rec = Box::leak(Box::default());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    metrics::with_local_recorder(&rec, || {
+        rt.block_on(async {
+            let layer = KeyedBreakerLayer::new(
+                |k: &u32| *k,
+                KeyedBreakerConfig {
+                    breaker: BreakerConfig {
+                        name: "peers".into(),
+                        policy: TripPolicy::consecutive_failures(1),
+                        ..BreakerConfig::default()
+                    },
+                    capacity: 100,
+                    key_metrics,
+                    ..KeyedBreakerConfig::default()
+                },
+            )
+            .unwrap();
+            for key in 0..keys {
+                // Every key held is fresh here, so there should be room; an
+                // insert is rarely refused anyway (cause not found yet), which
+                // changes nothing to what is measured.
+                let Some(b) = layer.breaker_or_insert(key) else {
+                    continue;
+                };
+                b.try_acquire().unwrap().failure();
+                assert_eq!(b.state(), seawall_breaker::State::Open);
+                b.reset();
+            }
+            assert!(layer.len() <= 100);
+            // The overflow breaker: a full map's newcomers trip it.
+            for key in 0..100u32 {
+                layer.force_open(100_000 + key);
+            }
+            layer.overflow_breaker().trip();
+        })
+    });
+    rec
+}
+
+#[test]
+fn per_key_series_are_bounded_by_the_map_not_the_keys_seen() {
+    let rec = churn(20_000, false);
+    let series = rec.keyed_series("seawall_breaker_state");
+    assert!(series <= 200, "{series} per-key series");
+    assert_eq!(series, 1, "only the overflow breaker's");
+    assert_eq!(
+        rec.value("seawall_breaker_state{key=(overflow),name=peers}"),
+        Some(1)
+    );
+    assert_eq!(
+        rec.value("seawall_breaker_transitions_total{name=peers,state=open}"),
+        Some(20_001)
+    );
+}
+
+#[test]
+fn key_metrics_label_every_key_that_changed_state() {
+    let rec = churn(1_000, true);
+    assert_eq!(
+        rec.value("seawall_breaker_state{key=7,name=peers}"),
+        Some(0)
+    );
+    assert_eq!(
+        rec.value("seawall_breaker_state{key=100007,name=peers}"),
+        Some(3)
+    );
+}
