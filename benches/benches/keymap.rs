@@ -5,7 +5,9 @@
 //!
 //! `cargo bench -p seawall-benches --bench keymap -- --noplot`
 
+use std::collections::HashMap;
 use std::hint::black_box;
+use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
@@ -42,6 +44,21 @@ fn flood(c: &mut Criterion) {
         let known = next;
         group.bench_function(BenchmarkId::new("known key", capacity), |b| {
             b.iter(|| black_box(map.get(&known)))
+        });
+        // The floor set by memory alone: a plain hash map of the same size
+        // taking one new key and dropping its oldest, per iteration.
+        let mut plain: HashMap<u64, Arc<u64>> = HashMap::with_capacity(capacity);
+        for k in 0..capacity as u64 {
+            plain.insert(k, Arc::new(k));
+        }
+        let (mut oldest, mut newest) = (0u64, capacity as u64);
+        group.bench_function(BenchmarkId::new("plain HashMap, insert + remove", capacity), |b| {
+            b.iter(|| {
+                plain.remove(&oldest);
+                oldest += 1;
+                plain.insert(newest, Arc::new(newest));
+                newest += 1;
+            })
         });
     }
     group.finish();

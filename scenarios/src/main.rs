@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo run --release -p seawall-scenarios -- NAME [--short] [--out DIR] [--font PATH]
-//! NAME: overload | dead-peer | slow-peer | retry-storm | runaway-loop | all
+//! NAME: overload | dead-peer | slow-peer | retry-storm | runaway-loop | churn | all
 //! ```
 //!
 //! Plots go to `target/scenarios/` unless `--out` says otherwise. The
@@ -16,18 +16,19 @@ use std::time::Duration;
 
 use seawall_scenarios::plot::{self, Chart};
 use seawall_scenarios::server::{self, Placement, Protection, WorkSpec};
-use seawall_scenarios::{dead_peer, overload, retry_storm, runaway_loop, slow_peer};
+use seawall_scenarios::{churn, dead_peer, overload, retry_storm, runaway_loop, slow_peer};
 
-const NAMES: [&str; 5] = [
+const NAMES: [&str; 6] = [
     "overload",
     "dead-peer",
     "slow-peer",
     "retry-storm",
     "runaway-loop",
+    "churn",
 ];
 
 const USAGE: &str = "usage: seawall-scenarios NAME [--short] [--out DIR] [--font PATH]
-  NAME: overload | dead-peer | slow-peer | retry-storm | runaway-loop | all
+  NAME: overload | dead-peer | slow-peer | retry-storm | runaway-loop | churn | all
   --short     the short versions (seconds each)
   --out DIR   where plots go (default target/scenarios)
   --font PATH a TrueType font for plot text (default: DejaVu Sans where installed)";
@@ -93,7 +94,7 @@ fn serve(args: &[String]) -> Result<(), String> {
 }
 
 fn save(out: &Path, name: &str, charts: &[Chart], font: bool) {
-    if !font {
+    if !font || charts.is_empty() {
         return;
     }
     let path = out.join(format!("{name}.png"));
@@ -148,6 +149,19 @@ async fn run(args: &Args, font: bool) -> Result<(), Box<dyn std::error::Error>> 
                 };
                 let r = retry_storm::run(config).await?;
                 (r.table(), r.charts())
+            }
+            "churn" => {
+                let flood = if args.short {
+                    churn::ChurnConfig::short()
+                } else {
+                    churn::ChurnConfig::full()
+                };
+                let mut table = String::new();
+                for config in [flood, churn::ChurnConfig::bypass()] {
+                    let r = tokio::task::spawn_blocking(move || churn::run(config)).await??;
+                    table.push_str(&r.table());
+                }
+                (table, Vec::new())
             }
             _ => {
                 let config = if args.short {

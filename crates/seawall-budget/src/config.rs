@@ -396,8 +396,8 @@ impl BudgetBuilder {
 /// | `rate` | 100 | 1 ..= 1 per ns | calls per `per`, for each key |
 /// | `per` | 1s | 1ns ..= 365 days | the span `rate` is counted over |
 /// | `burst` | `rate / 10`, at least 1 | 1 ..= a refill of ≤ 365 days | most calls admitted at once, for each key |
-/// | `capacity` | 10 000 | 1 ..= 2^24 | most keys held at once |
-/// | `idle_ttl` | 5 minutes | 1ns ..= 365 days | a key unused this long may be forgotten |
+/// | `capacity` | 10 000 | 1 ..= 2^24 | most keys held at once; newcomers that find them all owing tokens share one overflow budget |
+/// | `idle_ttl` | 5 minutes | 1ns ..= 365 days | a key unused this long may be forgotten, once it owes nothing |
 ///
 /// A keyed budget always rejects (there is no `mode`): `poll_ready` does not
 /// see the request, so it cannot know which key to wait for.
@@ -414,9 +414,11 @@ pub struct KeyedBudgetConfig {
     pub per: Duration,
     /// Most calls admitted at once for each key; `None` means `rate / 10`, at least 1.
     pub burst: Option<u32>,
-    /// Most keys held at once.
+    /// Most keys held at once; see [`KeyedBudgetLayer`](crate::KeyedBudgetLayer)
+    /// for the overflow budget that serves newcomers when they are all in debt.
     pub capacity: usize,
-    /// How long a key must be unused before it may be forgotten.
+    /// How long a key must be unused before it may be forgotten; a key that
+    /// owes tokens is kept until it has refilled.
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
     pub idle_ttl: Duration,
 }

@@ -2,15 +2,13 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use seawall_core::{ConfigError, KeyFn, KeyMap};
-use tokio::time::Instant;
+use seawall_core::{ConfigError, KeyFn};
 use tower_layer::Layer;
 
 use crate::config::{BudgetBuilder, BudgetConfig, BudgetMode, KeyedBudgetConfig};
-use crate::gcra::{Gcra, Rate};
+use crate::keyed::{KeyedBudgetStats, KeyedShared};
 use crate::loop_budget::{BudgetStats, LoopBudget};
 use crate::service::{Budget, KeyedBudget};
 
@@ -93,70 +91,37 @@ impl<S> Layer<S> for BudgetLayer {
     }
 }
 
-/// The per-key state: one GCRA cell and the key's label, made once at
-/// insert so that rejections do not format the key.
-pub(crate) struct KeyState {
-    pub(crate) gcra: Gcra,
-    pub(crate) label: Arc<str>,
-}
-
-pub(crate) struct KeyedShared<K> {
-    pub(crate) map: KeyMap<K, KeyState>,
-    pub(crate) rate: Rate,
-    pub(crate) epoch: Instant,
-    pub(crate) admitted: AtomicU64,
-    pub(crate) exhausted: AtomicU64,
-    pub(crate) map_full: AtomicU64,
-    pub(crate) config: KeyedBudgetConfig,
-    #[cfg(feature = "metrics")]
-    pub(crate) metrics: KeyedMetrics,
-}
-
-#[cfg(feature = "metrics")]
-pub(crate) struct KeyedMetrics {
-    pub(crate) admitted: metrics::Counter,
-    pub(crate) exhausted: metrics::Counter,
-}
-
-impl<K: std::hash::Hash + Eq> KeyedShared<K> {
-    pub(crate) fn stats(&self) -> KeyedBudgetStats {
-        KeyedBudgetStats {
-            keys: self.map.len(),
-            admitted: self.admitted.load(Ordering::Relaxed),
-            exhausted: self.exhausted.load(Ordering::Relaxed),
-            map_full: self.map_full.load(Ordering::Relaxed),
-        }
-    }
-}
-
-impl<K> KeyedShared<K> {
-    pub(crate) fn now(&self) -> u64 {
-        crate::gcra::nanos_since(self.epoch)
-    }
-}
-
-/// A snapshot of a [`KeyedBudgetLayer`]'s counters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct KeyedBudgetStats {
-    /// Keys held now.
-    pub keys: usize,
-    /// Calls admitted, all keys together.
-    pub admitted: u64,
-    /// Calls rejected because their key's budget was spent.
-    pub exhausted: u64,
-    /// Calls rejected because the key map was full of keys in use.
-    pub map_full: u64,
-}
-
 /// One rate budget per key (client, peer, tenant), taken from each request
 /// by a key function, in a bounded map (capacity + idle TTL, seawall-core's
 /// `KeyMap`).
 ///
 /// A keyed budget always works in [`BudgetMode::Reject`]: the key is only
 /// known in `call`, too late to wait in `poll_ready`. One busy key never
-/// spends another key's budget. A forgotten key (idle for `idle_ttl`, or
-/// evicted from a full map) starts again with a full budget.
+/// spends another key's budget.
+///
+/// # Keys chosen by callers
+///
+/// Keys usually come from requests, so whoever sends them chooses them. The
+/// layer holds whatever they choose:
+///
+/// - **A key is forgotten only while it owes nothing**: idle for `idle_ttl`,
+///   or to make room in a full map, but only once its whole burst is
+///   available again, so that forgetting it changes nothing. A throttled key
+///   cannot be pushed out by a flood of junk keys and come back with a full
+///   burst.
+/// - **The overflow budget**: a new key that finds the map full of keys that
+///   owe tokens gets no key of its own; it is served by one overflow budget
+///   shared by every such newcomer, with the same `rate` and `burst` as a
+///   single key (as strict as one key, never a free pass). Its rejections
+///   carry the key [`OVERFLOW_KEY`](crate::OVERFLOW_KEY) (`"<overflow>"`),
+///   and [`stats`](Self::stats) counts its calls in `overflow` and its
+///   rejections in `overflow_rejected`. Keys refill within
+///   `burst × per / rate` of their last call, and then may be forgotten, so
+///   the map cannot be pinned: newcomers get keys of their own again.
+/// - **Memory**: at most `capacity` keys, each under 100 bytes with the
+///   map's table (75 bytes for a `u64` key). A key keeps only its GCRA
+///   cell; a rejection formats the key's label, so it costs two allocations
+///   (the label and the box) where an unkeyed budget's costs one.
 ///
 /// ```
 /// use seawall_budget::{KeyedBudgetConfig, KeyedBudgetLayer};
@@ -210,27 +175,9 @@ where
         F: KeyFn<Req, Key = K>,
     {
         config.validate()?;
-        #[cfg(feature = "metrics")]
-        let metrics = {
-            use seawall_core::names::{BUDGET_ADMITTED_TOTAL, BUDGET_EXHAUSTED_TOTAL, LABEL_NAME};
-            KeyedMetrics {
-                admitted: metrics::counter!(BUDGET_ADMITTED_TOTAL, LABEL_NAME => config.name.clone()),
-                exhausted: metrics::counter!(BUDGET_EXHAUSTED_TOTAL, LABEL_NAME => config.name.clone()),
-            }
-        };
         Ok(KeyedBudgetLayer {
             key_fn,
-            shared: Arc::new(KeyedShared {
-                map: KeyMap::new(config.key_map()),
-                rate: Rate::new(config.rate, config.per, config.effective_burst()),
-                epoch: Instant::now(),
-                admitted: AtomicU64::new(0),
-                exhausted: AtomicU64::new(0),
-                map_full: AtomicU64::new(0),
-                config: config.clone(),
-                #[cfg(feature = "metrics")]
-                metrics,
-            }),
+            shared: Arc::new(KeyedShared::new(config)),
         })
     }
 
@@ -244,14 +191,16 @@ where
         self.shared.stats()
     }
 
-    /// Whole tokens available now for `key`; a full budget for an unknown key.
+    /// Whole tokens available now for `key`; a full budget for an unknown
+    /// key (a new key that finds the map full is served by the overflow
+    /// budget instead; see the type's docs).
     pub fn available<Q>(&self, key: &Q) -> u32
     where
         K: std::borrow::Borrow<Q>,
         Q: std::hash::Hash + Eq + ?Sized,
     {
         match self.shared.map.get(key) {
-            Some(state) => state.gcra.available(&self.shared.rate, self.shared.now()),
+            Some(cell) => cell.available(&self.shared.rate, self.shared.now()),
             None => self.shared.rate.burst(),
         }
     }

@@ -11,7 +11,9 @@
 //!   [`for_maintenance`](LoopBudget::for_maintenance) 100/s).
 //! - [`BudgetLayer`]: the same budget in front of any `Service`, rejecting
 //!   ([`BudgetMode::Reject`]) or applying backpressure ([`BudgetMode::Wait`]);
-//!   [`KeyedBudgetLayer`]: one budget per client or peer, in a bounded map.
+//!   [`KeyedBudgetLayer`]: one budget per client or peer, in a bounded map
+//!   that never forgets a key owing tokens, with one shared overflow budget
+//!   for newcomers when it is full.
 //! - [`bounded::channel`]: a queue that never holds more than its capacity,
 //!   with an [`OverflowPolicy`](bounded::OverflowPolicy) that says what goes
 //!   when it is full, and counts it; [`bounded::priority_channel`] gives
@@ -30,13 +32,15 @@
 //!   none when [`LoopBudget::try_consume`] refuses. A [`BudgetLayer`]
 //!   rejection costs exactly one allocation: the `Box` of tower's `BoxError`
 //!   around [`BudgetExhausted`], which carries
-//!   `retry_after`.
+//!   `retry_after` (two for a keyed budget: the key's label is formatted
+//!   when it is refused rather than kept with every key).
 //! - **Shared**: a layer owns one budget; every service it makes and every
 //!   clone share it, and [`BudgetLayer::stats`] sees them all. Build two
 //!   layers for two budgets.
 //! - **Bounded memory**: queues hold at most `capacity` items and grow as
 //!   they fill instead of reserving their bound; keyed budgets hold at most
-//!   `capacity` keys and forget idle ones. No background task.
+//!   `capacity` keys of under 100 bytes each, and forget idle ones that owe
+//!   nothing. No background task.
 //! - **Bounded config**: every capacity is at most 2^24 and every duration
 //!   at most 365 days ([`seawall_core::config::MAX_CAPACITY`],
 //!   [`MAX_DURATION`](seawall_core::config::MAX_DURATION)); a value past a
@@ -86,6 +90,7 @@ mod bounded_loop;
 mod config;
 mod future;
 mod gcra;
+mod keyed;
 mod layer;
 mod loop_budget;
 mod service;
@@ -96,7 +101,8 @@ pub use config::{
     BudgetBuilder, BudgetConfig, BudgetMode, KeyedBudgetConfig, LoopBudgetBuilder, LoopBudgetConfig,
 };
 pub use future::ResponseFuture;
-pub use layer::{BudgetLayer, KeyedBudgetLayer, KeyedBudgetStats};
+pub use keyed::{KeyedBudgetStats, OVERFLOW_KEY};
+pub use layer::{BudgetLayer, KeyedBudgetLayer};
 pub use loop_budget::{BudgetStats, LoopBudget};
 pub use service::{Budget, KeyedBudget};
 

@@ -16,7 +16,7 @@ use tower_service::Service;
 use crate::config::BudgetMode;
 use crate::future::ResponseFuture;
 use crate::gcra::Gcra;
-use crate::layer::{KeyState, KeyedBudgetStats, KeyedShared};
+use crate::keyed::{self, KeyedBudgetStats, KeyedShared};
 use crate::loop_budget::{BudgetStats, LoopBudget};
 
 /// A service behind a rate budget; made by [`BudgetLayer`](crate::BudgetLayer).
@@ -211,12 +211,11 @@ fn rejection(budget: &LoopBudget, wait: u64) -> BudgetExhausted {
 /// key's budget is spent (see the layer's docs).
 ///
 /// `call` takes the key from the request, looks its budget up (no
-/// allocation for a known key; a new key allocates its entry and its label
-/// once) and takes a token; a rejection carries the key's label (shared, not
-/// formatted per call) and the time until its next token. When the key map
-/// is full of keys that are in use at that very moment, the call is
-/// rejected with a `BudgetExhausted` without a key and a `retry_after` of
-/// one emission interval.
+/// allocation for a known key; a new key allocates its state once) and
+/// takes a token; a rejection carries the key's label (formatted then) and
+/// the time until its next token. A new key that finds the key map full of
+/// keys owing tokens is served by the layer's overflow budget, and its
+/// rejections carry the key [`OVERFLOW_KEY`](crate::OVERFLOW_KEY).
 pub struct KeyedBudget<S, F, K> {
     inner: S,
     key_fn: F,
@@ -287,21 +286,41 @@ where
     fn call(&mut self, req: Req) -> Self::Future {
         let shared = &*self.shared;
         let key = self.key_fn.key(&req);
-        let state = shared.map.get_or_insert_with(key, |k| KeyState {
-            gcra: Gcra::new(),
-            label: Arc::from(k.to_string()),
-        });
-        let state = match state {
-            Ok(state) => state,
-            Err(_) => {
-                shared.map_full.fetch_add(1, Ordering::Relaxed);
-                #[cfg(feature = "metrics")]
-                shared.metrics.exhausted.increment(1);
-                let after = Duration::from_nanos(shared.rate.emission());
-                return ResponseFuture::rejected(BudgetExhausted::new(after));
-            }
+        let now = shared.now();
+        // The key is moved into the map on insert; it is needed again only
+        // to label a rejection, and then it is still there, so look it up
+        // by reference first and insert only on a miss.
+        let cell = match shared.map.get(&key) {
+            Some(cell) => cell,
+            None => match shared.map.get_or_insert_with(key.clone(), |_| Gcra::new()) {
+                Ok(cell) => cell,
+                Err(_) => return self.overflow(req, now),
+            },
         };
-        match state.gcra.try_take(&shared.rate, 1, shared.now()) {
+        match cell.try_take(&shared.rate, 1, now) {
+            Ok(()) => {
+                shared.admitted.fetch_add(1, Ordering::Relaxed);
+                #[cfg(feature = "metrics")]
+                shared.metrics.admitted.increment(1);
+                ResponseFuture::called(self.inner.call(req))
+            }
+            Err(wait) => ResponseFuture::rejected(key_rejection(shared, &key, wait)),
+        }
+    }
+}
+
+impl<S, F, K> KeyedBudget<S, F, K> {
+    /// Serves a call of a new key that found the map full from the shared
+    /// overflow budget.
+    #[cold]
+    #[inline(never)]
+    fn overflow<Req>(&mut self, req: Req, now: u64) -> ResponseFuture<S::Future>
+    where
+        S: Service<Req>,
+    {
+        let shared = &*self.shared;
+        shared.overflow_calls.fetch_add(1, Ordering::Relaxed);
+        match shared.overflow.try_take(&shared.rate, 1, now) {
             Ok(()) => {
                 shared.admitted.fetch_add(1, Ordering::Relaxed);
                 #[cfg(feature = "metrics")]
@@ -309,21 +328,46 @@ where
                 ResponseFuture::called(self.inner.call(req))
             }
             Err(wait) => {
-                shared.exhausted.fetch_add(1, Ordering::Relaxed);
-                #[cfg(feature = "metrics")]
-                shared.metrics.exhausted.increment(1);
-                let retry_after = Duration::from_nanos(wait);
-                tracing::trace!(
-                    target: TARGET_BUDGET,
-                    name = %shared.config.name,
-                    key = %state.label,
-                    ?retry_after,
-                    "key's budget spent; call rejected"
-                );
-                ResponseFuture::rejected(
-                    BudgetExhausted::new(retry_after).with_key(state.label.clone()),
-                )
+                shared.overflow_rejected.fetch_add(1, Ordering::Relaxed);
+                ResponseFuture::rejected(overflow_rejection(shared, wait))
             }
         }
     }
+}
+
+/// The error of a key's call refused with `wait` nanoseconds to go; out of
+/// line, so that the admitted path stays small.
+#[cold]
+#[inline(never)]
+fn key_rejection<K: fmt::Display>(shared: &KeyedShared<K>, key: &K, wait: u64) -> BudgetExhausted {
+    shared.exhausted.fetch_add(1, Ordering::Relaxed);
+    #[cfg(feature = "metrics")]
+    shared.metrics.exhausted.increment(1);
+    let retry_after = Duration::from_nanos(wait);
+    let label = keyed::label(key);
+    tracing::trace!(
+        target: TARGET_BUDGET,
+        name = %shared.config.name,
+        key = %label,
+        ?retry_after,
+        "key's budget spent; call rejected"
+    );
+    BudgetExhausted::new(retry_after).with_key(label)
+}
+
+/// The error of an overflow call refused with `wait` nanoseconds to go.
+#[cold]
+#[inline(never)]
+fn overflow_rejection<K>(shared: &KeyedShared<K>, wait: u64) -> BudgetExhausted {
+    shared.exhausted.fetch_add(1, Ordering::Relaxed);
+    #[cfg(feature = "metrics")]
+    shared.metrics.exhausted.increment(1);
+    let retry_after = Duration::from_nanos(wait);
+    tracing::trace!(
+        target: TARGET_BUDGET,
+        name = %shared.config.name,
+        ?retry_after,
+        "key map full and overflow budget spent; call rejected"
+    );
+    BudgetExhausted::new(retry_after).with_key(shared.overflow_key.clone())
 }

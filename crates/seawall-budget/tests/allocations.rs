@@ -39,11 +39,16 @@ impl Service<u32> for Bare {
 
 /// `poll_ready` + `call` + poll the future, by hand; returns whether it was Ok.
 fn call_once<S: Service<u32>>(svc: &mut S, cx: &mut Context<'_>) -> bool {
+    call_with(svc, 7, cx)
+}
+
+/// [`call_once`] with the request `x`.
+fn call_with<S: Service<u32>>(svc: &mut S, x: u32, cx: &mut Context<'_>) -> bool {
     match svc.poll_ready(cx) {
         Poll::Ready(Ok(())) => {}
         _ => panic!("not ready"),
     }
-    let fut = pin!(svc.call(7));
+    let fut = pin!(svc.call(x));
     match fut.poll(cx) {
         Poll::Ready(r) => r.is_ok(),
         Poll::Pending => panic!("pending"),
@@ -162,7 +167,9 @@ fn keyed_budget_layer_allocates_only_for_new_keys_and_rejections() {
     });
     assert_eq!(n, 0, "KeyedBudgetLayer, known key, within budget");
 
-    // KeyedBudgetLayer rejecting: 1 per call (the Box), the key label is shared.
+    // KeyedBudgetLayer rejecting: 2 per call, the key's label and the Box.
+    // The label is formatted per refusal rather than kept with every key,
+    // which would cost a key 40 bytes more (over its 100-byte bound).
     let cfg = KeyedBudgetConfig {
         rate: 1,
         burst: Some(1),
@@ -176,7 +183,34 @@ fn keyed_budget_layer_allocates_only_for_new_keys_and_rejections() {
             assert!(!call_once(&mut svc, &mut cx));
         }
     });
-    assert_eq!(n, N, "KeyedBudgetLayer rejecting: one Box per rejection");
+    assert_eq!(
+        n,
+        2 * N,
+        "KeyedBudgetLayer rejecting: a label and a Box per rejection"
+    );
+
+    // KeyedBudgetLayer, map full, overflow budget rejecting: 1 per call (the
+    // Box); the overflow label is made once and shared.
+    let cfg = KeyedBudgetConfig {
+        rate: 1,
+        burst: Some(1),
+        capacity: 1,
+        ..Default::default()
+    };
+    let keyed = KeyedBudgetLayer::new(|x: &u32| *x, &cfg).unwrap();
+    let mut svc = keyed.layer(Bare);
+    assert!(call_once(&mut svc, &mut cx)); // key 7 holds the one slot, owing its token
+    assert!(call_with(&mut svc, 8, &mut cx)); // the overflow budget's token
+    let n = count(|| {
+        for x in 0..N as u32 {
+            assert!(!call_with(&mut svc, 100 + x, &mut cx));
+        }
+    });
+    assert_eq!(
+        n, N,
+        "KeyedBudgetLayer overflow rejecting: one Box per rejection"
+    );
+    assert_eq!(keyed.stats().overflow, N + 1);
 }
 
 #[test]

@@ -76,11 +76,28 @@ impl fmt::Display for RejectionKind {
     }
 }
 
+/// The most characters of a key a rejection's message shows.
+const MAX_KEY_TEXT: usize = 128;
+
+// Keys often come from requests: a message must not carry a line break an
+// attacker put there (a forged log line), nor a key of any length.
 fn fmt_key(f: &mut fmt::Formatter<'_>, key: &Option<Arc<str>>) -> fmt::Result {
-    match key {
-        Some(k) => write!(f, " for `{k}`"),
-        None => Ok(()),
+    let Some(k) = key else {
+        return Ok(());
+    };
+    f.write_str(" for `")?;
+    for (i, c) in k.chars().enumerate() {
+        if i == MAX_KEY_TEXT {
+            f.write_str("…")?;
+            break;
+        }
+        if c.is_control() {
+            write!(f, "{}", c.escape_default())?;
+        } else {
+            write!(f, "{c}")?;
+        }
     }
+    f.write_str("`")
 }
 
 /// Why a breaker refused a call.
@@ -520,6 +537,19 @@ impl<'a> Rejection<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_in_messages_are_escaped_and_cut() {
+        let err = BudgetExhausted::new(Duration::from_secs(1)).with_key("t\r\nSet-Cookie: x");
+        let text = err.to_string();
+        assert!(!text.contains('\r') && !text.contains('\n'), "{text}");
+        assert!(text.contains("t\\r\\nSet-Cookie: x"), "{text}");
+        assert_eq!(err.key(), Some("t\r\nSet-Cookie: x"), "the key itself is kept");
+        let long = "k".repeat(10_000);
+        let text = CircuitOpen::new(None).with_key(long.as_str()).to_string();
+        assert!(text.len() < 400, "{}", text.len());
+        assert!(text.contains("…"));
+    }
     use crate::BoxError;
 
     #[test]
