@@ -47,6 +47,12 @@
 //!   bound is a [`ConfigError`] naming its field, never a panic or an abort.
 //! - **Tokio time**: everything follows `tokio::time`, so tests run with
 //!   paused time.
+//! - **Model-checked**: the GCRA cell's compare-and-swap loops (concurrent
+//!   admits never take more than the burst, a refund racing admits gives
+//!   back exactly its tokens) are checked with [loom](https://docs.rs/loom)
+//!   over every interleaving:
+//!   `RUSTFLAGS="--cfg seawall_loom" LOOM_MAX_PREEMPTIONS=2 cargo test -p seawall-budget --release --lib loom_models`
+//!   (a separate `CARGO_TARGET_DIR` keeps the normal build cache).
 //!
 //! # Example
 //!
@@ -88,6 +94,7 @@ mod keyed;
 mod layer;
 mod loop_budget;
 mod service;
+mod sync;
 
 pub use bounded_loop::{BoundedLoop, LoopReport};
 pub use config::{

@@ -20,6 +20,12 @@
 //! - [`names`]: the `tracing` targets and `metrics` names every layer reports
 //!   under, so that all layers report alike.
 //!
+//! The [`KeyMap`]'s races (two inserts of one new key, a lookup against an
+//! eviction, a held value, the capacity) are model-checked with
+//! [loom](https://docs.rs/loom) over every interleaving:
+//! `RUSTFLAGS="--cfg seawall_loom" LOOM_MAX_PREEMPTIONS=2 cargo test -p seawall-core --release --lib loom_models`
+//! (a separate `CARGO_TARGET_DIR` keeps the normal build cache).
+//!
 //! # Feature flags
 //!
 //! | feature   | what it adds |
@@ -50,6 +56,7 @@ pub mod config;
 pub mod key;
 pub mod names;
 pub mod rejection;
+mod sync;
 pub mod time;
 
 pub use classify::{Classify, ErrorsAsFailures, Outcome, classify_fn};

@@ -50,6 +50,13 @@
 //!   config has a documented bound (`docs/shed.md`, "Bounds"); a value past
 //!   it is a `ConfigError` naming the field, and every `retry_after` is at
 //!   least 1ms.
+//! - **Model-checked hand-over.** A slot released while its waiter gives
+//!   up (deadline passed, service dropped) is taken by that waiter and
+//!   passed on, or handed to the next, or returned: never lost, never given
+//!   twice; checked with [loom](https://docs.rs/loom) over the queue's
+//!   interleavings:
+//!   `RUSTFLAGS="--cfg seawall_loom" LOOM_MAX_PREEMPTIONS=2 cargo test -p seawall-shed --release --lib loom_models`
+//!   (a separate `CARGO_TARGET_DIR` keeps the normal build cache).
 //!
 //! # Example
 //!
@@ -112,6 +119,7 @@ mod rng;
 mod service;
 mod state;
 mod stats;
+mod sync;
 mod window;
 
 pub use config::{ShedBuilder, ShedConfig};

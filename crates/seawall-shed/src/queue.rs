@@ -13,11 +13,11 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
-use std::sync::{Mutex, MutexGuard};
 use std::task::Waker;
 use std::time::Duration;
 
 use crate::state::Shared;
+use crate::sync::{Mutex, MutexGuard};
 
 #[derive(Debug)]
 struct Entry {
@@ -163,5 +163,121 @@ mod tests {
     fn the_queue_does_not_reserve_its_capacity() {
         let q = WaitQueue::new(seawall_core::config::MAX_CAPACITY, Duration::from_millis(1));
         assert_eq!(q.lock().queue.capacity(), 0);
+    }
+}
+
+/// Model checks of the hand-over under loom (`--cfg seawall_loom`, see the
+/// crate docs): every interleaving of the queue's lock sections (up to
+/// `LOOM_MAX_PREEMPTIONS` preemptions) is run.
+///
+/// The queue's mutex is loom's; the slot counter and `waiting`
+/// (`Shared`'s atomics) are std's, invisible to loom: it switches threads
+/// at the queue's lock, not between those atomics, and the releaser takes
+/// the lock once before it releases so that loom places the release
+/// between every two of the waiters' lock sections.
+#[cfg(all(test, seawall_loom))]
+mod loom_models {
+    use std::sync::Arc;
+    use std::task::Waker;
+
+    use loom::thread;
+
+    use super::*;
+    use crate::{Limit, ShedConfig};
+
+    /// One slot, in use, and a queue.
+    fn one_slot_taken() -> Arc<Shared> {
+        let config = ShedConfig {
+            limit: Limit::Fixed(1),
+            max_queue_delay: Some(Duration::from_millis(10)),
+            queue_capacity: 4,
+            seed: Some(1),
+            ..ShedConfig::default()
+        };
+        let shared = Arc::new(Shared::new(&config, None));
+        assert!(shared.try_reserve());
+        shared
+    }
+
+    fn queue(shared: &Shared) -> &WaitQueue {
+        shared.queue.as_ref().expect("queue mode")
+    }
+
+    /// A waiter that gives up (its deadline passed, or its service was
+    /// dropped): what it was handed, it passes on.
+    fn wait_and_give_up(shared: &Shared) {
+        match queue(shared).join(shared, Waker::noop()) {
+            Joined::Granted => shared.release(),
+            Joined::Waiting(id) => {
+                if queue(shared).leave(shared, id) {
+                    shared.release();
+                }
+            }
+            Joined::Full => unreachable!("the queue has room"),
+        }
+    }
+
+    fn assert_all_returned(shared: &Shared) {
+        assert_eq!(shared.in_flight(), 0, "a slot was lost or given twice");
+        assert_eq!(shared.waiting.load(Ordering::SeqCst), 0);
+        assert!(queue(shared).lock().queue.is_empty());
+    }
+
+    /// A slot released while its waiter gives up is either taken by that
+    /// waiter (and passed on) or returned: never lost, never doubled.
+    #[test]
+    fn a_slot_released_while_the_waiter_gives_up_is_returned() {
+        loom::model(|| {
+            let shared = one_slot_taken();
+            let releaser = {
+                let shared = shared.clone();
+                thread::spawn(move || {
+                    drop(queue(&shared).lock());
+                    shared.release()
+                })
+            };
+            wait_and_give_up(&shared);
+            releaser.join().unwrap();
+            assert_all_returned(&shared);
+            // Free again for a newcomer.
+            assert!(shared.try_reserve());
+        });
+    }
+
+    /// With a second waiter behind the one that gives up, the released
+    /// slot ends with the second waiter, exactly once.
+    #[test]
+    fn a_slot_released_while_the_waiter_gives_up_goes_to_the_next() {
+        loom::model(|| {
+            let shared = one_slot_taken();
+            let releaser = {
+                let shared = shared.clone();
+                thread::spawn(move || {
+                    drop(queue(&shared).lock());
+                    shared.release()
+                })
+            };
+            let quitter = {
+                let shared = shared.clone();
+                thread::spawn(move || wait_and_give_up(&shared))
+            };
+            let joined = queue(&shared).join(&shared, Waker::noop());
+            releaser.join().unwrap();
+            quitter.join().unwrap();
+            // Everyone else is done: the one slot is this waiter's, handed
+            // to it on joining or while it waited.
+            match joined {
+                Joined::Granted => {}
+                Joined::Waiting(id) => assert_eq!(
+                    queue(&shared).poll(&shared, id, Waker::noop()),
+                    Waited::Granted,
+                    "the freed slot was not handed on"
+                ),
+                Joined::Full => unreachable!("the queue has room"),
+            }
+            assert_eq!(shared.in_flight(), 1, "the waiter's slot, once");
+            shared.release();
+            assert_all_returned(&shared);
+        });
     }
 }

@@ -1,14 +1,14 @@
 use std::borrow::Borrow;
 use std::fmt;
 use std::hash::{BuildHasher, Hash, Hasher};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use hashbrown::HashTable;
 use tokio::time::Instant;
 
 use crate::config::{Check, ConfigError};
+use crate::sync::{Arc, AtomicU32, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// Bounds of a [`KeyMap`].
 ///
@@ -915,3 +915,7 @@ mod tests {
         assert_eq!(map.len(), 1);
     }
 }
+
+// Model checks of the races above: `--cfg seawall_loom` (see the crate docs).
+#[cfg(all(test, seawall_loom))]
+mod loom_models;
