@@ -52,14 +52,17 @@ fn flood(c: &mut Criterion) {
             plain.insert(k, Arc::new(k));
         }
         let (mut oldest, mut newest) = (0u64, capacity as u64);
-        group.bench_function(BenchmarkId::new("plain HashMap, insert + remove", capacity), |b| {
-            b.iter(|| {
-                plain.remove(&oldest);
-                oldest += 1;
-                plain.insert(newest, Arc::new(newest));
-                newest += 1;
-            })
-        });
+        group.bench_function(
+            BenchmarkId::new("plain HashMap, insert + remove", capacity),
+            |b| {
+                b.iter(|| {
+                    plain.remove(&oldest);
+                    oldest += 1;
+                    plain.insert(newest, Arc::new(newest));
+                    newest += 1;
+                })
+            },
+        );
     }
     group.finish();
 }

@@ -151,9 +151,7 @@ impl ChurnReport {
         let _ = writeln!(
             out,
             "| honest clients | {} | {} | {} |",
-            self.honest_sent,
-            self.honest_admitted,
-            self.honest_sent
+            self.honest_sent, self.honest_admitted, self.honest_sent
         );
         let _ = writeln!(
             out,
@@ -167,9 +165,9 @@ impl ChurnReport {
             "| fresh keys | {} | {} | one each while they fit |",
             self.junk_sent, self.junk_admitted
         );
-        let rss = self
-            .rss_growth
-            .map_or("n/a".to_string(), |b| format!("{:.1} MiB", b as f64 / 1048576.0));
+        let rss = self.rss_growth.map_or("n/a".to_string(), |b| {
+            format!("{:.1} MiB", b as f64 / 1048576.0)
+        });
         let _ = writeln!(
             out,
             "honest call: p50 {} ns, p99 {} ns; keys held at the end {}; resident memory +{rss}",
@@ -223,7 +221,8 @@ async fn drive(config: ChurnConfig) -> Result<ChurnReport, String> {
         idle_ttl: Duration::from_secs(300),
         ..Default::default()
     };
-    let layer = KeyedBudgetLayer::new(|client: &u64| *client, &budget).map_err(|e| e.to_string())?;
+    let layer =
+        KeyedBudgetLayer::new(|client: &u64| *client, &budget).map_err(|e| e.to_string())?;
     let mut svc = layer.layer(Echo);
     let rss_before = resident_bytes();
 

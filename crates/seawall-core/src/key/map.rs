@@ -246,10 +246,10 @@ type OnEvict<K, V> = Box<dyn Fn(&K, &V) + Send + Sync>;
 ///   [`KeyMapFull`] rather than free a throttled key; keyed layers then give
 ///   the newcomer their one shared overflow state, as strict as a single key.
 ///   The protection ends when the state returns to fresh.
-/// - **Eviction is O(1)**: an insert examines at most 16 buckets (64 when its
-///   shard is full and the first 16 hold nothing evictable), from a CLOCK hand
-///   that goes round the shard, evicting idle keys it passes and, when the
-///   shard is full, the least recently used evictable key it saw. A flood of
+/// - **Eviction is O(1)**: an insert examines the next 8 keys (64 when its
+///   shard is full and none of the first 8 may go) from a CLOCK hand that goes
+///   round the shard, evicting idle keys it passes and, when the shard is
+///   full, the least recently used evictable key it saw. A flood of
 ///   new keys costs each insert the same whatever the capacity, and lookups
 ///   of the shard wait on no scan.
 /// - **Idle keys go**: a key unused for at least `idle_ttl` is evicted by the
@@ -485,10 +485,16 @@ impl<K: Hash + Eq, V, S: BuildHasher> KeyMap<K, V, S> {
         Ok(value)
     }
 
-    // Moves the hand over SCAN buckets, evicting the idle keys it may; when
-    // the shard is still full, evicts the least recently used evictable key
-    // among them, or among up to FULL_SCAN buckets when none of the first
-    // SCAN may go. `false` when the shard is full and nothing examined could.
+    // Moves the hand over the next SCAN keys (at most 4 × SCAN buckets),
+    // evicting the idle keys it may; when the shard is still full, evicts the
+    // least recently used evictable key among them, or among up to FULL_SCAN
+    // keys when none of the first SCAN may go. `false` when the shard is full
+    // and nothing examined could.
+    //
+    // Keys, not buckets, are counted: a table's keys need not be spread
+    // evenly over its buckets, and a run of empty buckets must not pass for a
+    // shard with nothing to evict. A full shard's table is at least about a
+    // third full, so FULL_SCAN keys are found within a few hundred buckets.
     //
     // Only the entries' own words are read to choose (their stamps); the
     // value behind an entry's `Arc`, a cache miss in a large map, is read
@@ -498,24 +504,34 @@ impl<K: Hash + Eq, V, S: BuildHasher> KeyMap<K, V, S> {
         if buckets == 0 {
             return true;
         }
-        let start = table.hand;
-        table.hand = (start + SCAN) % buckets;
-        let mut window = 0..SCAN.min(buckets);
+        let mut next = table.hand;
+        let mut examined = 0;
+        let mut keys = 0;
+        let mut limit = SCAN;
         loop {
-            // (last use, bucket) of the live keys examined, oldest first.
+            // (last use, bucket) of the live keys examined in this pass.
             let mut seen = [(0u32, 0usize); FULL_SCAN];
             let mut n = 0;
-            for step in window.clone() {
-                let i = (start + step) % buckets;
+            while keys < limit && examined < buckets {
+                if limit == SCAN && examined >= 4 * SCAN && table.entries.len() < self.per_shard {
+                    break;
+                }
+                let i = next;
+                next = (next + 1) % buckets;
+                examined += 1;
                 let Some(e) = table.entries.get_bucket(i) else {
                     continue;
                 };
+                keys += 1;
                 if self.idle(e, ticks) && self.free(e, now) {
                     self.evict_bucket(table, i);
                 } else {
                     seen[n] = (e.used.load(Ordering::Relaxed), i);
                     n += 1;
                 }
+            }
+            if limit == SCAN {
+                table.hand = next;
             }
             if table.entries.len() < self.per_shard {
                 return true;
@@ -532,10 +548,10 @@ impl<K: Hash + Eq, V, S: BuildHasher> KeyMap<K, V, S> {
                 self.evict_bucket(table, i);
                 return true;
             }
-            if window.end >= FULL_SCAN.min(buckets) {
+            if limit == FULL_SCAN || examined >= buckets {
                 return false;
             }
-            window = window.end..FULL_SCAN.min(buckets);
+            limit = FULL_SCAN;
         }
     }
 
@@ -789,6 +805,54 @@ mod tests {
         }
         assert_eq!(m.get(&1).unwrap().load(Ordering::Relaxed), 1);
         assert!(m.len() <= 100);
+    }
+
+    /// Puts every key in the low buckets of its table: hashes whose low bits
+    /// are all zero (the table indexes buckets by the low bits).
+    #[derive(Clone, Default)]
+    struct Clustering;
+
+    impl BuildHasher for Clustering {
+        type Hasher = ClusterHash;
+        fn build_hasher(&self) -> ClusterHash {
+            ClusterHash(0)
+        }
+    }
+
+    struct ClusterHash(u64);
+
+    impl Hasher for ClusterHash {
+        fn finish(&self) -> u64 {
+            self.0 << 20
+        }
+        fn write(&mut self, bytes: &[u8]) {
+            for b in bytes {
+                self.0 = self.0.wrapping_mul(31).wrapping_add(u64::from(*b));
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_shard_finds_its_keys_however_they_lie_in_the_table() {
+        // Keys bunched in one part of the table left the hand's window of
+        // buckets empty, and a full map of evictable keys refused inserts.
+        let m: KeyMap<u32, AtomicU32, Clustering> = KeyMap::with_hasher(
+            KeyMapConfig::new()
+                .capacity(100)
+                .idle_ttl(Duration::from_secs(3600)),
+            Clustering,
+        );
+        for k in 0..5_000u32 {
+            assert!(put_with(&m, k).is_ok(), "key {k} refused");
+        }
+        assert_eq!(m.len(), 100);
+    }
+
+    fn put_with<S: BuildHasher>(
+        m: &KeyMap<u32, AtomicU32, S>,
+        k: u32,
+    ) -> Result<Arc<AtomicU32>, KeyMapFull> {
+        m.get_or_insert_with(k, |k| AtomicU32::new(*k))
     }
 
     #[tokio::test(start_paused = true)]
