@@ -807,52 +807,20 @@ mod tests {
         assert!(m.len() <= 100);
     }
 
-    /// Puts every key in the low buckets of its table: hashes whose low bits
-    /// are all zero (the table indexes buckets by the low bits).
-    #[derive(Clone, Default)]
-    struct Clustering;
-
-    impl BuildHasher for Clustering {
-        type Hasher = ClusterHash;
-        fn build_hasher(&self) -> ClusterHash {
-            ClusterHash(0)
-        }
-    }
-
-    struct ClusterHash(u64);
-
-    impl Hasher for ClusterHash {
-        fn finish(&self) -> u64 {
-            self.0 << 20
-        }
-        fn write(&mut self, bytes: &[u8]) {
-            for b in bytes {
-                self.0 = self.0.wrapping_mul(31).wrapping_add(u64::from(*b));
-            }
-        }
-    }
-
     #[tokio::test(start_paused = true)]
     async fn a_full_shard_finds_its_keys_however_they_lie_in_the_table() {
-        // Keys bunched in one part of the table left the hand's window of
-        // buckets empty, and a full map of evictable keys refused inserts.
-        let m: KeyMap<u32, AtomicU32, Clustering> = KeyMap::with_hasher(
-            KeyMapConfig::new()
-                .capacity(100)
-                .idle_ttl(Duration::from_secs(3600)),
-            Clustering,
-        );
-        for k in 0..5_000u32 {
-            assert!(put_with(&m, k).is_ok(), "key {k} refused");
+        // A hand that takes its victims near itself can leave runs of empty
+        // buckets; counting buckets instead of keys, an insert then saw
+        // nothing to evict in a map full of evictable keys, and refused (seen
+        // through the keyed breaker in about one run in four; the breaker's
+        // flood tests assert it too).
+        for _ in 0..10 {
+            let m = map(100, 3600);
+            for k in 0..20_000u32 {
+                assert!(put(&m, k).is_ok(), "key {k} refused");
+            }
+            assert_eq!(m.len(), 100);
         }
-        assert_eq!(m.len(), 100);
-    }
-
-    fn put_with<S: BuildHasher>(
-        m: &KeyMap<u32, AtomicU32, S>,
-        k: u32,
-    ) -> Result<Arc<AtomicU32>, KeyMapFull> {
-        m.get_or_insert_with(k, |k| AtomicU32::new(*k))
     }
 
     #[tokio::test(start_paused = true)]
