@@ -535,11 +535,11 @@ mod loom_models {
         });
     }
 
-    /// A reservation dropped unused (take, then refund) racing two admits:
-    /// at no point are more than the burst held, and the refund gives back
-    /// exactly its token.
+    /// A reservation dropped unused at the instant it was made (take, then
+    /// refund) racing two admits: at no point are more than the burst held,
+    /// and the refund gives back exactly its token.
     #[test]
-    fn a_refund_racing_admits_is_exact() {
+    fn a_refund_at_once_racing_admits_is_exact() {
         loom::model(|| {
             let g = Arc::new(Gcra::new());
             let held = Arc::new(loom::sync::atomic::AtomicU32::new(0));
@@ -554,11 +554,13 @@ mod loom_models {
             let reserver = {
                 let (g, held) = (g.clone(), held.clone());
                 thread::spawn(move || {
-                    if hold(&g, &held) {
+                    if let Ok(r) = g.try_reserve(&rate(), 1, 0) {
+                        let now = held.fetch_add(1, Ordering::SeqCst) + 1;
+                        assert!(now <= BURST, "{now} tokens held, burst {BURST}");
                         // Given back before the refund: the refund is what
                         // lets another admit in.
                         held.fetch_sub(1, Ordering::SeqCst);
-                        g.refund(&rate(), 1);
+                        g.refund(&rate(), r, 0);
                     }
                 })
             };
@@ -579,6 +581,72 @@ mod loom_models {
             // what the admits left.
             assert!(admitted >= 1);
             assert_eq!(g.available(&rate(), 0), BURST - admitted);
+        });
+    }
+
+    /// The refill bug: a reservation made at 0 and dropped at 10s, racing
+    /// two admits at 10s. The refill replaced its token long ago, so in
+    /// every interleaving both admits get in and the refund gives back
+    /// nothing: the budget ends spent, never with a third token.
+    #[test]
+    fn a_late_refund_racing_admits_gives_nothing_twice() {
+        const LATER: u64 = 10_000_000_000;
+        loom::model(|| {
+            let g = Arc::new(Gcra::new());
+            let r = g.try_reserve(&rate(), 1, 0).unwrap();
+            let refund = {
+                let g = g.clone();
+                thread::spawn(move || g.refund(&rate(), r, LATER))
+            };
+            let admits: Vec<_> = (0..2)
+                .map(|_| {
+                    let g = g.clone();
+                    thread::spawn(move || g.try_take(&rate(), 1, LATER).is_ok())
+                })
+                .collect();
+            refund.join().unwrap();
+            for t in admits {
+                assert!(t.join().unwrap(), "a full bucket refused an admit");
+            }
+            assert_eq!(g.available(&rate(), LATER), 0);
+            assert!(g.try_take(&rate(), 1, LATER).is_err());
+        });
+    }
+
+    /// Two reservations stacked at 0 are dropped, the lower at once and the
+    /// upper at 50ms, just after an admit at 50ms (which finds room only
+    /// when the lower refund came first). Whatever the order, the budget
+    /// ends as the admit alone would leave it: 1 token at 50ms if it got
+    /// in, 2 if not. Undoing the upper one by its slot's end, which the
+    /// lower refund moved, would leave 2 after an admit.
+    #[test]
+    fn stacked_refunds_racing_an_admit_give_nothing_twice() {
+        const MS: u64 = 1_000_000;
+        loom::model(|| {
+            let g = Arc::new(Gcra::new());
+            let lower = g.try_reserve(&rate(), 1, 0).unwrap();
+            let upper = g.try_reserve(&rate(), 1, 0).unwrap();
+            // Both in threads of their own, so that either may go first.
+            let first = {
+                let g = g.clone();
+                thread::spawn(move || g.refund(&rate(), lower, 0))
+            };
+            let later = {
+                let g = g.clone();
+                thread::spawn(move || {
+                    let admitted = g.try_take(&rate(), 1, 50 * MS).is_ok();
+                    g.refund(&rate(), upper, 50 * MS);
+                    admitted
+                })
+            };
+            first.join().unwrap();
+            let admitted = later.join().unwrap();
+            let left = if admitted { 1 } else { 2 };
+            assert_eq!(g.available(&rate(), 50 * MS), left);
+            if admitted {
+                // Exactly the admit's slot, [50ms, 150ms).
+                assert_eq!(g.tat.load(Ordering::Relaxed), 150 * MS);
+            }
         });
     }
 
