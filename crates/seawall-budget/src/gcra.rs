@@ -216,11 +216,12 @@ impl Gcra {
         // gives a token twice, in any interleaving with other takes and
         // refunds.
         //
-        // It is exact (`F' = F - g`) when the reservation was not queued
-        // behind debt (`a = t0`) and the takes after it stacked on it, as
-        // when nothing else happened or others took right after; otherwise
-        // it keeps at most `min(c, t1 - t0)` more than owed, which the
-        // refill pays back in that much time.
+        // It is exact (`F' = F - g`) when the reservation is dropped the
+        // instant it was made (`t1 = t0`, so `M <= a + C`), and when it was
+        // not queued behind debt (`a = t0`) and nothing else was taken
+        // while it was held but at `t1` (`C = 0` or `M = t1 + C`).
+        // Otherwise it keeps back at most `min(c, t1 - t0)` more than owed
+        // (`F - F' <= c`), which the refill pays back in that much time.
         //
         // Why not undo by the slot's end (`TAT == a + c`, compare-exchange
         // to `a`)? A refund of an earlier reservation moves every slot above

@@ -34,8 +34,10 @@ use crate::loop_budget::{BudgetStats, LoopBudget};
 ///   `Sleep`, allocated the first time this service waits and reset for each
 ///   later wait; no spinning, no allocation per call), then takes it, then
 ///   polls the inner service. The token is held by the service until `call`
-///   uses it. A service (or clone) dropped while holding a token gives it
-///   back, so nothing leaks. A `call` without a reserved token (a caller
+///   uses it. A service (or clone) dropped while holding a token gives
+///   back what is still owed of it: the token less the time it was held,
+///   never a token the refill has already replaced. So nothing leaks, and a
+///   cancellation never lets more than the burst through. A `call` without a reserved token (a caller
 ///   that skipped `poll_ready`) takes one or is rejected as in `Reject` mode,
 ///   never a panic.
 ///
