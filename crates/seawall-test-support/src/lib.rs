@@ -1,5 +1,12 @@
 //! Test support for seawall's crates; not published.
 //!
+//! - [`CountingAlloc`] and [`count`]: what the current thread allocates.
+//! - [`service`]: an always-ready [`service::Echo`], and one call driven by
+//!   hand on the test's own thread.
+//! - [`runtime::paused`]: a current-thread runtime on a paused clock.
+//! - `metrics` (feature `metrics`): a recorder that keeps every series, so a
+//!   test reads back what a layer reported.
+//!
 //! [`CountingAlloc`] is a global allocator that counts the allocations and
 //! bytes of **the thread that makes them**, so an allocation test asserts
 //! only its own work: a test harness thread, a runtime worker or another test
@@ -27,6 +34,11 @@
 //! its workers is not counted.
 #![deny(missing_docs)]
 #![allow(unsafe_code)] // Only in `CountingAlloc`'s `GlobalAlloc` impl, each use proven below.
+
+#[cfg(feature = "metrics")]
+pub mod metrics;
+pub mod runtime;
+pub mod service;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
