@@ -4,73 +4,29 @@
 //! The code under test runs on the test's thread: futures are polled by
 //! hand, under a current-thread runtime entered for its paused clock.
 
-use std::convert::Infallible;
-use std::future::{Future, Ready, ready};
+use std::future::Future;
 use std::pin::pin;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Waker};
 
 use seawall_budget::bounded::{self, LaneConfig, OverflowPolicy, PriorityConfig};
 use seawall_budget::{BudgetLayer, BudgetMode, KeyedBudgetConfig, KeyedBudgetLayer, LoopBudget};
 use seawall_core::config::MAX_CAPACITY;
-use seawall_test_support::{CountingAlloc, allocations};
-use tower::{Layer, Service};
+use seawall_test_support::service::{Echo, ready_call_ok};
+use seawall_test_support::{CountingAlloc, allocations, runtime};
+use tower::Layer;
 
 #[global_allocator]
 static ALLOC: CountingAlloc = CountingAlloc;
 
 const N: u64 = 1_000;
 
-#[derive(Clone)]
-struct Bare;
-
-impl Service<u32> for Bare {
-    type Response = u32;
-    type Error = Infallible;
-    type Future = Ready<Result<u32, Infallible>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, x: u32) -> Self::Future {
-        ready(Ok(x))
-    }
-}
-
-/// `poll_ready` + `call` + poll the future, by hand; returns whether it was Ok.
-fn call_once<S: Service<u32>>(svc: &mut S, cx: &mut Context<'_>) -> bool {
-    call_with(svc, 7, cx)
-}
-
-/// [`call_once`] with the request `x`.
-fn call_with<S: Service<u32>>(svc: &mut S, x: u32, cx: &mut Context<'_>) -> bool {
-    match svc.poll_ready(cx) {
-        Poll::Ready(Ok(())) => {}
-        _ => panic!("not ready"),
-    }
-    let fut = pin!(svc.call(x));
-    match fut.poll(cx) {
-        Poll::Ready(r) => r.is_ok(),
-        Poll::Pending => panic!("pending"),
-    }
-}
-
 fn count(f: impl FnOnce()) -> u64 {
     allocations(f)
 }
 
-/// A current-thread runtime with paused time, for the budgets' clock.
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(true)
-        .build()
-        .unwrap()
-}
-
 #[test]
 fn loop_budget_allocates_nothing() {
-    let rt = runtime();
+    let rt = runtime::paused();
     let _guard = rt.enter();
 
     // LoopBudget: can_proceed + consume(1), admitted: 0.
@@ -100,9 +56,8 @@ fn loop_budget_allocates_nothing() {
 
 #[test]
 fn budget_layer_allocates_only_to_box_a_rejection() {
-    let rt = runtime();
+    let rt = runtime::paused();
     let _guard = rt.enter();
-    let mut cx = Context::from_waker(Waker::noop());
 
     // BudgetLayer within budget, Reject mode: 0.
     let layer = BudgetLayer::builder()
@@ -110,10 +65,10 @@ fn budget_layer_allocates_only_to_box_a_rejection() {
         .burst(1_000_000)
         .build()
         .unwrap();
-    let mut svc = layer.layer(Bare);
+    let mut svc = layer.layer(Echo);
     let n = count(|| {
         for _ in 0..N {
-            assert!(call_once(&mut svc, &mut cx));
+            assert!(ready_call_ok(&mut svc, 7u32));
         }
     });
     assert_eq!(n, 0, "BudgetLayer (reject mode) within budget");
@@ -125,10 +80,10 @@ fn budget_layer_allocates_only_to_box_a_rejection() {
         .mode(BudgetMode::Wait)
         .build()
         .unwrap();
-    let mut svc = layer.layer(Bare);
+    let mut svc = layer.layer(Echo);
     let n = count(|| {
         for _ in 0..N {
-            assert!(call_once(&mut svc, &mut cx));
+            assert!(ready_call_ok(&mut svc, 7u32));
         }
     });
     assert_eq!(n, 0, "BudgetLayer (wait mode) within budget");
@@ -136,10 +91,10 @@ fn budget_layer_allocates_only_to_box_a_rejection() {
     // BudgetLayer rejecting: exactly 1 per call, the Box of BoxError.
     let layer = BudgetLayer::builder().rate(1).burst(1).build().unwrap();
     layer.budget().consume(1);
-    let mut svc = layer.layer(Bare);
+    let mut svc = layer.layer(Echo);
     let n = count(|| {
         for _ in 0..N {
-            assert!(!call_once(&mut svc, &mut cx));
+            assert!(!ready_call_ok(&mut svc, 7u32));
         }
     });
     assert_eq!(n, N, "BudgetLayer rejecting: one Box per rejection");
@@ -147,9 +102,8 @@ fn budget_layer_allocates_only_to_box_a_rejection() {
 
 #[test]
 fn keyed_budget_layer_allocates_only_for_new_keys_and_rejections() {
-    let rt = runtime();
+    let rt = runtime::paused();
     let _guard = rt.enter();
-    let mut cx = Context::from_waker(Waker::noop());
 
     // KeyedBudgetLayer, known key, within budget: 0.
     let cfg = KeyedBudgetConfig {
@@ -158,11 +112,11 @@ fn keyed_budget_layer_allocates_only_for_new_keys_and_rejections() {
         ..Default::default()
     };
     let keyed = KeyedBudgetLayer::new(|x: &u32| *x, &cfg).unwrap();
-    let mut svc = keyed.layer(Bare);
-    assert!(call_once(&mut svc, &mut cx)); // inserts key 7
+    let mut svc = keyed.layer(Echo);
+    assert!(ready_call_ok(&mut svc, 7u32)); // inserts key 7
     let n = count(|| {
         for _ in 0..N {
-            assert!(call_once(&mut svc, &mut cx));
+            assert!(ready_call_ok(&mut svc, 7u32));
         }
     });
     assert_eq!(n, 0, "KeyedBudgetLayer, known key, within budget");
@@ -176,11 +130,11 @@ fn keyed_budget_layer_allocates_only_for_new_keys_and_rejections() {
         ..Default::default()
     };
     let keyed = KeyedBudgetLayer::new(|x: &u32| *x, &cfg).unwrap();
-    let mut svc = keyed.layer(Bare);
-    assert!(call_once(&mut svc, &mut cx));
+    let mut svc = keyed.layer(Echo);
+    assert!(ready_call_ok(&mut svc, 7u32));
     let n = count(|| {
         for _ in 0..N {
-            assert!(!call_once(&mut svc, &mut cx));
+            assert!(!ready_call_ok(&mut svc, 7u32));
         }
     });
     assert_eq!(
@@ -197,12 +151,12 @@ fn keyed_budget_layer_allocates_only_for_new_keys_and_rejections() {
         ..Default::default()
     };
     let keyed = KeyedBudgetLayer::new(|x: &u32| *x, &cfg).unwrap();
-    let mut svc = keyed.layer(Bare);
-    assert!(call_once(&mut svc, &mut cx)); // key 7 holds the one slot, owing its token
-    assert!(call_with(&mut svc, 8, &mut cx)); // the overflow budget's token
+    let mut svc = keyed.layer(Echo);
+    assert!(ready_call_ok(&mut svc, 7u32)); // key 7 holds the one slot, owing its token
+    assert!(ready_call_ok(&mut svc, 8)); // the overflow budget's token
     let n = count(|| {
         for x in 0..N as u32 {
-            assert!(!call_with(&mut svc, 100 + x, &mut cx));
+            assert!(!ready_call_ok(&mut svc, 100 + x));
         }
     });
     assert_eq!(

@@ -19,6 +19,7 @@ use seawall_budget::{
 };
 use seawall_core::Rejection;
 use seawall_core::config::{MAX_CAPACITY, MAX_DURATION};
+use seawall_test_support::runtime;
 use tower::{Layer, Service, ServiceExt, service_fn};
 
 const NS: Duration = Duration::from_nanos(1);
@@ -118,12 +119,7 @@ fn no_panic<R>(what: &str, f: impl FnOnce() -> R) -> Result<R, TestCaseError> {
 
 /// A current-thread runtime with paused time: timers of a year fire at once.
 fn block_on<F: Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(true)
-        .build()
-        .unwrap()
-        .block_on(f)
+    runtime::paused().block_on(f)
 }
 
 /// Every field of every error is one the config has.

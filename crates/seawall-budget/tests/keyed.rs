@@ -2,33 +2,13 @@
 //! a throttled key is never forgotten while it owes tokens, and newcomers
 //! that find the map full share one overflow budget as strict as a key.
 
-use std::convert::Infallible;
-use std::future::{Ready, ready};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use seawall_budget::{KeyedBudgetConfig, KeyedBudgetLayer, OVERFLOW_KEY};
 use seawall_core::{BoxError, Rejection, RejectionKind};
+use seawall_test_support::service::Echo;
 use tokio::time::advance;
 use tower::{Layer, Service, ServiceExt};
-
-/// Always ready; answers with the request.
-#[derive(Clone)]
-struct Echo;
-
-impl Service<u64> for Echo {
-    type Response = u64;
-    type Error = Infallible;
-    type Future = Ready<Result<u64, Infallible>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, x: u64) -> Self::Future {
-        ready(Ok(x))
-    }
-}
 
 const HOUR: Duration = Duration::from_secs(3600);
 const ABUSER: u64 = u64::MAX;

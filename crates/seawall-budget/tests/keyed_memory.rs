@@ -3,44 +3,13 @@
 //! current-thread runtime, futures polled by hand), so the count is
 //! deterministic.
 
-use std::convert::Infallible;
-use std::future::{Future, Ready, ready};
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
-
 use seawall_budget::{KeyedBudgetConfig, KeyedBudgetLayer};
-use seawall_test_support::{CountingAlloc, count};
-use tower::{Layer, Service};
+use seawall_test_support::service::{Echo, ready_call_ok};
+use seawall_test_support::{CountingAlloc, count, runtime};
+use tower::Layer;
 
 #[global_allocator]
 static ALLOC: CountingAlloc = CountingAlloc;
-
-#[derive(Clone)]
-struct Bare;
-
-impl Service<u64> for Bare {
-    type Response = u64;
-    type Error = Infallible;
-    type Future = Ready<Result<u64, Infallible>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, x: u64) -> Self::Future {
-        ready(Ok(x))
-    }
-}
-
-/// `poll_ready` + `call` + poll the future, by hand; returns whether it was Ok.
-fn call_once<S: Service<u64>>(svc: &mut S, key: u64, cx: &mut Context<'_>) -> bool {
-    assert!(svc.poll_ready(cx).is_ready());
-    let fut = pin!(svc.call(key));
-    match fut.poll(cx) {
-        Poll::Ready(r) => r.is_ok(),
-        Poll::Pending => panic!("pending"),
-    }
-}
 
 const KEYS: u64 = 100_000;
 
@@ -50,13 +19,8 @@ const KEYS: u64 = 100_000;
 // a key can hold.
 #[test]
 fn a_throttled_key_costs_at_most_100_bytes() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(true)
-        .build()
-        .unwrap();
+    let rt = runtime::paused();
     let _guard = rt.enter();
-    let mut cx = Context::from_waker(Waker::noop());
 
     let cfg = KeyedBudgetConfig {
         rate: 1,
@@ -66,11 +30,11 @@ fn a_throttled_key_costs_at_most_100_bytes() {
         ..Default::default()
     };
     let layer = KeyedBudgetLayer::new(|k: &u64| *k, &cfg).unwrap();
-    let mut svc = layer.layer(Bare);
+    let mut svc = layer.layer(Echo);
     let held = count(|| {
         for k in 0..KEYS {
-            assert!(call_once(&mut svc, k, &mut cx));
-            assert!(!call_once(&mut svc, k, &mut cx));
+            assert!(ready_call_ok(&mut svc, k));
+            assert!(!ready_call_ok(&mut svc, k));
         }
     });
     let stats = layer.stats();

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use seawall_budget::LoopBudget;
+use seawall_test_support::runtime;
 use tokio::time::{Instant, advance};
 
 #[tokio::test(start_paused = true)]
@@ -180,14 +181,6 @@ async fn many_tasks_share_one_budget_exactly() {
     assert_eq!(budget.stats().iterations, 500);
 }
 
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(true)
-        .build()
-        .unwrap()
-}
-
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
@@ -199,7 +192,7 @@ proptest! {
         burst in 1u32..20,
         ops in proptest::collection::vec((0u64..50, 1u32..5), 1..150),
     ) {
-        rt().block_on(async move {
+        runtime::paused().block_on(async move {
             let budget = LoopBudget::builder().rate(rate).burst(burst).build().unwrap();
             let emission = budget.emission_interval().as_nanos() as u64;
             let start = Instant::now();
