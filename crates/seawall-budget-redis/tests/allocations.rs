@@ -7,40 +7,18 @@
 mod support;
 
 use std::convert::Infallible;
-use std::future::{Future, Ready, ready};
+use std::future::Future;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use seawall_budget_redis::RedisBudgetLayer;
+use seawall_test_support::service::{Echo, ready_call_ok};
 use support::redis_server::RedisServer;
 use tower::{Layer, Service};
 
 #[global_allocator]
 static ALLOC: seawall_test_support::CountingAlloc = seawall_test_support::CountingAlloc;
-
-#[derive(Clone)]
-struct Bare;
-
-impl Service<u32> for Bare {
-    type Response = u32;
-    type Error = Infallible;
-    type Future = Ready<Result<u32, Infallible>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, x: u32) -> Self::Future {
-        ready(Ok(x))
-    }
-}
-
-fn call_once<S: Service<u32>>(svc: &mut S, cx: &mut Context<'_>) -> bool {
-    assert!(matches!(svc.poll_ready(cx), Poll::Ready(Ok(()))));
-    let fut = pin!(svc.call(7));
-    matches!(fut.poll(cx), Poll::Ready(Ok(_)))
-}
 
 #[test]
 fn a_leased_call_allocates_nothing() {
@@ -63,10 +41,9 @@ fn a_leased_call_allocates_nothing() {
         layer.ping().await.unwrap();
         layer
     });
-    let mut svc = layer.layer(Bare);
-    let mut cx = Context::from_waker(Waker::noop());
+    let mut svc = layer.layer(Echo);
     // The first call goes on credit and asks for a lease of up to 100,000.
-    assert!(call_once(&mut svc, &mut cx));
+    assert!(ready_call_ok(&mut svc, 7u32));
     rt.block_on(async {
         for _ in 0..200 {
             if layer.leased() > 1000 {
@@ -78,7 +55,7 @@ fn a_leased_call_allocates_nothing() {
     assert!(layer.leased() > 1000, "leased {}", layer.leased());
     let allocs = seawall_test_support::allocations(|| {
         for _ in 0..1000 {
-            assert!(call_once(&mut svc, &mut cx));
+            assert!(ready_call_ok(&mut svc, 7u32));
         }
     });
     assert_eq!(allocs, 0, "allocations in 1000 leased calls");

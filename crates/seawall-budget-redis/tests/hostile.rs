@@ -3,8 +3,7 @@
 //! password, or makes layers that serve calls without panicking. No server:
 //! the URL points where nothing listens, so the layers fall back.
 
-use std::convert::Infallible;
-use std::future::{Future, Ready, ready};
+use std::future::Future;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -13,26 +12,10 @@ use seawall_budget_redis::{
     BudgetMode, FallbackPolicy, RedisBudgetConfig, RedisBudgetLayer, RedisKeyedBudgetLayer,
 };
 use seawall_core::config::{MAX_CAPACITY, MAX_DURATION};
+use seawall_test_support::service::Echo;
 use tower::{Layer, Service};
 
 const PASSWORD: &str = "hunter2-s3cret";
-
-#[derive(Clone, Debug)]
-struct Bare;
-
-impl Service<u32> for Bare {
-    type Response = u32;
-    type Error = Infallible;
-    type Future = Ready<Result<u32, Infallible>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, x: u32) -> Self::Future {
-        ready(Ok(x))
-    }
-}
 
 fn dead_url() -> String {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -70,7 +53,7 @@ fn try_all(what: &str, cfg: &RedisBudgetConfig, cx: &mut Context<'_>) -> bool {
             Ok(layer) => {
                 built = true;
                 assert!(!format!("{layer:?}").contains(PASSWORD), "{what}");
-                serve(&mut layer.layer(Bare), cx);
+                serve(&mut layer.layer(Echo), cx);
             }
             Err(e) => {
                 let text = format!("{e} {e:?}");
@@ -82,7 +65,7 @@ fn try_all(what: &str, cfg: &RedisBudgetConfig, cx: &mut Context<'_>) -> bool {
     match RedisKeyedBudgetLayer::new(|x: &u32| *x, cfg) {
         Ok(layer) => {
             assert!(!format!("{layer:?}").contains(PASSWORD), "{what}");
-            serve(&mut layer.layer(Bare), cx);
+            serve(&mut layer.layer(Echo), cx);
         }
         Err(e) => {
             let text = format!("{e} {e:?}");
@@ -176,7 +159,7 @@ async fn hostile_values_are_errors_or_served() {
         match RedisKeyedBudgetLayer::new(|x: &u32| *x, &cfg) {
             Ok(layer) => {
                 assert!((1..=MAX_CAPACITY).contains(&capacity));
-                serve(&mut layer.layer(Bare), &mut cx);
+                serve(&mut layer.layer(Echo), &mut cx);
             }
             Err(e) => {
                 assert!(!(1..=MAX_CAPACITY).contains(&capacity));
