@@ -4,39 +4,17 @@
 //! call. Every service is polled by hand on the test's own thread, so only
 //! its allocations are counted, whatever else runs at the same time.
 
-use std::convert::Infallible;
-use std::future::Future;
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Waker};
 
 use seawall_shed::{
     Aimd, Limit, ManualPressure, PressureLevel, Priority, ShedConfig, ShedLayer, ShedRng, Shedder,
 };
-use seawall_test_support::{CountingAlloc, allocations, count};
+use seawall_test_support::service::{Echo, call_ok, ready_call_ok};
+use seawall_test_support::{CountingAlloc, allocations, count, runtime};
 use tower::{Layer, Service};
 
 #[global_allocator]
 static ALLOC: CountingAlloc = CountingAlloc;
-
-#[derive(Clone)]
-struct Bare;
-impl Service<u32> for Bare {
-    type Response = u32;
-    type Error = Infallible;
-    type Future = std::future::Ready<Result<u32, Infallible>>;
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-    fn call(&mut self, x: u32) -> Self::Future {
-        std::future::ready(Ok(x))
-    }
-}
-
-/// One call driven by hand; returns whether it was admitted.
-fn once<S: Service<u32>>(svc: &mut S, cx: &mut Context<'_>) -> bool {
-    assert!(svc.poll_ready(cx).is_ready());
-    once_called(svc, cx)
-}
 
 fn allocs_during(n: u64, mut f: impl FnMut()) -> u64 {
     allocations(|| {
@@ -50,13 +28,14 @@ const N: u64 = 1000;
 
 #[test]
 fn allocations_per_call() {
-    let mut cx = Context::from_waker(Waker::noop());
-
     // Admit path, fixed limit: 0.
     let layer = ShedLayer::fixed(10).unwrap();
-    let mut svc = layer.layer(Bare);
-    once(&mut svc, &mut cx); // warm up
-    assert_eq!(allocs_during(N, || assert!(once(&mut svc, &mut cx))), 0);
+    let mut svc = layer.layer(Echo);
+    ready_call_ok(&mut svc, 1u32); // warm up
+    assert_eq!(
+        allocs_during(N, || assert!(ready_call_ok(&mut svc, 1u32))),
+        0
+    );
 
     // Admit path with the band, priorities and an adaptive limit: 0.
     let layer = ShedLayer::builder()
@@ -66,9 +45,12 @@ fn allocations_per_call() {
         .priority(|_: &u32| Priority::Sheddable)
         .build()
         .unwrap();
-    let mut svc = layer.layer(Bare);
-    once(&mut svc, &mut cx);
-    assert_eq!(allocs_during(N, || assert!(once(&mut svc, &mut cx))), 0);
+    let mut svc = layer.layer(Echo);
+    ready_call_ok(&mut svc, 1u32);
+    assert_eq!(
+        allocs_during(N, || assert!(ready_call_ok(&mut svc, 1u32))),
+        0
+    );
 
     // Admit path in queue mode with free slots: 0.
     let layer = ShedLayer::builder()
@@ -76,9 +58,12 @@ fn allocations_per_call() {
         .max_queue_delay(std::time::Duration::from_millis(5))
         .build()
         .unwrap();
-    let mut svc = layer.layer(Bare);
-    once(&mut svc, &mut cx);
-    assert_eq!(allocs_during(N, || assert!(once(&mut svc, &mut cx))), 0);
+    let mut svc = layer.layer(Echo);
+    ready_call_ok(&mut svc, 1u32);
+    assert_eq!(
+        allocs_during(N, || assert!(ready_call_ok(&mut svc, 1u32))),
+        0
+    );
 
     // Admit path with a pressure signal consulted (Elevated: Normal passes): 0.
     let pressure = ManualPressure::new();
@@ -88,13 +73,19 @@ fn allocations_per_call() {
         .pressure_signal(pressure.clone())
         .build()
         .unwrap();
-    let mut svc = layer.layer(Bare);
-    once(&mut svc, &mut cx);
-    assert_eq!(allocs_during(N, || assert!(once(&mut svc, &mut cx))), 0);
+    let mut svc = layer.layer(Echo);
+    ready_call_ok(&mut svc, 1u32);
+    assert_eq!(
+        allocs_during(N, || assert!(ready_call_ok(&mut svc, 1u32))),
+        0
+    );
 
     // Shed for pressure: the layer's 1 (the Box), the tower-free shedder's 0.
     pressure.set(PressureLevel::Severe);
-    assert_eq!(allocs_during(N, || assert!(!once(&mut svc, &mut cx))), N);
+    assert_eq!(
+        allocs_during(N, || assert!(!ready_call_ok(&mut svc, 1u32))),
+        N
+    );
     let shedder = layer.shedder();
     let mut rng = ShedRng::new(3);
     assert_eq!(
@@ -110,9 +101,12 @@ fn allocations_per_call() {
     let shedder = layer.shedder();
     let mut rng = ShedRng::new(1);
     let held = shedder.try_acquire(Priority::Critical, &mut rng).unwrap();
-    let mut svc = layer.layer(Bare);
-    once(&mut svc, &mut cx);
-    assert_eq!(allocs_during(N, || assert!(!once(&mut svc, &mut cx))), N);
+    let mut svc = layer.layer(Echo);
+    ready_call_ok(&mut svc, 1u32);
+    assert_eq!(
+        allocs_during(N, || assert!(!ready_call_ok(&mut svc, 1u32))),
+        N
+    );
 
     // Reject path of the tower-free shedder: 0.
     assert_eq!(
@@ -161,19 +155,15 @@ fn the_queue_grows_as_it_fills() {
     );
 
     // One waiter: the queue grows by a handful of entries, not to its bound.
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(true)
-        .build()
-        .unwrap();
+    let rt = runtime::paused();
     let _guard = rt.enter();
     let shedder = layer.shedder();
     let held = shedder
         .try_acquire(Priority::Critical, &mut ShedRng::new(1))
         .unwrap();
-    let mut svc = layer.layer(Bare);
+    let mut svc = layer.layer(Echo);
     let mut cx = Context::from_waker(Waker::noop());
-    let waited = count(|| assert!(svc.poll_ready(&mut cx).is_pending()));
+    let waited = count(|| assert!(Service::<u32>::poll_ready(&mut svc, &mut cx).is_pending()));
     assert_eq!(layer.stats().queued, 1);
     assert!(
         waited.bytes_retained() < 4096,
@@ -181,15 +171,6 @@ fn the_queue_grows_as_it_fills() {
         waited.bytes_retained()
     );
     drop(held);
-    assert!(svc.poll_ready(&mut cx).is_ready());
-    assert!(once_called(&mut svc, &mut cx));
-}
-
-/// `call` and poll after a `poll_ready` that returned `Ready`.
-fn once_called<S: Service<u32>>(svc: &mut S, cx: &mut Context<'_>) -> bool {
-    let fut = pin!(svc.call(1));
-    match fut.poll(cx) {
-        Poll::Ready(r) => r.is_ok(),
-        Poll::Pending => panic!("ready service"),
-    }
+    assert!(Service::<u32>::poll_ready(&mut svc, &mut cx).is_ready());
+    assert!(call_ok(&mut svc, 1u32));
 }

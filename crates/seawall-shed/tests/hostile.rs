@@ -19,6 +19,7 @@ use seawall_core::{BoxError, Rejection};
 use seawall_shed::{
     Aimd, Gradient2, Limit, MAX_LIMIT, MemoryPressureConfig, Priority, ShedLayer, ShedRng, Vegas,
 };
+use seawall_test_support::runtime;
 use tokio_test::{assert_pending, assert_ready, task};
 use tower::{Layer, Service, service_fn};
 
@@ -324,11 +325,7 @@ fn run(
     queue: Option<Duration>,
     build: impl FnOnce() -> Result<ShedLayer, seawall_core::ConfigError>,
 ) -> Fate {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(true)
-        .build()
-        .unwrap();
+    let rt = runtime::paused();
     rt.block_on(async move {
         let Ok(layer) = build() else {
             return Fate::Refused;

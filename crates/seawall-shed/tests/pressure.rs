@@ -12,6 +12,7 @@ use seawall_shed::{
     ManualPressure, MemoryPressure, MemoryPressureConfig, MemorySample, MemorySource,
     PressureLevel, PressureSignal, Priority, ShedConfig, ShedLayer, ShedRng, Shedder,
 };
+use seawall_test_support::runtime;
 use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
 
 /// Memory used out of 1000, set by the test; fails while `fail` is set.
@@ -428,11 +429,7 @@ async fn a_panicking_source_is_a_failed_sample_and_the_sampler_goes_on() {
 
 #[test]
 fn a_sampler_that_stops_does_not_leave_the_level_frozen() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(true)
-        .build()
-        .unwrap();
+    let rt = runtime::paused();
     let fake = Fake::default();
     fake.set(950);
     let memory = rt.block_on(async {
