@@ -2,49 +2,17 @@
 //! thread (the runtime is current-thread and every future is polled by
 //! hand), so other tests and threads cannot change the counts.
 
-use std::convert::Infallible;
-use std::future::{Future, Ready, ready};
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
-
 use seawall_breaker::{
     BreakerConfig, BreakerLayer, KeyedBreakerConfig, KeyedBreakerLayer, TripPolicy,
 };
-use seawall_test_support::{CountingAlloc, counts};
-use tower::{Layer, Service};
+use seawall_test_support::service::{Echo, ready_call_ok};
+use seawall_test_support::{CountingAlloc, counts, runtime};
+use tower::Layer;
 
 #[global_allocator]
 static ALLOC: CountingAlloc = CountingAlloc;
 
 const N: u64 = 10_000;
-
-#[derive(Clone)]
-struct Bare;
-
-impl Service<u64> for Bare {
-    type Response = u64;
-    type Error = Infallible;
-    type Future = Ready<Result<u64, Infallible>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: u64) -> Self::Future {
-        ready(Ok(req))
-    }
-}
-
-// poll_ready + call + poll, by hand; `true` when the call succeeded.
-fn once<S: Service<u64>>(svc: &mut S, req: u64) -> bool {
-    let mut cx = Context::from_waker(Waker::noop());
-    match svc.poll_ready(&mut cx) {
-        Poll::Ready(Ok(())) => {}
-        _ => return false,
-    }
-    let fut = pin!(svc.call(req));
-    matches!(fut.poll(&mut cx), Poll::Ready(Ok(_)))
-}
 
 // Allocations made by this thread while `f` runs.
 fn allocs_during(f: impl FnOnce()) -> u64 {
@@ -60,11 +28,7 @@ fn one_failure_trips() -> BreakerConfig {
 
 #[test]
 fn allocations_per_call() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(true)
-        .build()
-        .unwrap();
+    let rt = runtime::paused();
     let _guard = rt.enter();
 
     // The tower-free core.
@@ -96,38 +60,38 @@ fn allocations_per_call() {
 
     // The layer.
     let layer = BreakerLayer::from_config(&one_failure_trips()).unwrap();
-    let mut svc = layer.layer(Bare);
-    assert!(once(&mut svc, 1));
+    let mut svc = layer.layer(Echo);
+    assert!(ready_call_ok(&mut svc, 1));
     let n = allocs_during(|| {
         for i in 0..N {
-            assert!(once(&mut svc, i));
+            assert!(ready_call_ok(&mut svc, i));
         }
     });
     assert_eq!(n, 0, "layer, closed success path");
     layer.breaker().trip();
     let n = allocs_during(|| {
         for i in 0..N {
-            assert!(!once(&mut svc, i));
+            assert!(!ready_call_ok(&mut svc, i));
         }
     });
     assert_eq!(n, N, "layer, reject path: exactly the Box of the BoxError");
 
     // The keyed layer.
     let keyed = KeyedBreakerLayer::new(|r: &u64| *r % 100, one_failure_trips().into()).unwrap();
-    let mut svc = keyed.layer(Bare);
+    let mut svc = keyed.layer(Echo);
     for i in 0..100 {
-        assert!(once(&mut svc, i));
+        assert!(ready_call_ok(&mut svc, i));
     }
     let n = allocs_during(|| {
         for i in 0..N {
-            assert!(once(&mut svc, i));
+            assert!(ready_call_ok(&mut svc, i));
         }
     });
     assert_eq!(n, 0, "keyed, existing key success path");
     keyed.force_open(7);
     let n = allocs_during(|| {
         for _ in 0..N {
-            assert!(!once(&mut svc, 7));
+            assert!(!ready_call_ok(&mut svc, 7));
         }
     });
     assert_eq!(n, N, "keyed, reject path: exactly the Box of the BoxError");
@@ -148,9 +112,9 @@ fn allocations_per_call() {
         },
     )
     .unwrap();
-    let mut svc = keyed.layer(Bare);
+    let mut svc = keyed.layer(Echo);
     for i in 0..KEYS {
-        assert!(once(&mut svc, i));
+        assert!(ready_call_ok(&mut svc, i));
     }
     assert_eq!(keyed.len() as u64, KEYS);
     let held = (counts() - before).bytes_retained();

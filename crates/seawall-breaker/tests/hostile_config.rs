@@ -17,6 +17,7 @@ use seawall_breaker::{
 };
 use seawall_core::ConfigError;
 use seawall_core::config::{MAX_CAPACITY, MAX_DURATION};
+use seawall_test_support::runtime;
 use tower::{Layer, Service, ServiceExt};
 
 const NS: Duration = Duration::from_nanos(1);
@@ -193,14 +194,6 @@ fn assert_names_fields(err: &ConfigError, prefix: &str, config: &BreakerConfig) 
     }
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(true)
-        .build()
-        .unwrap()
-}
-
 /// Trips, waits out the open state (paused time), takes a probe and fails
 /// it, a few times so that the open duration grows with the backoff.
 async fn trip_open_half_open(breaker: &CircuitBreaker) {
@@ -253,7 +246,7 @@ proptest! {
 
     #[test]
     fn breaker_config(config in configs()) {
-        let rt = runtime();
+        let rt = runtime::paused();
         let run = catch_unwind(AssertUnwindSafe(|| rt.block_on(async {
             match CircuitBreaker::from_config(&config) {
                 Err(err) => assert_names_fields(&err, "", &config),
@@ -277,7 +270,7 @@ proptest! {
         idle_ttl in durations(),
         max_tries in sizes(),
     ) {
-        let rt = runtime();
+        let rt = runtime::paused();
         let config = KeyedBreakerConfig { breaker, capacity, idle_ttl, key_metrics: false };
         let run = catch_unwind(AssertUnwindSafe(|| rt.block_on(async {
             let layer = match KeyedBreakerLayer::new(|r: &u32| *r % 3, config.clone()) {

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use seawall_core::{OverloadReason, Overloaded};
 use seawall_retry::{Backoff, RetryBudget, RetryLayer};
+use seawall_test_support::runtime;
 use seawall_test_support::{CountingAlloc, counts};
 use tower::{Layer, Service};
 
@@ -84,11 +85,7 @@ fn allocations(n: u64, mut f: impl FnMut(u64)) -> u64 {
 
 #[test]
 fn allocation_counts() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(true)
-        .build()
-        .unwrap();
+    let rt = runtime::paused();
     let _enter = rt.enter();
     const N: u64 = 1000;
 

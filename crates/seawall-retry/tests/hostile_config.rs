@@ -12,6 +12,7 @@ use proptest::sample::select;
 use seawall_core::BoxError;
 use seawall_core::config::MAX_DURATION;
 use seawall_retry::{Backoff, RetryBudgetConfig, RetryConfig, RetryLayer};
+use seawall_test_support::runtime;
 use tower::{Layer, ServiceExt, service_fn};
 
 const NS: Duration = Duration::from_nanos(1);
@@ -118,11 +119,7 @@ proptest! {
 
     #[test]
     fn hostile_values(config in configs()) {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .start_paused(true)
-            .build()
-            .unwrap();
+        let rt = runtime::paused();
         let run = catch_unwind(AssertUnwindSafe(|| rt.block_on(async {
             match RetryLayer::from_config(&config) {
                 Err(err) => {

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use seawall_core::BoxError;
 use seawall_retry::{Backoff, RetryLayer};
+use seawall_test_support::runtime;
 use tower::{Layer, ServiceExt};
 
 /// Counts `seawall_retry` events at DEBUG.
@@ -39,11 +40,7 @@ impl tracing::Subscriber for CountEvents {
 fn one_debug_event_per_retry_and_one_when_giving_up() {
     let events = Arc::new(AtomicUsize::new(0));
     let _guard = tracing::subscriber::set_default(CountEvents(events.clone()));
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(true)
-        .build()
-        .unwrap();
+    let rt = runtime::paused();
     rt.block_on(async {
         let layer = RetryLayer::builder()
             .no_budget()

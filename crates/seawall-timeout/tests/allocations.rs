@@ -7,6 +7,7 @@ use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
+use seawall_test_support::runtime;
 use seawall_test_support::{CountingAlloc, counts};
 use seawall_timeout::{AdaptiveTimeoutConfig, AdaptiveTimeoutLayer, DeadlineTracker};
 use tower::{Layer, Service, service_fn};
@@ -35,11 +36,7 @@ fn call_ready<S: Service<u32>>(svc: &mut S, cx: &mut Context<'_>) -> Result<S::R
 
 #[test]
 fn allocations_per_call() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(true)
-        .build()
-        .unwrap();
+    let rt = runtime::paused();
     let mut cx = Context::from_waker(Waker::noop());
 
     rt.block_on(async {

@@ -9,6 +9,7 @@ use proptest::prelude::*;
 use proptest::sample::select;
 use seawall_core::config::{MAX_CAPACITY, MAX_DURATION};
 use seawall_core::{BoxError, Elapsed};
+use seawall_test_support::runtime;
 use seawall_timeout::{AdaptiveTimeoutConfig, AdaptiveTimeoutLayer, KeyedAdaptiveTimeoutLayer};
 use tower::{Layer, Service, ServiceExt, service_fn};
 
@@ -147,11 +148,7 @@ proptest! {
 
     #[test]
     fn hostile_values(config in configs()) {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .start_paused(true)
-            .build()
-            .unwrap();
+        let rt = runtime::paused();
         let run = catch_unwind(AssertUnwindSafe(|| rt.block_on(async {
             match AdaptiveTimeoutLayer::from_config(&config) {
                 Err(err) => {

@@ -7,6 +7,7 @@ use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
+use seawall_test_support::runtime;
 use seawall_test_support::{CountingAlloc, count};
 use seawall_timeout::{AdaptiveTimeoutConfig, KeyedAdaptiveTimeoutLayer};
 use tower::{Layer, Service, service_fn};
@@ -27,11 +28,7 @@ fn keys() -> u64 {
 /// Bytes retained per key after `keys` distinct keys each made one call
 /// (measured, so each key has recorded a sample).
 fn bytes_per_key(config: AdaptiveTimeoutConfig, keys: u64) -> i64 {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(true)
-        .build()
-        .unwrap();
+    let rt = runtime::paused();
     rt.block_on(async {
         let mut cx = Context::from_waker(Waker::noop());
         let layer = KeyedAdaptiveTimeoutLayer::from_config(|k: &u64| *k, &config).unwrap();
@@ -84,11 +81,7 @@ fn a_key_costs_at_most_4_kib_whatever_max() {
 #[test]
 fn eviction_gives_the_memory_back() {
     // 10 000 keys through a 100-key map: what stays is the map's 100 keys.
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(true)
-        .build()
-        .unwrap();
+    let rt = runtime::paused();
     rt.block_on(async {
         let mut cx = Context::from_waker(Waker::noop());
         let layer = KeyedAdaptiveTimeoutLayer::from_config(
