@@ -457,7 +457,11 @@ async fn the_http_client_stack_keys_by_authority_and_counts_5xx_as_failures() {
         .await
         .unwrap_err();
     assert_eq!(kind(&err), Some(RejectionKind::CircuitOpen), "{err}");
-    assert_eq!(Rejection::find(&*err).unwrap().key(), Some("down.internal"));
+    // The key is the normalised authority: host and the scheme's port.
+    assert_eq!(
+        Rejection::find(&*err).unwrap().key(),
+        Some("down.internal:80")
+    );
     let res = svc
         .ready()
         .await

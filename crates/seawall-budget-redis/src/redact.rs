@@ -41,6 +41,23 @@ fn secret_value(piece: &str) -> Option<usize> {
     is_secret_param(key).then_some(eq + 1)
 }
 
+/// A string that is not `scheme://...`, printed as written when it cannot
+/// hold a secret (`localhost:6379`: a host and port, the common mistake an
+/// operator needs to see), else as `<invalid url>`.
+fn plain_or_invalid(text: &str) -> String {
+    let harmless = !text.is_empty()
+        && text.len() <= MAX_PRINTED
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']' | '_'))
+        && text.matches(':').count() <= 1;
+    if harmless {
+        text.to_owned()
+    } else {
+        INVALID.to_owned()
+    }
+}
+
 /// `url` with its password replaced by `***`, for printing:
 /// `redis://user:***@host:6379/0`. The user, host, port, database and other
 /// query parameters stay, so an operator can still tell which Redis it is.
@@ -50,7 +67,8 @@ fn secret_value(piece: &str) -> Option<usize> {
 /// unencoded `@`, `/` or `#` is still hidden whole); a user part that looks
 /// like more than a user name is hidden too; the value of every query
 /// parameter whose name holds `pass`, `secret` or `token` is hidden; a string
-/// that does not start with `scheme://` prints as `<invalid url>`, and the
+/// that does not start with `scheme://` prints as `<invalid url>` unless it is
+/// a bare host and port (`localhost:6379`, printed as written), and the
 /// result is cut to 256 characters.
 ///
 /// ```
@@ -64,7 +82,7 @@ fn secret_value(piece: &str) -> Option<usize> {
 /// ```
 pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
-        return INVALID.to_owned();
+        return plain_or_invalid(url);
     };
     let scheme_ok = scheme.len() <= 32
         && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
@@ -231,6 +249,8 @@ mod tests {
             ("http://u:pw@h", "http://u:***@h"),
             ("", INVALID),
             ("not a url", INVALID),
+            ("localhost:6379", "localhost:6379"),
+            ("h:u:pw", INVALID),
             ("u:pw@h:6379", INVALID),
             ("re dis://u:pw@h", INVALID),
             ("://u:pw@h", INVALID),

@@ -66,6 +66,21 @@ impl Rate {
     }
 }
 
+/// Tokens taken by [`Gcra::try_reserve`] that may yet be given back unused
+/// with [`Gcra::refund`]: when they were taken, and how many.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Reservation {
+    at: u64,
+    n: u32,
+}
+
+impl Reservation {
+    /// Tokens reserved.
+    pub(crate) fn n(&self) -> u32 {
+        self.n
+    }
+}
+
 /// One GCRA cell: the theoretical arrival time.
 #[derive(Debug, Default)]
 pub(crate) struct Gcra {
@@ -158,18 +173,75 @@ impl Gcra {
         }
     }
 
-    /// Gives back `n` tokens taken earlier and not used.
-    ///
-    /// Exact whenever the take it undoes moved the TAT by `n × emission`;
-    /// when the bucket has meanwhile refilled past full, the TAT lies in the
-    /// past and moving it further back changes nothing, as it should: a full
-    /// bucket cannot be fuller.
-    pub(crate) fn refund(&self, rate: &Rate, n: u32) {
-        let cost = rate.cost(n);
+    /// Takes `n` tokens at `now` like [`try_take`](Self::try_take), and
+    /// returns a [`Reservation`] that [`refund`](Self::refund) can give back
+    /// if they go unused. The same single compare-exchange: the reservation
+    /// is only the arguments, kept.
+    #[inline]
+    pub(crate) fn try_reserve(&self, rate: &Rate, n: u32, now: u64) -> Result<Reservation, u64> {
+        self.try_take(rate, n, now)?;
+        Ok(Reservation { at: now, n })
+    }
+
+    /// Gives back, at `now`, what is still owed of a reservation that went
+    /// unused: its cost less the time it was held,
+    /// `max(0, cost - (now - reserved_at))`. Never more than the budget
+    /// would hold had the reservation never been made, whatever was taken
+    /// or given back in between; see the comment in the body for why this
+    /// is the amount.
+    pub(crate) fn refund(&self, rate: &Rate, reservation: Reservation, now: u64) {
+        // The maths. Write `e` for the emission interval, `c = n × e` for
+        // the reservation's cost, `t0` for when it was made, `t1 = now`.
+        // A take at `s` of cost `d` maps the TAT `x` to `max(x, s) + d`.
+        //
+        // The reservation took the slot `[a, a + c)` with `a = max(TAT, t0)
+        // >= t0`. Let `F` be the TAT the takes not given back would produce
+        // replayed on their own, and `F'` the same without this reservation.
+        // The takes made after it compose to `x -> max(x + C, M)`, with `C`
+        // their total cost and `M = max_j(s_j + the costs from j on) <= t1
+        // + C`, since each `s_j <= t1`. So `F = max(a + c + C, M)` and `F' =
+        // max(a + C, M)`: undoing the reservation moves the TAT back by `c`
+        // when the takes after it stacked on it, and by nothing once one of
+        // them found the bucket refilled past it (`M` wins). The first case
+        // is the refund the takes after it are owed (their slots move down
+        // into the freed one); the second is the bug a plain "TAT -= c"
+        // has: the refill already replaced the token, and handing it back
+        // again admits more than the burst.
+        //
+        // Give back `g = min(c, max(0, t0 + c - t1))`. Then `a + C <= F - c
+        // <= F - g`, and `M <= t1 + C <= t0 + c + C - g <= F - g` (as `F >=
+        // a + c + C >= t0 + c + C`), so `F' <= F - g`. Takes are monotone
+        // in `x`, so the TAT never falls below `F`; by induction over every
+        // take and refund it stays `>= F` after this one too: a refund never
+        // gives a token twice, in any interleaving with other takes and
+        // refunds.
+        //
+        // It is exact (`F' = F - g`) when the reservation is dropped the
+        // instant it was made (`t1 = t0`, so `M <= a + C`), and when it was
+        // not queued behind debt (`a = t0`) and nothing else was taken
+        // while it was held but at `t1` (`C = 0` or `M = t1 + C`).
+        // Otherwise it keeps back at most `min(c, t1 - t0)` more than owed
+        // (`F - F' <= c`), which the refill pays back in that much time.
+        //
+        // Why not undo by the slot's end (`TAT == a + c`, compare-exchange
+        // to `a`)? A refund of an earlier reservation moves every slot above
+        // it down, this one's included, so `a` goes stale and the TAT can
+        // equal `a + c` again by coincidence: A and B reserve at 0 (slots
+        // `[0, e)`, `[e, 2e)`), A is dropped at 0, X takes at `e/2` (TAT
+        // `2e`), B is dropped at `e/2`: undoing to `e` hands back half of
+        // X's token (`F' = 1.5e`). `t0` never goes stale.
+        let held = now.saturating_sub(reservation.at);
+        let owed = rate.cost(reservation.n).saturating_sub(held);
+        if owed == 0 {
+            return;
+        }
+        // Never below `now`: a full bucket cannot be fuller (the bound above
+        // already keeps it there; this only guards against a reservation
+        // from another budget).
         let _ = self
             .tat
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| {
-                Some(t.saturating_sub(cost))
+                Some(t.saturating_sub(owed).max(t.min(now)))
             });
     }
 
@@ -226,16 +298,180 @@ mod tests {
     }
 
     #[test]
-    fn a_refund_restores_exactly_what_was_taken() {
+    fn a_refund_at_once_restores_exactly_what_was_taken() {
+        let r = rate(10, 2);
+        let g = Gcra::new();
+        let first = g.try_reserve(&r, 1, 0).unwrap();
+        let second = g.try_reserve(&r, 1, 0).unwrap();
+        assert_eq!(g.available(&r, 0), 0);
+        g.refund(&r, second, 0);
+        assert_eq!(g.available(&r, 0), 1);
+        g.refund(&r, first, 0);
+        assert_eq!(g.available(&r, 0), 2);
+        assert_eq!(g.tat.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn a_refund_after_the_refill_gives_nothing_back() {
+        // The bug: reserved at 0, refilled, both tokens taken at 10s, then
+        // the reservation dropped. Its token was replaced by the refill.
+        let r = rate(10, 2);
+        let g = Gcra::new();
+        let held = g.try_reserve(&r, 1, 0).unwrap();
+        let t = 10_000 * MS;
+        g.try_take(&r, 1, t).unwrap();
+        g.try_take(&r, 1, t).unwrap();
+        g.refund(&r, held, t);
+        assert_eq!(g.available(&r, t), 0);
+        assert_eq!(g.try_take(&r, 1, t), Err(100 * MS));
+    }
+
+    #[test]
+    fn a_refund_moves_the_takes_stacked_on_it_down_into_its_slot() {
+        // Others took after the reservation, at the same instant: their
+        // tokens move into the freed slot, and the reservation's is given
+        // back whole: exactly as if it had never been made.
+        let r = rate(10, 3);
+        let g = Gcra::new();
+        let held = g.try_reserve(&r, 1, 0).unwrap();
+        g.try_take(&r, 2, 0).unwrap();
+        g.refund(&r, held, 0);
+        assert_eq!(g.tat.load(Ordering::Relaxed), 200 * MS);
+        assert_eq!(g.available(&r, 0), 1);
+        // Others took later, stacked on it (no refill in between): the
+        // part of the slot still ahead is given back, and the TAT is what
+        // the later take alone would have left.
+        let g = Gcra::new();
+        let held = g.try_reserve(&r, 1, 0).unwrap();
+        g.try_take(&r, 1, 30 * MS).unwrap();
+        g.refund(&r, held, 30 * MS);
+        assert_eq!(g.tat.load(Ordering::Relaxed), 130 * MS);
+    }
+
+    #[test]
+    fn a_refund_gives_back_its_cost_less_the_time_held() {
+        let r = rate(10, 2);
+        let g = Gcra::new();
+        let held = g.try_reserve(&r, 1, 0).unwrap();
+        // Held 40ms of its 100ms slot on a full bucket: the bucket is as
+        // full as if it had never been taken.
+        g.refund(&r, held, 40 * MS);
+        assert_eq!(g.tat.load(Ordering::Relaxed), 40 * MS);
+        assert_eq!(g.available(&r, 40 * MS), 2);
+        // Held longer than its slot: nothing owed, nothing moves.
+        let held = g.try_reserve(&r, 1, 40 * MS).unwrap();
+        g.try_take(&r, 1, 40 * MS).unwrap();
+        g.refund(&r, held, 500 * MS);
+        assert_eq!(g.tat.load(Ordering::Relaxed), 240 * MS);
+    }
+
+    #[test]
+    fn a_refund_under_another_reservation_does_not_make_it_stale() {
+        // A and B reserve at 0; A is dropped at once, which moves B's slot
+        // down to [0, 100ms); X takes at 50ms; B is dropped at 50ms. Without
+        // A and B the TAT would be X's alone: 150ms. (Undoing B by its
+        // original slot's end, which the TAT equals again, would leave 100ms:
+        // half of X's token handed back twice.)
+        let r = rate(10, 2);
+        let g = Gcra::new();
+        let a = g.try_reserve(&r, 1, 0).unwrap();
+        let b = g.try_reserve(&r, 1, 0).unwrap();
+        g.refund(&r, a, 0);
+        g.try_take(&r, 1, 50 * MS).unwrap();
+        assert_eq!(g.tat.load(Ordering::Relaxed), 200 * MS);
+        g.refund(&r, b, 50 * MS);
+        assert_eq!(g.tat.load(Ordering::Relaxed), 150 * MS);
+        assert_eq!(g.try_take(&r, 1, 100 * MS), Ok(()));
+        assert_eq!(g.try_take(&r, 1, 100 * MS), Err(50 * MS));
+    }
+
+    #[test]
+    fn a_refund_never_moves_the_tat_below_now() {
         let r = rate(10, 2);
         let g = Gcra::new();
         g.try_take(&r, 1, 0).unwrap();
-        g.try_take(&r, 1, 0).unwrap();
-        assert_eq!(g.available(&r, 0), 0);
-        g.refund(&r, 1);
-        assert_eq!(g.available(&r, 0), 1);
-        g.refund(&r, 5);
-        assert_eq!(g.available(&r, 0), 2);
+        // A reservation from another budget, made later than anything here.
+        let foreign = Gcra::new().try_reserve(&r, 1, 50 * MS).unwrap();
+        g.refund(&r, foreign, 50 * MS);
+        assert_eq!(g.tat.load(Ordering::Relaxed), 50 * MS);
+        assert_eq!(g.available(&r, 50 * MS), 2);
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Advance(u64),
+        TryTake(u32),
+        Take(u32),
+        Reserve(u32),
+        Refund(usize),
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        prop_oneof![
+            (0u64..250).prop_map(|ms| Op::Advance(ms * MS)),
+            (1u32..=3).prop_map(Op::TryTake),
+            (1u32..=2).prop_map(Op::Take),
+            (1u32..=3).prop_map(Op::Reserve),
+            any::<usize>().prop_map(Op::Refund),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Any sequence of takes, reservations and refunds on a clock that
+        /// moves forward: the TAT is never below what the takes not given
+        /// back would leave replayed on their own (no token is handed out
+        /// twice), and never above it by more than the time the refunded
+        /// reservations were held (each capped at its cost).
+        #[test]
+        fn refunds_never_give_a_token_twice(ops in proptest::collection::vec(op(), 1..80)) {
+            let r = rate(10, 3);
+            let g = Gcra::new();
+            let mut now = 0u64;
+            // Takes not given back, in order: (at, cost).
+            let mut takes: Vec<Option<(u64, u64)>> = Vec::new();
+            // Reservations outstanding, with their index in `takes`.
+            let mut held: Vec<(Reservation, usize)> = Vec::new();
+            let mut kept_back = 0u64;
+            for op in ops {
+                match op {
+                    Op::Advance(d) => now += d,
+                    Op::TryTake(n) => {
+                        if g.try_take(&r, n, now).is_ok() {
+                            takes.push(Some((now, r.cost(n))));
+                        }
+                    }
+                    Op::Take(n) => {
+                        g.take(&r, n, now);
+                        takes.push(Some((now, r.cost(n))));
+                    }
+                    Op::Reserve(n) => {
+                        if let Ok(res) = g.try_reserve(&r, n, now) {
+                            held.push((res, takes.len()));
+                            takes.push(Some((now, r.cost(n))));
+                        }
+                    }
+                    Op::Refund(i) if !held.is_empty() => {
+                        let (res, at) = held.swap_remove(i % held.len());
+                        g.refund(&r, res, now);
+                        takes[at] = None;
+                        kept_back += r.cost(res.n).min(now - res.at);
+                    }
+                    Op::Refund(_) => {}
+                }
+                let replayed = takes
+                    .iter()
+                    .flatten()
+                    .fold(0u64, |tat, &(at, cost)| tat.max(at) + cost)
+                    .max(now);
+                let tat = g.tat.load(Ordering::Relaxed).max(now);
+                proptest::prop_assert!(tat >= replayed, "{tat} < {replayed}: a token given twice");
+                proptest::prop_assert!(
+                    tat - replayed <= kept_back,
+                    "{tat} - {replayed} > {kept_back}: kept back more than the time held"
+                );
+            }
+        }
     }
 
     #[test]
@@ -300,11 +536,11 @@ mod loom_models {
         });
     }
 
-    /// A reservation dropped unused (take, then refund) racing two admits:
-    /// at no point are more than the burst held, and the refund gives back
-    /// exactly its token.
+    /// A reservation dropped unused at the instant it was made (take, then
+    /// refund) racing two admits: at no point are more than the burst held,
+    /// and the refund gives back exactly its token.
     #[test]
-    fn a_refund_racing_admits_is_exact() {
+    fn a_refund_at_once_racing_admits_is_exact() {
         loom::model(|| {
             let g = Arc::new(Gcra::new());
             let held = Arc::new(loom::sync::atomic::AtomicU32::new(0));
@@ -319,11 +555,13 @@ mod loom_models {
             let reserver = {
                 let (g, held) = (g.clone(), held.clone());
                 thread::spawn(move || {
-                    if hold(&g, &held) {
+                    if let Ok(r) = g.try_reserve(&rate(), 1, 0) {
+                        let now = held.fetch_add(1, Ordering::SeqCst) + 1;
+                        assert!(now <= BURST, "{now} tokens held, burst {BURST}");
                         // Given back before the refund: the refund is what
                         // lets another admit in.
                         held.fetch_sub(1, Ordering::SeqCst);
-                        g.refund(&rate(), 1);
+                        g.refund(&rate(), r, 0);
                     }
                 })
             };
@@ -344,6 +582,72 @@ mod loom_models {
             // what the admits left.
             assert!(admitted >= 1);
             assert_eq!(g.available(&rate(), 0), BURST - admitted);
+        });
+    }
+
+    /// The refill bug: a reservation made at 0 and dropped at 10s, racing
+    /// two admits at 10s. The refill replaced its token long ago, so in
+    /// every interleaving both admits get in and the refund gives back
+    /// nothing: the budget ends spent, never with a third token.
+    #[test]
+    fn a_late_refund_racing_admits_gives_nothing_twice() {
+        const LATER: u64 = 10_000_000_000;
+        loom::model(|| {
+            let g = Arc::new(Gcra::new());
+            let r = g.try_reserve(&rate(), 1, 0).unwrap();
+            let refund = {
+                let g = g.clone();
+                thread::spawn(move || g.refund(&rate(), r, LATER))
+            };
+            let admits: Vec<_> = (0..2)
+                .map(|_| {
+                    let g = g.clone();
+                    thread::spawn(move || g.try_take(&rate(), 1, LATER).is_ok())
+                })
+                .collect();
+            refund.join().unwrap();
+            for t in admits {
+                assert!(t.join().unwrap(), "a full bucket refused an admit");
+            }
+            assert_eq!(g.available(&rate(), LATER), 0);
+            assert!(g.try_take(&rate(), 1, LATER).is_err());
+        });
+    }
+
+    /// Two reservations stacked at 0 are dropped, the lower at once and the
+    /// upper at 50ms, just after an admit at 50ms (which finds room only
+    /// when the lower refund came first). Whatever the order, the budget
+    /// ends as the admit alone would leave it: 1 token at 50ms if it got
+    /// in, 2 if not. Undoing the upper one by its slot's end, which the
+    /// lower refund moved, would leave 2 after an admit.
+    #[test]
+    fn stacked_refunds_racing_an_admit_give_nothing_twice() {
+        const MS: u64 = 1_000_000;
+        loom::model(|| {
+            let g = Arc::new(Gcra::new());
+            let lower = g.try_reserve(&rate(), 1, 0).unwrap();
+            let upper = g.try_reserve(&rate(), 1, 0).unwrap();
+            // Both in threads of their own, so that either may go first.
+            let first = {
+                let g = g.clone();
+                thread::spawn(move || g.refund(&rate(), lower, 0))
+            };
+            let later = {
+                let g = g.clone();
+                thread::spawn(move || {
+                    let admitted = g.try_take(&rate(), 1, 50 * MS).is_ok();
+                    g.refund(&rate(), upper, 50 * MS);
+                    admitted
+                })
+            };
+            first.join().unwrap();
+            let admitted = later.join().unwrap();
+            let left = if admitted { 1 } else { 2 };
+            assert_eq!(g.available(&rate(), 50 * MS), left);
+            if admitted {
+                // Exactly the admit's slot, [50ms, 150ms).
+                assert_eq!(g.tat.load(Ordering::Relaxed), 150 * MS);
+            }
         });
     }
 

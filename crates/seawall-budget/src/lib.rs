@@ -48,8 +48,8 @@
 //! - **Tokio time**: everything follows `tokio::time`, so tests run with
 //!   paused time.
 //! - **Model-checked**: the GCRA cell's compare-and-swap loops (concurrent
-//!   admits never take more than the burst, a refund racing admits gives
-//!   back exactly its tokens) are checked with [loom](https://docs.rs/loom)
+//!   admits never take more than the burst, a cancelled reservation racing
+//!   admits gives back only what is still owed, never a token twice) are checked with [loom](https://docs.rs/loom)
 //!   over every interleaving:
 //!   `RUSTFLAGS="--cfg seawall_loom" LOOM_MAX_PREEMPTIONS=2 cargo test -p seawall-budget --release --lib loom_models`
 //!   (a separate `CARGO_TARGET_DIR` keeps the normal build cache).

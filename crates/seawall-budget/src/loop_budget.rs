@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 use crate::backoff::Schedule;
 use crate::config::{LoopBudgetBuilder, LoopBudgetConfig};
-use crate::gcra::{Gcra, Rate};
+use crate::gcra::{Gcra, Rate, Reservation};
 
 /// The highest rate per second a budget counts: one token per nanosecond.
 const MAX_PER_SECOND: u32 = 1_000_000_000;
@@ -290,9 +290,11 @@ impl LoopBudget {
     }
 
     /// Like `try_take_at`, without counting a refusal (a waiting service
-    /// counts one per wait, not one per poll).
-    pub(crate) fn try_take_quiet(&self, n: u32, now: u64) -> Result<(), u64> {
-        let r = self.inner.gcra.try_take(&self.inner.rate, n, now);
+    /// counts one per wait, not one per poll), keeping what was taken as a
+    /// [`Reservation`] that [`refund`](Self::refund) may give back.
+    #[inline]
+    pub(crate) fn try_reserve_quiet(&self, n: u32, now: u64) -> Result<Reservation, u64> {
+        let r = self.inner.gcra.try_reserve(&self.inner.rate, n, now);
         if r.is_ok() {
             self.note_admitted(n);
             self.recovered();
@@ -300,12 +302,17 @@ impl LoopBudget {
         r
     }
 
-    /// Gives back `n` tokens taken and not used (a reservation dropped).
-    pub(crate) fn refund(&self, n: u32) {
-        self.inner.gcra.refund(&self.inner.rate, n);
+    /// Gives back what is still owed of a reservation not used (a reserved
+    /// service dropped): its tokens less the time they were held, so never
+    /// a token the refill has already replaced (see [`Gcra::refund`]). The
+    /// reservation's tokens no longer count as iterations.
+    pub(crate) fn refund(&self, reservation: Reservation) {
+        self.inner
+            .gcra
+            .refund(&self.inner.rate, reservation, self.now());
         self.inner
             .iterations
-            .fetch_sub(u64::from(n), Ordering::Relaxed);
+            .fetch_sub(u64::from(reservation.n()), Ordering::Relaxed);
     }
 
     #[inline]

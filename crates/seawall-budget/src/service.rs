@@ -15,7 +15,7 @@ use tower_service::Service;
 
 use crate::config::BudgetMode;
 use crate::future::ResponseFuture;
-use crate::gcra::Gcra;
+use crate::gcra::{Gcra, Reservation};
 use crate::keyed::{KeyedBudgetStats, KeyedShared};
 use crate::loop_budget::{BudgetStats, LoopBudget};
 
@@ -34,8 +34,10 @@ use crate::loop_budget::{BudgetStats, LoopBudget};
 ///   `Sleep`, allocated the first time this service waits and reset for each
 ///   later wait; no spinning, no allocation per call), then takes it, then
 ///   polls the inner service. The token is held by the service until `call`
-///   uses it. A service (or clone) dropped while holding a token gives it
-///   back, so nothing leaks. A `call` without a reserved token (a caller
+///   uses it. A service (or clone) dropped while holding a token gives
+///   back what is still owed of it: the token less the time it was held,
+///   never a token the refill has already replaced. So nothing leaks, and a
+///   cancellation never lets more than the burst through. A `call` without a reserved token (a caller
 ///   that skipped `poll_ready`) takes one or is rejected as in `Reject` mode,
 ///   never a panic.
 ///
@@ -45,8 +47,9 @@ pub struct Budget<S> {
     inner: S,
     budget: LoopBudget,
     mode: BudgetMode,
-    // Wait mode: a token is taken and waits for `call`.
-    reserved: bool,
+    // Wait mode: a token is taken and waits for `call`; kept with the time
+    // it was taken, so a drop gives back only what is still owed.
+    reserved: Option<Reservation>,
     // Wait mode: this service is parked on the timer (counted once per wait).
     waiting: bool,
     sleep: Option<Pin<Box<Sleep>>>,
@@ -59,7 +62,7 @@ impl<S> Budget<S> {
             inner,
             budget,
             mode,
-            reserved: false,
+            reserved: None,
             waiting: false,
             sleep: None,
         }
@@ -82,7 +85,7 @@ impl<S> Budget<S> {
 
     /// Whether this service holds a token reserved by `poll_ready`.
     pub fn is_reserved(&self) -> bool {
-        self.reserved
+        self.reserved.is_some()
     }
 
     /// A snapshot of the shared budget's counters.
@@ -92,8 +95,8 @@ impl<S> Budget<S> {
 
     #[inline]
     fn poll_token(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        if self.budget.try_take_quiet(1, self.budget.now()).is_ok() {
-            self.reserved = true;
+        if let Ok(r) = self.budget.try_reserve_quiet(1, self.budget.now()) {
+            self.reserved = Some(r);
             self.waiting = false;
             return Poll::Ready(());
         }
@@ -106,9 +109,9 @@ impl<S> Budget<S> {
     fn wait_for_token(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         loop {
             let now = self.budget.now();
-            match self.budget.try_take_quiet(1, now) {
-                Ok(()) => {
-                    self.reserved = true;
+            match self.budget.try_reserve_quiet(1, now) {
+                Ok(r) => {
+                    self.reserved = Some(r);
                     self.waiting = false;
                     return Poll::Ready(());
                 }
@@ -145,8 +148,8 @@ impl<S: Clone> Clone for Budget<S> {
 
 impl<S> Drop for Budget<S> {
     fn drop(&mut self) {
-        if self.reserved {
-            self.budget.refund(1);
+        if let Some(r) = self.reserved.take() {
+            self.budget.refund(r);
         }
     }
 }
@@ -156,7 +159,7 @@ impl<S: fmt::Debug> fmt::Debug for Budget<S> {
         f.debug_struct("Budget")
             .field("inner", &self.inner)
             .field("mode", &self.mode)
-            .field("reserved", &self.reserved)
+            .field("reserved", &self.reserved.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -172,7 +175,10 @@ where
 
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        if self.mode == BudgetMode::Wait && !self.reserved && self.poll_token(cx).is_pending() {
+        if self.mode == BudgetMode::Wait
+            && self.reserved.is_none()
+            && self.poll_token(cx).is_pending()
+        {
             return Poll::Pending;
         }
         self.inner.poll_ready(cx).map_err(Into::into)
@@ -180,8 +186,7 @@ where
 
     #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
-        if self.reserved {
-            self.reserved = false;
+        if self.reserved.take().is_some() {
             return ResponseFuture::called(self.inner.call(req));
         }
         match self.budget.try_take_at(1, self.budget.now()) {
