@@ -3,7 +3,7 @@
 //! is built with `--cfg seawall_loom` for the model checks. A re-export, so
 //! the normal build compiles exactly the std code path.
 //!
-//! `Arc` is the one a breaker's [`Inner`](crate::state) is shared by: a
+//! `Arc` is the one a breaker's `Inner` (its shared state) is held by: a
 //! keyed layer's map (seawall-core's `KeyMap`) hands out its values in
 //! loom's `Arc` under the same cfg, so the breaker's must be the same type.
 
