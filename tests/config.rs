@@ -172,7 +172,7 @@ fn unknown_fields_are_rejected_with_their_path() {
         m[0]
     );
     assert!(
-        m[0].ends_with(", `capacity`, `idle_ttl`) (line 3)"),
+        m[0].ends_with(", `capacity`, `idle_ttl`, `key_metrics`) (line 3)"),
         "{}",
         m[0]
     );

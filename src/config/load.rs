@@ -106,7 +106,7 @@ impl<'a, 'i> Load<'a, 'i> {
     }
 
     /// `[client.breaker]`: the per-peer breaker's fields beside the keyed
-    /// map's `capacity` and `idle_ttl`.
+    /// layer's own `capacity`, `idle_ttl` and `key_metrics`.
     fn breaker(
         &mut self,
         path: &str,
@@ -120,7 +120,7 @@ impl<'a, 'i> Load<'a, 'i> {
         let mut per_peer = DeTable::new();
         let entries: Vec<(Spanned<DeString<'i>>, Spanned<DeValue<'i>>)> = table
             .iter()
-            .filter(|(k, _)| !matches!(&**k.get_ref(), "capacity" | "idle_ttl"))
+            .filter(|(k, _)| !matches!(&**k.get_ref(), "capacity" | "idle_ttl" | "key_metrics"))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         for (k, v) in entries {
@@ -132,7 +132,7 @@ impl<'a, 'i> Load<'a, 'i> {
             Spanned::new(value.span(), DeValue::Table(per_peer)),
         );
         let keyed = Spanned::new(value.span(), DeValue::Table(keyed));
-        self.deserialize(path, keyed, ", `capacity`, `idle_ttl`")
+        self.deserialize(path, keyed, ", `capacity`, `idle_ttl`, `key_metrics`")
     }
 
     /// A budget table: `backend` beside the backend's own fields.

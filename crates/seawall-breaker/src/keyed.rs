@@ -138,7 +138,7 @@ pub(crate) struct Keyed<KF, K> {
     pub(crate) settings: Arc<Settings>,
     map: KeyMap<K, Inner>,
     // Serves every key the map cannot hold: as strict as one key.
-    overflow: Arc<Inner>,
+    overflow: crate::sync::Arc<Inner>,
     overflow_calls: AtomicU64,
     last_warn: AtomicU64,
 }
@@ -148,7 +148,7 @@ impl<KF, K: Hash + Eq + Clone + fmt::Display> Keyed<KF, K> {
     /// the map is full of keys it may not evict; with the key back while the
     /// breaker is fresh (it names the breaker if the call ends that).
     #[inline]
-    pub(crate) fn entry(&self, key: K) -> (Arc<Inner>, Option<K>) {
+    pub(crate) fn entry(&self, key: K) -> (crate::sync::Arc<Inner>, Option<K>) {
         if let Some(inner) = self.map.get(&key) {
             let key = inner.wants_label().then_some(key);
             return (inner, key);
@@ -158,7 +158,7 @@ impl<KF, K: Hash + Eq + Clone + fmt::Display> Keyed<KF, K> {
 
     #[cold]
     #[inline(never)]
-    fn insert(&self, key: K) -> (Arc<Inner>, Option<K>) {
+    fn insert(&self, key: K) -> (crate::sync::Arc<Inner>, Option<K>) {
         match self.get_or_insert(key.clone()) {
             Ok(inner) => {
                 let key = inner.wants_label().then_some(key);
@@ -173,7 +173,7 @@ impl<KF, K: Hash + Eq + Clone + fmt::Display> Keyed<KF, K> {
     }
 
     #[inline]
-    fn get_or_insert(&self, key: K) -> Result<Arc<Inner>, KeyMapFull> {
+    fn get_or_insert(&self, key: K) -> Result<crate::sync::Arc<Inner>, KeyMapFull> {
         let mut inserted = false;
         let result = self.map.get_or_insert_with(key, |_| {
             inserted = true;
@@ -332,7 +332,8 @@ where
     {
         config.validate()?;
         let settings = Settings::keyed(&config.breaker, config.key_metrics)?;
-        let overflow = Arc::new(Inner::new(settings.clone(), Some(Arc::from(OVERFLOW_KEY))));
+        let overflow =
+            crate::sync::Arc::new(Inner::new(settings.clone(), Some(Arc::from(OVERFLOW_KEY))));
         let map = KeyMap::new(
             KeyMapConfig::new()
                 .capacity(config.capacity)

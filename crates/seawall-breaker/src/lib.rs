@@ -172,6 +172,7 @@ mod load;
 mod select;
 mod service;
 mod state;
+mod sync;
 mod window;
 
 pub use config::{

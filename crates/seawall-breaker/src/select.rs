@@ -749,7 +749,7 @@ impl CircuitBreaker {
         // is the config of a layer, validated when the layer was built.
         #[allow(clippy::expect_used)]
         let settings = Settings::new(config).expect("a layer's config is valid");
-        CircuitBreaker::from_inner(Arc::new(Inner::new(
+        CircuitBreaker::from_inner(crate::sync::Arc::new(Inner::new(
             settings,
             Some(Arc::from(key.to_string())),
         )))

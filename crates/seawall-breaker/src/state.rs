@@ -24,8 +24,8 @@
 use std::fmt;
 use std::future::Future;
 use std::ops::Deref;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use seawall_core::rejection::OpenState;
@@ -35,6 +35,9 @@ use tokio::time::Instant;
 use crate::backoff::{open_duration, splitmix};
 use crate::config::{BreakerBuilder, BreakerConfig, TripPolicy};
 use crate::error::CallError;
+// loom's under `--cfg seawall_loom`, so the models below switch threads at
+// every access to the state word, the counters and the transition lock.
+use crate::sync::{AtomicU32, AtomicU64, Mutex, MutexGuard};
 use crate::window::{CountWindow, Counts, Mark, TimeWindow};
 
 /// The state of a breaker.
@@ -874,7 +877,7 @@ impl Inner {
 /// ```
 #[derive(Clone)]
 pub struct CircuitBreaker {
-    inner: Arc<Inner>,
+    inner: crate::sync::Arc<Inner>,
 }
 
 impl fmt::Debug for CircuitBreaker {
@@ -898,17 +901,19 @@ impl CircuitBreaker {
     pub fn from_config(config: &BreakerConfig) -> Result<Self, ConfigError> {
         let settings = Settings::new(config)?;
         Ok(CircuitBreaker {
-            inner: Arc::new(Inner::new(settings, None)),
+            inner: crate::sync::Arc::new(Inner::new(settings, None)),
         })
     }
 
-    pub(crate) fn from_inner(inner: Arc<Inner>) -> Self {
+    pub(crate) fn from_inner(inner: crate::sync::Arc<Inner>) -> Self {
         CircuitBreaker { inner }
     }
 
     /// Admits a call for a `'static` future, moving `inner` into the permit.
     #[inline]
-    pub(crate) fn acquire_arc(inner: Arc<Inner>) -> Result<Permit<'static>, CircuitOpen> {
+    pub(crate) fn acquire_arc(
+        inner: crate::sync::Arc<Inner>,
+    ) -> Result<Permit<'static>, CircuitOpen> {
         let (word, probe) = inner.acquire()?;
         Ok(Permit::new(Handle::Owned(inner), word, probe))
     }
@@ -1001,7 +1006,7 @@ impl CircuitBreaker {
 
 enum Handle<'a> {
     Borrowed(&'a Inner),
-    Owned(Arc<Inner>),
+    Owned(crate::sync::Arc<Inner>),
 }
 
 impl Deref for Handle<'_> {
@@ -1130,6 +1135,217 @@ impl Drop for Permit<'_> {
     fn drop(&mut self) {
         if let Some(b) = self.breaker.take() {
             b.cancel(self.word & !PROBE, self.is_probe(), None);
+        }
+    }
+}
+
+/// Model checks of the half-open probe accounting under loom (`--cfg
+/// seawall_loom`): every interleaving of the threads below (up to
+/// `LOOM_MAX_PREEMPTIONS` preemptions) is run.
+///
+/// The state word, the counters and the transition lock are loom's here
+/// (`crate::sync`); the cold part's `OnceLock` is std's and is made before
+/// the threads start. No time passes under loom: an open breaker's open
+/// duration is ended by hand (`open_until` set to 0), so its next call moves
+/// it to half-open.
+#[cfg(all(test, seawall_loom))]
+mod loom_models {
+    use loom::sync::Arc as LoomArc;
+    use loom::sync::atomic::AtomicUsize;
+    use loom::thread;
+
+    use super::*;
+
+    /// A breaker that trips on one failure, admits `probes` concurrent
+    /// probes and closes after `successes` probe successes: open, its open
+    /// duration over.
+    fn open_and_due(probes: u32, successes: u32) -> CircuitBreaker {
+        let config = BreakerConfig {
+            policy: TripPolicy::consecutive_failures(1),
+            half_open_max_calls: probes,
+            success_threshold: successes,
+            ..BreakerConfig::default()
+        };
+        let breaker = CircuitBreaker::from_config(&config).expect("a valid config");
+        breaker.trip();
+        end_open_duration(&breaker);
+        breaker
+    }
+
+    fn end_open_duration(breaker: &CircuitBreaker) {
+        assert_eq!(breaker.state(), State::Open);
+        breaker
+            .inner
+            .cold(None)
+            .open_until
+            .store(0, Ordering::Relaxed);
+    }
+
+    /// The same breaker, already half-open with every probe slot free.
+    fn half_open(probes: u32, successes: u32) -> CircuitBreaker {
+        let breaker = open_and_due(probes, successes);
+        let inner = &breaker.inner;
+        let now = inner.settings.now();
+        let mut s = inner.lock();
+        inner.set_state(&mut s, HALF_OPEN, now);
+        drop(s);
+        breaker
+    }
+
+    /// Transitions so far (the state word's generation).
+    fn generation(breaker: &CircuitBreaker) -> u64 {
+        breaker.inner.word.load(Ordering::Acquire) >> TAG_BITS
+    }
+
+    /// Every one of the `probes` slots is free: exactly that many new
+    /// probes are admitted, and the next call is refused.
+    fn assert_probe_slots_free(breaker: &CircuitBreaker, probes: u32) {
+        assert_eq!(breaker.state(), State::HalfOpen);
+        assert_eq!(breaker.stats().half_open_in_flight, 0, "a probe slot lost");
+        let permits: Vec<_> = (0..probes)
+            .map(|_| breaker.try_acquire().expect("a free probe slot"))
+            .collect();
+        assert!(permits.iter().all(Permit::is_probe));
+        assert!(breaker.try_acquire().is_err(), "a probe slot counted twice");
+    }
+
+    /// Callers on a half-open breaker that hold their probe for a while
+    /// and then drop it unrecorded: never more than `half_open_max_calls`
+    /// probes at once, a caller is refused only while that many are held,
+    /// and every cancelled probe gives its slot back.
+    #[test]
+    fn half_open_admits_at_most_max_calls_and_cancelled_probes_return_their_slots() {
+        const PROBES: u32 = 2;
+        loom::model(|| {
+            let breaker = half_open(PROBES, 2);
+            let held = LoomArc::new(AtomicUsize::new(0));
+            let callers: Vec<_> = (0..3)
+                .map(|_| {
+                    let (breaker, held) = (breaker.clone(), held.clone());
+                    thread::spawn(move || match breaker.try_acquire() {
+                        Ok(permit) => {
+                            assert!(permit.is_probe());
+                            let now = held.fetch_add(1, Ordering::SeqCst) + 1;
+                            assert!(now <= PROBES as usize, "{now} probes at once");
+                            held.fetch_sub(1, Ordering::SeqCst);
+                            drop(permit);
+                            true
+                        }
+                        Err(open) => {
+                            assert_eq!(open.state(), OpenState::HalfOpen);
+                            false
+                        }
+                    })
+                })
+                .collect();
+            let admitted = callers
+                .into_iter()
+                .map(|c| c.join().unwrap())
+                .filter(|&a| a)
+                .count();
+            // A refusal means `PROBES` others held a slot then.
+            assert!(admitted >= PROBES as usize);
+            assert_eq!(generation(&breaker), 2, "only the trip and half-open");
+            assert_probe_slots_free(&breaker, PROBES);
+        });
+    }
+
+    /// Callers racing the move of an open breaker (its open duration over)
+    /// to half-open: it moves once, and admits exactly
+    /// `half_open_max_calls` of them while they hold their probes.
+    #[test]
+    fn open_to_half_open_racing_callers_admits_at_most_max_calls() {
+        const PROBES: u32 = 2;
+        loom::model(|| {
+            let breaker = open_and_due(PROBES, 2);
+            let before = generation(&breaker);
+            let callers: Vec<_> = (0..3)
+                .map(|_| {
+                    let breaker = breaker.clone();
+                    thread::spawn(move || breaker.try_acquire_owned().ok())
+                })
+                .collect();
+            let permits: Vec<_> = callers
+                .into_iter()
+                .filter_map(|c| c.join().unwrap())
+                .collect();
+            assert_eq!(permits.len(), PROBES as usize, "probes admitted");
+            assert!(permits.iter().all(Permit::is_probe));
+            assert_eq!(generation(&breaker), before + 1, "one move to half-open");
+            let stats = breaker.stats();
+            assert_eq!(stats.state, State::HalfOpen);
+            assert_eq!(stats.half_open_in_flight, PROBES);
+            assert_eq!(stats.trips, 1);
+            drop(permits);
+            assert_probe_slots_free(&breaker, PROBES);
+        });
+    }
+
+    /// What a probe's holder does with it.
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    enum Ends {
+        Success,
+        Failure,
+        Cancel,
+    }
+
+    /// Two probes of a half-open breaker (two slots, two successes to
+    /// close) ending at once, in every combination: two successes close
+    /// it, a failure re-opens it once (the other outcome then counts for
+    /// nothing), a success and a cancellation leave it half-open with one
+    /// success and both slots free. No slot is lost or counted twice.
+    #[test]
+    fn racing_probe_outcomes_leave_a_consistent_breaker() {
+        use Ends::*;
+        for ends in [
+            [Success, Success],
+            [Success, Failure],
+            [Failure, Failure],
+            [Success, Cancel],
+            [Failure, Cancel],
+            [Cancel, Cancel],
+        ] {
+            loom::model(move || {
+                let breaker = half_open(2, 2);
+                let before = generation(&breaker);
+                let probes: Vec<_> = ends
+                    .iter()
+                    .map(|&end| (end, breaker.try_acquire_owned().expect("a probe slot")))
+                    .collect();
+                let holders: Vec<_> = probes
+                    .into_iter()
+                    .map(|(end, permit)| {
+                        thread::spawn(move || match end {
+                            Success => permit.success(),
+                            Failure => permit.failure(),
+                            Cancel => drop(permit),
+                        })
+                    })
+                    .collect();
+                for h in holders {
+                    h.join().unwrap();
+                }
+                let stats = breaker.stats();
+                let failed = ends.contains(&Failure);
+                let successes = ends.iter().filter(|&&e| e == Success).count();
+                if failed {
+                    assert_eq!(stats.state, State::Open, "{ends:?}");
+                    assert_eq!(stats.trips, 2, "{ends:?}: re-opened once");
+                    assert_eq!(generation(&breaker), before + 1, "{ends:?}");
+                    end_open_duration(&breaker);
+                    let probe = breaker.try_acquire().expect("a probe after re-opening");
+                    drop(probe);
+                    assert_probe_slots_free(&breaker, 2);
+                } else if successes == 2 {
+                    assert_eq!(stats.state, State::Closed, "{ends:?}");
+                    assert_eq!(stats.trips, 1, "{ends:?}");
+                    assert_eq!(generation(&breaker), before + 1, "{ends:?}");
+                } else {
+                    assert_eq!(generation(&breaker), before, "{ends:?}");
+                    assert_eq!(stats.half_open_successes as usize, successes, "{ends:?}");
+                    assert_probe_slots_free(&breaker, 2);
+                }
+            });
         }
     }
 }

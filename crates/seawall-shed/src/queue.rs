@@ -170,11 +170,12 @@ mod tests {
 /// crate docs): every interleaving of the queue's lock sections (up to
 /// `LOOM_MAX_PREEMPTIONS` preemptions) is run.
 ///
-/// The queue's mutex is loom's; the slot counter and `waiting`
-/// (`Shared`'s atomics) are std's, invisible to loom: it switches threads
-/// at the queue's lock, not between those atomics, and the releaser takes
-/// the lock once before it releases so that loom places the release
-/// between every two of the waiters' lock sections.
+/// The queue's mutex and `Shared`'s atomics (the slot counter, `waiting`)
+/// are loom's (`crate::sync`): loom also switches threads between a
+/// release's decrement of the slot counter and its look at `waiting`, and
+/// between a waiter's increment of `waiting` and its look at the slots.
+/// The releaser takes the queue's lock once before it releases, which only
+/// adds schedules.
 #[cfg(all(test, seawall_loom))]
 mod loom_models {
     use std::sync::Arc;

@@ -15,7 +15,7 @@
 //!   work ended; in queue mode the freed slot goes to the oldest waiter.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use seawall_core::names::TARGET_SHED;
@@ -28,6 +28,9 @@ use crate::priority::Priority;
 use crate::queue::WaitQueue;
 use crate::rng::{ShedRng, derive};
 use crate::stats::{ShedCounts, ShedStats};
+// loom's under `--cfg seawall_loom`, so the queue's models switch threads
+// between a release's decrement and its look at `waiting`.
+use crate::sync::{AtomicU64, AtomicUsize};
 use crate::window::Window;
 
 const REASONS: usize = 6;
@@ -315,6 +318,7 @@ impl Shared {
     pub(crate) fn try_reserve(&self) -> bool {
         // SeqCst: a waiter's first look after joining must see a slot freed
         // before the releaser read `waiting` (see `release`).
+        crate::sync::seq_cst_handshake();
         let mut state = self.slots.load(Ordering::SeqCst);
         loop {
             if in_flight_of(state) >= self.limit.load(Ordering::Relaxed) {
@@ -403,6 +407,7 @@ impl Shared {
     /// Queue mode: the freed slot goes to the oldest waiter, if any.
     #[inline(never)]
     fn hand_over(&self) {
+        crate::sync::seq_cst_handshake();
         if let Some(queue) = &self.queue
             && self.waiting.load(Ordering::SeqCst) > 0
         {

@@ -37,6 +37,14 @@ pub const MAX_SAMPLES: u64 = 1 << 24;
 /// | `sample_every` | 32 | once the window holds 16 × `min_samples` × `sample_every` calls (so at least 16 × `min_samples` are still measured), measure about one call in this many, chosen at random, to save a clock read per call; 1 measures every call |
 /// | `key_capacity` | 1000 | keyed layer only: most keys held at once |
 /// | `key_idle_ttl` | 5 minutes | keyed layer only: a key unused this long may be evicted |
+/// | `key_metrics` | `false` | keyed layer only, feature `metrics`: report each key's learned deadline as its own series (`key` label); see below |
+///
+/// Per-key series are opt-in because keys often come from requests: with
+/// `key_metrics`, a key's series exists from its first learned deadline and
+/// reads NaN once the key leaves the map, and an exporter's idle timeout
+/// (metrics-exporter-prometheus: `idle_timeout`) must drop it, or the series
+/// of every key ever learned stay in every scrape. Without it, a keyed layer
+/// reports only its name-labelled counters.
 ///
 /// Every duration is at most 365 days ([`MAX_DURATION`](seawall_core::config::MAX_DURATION),
 /// also [`LONGEST_DEADLINE`]); `min_samples` and `refresh_every` are at most
@@ -94,6 +102,9 @@ pub struct AdaptiveTimeoutConfig {
     /// Keyed layer: how long a key must be unused before it may be evicted.
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
     pub key_idle_ttl: Duration,
+    /// Keyed layer, feature `metrics`: a series per key for its learned
+    /// deadline (default `false`; see the table above).
+    pub key_metrics: bool,
 }
 
 impl Default for AdaptiveTimeoutConfig {
@@ -112,6 +123,7 @@ impl Default for AdaptiveTimeoutConfig {
             sample_every: 32,
             key_capacity: 1000,
             key_idle_ttl: Duration::from_secs(300),
+            key_metrics: false,
         }
     }
 }
@@ -270,6 +282,13 @@ impl AdaptiveTimeoutBuilder {
         self
     }
 
+    /// Keyed layer, feature `metrics`: reports each key's learned deadline as
+    /// a series of its own (default off; see [`AdaptiveTimeoutConfig`]).
+    pub fn key_metrics(mut self, on: bool) -> Self {
+        self.config.key_metrics = on;
+        self
+    }
+
     /// The configuration built so far.
     pub fn config(&self) -> &AdaptiveTimeoutConfig {
         &self.config
@@ -308,6 +327,8 @@ pub(crate) struct Params {
     pub(crate) sample_every: u32,
     /// Highest value the histograms track, in microseconds.
     pub(crate) high_us: u64,
+    /// A keyed tracker reports its deadline under its key.
+    pub(crate) key_metrics: bool,
 }
 
 pub(crate) fn nanos(d: Duration) -> u64 {
@@ -338,6 +359,7 @@ impl Params {
             refresh_every: config.refresh_every,
             sample_every: config.sample_every,
             high_us,
+            key_metrics: config.key_metrics,
         }
     }
 

@@ -2,9 +2,10 @@
 //! building the layer.
 //!
 //! A layer's handles are registered once, when its tracker is built, so
-//! reporting never allocates on the call path. A key of a keyed layer gets
-//! its own series (`seawall_timeout_deadline_seconds{name, key}`) only once
-//! its deadline is learned (adaptive): a key that only ever had the base
+//! reporting never allocates on the call path. Keys of a keyed layer report
+//! nothing of their own unless `key_metrics` is on; then a key gets its own
+//! series (`seawall_timeout_deadline_seconds{name, key}`) only once its
+//! deadline is learned (adaptive): a key that only ever had the base
 //! deadline, e.g. one of a flood of one-shot keys, registers nothing. When
 //! the key leaves the map its series is set to NaN and never written again,
 //! so that an exporter's idle timeout drops it; the live per-key series are
@@ -20,12 +21,14 @@ pub(crate) struct Handles {
     /// learned deadline for a key.
     deadline: OnceLock<Gauge>,
     elapsed: Counter,
+    /// A key's deadline is reported (`key_metrics`).
+    per_key: bool,
 }
 
 impl Handles {
     /// The elapsed counter never carries the key (per-call series stay
     /// bounded by the name alone).
-    pub(crate) fn new(name: &str, key: Option<&str>) -> Self {
+    pub(crate) fn new(name: &str, key: Option<&str>, per_key: bool) -> Self {
         let deadline = OnceLock::new();
         if key.is_none() {
             let _ = deadline.set(metrics::gauge!(
@@ -36,6 +39,7 @@ impl Handles {
         Handles {
             deadline,
             elapsed: metrics::counter!(TIMEOUT_ELAPSED_TOTAL, LABEL_NAME => name.to_owned()),
+            per_key,
         }
     }
 
@@ -45,7 +49,7 @@ impl Handles {
     pub(crate) fn deadline(&self, name: &str, key: Option<&str>, ns: u64, adaptive: bool) {
         let gauge = match (self.deadline.get(), key) {
             (Some(g), _) => g,
-            (None, Some(k)) if adaptive => self.deadline.get_or_init(|| {
+            (None, Some(k)) if adaptive && self.per_key => self.deadline.get_or_init(|| {
                 metrics::gauge!(
                     TIMEOUT_DEADLINE_SECONDS,
                     LABEL_NAME => name.to_owned(),

@@ -585,7 +585,7 @@ impl DeadlineTracker {
             ticket,
             params,
             #[cfg(feature = "metrics")]
-            metrics: crate::metrics::Handles::new(&name, label.as_deref()),
+            metrics: crate::metrics::Handles::new(&name, label.as_deref(), params.key_metrics),
             name,
             label,
             epoch,
