@@ -35,6 +35,8 @@ fn churn(keys: u64, calls: u32) -> (usize, usize) {
             .key_capacity(100)
             .min_samples(2)
             .refresh_every(1)
+            // Per-key series are opt-in; these tests are about them.
+            .key_metrics(true)
             .build_keyed(|k: &u64| *k)
             .unwrap();
         let mut svc = layer.layer(service_fn(|k: u64| {
