@@ -218,7 +218,7 @@ async fn drive(config: ChurnConfig) -> Result<ChurnReport, String> {
         per: config.per,
         burst: Some(config.burst),
         capacity: config.capacity,
-        idle_ttl: Duration::from_secs(300),
+        // The default idle TTL (5 minutes).
         ..Default::default()
     };
     let layer =
