@@ -328,6 +328,7 @@ pub(crate) struct Params {
     /// Highest value the histograms track, in microseconds.
     pub(crate) high_us: u64,
     /// A keyed tracker reports its deadline under its key.
+    #[cfg(feature = "metrics")]
     pub(crate) key_metrics: bool,
 }
 
@@ -359,6 +360,7 @@ impl Params {
             refresh_every: config.refresh_every,
             sample_every: config.sample_every,
             high_us,
+            #[cfg(feature = "metrics")]
             key_metrics: config.key_metrics,
         }
     }
