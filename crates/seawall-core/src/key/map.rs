@@ -390,6 +390,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> KeyMap<K, V, S> {
     }
 
     /// The value of `key`, if present; marks it used.
+    #[inline]
     pub fn get<Q>(&self, key: &Q) -> Option<Arc<V>>
     where
         K: Borrow<Q>,
