@@ -159,7 +159,8 @@ impl Shared {
     }
 
     pub(crate) fn backend(&self) -> Backend {
-        if self.backend.load(Ordering::Relaxed) == FALLBACK {
+        // `Acquire`: a caller that sees the fallback sees its `last_error`.
+        if self.backend.load(Ordering::Acquire) == FALLBACK {
             Backend::Fallback
         } else {
             Backend::Redis
@@ -321,6 +322,13 @@ impl Shared {
     }
 
     fn enter_fallback(&self, err: RedisBudgetError) {
+        // The error is kept before the backend changes, so whoever sees the
+        // fallback (the swap below, read with `Acquire` by `backend()`) also
+        // sees why.
+        *self
+            .last_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(err.clone());
         if self.backend.swap(FALLBACK, Ordering::AcqRel) == REDIS {
             self.counters.fallbacks.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(
@@ -338,10 +346,6 @@ impl Shared {
             }
             self.done.notify_waiters();
         }
-        *self
-            .last_error
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(err);
     }
 
     fn leave_fallback(&self) {
