@@ -13,10 +13,10 @@
 //! [`MAX_RETRY_HINT`].
 
 use std::error::Error;
-use std::fmt;
 use std::time::Duration;
 
 use crate::{Rejection, RejectionKind};
+use seawall_core::key::Escaped;
 
 /// The `tracing` target of the axum and tonic integrations.
 pub(crate) const TARGET: &str = "seawall";
@@ -88,30 +88,6 @@ pub(crate) fn report_failure(err: &(dyn Error + 'static)) {
 #[cfg(feature = "tonic")]
 pub(crate) fn report_transport(err: &(dyn Error + 'static), code: ::tonic::Code) {
     tracing::debug!(target: TARGET, code = ?code, error = %Escaped(err), "request failed");
-}
-
-/// Shows text with control characters escaped (`\r`, `\n`, `\u{1b}`), so an
-/// error message or key cannot forge log lines. Writes as it formats: no
-/// allocation, and nothing at all when the event is filtered out.
-pub(crate) struct Escaped<T>(pub(crate) T);
-
-impl<T: fmt::Display> fmt::Display for Escaped<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        struct Escape<'a, 'b>(&'a mut fmt::Formatter<'b>);
-        impl fmt::Write for Escape<'_, '_> {
-            fn write_str(&mut self, s: &str) -> fmt::Result {
-                for c in s.chars() {
-                    if c.is_control() {
-                        write!(self.0, "{}", c.escape_default())?;
-                    } else {
-                        fmt::Write::write_char(self.0, c)?;
-                    }
-                }
-                Ok(())
-            }
-        }
-        fmt::write(&mut Escape(f), format_args!("{}", self.0))
-    }
 }
 
 #[cfg(test)]

@@ -404,7 +404,7 @@ where
         });
         tracing::debug!(
             target: seawall_core::names::TARGET_BREAKER,
-            key = %key,
+            key = %seawall_core::key::Escaped(&key),
             peers = self.peers.len(),
             "peer added"
         );
@@ -424,7 +424,7 @@ where
         let peer = self.peers.swap_remove(i);
         tracing::debug!(
             target: seawall_core::names::TARGET_BREAKER,
-            key = %peer.key,
+            key = %seawall_core::key::Escaped(&peer.key),
             peers = self.peers.len(),
             "peer removed"
         );
@@ -483,7 +483,7 @@ where
             .unwrap_or_else(|| {
                 tracing::warn!(
                     target: seawall_core::names::TARGET_BREAKER,
-                    key = %key,
+                    key = %seawall_core::key::Escaped(&key),
                     "keyed breaker full: peer gets a breaker of its own"
                 );
                 CircuitBreaker::standalone(self.layer.config(), key)
@@ -600,7 +600,7 @@ where
                     let e: BoxError = e.into();
                     tracing::warn!(
                         target: seawall_core::names::TARGET_BREAKER,
-                        key = %self.peers[i].key,
+                        key = %seawall_core::key::Escaped(&self.peers[i].key),
                         error = %e,
                         "peer failed: removed from the set"
                     );

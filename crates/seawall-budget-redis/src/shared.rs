@@ -432,7 +432,7 @@ impl Shared {
             tracing::info!(
                 target: TARGET_BUDGET,
                 name = %self.config.name,
-                key = %ask.key,
+                key = %seawall_core::key::Escaped(&ask.key),
                 "redis answers for this key again; its shared budget resumes"
             );
         }
@@ -450,7 +450,7 @@ impl Shared {
             tracing::warn!(
                 target: TARGET_BUDGET,
                 name = %self.config.name,
-                key = %ask.key,
+                key = %seawall_core::key::Escaped(&ask.key),
                 error = %err,
                 source = ?std::error::Error::source(&err),
                 policy = ?self.config.fallback,

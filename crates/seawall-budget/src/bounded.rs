@@ -248,13 +248,23 @@ enum Offer<E> {
 /// allocates again, and a large bound costs nothing until it is used.
 const INITIAL_SLOTS: usize = 16;
 
+/// What a lane of `capacity` reserves when built: never more than
+/// [`INITIAL_SLOTS`], whatever the capacity.
+const fn initial_slots(capacity: usize) -> usize {
+    if capacity < INITIAL_SLOTS {
+        capacity
+    } else {
+        INITIAL_SLOTS
+    }
+}
+
 impl<E> Lane<E> {
     /// An empty lane with room for `min(capacity, INITIAL_SLOTS)` entries;
     /// it grows as it fills (see [`push`](Self::push)). `capacity` is
     /// validated by the channel's constructor.
     fn new(capacity: usize) -> Self {
         Lane {
-            queue: VecDeque::with_capacity(capacity.min(INITIAL_SLOTS)),
+            queue: VecDeque::with_capacity(initial_slots(capacity)),
             capacity,
             max_len: 0,
             sent: 0,

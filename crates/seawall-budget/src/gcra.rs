@@ -19,7 +19,14 @@ use crate::sync::AtomicU64;
 /// (cheaper than `as_nanos`'s u128; saturates after 584 years).
 #[inline]
 pub(crate) fn nanos_since(epoch: tokio::time::Instant) -> u64 {
-    let d = tokio::time::Instant::now().saturating_duration_since(epoch);
+    nanos_between(epoch, tokio::time::Instant::now())
+}
+
+/// `to - from` in u64 nanoseconds, 0 if `to` is earlier; saturates after
+/// 584 years.
+#[inline]
+pub(crate) fn nanos_between(from: tokio::time::Instant, to: tokio::time::Instant) -> u64 {
+    let d = to.saturating_duration_since(from);
     d.as_secs()
         .saturating_mul(1_000_000_000)
         .saturating_add(u64::from(d.subsec_nanos()))

@@ -23,7 +23,7 @@ use seawall_core::KeyMap;
 use tokio::time::Instant;
 
 use crate::config::KeyedBudgetConfig;
-use crate::gcra::{Gcra, Rate};
+use crate::gcra::{Gcra, Rate, nanos_between};
 
 /// The key that rejections served by the overflow budget carry; see
 /// [`KeyedBudgetLayer`](crate::KeyedBudgetLayer).
@@ -129,16 +129,6 @@ pub struct KeyedBudgetStats {
 #[inline]
 pub(crate) fn is_fresh(cell: &Gcra, rate: &Rate, now: u64) -> bool {
     cell.check(rate, rate.burst(), now).is_ok()
-}
-
-/// `to - from` in u64 nanoseconds, 0 if `to` is earlier; saturates after
-/// 584 years. The same scale as [`gcra::nanos_since`](crate::gcra::nanos_since).
-#[inline]
-fn nanos_between(from: Instant, to: Instant) -> u64 {
-    let d = to.saturating_duration_since(from);
-    d.as_secs()
-        .saturating_mul(1_000_000_000)
-        .saturating_add(u64::from(d.subsec_nanos()))
 }
 
 #[cfg(test)]

@@ -26,6 +26,39 @@ pub use map::{KeyHash, KeyHasher, KeyMap, KeyMapConfig, KeyMapFull};
 use std::fmt;
 use std::hash::Hash;
 
+/// Shows text that came from a request or a peer (a key, an error message)
+/// with its control characters escaped (`\r`, `\n`, `\u{1b}`), so that it
+/// cannot forge a log line or a header. Writes as it formats: no allocation,
+/// and nothing at all when a `tracing` event is filtered out.
+///
+/// ```
+/// use seawall_core::key::Escaped;
+///
+/// assert_eq!(Escaped("t\r\nSet-Cookie: x").to_string(), "t\\r\\nSet-Cookie: x");
+/// assert_eq!(Escaped("plain: ünïcode").to_string(), "plain: ünïcode");
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct Escaped<T>(pub T);
+
+impl<T: fmt::Display> fmt::Display for Escaped<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        struct Escape<'a, 'b>(&'a mut fmt::Formatter<'b>);
+        impl fmt::Write for Escape<'_, '_> {
+            fn write_str(&mut self, s: &str) -> fmt::Result {
+                for c in s.chars() {
+                    if c.is_control() {
+                        write!(self.0, "{}", c.escape_default())?;
+                    } else {
+                        fmt::Write::write_char(self.0, c)?;
+                    }
+                }
+                Ok(())
+            }
+        }
+        fmt::write(&mut Escape(f), format_args!("{}", self.0))
+    }
+}
+
 /// Takes the key of a keyed layer out of a request.
 ///
 /// Implemented for every `Fn(&Req) -> K` where `K` is a valid key, and by

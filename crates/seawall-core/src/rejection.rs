@@ -22,6 +22,8 @@
 
 use std::error::Error;
 use std::fmt::{self, Write as _};
+
+use crate::key::Escaped;
 use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
@@ -115,9 +117,11 @@ impl fmt::Debug for KeyLabel {
     }
 }
 
+/// The label with its control characters escaped ([`Escaped`]): it is
+/// printed into logs and messages, and keys come from requests.
 impl fmt::Display for KeyLabel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self)
+        Escaped(&**self).fmt(f)
     }
 }
 
@@ -218,19 +222,10 @@ fn fmt_key(f: &mut fmt::Formatter<'_>, key: &Option<KeyLabel>) -> fmt::Result {
     let Some(k) = key else {
         return Ok(());
     };
-    f.write_str(" for `")?;
-    for (i, c) in k.chars().enumerate() {
-        if i == MAX_KEY_TEXT {
-            f.write_str("…")?;
-            break;
-        }
-        if c.is_control() {
-            write!(f, "{}", c.escape_default())?;
-        } else {
-            write!(f, "{c}")?;
-        }
+    match k.char_indices().nth(MAX_KEY_TEXT) {
+        Some((cut, _)) => write!(f, " for `{}…`", Escaped(&k[..cut])),
+        None => write!(f, " for `{}`", Escaped(&**k)),
     }
-    f.write_str("`")
 }
 
 /// Why a breaker refused a call.
