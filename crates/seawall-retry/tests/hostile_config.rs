@@ -12,36 +12,12 @@ use proptest::sample::select;
 use seawall_core::BoxError;
 use seawall_core::config::MAX_DURATION;
 use seawall_retry::{Backoff, RetryBudgetConfig, RetryConfig, RetryLayer};
+use seawall_test_support::hostile::{durations, floats};
 use seawall_test_support::runtime;
 use tower::{Layer, ServiceExt, service_fn};
 
-const NS: Duration = Duration::from_nanos(1);
-
-// Each pool mostly yields an ordinary value, so most configs carry one or
-// two hostile fields and many are valid and get exercised.
-fn durations(ordinary: Duration) -> impl Strategy<Value = Duration> {
-    prop_oneof![
-        3 => Just(ordinary),
-        2 => select(vec![
-            Duration::ZERO,
-            NS,
-            MAX_DURATION,
-            MAX_DURATION + NS,
-            Duration::from_secs(u64::MAX),
-            Duration::MAX,
-        ]),
-    ]
-}
-
 fn u32s(ordinary: u32) -> impl Strategy<Value = u32> {
     prop_oneof![3 => Just(ordinary), 2 => select(vec![0, 1, 2, 1000, 1001, 1_000_001, u32::MAX])]
-}
-
-fn floats(ordinary: f64) -> impl Strategy<Value = f64> {
-    prop_oneof![
-        3 => Just(ordinary),
-        2 => select(vec![f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -0.0, -1.0, 1.0, 1e308]),
-    ]
 }
 
 fn backoffs() -> impl Strategy<Value = Backoff> {

@@ -35,6 +35,8 @@
 #![deny(missing_docs)]
 #![allow(unsafe_code)] // Only in `CountingAlloc`'s `GlobalAlloc` impl, each use proven below.
 
+#[cfg(feature = "proptest")]
+pub mod hostile;
 #[cfg(feature = "metrics")]
 pub mod metrics;
 pub mod runtime;

@@ -9,27 +9,10 @@ use proptest::prelude::*;
 use proptest::sample::select;
 use seawall_core::config::{MAX_CAPACITY, MAX_DURATION};
 use seawall_core::{BoxError, Elapsed};
+use seawall_test_support::hostile::{durations, floats};
 use seawall_test_support::runtime;
 use seawall_timeout::{AdaptiveTimeoutConfig, AdaptiveTimeoutLayer, KeyedAdaptiveTimeoutLayer};
 use tower::{Layer, Service, ServiceExt, service_fn};
-
-const NS: Duration = Duration::from_nanos(1);
-
-// Each pool mostly yields an ordinary value, so most configs carry one or
-// two hostile fields and many are valid and get exercised.
-fn durations(ordinary: Duration) -> impl Strategy<Value = Duration> {
-    prop_oneof![
-        3 => Just(ordinary),
-        2 => select(vec![
-            Duration::ZERO,
-            NS,
-            MAX_DURATION,
-            MAX_DURATION + NS,
-            Duration::from_secs(u64::MAX),
-            Duration::MAX,
-        ]),
-    ]
-}
 
 fn u32s(ordinary: u32) -> impl Strategy<Value = u32> {
     prop_oneof![3 => Just(ordinary), 2 => select(vec![0, 1, 2, 1 << 24, (1 << 24) + 1, u32::MAX])]
@@ -46,13 +29,6 @@ fn sizes() -> impl Strategy<Value = usize> {
     prop_oneof![
         3 => Just(100),
         2 => select(vec![0, 1, MAX_CAPACITY, MAX_CAPACITY + 1, u32::MAX as usize, usize::MAX]),
-    ]
-}
-
-fn floats(ordinary: f64) -> impl Strategy<Value = f64> {
-    prop_oneof![
-        3 => Just(ordinary),
-        2 => select(vec![f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -0.0, -1.0, 1e308, 100.0]),
     ]
 }
 
@@ -193,7 +169,7 @@ async fn the_longest_fixed_deadline_never_times_out_in_practice() {
         "a month is well inside it"
     );
     let err = AdaptiveTimeoutLayer::builder()
-        .fixed(MAX_DURATION + NS)
+        .fixed(MAX_DURATION + Duration::from_nanos(1))
         .build()
         .unwrap_err();
     assert_eq!(err.field(), "fixed");
