@@ -65,8 +65,9 @@
 
 pub use seawall_core as core;
 pub use seawall_core::{
-    BoxError, BudgetExhausted, CircuitOpen, Classify, ConfigError, Elapsed, ErrorsAsFailures,
-    Outcome, Overloaded, Rejection, RejectionKind,
+    BoxError, BudgetExhausted, CircuitOpen, Classify, Clock, ConfigError, Elapsed,
+    ErrorsAsFailures, ManualClock, OpenState, OverloadReason, Outcome, Overloaded, Rejection,
+    RejectionKind,
 };
 
 #[cfg(feature = "budget")]
@@ -140,8 +141,9 @@ pub mod tonic;
 pub mod prelude {
     pub use crate::ServiceBuilderExt;
     pub use seawall_core::{
-        BoxError, BudgetExhausted, CircuitOpen, Classify, ConfigError, Elapsed, ErrorsAsFailures,
-        KeyFn, Outcome, Overloaded, Rejection, RejectionKind, classify_fn,
+        BoxError, BudgetExhausted, CircuitOpen, Classify, Clock, ConfigError, Elapsed,
+        ErrorsAsFailures, KeyFn, OpenState, OverloadReason, Outcome, Overloaded, Rejection,
+        RejectionKind, classify_fn,
     };
 
     #[cfg(feature = "budget")]

@@ -16,7 +16,10 @@
 //!   request ([`KeyFn`]), and the bounded, sharded map ([`KeyMap`]) that keyed
 //!   layers keep their per-key state in.
 //! - [`config`]: [`ConfigError`], returned by every builder in the workspace.
+//! - [`clock`]: [`Clock`], where every layer reads the time (tokio's by
+//!   default, a manual clock for tests, the TSC with the `quanta` feature).
 //! - [`time`]: checked deadline arithmetic for configured durations.
+//! - [`rand`]: the small seedable generator layers jitter with.
 //! - [`names`]: the `tracing` targets and `metrics` names every layer reports
 //!   under, so that all layers report alike.
 //!
@@ -33,6 +36,7 @@
 //! | `http`    | [`classify::HttpStatus`] and [`key::ByAuthority`] for `http` requests and responses |
 //! | `tonic`   | [`classify::GrpcCode`] for `tonic` results and gRPC-over-HTTP responses |
 //! | `metrics` | [`names::describe_metrics`], which describes every seawall metric to the `metrics` facade |
+//! | `quanta`  | [`Clock::tsc`], a clock that reads the CPU's time-stamp counter |
 //!
 //! # Example: asking a boxed error what it is
 //!
@@ -51,15 +55,18 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod classify;
+pub mod clock;
 pub mod clone;
 pub mod config;
 pub mod key;
 pub mod names;
+pub mod rand;
 pub mod rejection;
 mod sync;
 pub mod time;
 
 pub use classify::{Classify, ErrorsAsFailures, Outcome, classify_fn};
+pub use clock::{Clock, ManualClock};
 pub use config::{ConfigError, FieldError};
 pub use key::{KeyFn, KeyMap, KeyMapConfig};
 pub use rejection::{

@@ -33,6 +33,21 @@ pub fn deadline(now: Instant, after: Duration) -> Instant {
         .unwrap_or(now)
 }
 
+/// `d` in whole nanoseconds, saturating at `u64::MAX` (about 584 years):
+/// the unit every layer keeps its readings of a [`Clock`](crate::Clock) in.
+///
+/// ```
+/// use std::time::Duration;
+/// use seawall_core::time::nanos;
+///
+/// assert_eq!(nanos(Duration::from_millis(2)), 2_000_000);
+/// assert_eq!(nanos(Duration::MAX), u64::MAX);
+/// ```
+#[inline]
+pub fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
 /// [`deadline`] for `std::time::Instant`.
 pub fn std_deadline(now: std::time::Instant, after: Duration) -> std::time::Instant {
     now.checked_add(after.min(FAR_FUTURE))

@@ -5,8 +5,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use hashbrown::HashTable;
-use tokio::time::Instant;
-
+use crate::Clock;
 use crate::config::{Check, ConfigError};
 use crate::sync::{Arc, AtomicU32, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -25,10 +24,27 @@ use crate::sync::{Arc, AtomicU32, RwLock, RwLockReadGuard, RwLockWriteGuard};
 /// assert!(cfg.validate().is_ok());
 /// assert!(KeyMapConfig::new().capacity(0).validate().is_err());
 /// ```
+///
+/// In a keyed layer's config it is the field `keys`, and in TOML its table:
+///
+/// ```toml
+/// [client.breaker.keys]
+/// capacity = 10000
+/// idle_ttl = "5m"
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Deserialize),
+    serde(default, deny_unknown_fields)
+)]
+#[non_exhaustive]
 pub struct KeyMapConfig {
-    capacity: usize,
-    idle_ttl: Duration,
+    /// The most keys held at once.
+    pub capacity: usize,
+    /// How long a key must be unused before it may be evicted.
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    pub idle_ttl: Duration,
 }
 
 impl Default for KeyMapConfig {
@@ -56,16 +72,6 @@ impl KeyMapConfig {
     pub fn idle_ttl(mut self, ttl: Duration) -> Self {
         self.idle_ttl = ttl;
         self
-    }
-
-    /// The configured capacity.
-    pub fn get_capacity(&self) -> usize {
-        self.capacity
-    }
-
-    /// The configured idle TTL.
-    pub fn get_idle_ttl(&self) -> Duration {
-        self.idle_ttl
     }
 
     /// Checks that the capacity is in `1..=`[`MAX_CAPACITY`] and the TTL in
@@ -224,7 +230,7 @@ const FULL_SCAN: usize = 64;
 const TICKS_PER_TTL: u32 = 64;
 
 /// Decides whether a key's state may be forgotten; see [`KeyMap::evictable_when`].
-type Evictable<V> = Box<dyn Fn(&V, Instant) -> bool + Send + Sync>;
+type Evictable<V> = Box<dyn Fn(&V, u64) -> bool + Send + Sync>;
 /// Told of every eviction; see [`KeyMap::on_evict`].
 type OnEvict<K, V> = Box<dyn Fn(&K, &V) + Send + Sync>;
 
@@ -284,11 +290,11 @@ pub struct KeyMap<K, V, S = KeyHasher> {
     hasher: S,
     per_shard: usize,
     config: KeyMapConfig,
-    // The map's time, in ticks since `epoch`: moved on by inserts and sweeps,
+    // The map's time, in ticks of `clock`: moved on by inserts and sweeps,
     // read by lookups.
     now: AtomicU32,
-    epoch: Instant,
-    tick: Duration,
+    clock: Clock,
+    tick: u64,
     evictable: Option<Evictable<V>>,
     on_evict: Option<OnEvict<K, V>>,
 }
@@ -304,8 +310,8 @@ impl<K, V, S> fmt::Debug for KeyMap<K, V, S> {
 
 impl<K: Hash + Eq, V> KeyMap<K, V, KeyHasher> {
     /// An empty map with these bounds, hashing keys with a fresh
-    /// [`KeyHasher`]. Must be called within a tokio runtime (it reads tokio's
-    /// clock). A capacity outside `1..=`[`MAX_CAPACITY`](crate::config::MAX_CAPACITY)
+    /// [`KeyHasher`], reading tokio's clock (see [`clock`](Self::clock) for
+    /// another). A capacity outside `1..=`[`MAX_CAPACITY`](crate::config::MAX_CAPACITY)
     /// is clamped into it, and an idle TTL into `1ms..=`[`MAX_DURATION`](crate::config::MAX_DURATION):
     /// validate the config first to report them.
     pub fn new(config: KeyMapConfig) -> Self {
@@ -342,14 +348,25 @@ impl<K: Hash + Eq, V, S: BuildHasher> KeyMap<K, V, S> {
                 idle_ttl,
             },
             now: AtomicU32::new(0),
-            epoch: Instant::now(),
-            tick: idle_ttl / TICKS_PER_TTL,
+            clock: Clock::tokio(),
+            tick: crate::time::nanos(idle_ttl / TICKS_PER_TTL).max(1),
             evictable: None,
             on_evict: None,
         }
     }
 
-    /// A key may be evicted only while `evictable(value, now)` returns `true`:
+    /// Reads the time from `clock` instead of tokio's: give the map the
+    /// layer's own clock, so that the `now` handed to
+    /// [`evictable_when`](Self::evictable_when) is a reading of the clock the
+    /// layer stamps its state with.
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// A key may be evicted only while `evictable(value, now)` returns `true`,
+    /// `now` being a reading of the map's [`clock`](Self::clock) in
+    /// nanoseconds:
     /// while its state equals a fresh key's, so that forgetting it changes
     /// nothing (a budget key that owes no tokens, a closed breaker that has
     /// counted no failures). Without it, every key no caller holds may be
@@ -360,7 +377,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> KeyMap<K, V, S> {
     /// into the map (it runs under a shard's lock).
     pub fn evictable_when(
         mut self,
-        evictable: impl Fn(&V, Instant) -> bool + Send + Sync + 'static,
+        evictable: impl Fn(&V, u64) -> bool + Send + Sync + 'static,
     ) -> Self {
         self.evictable = Some(Box::new(evictable));
         self
@@ -433,10 +450,9 @@ impl<K: Hash + Eq, V, S: BuildHasher> KeyMap<K, V, S> {
     }
 
     // Reads the clock and moves the map's time on; returns both.
-    fn advance(&self) -> (Instant, u32) {
-        let now = Instant::now();
-        let ticks = now.saturating_duration_since(self.epoch).as_nanos() / self.tick.as_nanos();
-        let ticks = u32::try_from(ticks).unwrap_or(u32::MAX);
+    fn advance(&self) -> (u64, u32) {
+        let now = self.clock.nanos();
+        let ticks = u32::try_from(now / self.tick).unwrap_or(u32::MAX);
         self.now.fetch_max(ticks, Ordering::Relaxed);
         (now, ticks)
     }
@@ -447,7 +463,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> KeyMap<K, V, S> {
     }
 
     // No caller holds it and its state equals a fresh key's.
-    fn free(&self, e: &Entry<K, V>, now: Instant) -> bool {
+    fn free(&self, e: &Entry<K, V>, now: u64) -> bool {
         Arc::strong_count(&e.value) == 1 && self.evictable.as_ref().is_none_or(|f| f(&e.value, now))
     }
 
@@ -500,7 +516,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> KeyMap<K, V, S> {
     // Only the entries' own words are read to choose (their stamps); the
     // value behind an entry's `Arc`, a cache miss in a large map, is read
     // only for the keys about to be evicted.
-    fn make_room(&self, table: &mut Table<K, V>, now: Instant, ticks: u32) -> bool {
+    fn make_room(&self, table: &mut Table<K, V>, now: u64, ticks: u32) -> bool {
         let buckets = table.entries.num_buckets();
         if buckets == 0 {
             return true;
@@ -688,6 +704,28 @@ mod tests {
         assert!(m.get(&3).is_some(), "the new key is in");
     }
 
+    #[test]
+    fn a_manual_clock_drives_idle_eviction_without_a_runtime() {
+        let (clock, hand) = Clock::manual();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let told = seen.clone();
+        let m: KeyMap<u32, AtomicU32> =
+            KeyMap::new(KeyMapConfig::new().capacity(8).idle_ttl(Duration::from_secs(10)))
+                .clock(clock)
+                .evictable_when(move |_, now| {
+                    told.lock().unwrap().push(now);
+                    true
+                });
+        put(&m, 1).unwrap();
+        hand.advance(Duration::from_secs(9));
+        assert_eq!(m.evict_idle(), 0, "nothing is idle before a TTL");
+        hand.advance(Duration::from_secs(1));
+        assert_eq!(m.evict_idle(), 1);
+        assert!(m.is_empty());
+        // The layer's callback sees readings of the same clock.
+        assert_eq!(seen.lock().unwrap().last(), Some(&10_000_000_000));
+    }
+
     #[tokio::test(start_paused = true)]
     async fn existing_keys_keep_their_value() {
         let m = map(4, 60);
@@ -844,11 +882,11 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn large_capacities_shard_and_stay_bounded() {
         let m = map(10_000, 60);
-        assert!(m.config().get_capacity() >= 10_000);
+        assert!(m.config().capacity >= 10_000);
         for k in 0..50_000 {
             put(&m, k).unwrap();
         }
-        assert!(m.len() <= m.config().get_capacity());
+        assert!(m.len() <= m.config().capacity);
         assert!(m.len() > 9_000, "shards fill evenly enough: {}", m.len());
     }
 
@@ -943,7 +981,7 @@ mod tests {
         // Unvalidated, the map clamps instead of overflowing (it used to
         // panic in debug and wrap to capacity 0 in release).
         let map: KeyMap<u64, ()> = KeyMap::new(KeyMapConfig::new().capacity(usize::MAX));
-        assert_eq!(map.config().get_capacity(), crate::config::MAX_CAPACITY);
+        assert_eq!(map.config().capacity, crate::config::MAX_CAPACITY);
         map.get_or_insert_with(1, |_| ()).unwrap();
         assert_eq!(map.len(), 1);
     }
