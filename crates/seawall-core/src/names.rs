@@ -23,6 +23,8 @@ pub const TARGET_SHED: &str = "seawall_shed";
 pub const TARGET_TIMEOUT: &str = "seawall_timeout";
 /// `tracing` target of the retry crate.
 pub const TARGET_RETRY: &str = "seawall_retry";
+/// `tracing` target of the fallback crate.
+pub const TARGET_FALLBACK: &str = "seawall_fallback";
 
 /// Label: the layer's name from its builder.
 pub const LABEL_NAME: &str = "name";
@@ -43,6 +45,15 @@ pub const BREAKER_TRANSITIONS_TOTAL: &str = "seawall_breaker_transitions_total";
 pub const BREAKER_REJECTED_TOTAL: &str = "seawall_breaker_rejected_total";
 /// Gauge: keys held by a keyed breaker.
 pub const BREAKER_KEYS: &str = "seawall_breaker_keys";
+/// Counter: requests a peer selection sent to their preferred peer.
+pub const BREAKER_SELECT_PREFERRED_TOTAL: &str = "seawall_breaker_select_preferred_total";
+/// Counter: requests a peer selection sent to another peer, the preferred
+/// one's breaker refusing.
+pub const BREAKER_SELECT_OTHER_TOTAL: &str = "seawall_breaker_select_other_total";
+/// Counter: requests a peer selection refused, no peer's breaker admitting them.
+pub const BREAKER_SELECT_NO_PEER_TOTAL: &str = "seawall_breaker_select_no_peer_total";
+/// Gauge: peers in a peer selection.
+pub const BREAKER_SELECT_PEERS: &str = "seawall_breaker_select_peers";
 
 /// Counter: calls or iterations admitted by a budget.
 pub const BUDGET_ADMITTED_TOTAL: &str = "seawall_budget_admitted_total";
@@ -52,6 +63,13 @@ pub const BUDGET_EXHAUSTED_TOTAL: &str = "seawall_budget_exhausted_total";
 pub const BUDGET_DROPPED_TOTAL: &str = "seawall_budget_dropped_total";
 /// Gauge: items in a bounded queue.
 pub const BUDGET_QUEUE_LEN: &str = "seawall_budget_queue_len";
+/// Counter: Redis commands sent by a shared (Redis) budget.
+pub const BUDGET_REDIS_ROUND_TRIPS_TOTAL: &str = "seawall_budget_redis_round_trips_total";
+/// Counter: a shared budget's switches between Redis and its fallback,
+/// labelled with the new backend as [`LABEL_STATE`] (`redis` or `fallback`).
+pub const BUDGET_BACKEND_SWITCHES_TOTAL: &str = "seawall_budget_backend_switches_total";
+/// Gauge: 1 while a shared budget follows its fallback policy, else 0.
+pub const BUDGET_BACKEND_FALLBACK: &str = "seawall_budget_backend_fallback";
 
 /// Gauge: requests in flight through a shedder.
 pub const SHED_IN_FLIGHT: &str = "seawall_shed_in_flight";
@@ -76,6 +94,14 @@ pub const RETRY_GAVE_UP_TOTAL: &str = "seawall_retry_gave_up_total";
 /// Counter: retries refused by the retry budget.
 pub const RETRY_BUDGET_EXHAUSTED_TOTAL: &str = "seawall_retry_budget_exhausted_total";
 
+/// Counter: calls a fallback layer answered with its backup.
+pub const FALLBACK_USED_TOTAL: &str = "seawall_fallback_used_total";
+/// Counter: backup answers that failed too.
+pub const FALLBACK_FAILED_TOTAL: &str = "seawall_fallback_failed_total";
+/// Counter: failed calls that could not fall back because their request
+/// could not be copied.
+pub const FALLBACK_NOT_COPIED_TOTAL: &str = "seawall_fallback_not_copied_total";
+
 /// Describes every seawall metric (unit and help text) to the installed
 /// `metrics` recorder. Call it once after installing the recorder.
 #[cfg(feature = "metrics")]
@@ -99,6 +125,26 @@ pub fn describe_metrics() {
     );
     describe_gauge!(BREAKER_KEYS, Unit::Count, "Keys held by a keyed breaker.");
     describe_counter!(
+        BREAKER_SELECT_PREFERRED_TOTAL,
+        Unit::Count,
+        "Requests sent to their preferred peer."
+    );
+    describe_counter!(
+        BREAKER_SELECT_OTHER_TOTAL,
+        Unit::Count,
+        "Requests sent to another peer, the preferred one's breaker refusing."
+    );
+    describe_counter!(
+        BREAKER_SELECT_NO_PEER_TOTAL,
+        Unit::Count,
+        "Requests refused, no peer's breaker admitting them."
+    );
+    describe_gauge!(
+        BREAKER_SELECT_PEERS,
+        Unit::Count,
+        "Peers in a peer selection."
+    );
+    describe_counter!(
         BUDGET_ADMITTED_TOTAL,
         Unit::Count,
         "Calls admitted by a budget."
@@ -114,6 +160,20 @@ pub fn describe_metrics() {
         "Items dropped or returned by a bounded queue, by reason."
     );
     describe_gauge!(BUDGET_QUEUE_LEN, Unit::Count, "Items in a bounded queue.");
+    describe_counter!(
+        BUDGET_REDIS_ROUND_TRIPS_TOTAL,
+        Unit::Count,
+        "Redis commands sent by a shared budget."
+    );
+    describe_counter!(
+        BUDGET_BACKEND_SWITCHES_TOTAL,
+        Unit::Count,
+        "Switches between Redis and the fallback, by new backend."
+    );
+    describe_gauge!(
+        BUDGET_BACKEND_FALLBACK,
+        "1 while a shared budget follows its fallback policy, else 0."
+    );
     describe_gauge!(SHED_IN_FLIGHT, Unit::Count, "Requests in flight.");
     describe_gauge!(SHED_LIMIT, Unit::Count, "Current in-flight limit.");
     describe_counter!(
@@ -152,6 +212,21 @@ pub fn describe_metrics() {
         Unit::Count,
         "Retries refused by the retry budget."
     );
+    describe_counter!(
+        FALLBACK_USED_TOTAL,
+        Unit::Count,
+        "Calls answered by the fallback's backup."
+    );
+    describe_counter!(
+        FALLBACK_FAILED_TOTAL,
+        Unit::Count,
+        "Backup answers that failed too."
+    );
+    describe_counter!(
+        FALLBACK_NOT_COPIED_TOTAL,
+        Unit::Count,
+        "Failed calls that could not fall back: the request could not be copied."
+    );
 }
 
 #[cfg(test)]
@@ -165,10 +240,17 @@ mod tests {
             BREAKER_TRANSITIONS_TOTAL,
             BREAKER_REJECTED_TOTAL,
             BREAKER_KEYS,
+            BREAKER_SELECT_PREFERRED_TOTAL,
+            BREAKER_SELECT_OTHER_TOTAL,
+            BREAKER_SELECT_NO_PEER_TOTAL,
+            BREAKER_SELECT_PEERS,
             BUDGET_ADMITTED_TOTAL,
             BUDGET_EXHAUSTED_TOTAL,
             BUDGET_DROPPED_TOTAL,
             BUDGET_QUEUE_LEN,
+            BUDGET_REDIS_ROUND_TRIPS_TOTAL,
+            BUDGET_BACKEND_SWITCHES_TOTAL,
+            BUDGET_BACKEND_FALLBACK,
             SHED_IN_FLIGHT,
             SHED_LIMIT,
             SHED_ADMITTED_TOTAL,
@@ -179,6 +261,9 @@ mod tests {
             RETRY_RETRIES_TOTAL,
             RETRY_GAVE_UP_TOTAL,
             RETRY_BUDGET_EXHAUSTED_TOTAL,
+            FALLBACK_USED_TOTAL,
+            FALLBACK_FAILED_TOTAL,
+            FALLBACK_NOT_COPIED_TOTAL,
         ];
         let targets = [
             TARGET_BUDGET,
@@ -186,6 +271,7 @@ mod tests {
             TARGET_SHED,
             TARGET_TIMEOUT,
             TARGET_RETRY,
+            TARGET_FALLBACK,
         ];
         for name in all {
             assert!(
