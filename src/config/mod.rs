@@ -113,6 +113,7 @@ pub use stack::{
 /// [`from_toml_file`](Self::from_toml_file), or write it in code (every
 /// part is `None` by default, i.e. left out). See the [module docs](self).
 #[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
 pub struct StackConfig {
     /// The per-peer client stack (`[client.*]` tables).
     pub client: ClientConfig,
@@ -168,6 +169,7 @@ impl StackConfig {
 /// and, beside them, `capacity` and `idle_ttl` of the
 /// [`KeyedBreakerConfig`] (the map of peers).
 #[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
 pub struct ClientConfig {
     /// `[client.retry]`: the outermost part.
     pub retry: Option<RetryConfig>,
@@ -354,6 +356,7 @@ impl ClientConfig {
 /// The server stack's parts; see [`ServerStack`] for what each does and
 /// why in this order. `None` leaves a part out.
 #[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
 pub struct ServerConfig {
     /// `[server.shed]`: the outermost part.
     pub shed: Option<ShedConfig>,

@@ -4,6 +4,8 @@
 //! - [`service`]: an always-ready [`service::Echo`], and one call driven by
 //!   hand on the test's own thread.
 //! - [`runtime::paused`]: a current-thread runtime on a paused clock.
+//! - [`redis::RedisServer`]: a throwaway `redis-server` on 127.0.0.1.
+//! - `pong` (feature `pong`): real TCP peers on 127.0.0.1 and their client.
 //! - `metrics` (feature `metrics`): a recorder that keeps every series, so a
 //!   test reads back what a layer reported.
 //!
@@ -39,6 +41,9 @@
 pub mod hostile;
 #[cfg(feature = "metrics")]
 pub mod metrics;
+#[cfg(feature = "pong")]
+pub mod pong;
+pub mod redis;
 pub mod runtime;
 pub mod service;
 
