@@ -4,9 +4,8 @@
 //! value was written. Each part (`client.breaker`, …) is then deserialised on
 //! its own, into the mechanism crate's config type, so a problem in one part
 //! does not hide the problems of the others; a problem's position in the
-//! file gives back its full path (`client.breaker.policy.rate`).
+//! file gives back its full path (`client.breaker.per_key.policy.rate`).
 
-use std::borrow::Cow;
 use std::ops::Range;
 
 use serde::de::DeserializeOwned;
@@ -53,7 +52,7 @@ pub(super) fn from_str(text: &str) -> (StackConfig, Option<ConfigError>) {
                     let path = format!("client.{name}");
                     match name {
                         "retry" => config.client.retry = load.part(&path, part),
-                        "breaker" => config.client.breaker = load.breaker(&path, part),
+                        "breaker" => config.client.breaker = load.part(&path, part),
                         "timeout" => config.client.timeout = load.part(&path, part),
                         "budget" => config.client.budget = load.budget(&path, part),
                         _ => load.unknown(&path, key, part, CLIENT),
@@ -103,36 +102,6 @@ impl<'a, 'i> Load<'a, 'i> {
             return None;
         }
         self.deserialize(path, value.clone(), "")
-    }
-
-    /// `[client.breaker]`: the per-peer breaker's fields beside the keyed
-    /// layer's own `capacity`, `idle_ttl` and `key_metrics`.
-    fn breaker(
-        &mut self,
-        path: &str,
-        value: &Spanned<DeValue<'i>>,
-    ) -> Option<seawall_breaker::KeyedBreakerConfig> {
-        let Some(table) = value.get_ref().as_table() else {
-            self.not_a_table(path, value);
-            return None;
-        };
-        let mut keyed = table.clone();
-        let mut per_peer = DeTable::new();
-        let entries: Vec<(Spanned<DeString<'i>>, Spanned<DeValue<'i>>)> = table
-            .iter()
-            .filter(|(k, _)| !matches!(&**k.get_ref(), "capacity" | "idle_ttl" | "key_metrics"))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        for (k, v) in entries {
-            keyed.remove(&**k.get_ref());
-            per_peer.insert(k, v);
-        }
-        keyed.insert(
-            Spanned::new(value.span(), Cow::Borrowed("breaker")),
-            Spanned::new(value.span(), DeValue::Table(per_peer)),
-        );
-        let keyed = Spanned::new(value.span(), DeValue::Table(keyed));
-        self.deserialize(path, keyed, ", `capacity`, `idle_ttl`, `key_metrics`")
     }
 
     /// A budget table: `backend` beside the backend's own fields.
@@ -441,10 +410,10 @@ mod tests {
     #[test]
     fn type_errors_name_the_field() {
         assert_eq!(
-            messages("[server.budget]\nrate = \"ten\"\n[client.timeout]\nmax = \"2 parsecs\"\n"),
+            messages("[server.budget]\nrate = \"ten\"\n[client.timeout.per_key]\nmax = \"2 parsecs\"\n"),
             [
                 "server.budget.rate: \"ten\" is rejected: invalid type: string \"ten\", expected u32 (line 2)",
-                "client.timeout.max: \"2 parsecs\" is rejected: invalid value: string \"2 parsecs\", \
+                "client.timeout.per_key.max: \"2 parsecs\" is rejected: invalid value: string \"2 parsecs\", \
                  expected a duration (line 4)",
             ]
         );
@@ -454,10 +423,10 @@ mod tests {
     fn nested_unknown_fields_have_full_paths() {
         assert_eq!(
             messages(
-                "[client.breaker]\ncapacity = 10\npolicy = { kind = \"consecutive_failures\", treshold = 3 }\n"
+                "[client.breaker.keys]\ncapacity = 10\n[client.breaker.per_key]\npolicy = { kind = \"consecutive_failures\", treshold = 3 }\n"
             ),
             [
-                "client.breaker.policy.treshold: 3 is set on an unknown field (expected `threshold`) (line 3)"
+                "client.breaker.per_key.policy.treshold: 3 is set on an unknown field (expected `threshold`) (line 4)"
             ]
         );
     }
@@ -465,11 +434,11 @@ mod tests {
     #[test]
     fn missing_policy_fields_name_the_policy() {
         let m = messages(
-            "[client.breaker]\npolicy = { kind = \"failure_rate_time\", window = \"10s\", rate = 0.5, min_calls = 5 }\n",
+            "[client.breaker.per_key]\npolicy = { kind = \"failure_rate_time\", window = \"10s\", rate = 0.5, min_calls = 5 }\n",
         );
         assert_eq!(m.len(), 1, "{m:?}");
         assert!(
-            m[0].starts_with("client.breaker.policy: { kind = \"failure_rate_time\", window = "),
+            m[0].starts_with("client.breaker.per_key.policy: { kind = \"failure_rate_time\", window = "),
             "{m:?}"
         );
         assert!(

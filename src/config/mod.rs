@@ -30,11 +30,15 @@
 //!     [client.retry]
 //!     max_attempts = 3
 //!
-//!     [client.breaker]
+//!     [client.breaker.per_key]      # each peer's breaker
 //!     open_duration = "10s"
 //!     policy = { kind = "consecutive_failures", threshold = 5 }
 //!
-//!     [client.timeout]
+//!     [client.breaker.keys]         # the map of peers
+//!     capacity = 1000
+//!     idle_ttl = "10m"
+//!
+//!     [client.timeout.per_key]
 //!     max = "2s"
 //!
 //!     [server.shed]
@@ -67,7 +71,7 @@
 //! use seawall::config::StackConfig;
 //!
 //! let err = StackConfig::from_toml_str(r#"
-//!     [client.breaker]
+//!     [client.breaker.per_key]
 //!     policy = { kind = "failure_rate_count", window = 100, rate = 1.5, min_calls = 10 }
 //!     open_duration = "0s"
 //!
@@ -81,8 +85,8 @@
 //! ));
 //! assert!(messages[0].ends_with(") (line 7)"));
 //! assert_eq!(messages[1..], [
-//!     "client.breaker.policy.rate: 1.5 is not in 0..=1",
-//!     "client.breaker.open_duration: 0s must be longer than zero",
+//!     "client.breaker.per_key.policy.rate: 1.5 is not in 0..=1",
+//!     "client.breaker.per_key.open_duration: 0s must be longer than zero",
 //! ]);
 //! ```
 //!
@@ -100,7 +104,9 @@ use seawall_breaker::{KeyedBreakerConfig, KeyedBreakerLayer};
 use seawall_budget::{BudgetConfig, BudgetLayer};
 use seawall_retry::{CloneFn, RetryBuilder, RetryConfig, RetryLayer};
 use seawall_shed::{NoPriority, ShedBuilder, ShedConfig};
-use seawall_timeout::{AdaptiveTimeoutConfig, AdaptiveTimeoutLayer, KeyedAdaptiveTimeoutLayer};
+use seawall_timeout::{
+    AdaptiveTimeoutConfig, AdaptiveTimeoutLayer, KeyedAdaptiveTimeoutConfig, KeyedAdaptiveTimeoutLayer,
+};
 
 pub use stack::{
     BudgetPartFuture, BudgetPartLayer, BudgetPartService, ClientService, ClientStack, Part,
@@ -152,7 +158,7 @@ impl StackConfig {
     }
 
     /// Checks every part of both stacks; the error names every bad field by
-    /// its full path (`client.breaker.policy.rate: 1.5 is not in 0..=1`).
+    /// its full path (`client.breaker.per_key.policy.rate: 1.5 is not in 0..=1`).
     pub fn validate(&self) -> Result<(), ConfigError> {
         let mut check = Check::new();
         check.nested("", self.client.validate());
@@ -164,10 +170,10 @@ impl StackConfig {
 /// The client stack's parts; see [`ClientStack`] for what each does and
 /// why in this order. `None` leaves a part out.
 ///
-/// In TOML, `[client.breaker]` takes the fields of a
-/// [`BreakerConfig`](seawall_breaker::BreakerConfig) (each peer's breaker)
-/// and, beside them, `capacity` and `idle_ttl` of the
-/// [`KeyedBreakerConfig`] (the map of peers).
+/// The keyed parts (breaker, timeout) have one shape: `[client.<part>.per_key]`
+/// holds each peer's config and `[client.<part>.keys]` bounds the map of
+/// peers ([`KeyMapConfig`](seawall_core::KeyMapConfig): `capacity`,
+/// `idle_ttl`).
 #[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
 pub struct ClientConfig {
@@ -175,9 +181,8 @@ pub struct ClientConfig {
     pub retry: Option<RetryConfig>,
     /// `[client.breaker]`: one breaker per peer.
     pub breaker: Option<KeyedBreakerConfig>,
-    /// `[client.timeout]`: one adaptive deadline per peer (`key_capacity`
-    /// and `key_idle_ttl` bound the map of peers).
-    pub timeout: Option<AdaptiveTimeoutConfig>,
+    /// `[client.timeout]`: one adaptive deadline per peer.
+    pub timeout: Option<KeyedAdaptiveTimeoutConfig>,
     /// `[client.budget]`: a rate budget for every attempt, local or shared
     /// through Redis.
     pub budget: Option<BudgetPart>,
@@ -191,7 +196,7 @@ impl ClientConfig {
             check.nested("client.retry", c.validate());
         }
         if let Some(c) = &self.breaker {
-            check.nested("client.breaker", c.validate().map_err(flatten_breaker));
+            check.nested("client.breaker", c.validate());
         }
         if let Some(c) = &self.timeout {
             check.nested("client.timeout", c.validate());
@@ -296,8 +301,7 @@ impl ClientConfig {
         });
         let breaker = self.breaker.as_ref().and_then(|c| {
             let built = KeyedBreakerLayer::from_config(key_fn.clone(), c)
-                .map(|l| l.classify(classify.clone()))
-                .map_err(flatten_breaker);
+                .map(|l| l.classify(classify.clone()));
             check.nested("client.breaker", built)
         });
         let timeout = self.timeout.as_ref().and_then(|c| {
@@ -364,7 +368,7 @@ pub struct ServerConfig {
     /// shared through Redis.
     pub budget: Option<BudgetPart>,
     /// `[server.timeout]`: a deadline per request (`fixed = "5s"` for a
-    /// fixed one; the `key_*` fields are not used here).
+    /// fixed one).
     pub timeout: Option<AdaptiveTimeoutConfig>,
 }
 
@@ -608,12 +612,6 @@ impl BudgetPart {
             }
         }
     }
-}
-
-/// The keyed breaker's per-peer fields sit beside `capacity` and `idle_ttl`
-/// in `[client.breaker]`: drop the `breaker.` of their paths.
-fn flatten_breaker(err: ConfigError) -> ConfigError {
-    rename(err, |f| f.strip_prefix("breaker.").map(str::to_owned))
 }
 
 /// The shedder names a fixed limit `max_in_flight` (its builder method);
