@@ -530,10 +530,9 @@ impl BudgetBackend {
 /// let part = config.server.budget.as_ref().unwrap();
 /// assert_eq!(part.backend(), BudgetBackend::Local);
 /// assert_eq!(part.as_local().unwrap().rate, 500);
-/// assert_eq!(
-///     *part,
-///     BudgetPart::local(BudgetConfig { rate: 500, ..Default::default() })
-/// );
+/// let mut expected = BudgetConfig::default();
+/// expected.rate = 500;
+/// assert_eq!(*part, BudgetPart::local(expected));
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
