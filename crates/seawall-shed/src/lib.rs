@@ -106,6 +106,28 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+/// `new()` (the defaults) and one setter per field for a
+/// `#[non_exhaustive]` config struct, so users build it without a literal.
+/// A setter of an `Option` field takes the value inside.
+macro_rules! setters {
+    ($ty:ident { $($field:ident: $t:ty),* $(,)? }) => {
+        impl $ty {
+            /// The defaults (as [`Default`]); change fields with the setters.
+            pub fn new() -> Self {
+                Self::default()
+            }
+            $(
+                #[doc = concat!("Sets `", stringify!($field), "` (the field documents its default and bounds).")]
+                #[must_use]
+                pub fn $field(mut self, value: $t) -> Self {
+                    self.$field = value.into();
+                    self
+                }
+            )*
+        }
+    };
+}
+
 mod config;
 mod future;
 mod layer;
@@ -115,7 +137,6 @@ mod metrics;
 pub mod pressure;
 mod priority;
 mod queue;
-mod rng;
 mod service;
 mod state;
 mod stats;
@@ -131,7 +152,7 @@ pub use pressure::{
     MemorySource, PressureLevel, PressureSignal, SystemMemory,
 };
 pub use priority::{NoPriority, Priority, PriorityFn};
-pub use rng::ShedRng;
+pub use seawall_core::{OverloadReason, Overloaded};
 pub use service::Shed;
 pub use state::{MAX_LIMIT, Permit, Shedder};
 pub use stats::{ShedCounts, ShedStats};
