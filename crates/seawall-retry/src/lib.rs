@@ -18,7 +18,10 @@
 //!   the rule with [`RetryBuilder::retry_if`]; what counts as a failure at
 //!   all (an HTTP 503 in an `Ok`) is a [`Classify`](seawall_core::Classify).
 //! - **A deadline across attempts.** With [`RetryBuilder::deadline`], no
-//!   retry is started whose delay would end past it.
+//!   retry is started whose delay would end past it. It is measured on the
+//!   layer's [`Clock`](seawall_core::Clock) ([`RetryBuilder::clock`], tokio's
+//!   by default), which the budget the builder makes reads too; the backoff
+//!   sleep is a tokio timer whatever the clock.
 //! - **The error explains itself.** When retrying stops the layer returns a
 //!   [`RetryError`] (attempts, [`StopReason`], the last error as `source()`),
 //!   except when the first attempt's error was not retryable, which is
