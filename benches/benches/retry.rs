@@ -1,7 +1,9 @@
 //! Retries: seawall's `RetryLayer` against the bare service, tower's `Retry`
 //! with a `TpsBudget` policy and tower-resilience's retry, on the success
 //! path and on the give-up path (a failing service, the retry budget spent:
-//! one attempt, then the failure goes back to the caller), in one run.
+//! one attempt, then the failure goes back to the caller), in one run;
+//! then a shedder's `Overloaded` from below (never retried), and the retry
+//! budgets alone (seawall's and tower's `TpsBudget`).
 //!
 //! `cargo bench -p seawall-benches --bench retry`
 
@@ -12,10 +14,11 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use seawall_benches::{Echo, Fail, Failing, call, contended_case, two_workers};
+use seawall_core::{OverloadReason, Overloaded};
 use seawall_retry::{Backoff, RetryBudget, RetryLayer};
-use tower::Layer;
 use tower::retry::Policy;
 use tower::retry::budget::{Budget, TpsBudget};
+use tower::{Layer, Service};
 use tower_resilience::retry::{RetryBudgetBuilder, RetryLayer as ResilienceRetryLayer};
 
 /// tower's usual budgeted policy: deposit on success, withdraw per retry,
@@ -165,5 +168,49 @@ fn contended(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, single_thread, contended);
+/// A shedder below: every call is refused with an `Overloaded`, which the
+/// layer passes through without a retry.
+#[derive(Clone, Copy)]
+struct Shedding;
+
+impl Service<u64> for Shedding {
+    type Response = u64;
+    type Error = Overloaded;
+    type Future = Ready<Result<u64, Overloaded>>;
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Overloaded>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+    fn call(&mut self, _: u64) -> Self::Future {
+        ready(Err(Overloaded::new(OverloadReason::HardLimit)))
+    }
+}
+
+fn passed_through_and_budgets(c: &mut Criterion) {
+    let rt = two_workers();
+    let _enter = rt.enter();
+    let mut g = c.benchmark_group("retry_budget");
+    let mut svc = RetryLayer::builder().build().unwrap().layer(Shedding);
+    g.bench_function("seawall_retry_overloaded_passed_through", |b| {
+        b.iter(|| call(&mut svc, black_box(1)))
+    });
+    let budget = RetryBudget::default();
+    g.bench_function("seawall_budget_deposit", |b| b.iter(|| budget.deposit()));
+    g.bench_function("seawall_budget_try_withdraw", |b| {
+        b.iter(|| budget.try_withdraw())
+    });
+    let tps = TpsBudget::new(Duration::from_secs(10), 10, 0.2);
+    g.bench_function("tower_tps_budget_deposit", |b| b.iter(|| tps.deposit()));
+    g.bench_function("tower_tps_budget_withdraw", |b| b.iter(|| tps.withdraw()));
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    single_thread,
+    contended,
+    passed_through_and_budgets
+);
 criterion_main!(benches);

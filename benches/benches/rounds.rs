@@ -28,7 +28,11 @@ use seawall_breaker::{
 };
 use seawall_budget::{BudgetLayer, KeyedBudgetConfig, KeyedBudgetLayer};
 use seawall_retry::{Backoff, RetryBudget, RetryLayer};
-use seawall_shed::{Aimd, Limit, ShedLayer};
+use seawall_core::rand::SplitMix64;
+use seawall_shed::{
+    Aimd, Limit, ManualPressure, MemoryPressure, MemoryPressureConfig, PressureLevel, Priority,
+    ShedBuilder, ShedConfig, ShedLayer, Shedder,
+};
 use seawall_timeout::AdaptiveTimeoutLayer;
 use tower::limit::{ConcurrencyLimitLayer, RateLimitLayer};
 use tower::load_shed::LoadShedLayer;
@@ -267,12 +271,9 @@ fn shed_cases(v: &mut Vec<(&'static str, Case)>) {
         looped(ShedLayer::fixed(LIMIT).unwrap().layer(Echo), 1, true),
     ));
     let adaptive = ShedLayer::builder()
-        .limit(Limit::Aimd(Aimd {
-            initial: LIMIT,
-            min: LIMIT,
-            max: LIMIT * 2,
-            ..Aimd::default()
-        }))
+        .limit(Limit::Aimd(
+            Aimd::new().initial(LIMIT).min(LIMIT).max(LIMIT * 2),
+        ))
         .build()
         .unwrap();
     v.push((
@@ -287,6 +288,64 @@ fn shed_cases(v: &mut Vec<(&'static str, Case)>) {
         Box::new(move |n| {
             let _held = &held;
             full(n)
+        }),
+    ));
+    // A pressure signal on every call: one set by hand, the memory
+    // sampler (its task never runs here: the level stays that of its first
+    // sample), and one that sheds everything but `Critical`.
+    let memory = MemoryPressure::start(&MemoryPressureConfig::default()).unwrap();
+    let signalled = |signal: &dyn Fn(ShedBuilder) -> ShedBuilder| {
+        signal(ShedLayer::builder().max_in_flight(LIMIT))
+            .build()
+            .unwrap()
+    };
+    v.push((
+        "shed/seawall_pressure_manual_success",
+        looped(
+            signalled(&|b| b.pressure_signal(ManualPressure::new())).layer(Echo),
+            1,
+            true,
+        ),
+    ));
+    v.push((
+        "shed/seawall_pressure_memory_success",
+        looped(
+            signalled(&|b| b.pressure_signal(memory.clone())).layer(Echo),
+            1,
+            true,
+        ),
+    ));
+    let severe = ManualPressure::new();
+    severe.set(PressureLevel::Severe);
+    v.push((
+        "shed/seawall_pressure_rejecting",
+        looped(
+            signalled(&|b| b.pressure_signal(severe.clone())).layer(Echo),
+            1,
+            false,
+        ),
+    ));
+    // The tower-free shedder: admit (the permit dropped at once), refuse.
+    let shedder = Shedder::new(&ShedConfig::new().max_in_flight(LIMIT)).unwrap();
+    let mut rng = SplitMix64::new(3);
+    v.push((
+        "shed/shedder_core_success",
+        Box::new(move |n| {
+            for _ in 0..n {
+                assert!(black_box(shedder.try_acquire(Priority::Normal, &mut rng)).is_ok());
+            }
+        }),
+    ));
+    let full = Shedder::new(&ShedConfig::new().max_in_flight(1)).unwrap();
+    let mut rng = SplitMix64::new(4);
+    let held = full.try_acquire(Priority::Critical, &mut rng).unwrap();
+    v.push((
+        "shed/shedder_core_rejecting",
+        Box::new(move |n| {
+            let _held = &held;
+            for _ in 0..n {
+                assert!(black_box(full.try_acquire(Priority::Normal, &mut rng)).is_err());
+            }
         }),
     ));
     v.push((

@@ -2,7 +2,8 @@
 //! the bare service, tower's `ConcurrencyLimit` and `LoadShed` over it
 //! (tower's way to reject instead of wait), tower-resilience's bulkhead and
 //! adaptive limiter, admitting (success) and shedding (rejecting), in one
-//! run.
+//! run; then the shed layer with a pressure signal consulted on every call,
+//! and the tower-free `Shedder`'s admit and reject paths.
 //!
 //! `cargo bench -p seawall-benches --bench shed`
 
@@ -11,7 +12,11 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use seawall_benches::{Echo, STALL, Stall, call, contended_case, hold, two_workers};
-use seawall_shed::{Aimd, Limit, ShedLayer};
+use seawall_core::rand::SplitMix64;
+use seawall_shed::{
+    Aimd, Limit, ManualPressure, MemoryPressure, MemoryPressureConfig, PressureLevel, Priority,
+    ShedConfig, ShedLayer, Shedder,
+};
 use tower::Layer;
 use tower::limit::ConcurrencyLimitLayer;
 use tower::load_shed::LoadShedLayer;
@@ -23,12 +28,9 @@ const LIMIT: usize = 1_000;
 
 fn seawall_adaptive() -> ShedLayer {
     ShedLayer::builder()
-        .limit(Limit::Aimd(Aimd {
-            initial: LIMIT,
-            min: LIMIT,
-            max: LIMIT * 2,
-            ..Aimd::default()
-        }))
+        .limit(Limit::Aimd(
+            Aimd::new().initial(LIMIT).min(LIMIT).max(LIMIT * 2),
+        ))
         .build()
         .unwrap()
 }
@@ -144,5 +146,52 @@ fn contended(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, single_thread, contended);
+/// A pressure signal on every call (one set by hand, and the memory
+/// sampler, whose task never runs here: the level stays that of its first
+/// sample), and the tower-free shedder without the tower shell.
+fn pressure_and_core(c: &mut Criterion) {
+    let rt = two_workers();
+    let _enter = rt.enter();
+    let mut g = c.benchmark_group("shed_pressure_and_core");
+
+    let with_signal = |signal: &dyn Fn(seawall_shed::ShedBuilder) -> seawall_shed::ShedBuilder| {
+        signal(ShedLayer::builder().max_in_flight(LIMIT))
+            .build()
+            .unwrap()
+    };
+    let memory = MemoryPressure::start(&MemoryPressureConfig::default()).unwrap();
+    let mut svc = with_signal(&|b| b.pressure_signal(ManualPressure::new())).layer(Echo);
+    g.bench_function("seawall_shed_fixed_pressure_manual_success", |b| {
+        b.iter(|| call(&mut svc, black_box(1)))
+    });
+    let mut svc = with_signal(&|b| b.pressure_signal(memory.clone())).layer(Echo);
+    g.bench_function("seawall_shed_fixed_pressure_memory_success", |b| {
+        b.iter(|| call(&mut svc, black_box(1)))
+    });
+    let severe = ManualPressure::new();
+    severe.set(PressureLevel::Severe);
+    let mut svc = with_signal(&|b| b.pressure_signal(severe.clone())).layer(Echo);
+    g.bench_function("seawall_shed_pressure_rejecting", |b| {
+        b.iter(|| call(&mut svc, black_box(1)))
+    });
+
+    let config = ShedConfig::new().max_in_flight(LIMIT);
+    let mut rng = SplitMix64::new(3);
+    let shedder = Shedder::new(&config).unwrap();
+    g.bench_function("shedder_core_success", |b| {
+        b.iter(|| black_box(shedder.try_acquire(Priority::Normal, &mut rng).is_ok()))
+    });
+    let shedder = Shedder::with_pressure(&config, memory.clone()).unwrap();
+    g.bench_function("shedder_core_pressure_success", |b| {
+        b.iter(|| black_box(shedder.try_acquire(Priority::Normal, &mut rng).is_ok()))
+    });
+    let full = Shedder::new(&ShedConfig::new().max_in_flight(1)).unwrap();
+    let _held = full.try_acquire(Priority::Critical, &mut rng).unwrap();
+    g.bench_function("shedder_core_rejecting", |b| {
+        b.iter(|| black_box(full.try_acquire(Priority::Normal, &mut rng).is_err()))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, single_thread, contended, pressure_and_core);
 criterion_main!(benches);

@@ -33,8 +33,9 @@ use std::time::Duration;
 
 use seawall_core::ConfigError;
 use seawall_core::config::Check;
+use seawall_core::time::nanos;
 
-use crate::rng::{SplitMix64, random_seed};
+use seawall_core::rand::{SplitMix64, random_seed};
 
 /// Which formula a [`Backoff`] follows; see the [module docs](self).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -251,7 +252,7 @@ impl Backoff {
             n: 0,
             rng: SplitMix64::new(seed),
             fib: (0, 1),
-            previous: nanos(self.base),
+            previous: nanos(self.base) as f64,
         }
     }
 
@@ -268,10 +269,6 @@ impl IntoIterator for Backoff {
     fn into_iter(self) -> Delays {
         self.iter()
     }
-}
-
-fn nanos(d: Duration) -> f64 {
-    d.as_nanos() as f64
 }
 
 /// Nanoseconds to a `Duration`, saturating; NaN and negatives are zero.
@@ -311,8 +308,8 @@ impl Iterator for Delays {
     fn next(&mut self) -> Option<Duration> {
         self.n = self.n.saturating_add(1);
         let b = &self.backoff;
-        let base = nanos(b.base);
-        let cap = b.max_delay.map_or(f64::INFINITY, nanos);
+        let base = nanos(b.base) as f64;
+        let cap = b.max_delay.map_or(f64::INFINITY, |d| nanos(d) as f64);
         let raw = match b.strategy {
             Strategy::Constant => base,
             Strategy::Linear => base * f64::from(self.n),

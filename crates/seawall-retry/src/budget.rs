@@ -51,9 +51,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
-use seawall_core::ConfigError;
 use seawall_core::config::Check;
-use tokio::time::Instant;
+use seawall_core::time::nanos;
+use seawall_core::{Clock, ConfigError};
 
 const BUCKETS: usize = 10;
 /// Fixed-point units per retry, so a ratio like 0.3 is exact to 0.001.
@@ -66,10 +66,12 @@ pub const MAX_MIN_PER_SEC: u32 = 1_000_000;
 
 /// The budget's settings; see the [module docs](self).
 ///
-/// With feature `serde`: `{ enabled = true, ratio = 0.2, min_per_sec = 10, ttl = "10s" }`.
+/// With feature `serde`: `{ enabled = true, ratio = 0.2, min_per_sec = 10, ttl = "10s" }`;
+/// in code: `RetryBudgetConfig::new().ratio(0.1).min_per_sec(5)`.
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
+#[non_exhaustive]
 pub struct RetryBudgetConfig {
     /// Whether the retry layer uses a budget at all (default `true`).
     pub enabled: bool,
@@ -82,6 +84,13 @@ pub struct RetryBudgetConfig {
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
     pub ttl: Duration,
 }
+
+setters!(RetryBudgetConfig {
+    enabled: bool,
+    ratio: f64,
+    min_per_sec: u32,
+    ttl: Duration,
+});
 
 impl Default for RetryBudgetConfig {
     fn default() -> Self {
@@ -120,7 +129,8 @@ pub struct RetryBudget {
 struct Inner {
     /// Per bucket: epoch in the high 32 bits, balance (i32) in the low 32.
     buckets: [AtomicU64; BUCKETS],
-    origin: Instant,
+    /// Where the epochs are read; shared by every clone of the budget.
+    clock: Clock,
     /// `ceil(2^64 / bucket width in ns)`: the epoch is a multiply and a
     /// shift, not a (slow, 128-bit) division.
     per_bucket: u64,
@@ -133,9 +143,9 @@ struct Inner {
     config: RetryBudgetConfig,
 }
 
-fn reciprocal(width_nanos: u128) -> u64 {
+fn reciprocal(width_nanos: u64) -> u64 {
     // The width is 100ms..=6s, so the result fits in a u64.
-    let width = width_nanos.max(1);
+    let width = u128::from(width_nanos.max(1));
     u64::try_from((1u128 << 64).div_ceil(width)).unwrap_or(u64::MAX)
 }
 
@@ -150,7 +160,7 @@ fn unpack(word: u64) -> (u32, i32) {
 impl Default for RetryBudget {
     fn default() -> Self {
         // Proven valid: the default config passes `validate` (tested).
-        Self::build(&RetryBudgetConfig::default())
+        Self::build(&RetryBudgetConfig::default(), Clock::default())
     }
 }
 
@@ -166,13 +176,37 @@ impl RetryBudget {
         })
     }
 
+    /// A budget with this one's settings that reads `clock` (default
+    /// [`Clock::tokio`]): deposits and withdrawals expire after `ttl` of
+    /// that clock's time. It is a new budget, with a fresh balance, not
+    /// shared with clones of `self`: set the clock right after making it.
+    /// Nothing in a budget sleeps, so any clock works; a
+    /// [`Clock::manual`] one needs no runtime at all.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use seawall_core::Clock;
+    /// use seawall_retry::RetryBudget;
+    ///
+    /// let (clock, hand) = Clock::manual();
+    /// let budget = RetryBudget::new(0.0, 1, Duration::from_secs(1))?.clock(clock);
+    /// assert!(budget.try_withdraw());
+    /// assert!(!budget.try_withdraw(), "a floor of one retry per second");
+    /// hand.advance(Duration::from_millis(1100));
+    /// assert!(budget.try_withdraw(), "the withdrawal expired");
+    /// # Ok::<(), seawall_core::ConfigError>(())
+    /// ```
+    pub fn clock(self, clock: Clock) -> Self {
+        Self::build(&self.inner.config, clock)
+    }
+
     /// A budget from its config (`enabled` is ignored here).
     pub fn from_config(config: &RetryBudgetConfig) -> Result<Self, ConfigError> {
         config.validate()?;
-        Ok(Self::build(config))
+        Ok(Self::build(config, Clock::default()))
     }
 
-    fn build(config: &RetryBudgetConfig) -> Self {
+    pub(crate) fn build(config: &RetryBudgetConfig, clock: Clock) -> Self {
         let ttl = config
             .ttl
             .clamp(Duration::from_secs(1), Duration::from_secs(60));
@@ -181,14 +215,18 @@ impl RetryBudget {
         } else {
             0.0
         };
+        let per_bucket = reciprocal(nanos(ttl) / BUCKETS as u64);
+        // The clock may be older than the budget: pending deposits are
+        // first moved under the epoch of now, not of the clock's origin.
+        let epoch = epoch_of(clock.nanos(), per_bucket);
         RetryBudget {
             inner: Arc::new(Inner {
                 buckets: Default::default(),
-                origin: Instant::now(),
-                per_bucket: reciprocal(ttl.as_nanos() / BUCKETS as u128),
+                clock,
+                per_bucket,
                 deposit: (ratio * UNIT as f64).round() as i32,
                 pending: AtomicU64::new(0),
-                moved_at: AtomicU32::new(0),
+                moved_at: AtomicU32::new(epoch),
                 reserve: (f64::from(config.min_per_sec) * ttl.as_secs_f64() * UNIT as f64) as i64,
                 config: config.clone(),
             }),
@@ -208,25 +246,19 @@ impl RetryBudget {
         }
         let pending = self.inner.pending.fetch_add(1, Ordering::Relaxed) + 1;
         if pending >= MOVE_EVERY {
-            self.inner.move_pending(self.inner.epoch(Instant::now()));
+            self.inner.move_pending_now();
         }
     }
 
     /// Takes one retry from the budget; `false` if none is left.
     pub fn try_withdraw(&self) -> bool {
-        self.try_withdraw_at(Instant::now())
+        self.withdraw().is_some()
     }
 
-    /// [`try_withdraw`](Self::try_withdraw) with a clock reading the caller
-    /// already has.
-    pub fn try_withdraw_at(&self, now: Instant) -> bool {
-        self.withdraw_at(now).is_some()
-    }
-
-    /// [`try_withdraw_at`](Self::try_withdraw_at) that says which epoch the
+    /// [`try_withdraw`](Self::try_withdraw) that says which epoch the
     /// token came from, for [`refund`](Self::refund).
-    pub(crate) fn withdraw_at(&self, now: Instant) -> Option<u32> {
-        let epoch = self.inner.epoch(now);
+    pub(crate) fn withdraw(&self) -> Option<u32> {
+        let epoch = self.inner.now();
         self.inner.move_pending(epoch);
         if self.inner.sum(epoch) >= UNIT {
             self.inner.add(epoch, -(UNIT as i32));
@@ -250,21 +282,32 @@ impl RetryBudget {
 
     /// How many retries the budget would allow now (fractional).
     pub fn balance(&self) -> f64 {
-        let epoch = self.inner.epoch(Instant::now());
+        let epoch = self.inner.now();
         self.inner.move_pending(epoch);
         self.inner.sum(epoch) as f64 / UNIT as f64
     }
 }
 
+/// The bucket epoch of a clock reading: a multiply and a shift, with
+/// `per_bucket` from [`reciprocal`]. Exact, or one bucket late within a
+/// nanosecond of a boundary: harmless for a window of ten buckets. Wraps
+/// after 2^32 buckets (13 years at the smallest ttl); `sum` compares epochs
+/// with wrapping arithmetic, so wrapping is harmless too.
+fn epoch_of(now: u64, per_bucket: u64) -> u32 {
+    ((u128::from(now) * u128::from(per_bucket)) >> 64) as u32
+}
+
 impl Inner {
-    fn epoch(&self, now: Instant) -> u32 {
-        // Exact, or one bucket late within a nanosecond of a boundary:
-        // harmless for a window of ten buckets. Wraps after 2^32 buckets
-        // (13 years at the smallest ttl); `sum` compares epochs with
-        // wrapping arithmetic, so wrapping is harmless too.
-        let nanos = u64::try_from(now.saturating_duration_since(self.origin).as_nanos())
-            .unwrap_or(u64::MAX);
-        ((u128::from(nanos) * u128::from(self.per_bucket)) >> 64) as u32
+    /// Moves the pending deposits now. Out of line: a deposit's common path
+    /// (no move) then saves no register for the clock read.
+    #[inline(never)]
+    fn move_pending_now(&self) {
+        self.move_pending(self.now());
+    }
+
+    /// The epoch now, on the budget's clock.
+    fn now(&self) -> u32 {
+        epoch_of(self.clock.nanos(), self.per_bucket)
     }
 
     /// Moves pending deposits into the bucket of the previous move's epoch
@@ -324,6 +367,8 @@ impl fmt::Debug for RetryBudget {
 
 #[cfg(test)]
 mod tests {
+    use seawall_core::ManualClock;
+
     use super::*;
 
     fn secs(n: u64) -> Duration {
@@ -337,28 +382,40 @@ mod tests {
         assert_eq!(b.config().ratio, 0.2);
     }
 
-    #[test]
-    fn epochs_follow_the_clock() {
-        let b = RetryBudget::new(0.2, 10, secs(10)).unwrap();
-        let t0 = b.inner.origin;
-        for (after, want) in [(0, 0), (999, 0), (1000, 1), (1001, 1), (25_500, 25)] {
-            let at = t0 + Duration::from_millis(after);
-            assert_eq!(b.inner.epoch(at), want, "{after}ms");
-        }
-        let far = t0 + Duration::from_secs(1 << 40);
-        let _ = b.inner.epoch(far); // saturates, no panic
+    /// A budget on a manual clock (no runtime), and its hand.
+    fn manual(ratio: f64, min_per_sec: u32, ttl: Duration) -> (RetryBudget, ManualClock) {
+        let (clock, hand) = Clock::manual();
+        (
+            RetryBudget::new(ratio, min_per_sec, ttl)
+                .unwrap()
+                .clock(clock),
+            hand,
+        )
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn deposits_never_count_as_younger_than_they_are() {
-        let b = RetryBudget::new(1.0, 0, secs(10)).unwrap();
+    #[test]
+    fn epochs_follow_the_clock() {
+        let per_bucket = reciprocal(nanos(secs(10)) / BUCKETS as u64);
+        for (after, want) in [(0, 0), (999, 0), (1000, 1), (1001, 1), (25_500, 25)] {
+            let at = nanos(Duration::from_millis(after));
+            assert_eq!(epoch_of(at, per_bucket), want, "{after}ms");
+        }
+        let _ = epoch_of(u64::MAX, per_bucket); // wraps, no panic
+        let (b, hand) = manual(0.2, 10, secs(10));
+        hand.advance(Duration::from_millis(2500));
+        assert_eq!(b.inner.now(), 2);
+    }
+
+    #[test]
+    fn deposits_never_count_as_younger_than_they_are() {
+        let (b, hand) = manual(1.0, 0, secs(10));
         for _ in 0..10 {
             b.deposit(); // pending: no clock read yet
         }
-        tokio::time::advance(secs(5)).await;
+        hand.advance(secs(5));
         // Moved now, under the epoch of the previous move (t = 0).
         assert_eq!(b.balance(), 10.0);
-        tokio::time::advance(Duration::from_millis(5100)).await;
+        hand.advance(Duration::from_millis(5100));
         assert_eq!(
             b.balance(),
             0.0,
@@ -366,10 +423,10 @@ mod tests {
         );
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn every_64th_deposit_moves_the_pending_ones() {
-        let b = RetryBudget::new(1.0, 0, secs(1)).unwrap();
-        tokio::time::advance(Duration::from_millis(450)).await;
+    #[test]
+    fn every_64th_deposit_moves_the_pending_ones() {
+        let (b, hand) = manual(1.0, 0, secs(1));
+        hand.advance(Duration::from_millis(450));
         for _ in 0..64 {
             b.deposit();
         }
@@ -378,8 +435,29 @@ mod tests {
         b.deposit();
         assert_eq!(b.inner.pending.load(Ordering::Relaxed), 1);
         // An hour later the pending deposit is too old to count.
-        tokio::time::advance(secs(3600)).await;
+        hand.advance(secs(3600));
         assert_eq!(b.balance(), 0.0);
+    }
+
+    #[test]
+    fn a_clock_older_than_the_budget_keeps_its_first_deposits() {
+        let (clock, hand) = Clock::manual();
+        hand.advance(secs(3600));
+        let b = RetryBudget::new(1.0, 0, secs(1)).unwrap().clock(clock);
+        b.deposit();
+        hand.advance(Duration::from_millis(500));
+        assert_eq!(b.balance(), 1.0, "counted from now, not the clock's origin");
+        hand.advance(Duration::from_millis(700));
+        assert_eq!(b.balance(), 0.0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_default_clock_follows_paused_tokio_time() {
+        let b = RetryBudget::new(0.0, 1, secs(1)).unwrap();
+        assert!(b.try_withdraw());
+        assert!(!b.try_withdraw());
+        tokio::time::advance(Duration::from_millis(1100)).await;
+        assert!(b.try_withdraw());
     }
 
     #[test]
@@ -389,37 +467,37 @@ mod tests {
         }
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn floor_refills_after_ttl() {
-        let b = RetryBudget::new(0.0, 2, secs(1)).unwrap();
+    #[test]
+    fn floor_refills_after_ttl() {
+        let (b, hand) = manual(0.0, 2, secs(1));
         assert!(b.try_withdraw());
         assert!(b.try_withdraw());
         assert!(!b.try_withdraw(), "floor of 2 per 1s spent");
-        tokio::time::advance(Duration::from_millis(1100)).await;
+        hand.advance(Duration::from_millis(1100));
         assert!(b.try_withdraw(), "withdrawals expire after ttl");
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn deposits_expire_after_ttl() {
-        let b = RetryBudget::new(1.0, 0, secs(1)).unwrap();
+    #[test]
+    fn deposits_expire_after_ttl() {
+        let (b, hand) = manual(1.0, 0, secs(1));
         b.deposit();
-        tokio::time::advance(Duration::from_millis(850)).await;
+        hand.advance(Duration::from_millis(850));
         assert_eq!(b.balance(), 1.0, "still counted within ttl");
-        tokio::time::advance(Duration::from_millis(300)).await;
+        hand.advance(Duration::from_millis(300));
         assert_eq!(b.balance(), 0.0, "expired after ttl");
         assert!(!b.try_withdraw());
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn ratio_limits_withdrawals() {
-        let b = RetryBudget::new(0.2, 0, secs(10)).unwrap();
+    #[test]
+    fn ratio_limits_withdrawals() {
+        let (b, hand) = manual(0.2, 0, secs(10));
         for _ in 0..100 {
             b.deposit();
         }
         let granted = (0..100).filter(|_| b.try_withdraw()).count();
         assert_eq!(granted, 20);
         // Long idle: everything expired, balance back to the (zero) reserve.
-        tokio::time::advance(secs(3600)).await;
+        hand.advance(secs(3600));
         assert_eq!(b.balance(), 0.0);
     }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use seawall_core::config::Check;
 use seawall_core::names::DEFAULT_NAME;
-use seawall_core::{ConfigError, ErrorsAsFailures};
+use seawall_core::{Clock, ConfigError, ErrorsAsFailures};
 
 use crate::backoff::Backoff;
 use crate::budget::{RetryBudget, RetryBudgetConfig};
@@ -40,9 +40,24 @@ pub const MAX_ATTEMPTS: u32 = 1000;
 /// backoff = { strategy = "fibonacci", base = "50ms", jitter = 0.1, max_delay = "1s" }
 /// budget = { ratio = 0.1, min_per_sec = 5, ttl = "10s" }
 /// ```
+///
+/// In code, with the setters (the struct is `#[non_exhaustive]`):
+///
+/// ```
+/// use std::time::Duration;
+/// use seawall_retry::{RetryBudgetConfig, RetryConfig};
+///
+/// let config = RetryConfig::new()
+///     .name("users-api")
+///     .max_attempts(4)
+///     .deadline(Duration::from_secs(2))
+///     .budget(RetryBudgetConfig::new().ratio(0.1).min_per_sec(5));
+/// assert!(config.validate().is_ok());
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
+#[non_exhaustive]
 pub struct RetryConfig {
     /// The layer's name in events and metrics.
     pub name: String,
@@ -69,7 +84,21 @@ impl Default for RetryConfig {
     }
 }
 
+setters!(RetryConfig {
+    max_attempts: u32,
+    backoff: Backoff,
+    deadline: Duration,
+    budget: RetryBudgetConfig,
+});
+
 impl RetryConfig {
+    /// Sets `name` (default `"default"`).
+    #[must_use]
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
     /// Checks every field; the error names each bad one (`max_attempts`,
     /// `deadline`, `backoff.base`, `budget.ratio`, …).
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -119,6 +148,7 @@ pub struct RetryBuilder<C = ErrorsAsFailures, K = ByClone> {
     classify: C,
     clone: K,
     retry_if: Option<RetryIf>,
+    clock: Clock,
 }
 
 impl<C, K> std::fmt::Debug for RetryBuilder<C, K> {
@@ -139,6 +169,7 @@ impl RetryBuilder {
             classify: ErrorsAsFailures,
             clone: ByClone,
             retry_if: None,
+            clock: Clock::default(),
         }
     }
 }
@@ -201,6 +232,7 @@ impl<C, K> RetryBuilder<C, K> {
             classify,
             clone: self.clone,
             retry_if: self.retry_if,
+            clock: self.clock,
         }
     }
 
@@ -217,6 +249,7 @@ impl<C, K> RetryBuilder<C, K> {
             classify: self.classify,
             clone: CloneFn::new(f),
             retry_if: self.retry_if,
+            clock: self.clock,
         }
     }
 
@@ -248,6 +281,44 @@ impl<C, K> RetryBuilder<C, K> {
         self
     }
 
+    /// Where the layer reads the time: the overall
+    /// [`deadline`](Self::deadline) is measured on it, and the retry budget
+    /// the builder makes reads it (a [`shared_budget`](Self::shared_budget)
+    /// keeps its own, see [`RetryBudget::clock`]). Default [`Clock::tokio`],
+    /// which follows `tokio::time::pause`.
+    ///
+    /// The backoff's sleep is always a tokio timer. On tokio's clock it
+    /// ends exactly `delay` after the reading that decided it. On another
+    /// clock it is a tokio sleep of `delay` from then: a TSC clock
+    /// ([`Clock::tsc`](seawall_core::Clock), feature `quanta` of
+    /// `seawall-core`) agrees with it to within the two sources' drift; a
+    /// [`Clock::manual`] one does not see the sleep pass, so the deadline
+    /// and the budget count only the time a test moves the clock by hand
+    /// (advance tokio's paused time as well to wake the sleep). With no
+    /// deadline and a zero delay, no clock is read but the budget's.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use seawall_core::Clock;
+    /// use seawall_retry::RetryLayer;
+    ///
+    /// let (clock, hand) = Clock::manual();
+    /// let layer = RetryLayer::builder().clock(clock).build()?;
+    /// let budget = layer.budget().expect("on by default");
+    /// // The default budget reads the layer's clock: 10 retries a second
+    /// // over a 10s window, whatever the traffic.
+    /// assert_eq!(budget.balance(), 100.0);
+    /// (0..100).for_each(|_| assert!(budget.try_withdraw()));
+    /// assert!(!budget.try_withdraw());
+    /// hand.advance(Duration::from_secs(11));
+    /// assert_eq!(budget.balance(), 100.0, "the withdrawals expired");
+    /// # Ok::<(), seawall_core::ConfigError>(())
+    /// ```
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
     /// The configuration built so far.
     pub fn config(&self) -> &RetryConfig {
         &self.config
@@ -261,25 +332,19 @@ impl<C, K> RetryBuilder<C, K> {
             config.budget.enabled = true;
         }
         let shared = self.shared_budget.is_some();
-        let checked = RetryConfig {
-            budget: RetryBudgetConfig {
-                // A shared budget was validated when it was made.
-                enabled: config.budget.enabled && !shared,
-                ..config.budget.clone()
-            },
-            ..config.clone()
-        };
+        let mut checked = config.clone();
+        // A shared budget was validated when it was made.
+        checked.budget.enabled = config.budget.enabled && !shared;
         checked.validate()?;
         let budget = match self.shared_budget {
             Some(b) => Some(b),
-            None if config.budget.enabled => Some(RetryBudget::from_config(&config.budget)?),
+            None if config.budget.enabled => {
+                Some(RetryBudget::from_config(&config.budget)?.clock(self.clock.clone()))
+            }
             None => None,
         };
         if let Some(b) = &budget {
-            config.budget = RetryBudgetConfig {
-                enabled: true,
-                ..b.config().clone()
-            };
+            config.budget = b.config().clone().enabled(true);
         }
         let policy = Policy::new(Parts {
             name: Arc::from(config.name.as_str()),
@@ -290,6 +355,7 @@ impl<C, K> RetryBuilder<C, K> {
             classify: self.classify,
             clone: self.clone,
             retry_if: self.retry_if,
+            clock: self.clock,
         });
         Ok(RetryLayer::from_parts(Arc::new(policy), config))
     }

@@ -8,7 +8,7 @@ use std::task::{Context, Poll, ready};
 
 use pin_project_lite::pin_project;
 use seawall_core::{BoxError, Classify, Outcome};
-use tokio::time::{Instant, Sleep, sleep_until};
+use tokio::time::{Sleep, sleep_until};
 use tower_service::Service;
 
 use crate::backoff::Delays;
@@ -38,7 +38,8 @@ pin_project! {
         request: Option<Req>,
         policy: Arc<Policy<C, K>>,
         attempts: u32,
-        start: Option<Instant>,
+        // A reading of the layer's clock, when a deadline needs it.
+        start: Option<u64>,
         delays: Option<Delays>,
         // The budget epoch of the token taken for the retry being prepared,
         // until that retry is sent.
@@ -77,7 +78,7 @@ where
         service: Option<S>,
         request: Option<Req>,
         policy: Arc<Policy<C, K>>,
-        start: Option<Instant>,
+        start: Option<u64>,
     ) -> Self {
         ResponseFuture {
             state: State::Calling { future },

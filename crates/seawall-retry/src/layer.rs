@@ -67,7 +67,7 @@ impl RetryLayer {
     /// ```
     /// use seawall_retry::{RetryConfig, RetryLayer};
     ///
-    /// let config = RetryConfig { max_attempts: 5, ..RetryConfig::default() };
+    /// let config = RetryConfig::new().max_attempts(5);
     /// let layer = RetryLayer::from_config(&config).unwrap();
     /// assert_eq!(layer.config().max_attempts, 5);
     /// ```

@@ -18,7 +18,10 @@
 //!   the rule with [`RetryBuilder::retry_if`]; what counts as a failure at
 //!   all (an HTTP 503 in an `Ok`) is a [`Classify`](seawall_core::Classify).
 //! - **A deadline across attempts.** With [`RetryBuilder::deadline`], no
-//!   retry is started whose delay would end past it.
+//!   retry is started whose delay would end past it. It is measured on the
+//!   layer's [`Clock`](seawall_core::Clock) ([`RetryBuilder::clock`], tokio's
+//!   by default), which the budget the builder makes reads too; the backoff
+//!   sleep is a tokio timer whatever the clock.
 //! - **The error explains itself.** When retrying stops the layer returns a
 //!   [`RetryError`] (attempts, [`StopReason`], the last error as `source()`),
 //!   except when the first attempt's error was not retryable, which is
@@ -108,6 +111,28 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+/// `new()` (the defaults) and one setter per field for a
+/// `#[non_exhaustive]` config struct, so users build it without a literal.
+/// A setter of an `Option` field takes the value inside.
+macro_rules! setters {
+    ($ty:ident { $($field:ident: $t:ty),* $(,)? }) => {
+        impl $ty {
+            /// The defaults (as [`Default`]); change fields with the setters.
+            pub fn new() -> Self {
+                Self::default()
+            }
+            $(
+                #[doc = concat!("Sets `", stringify!($field), "` (the field documents its default and bounds).")]
+                #[must_use]
+                pub fn $field(mut self, value: $t) -> Self {
+                    self.$field = value.into();
+                    self
+                }
+            )*
+        }
+    };
+}
+
 pub mod backoff;
 pub mod budget;
 pub mod clone;
@@ -118,7 +143,6 @@ mod layer;
 #[cfg(feature = "metrics")]
 mod metrics;
 mod policy;
-mod rng;
 mod service;
 mod stats;
 

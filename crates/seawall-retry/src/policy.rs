@@ -9,14 +9,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use seawall_core::names::TARGET_RETRY;
-use seawall_core::time::deadline;
-use seawall_core::{BoxError, Rejection};
+use seawall_core::rand::{derive, random_seed};
+use seawall_core::time::nanos;
+use seawall_core::{BoxError, Clock, Rejection};
 use tokio::time::Instant;
 
 use crate::backoff::{Backoff, Delays};
 use crate::budget::RetryBudget;
 use crate::error::{RetryError, StopReason};
-use crate::rng;
 use crate::stats::{Counters, RetryStats};
 
 /// The default rule for errors: is this failure worth another attempt?
@@ -82,6 +82,8 @@ pub(crate) struct Policy<C, K> {
     pub(crate) clone: K,
     pub(crate) retry_if: Option<RetryIf>,
     pub(crate) counters: Counters,
+    /// Where the deadline is measured and backoff timers are set from.
+    clock: Clock,
     seed: u64,
     sequence: AtomicU64,
     #[cfg(feature = "metrics")]
@@ -110,6 +112,7 @@ pub(crate) struct Parts<C, K> {
     pub(crate) classify: C,
     pub(crate) clone: K,
     pub(crate) retry_if: Option<RetryIf>,
+    pub(crate) clock: Clock,
 }
 
 impl<C, K> Policy<C, K> {
@@ -126,7 +129,8 @@ impl<C, K> Policy<C, K> {
             clone: p.clone,
             retry_if: p.retry_if,
             counters: Counters::default(),
-            seed: rng::random_seed(),
+            clock: p.clock,
+            seed: random_seed(),
             sequence: AtomicU64::new(0),
         }
     }
@@ -137,15 +141,23 @@ impl<C, K> Policy<C, K> {
     }
 
     /// Counts a new request and deposits it in the budget. Returns its start
-    /// time when a deadline needs one (the only clock read on this path).
-    pub(crate) fn begin(&self) -> Option<Instant> {
+    /// (a clock reading) when a deadline needs one (the only clock read on
+    /// this path).
+    pub(crate) fn begin(&self) -> Option<u64> {
         self.counters.requests.fetch_add(1, Ordering::Relaxed);
         #[cfg(feature = "metrics")]
         self.metrics.attempts.increment(1);
         if let Some(budget) = &self.budget {
             budget.deposit();
         }
-        self.deadline.map(|_| Instant::now())
+        self.deadline.map(|_| self.now())
+    }
+
+    /// A reading of the layer's clock. Out of line: the success path of a
+    /// layer without a deadline carries none of it.
+    #[inline(never)]
+    fn now(&self) -> u64 {
+        self.clock.nanos()
     }
 
     pub(crate) fn note_not_cloneable(&self) {
@@ -184,7 +196,7 @@ impl<C, K> Policy<C, K> {
         &self,
         attempts: u32,
         can_resend: bool,
-        start: Option<Instant>,
+        start: Option<u64>,
         delays: &mut Option<Delays>,
         err: Option<&BoxError>,
     ) -> Decision {
@@ -203,7 +215,7 @@ impl<C, K> Policy<C, K> {
         }
         let delays = delays.get_or_insert_with(|| {
             let n = self.sequence.fetch_add(1, Ordering::Relaxed);
-            self.backoff.delays(rng::mix(self.seed, n))
+            self.backoff.delays(derive(self.seed, n))
         });
         // The backoff advances on every retry, also when a circuit's
         // `retry_after` replaces its delay. The iterator is endless.
@@ -212,26 +224,27 @@ impl<C, K> Policy<C, K> {
             Wait::Exactly(after) => after,
             _ => backoff,
         };
-        let needs_clock = self.deadline.is_some() || self.budget.is_some() || !delay.is_zero();
-        let now = needs_clock.then(Instant::now);
+        let needs_clock = self.deadline.is_some() || !delay.is_zero();
+        let now = needs_clock.then(|| self.clock.nanos());
         if let (Some(limit), Some(start), Some(now)) = (self.deadline, start, now) {
-            // Compared as durations, not instants: `start + limit` may not be
+            // Compared as durations, not readings: `start + limit` may not be
             // representable (a deadline from an unvalidated config), and that
             // means "no deadline in practice", not "already passed".
-            let fits = now
-                .saturating_duration_since(start)
+            let fits = Duration::from_nanos(now.saturating_sub(start))
                 .checked_add(delay)
                 .is_some_and(|at| at <= limit);
             if !fits {
                 return Decision::Stop(StopReason::Deadline);
             }
         }
-        let token = match (&self.budget, now) {
-            (Some(budget), Some(now)) => match budget.withdraw_at(now) {
+        // The budget reads its own clock (it may be shared with layers on
+        // other clocks).
+        let token = match &self.budget {
+            Some(budget) => match budget.withdraw() {
                 Some(epoch) => Some(epoch),
                 None => return Decision::Stop(StopReason::BudgetExhausted),
             },
-            _ => None,
+            None => None,
         };
         tracing::debug!(
             target: TARGET_RETRY,
@@ -244,10 +257,12 @@ impl<C, K> Policy<C, K> {
         // Saturating: a delay too long for an `Instant` (a peer's
         // `retry_after`, an uncapped backoff) waits "forever", it does not
         // turn into "retry at once".
+        // On tokio's clock this is exactly `now + delay`; on another, tokio's
+        // now plus the delay (see `RetryBuilder::clock`).
         let at = if delay.is_zero() {
             None
         } else {
-            now.map(|now| deadline(now, delay))
+            now.map(|now| self.clock.instant_at(now.saturating_add(nanos(delay))))
         };
         Decision::Retry { at, token }
     }
@@ -307,6 +322,14 @@ mod tests {
     use crate::clone::ByClone;
 
     fn policy(deadline: Option<Duration>, backoff: Backoff) -> Policy<ErrorsAsFailures, ByClone> {
+        on(Clock::default(), deadline, backoff)
+    }
+
+    fn on(
+        clock: Clock,
+        deadline: Option<Duration>,
+        backoff: Backoff,
+    ) -> Policy<ErrorsAsFailures, ByClone> {
         Policy::new(Parts {
             name: Arc::from("test"),
             max_attempts: 3,
@@ -316,6 +339,7 @@ mod tests {
             classify: ErrorsAsFailures,
             clone: ByClone,
             retry_if: None,
+            clock,
         })
     }
 
@@ -326,7 +350,7 @@ mod tests {
         let err: BoxError = "down".into();
         for limit in [MAX_DURATION, Duration::from_secs(u64::MAX), Duration::MAX] {
             let p = policy(Some(limit), Backoff::constant(Duration::from_millis(10)));
-            let start = Some(Instant::now());
+            let start = p.begin();
             let decision = p.decide(1, true, start, &mut None, Some(&err));
             assert!(
                 matches!(decision, Decision::Retry { at: Some(_), .. }),
@@ -340,9 +364,61 @@ mod tests {
         let open: BoxError = CircuitOpen::new(Some(Duration::MAX)).into();
         let now = Instant::now();
         let p = policy(Some(Duration::MAX), Backoff::constant(Duration::ZERO));
-        match p.decide(1, true, Some(now), &mut None, Some(&open)) {
+        match p.decide(1, true, p.begin(), &mut None, Some(&open)) {
             Decision::Retry { at: Some(at), .. } => {
                 assert!(at > now + Duration::from_secs(86_400 * 365));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_deadline_is_measured_on_the_layers_clock() {
+        // A manual clock, no runtime: only the time moved by hand counts.
+        let (clock, hand) = Clock::manual();
+        let ms = Duration::from_millis;
+        let p = on(clock, Some(ms(100)), Backoff::constant(Duration::ZERO));
+        let err: BoxError = "down".into();
+        let start = p.begin();
+        assert_eq!(start, Some(0));
+        hand.advance(ms(100));
+        assert_eq!(
+            p.decide(1, true, start, &mut None, Some(&err)),
+            Decision::Retry {
+                at: None,
+                token: None
+            },
+            "a retry at once, exactly at the deadline"
+        );
+        hand.advance(Duration::from_nanos(1));
+        assert_eq!(
+            p.decide(2, true, start, &mut None, Some(&err)),
+            Decision::Stop(StopReason::Deadline)
+        );
+        // A delay that would end past the deadline stops too.
+        let p = on(p.clock.clone(), Some(ms(100)), Backoff::constant(ms(60)));
+        let start = p.begin();
+        assert!(matches!(
+            p.decide(1, true, start, &mut None, Some(&err)),
+            Decision::Retry { at: Some(_), .. }
+        ));
+        hand.advance(ms(50));
+        assert_eq!(
+            p.decide(2, true, start, &mut None, Some(&err)),
+            Decision::Stop(StopReason::Deadline)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn on_another_clock_the_backoff_is_a_tokio_timer_of_the_delay() {
+        let (clock, hand) = Clock::manual();
+        hand.advance(Duration::from_secs(3600));
+        let p = on(clock, None, Backoff::constant(Duration::from_millis(70)));
+        let err: BoxError = "down".into();
+        let now = Instant::now();
+        match p.decide(1, true, p.begin(), &mut None, Some(&err)) {
+            Decision::Retry { at: Some(at), .. } => {
+                assert_eq!(at, now + Duration::from_millis(70));
             }
             other => panic!("{other:?}"),
         }

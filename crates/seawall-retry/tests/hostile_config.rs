@@ -54,13 +54,18 @@ prop_compose! {
         min_per_sec in u32s(10),
         ttl in durations(Duration::from_secs(10)),
     ) -> RetryConfig {
-        RetryConfig {
-            max_attempts,
-            backoff,
-            deadline,
-            budget: RetryBudgetConfig { enabled, ratio, min_per_sec, ttl },
-            ..RetryConfig::default()
-        }
+        let mut config = RetryConfig::new()
+            .max_attempts(max_attempts)
+            .backoff(backoff)
+            .budget(
+                RetryBudgetConfig::new()
+                    .enabled(enabled)
+                    .ratio(ratio)
+                    .min_per_sec(min_per_sec)
+                    .ttl(ttl),
+            );
+        config.deadline = deadline;
+        config
     }
 }
 

@@ -473,12 +473,13 @@ async fn the_budget_bounds_amplification_against_a_dead_backend() {
     let layer = RetryLayer::builder()
         .max_attempts(3)
         .backoff(Backoff::constant(ms(1)))
-        .budget(RetryBudgetConfig {
-            enabled: true,
-            ratio,
-            min_per_sec,
-            ttl,
-        })
+        .budget(
+            RetryBudgetConfig::new()
+                .enabled(true)
+                .ratio(ratio)
+                .min_per_sec(min_per_sec)
+                .ttl(ttl),
+        )
         .build()
         .unwrap();
     let svc = layer.layer(backend(&log, failing));
@@ -612,11 +613,7 @@ async fn dropping_the_future_mid_backoff_leaves_nothing_behind() {
     let gate = Gate::new();
     let layer = RetryLayer::builder()
         .backoff(Backoff::constant(ms(100)))
-        .budget(RetryBudgetConfig {
-            ratio: 0.0,
-            min_per_sec: 1,
-            ..RetryBudgetConfig::default()
-        })
+        .budget(RetryBudgetConfig::new().ratio(0.0).min_per_sec(1))
         .build()
         .unwrap();
     let budget = layer.budget().unwrap().clone();
@@ -711,17 +708,15 @@ async fn clones_and_services_share_the_layer_stats() {
 
 #[test]
 fn bad_config_names_every_field() {
-    let config = RetryConfig {
-        max_attempts: 0,
-        deadline: Some(Duration::ZERO),
-        backoff: Backoff::fibonacci(Duration::ZERO).jitter(-0.1),
-        budget: RetryBudgetConfig {
-            ratio: 2.0,
-            ttl: Duration::from_secs(120),
-            ..RetryBudgetConfig::default()
-        },
-        ..RetryConfig::default()
-    };
+    let config = RetryConfig::new()
+        .max_attempts(0)
+        .deadline(Duration::ZERO)
+        .backoff(Backoff::fibonacci(Duration::ZERO).jitter(-0.1))
+        .budget(
+            RetryBudgetConfig::new()
+                .ratio(2.0)
+                .ttl(Duration::from_secs(120)),
+        );
     let err = RetryLayer::from_config(&config).unwrap_err();
     assert_eq!(
         err.to_string(),
@@ -745,14 +740,7 @@ fn bad_config_names_every_field() {
         ]
     );
     // A disabled budget is not checked.
-    let ok = RetryConfig {
-        budget: RetryBudgetConfig {
-            enabled: false,
-            ratio: 9.0,
-            ..RetryBudgetConfig::default()
-        },
-        ..RetryConfig::default()
-    };
+    let ok = RetryConfig::new().budget(RetryBudgetConfig::new().enabled(false).ratio(9.0));
     let layer = RetryLayer::from_config(&ok).unwrap();
     assert!(layer.budget().is_none());
     // The defaults are as documented.
@@ -920,4 +908,95 @@ fn metrics_count_attempts_retries_and_give_ups_by_name_and_reason() {
         recorder.get("seawall_retry_budget_exhausted_total{name=users}"),
         0
     );
+}
+
+/// The layer on a manual clock, with no runtime at all: zero backoff, so no
+/// timer; the budget's window and the deadline move only with the clock.
+mod manual_clock {
+    use std::future::Future;
+    use std::pin::pin;
+    use std::task::Waker;
+
+    use seawall_core::Clock;
+
+    use super::*;
+
+    /// One call through `svc`, polled once: every answer is immediate.
+    fn call<S>(svc: &mut S) -> Result<u32, BoxError>
+    where
+        S: Service<(), Response = u32, Error = BoxError>,
+    {
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(matches!(svc.poll_ready(&mut cx), Poll::Ready(Ok(()))));
+        match pin!(svc.call(())).poll(&mut cx) {
+            Poll::Ready(r) => r,
+            Poll::Pending => panic!("a zero backoff never waits"),
+        }
+    }
+
+    fn fails(_: usize) -> Result<u32, BoxError> {
+        Err("down".into())
+    }
+
+    #[test]
+    fn the_budget_window_moves_with_the_layers_clock() {
+        let (clock, hand) = Clock::manual();
+        let layer = RetryLayer::builder()
+            .backoff(Backoff::constant(Duration::ZERO))
+            .max_attempts(2)
+            .budget(
+                RetryBudgetConfig::new()
+                    .ratio(0.0)
+                    .min_per_sec(1)
+                    .ttl(Duration::from_secs(1)),
+            )
+            .clock(clock)
+            .build()
+            .unwrap();
+        let log = Log {
+            t0: Instant::now(),
+            times: Arc::default(),
+        };
+        let mut svc = layer.layer(backend(&log, fails));
+        // The floor: one retry per second of the manual clock.
+        let first = call(&mut svc).unwrap_err();
+        assert_eq!(retry_error(&first).reason(), StopReason::AttemptsExhausted);
+        let second = call(&mut svc).unwrap_err();
+        assert_eq!(retry_error(&second).reason(), StopReason::BudgetExhausted);
+        assert_eq!(log.calls(), 3);
+        // Time on the clock: the withdrawal expires, one more retry.
+        hand.advance(Duration::from_millis(1100));
+        let third = call(&mut svc).unwrap_err();
+        assert_eq!(retry_error(&third).reason(), StopReason::AttemptsExhausted);
+        assert_eq!(log.calls(), 5);
+        assert_eq!(layer.stats().budget_refusals, 1);
+    }
+
+    #[test]
+    fn the_deadline_is_measured_on_the_layers_clock() {
+        let (clock, hand) = Clock::manual();
+        let layer = no_budget()
+            .backoff(Backoff::constant(Duration::ZERO))
+            .max_attempts(10)
+            .deadline(ms(100))
+            .clock(clock)
+            .build()
+            .unwrap();
+        let log = Log {
+            t0: Instant::now(),
+            times: Arc::default(),
+        };
+        let hand2 = hand.clone();
+        // Each attempt takes 40ms of the manual clock.
+        let slow = move |_: usize| {
+            hand2.advance(ms(40));
+            Err::<u32, BoxError>("down".into())
+        };
+        let mut svc = layer.layer(backend(&log, slow));
+        let err = call(&mut svc).unwrap_err();
+        let err = retry_error(&err);
+        // Attempts end at 40, 80 and 120ms: no retry after 120ms > 100ms.
+        assert_eq!((err.attempts(), err.reason()), (3, StopReason::Deadline));
+        assert_eq!(hand.elapsed(), ms(120));
+    }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use seawall_core::config::{Check, MAX_DURATION};
 use seawall_core::names::DEFAULT_NAME;
-use seawall_core::{ConfigError, ErrorsAsFailures};
+use seawall_core::{Clock, ConfigError, ErrorsAsFailures};
 
 use crate::layer::ShedLayer;
 use crate::limit::Limit;
@@ -15,7 +15,9 @@ use crate::priority::NoPriority;
 use crate::state::MAX_LIMIT;
 
 /// Everything a [`ShedLayer`] is built from. Field names equal the builder's
-/// method names; defaults are written on each field.
+/// method names and this struct's setters' (`ShedConfig::new().soft_limit(80)`);
+/// defaults are written on each field. The clock is not configuration: it
+/// is set on the [`ShedBuilder`].
 ///
 /// With the `serde` feature it deserialises, durations as `"250ms"`:
 ///
@@ -34,6 +36,7 @@ use crate::state::MAX_LIMIT;
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
+#[non_exhaustive]
 pub struct ShedConfig {
     /// The `name` of tracing events and the `name` label of metrics.
     /// Default `"default"`.
@@ -98,7 +101,34 @@ impl Default for ShedConfig {
     }
 }
 
+setters!(ShedConfig {
+    limit: Limit,
+    soft_limit: usize,
+    critical_headroom: f64,
+    retry_after: Duration,
+    window: Duration,
+    window_min_samples: usize,
+    max_queue_delay: Duration,
+    queue_capacity: usize,
+    seed: u64,
+    memory_pressure: MemoryPressureConfig,
+});
+
 impl ShedConfig {
+    /// Sets `name` (default `"default"`).
+    #[must_use]
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// A fixed hard limit: shorthand for `.limit(Limit::Fixed(n))`.
+    #[must_use]
+    pub fn max_in_flight(mut self, n: usize) -> Self {
+        self.limit = Limit::Fixed(n);
+        self
+    }
+
     /// The shortest [`retry_after`](ShedConfig::retry_after) accepted: 1ms.
     /// A retry hint is never zero (`Retry-After: 0` tells a caller to hammer
     /// an overloaded service at once).
@@ -243,7 +273,7 @@ pub(crate) fn pressure_from(
 ///
 /// let layer = ShedLayer::builder()
 ///     .name("api")
-///     .limit(Limit::Aimd(Aimd { min: 4, max: 256, ..Aimd::default() }))
+///     .limit(Limit::Aimd(Aimd::new().min(4).max(256)))
 ///     .soft_limit(16)
 ///     .critical_headroom(0.1)
 ///     .max_queue_delay(Duration::from_millis(20))
@@ -258,6 +288,7 @@ pub struct ShedBuilder<P = NoPriority, C = ErrorsAsFailures> {
     priority: P,
     classify: C,
     signal: Option<Arc<dyn PressureSignal>>,
+    clock: Clock,
 }
 
 impl ShedBuilder {
@@ -267,6 +298,7 @@ impl ShedBuilder {
             priority: NoPriority,
             classify: ErrorsAsFailures,
             signal: None,
+            clock: Clock::default(),
         }
     }
 
@@ -277,6 +309,7 @@ impl ShedBuilder {
             priority: NoPriority,
             classify: ErrorsAsFailures,
             signal: None,
+            clock: Clock::default(),
         }
     }
 }
@@ -376,6 +409,7 @@ impl<P, C> ShedBuilder<P, C> {
             priority: f,
             classify: self.classify,
             signal: self.signal,
+            clock: self.clock,
         }
     }
 
@@ -389,7 +423,43 @@ impl<P, C> ShedBuilder<P, C> {
             priority: self.priority,
             classify,
             signal: self.signal,
+            clock: self.clock,
         }
+    }
+
+    /// Where an adaptive limit reads the time: each call's RTT and the end
+    /// of each sampling window. Default [`Clock::tokio`] (follows
+    /// `tokio::time::pause`). The fixed limit reads no clock at all.
+    ///
+    /// What stays on tokio's timers whatever the clock: the queue mode's
+    /// `max_queue_delay` (a tokio sleep, and the wait is measured on tokio's
+    /// clock so that the two agree) and the memory sampler's interval. So a
+    /// [`Clock::manual`] drives the adaptive limits with no runtime (a test
+    /// moves it by hand around `Permit::finish`); it does not shorten a
+    /// queue wait. A TSC clock ([`Clock::tsc`](seawall_core::Clock), feature
+    /// `quanta` of `seawall-core`) makes the two readings per measured call cheaper.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use seawall_core::{Clock, Outcome, rand::SplitMix64};
+    /// use seawall_shed::{Aimd, Limit, Priority, ShedLayer};
+    ///
+    /// let (clock, hand) = Clock::manual();
+    /// let layer = ShedLayer::builder()
+    ///     .limit(Limit::Aimd(Aimd::new().initial(10).min(1).max(100).timeout(Duration::from_secs(1))))
+    ///     .window_min_samples(1)
+    ///     .clock(clock)
+    ///     .build()?;
+    /// let shedder = layer.shedder();
+    /// let permit = shedder.try_acquire(Priority::Normal, &mut SplitMix64::new(1)).unwrap();
+    /// hand.advance(Duration::from_secs(2)); // slower than the AIMD timeout: a drop
+    /// permit.finish(Outcome::Success);
+    /// assert_eq!(layer.stats().limit, 9);
+    /// # Ok::<(), seawall_core::ConfigError>(())
+    /// ```
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// The configuration so far.
@@ -399,7 +469,13 @@ impl<P, C> ShedBuilder<P, C> {
 
     /// Validates and builds the layer; the error names every bad field.
     pub fn build(self) -> Result<ShedLayer<P, C>, ConfigError> {
-        ShedLayer::with_parts(&self.config, self.priority, self.classify, self.signal)
+        ShedLayer::with_parts(
+            &self.config,
+            self.priority,
+            self.classify,
+            self.signal,
+            self.clock,
+        )
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use seawall_core::{ConfigError, ErrorsAsFailures};
+use seawall_core::{Clock, ConfigError, ErrorsAsFailures};
 use tower_layer::Layer;
 
 use crate::config::{ShedBuilder, ShedConfig};
@@ -50,7 +50,7 @@ impl ShedLayer {
     /// `memory_pressure` set, call it inside a tokio runtime (the sampler
     /// is a task).
     pub fn from_config(config: &ShedConfig) -> Result<Self, ConfigError> {
-        ShedLayer::with_parts(config, NoPriority, ErrorsAsFailures, None)
+        ShedLayer::with_parts(config, NoPriority, ErrorsAsFailures, None, Clock::default())
     }
 
     /// A fixed limit of `max_in_flight`, rejecting at once beyond it: what
@@ -66,11 +66,12 @@ impl<P, C> ShedLayer<P, C> {
         priority: P,
         classify: C,
         signal: Option<Arc<dyn PressureSignal>>,
+        clock: Clock,
     ) -> Result<Self, ConfigError> {
         config.validate()?;
         let pressure = crate::config::pressure_from(config, signal)?;
         Ok(ShedLayer {
-            shared: Arc::new(Shared::new(config, pressure)),
+            shared: Arc::new(Shared::new(config, pressure, clock)),
             priority,
             classify,
         })

@@ -22,12 +22,21 @@
 //!   decision: never more than `limit` calls run (`limit <= MAX_LIMIT`,
 //!   2^24 - 1).
 //! - **Rejections are values.** A shed request gets
-//!   [`Overloaded`](seawall_core::Overloaded) from its response future at
+//!   [`Overloaded`] from its response future at
 //!   once, with a [`reason`](seawall_core::OverloadReason) (`HardLimit`,
 //!   `Probabilistic`, `Priority`, `QueueDelay`, `QueueFull`,
 //!   `MemoryPressure`) and a
 //!   `retry_after`; `poll_ready` never fails for a policy reason, so the
 //!   service works under `Buffer` and `Balance`.
+//! - **Always ready, like tower's `LoadShed`.** `poll_ready` does not wait
+//!   (the queue mode's bounded wait aside): the shedder refuses from the
+//!   response future. Unlike the budget's `Wait` mode, it applies no
+//!   backpressure; put it above `Balance`, not in each endpoint (`Balance`
+//!   picks ready endpoints, and a shedder is always ready).
+//! - **One clock seam.** What an adaptive limit measures is read from a
+//!   [`Clock`](seawall_core::Clock) ([`ShedBuilder::clock`]; tokio's by
+//!   default, so paused time works; a manual clock needs no runtime).
+//!   Timers (the queue's delay, the memory sampler) are tokio's.
 //! - **Nothing leaks.** The slot travels in a guard inside the response
 //!   future: it is released when the inner future completes or when the
 //!   response future is dropped. A reservation or a queue entry held by a
@@ -36,9 +45,8 @@
 //!   that also counts it, one `Arc` clone for the slot guard); the fixed mode
 //!   reads no clock; a [`PressureSignal`] costs one atomic load of a
 //!   cached level (memory is sampled by a background task that ends with
-//!   the signal); the adaptive modes read
-//!   it twice per call and take a short `try_lock` once per sampling window,
-//!   never per call. A rejection allocates exactly once: the `Box` of
+//!   the signal); the adaptive modes read the clock twice per call and take
+//!   a short `try_lock` once per sampling window, never per call. A rejection allocates exactly once: the `Box` of
 //!   tower's `BoxError` (the tower-free [`Shedder`] rejects with none).
 //! - **Shared state.** The layer owns the state, created once by `build()`;
 //!   every service it makes and every clone share it, so
@@ -106,6 +114,28 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+/// `new()` (the defaults) and one setter per field for a
+/// `#[non_exhaustive]` config struct, so users build it without a literal.
+/// A setter of an `Option` field takes the value inside.
+macro_rules! setters {
+    ($ty:ident { $($field:ident: $t:ty),* $(,)? }) => {
+        impl $ty {
+            /// The defaults (as [`Default`]); change fields with the setters.
+            pub fn new() -> Self {
+                Self::default()
+            }
+            $(
+                #[doc = concat!("Sets `", stringify!($field), "` (the field documents its default and bounds).")]
+                #[must_use]
+                pub fn $field(mut self, value: $t) -> Self {
+                    self.$field = value.into();
+                    self
+                }
+            )*
+        }
+    };
+}
+
 mod config;
 mod future;
 mod layer;
@@ -115,7 +145,6 @@ mod metrics;
 pub mod pressure;
 mod priority;
 mod queue;
-mod rng;
 mod service;
 mod state;
 mod stats;
@@ -131,7 +160,7 @@ pub use pressure::{
     MemorySource, PressureLevel, PressureSignal, SystemMemory,
 };
 pub use priority::{NoPriority, Priority, PriorityFn};
-pub use rng::ShedRng;
+pub use seawall_core::{OverloadReason, Overloaded};
 pub use service::Shed;
 pub use state::{MAX_LIMIT, Permit, Shedder};
 pub use stats::{ShedCounts, ShedStats};

@@ -63,7 +63,7 @@ use std::time::Duration;
 /// use seawall_shed::{Aimd, Gradient2, Limit};
 ///
 /// let fixed = Limit::Fixed(64);
-/// let aimd = Limit::Aimd(Aimd { min: 5, max: 500, ..Aimd::default() });
+/// let aimd = Limit::Aimd(Aimd::new().min(5).max(500));
 /// let gradient = Limit::Gradient2(Gradient2::default());
 /// assert_eq!(fixed.initial(), 64);
 /// assert_eq!(aimd.initial(), 20);
@@ -125,6 +125,7 @@ impl Limit {
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
+#[non_exhaustive]
 pub struct Aimd {
     /// Starting limit, in `min..=max`. Default 20.
     pub initial: usize,
@@ -139,6 +140,14 @@ pub struct Aimd {
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
     pub timeout: Duration,
 }
+
+setters!(Aimd {
+    initial: usize,
+    min: usize,
+    max: usize,
+    backoff_ratio: f64,
+    timeout: Duration
+});
 
 impl Default for Aimd {
     fn default() -> Self {
@@ -156,6 +165,7 @@ impl Default for Aimd {
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
+#[non_exhaustive]
 pub struct Gradient2 {
     /// Starting limit, in `min..=max`. Default 20.
     pub initial: usize,
@@ -174,6 +184,16 @@ pub struct Gradient2 {
     /// Windows averaged into the long-term RTT, in `1..=2^24`. Default 600.
     pub long_window: usize,
 }
+
+setters!(Gradient2 {
+    initial: usize,
+    min: usize,
+    max: usize,
+    smoothing: f64,
+    queue_size: usize,
+    tolerance: f64,
+    long_window: usize
+});
 
 impl Default for Gradient2 {
     fn default() -> Self {
@@ -194,6 +214,7 @@ impl Default for Gradient2 {
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
+#[non_exhaustive]
 pub struct Vegas {
     /// Starting limit, in `min..=max`. Default 20.
     pub initial: usize,
@@ -212,6 +233,16 @@ pub struct Vegas {
     /// in `1..=2^24`. Default 30.
     pub probe_multiplier: usize,
 }
+
+setters!(Vegas {
+    initial: usize,
+    min: usize,
+    max: usize,
+    smoothing: f64,
+    alpha: f64,
+    beta: f64,
+    probe_multiplier: usize
+});
 
 impl Default for Vegas {
     fn default() -> Self {

@@ -204,6 +204,7 @@ impl PressureSignal for ManualPressure {
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
+#[non_exhaustive]
 pub struct MemoryPressureConfig {
     /// How often memory is sampled, in `10ms..=1h`
     /// ([`MIN_INTERVAL`](Self::MIN_INTERVAL),
@@ -225,6 +226,14 @@ pub struct MemoryPressureConfig {
     /// (`MemTotal` of `/proc/meminfo`).
     pub rss_budget: Option<u64>,
 }
+
+setters!(MemoryPressureConfig {
+    interval: Duration,
+    shed_sheddable_at: f64,
+    shed_normal_at: f64,
+    hysteresis: f64,
+    rss_budget: u64,
+});
 
 impl Default for MemoryPressureConfig {
     fn default() -> Self {
@@ -489,10 +498,7 @@ impl Inner {
 /// use seawall_shed::{MemoryPressure, MemoryPressureConfig, PressureSignal, ShedLayer};
 ///
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), seawall_core::ConfigError> {
-/// let memory = MemoryPressure::start(&MemoryPressureConfig {
-///     interval: Duration::from_millis(500),
-///     ..MemoryPressureConfig::default()
-/// })?;
+/// let memory = MemoryPressure::start(&MemoryPressureConfig::new().interval(Duration::from_millis(500)))?;
 /// let ratio = memory.stats().ratio;
 /// assert!((0.0..=1.0).contains(&ratio));
 /// // One signal can serve many layers.

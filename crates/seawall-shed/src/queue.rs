@@ -195,7 +195,9 @@ mod loom_models {
             seed: Some(1),
             ..ShedConfig::default()
         };
-        let shared = Arc::new(Shared::new(&config, None));
+        // The fixed limit reads no clock; a manual one needs no runtime.
+        let clock = seawall_core::Clock::manual().0;
+        let shared = Arc::new(Shared::new(&config, None, clock));
         assert!(shared.try_reserve());
         shared
     }

@@ -5,6 +5,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use seawall_core::rand::SplitMix64;
 use seawall_core::time::deadline;
 use seawall_core::{BoxError, Classify, ErrorsAsFailures, OverloadReason};
 use tokio::time::{Instant, Sleep};
@@ -13,7 +14,6 @@ use tower_service::Service;
 use crate::future::ResponseFuture;
 use crate::priority::{NoPriority, PriorityFn};
 use crate::queue::{Joined, Waited};
-use crate::rng::ShedRng;
 use crate::state::{Permit, Shared};
 use crate::stats::ShedStats;
 
@@ -36,7 +36,7 @@ pub struct Shed<S, P = NoPriority, C = ErrorsAsFailures> {
     classify: C,
     shared: Arc<Shared>,
     priority: P,
-    rng: ShedRng,
+    rng: SplitMix64,
     inner_ready: bool,
     reservation: Reservation,
     // Allocated at the first wait, then reset and reused by this service.

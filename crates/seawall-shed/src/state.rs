@@ -19,14 +19,13 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use seawall_core::names::TARGET_SHED;
-use seawall_core::{BoxError, ConfigError, Outcome, OverloadReason, Overloaded};
-use tokio::time::Instant;
+use seawall_core::rand::{SplitMix64, derive, random_seed};
+use seawall_core::{BoxError, Clock, ConfigError, Outcome, OverloadReason, Overloaded};
 
 use crate::config::ShedConfig;
 use crate::pressure::{PressureLevel, PressureSignal};
 use crate::priority::Priority;
 use crate::queue::WaitQueue;
-use crate::rng::{ShedRng, derive};
 use crate::stats::{ShedCounts, ShedStats};
 // loom's under `--cfg seawall_loom`, so the queue's models switch threads
 // between a release's decrement and its look at `waiting`.
@@ -100,6 +99,8 @@ pub(crate) struct Shared {
     pub(crate) queue: Option<WaitQueue>,
     bounds: (usize, usize),
     pub(crate) name: Arc<str>,
+    /// Where an adaptive limit reads the time (RTTs, window ends).
+    clock: Clock,
     seed: u64,
     services: AtomicU64,
     #[cfg(feature = "metrics")]
@@ -108,12 +109,20 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn new(config: &ShedConfig, pressure: Option<Arc<dyn PressureSignal>>) -> Self {
+    pub(crate) fn new(
+        config: &ShedConfig,
+        pressure: Option<Arc<dyn PressureSignal>>,
+        clock: Clock,
+    ) -> Self {
         let name: Arc<str> = Arc::from(config.name.as_str());
-        let window = config
-            .limit
-            .is_adaptive()
-            .then(|| Window::new(&config.limit, config.window, config.window_min_samples));
+        let window = config.limit.is_adaptive().then(|| {
+            Window::new(
+                &config.limit,
+                config.window,
+                config.window_min_samples,
+                &clock,
+            )
+        });
         let queue = config
             .max_queue_delay
             .map(|d| WaitQueue::new(config.queue_capacity, d));
@@ -141,9 +150,8 @@ impl Shared {
             window,
             queue,
             pressure,
-            seed: config
-                .seed
-                .unwrap_or_else(|| ShedRng::from_entropy().next_u64()),
+            clock,
+            seed: config.seed.unwrap_or_else(random_seed),
             services: AtomicU64::new(0),
         };
         #[cfg(feature = "metrics")]
@@ -152,8 +160,8 @@ impl Shared {
     }
 
     /// A generator for a new service (or clone): independent of its siblings'.
-    pub(crate) fn rng(&self) -> ShedRng {
-        ShedRng::new(derive(
+    pub(crate) fn rng(&self) -> SplitMix64 {
+        SplitMix64::new(derive(
             self.seed,
             self.services.fetch_add(1, Ordering::Relaxed),
         ))
@@ -170,7 +178,7 @@ impl Shared {
         n: usize,
         limit: usize,
         priority: Priority,
-        rng: &mut ShedRng,
+        rng: &mut SplitMix64,
     ) -> Option<OverloadReason> {
         if n >= limit {
             return Some(OverloadReason::HardLimit);
@@ -217,7 +225,7 @@ impl Shared {
     pub(crate) fn take(
         &self,
         priority: Priority,
-        rng: &mut ShedRng,
+        rng: &mut SplitMix64,
     ) -> Result<usize, OverloadReason> {
         if !self.plain {
             return self.take_deciding(priority, rng);
@@ -240,7 +248,7 @@ impl Shared {
     fn take_deciding(
         &self,
         priority: Priority,
-        rng: &mut ShedRng,
+        rng: &mut SplitMix64,
     ) -> Result<usize, OverloadReason> {
         let mut state = self.slots.load(Ordering::Relaxed);
         loop {
@@ -283,7 +291,7 @@ impl Shared {
     pub(crate) fn try_acquire(
         self: &Arc<Self>,
         priority: Priority,
-        rng: &mut ShedRng,
+        rng: &mut SplitMix64,
     ) -> Result<Permit, Overloaded> {
         match self.take(priority, rng) {
             Ok(in_flight) => Ok(self.permit(in_flight)),
@@ -296,7 +304,7 @@ impl Shared {
         self: &Arc<Self>,
         mut permit: Permit,
         priority: Priority,
-        rng: &mut ShedRng,
+        rng: &mut SplitMix64,
     ) -> Result<Permit, Overloaded> {
         let n = self.in_flight().saturating_sub(1);
         let limit = self.limit.load(Ordering::Relaxed);
@@ -309,7 +317,7 @@ impl Shared {
         self.metrics.admitted();
         permit.in_flight = n + 1;
         if self.window.is_some() {
-            permit.start = Some(Instant::now());
+            permit.start = Some(self.clock.nanos());
         }
         Ok(permit)
     }
@@ -345,12 +353,19 @@ impl Shared {
         Permit {
             shared: Arc::clone(self),
             start: if self.measured {
-                Some(Instant::now())
+                Some(self.now())
             } else {
                 None
             },
             in_flight,
         }
+    }
+
+    /// A reading of the shedder's clock. Out of line: the fixed mode's
+    /// admit path, which reads none, then carries none of its code.
+    #[inline(never)]
+    fn now(&self) -> u64 {
+        self.clock.nanos()
     }
 
     /// A permit for a slot already counted in `in_flight` (from the queue).
@@ -415,10 +430,10 @@ impl Shared {
         }
     }
 
-    fn record(&self, start: Instant, in_flight: usize, failed: bool) {
+    fn record(&self, start: u64, in_flight: usize, failed: bool) {
         let Some(window) = &self.window else { return };
-        let now = Instant::now();
-        if let Some(closed) = window.record(now - start, in_flight, failed, now) {
+        let now = self.clock.nanos();
+        if let Some(closed) = window.record(now.saturating_sub(start), in_flight, failed, now) {
             let previous = self.limit.swap(closed.limit, Ordering::Relaxed);
             if previous != closed.limit {
                 tracing::debug!(
@@ -482,14 +497,19 @@ impl Shared {
 ///
 /// Clones share one state. [`ShedLayer`](crate::ShedLayer) is a thin shell
 /// around it; [`ShedLayer::shedder`](crate::ShedLayer::shedder) returns the
-/// one a layer uses.
+/// one a layer uses (so a builder's every option, a clock and a pressure
+/// signal together included, reaches a `Shedder` that way).
+///
+/// The probabilistic band draws from a generator the caller owns (one per
+/// thread or task, so drawing writes nothing shared): seawall's
+/// [`SplitMix64`].
 ///
 /// ```
-/// use seawall_shed::{Limit, Priority, ShedConfig, ShedRng, Shedder};
-/// use seawall_core::OverloadReason;
+/// use seawall_core::rand::SplitMix64;
+/// use seawall_shed::{OverloadReason, Priority, ShedConfig, Shedder};
 ///
-/// let shedder = Shedder::new(&ShedConfig { limit: Limit::Fixed(1), ..ShedConfig::default() })?;
-/// let mut rng = ShedRng::new(1);
+/// let shedder = Shedder::new(&ShedConfig::new().max_in_flight(1))?;
+/// let mut rng = SplitMix64::new(1);
 /// let permit = shedder.try_acquire(Priority::Normal, &mut rng).expect("a free slot");
 /// let refused = shedder.try_acquire(Priority::Critical, &mut rng).unwrap_err();
 /// assert_eq!(refused.reason(), OverloadReason::HardLimit);
@@ -503,15 +523,40 @@ pub struct Shedder {
 }
 
 impl Shedder {
-    /// A shedder for a validated `config`. With
+    /// A shedder for a validated `config`, reading tokio's clock. With
     /// [`memory_pressure`](ShedConfig::memory_pressure) set, this starts a
     /// [`MemoryPressure`](crate::MemoryPressure) sampler, so it must run
     /// inside a tokio runtime.
     pub fn new(config: &ShedConfig) -> Result<Self, ConfigError> {
+        Shedder::with_clock(config, Clock::default())
+    }
+
+    /// [`new`](Shedder::new), with an adaptive limit reading `clock` (RTTs
+    /// and window ends); see [`ShedBuilder::clock`](crate::ShedBuilder::clock).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use seawall_core::{Clock, Outcome, rand::SplitMix64};
+    /// use seawall_shed::{Aimd, Limit, Priority, ShedConfig, Shedder};
+    ///
+    /// // No runtime: the manual clock is moved by hand.
+    /// let (clock, hand) = Clock::manual();
+    /// let config = ShedConfig::new()
+    ///     .limit(Limit::Aimd(Aimd::new().initial(2).min(1).max(100)))
+    ///     .window_min_samples(1);
+    /// let shedder = Shedder::with_clock(&config, clock)?;
+    /// let permit = shedder.try_acquire(Priority::Normal, &mut SplitMix64::new(1)).unwrap();
+    /// hand.advance(Duration::from_secs(1)); // a 1s call closes the 1s window
+    /// permit.finish(Outcome::Success);
+    /// assert_eq!(shedder.limit(), 3, "AIMD grows by one at half use");
+    /// assert_eq!(shedder.stats().rtt_recent, Some(Duration::from_secs(1)));
+    /// # Ok::<(), seawall_core::ConfigError>(())
+    /// ```
+    pub fn with_clock(config: &ShedConfig, clock: Clock) -> Result<Self, ConfigError> {
         config.validate()?;
         let pressure = crate::config::pressure_from(config, None)?;
         Ok(Shedder {
-            shared: Arc::new(Shared::new(config, pressure)),
+            shared: Arc::new(Shared::new(config, pressure, clock)),
         })
     }
 
@@ -523,14 +568,22 @@ impl Shedder {
     ) -> Result<Self, ConfigError> {
         config.validate()?;
         Ok(Shedder {
-            shared: Arc::new(Shared::new(config, Some(Arc::new(signal)))),
+            shared: Arc::new(Shared::new(
+                config,
+                Some(Arc::new(signal)),
+                Clock::default(),
+            )),
         })
     }
 
     /// Admits a request of `priority` or says why not. Never waits (the
     /// queue mode is the tower layer's); allocates nothing either way.
     #[inline]
-    pub fn try_acquire(&self, priority: Priority, rng: &mut ShedRng) -> Result<Permit, Overloaded> {
+    pub fn try_acquire(
+        &self,
+        priority: Priority,
+        rng: &mut SplitMix64,
+    ) -> Result<Permit, Overloaded> {
         self.shared.try_acquire(priority, rng)
     }
 
@@ -563,7 +616,8 @@ impl Shedder {
 #[derive(Debug)]
 pub struct Permit {
     shared: Arc<Shared>,
-    start: Option<Instant>,
+    /// The clock reading at admission, when an adaptive limit measures.
+    start: Option<u64>,
     in_flight: usize,
 }
 

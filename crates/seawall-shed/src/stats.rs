@@ -6,6 +6,7 @@ use crate::pressure::PressureLevel;
 
 /// Requests shed, by reason.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ShedCounts {
     /// At the in-flight limit (or the inner service was not ready).
     pub hard_limit: u64,
@@ -36,6 +37,7 @@ impl ShedCounts {
 /// A snapshot of a shedder: cheap (a few atomic loads; one short lock for
 /// Gradient2's long-term RTT).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ShedStats {
     /// Requests in flight now (admitted, not yet finished or dropped; queue
     /// mode: also slots reserved by `poll_ready`).

@@ -2,13 +2,14 @@
 //! atomics; once per window, one caller takes a short `try_lock` and feeds
 //! the window's aggregate to the algorithm. No call ever waits on the lock:
 //! if it is taken, the caller moves on and the next completion closes the
-//! window.
+//! window. Times are readings of the shedder's [`Clock`] in nanoseconds.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use tokio::time::Instant;
+use seawall_core::Clock;
+use seawall_core::time::nanos;
 
 use crate::limit::{Algorithm, Limit, Sample};
 
@@ -16,7 +17,6 @@ const NONE: u64 = u64::MAX;
 
 #[derive(Debug)]
 pub(crate) struct Window {
-    origin: Instant,
     length_ns: u64,
     min_samples: u64,
     end_ns: AtomicU64,
@@ -37,13 +37,14 @@ pub(crate) struct Closed {
 }
 
 impl Window {
-    pub(crate) fn new(limit: &Limit, length: Duration, min_samples: usize) -> Self {
-        let length_ns = u64::try_from(length.as_nanos()).unwrap_or(u64::MAX);
+    /// A window of `length` whose first one ends `length` after `clock`'s
+    /// reading now.
+    pub(crate) fn new(limit: &Limit, length: Duration, min_samples: usize, clock: &Clock) -> Self {
+        let length_ns = nanos(length);
         Window {
-            origin: Instant::now(),
             length_ns,
             min_samples: min_samples as u64,
-            end_ns: AtomicU64::new(length_ns),
+            end_ns: AtomicU64::new(clock.nanos().saturating_add(length_ns)),
             sum_ns: AtomicU64::new(0),
             count: AtomicU64::new(0),
             max_in_flight: AtomicUsize::new(0),
@@ -54,16 +55,15 @@ impl Window {
         }
     }
 
-    /// Records one call; closes the window when it is due and returns the
-    /// new limit.
+    /// Records one call of `rtt_ns` ending at `now_ns` (clock readings);
+    /// closes the window when it is due and returns the new limit.
     pub(crate) fn record(
         &self,
-        rtt: Duration,
+        rtt_ns: u64,
         in_flight: usize,
         dropped: bool,
-        now: Instant,
+        now_ns: u64,
     ) -> Option<Closed> {
-        let rtt_ns = u64::try_from(rtt.as_nanos()).unwrap_or(u64::MAX);
         self.sum_ns.fetch_add(rtt_ns, Ordering::Relaxed);
         let count = self.count.fetch_add(1, Ordering::Relaxed) + 1;
         if self.max_in_flight.load(Ordering::Relaxed) < in_flight {
@@ -72,7 +72,6 @@ impl Window {
         if dropped {
             self.dropped.store(true, Ordering::Relaxed);
         }
-        let now_ns = self.nanos(now);
         if count < self.min_samples || now_ns < self.end_ns.load(Ordering::Relaxed) {
             return None;
         }
@@ -107,10 +106,6 @@ impl Window {
         Some(Closed { limit, rtt })
     }
 
-    fn nanos(&self, now: Instant) -> u64 {
-        u64::try_from(now.saturating_duration_since(self.origin).as_nanos()).unwrap_or(u64::MAX)
-    }
-
     /// Lowest window-average RTT seen.
     pub(crate) fn min_rtt(&self) -> Option<Duration> {
         get(&self.min_rtt_ns)
@@ -142,25 +137,23 @@ mod tests {
     use super::*;
     use crate::limit::Aimd;
 
-    #[tokio::test(start_paused = true)]
-    async fn closes_once_per_window_with_enough_samples() {
-        let limit = Limit::Aimd(Aimd {
-            initial: 10,
-            min: 1,
-            max: 100,
-            ..Aimd::default()
-        });
-        let w = Window::new(&limit, Duration::from_millis(100), 3);
-        let t0 = Instant::now();
-        let ms = Duration::from_millis;
+    #[test]
+    fn closes_once_per_window_with_enough_samples() {
+        // A manual clock: no runtime, time moves only by hand.
+        let (clock, hand) = Clock::manual();
+        hand.advance(Duration::from_secs(7)); // a clock made before the window
+        let limit = Limit::Aimd(Aimd::new().initial(10).min(1).max(100));
+        let w = Window::new(&limit, Duration::from_millis(100), 3, &clock);
+        let ms = |n: u64| n * 1_000_000;
+        let t0 = clock.nanos();
         assert!(w.record(ms(4), 9, false, t0).is_none());
         // Window over but only 2 samples.
         assert!(w.record(ms(6), 9, false, t0 + ms(150)).is_none());
         let c = w.record(ms(8), 9, false, t0 + ms(150)).expect("closes");
         assert_eq!(c.limit, 11);
-        assert_eq!(c.rtt, ms(6));
-        assert_eq!(w.recent_rtt(), Some(ms(6)));
-        assert_eq!(w.min_rtt(), Some(ms(6)));
+        assert_eq!(c.rtt, Duration::from_millis(6));
+        assert_eq!(w.recent_rtt(), Some(Duration::from_millis(6)));
+        assert_eq!(w.min_rtt(), Some(Duration::from_millis(6)));
         // Next window ends at 250ms.
         for _ in 0..5 {
             assert!(w.record(ms(1), 9, true, t0 + ms(200)).is_none());
@@ -170,6 +163,20 @@ mod tests {
             c.limit, 9,
             "a drop in the window backs off: floor(11 × 0.9)"
         );
-        assert_eq!(w.min_rtt(), Some(ms(1)));
+        assert_eq!(w.min_rtt(), Some(Duration::from_millis(1)));
+    }
+
+    #[test]
+    fn the_first_window_ends_one_length_after_the_clock_reads_now() {
+        let (clock, hand) = Clock::manual();
+        hand.advance(Duration::from_secs(3600));
+        let limit = Limit::Aimd(Aimd::new().initial(10).min(1).max(100));
+        let w = Window::new(&limit, Duration::from_secs(1), 1, &clock);
+        let now = clock.nanos();
+        assert!(w.record(1, 1, false, now + 999_999_999).is_none());
+        assert!(w.record(1, 1, false, now + 1_000_000_000).is_some());
+        // A reading near the end of the clock saturates, no panic.
+        let w = Window::new(&limit, Duration::MAX, 1, &clock);
+        assert!(w.record(u64::MAX, 1, false, u64::MAX).is_some());
     }
 }

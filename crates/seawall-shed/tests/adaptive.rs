@@ -116,13 +116,13 @@ fn near(got: f64, capacity: f64, lo: f64, hi: f64) -> bool {
 #[tokio::test(start_paused = true)]
 async fn aimd_converges_near_capacity_and_recovers() {
     // A window slower than 1.5 × the unloaded latency counts as a drop.
-    let means = run(Limit::Aimd(Aimd {
-        initial: 10,
-        min: 2,
-        max: 200,
-        timeout: BASE.mul_f64(1.5),
-        ..Aimd::default()
-    }))
+    let means = run(Limit::Aimd(
+        Aimd::new()
+            .initial(10)
+            .min(2)
+            .max(200)
+            .timeout(BASE.mul_f64(1.5)),
+    ))
     .await;
     assert!(near(means[0], 40.0, 0.7, 1.7), "{means:?}");
     assert!(near(means[1], 15.0, 0.7, 1.7), "{means:?}");
@@ -136,12 +136,9 @@ async fn aimd_converges_near_capacity_and_recovers() {
 /// backend degrades, rises again when it recovers, within its bounds.
 #[tokio::test(start_paused = true)]
 async fn gradient2_follows_capacity_down_and_up() {
-    let means = run(Limit::Gradient2(Gradient2 {
-        initial: 10,
-        min: 2,
-        max: 200,
-        ..Gradient2::default()
-    }))
+    let means = run(Limit::Gradient2(
+        Gradient2::new().initial(10).min(2).max(200),
+    ))
     .await;
     assert!(near(means[0], 40.0, 0.7, 2.0), "{means:?}");
     assert!(means[1] < means[0] * 0.7, "{means:?}");
@@ -150,13 +147,7 @@ async fn gradient2_follows_capacity_down_and_up() {
 
 #[tokio::test(start_paused = true)]
 async fn vegas_converges_near_capacity_and_recovers() {
-    let means = run(Limit::Vegas(Vegas {
-        initial: 10,
-        min: 2,
-        max: 200,
-        ..Vegas::default()
-    }))
-    .await;
+    let means = run(Limit::Vegas(Vegas::new().initial(10).min(2).max(200))).await;
     assert!(near(means[0], 40.0, 0.7, 1.7), "{means:?}");
     assert!(near(means[1], 15.0, 0.7, 1.7), "{means:?}");
     assert!(near(means[2], 40.0, 0.7, 1.7), "{means:?}");
@@ -179,12 +170,7 @@ async fn the_fixed_limit_measures_nothing() {
 
 #[tokio::test(start_paused = true)]
 async fn failures_are_drops_unless_classified_otherwise() {
-    let aimd = Limit::Aimd(Aimd {
-        initial: 20,
-        min: 5,
-        max: 50,
-        ..Aimd::default()
-    });
+    let aimd = Limit::Aimd(Aimd::new().initial(20).min(5).max(50));
     let failing = || {
         service_fn(|()| async {
             tokio::time::sleep(BASE).await;
@@ -229,12 +215,7 @@ async fn refusals_from_a_layer_below_are_not_drops() {
     // A budget below the shedder refuses: the call never reached the
     // service, so the adaptive limit must not back off for it.
     let layer = ShedLayer::builder()
-        .limit(Limit::Aimd(Aimd {
-            initial: 20,
-            min: 5,
-            max: 50,
-            ..Aimd::default()
-        }))
+        .limit(Limit::Aimd(Aimd::new().initial(20).min(5).max(50)))
         .window(Duration::from_millis(50))
         .window_min_samples(1)
         .build()
@@ -252,4 +233,154 @@ async fn refusals_from_a_layer_below_are_not_drops() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(layer.stats().limit, 20, "a refusal is not a drop");
+}
+
+/// The adaptive limits' time-driven behaviour on a manual clock, with no
+/// runtime: the window closes once per `window` of clock time, a call
+/// slower than AIMD's timeout is a drop, and nothing moves while the clock
+/// stands still however many calls complete.
+mod manual_clock {
+    use std::future::Future;
+    use std::pin::pin;
+    use std::task::{Context, Poll, Waker};
+
+    use seawall_core::rand::SplitMix64;
+    use seawall_core::{Clock, ManualClock, Outcome};
+    use seawall_shed::{Priority, ShedConfig, Shedder};
+
+    use super::*;
+
+    fn aimd(initial: usize) -> Limit {
+        Limit::Aimd(
+            Aimd::new()
+                .initial(initial)
+                .min(1)
+                .max(100)
+                .timeout(Duration::from_millis(50)),
+        )
+    }
+
+    fn shedder(limit: Limit) -> (Shedder, ManualClock) {
+        let (clock, hand) = Clock::manual();
+        let config = ShedConfig::new()
+            .limit(limit)
+            .window(Duration::from_millis(100))
+            .window_min_samples(3);
+        (Shedder::with_clock(&config, clock).unwrap(), hand)
+    }
+
+    /// `n` calls in flight together, each taking `rtt` of clock time.
+    fn calls(s: &Shedder, hand: &ManualClock, n: usize, rtt: Duration, outcome: Outcome) {
+        let mut rng = SplitMix64::new(1);
+        let permits: Vec<_> = (0..n)
+            .map(|_| s.try_acquire(Priority::Normal, &mut rng).unwrap())
+            .collect();
+        assert!(permits.iter().all(|p| p.measures()));
+        hand.advance(rtt);
+        for p in permits {
+            p.finish(outcome);
+        }
+    }
+
+    #[test]
+    fn aimd_moves_once_per_window_of_clock_time() {
+        let (s, hand) = shedder(aimd(4));
+        // Busy (4 of 4 in flight) and fast, but the window is not over:
+        // however many calls complete, the limit stays.
+        for _ in 0..10 {
+            calls(&s, &hand, 4, Duration::from_millis(1), Outcome::Success);
+        }
+        assert_eq!(s.limit(), 4);
+        assert_eq!(s.stats().rtt_recent, None, "no window closed yet");
+        // The clock reaches the window's end: one step up.
+        hand.advance(Duration::from_millis(90));
+        calls(&s, &hand, 4, Duration::from_millis(1), Outcome::Success);
+        assert_eq!(s.limit(), 5);
+        assert_eq!(s.stats().rtt_recent, Some(Duration::from_millis(1)));
+        // The next window needs 100ms more and 3 samples.
+        calls(&s, &hand, 5, Duration::from_millis(99), Outcome::Success);
+        assert_eq!(s.limit(), 5, "99ms later: still the same window");
+        hand.advance(Duration::from_millis(1));
+        calls(&s, &hand, 2, Duration::ZERO, Outcome::Success);
+        // Closed on its 9th sample: (3 × 1ms + 5 × 99ms + 0) / 9 = 55ms,
+        // slower than the 50ms timeout: a drop, floor(5 × 0.9).
+        assert_eq!(s.limit(), 4);
+        assert_eq!(s.stats().in_flight, 0);
+    }
+
+    #[test]
+    fn a_call_slower_than_the_timeout_and_a_failure_are_drops() {
+        let (s, hand) = shedder(aimd(20));
+        calls(&s, &hand, 3, Duration::from_millis(120), Outcome::Success);
+        assert_eq!(
+            s.limit(),
+            18,
+            "floor(20 × 0.9): the window's RTT beat the timeout"
+        );
+        hand.advance(Duration::from_millis(100));
+        calls(&s, &hand, 3, Duration::ZERO, Outcome::Failure);
+        assert_eq!(s.limit(), 16, "floor(18 × 0.9): a failure is a drop");
+        // Ignored calls are not sampled: no window can close on them.
+        hand.advance(Duration::from_secs(10));
+        calls(&s, &hand, 3, Duration::ZERO, Outcome::Ignore);
+        assert_eq!(s.limit(), 16);
+    }
+
+    #[test]
+    fn gradient_and_vegas_follow_clock_latency() {
+        for limit in [
+            Limit::Gradient2(Gradient2::new().initial(20).min(5).max(50)),
+            Limit::Vegas(Vegas::new().initial(20).min(5).max(50)),
+        ] {
+            let (s, hand) = shedder(limit.clone());
+            // Fast windows first, then ten times slower ones: the limit
+            // falls, and stays in its bounds.
+            // Every round fills the limit, so neither algorithm sees an
+            // application-limited window.
+            for _ in 0..5 {
+                calls(
+                    &s,
+                    &hand,
+                    s.limit(),
+                    Duration::from_millis(100),
+                    Outcome::Success,
+                );
+            }
+            let before = s.limit();
+            for _ in 0..20 {
+                calls(
+                    &s,
+                    &hand,
+                    s.limit(),
+                    Duration::from_secs(1),
+                    Outcome::Success,
+                );
+            }
+            let after = s.limit();
+            assert!(after < before, "{limit:?}: {before} -> {after}");
+            assert!((5..=50).contains(&after));
+            assert_eq!(s.stats().rtt_min, Some(Duration::from_millis(100)));
+        }
+    }
+
+    #[test]
+    fn the_layer_measures_on_its_clock_without_a_runtime() {
+        let (clock, hand) = Clock::manual();
+        let layer = ShedLayer::builder()
+            .limit(aimd(2))
+            .window_min_samples(1)
+            .clock(clock)
+            .build()
+            .unwrap();
+        let inner = service_fn(|()| async { Ok::<_, Infallible>(()) });
+        let mut svc = layer.layer(inner);
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(svc.poll_ready(&mut cx).is_ready());
+        let mut fut = pin!(svc.call(()));
+        hand.advance(Duration::from_secs(1)); // past the 1s default window
+        assert!(matches!(fut.as_mut().poll(&mut cx), Poll::Ready(Ok(()))));
+        let s = layer.stats();
+        // 1s is slower than the 50ms timeout: a drop.
+        assert_eq!((s.limit, s.rtt_recent), (1, Some(Duration::from_secs(1))));
+    }
 }

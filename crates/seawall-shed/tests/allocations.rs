@@ -4,10 +4,11 @@
 //! call. Every service is polled by hand on the test's own thread, so only
 //! its allocations are counted, whatever else runs at the same time.
 
+use seawall_core::rand::SplitMix64;
 use std::task::{Context, Waker};
 
 use seawall_shed::{
-    Aimd, Limit, ManualPressure, PressureLevel, Priority, ShedConfig, ShedLayer, ShedRng, Shedder,
+    Aimd, Limit, ManualPressure, PressureLevel, Priority, ShedConfig, ShedLayer, Shedder,
 };
 use seawall_test_support::service::{Echo, call_ok, ready_call_ok};
 use seawall_test_support::{CountingAlloc, allocations, count, runtime};
@@ -87,7 +88,7 @@ fn allocations_per_call() {
         N
     );
     let shedder = layer.shedder();
-    let mut rng = ShedRng::new(3);
+    let mut rng = SplitMix64::new(3);
     assert_eq!(
         allocs_during(N, || {
             assert!(shedder.try_acquire(Priority::Normal, &mut rng).is_err());
@@ -99,7 +100,7 @@ fn allocations_per_call() {
     // Reject path of the layer: exactly 1 per call (the Box of BoxError).
     let layer = ShedLayer::fixed(1).unwrap();
     let shedder = layer.shedder();
-    let mut rng = ShedRng::new(1);
+    let mut rng = SplitMix64::new(1);
     let held = shedder.try_acquire(Priority::Critical, &mut rng).unwrap();
     let mut svc = layer.layer(Echo);
     ready_call_ok(&mut svc, 1u32);
@@ -159,7 +160,7 @@ fn the_queue_grows_as_it_fills() {
     let _guard = rt.enter();
     let shedder = layer.shedder();
     let held = shedder
-        .try_acquire(Priority::Critical, &mut ShedRng::new(1))
+        .try_acquire(Priority::Critical, &mut SplitMix64::new(1))
         .unwrap();
     let mut svc = layer.layer(Echo);
     let mut cx = Context::from_waker(Waker::noop());

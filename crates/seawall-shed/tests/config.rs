@@ -23,12 +23,7 @@ fn a_whole_config_parses() {
     assert_eq!(config.name, "api");
     assert_eq!(
         config.limit,
-        Limit::Gradient2(Gradient2 {
-            min: 10,
-            max: 500,
-            tolerance: 2.0,
-            ..Gradient2::default()
-        })
+        Limit::Gradient2(Gradient2::new().min(10).max(500).tolerance(2.0))
     );
     assert_eq!(config.retry_after, Duration::from_millis(250));
     assert_eq!(config.max_queue_delay, Some(Duration::from_millis(20)));
@@ -44,13 +39,7 @@ fn defaults_and_other_limits() {
     let config: ShedConfig = toml::from_str("limit = { fixed = 7 }").unwrap();
     assert_eq!(config.limit, Limit::Fixed(7));
     let config: ShedConfig = toml::from_str("limit = { vegas = { max = 50 } }").unwrap();
-    assert_eq!(
-        config.limit,
-        Limit::Vegas(Vegas {
-            max: 50,
-            ..Vegas::default()
-        })
-    );
+    assert_eq!(config.limit, Limit::Vegas(Vegas::new().max(50)));
     let config: ShedConfig = toml::from_str("limit = { aimd = { timeout = \"2s\" } }").unwrap();
     assert!(matches!(config.limit, Limit::Aimd(a) if a.timeout == Duration::from_secs(2)));
 }

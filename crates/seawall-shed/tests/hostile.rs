@@ -7,6 +7,7 @@
 //! queues (and times out on paused time) or is shed, then a queued call that
 //! gets the slot a finishing call frees.
 
+use seawall_core::rand::SplitMix64;
 use std::convert::Infallible;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -17,7 +18,7 @@ use proptest::test_runner::{Config, TestRunner};
 use seawall_core::config::{MAX_CAPACITY, MAX_DURATION};
 use seawall_core::{BoxError, Rejection};
 use seawall_shed::{
-    Aimd, Gradient2, Limit, MAX_LIMIT, MemoryPressureConfig, Priority, ShedLayer, ShedRng, Vegas,
+    Aimd, Gradient2, Limit, MAX_LIMIT, MemoryPressureConfig, Priority, ShedLayer, Vegas,
 };
 use seawall_test_support::runtime;
 use tokio_test::{assert_pending, assert_ready, task};
@@ -108,13 +109,12 @@ fn aimd() -> impl Strategy<Value = Aimd> {
     )
         .prop_map(|(initial, min, max, ratio, timeout)| {
             let d = Aimd::default();
-            Aimd {
-                initial: initial.unwrap_or(d.initial),
-                min: min.unwrap_or(d.min),
-                max: max.unwrap_or(d.max),
-                backoff_ratio: ratio.unwrap_or(d.backoff_ratio),
-                timeout: timeout.unwrap_or(d.timeout),
-            }
+            Aimd::new()
+                .initial(initial.unwrap_or(d.initial))
+                .min(min.unwrap_or(d.min))
+                .max(max.unwrap_or(d.max))
+                .backoff_ratio(ratio.unwrap_or(d.backoff_ratio))
+                .timeout(timeout.unwrap_or(d.timeout))
         })
 }
 
@@ -131,15 +131,14 @@ fn gradient2() -> impl Strategy<Value = Gradient2> {
         .prop_map(
             |(initial, min, max, smoothing, queue_size, tolerance, long)| {
                 let d = Gradient2::default();
-                Gradient2 {
-                    initial: initial.unwrap_or(d.initial),
-                    min: min.unwrap_or(d.min),
-                    max: max.unwrap_or(d.max),
-                    smoothing: smoothing.unwrap_or(d.smoothing),
-                    queue_size: queue_size.unwrap_or(d.queue_size),
-                    tolerance: tolerance.unwrap_or(d.tolerance),
-                    long_window: long.unwrap_or(d.long_window),
-                }
+                Gradient2::new()
+                    .initial(initial.unwrap_or(d.initial))
+                    .min(min.unwrap_or(d.min))
+                    .max(max.unwrap_or(d.max))
+                    .smoothing(smoothing.unwrap_or(d.smoothing))
+                    .queue_size(queue_size.unwrap_or(d.queue_size))
+                    .tolerance(tolerance.unwrap_or(d.tolerance))
+                    .long_window(long.unwrap_or(d.long_window))
             },
         )
 }
@@ -156,15 +155,14 @@ fn vegas() -> impl Strategy<Value = Vegas> {
     )
         .prop_map(|(initial, min, max, smoothing, alpha, beta, probe)| {
             let d = Vegas::default();
-            Vegas {
-                initial: initial.unwrap_or(d.initial),
-                min: min.unwrap_or(d.min),
-                max: max.unwrap_or(d.max),
-                smoothing: smoothing.unwrap_or(d.smoothing),
-                alpha: alpha.unwrap_or(d.alpha),
-                beta: beta.unwrap_or(d.beta),
-                probe_multiplier: probe.unwrap_or(d.probe_multiplier),
-            }
+            Vegas::new()
+                .initial(initial.unwrap_or(d.initial))
+                .min(min.unwrap_or(d.min))
+                .max(max.unwrap_or(d.max))
+                .smoothing(smoothing.unwrap_or(d.smoothing))
+                .alpha(alpha.unwrap_or(d.alpha))
+                .beta(beta.unwrap_or(d.beta))
+                .probe_multiplier(probe.unwrap_or(d.probe_multiplier))
         })
 }
 
@@ -188,15 +186,15 @@ fn memory_pressure() -> impl Strategy<Value = MemoryPressureConfig> {
     )
         .prop_map(|(interval, sheddable, normal, hysteresis, budget)| {
             let d = MemoryPressureConfig::default();
-            MemoryPressureConfig {
-                interval: interval.unwrap_or(d.interval),
-                shed_sheddable_at: sheddable.unwrap_or(d.shed_sheddable_at),
-                shed_normal_at: normal.unwrap_or(d.shed_normal_at),
-                hysteresis: hysteresis.unwrap_or(d.hysteresis),
-                // A budget keeps the RSS ratio (and so the level) off the
-                // machine's total memory.
-                rss_budget: budget.or(d.rss_budget),
-            }
+            let mut c = MemoryPressureConfig::new()
+                .interval(interval.unwrap_or(d.interval))
+                .shed_sheddable_at(sheddable.unwrap_or(d.shed_sheddable_at))
+                .shed_normal_at(normal.unwrap_or(d.shed_normal_at))
+                .hysteresis(hysteresis.unwrap_or(d.hysteresis));
+            // A budget keeps the RSS ratio (and so the level) off the
+            // machine's total memory.
+            c.rss_budget = budget.or(d.rss_budget);
+            c
         })
 }
 
@@ -355,7 +353,7 @@ async fn serve(layer: &ShedLayer, queue: Option<Duration>) -> Fate {
     }
     // Fill the in-flight limit: `Critical` is refused only at the limit.
     let shedder = layer.shedder();
-    let mut rng = ShedRng::new(7);
+    let mut rng = SplitMix64::new(7);
     let mut held: Vec<_> = (0..limit)
         .map(|_| shedder.try_acquire(Priority::Critical, &mut rng).unwrap())
         .collect();

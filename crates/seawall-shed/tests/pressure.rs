@@ -2,6 +2,7 @@
 //! level through its thresholds and hysteresis; the shedder sheds by
 //! priority; the sampler ends when the signal is gone.
 
+use seawall_core::rand::SplitMix64;
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -10,7 +11,7 @@ use std::time::Duration;
 use seawall_core::{OverloadReason, Rejection};
 use seawall_shed::{
     ManualPressure, MemoryPressure, MemoryPressureConfig, MemorySample, MemorySource,
-    PressureLevel, PressureSignal, Priority, ShedConfig, ShedLayer, ShedRng, Shedder,
+    PressureLevel, PressureSignal, Priority, ShedConfig, ShedLayer, Shedder,
 };
 use seawall_test_support::runtime;
 use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
@@ -43,10 +44,7 @@ impl MemorySource for Fake {
 const INTERVAL: Duration = Duration::from_secs(1);
 
 fn config() -> MemoryPressureConfig {
-    MemoryPressureConfig {
-        interval: INTERVAL,
-        ..MemoryPressureConfig::default()
-    }
+    MemoryPressureConfig::new().interval(INTERVAL)
 }
 
 /// Lets exactly one more sample happen (time is paused and auto-advances).
@@ -189,7 +187,7 @@ async fn the_sampler_ends_when_the_signal_is_dropped() {
 async fn the_tower_free_shedder_sheds_by_pressure_without_allocating_an_error() {
     let signal = ManualPressure::new();
     let shedder = Shedder::with_pressure(&ShedConfig::default(), signal.clone()).unwrap();
-    let mut rng = ShedRng::new(1);
+    let mut rng = SplitMix64::new(1);
     signal.set(PressureLevel::Severe);
     let err = shedder.try_acquire(Priority::Normal, &mut rng).unwrap_err();
     assert_eq!(err.reason(), OverloadReason::MemoryPressure);
@@ -208,14 +206,11 @@ async fn the_hard_limit_comes_before_pressure() {
     let signal = ManualPressure::new();
     signal.set(PressureLevel::Severe);
     let shedder = Shedder::with_pressure(
-        &ShedConfig {
-            limit: seawall_shed::Limit::Fixed(1),
-            ..ShedConfig::default()
-        },
+        &ShedConfig::new().limit(seawall_shed::Limit::Fixed(1)),
         signal,
     )
     .unwrap();
-    let mut rng = ShedRng::new(1);
+    let mut rng = SplitMix64::new(1);
     let _held = shedder.try_acquire(Priority::Critical, &mut rng).unwrap();
     let err = shedder.try_acquire(Priority::Normal, &mut rng).unwrap_err();
     assert_eq!(err.reason(), OverloadReason::HardLimit);
@@ -238,10 +233,7 @@ async fn built_from_config_on_this_machine() {
     // threshold lies exactly between the two samples.
     let _ = layer.stats().pressure;
     // The same through the config a file would give.
-    let config = ShedConfig {
-        memory_pressure: Some(MemoryPressureConfig::default()),
-        ..ShedConfig::default()
-    };
+    let config = ShedConfig::new().memory_pressure(MemoryPressureConfig::default());
     assert!(ShedLayer::from_config(&config).is_ok());
     assert!(Shedder::new(&config).is_ok());
 }
@@ -266,13 +258,13 @@ fn outside_a_runtime_it_is_a_config_error_not_a_panic() {
 #[test]
 fn bad_thresholds_are_named_by_their_path() {
     let e = ShedLayer::builder()
-        .memory_pressure(MemoryPressureConfig {
-            shed_sheddable_at: 0.95,
-            shed_normal_at: 0.9,
-            hysteresis: 1.0,
-            interval: Duration::ZERO,
-            ..MemoryPressureConfig::default()
-        })
+        .memory_pressure(
+            MemoryPressureConfig::new()
+                .shed_sheddable_at(0.95)
+                .shed_normal_at(0.9)
+                .hysteresis(1.0)
+                .interval(Duration::ZERO),
+        )
         .build()
         .unwrap_err();
     assert_eq!(
@@ -297,13 +289,7 @@ fn the_last_setter_wins() {
 
 #[test]
 fn the_interval_is_bounded() {
-    let with = |interval| {
-        MemoryPressureConfig {
-            interval,
-            ..MemoryPressureConfig::default()
-        }
-        .validate()
-    };
+    let with = |interval| MemoryPressureConfig::new().interval(interval).validate();
     let ms = Duration::from_millis;
     assert_eq!(MemoryPressureConfig::MIN_INTERVAL, ms(10));
     assert_eq!(
@@ -327,10 +313,7 @@ fn the_interval_is_bounded() {
     }
     // Through the layer, with its path; before any sampler starts.
     let e = ShedLayer::builder()
-        .memory_pressure(MemoryPressureConfig {
-            interval: Duration::from_secs(u64::MAX),
-            ..MemoryPressureConfig::default()
-        })
+        .memory_pressure(MemoryPressureConfig::new().interval(Duration::from_secs(u64::MAX)))
         .build()
         .unwrap_err();
     assert_eq!(
@@ -368,10 +351,7 @@ async fn the_shortest_and_longest_intervals_sample_on_time() {
     ] {
         let source = Counting::default();
         let memory = MemoryPressure::with_source(
-            &MemoryPressureConfig {
-                interval,
-                ..MemoryPressureConfig::default()
-            },
+            &MemoryPressureConfig::new().interval(interval),
             source.clone(),
         )
         .unwrap();

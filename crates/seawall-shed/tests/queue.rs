@@ -1,5 +1,6 @@
 //! Queue mode: bounded waiting, hand-over to the oldest waiter, drop safety.
 
+use seawall_core::rand::SplitMix64;
 use std::convert::Infallible;
 use std::future::poll_fn;
 use std::sync::Arc;
@@ -7,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use seawall_core::{BoxError, OverloadReason, Rejection};
-use seawall_shed::{ShedLayer, ShedRng};
+use seawall_shed::ShedLayer;
 use tokio::time::Instant;
 use tokio_test::{assert_pending, assert_ready, assert_ready_ok, task};
 use tower::{Layer, Service, ServiceExt, service_fn};
@@ -177,7 +178,7 @@ async fn never_admits_a_request_that_waited_too_long_and_stays_bounded() {
         let layer = layer.clone();
         let peak_queue = peak_queue.clone();
         tasks.push(tokio::spawn(async move {
-            let mut rng = ShedRng::new(w);
+            let mut rng = SplitMix64::new(w);
             let mut svc = layer.layer(sleeper());
             let mut admitted = 0;
             for _ in 0..50 {
@@ -339,7 +340,7 @@ async fn the_longest_queue_delay_and_the_shortest_retry_after() {
         .unwrap();
     let held = layer
         .shedder()
-        .try_acquire(seawall_shed::Priority::Critical, &mut ShedRng::new(1))
+        .try_acquire(seawall_shed::Priority::Critical, &mut SplitMix64::new(1))
         .unwrap();
     let mut svc = layer.layer(sleeper());
     let mut ready = task::spawn(poll_fn(|cx| svc.poll_ready(cx)));

@@ -1,12 +1,13 @@
 //! The tower layer: hard limit, band, priorities, readiness, drop safety.
 
+use seawall_core::rand::SplitMix64;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use seawall_core::{BoxError, OverloadReason, Rejection};
-use seawall_shed::{Limit, Priority, ShedConfig, ShedLayer, ShedRng, Shedder};
+use seawall_shed::{Limit, Priority, ShedConfig, ShedLayer, Shedder};
 use tokio_test::{assert_pending, assert_ready, assert_ready_ok, task};
 use tower::{Layer, Service, ServiceExt, service_fn};
 
@@ -176,7 +177,7 @@ async fn an_unready_inner_service_is_shed_like_load_shed() {
 
 /// Holds `n` slots through Critical permits (which skip the band).
 fn hold(shedder: &Shedder, n: usize) -> Vec<seawall_shed::Permit> {
-    let mut rng = ShedRng::new(0);
+    let mut rng = SplitMix64::new(0);
     (0..n)
         .map(|_| shedder.try_acquire(Priority::Critical, &mut rng).unwrap())
         .collect()
@@ -187,13 +188,9 @@ fn probabilistic_band_matches_the_formula() {
     let soft = 40usize;
     let trials = 20_000u32;
     for seed in [1u64, 2, 3] {
-        let shedder = Shedder::new(&ShedConfig {
-            limit: Limit::Fixed(100),
-            soft_limit: Some(soft),
-            ..ShedConfig::default()
-        })
-        .unwrap();
-        let mut rng = ShedRng::new(seed);
+        let shedder =
+            Shedder::new(&ShedConfig::new().limit(Limit::Fixed(100)).soft_limit(soft)).unwrap();
+        let mut rng = SplitMix64::new(seed);
         for n in [0usize, 30, 40, 44, 50, 60, 70, 79, 80, 95] {
             let held = hold(&shedder, n);
             let mut shed = 0u32;
@@ -249,15 +246,15 @@ async fn the_layer_sheds_in_the_band_with_its_seed() {
 #[test]
 fn priorities_shed_in_order_and_critical_headroom_holds() {
     // limit 10, headroom 20% = 2 slots for Critical, band from 6.
-    let shedder = Shedder::new(&ShedConfig {
-        limit: Limit::Fixed(10),
-        soft_limit: Some(6),
-        critical_headroom: 0.2,
-        ..ShedConfig::default()
-    })
+    let shedder = Shedder::new(
+        &ShedConfig::new()
+            .limit(Limit::Fixed(10))
+            .soft_limit(6)
+            .critical_headroom(0.2),
+    )
     .unwrap();
-    let mut rng = ShedRng::new(3);
-    let try_at = |n: usize, p: Priority, rng: &mut ShedRng| {
+    let mut rng = SplitMix64::new(3);
+    let try_at = |n: usize, p: Priority, rng: &mut SplitMix64| {
         let held = hold(&shedder, n);
         let r = shedder
             .try_acquire(p, rng)
@@ -334,11 +331,7 @@ async fn the_layer_takes_priorities_from_requests() {
 
 #[test]
 fn from_config_validates() {
-    let err = ShedLayer::from_config(&ShedConfig {
-        soft_limit: Some(0),
-        ..ShedConfig::default()
-    })
-    .unwrap_err();
+    let err = ShedLayer::from_config(&ShedConfig::new().soft_limit(0)).unwrap_err();
     assert_eq!(err.to_string(), "soft_limit: 0 must be greater than zero");
     assert!(Shedder::new(&ShedConfig::default()).is_ok());
 }
@@ -373,15 +366,14 @@ mod model {
             ops in proptest::collection::vec((0u8..4, any::<u16>()), 1..200),
         ) {
             let soft = soft.map(|s| s.min(limit));
-            let shedder = Shedder::new(&ShedConfig {
-                limit: Limit::Fixed(limit),
-                soft_limit: soft,
-                critical_headroom: headroom,
-                seed: Some(9),
-                ..ShedConfig::default()
-            }).unwrap();
+            let mut config = ShedConfig::new()
+                .limit(Limit::Fixed(limit))
+                .critical_headroom(headroom)
+                .seed(9);
+            config.soft_limit = soft;
+            let shedder = Shedder::new(&config).unwrap();
             let reserved = (limit as f64 * headroom).ceil() as usize;
-            let mut rng = ShedRng::new(1);
+            let mut rng = SplitMix64::new(1);
             let mut held = Vec::new();
             for (op, pick) in ops {
                 let n = held.len();
