@@ -377,7 +377,7 @@ impl ServerConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let mut check = Check::new();
         if let Some(c) = &self.shed {
-            check.nested("server.shed", c.validate().map_err(rename_shed));
+            check.nested("server.shed", c.validate());
         }
         if let Some(c) = &self.budget {
             check.nested("server.budget", c.validate());
@@ -423,8 +423,7 @@ impl ServerConfig {
             let built = ShedBuilder::from_config(c.clone())
                 .priority(priority)
                 .classify(classify)
-                .build()
-                .map_err(rename_shed);
+                .build();
             check.nested("server.shed", built)
         });
         let budget = self
@@ -611,26 +610,4 @@ impl BudgetPart {
             }
         }
     }
-}
-
-/// The shedder names a fixed limit `max_in_flight` (its builder method);
-/// in a file it is written `limit = { fixed = n }`.
-fn rename_shed(err: ConfigError) -> ConfigError {
-    rename(err, |f| {
-        (f == "max_in_flight").then(|| "limit.fixed".to_owned())
-    })
-}
-
-fn rename(err: ConfigError, f: impl Fn(&str) -> Option<String>) -> ConfigError {
-    let mut out: Option<ConfigError> = None;
-    for e in err.errors() {
-        let field = f(e.field()).unwrap_or_else(|| e.field().to_owned());
-        let one = ConfigError::new(field, e.value(), e.reason().to_owned());
-        out = Some(match out {
-            Some(all) => all.merge(one),
-            None => one,
-        });
-    }
-    // A ConfigError holds at least one field error, so `out` is set.
-    out.unwrap_or(err)
 }

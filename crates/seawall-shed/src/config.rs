@@ -145,7 +145,9 @@ impl ShedConfig {
         let mut c = Check::new();
         let max = match &self.limit {
             Limit::Fixed(n) => {
-                c.in_range("max_in_flight", *n, 1, MAX_LIMIT);
+                // The config's own path (`limit = { fixed = n }` in a file), which
+                // the builder's `max_in_flight(n)` sets.
+                c.in_range("limit.fixed", *n, 1, MAX_LIMIT);
                 *n
             }
             Limit::Aimd(a) => {
@@ -500,7 +502,7 @@ mod tests {
                 limit: Limit::Fixed(0),
                 ..ShedConfig::default()
             }),
-            "max_in_flight: 0 is not in 1..=16777215"
+            "limit.fixed: 0 is not in 1..=16777215"
         );
         assert_eq!(
             err(ShedConfig {
@@ -688,7 +690,7 @@ mod tests {
             .build()
             .unwrap_err();
         assert_eq!(e.errors().len(), 2);
-        assert_eq!(e.field(), "max_in_flight");
+        assert_eq!(e.field(), "limit.fixed");
         assert_eq!(e.errors()[1].field(), "soft_limit");
     }
 }
