@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use seawall_core::names::TARGET_BUDGET;
-use seawall_core::time::deadline;
-use seawall_core::{BudgetExhausted, ConfigError};
+use seawall_core::time::nanos;
+use seawall_core::{BudgetExhausted, Clock, ConfigError};
 use tokio::time::Instant;
 
 use crate::backoff::Schedule;
@@ -53,9 +53,26 @@ const MAX_PER_SECOND: u32 = 1_000_000_000;
 ///
 /// # Time
 ///
-/// Time is tokio's clock (`tokio::time::Instant`), read once per call; the
-/// budget's epoch is taken at construction. Under paused time (tests) the
-/// budget follows the paused clock exactly.
+/// The budget reads a [`Clock`], once per call: tokio's by default, so under
+/// paused time (tests) it follows the paused clock exactly. Give it another
+/// with [`LoopBudgetBuilder::clock`]: [`Clock::manual`] to drive refill and
+/// refusals by hand with no runtime, `Clock::tsc` for the cheapest
+/// reading. [`backoff`](Self::backoff) always sleeps on tokio's timer (its
+/// delay is a schedule, not a reading of the clock).
+///
+/// ```
+/// use std::time::Duration;
+/// use seawall_budget::LoopBudget;
+/// use seawall_core::Clock;
+///
+/// let (clock, hand) = Clock::manual();
+/// let budget = LoopBudget::builder().rate(10).burst(1).clock(clock).build().unwrap();
+/// assert!(budget.try_consume(1).is_ok());
+/// let refused = budget.try_consume(1).unwrap_err();
+/// assert_eq!(refused.retry_after(), Duration::from_millis(100));
+/// hand.advance(Duration::from_millis(100));
+/// assert!(budget.try_consume(1).is_ok());
+/// ```
 #[derive(Clone)]
 pub struct LoopBudget {
     inner: Arc<Inner>,
@@ -63,8 +80,8 @@ pub struct LoopBudget {
 
 struct Inner {
     rate: Rate,
-    epoch: Instant,
     gcra: Gcra,
+    clock: Clock,
     schedule: Schedule,
     // Backoff steps taken since the budget last admitted.
     step: AtomicU32,
@@ -122,10 +139,13 @@ impl LoopBudget {
     /// a rate out of range reported as a [`ConfigError`] instead.
     pub fn new(per_second: u32) -> LoopBudget {
         let rate = per_second.clamp(1, MAX_PER_SECOND);
-        LoopBudget::from_valid(LoopBudgetConfig {
-            rate,
-            ..LoopBudgetConfig::default()
-        })
+        LoopBudget::from_valid(
+            LoopBudgetConfig {
+                rate,
+                ..LoopBudgetConfig::default()
+            },
+            Clock::default(),
+        )
     }
 
     /// A builder; see [`LoopBudgetConfig`] for the fields and defaults.
@@ -136,15 +156,18 @@ impl LoopBudget {
     /// A budget from a config, validated first.
     pub fn from_config(config: &LoopBudgetConfig) -> Result<LoopBudget, ConfigError> {
         config.validate()?;
-        Ok(LoopBudget::from_valid(config.clone()))
+        Ok(LoopBudget::from_valid(config.clone(), Clock::default()))
     }
 
     fn preset(name: &str, rate: u32) -> LoopBudget {
-        LoopBudget::from_valid(LoopBudgetConfig {
-            name: name.to_owned(),
-            rate,
-            ..LoopBudgetConfig::default()
-        })
+        LoopBudget::from_valid(
+            LoopBudgetConfig {
+                name: name.to_owned(),
+                rate,
+                ..LoopBudgetConfig::default()
+            },
+            Clock::default(),
+        )
     }
 
     /// 1000 iterations/s, bursts of 100, named `"network"`: a loop that
@@ -173,7 +196,7 @@ impl LoopBudget {
 
     // Every value is clamped into range by `Rate` and `Schedule`, so this
     // cannot fail or panic; callers validate first to report bad values.
-    pub(crate) fn from_valid(config: LoopBudgetConfig) -> LoopBudget {
+    pub(crate) fn from_valid(config: LoopBudgetConfig, clock: Clock) -> LoopBudget {
         let rate = Rate::new(config.rate, config.per, config.effective_burst());
         let schedule = Schedule::new(
             config.backoff_initial,
@@ -191,8 +214,8 @@ impl LoopBudget {
         LoopBudget {
             inner: Arc::new(Inner {
                 rate,
-                epoch: Instant::now(),
                 gcra: Gcra::new(),
+                clock,
                 schedule,
                 step: AtomicU32::new(0),
                 iterations: AtomicU64::new(0),
@@ -221,18 +244,23 @@ impl LoopBudget {
         self.inner.rate.burst()
     }
 
+    /// The clock the budget reads.
+    pub fn clock(&self) -> &Clock {
+        &self.inner.clock
+    }
+
     #[inline]
     pub(crate) fn now(&self) -> u64 {
-        let now = crate::gcra::nanos_since(self.inner.epoch);
+        let now = self.inner.clock.nanos();
         self.inner.gcra.note_now(now);
         now
     }
 
-    /// The instant `nanos` after the epoch. `nanos` may be a saturated sum
-    /// (a budget in deep debt), so the addition saturates too: a point that
-    /// far away is "never" to a timer.
+    /// The tokio instant at which the clock reads `nanos`, for a timer.
+    /// `nanos` may be a saturated sum (a budget in deep debt); the clock
+    /// saturates too: a point that far away is "never" to a timer.
     pub(crate) fn instant_at(&self, nanos: u64) -> Instant {
-        deadline(self.inner.epoch, Duration::from_nanos(nanos))
+        self.inner.clock.instant_at(nanos)
     }
 
     /// Whether one token is available now. Does not take it; a `true`
@@ -386,7 +414,7 @@ impl LoopBudget {
             );
         }
         inner.backoffs.fetch_add(1, Ordering::Relaxed);
-        let nanos = u64::try_from(delay.as_nanos()).unwrap_or(u64::MAX);
+        let nanos = nanos(delay);
         // Saturating (a wrapped total would read as almost no backoff); off
         // the hot path, as the caller is about to sleep.
         let _ = inner

@@ -352,7 +352,7 @@ fn key_rejection<K: fmt::Display>(shared: &KeyedShared<K>, key: &K, wait: u64) -
     let label = KeyLabel::display(key);
     tracing::trace!(
         target: TARGET_BUDGET,
-        name = %shared.config.name,
+        name = %shared.config.per_key.name,
         key = %label,
         ?retry_after,
         "key's budget spent; call rejected"
@@ -370,7 +370,7 @@ fn overflow_rejection<K>(shared: &KeyedShared<K>, wait: u64) -> BudgetExhausted 
     let retry_after = Duration::from_nanos(wait);
     tracing::trace!(
         target: TARGET_BUDGET,
-        name = %shared.config.name,
+        name = %shared.config.per_key.name,
         ?retry_after,
         "key map full and overflow budget spent; call rejected"
     );
