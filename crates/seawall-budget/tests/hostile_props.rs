@@ -17,8 +17,8 @@ use seawall_budget::{
     BoundedLoop, Budget, BudgetConfig, BudgetLayer, BudgetMode, ConfigError, KeyedBudgetConfig,
     KeyedBudgetLayer, LoopBudget, LoopBudgetConfig,
 };
-use seawall_core::Rejection;
 use seawall_core::config::{MAX_CAPACITY, MAX_DURATION};
+use seawall_core::{KeyMapConfig, Rejection};
 use seawall_test_support::runtime;
 use tower::{Layer, Service, ServiceExt, service_fn};
 
@@ -203,15 +203,13 @@ proptest! {
         multiplier in floats(),
         max in durations(),
     ) {
-        let cfg = LoopBudgetConfig {
-            rate,
-            per,
-            burst,
-            backoff_initial: initial,
-            backoff_multiplier: multiplier,
-            backoff_max: max,
-            ..Default::default()
-        };
+        let mut cfg = LoopBudgetConfig::new()
+            .rate(rate)
+            .per(per)
+            .backoff_initial(initial)
+            .backoff_multiplier(multiplier)
+            .backoff_max(max);
+        cfg.burst = burst;
         let built = no_panic("LoopBudget::from_config", || LoopBudget::from_config(&cfg))?;
         match built {
             Err(e) => names_fields(
@@ -236,7 +234,8 @@ proptest! {
         burst in proptest::option::of(u32s()),
         mode in modes(),
     ) {
-        let cfg = BudgetConfig { rate, per, burst, mode, ..Default::default() };
+        let mut cfg = BudgetConfig::new().rate(rate).per(per).mode(mode);
+        cfg.burst = burst;
         let built = no_panic("BudgetLayer::from_config", || BudgetLayer::from_config(&cfg))?;
         match built {
             Err(e) => names_fields(&e, RATE_FIELDS)?,
@@ -268,12 +267,16 @@ proptest! {
         capacity in usizes(),
         idle_ttl in durations(),
     ) {
-        let cfg = KeyedBudgetConfig { rate, per, burst, capacity, idle_ttl, ..Default::default() };
+        let mut per_key = BudgetConfig::new().rate(rate).per(per);
+        per_key.burst = burst;
+        let cfg = KeyedBudgetConfig::new()
+            .per_key(per_key)
+            .keys(KeyMapConfig::new().capacity(capacity).idle_ttl(idle_ttl));
         let built = no_panic("KeyedBudgetLayer::new", || {
             KeyedBudgetLayer::new(|k: &u32| *k % 4, &cfg)
         })?;
         match built {
-            Err(e) => names_fields(&e, &["rate", "per", "burst", "capacity", "idle_ttl"])?,
+            Err(e) => names_fields(&e, &["per_key.rate", "per_key.per", "per_key.burst", "keys.capacity", "keys.idle_ttl"])?,
             Ok(layer) => no_panic("a KeyedBudget", || {
                 block_on(async {
                     let svc = layer.layer(echo());
@@ -367,15 +370,13 @@ proptest! {
         max in durations(),
         items in 0u64..6,
     ) {
-        let cfg = LoopBudgetConfig {
-            rate,
-            per,
-            burst,
-            backoff_initial: initial,
-            backoff_multiplier: multiplier,
-            backoff_max: max,
-            ..Default::default()
-        };
+        let mut cfg = LoopBudgetConfig::new()
+            .rate(rate)
+            .per(per)
+            .backoff_initial(initial)
+            .backoff_multiplier(multiplier)
+            .backoff_max(max);
+        cfg.burst = burst;
         let Ok(budget) = LoopBudget::from_config(&cfg) else { return Ok(()) };
         no_panic("BoundedLoop::run", || block_on(async move {
             let (tx, rx) = bounded::channel(MAX_CAPACITY, OverflowPolicy::Wait).unwrap();
@@ -409,10 +410,11 @@ fn hostile_durations_from_toml_are_config_errors() {
         );
     }
     let cfg: KeyedBudgetConfig =
-        toml::from_str("capacity = 18446744073709551615\nidle_ttl = \"1000years\"").unwrap();
+        toml::from_str("[keys]\ncapacity = 18446744073709551615\nidle_ttl = \"1000years\"")
+            .unwrap();
     let err = KeyedBudgetLayer::new(|k: &u32| *k, &cfg).unwrap_err();
     let fields: Vec<_> = err.errors().iter().map(|e| e.field()).collect();
-    assert_eq!(fields, ["capacity", "idle_ttl"]);
+    assert_eq!(fields, ["keys.capacity", "keys.idle_ttl"]);
     let cfg: PriorityConfig = toml::from_str(
         "lanes = [{ capacity = 4, policy = \"wait\" }, { capacity = 4294967295, policy = \"reject\" }]",
     )
