@@ -249,11 +249,20 @@ impl LoopBudget {
         &self.inner.clock
     }
 
+    /// A reading of the clock, noted for [`can_proceed`](Self::can_proceed)'s
+    /// read-free answer.
     #[inline]
     pub(crate) fn now(&self) -> u64 {
-        let now = self.inner.clock.nanos();
+        let now = self.read_clock();
         self.inner.gcra.note_now(now);
         now
+    }
+
+    /// A reading of the clock, not noted: the services' path, which never
+    /// asks `can_proceed` and so need not write it down.
+    #[inline]
+    pub(crate) fn read_clock(&self) -> u64 {
+        self.inner.clock.nanos()
     }
 
     /// The tokio instant at which the clock reads `nanos`, for a timer.

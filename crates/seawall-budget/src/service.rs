@@ -95,7 +95,7 @@ impl<S> Budget<S> {
 
     #[inline]
     fn poll_token(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        if let Ok(r) = self.budget.try_reserve_quiet(1, self.budget.now()) {
+        if let Ok(r) = self.budget.try_reserve_quiet(1, self.budget.read_clock()) {
             self.reserved = Some(r);
             self.waiting = false;
             return Poll::Ready(());
@@ -108,7 +108,7 @@ impl<S> Budget<S> {
     #[inline(never)]
     fn wait_for_token(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         loop {
-            let now = self.budget.now();
+            let now = self.budget.read_clock();
             match self.budget.try_reserve_quiet(1, now) {
                 Ok(r) => {
                     self.reserved = Some(r);
@@ -175,6 +175,7 @@ where
 
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        // Reject mode tests one byte here; the token is taken in `call`.
         if self.mode == BudgetMode::Wait
             && self.reserved.is_none()
             && self.poll_token(cx).is_pending()
@@ -186,10 +187,15 @@ where
 
     #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
-        if self.reserved.take().is_some() {
+        // Only a Wait-mode service holds a token; read before writing, so
+        // the Reject path does not store to `reserved` on every call.
+        if self.reserved.is_some() {
+            self.reserved = None;
             return ResponseFuture::called(self.inner.call(req));
         }
-        match self.budget.try_take_at(1, self.budget.now()) {
+        // One clock read, one compare-exchange; the future is built in
+        // place around the inner one.
+        match self.budget.try_take_at(1, self.budget.read_clock()) {
             Ok(()) => ResponseFuture::called(self.inner.call(req)),
             Err(wait) => ResponseFuture::rejected(rejection(&self.budget, wait)),
         }
