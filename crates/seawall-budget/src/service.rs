@@ -43,6 +43,19 @@ use crate::loop_budget::{BudgetStats, LoopBudget};
 ///
 /// All clones share the layer's budget; a clone starts without a reserved
 /// token and with its own timer.
+///
+/// # Clocks and Wait mode
+///
+/// The budget reads its [`Clock`](seawall_core::Clock); Wait mode parks on
+/// a tokio timer (so it needs a tokio runtime with time enabled, whatever
+/// the clock) set with [`Clock::instant_at`](seawall_core::Clock::instant_at)
+/// to when the next token is due. On the default tokio clock that is exact,
+/// and `tokio::time::pause`/`advance` drive it. On the TSC clock the timer
+/// is "tokio's now plus the wait", within the drift between the two clocks
+/// of the token's due time; a timer that fires early finds no token and is
+/// set again, never a spin. On a manual clock, moving the hand does not
+/// wake a parked service: it takes its token at its next poll, and a tokio
+/// timer that fires before the hand has moved is set again.
 pub struct Budget<S> {
     inner: S,
     budget: LoopBudget,
