@@ -79,19 +79,28 @@ pub struct LoopBudget {
 }
 
 struct Inner {
+    hot: Hot,
     rate: Rate,
-    gcra: Gcra,
     clock: Clock,
     schedule: Schedule,
-    // Backoff steps taken since the budget last admitted.
-    step: AtomicU32,
-    iterations: AtomicU64,
     exhausted: AtomicU64,
     backoffs: AtomicU64,
     backoff_nanos: AtomicU64,
     config: LoopBudgetConfig,
     #[cfg(feature = "metrics")]
     metrics: Metrics,
+}
+
+/// What every admitted call writes or reads, on one cache line of its own:
+/// under contention only this line moves between cores, and the read-only
+/// rate and clock stay shared in every core's cache.
+#[repr(align(64))]
+struct Hot {
+    gcra: Gcra,
+    iterations: AtomicU64,
+    // Backoff steps taken since the budget last admitted (read per call,
+    // written only by `backoff` and the first admission after it).
+    step: AtomicU32,
 }
 
 #[cfg(feature = "metrics")]
@@ -213,12 +222,14 @@ impl LoopBudget {
         };
         LoopBudget {
             inner: Arc::new(Inner {
+                hot: Hot {
+                    gcra: Gcra::new(),
+                    iterations: AtomicU64::new(0),
+                    step: AtomicU32::new(0),
+                },
                 rate,
-                gcra: Gcra::new(),
                 clock,
                 schedule,
-                step: AtomicU32::new(0),
-                iterations: AtomicU64::new(0),
                 exhausted: AtomicU64::new(0),
                 backoffs: AtomicU64::new(0),
                 backoff_nanos: AtomicU64::new(0),
@@ -254,7 +265,7 @@ impl LoopBudget {
     #[inline]
     pub(crate) fn now(&self) -> u64 {
         let now = self.read_clock();
-        self.inner.gcra.note_now(now);
+        self.inner.hot.gcra.note_now(now);
         now
     }
 
@@ -281,8 +292,8 @@ impl LoopBudget {
     #[inline]
     pub fn can_proceed(&self) -> bool {
         let inner = &self.inner;
-        let ok = inner.gcra.check_seen(&inner.rate, 1)
-            || inner.gcra.check(&inner.rate, 1, self.now()).is_ok();
+        let ok = inner.hot.gcra.check_seen(&inner.rate, 1)
+            || inner.hot.gcra.check(&inner.rate, 1, self.now()).is_ok();
         if ok {
             self.recovered();
         } else {
@@ -296,7 +307,7 @@ impl LoopBudget {
     /// is paid back, so the long-run rate still holds.
     #[inline]
     pub fn consume(&self, n: u32) {
-        self.inner.gcra.take(&self.inner.rate, n, self.now());
+        self.inner.hot.gcra.take(&self.inner.rate, n, self.now());
         self.note_admitted(n);
     }
 
@@ -313,7 +324,7 @@ impl LoopBudget {
     /// `try_consume` at a known time, returning the wait in nanoseconds.
     #[inline]
     pub(crate) fn try_take_at(&self, n: u32, now: u64) -> Result<(), u64> {
-        match self.inner.gcra.try_take(&self.inner.rate, n, now) {
+        match self.inner.hot.gcra.try_take(&self.inner.rate, n, now) {
             Ok(()) => {
                 self.note_admitted(n);
                 self.recovered();
@@ -331,7 +342,7 @@ impl LoopBudget {
     /// [`Reservation`] that [`refund`](Self::refund) may give back.
     #[inline]
     pub(crate) fn try_reserve_quiet(&self, n: u32, now: u64) -> Result<Reservation, u64> {
-        let r = self.inner.gcra.try_reserve(&self.inner.rate, n, now);
+        let r = self.inner.hot.gcra.try_reserve(&self.inner.rate, n, now);
         if r.is_ok() {
             self.note_admitted(n);
             self.recovered();
@@ -345,9 +356,11 @@ impl LoopBudget {
     /// reservation's tokens no longer count as iterations.
     pub(crate) fn refund(&self, reservation: Reservation) {
         self.inner
+            .hot
             .gcra
             .refund(&self.inner.rate, reservation, self.now());
         self.inner
+            .hot
             .iterations
             .fetch_sub(u64::from(reservation.n()), Ordering::Relaxed);
     }
@@ -355,6 +368,7 @@ impl LoopBudget {
     #[inline]
     pub(crate) fn note_admitted(&self, n: u32) {
         self.inner
+            .hot
             .iterations
             .fetch_add(u64::from(n), Ordering::Relaxed);
         #[cfg(feature = "metrics")]
@@ -371,14 +385,14 @@ impl LoopBudget {
     // success path does not write this cache line.
     #[inline]
     fn recovered(&self) {
-        if self.inner.step.load(Ordering::Relaxed) != 0 {
+        if self.inner.hot.step.load(Ordering::Relaxed) != 0 {
             self.reset_backoff();
         }
     }
 
     #[cold]
     fn reset_backoff(&self) {
-        let steps = self.inner.step.swap(0, Ordering::Relaxed);
+        let steps = self.inner.hot.step.swap(0, Ordering::Relaxed);
         if steps != 0 {
             tracing::debug!(
                 target: TARGET_BUDGET,
@@ -393,7 +407,7 @@ impl LoopBudget {
     pub fn next_backoff(&self) -> Duration {
         self.inner
             .schedule
-            .delay(self.inner.step.load(Ordering::Relaxed))
+            .delay(self.inner.hot.step.load(Ordering::Relaxed))
     }
 
     /// Sleeps for the next backoff delay and returns it: 10ms, 15ms, 22.5ms,
@@ -404,6 +418,7 @@ impl LoopBudget {
         let inner = &self.inner;
         // Do not advance past the cap, so the counter never wraps.
         let step = inner
+            .hot
             .step
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |s| {
                 Some(if inner.schedule.is_capped(s) {
@@ -439,13 +454,16 @@ impl LoopBudget {
 
     /// Whole tokens available now.
     pub fn available(&self) -> u32 {
-        self.inner.gcra.available(&self.inner.rate, self.now())
+        self.inner.hot.gcra.available(&self.inner.rate, self.now())
     }
 
     /// Share of the burst in use now: `0.0` when the budget is full, `1.0`
     /// when it is spent (or in debt).
     pub fn utilisation(&self) -> f64 {
-        self.inner.gcra.utilisation(&self.inner.rate, self.now())
+        self.inner
+            .hot
+            .gcra
+            .utilisation(&self.inner.rate, self.now())
     }
 
     /// A snapshot of the counters.
@@ -453,12 +471,12 @@ impl LoopBudget {
         let now = self.now();
         let inner = &self.inner;
         BudgetStats {
-            iterations: inner.iterations.load(Ordering::Relaxed),
+            iterations: inner.hot.iterations.load(Ordering::Relaxed),
             exhausted: inner.exhausted.load(Ordering::Relaxed),
             backoffs: inner.backoffs.load(Ordering::Relaxed),
             backoff_time: Duration::from_nanos(inner.backoff_nanos.load(Ordering::Relaxed)),
-            available: inner.gcra.available(&inner.rate, now),
-            utilisation: inner.gcra.utilisation(&inner.rate, now),
+            available: inner.hot.gcra.available(&inner.rate, now),
+            utilisation: inner.hot.gcra.utilisation(&inner.rate, now),
         }
     }
 

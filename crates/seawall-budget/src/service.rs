@@ -106,6 +106,17 @@ impl<S> Budget<S> {
         self.budget.stats()
     }
 
+    /// Wait mode's half of `poll_ready`: a token held, or one taken now,
+    /// or a park on the timer. Out of line, so that Reject mode's
+    /// `poll_ready` is one test of `mode`.
+    #[inline(never)]
+    fn poll_wait(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.reserved.is_some() {
+            return Poll::Ready(());
+        }
+        self.poll_token(cx)
+    }
+
     #[inline]
     fn poll_token(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         if let Ok(r) = self.budget.try_reserve_quiet(1, self.budget.read_clock()) {
@@ -189,10 +200,7 @@ where
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         // Reject mode tests one byte here; the token is taken in `call`.
-        if self.mode == BudgetMode::Wait
-            && self.reserved.is_none()
-            && self.poll_token(cx).is_pending()
-        {
+        if self.mode == BudgetMode::Wait && self.poll_wait(cx).is_pending() {
             return Poll::Pending;
         }
         self.inner.poll_ready(cx).map_err(Into::into)
