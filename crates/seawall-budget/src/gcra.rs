@@ -30,7 +30,7 @@ impl Rate {
     /// interval is rounded down to whole nanoseconds (at most 1 ns of drift
     /// per token, far below one token over any span).
     pub(crate) fn new(rate: u32, per: Duration, burst: u32) -> Rate {
-        let per_ns = u64::try_from(per.as_nanos()).unwrap_or(u64::MAX);
+        let per_ns = seawall_core::time::nanos(per);
         let emission = (per_ns / u64::from(rate.max(1))).max(1);
         let burst = burst.max(1);
         Rate {

@@ -210,11 +210,6 @@ where
         &self.shared.config
     }
 
-    /// The clock the layer reads.
-    pub fn get_clock(&self) -> &Clock {
-        &self.shared.clock
-    }
-
     /// A snapshot of the counters, all services of this layer together.
     pub fn stats(&self) -> KeyedBudgetStats {
         self.shared.stats()
