@@ -100,21 +100,21 @@ impl<S> Layer<S> for BudgetLayer {
 /// Keys usually come from requests, so whoever sends them chooses them. The
 /// layer holds whatever they choose:
 ///
-/// - **A key is forgotten only while it owes nothing**: idle for `idle_ttl`,
+/// - **A key is forgotten only while it owes nothing**: idle for `keys.idle_ttl`,
 ///   or to make room in a full map, but only once its whole burst is
 ///   available again, so that forgetting it changes nothing. A throttled key
 ///   cannot be pushed out by a flood of junk keys and come back with a full
 ///   burst.
 /// - **The overflow budget**: a new key that finds the map full of keys that
 ///   owe tokens gets no key of its own; it is served by one overflow budget
-///   shared by every such newcomer, with the same `rate` and `burst` as a
+///   shared by every such newcomer, with the same `per_key` rate and burst as a
 ///   single key (as strict as one key, never a free pass). Its rejections
 ///   carry the key [`OVERFLOW_KEY`](crate::OVERFLOW_KEY) (`"<overflow>"`),
 ///   and [`stats`](Self::stats) counts its calls in `overflow` and its
 ///   rejections in `overflow_rejected`. Keys refill within
 ///   `burst × per / rate` of their last call, and then may be forgotten, so
 ///   the map cannot be pinned: newcomers get keys of their own again.
-/// - **Memory**: at most `capacity` keys, each under 100 bytes with the
+/// - **Memory**: at most `keys.capacity` keys, each under 100 bytes with the
 ///   map's table (75 bytes for a `u64` key). A key keeps only its GCRA
 ///   cell; a rejection writes the key's label inline (up to 38 bytes), so it
 ///   costs one allocation, the box, like an unkeyed budget's.
@@ -229,7 +229,7 @@ where
         }
     }
 
-    /// Forgets keys idle for at least `idle_ttl`; returns how many. Idle
+    /// Forgets keys idle for at least `keys.idle_ttl`; returns how many. Idle
     /// keys are also forgotten lazily while inserting new ones.
     pub fn evict_idle(&self) -> usize {
         self.shared.map.evict_idle()

@@ -41,7 +41,7 @@
 //!   layers for two budgets.
 //! - **Bounded memory**: queues hold at most `capacity` items and grow as
 //!   they fill instead of reserving their bound; keyed budgets hold at most
-//!   `capacity` keys of under 100 bytes each, and forget idle ones that owe
+//!   `keys.capacity` keys of under 100 bytes each, and forget idle ones that owe
 //!   nothing. No background task.
 //! - **Bounded config**: every capacity is at most 2^24 and every duration
 //!   at most 365 days ([`seawall_core::config::MAX_CAPACITY`],
