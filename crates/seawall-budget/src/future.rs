@@ -87,3 +87,19 @@ fn take_rejection(err: &mut Option<BoxError>) -> BoxError {
     err.take()
         .unwrap_or_else(|| "ResponseFuture polled after completion".into())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::future::Ready;
+
+    #[test]
+    fn a_refusal_adds_at_most_a_boxed_error_and_a_tag() {
+        type Small = Ready<Result<u64, std::convert::Infallible>>;
+        assert_eq!(std::mem::size_of::<Small>(), 16);
+        assert!(std::mem::size_of::<ResponseFuture<Small>>() <= 24);
+        // A larger inner future: no bigger than it plus a tag.
+        type Large = Ready<Result<[u64; 8], std::convert::Infallible>>;
+        assert!(std::mem::size_of::<ResponseFuture<Large>>() <= std::mem::size_of::<Large>() + 8);
+    }
+}
