@@ -1,18 +1,24 @@
 //! Rate budgets: seawall's `BudgetLayer` and `KeyedBudgetLayer` against the
 //! bare service, tower's `RateLimit` (and `LoadShed` over it, which is how
 //! tower rejects instead of waiting), governor's GCRA limiters and
-//! tower-resilience's rate limiter, in one run.
+//! tower-resilience's rate limiter, in one run; then `LoopBudget` in a plain
+//! loop against governor's direct check, the clock readings they rest on,
+//! and the bounded queue against tokio's `mpsc`.
 //!
 //! `cargo bench -p seawall-benches --bench budget`
 
 use std::hint::black_box;
 use std::time::Duration;
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use seawall_benches::{
     Echo, Governor, KeyedGovernor, call, contended_case, hourly_quota, huge_quota, two_workers,
 };
-use seawall_budget::{BudgetLayer, KeyedBudgetConfig, KeyedBudgetLayer};
+use seawall_budget::bounded::{self, OverflowPolicy};
+use seawall_budget::{
+    BudgetConfig, BudgetLayer, BudgetMode, KeyedBudgetConfig, KeyedBudgetLayer, LoopBudget,
+};
+use seawall_core::{Clock, KeyMapConfig};
 use tower::Layer;
 use tower::limit::RateLimitLayer;
 use tower::load_shed::LoadShedLayer;
@@ -28,9 +34,15 @@ const KEYS: u64 = 10_000;
 const STRIDE: u64 = 7_919;
 
 fn seawall_budget() -> BudgetLayer {
+    seawall_budget_with(Clock::tokio(), BudgetMode::Reject)
+}
+
+fn seawall_budget_with(clock: Clock, mode: BudgetMode) -> BudgetLayer {
     BudgetLayer::builder()
         .rate(HUGE_RATE)
         .burst(HUGE_BURST)
+        .mode(mode)
+        .clock(clock)
         .build()
         .unwrap()
 }
@@ -47,13 +59,11 @@ fn seawall_spent() -> BudgetLayer {
 }
 
 fn seawall_keyed(keys: u64) -> KeyedBudgetLayer<fn(&u64) -> u64, u64> {
-    let cfg = KeyedBudgetConfig {
-        rate: HUGE_RATE,
-        burst: Some(HUGE_BURST),
-        capacity: (keys as usize * 2).max(1024),
-        idle_ttl: Duration::from_secs(3600),
-        ..KeyedBudgetConfig::default()
-    };
+    let cfg = KeyedBudgetConfig::from(BudgetConfig::new().rate(HUGE_RATE).burst(HUGE_BURST)).keys(
+        KeyMapConfig::new()
+            .capacity((keys as usize * 2).max(1024))
+            .idle_ttl(Duration::from_secs(3600)),
+    );
     let layer = KeyedBudgetLayer::new((|r: &u64| *r) as fn(&u64) -> u64, &cfg).unwrap();
     let mut svc = layer.layer(Echo);
     for k in 0..keys {
@@ -89,6 +99,14 @@ fn single_thread(c: &mut Criterion) {
 
     let mut svc = seawall_budget().layer(Echo);
     g.bench_function("seawall_budget_success", |b| {
+        b.iter(|| call(&mut svc, black_box(1)))
+    });
+    let mut svc = seawall_budget_with(Clock::tsc(), BudgetMode::Reject).layer(Echo);
+    g.bench_function("seawall_budget_tsc_success", |b| {
+        b.iter(|| call(&mut svc, black_box(1)))
+    });
+    let mut svc = seawall_budget_with(Clock::tokio(), BudgetMode::Wait).layer(Echo);
+    g.bench_function("seawall_budget_wait_mode_success", |b| {
         b.iter(|| call(&mut svc, black_box(1)))
     });
     let mut svc = seawall_spent().layer(Echo);
@@ -202,5 +220,71 @@ fn contended(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, single_thread, contended);
+/// `LoopBudget` in a plain loop (no tower), on tokio's clock and on the TSC,
+/// against governor's direct check (the TSC through quanta), and the clock
+/// readings themselves.
+fn loops(c: &mut Criterion) {
+    let mut g = c.benchmark_group("loop");
+    for (name, clock) in [("tokio", Clock::tokio()), ("tsc", Clock::tsc())] {
+        let budget = LoopBudget::builder()
+            .rate(HUGE_RATE)
+            .burst(HUGE_BURST)
+            .clock(clock.clone())
+            .build()
+            .unwrap();
+        g.bench_function(format!("loop_budget_can_proceed_consume_{name}"), |b| {
+            b.iter(|| {
+                if budget.can_proceed() {
+                    budget.consume(black_box(1));
+                }
+            })
+        });
+        g.bench_function(format!("loop_budget_try_consume_{name}"), |b| {
+            b.iter(|| budget.try_consume(black_box(1)).is_ok())
+        });
+        g.bench_function(format!("clock_{name}_nanos"), |b| b.iter(|| clock.nanos()));
+    }
+    g.bench_function("tokio_instant_now", |b| b.iter(tokio::time::Instant::now));
+    g.bench_function("std_instant_now", |b| b.iter(std::time::Instant::now));
+    let limiter = governor::RateLimiter::direct(huge_quota());
+    g.bench_function("governor_direct_check", |b| {
+        b.iter(|| limiter.check().is_ok())
+    });
+    g.finish();
+}
+
+/// 64 items through a bounded queue and back, against tokio's `mpsc`.
+fn queues(c: &mut Criterion) {
+    let mut g = c.benchmark_group("queue");
+    g.throughput(Throughput::Elements(64));
+    let (tx, mut rx) = bounded::channel::<u64>(64, OverflowPolicy::Reject).unwrap();
+    g.bench_function("bounded_try_send_try_recv_x64", |b| {
+        b.iter(|| {
+            for i in 0..64 {
+                let _ = tx.try_send(black_box(i));
+            }
+            let mut sum = 0;
+            while let Some(x) = rx.try_recv() {
+                sum += x;
+            }
+            sum
+        })
+    });
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<u64>(64);
+    g.bench_function("tokio_mpsc_try_send_try_recv_x64", |b| {
+        b.iter(|| {
+            for i in 0..64 {
+                let _ = tx.try_send(black_box(i));
+            }
+            let mut sum = 0;
+            while let Ok(x) = rx.try_recv() {
+                sum += x;
+            }
+            sum
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, single_thread, contended, loops, queues);
 criterion_main!(benches);

@@ -26,7 +26,7 @@ use seawall_benches::{
 use seawall_breaker::{
     BreakerConfig, BreakerLayer, KeyedBreakerConfig, KeyedBreakerLayer, TripPolicy,
 };
-use seawall_budget::{BudgetLayer, KeyedBudgetConfig, KeyedBudgetLayer};
+use seawall_budget::{BudgetConfig, BudgetLayer, KeyedBudgetConfig, KeyedBudgetLayer};
 use seawall_retry::{Backoff, RetryBudget, RetryLayer};
 use seawall_core::rand::SplitMix64;
 use seawall_shed::{
@@ -119,16 +119,23 @@ type ResilienceError = tower_resilience::circuitbreaker::CircuitBreakerError<
 >;
 
 fn budget_cases(v: &mut Vec<(&'static str, Case)>) {
-    let budget = || {
-        BudgetLayer::builder()
-            .rate(1_000_000_000)
-            .burst(u32::MAX)
-            .build()
-            .unwrap()
-    };
+    let budget = || BudgetLayer::builder().rate(1_000_000_000).burst(u32::MAX);
     v.push((
         "budget/seawall_success",
-        looped(budget().layer(Echo), 1, true),
+        looped(budget().build().unwrap().layer(Echo), 1, true),
+    ));
+    // The same budget reading the TSC (through quanta, as governor does).
+    v.push((
+        "budget/seawall_tsc_success",
+        looped(
+            budget()
+                .clock(seawall_core::Clock::tsc())
+                .build()
+                .unwrap()
+                .layer(Echo),
+            1,
+            true,
+        ),
     ));
     let spent = BudgetLayer::builder()
         .rate(1)
@@ -141,13 +148,12 @@ fn budget_cases(v: &mut Vec<(&'static str, Case)>) {
         "budget/seawall_rejecting",
         looped(spent.layer(Echo), 1, false),
     ));
-    let cfg = KeyedBudgetConfig {
-        rate: 1_000_000_000,
-        burst: Some(u32::MAX),
-        capacity: KEYS as usize * 2,
-        idle_ttl: HOUR,
-        ..KeyedBudgetConfig::default()
-    };
+    let cfg = KeyedBudgetConfig::from(BudgetConfig::new().rate(1_000_000_000).burst(u32::MAX))
+        .keys(
+            seawall_core::KeyMapConfig::new()
+                .capacity(KEYS as usize * 2)
+                .idle_ttl(HOUR),
+        );
     let k = KeyedBudgetLayer::new(|r: &u64| *r, &cfg).unwrap();
     v.push((
         "budget/seawall_keyed_one_key",

@@ -6,16 +6,14 @@
 
 use std::time::Duration;
 
+use seawall_core::time::nanos;
+
 /// Delays of successive backoff steps.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Schedule {
     initial: u64,
     multiplier: f64,
     max: u64,
-}
-
-fn nanos(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 impl Schedule {

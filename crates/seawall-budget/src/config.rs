@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use seawall_core::config::{Check, MAX_DURATION};
 use seawall_core::names::DEFAULT_NAME;
-use seawall_core::{ConfigError, KeyMapConfig};
+use seawall_core::{Clock, ConfigError, KeyMapConfig};
 
 use crate::layer::BudgetLayer;
 use crate::loop_budget::LoopBudget;
@@ -99,13 +99,17 @@ fn burst_or_default(rate: u32, burst: Option<u32>) -> u32 {
 /// use std::time::Duration;
 /// use seawall_budget::{LoopBudget, LoopBudgetConfig};
 ///
-/// let cfg = LoopBudgetConfig { rate: 50, burst: Some(5), ..Default::default() };
+/// let cfg = LoopBudgetConfig::new().rate(50).burst(5);
 /// let budget = LoopBudget::from_config(&cfg).unwrap();
 /// assert_eq!(budget.config().backoff_initial, Duration::from_millis(10));
 /// ```
+///
+/// Every field has a setter of the same name (`LoopBudgetConfig::new().rate(50)`),
+/// so the struct can gain fields without breaking a caller.
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
+#[non_exhaustive]
 pub struct LoopBudgetConfig {
     /// Name in tracing events and metric labels.
     pub name: String,
@@ -141,6 +145,53 @@ impl Default for LoopBudgetConfig {
 }
 
 impl LoopBudgetConfig {
+    /// The defaults in the table above.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the name in tracing events and metric labels.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Sets the tokens per `per`.
+    pub fn rate(mut self, rate: u32) -> Self {
+        self.rate = rate;
+        self
+    }
+
+    /// Sets the span `rate` is counted over.
+    pub fn per(mut self, per: Duration) -> Self {
+        self.per = per;
+        self
+    }
+
+    /// Sets the most tokens held at once.
+    pub fn burst(mut self, burst: u32) -> Self {
+        self.burst = Some(burst);
+        self
+    }
+
+    /// Sets the first backoff delay.
+    pub fn backoff_initial(mut self, initial: Duration) -> Self {
+        self.backoff_initial = initial;
+        self
+    }
+
+    /// Sets the growth factor of backoff delays.
+    pub fn backoff_multiplier(mut self, multiplier: f64) -> Self {
+        self.backoff_multiplier = multiplier;
+        self
+    }
+
+    /// Sets the cap on backoff delays.
+    pub fn backoff_max(mut self, max: Duration) -> Self {
+        self.backoff_max = max;
+        self
+    }
+
     /// Checks every field; see the table for what is valid.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let mut check = Check::new();
@@ -199,12 +250,33 @@ impl LoopBudgetConfig {
 #[must_use]
 pub struct LoopBudgetBuilder {
     config: LoopBudgetConfig,
+    clock: Clock,
 }
 
 impl LoopBudgetBuilder {
     /// A builder with the defaults of [`LoopBudgetConfig`].
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A builder starting from `config` (to set the [`clock`](Self::clock)
+    /// of a budget loaded from a file).
+    pub fn from_config(config: LoopBudgetConfig) -> Self {
+        LoopBudgetBuilder {
+            config,
+            clock: Clock::default(),
+        }
+    }
+
+    /// Sets where the budget reads the time (default [`Clock::tokio`]).
+    ///
+    /// Refill and refusals follow this clock. [`LoopBudget::backoff`]
+    /// sleeps on tokio's timer whatever the clock: the backoff delay is a
+    /// fixed schedule, not a reading. A [`Clock::manual`] budget needs no
+    /// runtime for anything but `backoff`.
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Sets the name in tracing events and metric labels.
@@ -256,7 +328,8 @@ impl LoopBudgetBuilder {
 
     /// Validates and builds the budget.
     pub fn build(self) -> Result<LoopBudget, ConfigError> {
-        LoopBudget::from_config(&self.config)
+        self.config.validate()?;
+        Ok(LoopBudget::from_valid(self.config, self.clock))
     }
 }
 
@@ -273,9 +346,20 @@ impl LoopBudgetBuilder {
 /// The bounds are those of [`LoopBudgetConfig`]; in `Wait` mode a call
 /// therefore never waits longer than `burst × per / rate` plus whatever
 /// debt the budget was put into by [`LoopBudget::consume`].
+///
+/// Every field has a setter of the same name:
+///
+/// ```
+/// use seawall_budget::{BudgetConfig, BudgetLayer, BudgetMode};
+///
+/// let cfg = BudgetConfig::new().name("api").rate(500).burst(50).mode(BudgetMode::Wait);
+/// let layer = BudgetLayer::from_config(&cfg).unwrap();
+/// assert_eq!(layer.mode(), BudgetMode::Wait);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
+#[non_exhaustive]
 pub struct BudgetConfig {
     /// Name in tracing events and metric labels.
     pub name: String,
@@ -303,6 +387,41 @@ impl Default for BudgetConfig {
 }
 
 impl BudgetConfig {
+    /// The defaults in the table above.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the name in tracing events and metric labels.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Sets the calls per `per`.
+    pub fn rate(mut self, rate: u32) -> Self {
+        self.rate = rate;
+        self
+    }
+
+    /// Sets the span `rate` is counted over.
+    pub fn per(mut self, per: Duration) -> Self {
+        self.per = per;
+        self
+    }
+
+    /// Sets the most calls admitted at once.
+    pub fn burst(mut self, burst: u32) -> Self {
+        self.burst = Some(burst);
+        self
+    }
+
+    /// Sets what happens when the budget is spent.
+    pub fn mode(mut self, mode: BudgetMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
     /// Checks every field.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let mut check = Check::new();
@@ -339,12 +458,37 @@ impl BudgetConfig {
 #[must_use]
 pub struct BudgetBuilder {
     config: BudgetConfig,
+    clock: Clock,
 }
 
 impl BudgetBuilder {
     /// A builder with the defaults of [`BudgetConfig`].
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A builder starting from `config` (to set the [`clock`](Self::clock)
+    /// of a layer loaded from a file).
+    pub fn from_config(config: BudgetConfig) -> Self {
+        BudgetBuilder {
+            config,
+            clock: Clock::default(),
+        }
+    }
+
+    /// Sets where the budget reads the time (default [`Clock::tokio`]).
+    ///
+    /// Refill, refusals and `retry_after` follow this clock. In
+    /// [`BudgetMode::Wait`] the service parks on a tokio timer set with
+    /// [`Clock::instant_at`]: exact on the tokio clock; on a
+    /// `Clock::tsc` clock, "tokio's now plus the wait on the TSC", which
+    /// agrees with the TSC to within the drift between the two; on a
+    /// [`Clock::manual`] clock, advancing the clock by hand does not wake a
+    /// waiting service (advance tokio's clock too, or poll it again: each
+    /// poll reads the clock and takes the token once it is due).
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Sets the name in tracing events and metric labels.
@@ -384,79 +528,116 @@ impl BudgetBuilder {
 
     /// Validates and builds the layer.
     pub fn build(self) -> Result<BudgetLayer, ConfigError> {
-        BudgetLayer::from_config(&self.config)
+        self.config.validate()?;
+        Ok(BudgetLayer::from_budget(
+            LoopBudget::from_valid(self.config.loop_config(), self.clock),
+            self.config.mode,
+        ))
     }
 }
 
-/// Configuration of a [`KeyedBudgetLayer`](crate::KeyedBudgetLayer): one budget per key.
+/// Configuration of a [`KeyedBudgetLayer`](crate::KeyedBudgetLayer): one
+/// budget per key, each with the [`BudgetConfig`] `per_key`, in a map
+/// bounded by `keys`.
 ///
 /// | field | default | bounds | meaning |
 /// |-------|---------|--------|---------|
-/// | `name` | `"default"` | | shown in tracing events and metric labels |
-/// | `rate` | 100 | 1 ..= 1 per ns | calls per `per`, for each key |
-/// | `per` | 1s | 1ns ..= 365 days | the span `rate` is counted over |
-/// | `burst` | `rate / 10`, at least 1 | 1 ..= a refill of ≤ 365 days | most calls admitted at once, for each key |
-/// | `capacity` | 10 000 | 1 ..= 2^24 | most keys held at once; newcomers that find them all owing tokens share one overflow budget |
-/// | `idle_ttl` | 5 minutes | 1ns ..= 365 days | a key unused this long may be forgotten, once it owes nothing |
+/// | `per_key` | [`BudgetConfig::default()`] (1000/s, bursts of 100) | those of [`BudgetConfig`]; `mode` must be `reject` | the budget of each key; its `name` names the layer |
+/// | `keys.capacity` | 10 000 | 1 ..= 2^24 | most keys held at once; newcomers that find them all owing tokens share one overflow budget |
+/// | `keys.idle_ttl` | 5 minutes | 1ns ..= 365 days | a key unused this long may be forgotten, once it owes nothing |
 ///
-/// A keyed budget always rejects (there is no `mode`): `poll_ready` does not
-/// see the request, so it cannot know which key to wait for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A keyed budget always rejects: `poll_ready` does not see the request, so
+/// it cannot know which key to wait for. [`validate`](Self::validate)
+/// therefore refuses `per_key.mode = wait` rather than ignore it, so that a
+/// config asking for backpressure does not silently get rejections.
+///
+/// ```
+/// use std::time::Duration;
+/// use seawall_budget::{BudgetConfig, KeyedBudgetConfig};
+/// use seawall_core::KeyMapConfig;
+///
+/// let cfg = KeyedBudgetConfig::new()
+///     .per_key(BudgetConfig::new().name("tenants").rate(10).burst(2))
+///     .keys(KeyMapConfig::new().capacity(1_000).idle_ttl(Duration::from_secs(60)));
+/// assert!(cfg.validate().is_ok());
+/// // Or from an unkeyed config, with the default key bounds.
+/// let cfg = KeyedBudgetConfig::from(BudgetConfig::new().rate(10));
+/// assert_eq!(cfg.keys.capacity, 10_000);
+/// ```
+///
+/// In TOML (feature `serde`) the two parts are tables of their own:
+///
+/// ```toml
+/// [per_key]
+/// rate = 10
+/// burst = 2
+///
+/// [keys]
+/// capacity = 1000
+/// idle_ttl = "1m"
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 #[cfg_attr(feature = "serde", derive(serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
+#[non_exhaustive]
 pub struct KeyedBudgetConfig {
-    /// Name in tracing events and metric labels.
-    pub name: String,
-    /// Calls per `per`, for each key.
-    pub rate: u32,
-    /// The span `rate` is counted over.
-    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
-    pub per: Duration,
-    /// Most calls admitted at once for each key; `None` means `rate / 10`, at least 1.
-    pub burst: Option<u32>,
-    /// Most keys held at once; see [`KeyedBudgetLayer`](crate::KeyedBudgetLayer)
-    /// for the overflow budget that serves newcomers when they are all in debt.
-    pub capacity: usize,
-    /// How long a key must be unused before it may be forgotten; a key that
-    /// owes tokens is kept until it has refilled.
-    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
-    pub idle_ttl: Duration,
+    /// The budget of each key (and of the overflow budget); its `name`
+    /// names the layer in tracing events and metric labels.
+    pub per_key: BudgetConfig,
+    /// The bounds of the key map: most keys held, and how long a key must
+    /// be unused before it may be forgotten (a key that owes tokens is kept
+    /// until it has refilled).
+    pub keys: KeyMapConfig,
 }
 
-impl Default for KeyedBudgetConfig {
-    fn default() -> Self {
-        let keys = KeyMapConfig::default();
+impl From<BudgetConfig> for KeyedBudgetConfig {
+    /// `per_key` with the default key bounds.
+    fn from(per_key: BudgetConfig) -> Self {
         KeyedBudgetConfig {
-            name: DEFAULT_NAME.to_owned(),
-            rate: 100,
-            per: Duration::from_secs(1),
-            burst: None,
-            capacity: keys.get_capacity(),
-            idle_ttl: keys.get_idle_ttl(),
+            per_key,
+            keys: KeyMapConfig::default(),
         }
     }
 }
 
 impl KeyedBudgetConfig {
-    /// Checks every field.
+    /// The defaults in the table above.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the budget of each key.
+    pub fn per_key(mut self, per_key: BudgetConfig) -> Self {
+        self.per_key = per_key;
+        self
+    }
+
+    /// Sets the bounds of the key map.
+    pub fn keys(mut self, keys: KeyMapConfig) -> Self {
+        self.keys = keys;
+        self
+    }
+
+    /// Checks every field; errors name them by path (`per_key.rate`,
+    /// `keys.capacity`), and `per_key.mode` must be
+    /// [`BudgetMode::Reject`].
     pub fn validate(&self) -> Result<(), ConfigError> {
         let mut check = Check::new();
-        check_rate(&mut check, self.rate, self.per, self.burst);
-        check
-            .capacity("capacity", self.capacity)
-            .nonzero_duration("idle_ttl", self.idle_ttl);
+        check.nested("per_key", self.per_key.validate());
+        if self.per_key.mode != BudgetMode::Reject {
+            check.fail(
+                "per_key.mode",
+                "wait",
+                "must be reject: a keyed budget cannot wait (poll_ready does not see the key)",
+            );
+        }
+        check.nested("keys", self.keys.validate());
         check.finish()
     }
 
-    /// The burst in force (`burst`, or its default).
+    /// The burst in force for each key (`per_key.burst`, or its default).
     pub fn effective_burst(&self) -> u32 {
-        burst_or_default(self.rate, self.burst)
-    }
-
-    pub(crate) fn key_map(&self) -> KeyMapConfig {
-        KeyMapConfig::new()
-            .capacity(self.capacity)
-            .idle_ttl(self.idle_ttl)
+        self.per_key.effective_burst()
     }
 }
 
@@ -470,31 +651,28 @@ mod tests {
         assert!(BudgetConfig::default().validate().is_ok());
         assert!(KeyedBudgetConfig::default().validate().is_ok());
         assert_eq!(LoopBudgetConfig::default().effective_burst(), 100);
+        assert_eq!(KeyedBudgetConfig::default().effective_burst(), 100);
         assert_eq!(default_burst(5), 1);
     }
 
     #[test]
     fn every_bad_field_is_named() {
-        let cfg = LoopBudgetConfig {
-            rate: 0,
-            per: Duration::ZERO,
-            burst: Some(0),
-            backoff_initial: Duration::from_secs(2),
-            backoff_multiplier: 0.5,
-            backoff_max: Duration::from_secs(1),
-            ..Default::default()
-        };
+        let cfg = LoopBudgetConfig::new()
+            .rate(0)
+            .per(Duration::ZERO)
+            .burst(0)
+            .backoff_initial(Duration::from_secs(2))
+            .backoff_multiplier(0.5)
+            .backoff_max(Duration::from_secs(1));
         assert_eq!(
             cfg.validate().unwrap_err().to_string(),
             "rate: 0 must be greater than zero; per: 0s must be longer than zero; \
              burst: 0 must be greater than zero; backoff_multiplier: 0.5 must be at least 1; \
              backoff_initial: 2s must be at most backoff_max (1s)"
         );
-        let cfg = LoopBudgetConfig {
-            backoff_initial: Duration::ZERO,
-            backoff_multiplier: f64::NAN,
-            ..Default::default()
-        };
+        let cfg = LoopBudgetConfig::new()
+            .backoff_initial(Duration::ZERO)
+            .backoff_multiplier(f64::NAN);
         assert_eq!(
             cfg.validate().unwrap_err().to_string(),
             "backoff_initial: 0s must be longer than zero; \
@@ -504,59 +682,71 @@ mod tests {
 
     #[test]
     fn impossible_rates_are_refused() {
-        let cfg = BudgetConfig {
-            rate: 10,
-            per: Duration::from_nanos(5),
-            ..Default::default()
-        };
+        let cfg = BudgetConfig::new().rate(10).per(Duration::from_nanos(5));
         assert_eq!(
             cfg.validate().unwrap_err().to_string(),
             "rate: 10 is more than one per nanosecond over per (5ns)"
         );
         // Beyond what a u64 of nanoseconds holds: one error, from the bound
         // every duration has.
-        let cfg = BudgetConfig {
-            per: Duration::MAX,
-            ..Default::default()
-        };
+        let cfg = BudgetConfig::new().per(Duration::MAX);
         let err = cfg.validate().unwrap_err();
         assert_eq!(err.errors().len(), 1, "{err}");
         assert_eq!(err.field(), "per");
         // A burst whose refill overflows the nanosecond arithmetic.
-        let cfg = BudgetConfig {
-            rate: 1,
-            per: MAX_DURATION,
-            burst: Some(585),
-            ..Default::default()
-        };
+        let cfg = BudgetConfig::new().rate(1).per(MAX_DURATION).burst(585);
         assert_eq!(cfg.validate().unwrap_err().field(), "burst");
-        let cfg = BudgetConfig {
-            rate: 1,
-            per: MAX_DURATION,
-            burst: Some(1),
-            ..Default::default()
-        };
+        let cfg = BudgetConfig::new().rate(1).per(MAX_DURATION).burst(1);
         assert!(cfg.validate().is_ok());
     }
 
     #[test]
-    fn keyed_bounds_are_checked() {
-        let cfg = KeyedBudgetConfig {
-            capacity: 0,
-            idle_ttl: Duration::ZERO,
-            ..Default::default()
-        };
+    fn keyed_errors_name_their_paths() {
+        let cfg = KeyedBudgetConfig::new()
+            .per_key(BudgetConfig::new().rate(0))
+            .keys(KeyMapConfig::new().capacity(0).idle_ttl(Duration::ZERO));
         assert_eq!(
             cfg.validate().unwrap_err().to_string(),
-            "capacity: 0 must be greater than zero; idle_ttl: 0s must be longer than zero"
+            "per_key.rate: 0 must be greater than zero; \
+             keys.capacity: 0 must be greater than zero; \
+             keys.idle_ttl: 0s must be longer than zero"
         );
-        let cfg = KeyedBudgetConfig {
-            capacity: seawall_core::config::MAX_CAPACITY + 1,
-            idle_ttl: MAX_DURATION + Duration::from_nanos(1),
-            ..Default::default()
-        };
+        let cfg = KeyedBudgetConfig::new().keys(
+            KeyMapConfig::new()
+                .capacity(seawall_core::config::MAX_CAPACITY + 1)
+                .idle_ttl(MAX_DURATION + Duration::from_nanos(1)),
+        );
         let err = cfg.validate().unwrap_err();
         let fields: Vec<_> = err.errors().iter().map(|e| e.field()).collect();
-        assert_eq!(fields, ["capacity", "idle_ttl"]);
+        assert_eq!(fields, ["keys.capacity", "keys.idle_ttl"]);
+    }
+
+    #[test]
+    fn a_keyed_budget_refuses_wait_mode() {
+        let cfg = KeyedBudgetConfig::from(BudgetConfig::new().mode(BudgetMode::Wait));
+        let err = cfg.validate().unwrap_err();
+        assert_eq!(err.errors().len(), 1, "{err}");
+        assert_eq!(err.field(), "per_key.mode");
+        assert!(err.to_string().contains("must be reject"), "{err}");
+    }
+
+    #[test]
+    fn setters_set_their_fields() {
+        let cfg = BudgetConfig::new()
+            .name("n")
+            .rate(7)
+            .per(Duration::from_secs(2))
+            .burst(3)
+            .mode(BudgetMode::Wait);
+        assert_eq!(
+            (cfg.name.as_str(), cfg.rate, cfg.per, cfg.burst, cfg.mode),
+            ("n", 7, Duration::from_secs(2), Some(3), BudgetMode::Wait)
+        );
+        let l = LoopBudgetConfig::new().name("l").rate(9);
+        assert_eq!((l.name.as_str(), l.rate), ("l", 9));
+        let b = BudgetBuilder::from_config(cfg.clone());
+        assert_eq!(b.config(), &cfg);
+        let lb = LoopBudgetBuilder::from_config(l.clone());
+        assert_eq!(lb.config(), &l);
     }
 }

@@ -1,8 +1,8 @@
 //! The generic cell rate algorithm on one atomic: the tower-free heart of
 //! every budget in this crate.
 //!
-//! State is a single *theoretical arrival time* (TAT), in nanoseconds since
-//! the budget's epoch. Taking `n` tokens at `now` moves it to
+//! State is a single *theoretical arrival time* (TAT), a reading of the
+//! budget's [`Clock`](seawall_core::Clock) in nanoseconds. Taking `n` tokens at `now` moves it to
 //! `max(tat, now) + n × emission`; the take is admitted when that is at most
 //! `now + burst × emission`. So the budget refills smoothly, one token every
 //! `emission` nanoseconds, and never holds more than `burst` tokens: there
@@ -14,23 +14,6 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use crate::sync::AtomicU64;
-
-/// Nanoseconds from `epoch` to now on tokio's clock, in u64 arithmetic
-/// (cheaper than `as_nanos`'s u128; saturates after 584 years).
-#[inline]
-pub(crate) fn nanos_since(epoch: tokio::time::Instant) -> u64 {
-    nanos_between(epoch, tokio::time::Instant::now())
-}
-
-/// `to - from` in u64 nanoseconds, 0 if `to` is earlier; saturates after
-/// 584 years.
-#[inline]
-pub(crate) fn nanos_between(from: tokio::time::Instant, to: tokio::time::Instant) -> u64 {
-    let d = to.saturating_duration_since(from);
-    d.as_secs()
-        .saturating_mul(1_000_000_000)
-        .saturating_add(u64::from(d.subsec_nanos()))
-}
 
 /// A validated rate: one token every `emission` ns, at most `burst` held.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,7 +30,7 @@ impl Rate {
     /// interval is rounded down to whole nanoseconds (at most 1 ns of drift
     /// per token, far below one token over any span).
     pub(crate) fn new(rate: u32, per: Duration, burst: u32) -> Rate {
-        let per_ns = u64::try_from(per.as_nanos()).unwrap_or(u64::MAX);
+        let per_ns = seawall_core::time::nanos(per);
         let emission = (per_ns / u64::from(rate.max(1))).max(1);
         let burst = burst.max(1);
         Rate {

@@ -19,11 +19,10 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use seawall_core::KeyMap;
-use tokio::time::Instant;
+use seawall_core::{Clock, KeyMap};
 
 use crate::config::KeyedBudgetConfig;
-use crate::gcra::{Gcra, Rate, nanos_between};
+use crate::gcra::{Gcra, Rate};
 
 /// The key that rejections served by the overflow budget carry; see
 /// [`KeyedBudgetLayer`](crate::KeyedBudgetLayer).
@@ -32,7 +31,7 @@ pub const OVERFLOW_KEY: &str = "<overflow>";
 pub(crate) struct KeyedShared<K> {
     pub(crate) map: KeyMap<K, Gcra>,
     pub(crate) rate: Rate,
-    pub(crate) epoch: Instant,
+    pub(crate) clock: Clock,
     // Shared by every newcomer that finds the map full.
     pub(crate) overflow: Gcra,
     // Made once, so an overflow rejection allocates only its box.
@@ -53,26 +52,27 @@ pub(crate) struct KeyedMetrics {
 }
 
 impl<K: std::hash::Hash + Eq> KeyedShared<K> {
-    /// Shared state for a validated `config`. Must be called within a tokio
-    /// runtime (the map and the epoch read tokio's clock).
-    pub(crate) fn new(config: &KeyedBudgetConfig) -> Self {
-        let rate = Rate::new(config.rate, config.per, config.effective_burst());
-        let epoch = Instant::now();
-        let map = KeyMap::new(config.key_map()).evictable_when(move |cell: &Gcra, now| {
-            is_fresh(cell, &rate, nanos_between(epoch, now))
-        });
+    /// Shared state for a validated `config`, reading `clock`; the map
+    /// reads the same clock, so the readings its eviction check gets are
+    /// comparable with the cells' arrival times.
+    pub(crate) fn new(config: &KeyedBudgetConfig, clock: Clock) -> Self {
+        let per_key = &config.per_key;
+        let rate = Rate::new(per_key.rate, per_key.per, per_key.effective_burst());
+        let map = KeyMap::new(config.keys)
+            .clock(clock.clone())
+            .evictable_when(move |cell: &Gcra, now| is_fresh(cell, &rate, now));
         #[cfg(feature = "metrics")]
         let metrics = {
             use seawall_core::names::{BUDGET_ADMITTED_TOTAL, BUDGET_EXHAUSTED_TOTAL, LABEL_NAME};
             KeyedMetrics {
-                admitted: metrics::counter!(BUDGET_ADMITTED_TOTAL, LABEL_NAME => config.name.clone()),
-                exhausted: metrics::counter!(BUDGET_EXHAUSTED_TOTAL, LABEL_NAME => config.name.clone()),
+                admitted: metrics::counter!(BUDGET_ADMITTED_TOTAL, LABEL_NAME => per_key.name.clone()),
+                exhausted: metrics::counter!(BUDGET_EXHAUSTED_TOTAL, LABEL_NAME => per_key.name.clone()),
             }
         };
         KeyedShared {
             map,
             rate,
-            epoch,
+            clock,
             overflow: Gcra::new(),
             overflow_key: Arc::from(OVERFLOW_KEY),
             admitted: AtomicU64::new(0),
@@ -97,10 +97,10 @@ impl<K: std::hash::Hash + Eq> KeyedShared<K> {
 }
 
 impl<K> KeyedShared<K> {
-    /// Nanoseconds since the epoch, now.
+    /// A reading of the layer's clock.
     #[inline]
     pub(crate) fn now(&self) -> u64 {
-        crate::gcra::nanos_since(self.epoch)
+        self.clock.nanos()
     }
 }
 
@@ -154,13 +154,5 @@ mod tests {
         g.take(&r, 10, 100 * MS);
         assert!(!is_fresh(&g, &r, 1_099 * MS));
         assert!(is_fresh(&g, &r, 1_100 * MS));
-    }
-
-    #[test]
-    fn nanos_between_saturates_at_zero() {
-        let t = Instant::now();
-        let later = t + Duration::from_millis(5);
-        assert_eq!(nanos_between(t, later), 5 * MS);
-        assert_eq!(nanos_between(later, t), 0);
     }
 }

@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use seawall_core::{ConfigError, KeyFn};
+use seawall_core::{Clock, ConfigError, KeyFn};
 use tower_layer::Layer;
 
 use crate::config::{BudgetBuilder, BudgetConfig, BudgetMode, KeyedBudgetConfig};
@@ -54,11 +54,7 @@ impl BudgetLayer {
 
     /// A layer from a config, validated first.
     pub fn from_config(config: &BudgetConfig) -> Result<BudgetLayer, ConfigError> {
-        config.validate()?;
-        Ok(BudgetLayer {
-            budget: LoopBudget::from_valid(config.loop_config()),
-            mode: config.mode,
-        })
+        BudgetBuilder::from_config(config.clone()).build()
     }
 
     /// A layer around an existing budget: calls through the layer and
@@ -104,32 +100,32 @@ impl<S> Layer<S> for BudgetLayer {
 /// Keys usually come from requests, so whoever sends them chooses them. The
 /// layer holds whatever they choose:
 ///
-/// - **A key is forgotten only while it owes nothing**: idle for `idle_ttl`,
+/// - **A key is forgotten only while it owes nothing**: idle for `keys.idle_ttl`,
 ///   or to make room in a full map, but only once its whole burst is
 ///   available again, so that forgetting it changes nothing. A throttled key
 ///   cannot be pushed out by a flood of junk keys and come back with a full
 ///   burst.
 /// - **The overflow budget**: a new key that finds the map full of keys that
 ///   owe tokens gets no key of its own; it is served by one overflow budget
-///   shared by every such newcomer, with the same `rate` and `burst` as a
+///   shared by every such newcomer, with the same `per_key` rate and burst as a
 ///   single key (as strict as one key, never a free pass). Its rejections
 ///   carry the key [`OVERFLOW_KEY`](crate::OVERFLOW_KEY) (`"<overflow>"`),
 ///   and [`stats`](Self::stats) counts its calls in `overflow` and its
 ///   rejections in `overflow_rejected`. Keys refill within
 ///   `burst × per / rate` of their last call, and then may be forgotten, so
 ///   the map cannot be pinned: newcomers get keys of their own again.
-/// - **Memory**: at most `capacity` keys, each under 100 bytes with the
+/// - **Memory**: at most `keys.capacity` keys, each under 100 bytes with the
 ///   map's table (75 bytes for a `u64` key). A key keeps only its GCRA
 ///   cell; a rejection writes the key's label inline (up to 38 bytes), so it
 ///   costs one allocation, the box, like an unkeyed budget's.
 ///
 /// ```
-/// use seawall_budget::{KeyedBudgetConfig, KeyedBudgetLayer};
+/// use seawall_budget::{BudgetConfig, KeyedBudgetConfig, KeyedBudgetLayer};
 /// use seawall_core::Rejection;
 /// use tower::{Layer, ServiceExt, service_fn};
 ///
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
-/// let cfg = KeyedBudgetConfig { rate: 10, burst: Some(1), ..Default::default() };
+/// let cfg = KeyedBudgetConfig::from(BudgetConfig::new().rate(10).burst(1));
 /// let layer = KeyedBudgetLayer::new(|peer: &&'static str| *peer, &cfg).unwrap();
 /// let svc = layer.layer(service_fn(|p: &'static str| async move { Ok::<_, std::convert::Infallible>(p) }));
 ///
@@ -167,7 +163,9 @@ impl<F, K> KeyedBudgetLayer<F, K>
 where
     K: std::hash::Hash + Eq,
 {
-    /// A keyed budget taking keys with `key_fn`; validates `config`.
+    /// A keyed budget taking keys with `key_fn`; validates `config`
+    /// (which refuses `per_key.mode = wait`: a keyed budget always
+    /// rejects). It reads tokio's clock; see [`clock`](Self::clock).
     ///
     /// The request type is inferred from `key_fn`'s argument.
     pub fn new<Req>(key_fn: F, config: &KeyedBudgetConfig) -> Result<Self, ConfigError>
@@ -177,8 +175,34 @@ where
         config.validate()?;
         Ok(KeyedBudgetLayer {
             key_fn,
-            shared: Arc::new(KeyedShared::new(config)),
+            shared: Arc::new(KeyedShared::new(config, Clock::default())),
         })
+    }
+
+    /// The same layer reading `clock` (default [`Clock::tokio`]) for every
+    /// key's budget and for the key map's idle eviction. Call it right after
+    /// [`new`](Self::new): it starts the layer afresh (full budgets, no
+    /// keys), and services made from the layer before keep the old state.
+    ///
+    /// A keyed budget never sleeps, so any clock works alike:
+    /// [`Clock::manual`] drives refill, refusals and eviction by hand with no
+    /// runtime, `Clock::tsc` makes each reading cheaper.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use seawall_budget::{BudgetConfig, KeyedBudgetConfig, KeyedBudgetLayer};
+    /// use seawall_core::Clock;
+    ///
+    /// let (clock, hand) = Clock::manual();
+    /// let cfg = KeyedBudgetConfig::from(BudgetConfig::new().rate(10).burst(1));
+    /// let layer = KeyedBudgetLayer::new(|k: &u32| *k, &cfg).unwrap().clock(clock);
+    /// assert_eq!(layer.available(&7), 1);
+    /// ```
+    pub fn clock(self, clock: Clock) -> Self {
+        KeyedBudgetLayer {
+            shared: Arc::new(KeyedShared::new(&self.shared.config, clock)),
+            key_fn: self.key_fn,
+        }
     }
 
     /// The configuration in force.
@@ -205,7 +229,7 @@ where
         }
     }
 
-    /// Forgets keys idle for at least `idle_ttl`; returns how many. Idle
+    /// Forgets keys idle for at least `keys.idle_ttl`; returns how many. Idle
     /// keys are also forgotten lazily while inserting new ones.
     pub fn evict_idle(&self) -> usize {
         self.shared.map.evict_idle()

@@ -28,7 +28,9 @@
 //!   at once, so no double burst at a window edge. Over any span `T` at most
 //!   `burst + T × rate / per` tokens are admitted.
 //! - **Lock-free and cheap**: a token is one clock read and one
-//!   compare-exchange on one `AtomicU64`; no allocation when admitted, and
+//!   compare-exchange on one `AtomicU64` (the success path of a
+//!   [`BudgetLayer`] on the TSC clock costs about what governor's direct
+//!   check does); no allocation when admitted, and
 //!   none when [`LoopBudget::try_consume`] refuses. A [`BudgetLayer`]
 //!   rejection costs exactly one allocation: the `Box` of tower's `BoxError`
 //!   around [`BudgetExhausted`], which carries
@@ -39,14 +41,19 @@
 //!   layers for two budgets.
 //! - **Bounded memory**: queues hold at most `capacity` items and grow as
 //!   they fill instead of reserving their bound; keyed budgets hold at most
-//!   `capacity` keys of under 100 bytes each, and forget idle ones that owe
+//!   `keys.capacity` keys of under 100 bytes each, and forget idle ones that owe
 //!   nothing. No background task.
 //! - **Bounded config**: every capacity is at most 2^24 and every duration
 //!   at most 365 days ([`seawall_core::config::MAX_CAPACITY`],
 //!   [`MAX_DURATION`](seawall_core::config::MAX_DURATION)); a value past a
 //!   bound is a [`ConfigError`] naming its field, never a panic or an abort.
-//! - **Tokio time**: everything follows `tokio::time`, so tests run with
-//!   paused time.
+//! - **One clock**: every budget reads a [`Clock`](seawall_core::Clock),
+//!   tokio's by default, so tests run with paused time. Builders take another
+//!   with `.clock(..)`: a manual clock drives refill, refusals and a keyed
+//!   budget's eviction by hand with no runtime; the TSC clock (feature
+//!   `quanta`) makes each reading a few nanoseconds. Timers (Wait mode's
+//!   parking, [`LoopBudget::backoff`]) are always tokio's; see
+//!   [`BudgetBuilder::clock`] for what another clock means for Wait mode.
 //! - **Model-checked**: the GCRA cell's compare-and-swap loops (concurrent
 //!   admits never take more than the burst, a cancelled reservation racing
 //!   admits gives back only what is still owed, never a token twice) are checked with [loom](https://docs.rs/loom)
@@ -79,7 +86,8 @@
 //! | feature   | what it adds |
 //! |-----------|--------------|
 //! | `metrics` | counters through the `metrics` facade: `seawall_budget_admitted_total`, `seawall_budget_exhausted_total` (label `name`), `seawall_budget_dropped_total` (labels `name`, `reason`) |
-//! | `serde`   | `Deserialize` for [`LoopBudgetConfig`], [`BudgetConfig`], [`KeyedBudgetConfig`], [`BudgetMode`], [`OverflowPolicy`](bounded::OverflowPolicy) and [`PriorityConfig`](bounded::PriorityConfig); durations as `"250ms"` |
+//! | `serde`   | `Deserialize` for [`LoopBudgetConfig`], [`BudgetConfig`], [`KeyedBudgetConfig`] (tables `per_key` and `keys`), [`BudgetMode`], [`OverflowPolicy`](bounded::OverflowPolicy) and [`PriorityConfig`](bounded::PriorityConfig); durations as `"250ms"` |
+//! | `quanta`  | `Clock::tsc` (seawall-core's feature of the same name): budgets that read the CPU's time-stamp counter |
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]

@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use seawall_core::names::TARGET_BUDGET;
-use seawall_core::time::deadline;
-use seawall_core::{BudgetExhausted, ConfigError};
+use seawall_core::time::nanos;
+use seawall_core::{BudgetExhausted, Clock, ConfigError};
 use tokio::time::Instant;
 
 use crate::backoff::Schedule;
@@ -53,28 +53,54 @@ const MAX_PER_SECOND: u32 = 1_000_000_000;
 ///
 /// # Time
 ///
-/// Time is tokio's clock (`tokio::time::Instant`), read once per call; the
-/// budget's epoch is taken at construction. Under paused time (tests) the
-/// budget follows the paused clock exactly.
+/// The budget reads a [`Clock`], once per call: tokio's by default, so under
+/// paused time (tests) it follows the paused clock exactly. Give it another
+/// with [`LoopBudgetBuilder::clock`]: [`Clock::manual`] to drive refill and
+/// refusals by hand with no runtime, `Clock::tsc` for the cheapest
+/// reading. [`backoff`](Self::backoff) always sleeps on tokio's timer (its
+/// delay is a schedule, not a reading of the clock).
+///
+/// ```
+/// use std::time::Duration;
+/// use seawall_budget::LoopBudget;
+/// use seawall_core::Clock;
+///
+/// let (clock, hand) = Clock::manual();
+/// let budget = LoopBudget::builder().rate(10).burst(1).clock(clock).build().unwrap();
+/// assert!(budget.try_consume(1).is_ok());
+/// let refused = budget.try_consume(1).unwrap_err();
+/// assert_eq!(refused.retry_after(), Duration::from_millis(100));
+/// hand.advance(Duration::from_millis(100));
+/// assert!(budget.try_consume(1).is_ok());
+/// ```
 #[derive(Clone)]
 pub struct LoopBudget {
     inner: Arc<Inner>,
 }
 
 struct Inner {
+    hot: Hot,
     rate: Rate,
-    epoch: Instant,
-    gcra: Gcra,
+    clock: Clock,
     schedule: Schedule,
-    // Backoff steps taken since the budget last admitted.
-    step: AtomicU32,
-    iterations: AtomicU64,
     exhausted: AtomicU64,
     backoffs: AtomicU64,
     backoff_nanos: AtomicU64,
     config: LoopBudgetConfig,
     #[cfg(feature = "metrics")]
     metrics: Metrics,
+}
+
+/// What every admitted call writes or reads, on one cache line of its own:
+/// under contention only this line moves between cores, and the read-only
+/// rate and clock stay shared in every core's cache.
+#[repr(align(64))]
+struct Hot {
+    gcra: Gcra,
+    iterations: AtomicU64,
+    // Backoff steps taken since the budget last admitted (read per call,
+    // written only by `backoff` and the first admission after it).
+    step: AtomicU32,
 }
 
 #[cfg(feature = "metrics")]
@@ -122,10 +148,13 @@ impl LoopBudget {
     /// a rate out of range reported as a [`ConfigError`] instead.
     pub fn new(per_second: u32) -> LoopBudget {
         let rate = per_second.clamp(1, MAX_PER_SECOND);
-        LoopBudget::from_valid(LoopBudgetConfig {
-            rate,
-            ..LoopBudgetConfig::default()
-        })
+        LoopBudget::from_valid(
+            LoopBudgetConfig {
+                rate,
+                ..LoopBudgetConfig::default()
+            },
+            Clock::default(),
+        )
     }
 
     /// A builder; see [`LoopBudgetConfig`] for the fields and defaults.
@@ -136,15 +165,18 @@ impl LoopBudget {
     /// A budget from a config, validated first.
     pub fn from_config(config: &LoopBudgetConfig) -> Result<LoopBudget, ConfigError> {
         config.validate()?;
-        Ok(LoopBudget::from_valid(config.clone()))
+        Ok(LoopBudget::from_valid(config.clone(), Clock::default()))
     }
 
     fn preset(name: &str, rate: u32) -> LoopBudget {
-        LoopBudget::from_valid(LoopBudgetConfig {
-            name: name.to_owned(),
-            rate,
-            ..LoopBudgetConfig::default()
-        })
+        LoopBudget::from_valid(
+            LoopBudgetConfig {
+                name: name.to_owned(),
+                rate,
+                ..LoopBudgetConfig::default()
+            },
+            Clock::default(),
+        )
     }
 
     /// 1000 iterations/s, bursts of 100, named `"network"`: a loop that
@@ -173,7 +205,7 @@ impl LoopBudget {
 
     // Every value is clamped into range by `Rate` and `Schedule`, so this
     // cannot fail or panic; callers validate first to report bad values.
-    pub(crate) fn from_valid(config: LoopBudgetConfig) -> LoopBudget {
+    pub(crate) fn from_valid(config: LoopBudgetConfig, clock: Clock) -> LoopBudget {
         let rate = Rate::new(config.rate, config.per, config.effective_burst());
         let schedule = Schedule::new(
             config.backoff_initial,
@@ -190,12 +222,14 @@ impl LoopBudget {
         };
         LoopBudget {
             inner: Arc::new(Inner {
+                hot: Hot {
+                    gcra: Gcra::new(),
+                    iterations: AtomicU64::new(0),
+                    step: AtomicU32::new(0),
+                },
                 rate,
-                epoch: Instant::now(),
-                gcra: Gcra::new(),
+                clock,
                 schedule,
-                step: AtomicU32::new(0),
-                iterations: AtomicU64::new(0),
                 exhausted: AtomicU64::new(0),
                 backoffs: AtomicU64::new(0),
                 backoff_nanos: AtomicU64::new(0),
@@ -221,18 +255,32 @@ impl LoopBudget {
         self.inner.rate.burst()
     }
 
+    /// The clock the budget reads.
+    pub fn clock(&self) -> &Clock {
+        &self.inner.clock
+    }
+
+    /// A reading of the clock, noted for [`can_proceed`](Self::can_proceed)'s
+    /// read-free answer.
     #[inline]
     pub(crate) fn now(&self) -> u64 {
-        let now = crate::gcra::nanos_since(self.inner.epoch);
-        self.inner.gcra.note_now(now);
+        let now = self.read_clock();
+        self.inner.hot.gcra.note_now(now);
         now
     }
 
-    /// The instant `nanos` after the epoch. `nanos` may be a saturated sum
-    /// (a budget in deep debt), so the addition saturates too: a point that
-    /// far away is "never" to a timer.
+    /// A reading of the clock, not noted: the services' path, which never
+    /// asks `can_proceed` and so need not write it down.
+    #[inline]
+    pub(crate) fn read_clock(&self) -> u64 {
+        self.inner.clock.nanos()
+    }
+
+    /// The tokio instant at which the clock reads `nanos`, for a timer.
+    /// `nanos` may be a saturated sum (a budget in deep debt); the clock
+    /// saturates too: a point that far away is "never" to a timer.
     pub(crate) fn instant_at(&self, nanos: u64) -> Instant {
-        deadline(self.inner.epoch, Duration::from_nanos(nanos))
+        self.inner.clock.instant_at(nanos)
     }
 
     /// Whether one token is available now. Does not take it; a `true`
@@ -244,8 +292,8 @@ impl LoopBudget {
     #[inline]
     pub fn can_proceed(&self) -> bool {
         let inner = &self.inner;
-        let ok = inner.gcra.check_seen(&inner.rate, 1)
-            || inner.gcra.check(&inner.rate, 1, self.now()).is_ok();
+        let ok = inner.hot.gcra.check_seen(&inner.rate, 1)
+            || inner.hot.gcra.check(&inner.rate, 1, self.now()).is_ok();
         if ok {
             self.recovered();
         } else {
@@ -259,7 +307,7 @@ impl LoopBudget {
     /// is paid back, so the long-run rate still holds.
     #[inline]
     pub fn consume(&self, n: u32) {
-        self.inner.gcra.take(&self.inner.rate, n, self.now());
+        self.inner.hot.gcra.take(&self.inner.rate, n, self.now());
         self.note_admitted(n);
     }
 
@@ -276,7 +324,7 @@ impl LoopBudget {
     /// `try_consume` at a known time, returning the wait in nanoseconds.
     #[inline]
     pub(crate) fn try_take_at(&self, n: u32, now: u64) -> Result<(), u64> {
-        match self.inner.gcra.try_take(&self.inner.rate, n, now) {
+        match self.inner.hot.gcra.try_take(&self.inner.rate, n, now) {
             Ok(()) => {
                 self.note_admitted(n);
                 self.recovered();
@@ -294,7 +342,7 @@ impl LoopBudget {
     /// [`Reservation`] that [`refund`](Self::refund) may give back.
     #[inline]
     pub(crate) fn try_reserve_quiet(&self, n: u32, now: u64) -> Result<Reservation, u64> {
-        let r = self.inner.gcra.try_reserve(&self.inner.rate, n, now);
+        let r = self.inner.hot.gcra.try_reserve(&self.inner.rate, n, now);
         if r.is_ok() {
             self.note_admitted(n);
             self.recovered();
@@ -308,9 +356,11 @@ impl LoopBudget {
     /// reservation's tokens no longer count as iterations.
     pub(crate) fn refund(&self, reservation: Reservation) {
         self.inner
+            .hot
             .gcra
             .refund(&self.inner.rate, reservation, self.now());
         self.inner
+            .hot
             .iterations
             .fetch_sub(u64::from(reservation.n()), Ordering::Relaxed);
     }
@@ -318,6 +368,7 @@ impl LoopBudget {
     #[inline]
     pub(crate) fn note_admitted(&self, n: u32) {
         self.inner
+            .hot
             .iterations
             .fetch_add(u64::from(n), Ordering::Relaxed);
         #[cfg(feature = "metrics")]
@@ -334,14 +385,14 @@ impl LoopBudget {
     // success path does not write this cache line.
     #[inline]
     fn recovered(&self) {
-        if self.inner.step.load(Ordering::Relaxed) != 0 {
+        if self.inner.hot.step.load(Ordering::Relaxed) != 0 {
             self.reset_backoff();
         }
     }
 
     #[cold]
     fn reset_backoff(&self) {
-        let steps = self.inner.step.swap(0, Ordering::Relaxed);
+        let steps = self.inner.hot.step.swap(0, Ordering::Relaxed);
         if steps != 0 {
             tracing::debug!(
                 target: TARGET_BUDGET,
@@ -356,7 +407,7 @@ impl LoopBudget {
     pub fn next_backoff(&self) -> Duration {
         self.inner
             .schedule
-            .delay(self.inner.step.load(Ordering::Relaxed))
+            .delay(self.inner.hot.step.load(Ordering::Relaxed))
     }
 
     /// Sleeps for the next backoff delay and returns it: 10ms, 15ms, 22.5ms,
@@ -367,6 +418,7 @@ impl LoopBudget {
         let inner = &self.inner;
         // Do not advance past the cap, so the counter never wraps.
         let step = inner
+            .hot
             .step
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |s| {
                 Some(if inner.schedule.is_capped(s) {
@@ -386,7 +438,7 @@ impl LoopBudget {
             );
         }
         inner.backoffs.fetch_add(1, Ordering::Relaxed);
-        let nanos = u64::try_from(delay.as_nanos()).unwrap_or(u64::MAX);
+        let nanos = nanos(delay);
         // Saturating (a wrapped total would read as almost no backoff); off
         // the hot path, as the caller is about to sleep.
         let _ = inner
@@ -402,13 +454,16 @@ impl LoopBudget {
 
     /// Whole tokens available now.
     pub fn available(&self) -> u32 {
-        self.inner.gcra.available(&self.inner.rate, self.now())
+        self.inner.hot.gcra.available(&self.inner.rate, self.now())
     }
 
     /// Share of the burst in use now: `0.0` when the budget is full, `1.0`
     /// when it is spent (or in debt).
     pub fn utilisation(&self) -> f64 {
-        self.inner.gcra.utilisation(&self.inner.rate, self.now())
+        self.inner
+            .hot
+            .gcra
+            .utilisation(&self.inner.rate, self.now())
     }
 
     /// A snapshot of the counters.
@@ -416,12 +471,12 @@ impl LoopBudget {
         let now = self.now();
         let inner = &self.inner;
         BudgetStats {
-            iterations: inner.iterations.load(Ordering::Relaxed),
+            iterations: inner.hot.iterations.load(Ordering::Relaxed),
             exhausted: inner.exhausted.load(Ordering::Relaxed),
             backoffs: inner.backoffs.load(Ordering::Relaxed),
             backoff_time: Duration::from_nanos(inner.backoff_nanos.load(Ordering::Relaxed)),
-            available: inner.gcra.available(&inner.rate, now),
-            utilisation: inner.gcra.utilisation(&inner.rate, now),
+            available: inner.hot.gcra.available(&inner.rate, now),
+            utilisation: inner.hot.gcra.utilisation(&inner.rate, now),
         }
     }
 

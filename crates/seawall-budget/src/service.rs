@@ -43,6 +43,19 @@ use crate::loop_budget::{BudgetStats, LoopBudget};
 ///
 /// All clones share the layer's budget; a clone starts without a reserved
 /// token and with its own timer.
+///
+/// # Clocks and Wait mode
+///
+/// The budget reads its [`Clock`](seawall_core::Clock); Wait mode parks on
+/// a tokio timer (so it needs a tokio runtime with time enabled, whatever
+/// the clock) set with [`Clock::instant_at`](seawall_core::Clock::instant_at)
+/// to when the next token is due. On the default tokio clock that is exact,
+/// and `tokio::time::pause`/`advance` drive it. On the TSC clock the timer
+/// is "tokio's now plus the wait", within the drift between the two clocks
+/// of the token's due time; a timer that fires early finds no token and is
+/// set again, never a spin. On a manual clock, moving the hand does not
+/// wake a parked service: it takes its token at its next poll, and a tokio
+/// timer that fires before the hand has moved is set again.
 pub struct Budget<S> {
     inner: S,
     budget: LoopBudget,
@@ -93,9 +106,20 @@ impl<S> Budget<S> {
         self.budget.stats()
     }
 
+    /// Wait mode's half of `poll_ready`: a token held, or one taken now,
+    /// or a park on the timer. Out of line, so that Reject mode's
+    /// `poll_ready` is one test of `mode`.
+    #[inline(never)]
+    fn poll_wait(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.reserved.is_some() {
+            return Poll::Ready(());
+        }
+        self.poll_token(cx)
+    }
+
     #[inline]
     fn poll_token(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        if let Ok(r) = self.budget.try_reserve_quiet(1, self.budget.now()) {
+        if let Ok(r) = self.budget.try_reserve_quiet(1, self.budget.read_clock()) {
             self.reserved = Some(r);
             self.waiting = false;
             return Poll::Ready(());
@@ -108,7 +132,7 @@ impl<S> Budget<S> {
     #[inline(never)]
     fn wait_for_token(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         loop {
-            let now = self.budget.now();
+            let now = self.budget.read_clock();
             match self.budget.try_reserve_quiet(1, now) {
                 Ok(r) => {
                     self.reserved = Some(r);
@@ -175,10 +199,8 @@ where
 
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        if self.mode == BudgetMode::Wait
-            && self.reserved.is_none()
-            && self.poll_token(cx).is_pending()
-        {
+        // Reject mode tests one byte here; the token is taken in `call`.
+        if self.mode == BudgetMode::Wait && self.poll_wait(cx).is_pending() {
             return Poll::Pending;
         }
         self.inner.poll_ready(cx).map_err(Into::into)
@@ -186,10 +208,15 @@ where
 
     #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
-        if self.reserved.take().is_some() {
+        // Only a Wait-mode service holds a token; read before writing, so
+        // the Reject path does not store to `reserved` on every call.
+        if self.reserved.is_some() {
+            self.reserved = None;
             return ResponseFuture::called(self.inner.call(req));
         }
-        match self.budget.try_take_at(1, self.budget.now()) {
+        // One clock read, one compare-exchange; the future is built in
+        // place around the inner one.
+        match self.budget.try_take_at(1, self.budget.read_clock()) {
             Ok(()) => ResponseFuture::called(self.inner.call(req)),
             Err(wait) => ResponseFuture::rejected(rejection(&self.budget, wait)),
         }
@@ -352,7 +379,7 @@ fn key_rejection<K: fmt::Display>(shared: &KeyedShared<K>, key: &K, wait: u64) -
     let label = KeyLabel::display(key);
     tracing::trace!(
         target: TARGET_BUDGET,
-        name = %shared.config.name,
+        name = %shared.config.per_key.name,
         key = %label,
         ?retry_after,
         "key's budget spent; call rejected"
@@ -370,7 +397,7 @@ fn overflow_rejection<K>(shared: &KeyedShared<K>, wait: u64) -> BudgetExhausted 
     let retry_after = Duration::from_nanos(wait);
     tracing::trace!(
         target: TARGET_BUDGET,
-        name = %shared.config.name,
+        name = %shared.config.per_key.name,
         ?retry_after,
         "key map full and overflow budget spent; call rejected"
     );

@@ -9,7 +9,10 @@ use std::pin::pin;
 use std::task::{Context, Waker};
 
 use seawall_budget::bounded::{self, LaneConfig, OverflowPolicy, PriorityConfig};
-use seawall_budget::{BudgetLayer, BudgetMode, KeyedBudgetConfig, KeyedBudgetLayer, LoopBudget};
+use seawall_budget::{
+    BudgetConfig, BudgetLayer, BudgetMode, KeyedBudgetConfig, KeyedBudgetLayer, LoopBudget,
+};
+use seawall_core::KeyMapConfig;
 use seawall_core::config::MAX_CAPACITY;
 use seawall_test_support::service::{Echo, ready_call_ok};
 use seawall_test_support::{CountingAlloc, allocations, runtime};
@@ -106,11 +109,7 @@ fn keyed_budget_layer_allocates_only_for_new_keys_and_rejections() {
     let _guard = rt.enter();
 
     // KeyedBudgetLayer, known key, within budget: 0.
-    let cfg = KeyedBudgetConfig {
-        rate: 1_000_000_000,
-        burst: Some(1_000_000),
-        ..Default::default()
-    };
+    let cfg = KeyedBudgetConfig::from(BudgetConfig::new().rate(1_000_000_000).burst(1_000_000));
     let keyed = KeyedBudgetLayer::new(|x: &u32| *x, &cfg).unwrap();
     let mut svc = keyed.layer(Echo);
     assert!(ready_call_ok(&mut svc, 7u32)); // inserts key 7
@@ -124,11 +123,7 @@ fn keyed_budget_layer_allocates_only_for_new_keys_and_rejections() {
     // KeyedBudgetLayer rejecting: 2 per call, the key's label and the Box.
     // The label is formatted per refusal rather than kept with every key,
     // which would cost a key 40 bytes more (over its 100-byte bound).
-    let cfg = KeyedBudgetConfig {
-        rate: 1,
-        burst: Some(1),
-        ..Default::default()
-    };
+    let cfg = KeyedBudgetConfig::from(BudgetConfig::new().rate(1).burst(1));
     let keyed = KeyedBudgetLayer::new(|x: &u32| *x, &cfg).unwrap();
     let mut svc = keyed.layer(Echo);
     assert!(ready_call_ok(&mut svc, 7u32));
@@ -144,12 +139,8 @@ fn keyed_budget_layer_allocates_only_for_new_keys_and_rejections() {
 
     // KeyedBudgetLayer, map full, overflow budget rejecting: 1 per call (the
     // Box); the overflow label is made once and shared.
-    let cfg = KeyedBudgetConfig {
-        rate: 1,
-        burst: Some(1),
-        capacity: 1,
-        ..Default::default()
-    };
+    let cfg = KeyedBudgetConfig::from(BudgetConfig::new().rate(1).burst(1))
+        .keys(KeyMapConfig::new().capacity(1));
     let keyed = KeyedBudgetLayer::new(|x: &u32| *x, &cfg).unwrap();
     let mut svc = keyed.layer(Echo);
     assert!(ready_call_ok(&mut svc, 7u32)); // key 7 holds the one slot, owing its token

@@ -35,8 +35,11 @@ fn a_whole_file_parses_with_humantime_durations() {
         backoff_initial = "50ms"
         backoff_max = "5s"
 
-        [per_client]
+        [per_client.per_key]
+        name = "clients"
         rate = 10
+
+        [per_client.keys]
         capacity = 500
         idle_ttl = "2m"
         "#,
@@ -57,8 +60,25 @@ fn a_whole_file_parses_with_humantime_durations() {
     );
     assert_eq!(sweeper.config().name, "default");
 
-    assert_eq!(file.per_client.idle_ttl, Duration::from_secs(120));
+    assert_eq!(file.per_client.keys.idle_ttl, Duration::from_secs(120));
+    assert_eq!(file.per_client.keys.capacity, 500);
+    assert_eq!(file.per_client.per_key.name, "clients");
     assert_eq!(file.per_client.effective_burst(), 1);
+    assert!(file.per_client.validate().is_ok());
+}
+
+#[test]
+fn a_keyed_table_keeps_its_parts_apart() {
+    // The old flat shape is refused, naming the field.
+    let err = toml::from_str::<KeyedBudgetConfig>("rate = 10").unwrap_err();
+    assert!(err.to_string().contains("unknown field `rate`"), "{err}");
+    // Either table may be left out: its defaults apply.
+    let cfg: KeyedBudgetConfig = toml::from_str("[keys]\ncapacity = 3").unwrap();
+    assert_eq!(cfg.keys.capacity, 3);
+    assert_eq!(cfg.per_key, BudgetConfig::default());
+    // Wait mode per key is a config error naming its path.
+    let cfg: KeyedBudgetConfig = toml::from_str("[per_key]\nmode = \"wait\"").unwrap();
+    assert_eq!(cfg.validate().unwrap_err().field(), "per_key.mode");
 }
 
 #[test]

@@ -9,6 +9,7 @@ use seawall_budget::{
     BoundedLoop, BudgetConfig, BudgetLayer, BudgetMode, KeyedBudgetConfig, KeyedBudgetLayer,
     LoopBudget, LoopBudgetConfig,
 };
+use seawall_core::KeyMapConfig;
 use seawall_core::config::{MAX_CAPACITY, MAX_DURATION};
 use tower::{Layer, Service, ServiceExt, service_fn};
 
@@ -105,10 +106,7 @@ fn per_past_max_duration_is_one_error_naming_per() {
         Duration::from_secs(u64::MAX),
         Duration::MAX,
     ] {
-        let cfg = BudgetConfig {
-            per,
-            ..Default::default()
-        };
+        let cfg = BudgetConfig::new().per(per);
         let err = cfg.validate().unwrap_err();
         assert_eq!(err.errors().len(), 1, "{err}");
         assert_eq!(err.field(), "per");
@@ -118,19 +116,14 @@ fn per_past_max_duration_is_one_error_naming_per() {
 
 #[test]
 fn a_backoff_past_max_duration_is_a_config_error() {
-    let cfg = LoopBudgetConfig {
-        backoff_max: Duration::MAX,
-        ..Default::default()
-    };
+    let cfg = LoopBudgetConfig::new().backoff_max(Duration::MAX);
     assert_eq!(
         cfg.validate().unwrap_err().to_string(),
         "backoff_max: 18446744073709551615.999999999s must be at most 365 days (31536000s)"
     );
-    let cfg = LoopBudgetConfig {
-        backoff_initial: Duration::from_secs(u64::MAX),
-        backoff_max: Duration::from_secs(u64::MAX),
-        ..Default::default()
-    };
+    let cfg = LoopBudgetConfig::new()
+        .backoff_initial(Duration::from_secs(u64::MAX))
+        .backoff_max(Duration::from_secs(u64::MAX));
     let err = cfg.validate().unwrap_err();
     let fields: Vec<_> = err.errors().iter().map(|e| e.field()).collect();
     assert_eq!(fields, ["backoff_initial", "backoff_max"]);
@@ -138,15 +131,15 @@ fn a_backoff_past_max_duration_is_a_config_error() {
 
 #[test]
 fn a_keyed_budget_past_its_bounds_is_a_config_error() {
-    let cfg = KeyedBudgetConfig {
-        capacity: usize::MAX,
-        idle_ttl: Duration::from_secs(u64::MAX),
-        ..Default::default()
-    };
+    let cfg = KeyedBudgetConfig::new().keys(
+        KeyMapConfig::new()
+            .capacity(usize::MAX)
+            .idle_ttl(Duration::from_secs(u64::MAX)),
+    );
     assert_eq!(
         cfg.validate().unwrap_err().to_string(),
-        "capacity: 18446744073709551615 must be at most 16777216 (2^24); \
-         idle_ttl: 18446744073709551615s must be at most 365 days (31536000s)"
+        "keys.capacity: 18446744073709551615 must be at most 16777216 (2^24); \
+         keys.idle_ttl: 18446744073709551615s must be at most 365 days (31536000s)"
     );
 }
 
@@ -157,31 +150,22 @@ fn a_keyed_budget_past_its_bounds_is_a_config_error() {
 
 #[test]
 fn a_burst_that_takes_more_than_max_duration_to_refill_is_a_config_error() {
-    let cfg = BudgetConfig {
-        rate: 1,
-        per: YEAR,
-        burst: Some(u32::MAX),
-        ..Default::default()
-    };
+    let cfg = BudgetConfig::new().rate(1).per(YEAR).burst(u32::MAX);
     assert_eq!(
         cfg.validate().unwrap_err().to_string(),
         "burst: 4294967295 takes more than 365 days to refill at rate / per \
          (burst × per / rate must be at most 31536000s)"
     );
-    let cfg = BudgetConfig {
-        rate: 1,
-        per: Duration::from_secs(1),
-        burst: Some(u32::MAX),
-        ..Default::default()
-    };
+    let cfg = BudgetConfig::new()
+        .rate(1)
+        .per(Duration::from_secs(1))
+        .burst(u32::MAX);
     assert_eq!(cfg.validate().unwrap_err().field(), "burst");
     // The same burst at a rate that refills it within a year is fine.
-    let cfg = BudgetConfig {
-        rate: 1_000_000_000,
-        per: Duration::from_secs(1),
-        burst: Some(u32::MAX),
-        ..Default::default()
-    };
+    let cfg = BudgetConfig::new()
+        .rate(1_000_000_000)
+        .per(Duration::from_secs(1))
+        .burst(u32::MAX);
     assert!(cfg.validate().is_ok());
 }
 
@@ -296,14 +280,9 @@ fn loop_budget_new_keeps_its_config_valid() {
 
 #[tokio::test(start_paused = true)]
 async fn a_keyed_budget_at_its_bounds_serves() {
-    let cfg = KeyedBudgetConfig {
-        rate: u32::MAX,
-        per: YEAR,
-        burst: Some(u32::MAX),
-        capacity: MAX_CAPACITY,
-        idle_ttl: YEAR,
-        ..Default::default()
-    };
+    let cfg = KeyedBudgetConfig::new()
+        .per_key(BudgetConfig::new().rate(u32::MAX).per(YEAR).burst(u32::MAX))
+        .keys(KeyMapConfig::new().capacity(MAX_CAPACITY).idle_ttl(YEAR));
     let layer = KeyedBudgetLayer::new(|x: &u32| *x, &cfg).unwrap();
     let svc = layer.layer(echo());
     for k in 0..100 {

@@ -5,6 +5,10 @@
 //! Panics are caught with `catch_unwind` and fail the case. An abort (an
 //! allocation the machine cannot satisfy) cannot be caught; no constructor
 //! reserves memory by its bound any more, so none should happen.
+//!
+//! Budgets run on a manual clock, driven by hand with no runtime; only what
+//! sleeps on tokio's timer (Wait mode's parking, the queues' waits, a
+//! `BoundedLoop`'s backoff) runs in a paused runtime.
 
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -14,11 +18,11 @@ use std::time::Duration;
 use proptest::prelude::*;
 use seawall_budget::bounded::{self, LaneConfig, OverflowPolicy, PriorityConfig};
 use seawall_budget::{
-    BoundedLoop, Budget, BudgetConfig, BudgetLayer, BudgetMode, ConfigError, KeyedBudgetConfig,
-    KeyedBudgetLayer, LoopBudget, LoopBudgetConfig,
+    BoundedLoop, Budget, BudgetBuilder, BudgetConfig, BudgetLayer, BudgetMode, ConfigError,
+    KeyedBudgetConfig, KeyedBudgetLayer, LoopBudget, LoopBudgetBuilder, LoopBudgetConfig,
 };
-use seawall_core::Rejection;
 use seawall_core::config::{MAX_CAPACITY, MAX_DURATION};
+use seawall_core::{BoxError, Clock, KeyMapConfig, ManualClock, Rejection};
 use seawall_test_support::runtime;
 use tower::{Layer, Service, ServiceExt, service_fn};
 
@@ -142,10 +146,10 @@ fn echo() -> impl Service<u32, Response = u32, Error = std::convert::Infallible>
     service_fn(|x: u32| async move { Ok::<_, std::convert::Infallible>(x) })
 }
 
-/// A budget that admits its first token, refuses (or waits) once spent,
-/// and has a token again after `MAX_DURATION`: the bound on a full burst's
-/// refill.
-async fn serves(budget: &LoopBudget) -> Result<(), TestCaseError> {
+/// A budget on the manual clock `hand` moves that admits its first token,
+/// refuses once spent, and has a token again after `MAX_DURATION`: the
+/// bound on a full burst's refill. No runtime.
+fn serves(budget: &LoopBudget, hand: &ManualClock) -> Result<(), TestCaseError> {
     prop_assert!(budget.burst() >= 1);
     prop_assert!(budget.can_proceed());
     prop_assert!(budget.try_consume(1).is_ok());
@@ -156,17 +160,52 @@ async fn serves(budget: &LoopBudget) -> Result<(), TestCaseError> {
     if let Err(e) = budget.try_consume(1) {
         prop_assert!(e.retry_after() <= MAX_DURATION + MAX_DURATION);
     }
-    let delay = budget.next_backoff();
-    prop_assert!(delay <= MAX_DURATION);
-    prop_assert_eq!(budget.backoff().await, delay);
-    tokio::time::advance(MAX_DURATION + MAX_DURATION).await;
+    prop_assert!(budget.next_backoff() <= MAX_DURATION);
+    hand.advance(MAX_DURATION + MAX_DURATION);
     prop_assert!(budget.try_consume(1).is_ok());
     Ok(())
 }
 
-/// One call through `svc` and, once the budget is spent, a call that is
-/// refused (Reject) or waits until a token is due (Wait).
-async fn layer_serves<S>(mut svc: Budget<S>, mode: BudgetMode) -> Result<(), TestCaseError>
+/// `poll_ready`, `call` and one poll of the response, by hand (no runtime:
+/// the service must not need a timer): `Some` response, or `None` for a
+/// refusal with a `retry_after` in bounds.
+fn call_now<S: Service<u32, Error = BoxError>>(
+    svc: &mut S,
+    req: u32,
+) -> Result<Option<S::Response>, TestCaseError> {
+    let mut cx = Context::from_waker(Waker::noop());
+    prop_assert!(matches!(svc.poll_ready(&mut cx), Poll::Ready(Ok(()))));
+    match std::pin::pin!(svc.call(req)).poll(&mut cx) {
+        Poll::Ready(Ok(r)) => Ok(Some(r)),
+        Poll::Ready(Err(e)) => {
+            let r = Rejection::find(&*e);
+            prop_assert!(r.is_some(), "not a rejection: {e}");
+            let after = r.and_then(|r| r.retry_after()).unwrap_or_default();
+            prop_assert!(after <= MAX_DURATION + MAX_DURATION);
+            Ok(None)
+        }
+        Poll::Pending => Err(TestCaseError::fail("the response is pending")),
+    }
+}
+
+/// Reject mode on a manual clock, no runtime: one call through `svc`; once
+/// the budget is spent, a refusal; after `MAX_DURATION` twice, a call again.
+fn reject_serves<S>(mut svc: Budget<S>, hand: &ManualClock) -> Result<(), TestCaseError>
+where
+    S: Service<u32, Response = u32, Error = std::convert::Infallible>,
+{
+    prop_assert_eq!(call_now(&mut svc, 1)?, Some(1));
+    let burst = svc.budget().burst();
+    svc.budget().consume(burst);
+    prop_assert_eq!(call_now(&mut svc, 2)?, None);
+    hand.advance(MAX_DURATION + MAX_DURATION);
+    prop_assert_eq!(call_now(&mut svc, 3)?, Some(3));
+    Ok(())
+}
+
+/// Wait mode, on tokio's (paused) clock: its parking is a tokio timer. One
+/// call, then a wait until a token is due.
+async fn wait_serves<S>(mut svc: Budget<S>) -> Result<(), TestCaseError>
 where
     S: Service<u32, Response = u32, Error = std::convert::Infallible>,
 {
@@ -174,20 +213,10 @@ where
     let burst = svc.budget().burst();
     svc.budget().consume(burst);
     let mut cx = Context::from_waker(Waker::noop());
-    match mode {
-        BudgetMode::Reject => {
-            prop_assert!(matches!(svc.poll_ready(&mut cx), Poll::Ready(Ok(()))));
-            let err = svc.call(2).await.unwrap_err();
-            let rejection = Rejection::find(&*err).unwrap();
-            prop_assert!(rejection.retry_after().unwrap() <= MAX_DURATION + MAX_DURATION);
-        }
-        BudgetMode::Wait => {
-            let _ = svc.poll_ready(&mut cx);
-            tokio::time::advance(MAX_DURATION + MAX_DURATION).await;
-            prop_assert!(matches!(svc.poll_ready(&mut cx), Poll::Ready(Ok(()))));
-            prop_assert_eq!(svc.call(2).await.unwrap(), 2);
-        }
-    }
+    let _ = svc.poll_ready(&mut cx);
+    tokio::time::advance(MAX_DURATION + MAX_DURATION).await;
+    prop_assert!(matches!(svc.poll_ready(&mut cx), Poll::Ready(Ok(()))));
+    prop_assert_eq!(svc.call(2).await.unwrap(), 2);
     Ok(())
 }
 
@@ -203,22 +232,23 @@ proptest! {
         multiplier in floats(),
         max in durations(),
     ) {
-        let cfg = LoopBudgetConfig {
-            rate,
-            per,
-            burst,
-            backoff_initial: initial,
-            backoff_multiplier: multiplier,
-            backoff_max: max,
-            ..Default::default()
-        };
-        let built = no_panic("LoopBudget::from_config", || LoopBudget::from_config(&cfg))?;
+        let mut cfg = LoopBudgetConfig::new()
+            .rate(rate)
+            .per(per)
+            .backoff_initial(initial)
+            .backoff_multiplier(multiplier)
+            .backoff_max(max);
+        cfg.burst = burst;
+        let (clock, hand) = Clock::manual();
+        let built = no_panic("LoopBudget::from_config", || {
+            LoopBudgetBuilder::from_config(cfg).clock(clock).build()
+        })?;
         match built {
             Err(e) => names_fields(
                 &e,
                 &["rate", "per", "burst", "backoff_initial", "backoff_multiplier", "backoff_max"],
             )?,
-            Ok(budget) => no_panic("a LoopBudget", || block_on(serves(&budget)))??,
+            Ok(budget) => no_panic("a LoopBudget", || serves(&budget, &hand))??,
         }
     }
 
@@ -226,7 +256,13 @@ proptest! {
     fn loop_budget_new(rate in u32s()) {
         let budget = no_panic("LoopBudget::new", || LoopBudget::new(rate))?;
         prop_assert!(budget.config().validate().is_ok());
-        no_panic("a LoopBudget", || block_on(serves(&budget)))??;
+        // The same config on a manual clock.
+        let (clock, hand) = Clock::manual();
+        let budget = LoopBudgetBuilder::from_config(budget.config().clone())
+            .clock(clock)
+            .build()
+            .unwrap();
+        no_panic("a LoopBudget", || serves(&budget, &hand))??;
     }
 
     #[test]
@@ -236,26 +272,24 @@ proptest! {
         burst in proptest::option::of(u32s()),
         mode in modes(),
     ) {
-        let cfg = BudgetConfig { rate, per, burst, mode, ..Default::default() };
+        let mut cfg = BudgetConfig::new().rate(rate).per(per).mode(mode);
+        cfg.burst = burst;
         let built = no_panic("BudgetLayer::from_config", || BudgetLayer::from_config(&cfg))?;
         match built {
             Err(e) => names_fields(&e, RATE_FIELDS)?,
             Ok(layer) => {
-                no_panic("a Budget", || block_on(layer_serves(layer.layer(echo()), mode)))??;
-                // Another layer around the same budget, in the other mode.
-                let other = match mode {
-                    BudgetMode::Reject => BudgetMode::Wait,
-                    BudgetMode::Wait => BudgetMode::Reject,
-                };
-                let svc = BudgetLayer::from_budget(layer.budget().clone(), other).layer(echo());
+                // Wait mode parks on tokio's timer: a paused runtime.
                 no_panic("a Budget", || {
                     block_on(async {
-                        // The first run left at most a full burst and two
-                        // tokens of debt: each at most `MAX_DURATION`.
-                        tokio::time::advance(MAX_DURATION * 4).await;
-                        layer_serves(svc, other).await
+                        let svc = BudgetLayer::from_budget(layer.budget().clone(), BudgetMode::Wait);
+                        wait_serves(svc.layer(echo())).await
                     })
                 })??;
+                // Reject mode needs no timer: a manual clock, no runtime.
+                let (clock, hand) = Clock::manual();
+                let layer = BudgetBuilder::from_config(cfg).clock(clock).build().unwrap();
+                let svc = BudgetLayer::from_budget(layer.budget().clone(), BudgetMode::Reject);
+                no_panic("a Budget", || reject_serves(svc.layer(echo()), &hand))??;
             }
         }
     }
@@ -268,33 +302,34 @@ proptest! {
         capacity in usizes(),
         idle_ttl in durations(),
     ) {
-        let cfg = KeyedBudgetConfig { rate, per, burst, capacity, idle_ttl, ..Default::default() };
+        let mut per_key = BudgetConfig::new().rate(rate).per(per);
+        per_key.burst = burst;
+        let cfg = KeyedBudgetConfig::new()
+            .per_key(per_key)
+            .keys(KeyMapConfig::new().capacity(capacity).idle_ttl(idle_ttl));
         let built = no_panic("KeyedBudgetLayer::new", || {
             KeyedBudgetLayer::new(|k: &u32| *k % 4, &cfg)
         })?;
         match built {
-            Err(e) => names_fields(&e, &["rate", "per", "burst", "capacity", "idle_ttl"])?,
+            Err(e) => names_fields(&e, &["per_key.rate", "per_key.per", "per_key.burst", "keys.capacity", "keys.idle_ttl"])?,
             Ok(layer) => no_panic("a KeyedBudget", || {
-                block_on(async {
-                    let svc = layer.layer(echo());
-                    for k in 0..8 {
-                        match svc.clone().oneshot(k).await {
-                            Ok(x) => prop_assert_eq!(x, k),
-                            Err(e) => {
-                                let r = Rejection::find(&*e).unwrap();
-                                prop_assert!(r.retry_after().unwrap() <= MAX_DURATION);
-                            }
-                        }
+                // A manual clock: no runtime.
+                let (clock, hand) = Clock::manual();
+                let layer = layer.clock(clock);
+                let mut svc = layer.layer(echo());
+                for k in 0..8 {
+                    if let Some(x) = call_now(&mut svc, k)? {
+                        prop_assert_eq!(x, k);
                     }
-                    prop_assert!(layer.stats().keys <= 4);
-                    let _ = layer.available(&1);
-                    tokio::time::advance(MAX_DURATION + MAX_DURATION).await;
-                    let _ = layer.evict_idle();
-                    tokio::time::advance(MAX_DURATION + MAX_DURATION).await;
-                    let _ = layer.evict_idle();
-                    prop_assert_eq!(svc.clone().oneshot(3).await.unwrap(), 3);
-                    Ok(())
-                })
+                }
+                prop_assert!(layer.stats().keys <= 4);
+                let _ = layer.available(&1);
+                hand.advance(MAX_DURATION + MAX_DURATION);
+                let _ = layer.evict_idle();
+                hand.advance(MAX_DURATION + MAX_DURATION);
+                let _ = layer.evict_idle();
+                prop_assert_eq!(call_now(&mut svc, 3)?, Some(3));
+                Ok(())
             })??,
         }
     }
@@ -367,15 +402,13 @@ proptest! {
         max in durations(),
         items in 0u64..6,
     ) {
-        let cfg = LoopBudgetConfig {
-            rate,
-            per,
-            burst,
-            backoff_initial: initial,
-            backoff_multiplier: multiplier,
-            backoff_max: max,
-            ..Default::default()
-        };
+        let mut cfg = LoopBudgetConfig::new()
+            .rate(rate)
+            .per(per)
+            .backoff_initial(initial)
+            .backoff_multiplier(multiplier)
+            .backoff_max(max);
+        cfg.burst = burst;
         let Ok(budget) = LoopBudget::from_config(&cfg) else { return Ok(()) };
         no_panic("BoundedLoop::run", || block_on(async move {
             let (tx, rx) = bounded::channel(MAX_CAPACITY, OverflowPolicy::Wait).unwrap();
@@ -409,10 +442,11 @@ fn hostile_durations_from_toml_are_config_errors() {
         );
     }
     let cfg: KeyedBudgetConfig =
-        toml::from_str("capacity = 18446744073709551615\nidle_ttl = \"1000years\"").unwrap();
+        toml::from_str("[keys]\ncapacity = 18446744073709551615\nidle_ttl = \"1000years\"")
+            .unwrap();
     let err = KeyedBudgetLayer::new(|k: &u32| *k, &cfg).unwrap_err();
     let fields: Vec<_> = err.errors().iter().map(|e| e.field()).collect();
-    assert_eq!(fields, ["capacity", "idle_ttl"]);
+    assert_eq!(fields, ["keys.capacity", "keys.idle_ttl"]);
     let cfg: PriorityConfig = toml::from_str(
         "lanes = [{ capacity = 4, policy = \"wait\" }, { capacity = 4294967295, policy = \"reject\" }]",
     )

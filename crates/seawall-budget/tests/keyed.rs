@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use seawall_budget::{KeyedBudgetConfig, KeyedBudgetLayer, OVERFLOW_KEY};
+use seawall_budget::{BudgetConfig, KeyedBudgetConfig, KeyedBudgetLayer, OVERFLOW_KEY};
+use seawall_core::KeyMapConfig;
 use seawall_core::{BoxError, Rejection, RejectionKind};
 use seawall_test_support::service::Echo;
 use tokio::time::advance;
@@ -29,14 +30,9 @@ fn rejected_key(err: &BoxError) -> Option<String> {
 
 /// One call an hour, bursts of one, 100 keys.
 fn hourly(capacity: usize, idle_ttl: Duration) -> KeyedBudgetConfig {
-    KeyedBudgetConfig {
-        rate: 1,
-        per: HOUR,
-        burst: Some(1),
-        capacity,
-        idle_ttl,
-        ..Default::default()
-    }
+    KeyedBudgetConfig::new()
+        .per_key(BudgetConfig::new().rate(1).per(HOUR).burst(1))
+        .keys(KeyMapConfig::new().capacity(capacity).idle_ttl(idle_ttl))
 }
 
 // The bypass this guards against: junk keys pushed a throttled key out of a
@@ -105,14 +101,18 @@ async fn an_abuser_in_overflow_gains_nothing() {
 #[tokio::test(start_paused = true)]
 async fn newcomers_share_one_overflow_budget_until_keys_refill() {
     // One call every 10s per key, 4 keys.
-    let cfg = KeyedBudgetConfig {
-        rate: 1,
-        per: Duration::from_secs(10),
-        burst: Some(1),
-        capacity: 4,
-        idle_ttl: Duration::from_secs(1),
-        ..Default::default()
-    };
+    let cfg = KeyedBudgetConfig::new()
+        .per_key(
+            BudgetConfig::new()
+                .rate(1)
+                .per(Duration::from_secs(10))
+                .burst(1),
+        )
+        .keys(
+            KeyMapConfig::new()
+                .capacity(4)
+                .idle_ttl(Duration::from_secs(1)),
+        );
     let layer = KeyedBudgetLayer::new(|k: &u64| *k, &cfg).unwrap();
     let mut svc = layer.layer(Echo);
     for k in 0..4 {
@@ -161,14 +161,18 @@ async fn newcomers_share_one_overflow_budget_until_keys_refill() {
 
 #[tokio::test(start_paused = true)]
 async fn the_overflow_budget_refills_like_a_key() {
-    let cfg = KeyedBudgetConfig {
-        rate: 2,
-        per: Duration::from_secs(1),
-        burst: Some(2),
-        capacity: 1,
-        idle_ttl: Duration::from_secs(60),
-        ..Default::default()
-    };
+    let cfg = KeyedBudgetConfig::new()
+        .per_key(
+            BudgetConfig::new()
+                .rate(2)
+                .per(Duration::from_secs(1))
+                .burst(2),
+        )
+        .keys(
+            KeyMapConfig::new()
+                .capacity(1)
+                .idle_ttl(Duration::from_secs(60)),
+        );
     let layer = KeyedBudgetLayer::new(|k: &u64| *k, &cfg).unwrap();
     let mut svc = layer.layer(Echo);
     call(&mut svc, 0).await.unwrap();

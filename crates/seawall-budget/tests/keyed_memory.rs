@@ -3,7 +3,8 @@
 //! current-thread runtime, futures polled by hand), so the count is
 //! deterministic.
 
-use seawall_budget::{KeyedBudgetConfig, KeyedBudgetLayer};
+use seawall_budget::{BudgetConfig, KeyedBudgetConfig, KeyedBudgetLayer};
+use seawall_core::KeyMapConfig;
 use seawall_test_support::service::{Echo, ready_call_ok};
 use seawall_test_support::{CountingAlloc, count, runtime};
 use tower::Layer;
@@ -22,13 +23,9 @@ fn a_throttled_key_costs_at_most_100_bytes() {
     let rt = runtime::paused();
     let _guard = rt.enter();
 
-    let cfg = KeyedBudgetConfig {
-        rate: 1,
-        burst: Some(1),
-        // Room for every key whatever the shards they hash to.
-        capacity: 2 * KEYS as usize,
-        ..Default::default()
-    };
+    // Room for every key whatever the shards they hash to.
+    let cfg = KeyedBudgetConfig::from(BudgetConfig::new().rate(1).burst(1))
+        .keys(KeyMapConfig::new().capacity(2 * KEYS as usize));
     let layer = KeyedBudgetLayer::new(|k: &u64| *k, &cfg).unwrap();
     let mut svc = layer.layer(Echo);
     let held = count(|| {

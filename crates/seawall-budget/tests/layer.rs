@@ -7,7 +7,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use seawall_budget::{BudgetLayer, BudgetMode, KeyedBudgetConfig, KeyedBudgetLayer, LoopBudget};
+use seawall_budget::{
+    BudgetConfig, BudgetLayer, BudgetMode, KeyedBudgetConfig, KeyedBudgetLayer, LoopBudget,
+};
+use seawall_core::KeyMapConfig;
 use seawall_core::{BoxError, BudgetExhausted, Rejection, RejectionKind};
 use tokio::time::advance;
 use tokio_test::{assert_pending, assert_ready_ok, task};
@@ -218,11 +221,7 @@ async fn errors_from_the_inner_service_pass_through() {
 
 #[tokio::test(start_paused = true)]
 async fn keyed_budgets_are_independent_and_labelled() {
-    let cfg = KeyedBudgetConfig {
-        rate: 10,
-        burst: Some(2),
-        ..Default::default()
-    };
+    let cfg = KeyedBudgetConfig::from(BudgetConfig::new().rate(10).burst(2));
     let layer = KeyedBudgetLayer::new(|x: &u32| x % 2, &cfg).unwrap();
     let calls = Counting::default();
     let mut svc = layer.layer(calls.clone());
@@ -251,12 +250,11 @@ async fn keyed_budgets_are_independent_and_labelled() {
 
 #[tokio::test(start_paused = true)]
 async fn keyed_map_stays_bounded() {
-    let cfg = KeyedBudgetConfig {
-        rate: 10,
-        capacity: 4,
-        idle_ttl: Duration::from_secs(1),
-        ..Default::default()
-    };
+    let cfg = KeyedBudgetConfig::from(BudgetConfig::new().rate(10)).keys(
+        KeyMapConfig::new()
+            .capacity(4)
+            .idle_ttl(Duration::from_secs(1)),
+    );
     let layer = KeyedBudgetLayer::new(|x: &u32| *x, &cfg).unwrap();
     let mut svc = layer.layer(Counting::default());
     for x in 0..100 {
@@ -288,14 +286,11 @@ fn bad_configs_name_their_fields() {
         err.to_string(),
         "per: 0s must be longer than zero; burst: 0 must be greater than zero"
     );
-    let cfg = KeyedBudgetConfig {
-        rate: 0,
-        capacity: 0,
-        ..Default::default()
-    };
+    let cfg =
+        KeyedBudgetConfig::from(BudgetConfig::new().rate(0)).keys(KeyMapConfig::new().capacity(0));
     let err = KeyedBudgetLayer::new(|x: &u32| *x, &cfg).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "rate: 0 must be greater than zero; capacity: 0 must be greater than zero"
+        "per_key.rate: 0 must be greater than zero; keys.capacity: 0 must be greater than zero"
     );
 }

@@ -11,9 +11,20 @@ use tokio::sync::Notify;
 use super::{Delivery, Ends, Full, Lane, Offer, OverflowPolicy, QueueStats, SendError, lock};
 
 /// One lane: its capacity and what it does when full.
+///
+/// Built with [`LaneConfig::new`], or from [`Default`] (1024 items,
+/// [`OverflowPolicy::Wait`]) and the setters of the same names as the fields:
+///
+/// ```
+/// use seawall_budget::bounded::{LaneConfig, OverflowPolicy};
+///
+/// let lane = LaneConfig::default().capacity(64).policy(OverflowPolicy::DropOldest);
+/// assert_eq!(lane, LaneConfig::new(64, OverflowPolicy::DropOldest));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(deny_unknown_fields))]
+#[non_exhaustive]
 pub struct LaneConfig {
     /// Most items the lane holds: `1..=`[`MAX_CAPACITY`] (2^24).
     ///
@@ -27,6 +38,25 @@ impl LaneConfig {
     /// A lane of `capacity` items with `policy`.
     pub fn new(capacity: usize, policy: OverflowPolicy) -> Self {
         LaneConfig { capacity, policy }
+    }
+
+    /// Sets the most items the lane holds.
+    pub fn capacity(mut self, capacity: usize) -> Self {
+        self.capacity = capacity;
+        self
+    }
+
+    /// Sets what a full lane does with one more item.
+    pub fn policy(mut self, policy: OverflowPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+}
+
+impl Default for LaneConfig {
+    /// 1024 items, [`OverflowPolicy::Wait`]: backpressure, nothing dropped.
+    fn default() -> Self {
+        LaneConfig::new(1024, OverflowPolicy::Wait)
     }
 }
 
@@ -42,9 +72,13 @@ impl LaneConfig {
 ///     { capacity = 1024, policy = "drop_oldest" },
 /// ]
 /// ```
+///
+/// In code, [`PriorityConfig::new`] takes the lanes; [`Default`] is two
+/// default lanes (high, low) with `fair_every` 8.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(deny_unknown_fields))]
+#[non_exhaustive]
 pub struct PriorityConfig {
     /// The lanes, index 0 the highest priority: `1..=`[`MAX_LANES`] (256).
     pub lanes: Vec<LaneConfig>,
@@ -57,6 +91,13 @@ pub struct PriorityConfig {
 
 fn default_fair_every() -> usize {
     8
+}
+
+impl Default for PriorityConfig {
+    /// Two [default lanes](LaneConfig::default), high and low, `fair_every` 8.
+    fn default() -> Self {
+        PriorityConfig::new([LaneConfig::default(), LaneConfig::default()])
+    }
 }
 
 /// The most lanes a [`PriorityConfig`] may have: 256. Every take looks at
@@ -75,6 +116,12 @@ impl PriorityConfig {
     /// Sets [`fair_every`](PriorityConfig::fair_every).
     pub fn fair_every(mut self, n: usize) -> Self {
         self.fair_every = n;
+        self
+    }
+
+    /// Sets the lanes, highest priority first.
+    pub fn lanes(mut self, lanes: impl IntoIterator<Item = LaneConfig>) -> Self {
+        self.lanes = lanes.into_iter().collect();
         self
     }
 
