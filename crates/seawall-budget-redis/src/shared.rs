@@ -471,10 +471,29 @@ impl Shared {
         let before = self.counters.round_trips.load(Ordering::Relaxed);
         let r = conn.lease(&self.counters, self.script_rate, asks).await;
         #[cfg(feature = "metrics")]
+        self.report_round_trips(before);
+        r
+    }
+
+    /// Connects and loads the script, counted like every other round trip.
+    async fn warm_up(&self, conn: &mut Conn) -> Result<(), RedisBudgetError> {
+        #[cfg(feature = "metrics")]
+        let before = self.counters.round_trips.load(Ordering::Relaxed);
+        let r = conn.warm_up(&self.counters).await;
+        #[cfg(feature = "metrics")]
+        self.report_round_trips(before);
+        r
+    }
+
+    /// Adds the round trips counted since `before` to the metric. Only the
+    /// background task sends commands on the layer's counters, so the
+    /// difference is its own.
+    #[cfg(feature = "metrics")]
+    fn report_round_trips(&self, before: u64) {
+        let now = self.counters.round_trips.load(Ordering::Relaxed);
         self.metrics
             .round_trips
-            .increment(self.counters.round_trips.load(Ordering::Relaxed) - before);
-        r
+            .increment(now.saturating_sub(before));
     }
 
     /// Asks Redis for nothing (no write): succeeds when it answers.
@@ -525,7 +544,7 @@ async fn run(weak: Weak<Shared>, mut rx: mpsc::Receiver<Arc<Cell>>, mut conn: Co
     match weak.upgrade() {
         None => return,
         Some(shared) => {
-            if let Err(e) = conn.warm_up(&shared.counters).await {
+            if let Err(e) = shared.warm_up(&mut conn).await {
                 shared.enter_fallback(e);
             }
         }
