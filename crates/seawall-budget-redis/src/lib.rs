@@ -52,6 +52,13 @@
 //!   `probe_interval`, and is counted in
 //!   [`RedisBudgetStats::key_errors`]; the other keys and the backend stay
 //!   on Redis.
+//! - **Time.** The budget runs on Redis's clock; locally a layer reads a
+//!   `seawall_core::Clock` (tokio's unless given another with
+//!   [`RedisBudgetBuilder::clock`] or [`RedisKeyedBudgetLayer::clock`]) for
+//!   what it decides itself: until when the budget is known to be spent, the
+//!   local rate, a key's idle time. Timers (probes, `redis_timeout`, `Wait`
+//!   mode's sleep) are tokio's; see [`RedisBudgetLayer`] for what a manual or
+//!   TSC clock means.
 //! - **The password never prints.** `Debug` of the config and the layers,
 //!   config errors, and Redis errors (kept in the stats, written to tracing)
 //!   show the URL as [`redact_url`] does: `redis://user:***@host:6379/0`.
