@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use seawall_budget_redis::{RedisBudgetConfig, RedisBudgetLayer};
+use seawall_budget_redis::RedisBudgetLayer;
 use tower::{Layer, Service, ServiceExt, service_fn};
 
 const REPLICAS: usize = 3;
@@ -39,16 +39,15 @@ async fn main() {
             }
         },
     };
-    let cfg = RedisBudgetConfig {
-        url: url.clone(),
-        name: format!("shared-budget-example-{}", std::process::id()),
-        rate: RATE,
+    let cfg = RedisBudgetLayer::builder()
+        .url(url.clone())
+        .name(format!("shared-budget-example-{}", std::process::id()))
+        .rate(RATE)
         // A small burst (2% of a second) and leases of at most 5 tokens, so
         // each second's total stays within a few percent of the rate.
-        burst: Some(20),
-        lease_share: 0.25,
-        ..Default::default()
-    };
+        .burst(20)
+        .lease_share(0.25)
+        .into_config();
     println!("{REPLICAS} replicas share {RATE}/s on {url}, each offering {RATE}/s");
 
     let counters: Vec<Arc<AtomicU64>> = (0..REPLICAS).map(|_| Arc::default()).collect();

@@ -7,10 +7,10 @@
 use std::fmt;
 use std::time::Duration;
 
-use seawall_budget::{BudgetConfig, BudgetMode};
-use seawall_core::ConfigError;
+use seawall_budget::{BudgetLayer, BudgetMode};
 use seawall_core::config::Check;
 use seawall_core::names::DEFAULT_NAME;
+use seawall_core::{Clock, ConfigError, KeyMapConfig};
 
 use crate::layer::RedisBudgetLayer;
 use crate::redact::{MAX_URL_LEN, redact_url, scrub, secrets};
@@ -82,8 +82,12 @@ impl Default for FallbackPolicy {
     }
 }
 
-/// Configuration of a [`RedisBudgetLayer`] (and, with `capacity` and
-/// `idle_ttl`, of a [`RedisKeyedBudgetLayer`](crate::RedisKeyedBudgetLayer)).
+/// Configuration of a [`RedisBudgetLayer`] (and, with `keys`, of a
+/// [`RedisKeyedBudgetLayer`](crate::RedisKeyedBudgetLayer)).
+///
+/// `#[non_exhaustive]`: build one with [`RedisBudgetLayer::builder`] (every
+/// field has a setter; [`RedisBudgetBuilder::into_config`] hands the config
+/// over), or from `Default` and field assignment.
 ///
 /// | field | default | meaning |
 /// |-------|---------|---------|
@@ -98,11 +102,40 @@ impl Default for FallbackPolicy {
 /// | `probe_interval` | 1s | while falling back (the backend, or one key), how often Redis is tried again; at most 365 days |
 /// | `lease_interval` | 50ms | a replica leases about `local rate × lease_interval` tokens per round trip; at most 365 days |
 /// | `lease_share` | 0.1 | a lease is at most `lease_share × burst` tokens (at least 1); in `(0, 1]` |
-/// | `capacity` | 10 000 | keyed layer: most keys held at once (more new keys share one overflow budget); at most 2^24 |
-/// | `idle_ttl` | 5 minutes | keyed layer: a key unused this long may be forgotten; at most 365 days |
+/// | `keys.capacity` | 10 000 | keyed layer: most keys held at once (more new keys share one overflow budget); at most 2^24 |
+/// | `keys.idle_ttl` | 5 minutes | keyed layer: a key unused this long may be forgotten; at most 365 days |
+///
+/// ```
+/// use std::time::Duration;
+/// use seawall_budget_redis::{RedisBudgetConfig, RedisBudgetLayer};
+/// use seawall_core::KeyMapConfig;
+///
+/// let cfg: RedisBudgetConfig = RedisBudgetLayer::builder()
+///     .name("per-tenant")
+///     .rate(100)
+///     .keys(KeyMapConfig::new().capacity(1_000).idle_ttl(Duration::from_secs(60)))
+///     .into_config();
+/// assert!(cfg.validate().is_ok());
+///
+/// let mut cfg = RedisBudgetConfig::default();
+/// cfg.keys.capacity = 0;
+/// assert_eq!(cfg.validate().unwrap_err().field(), "keys.capacity");
+/// ```
+///
+/// In TOML (feature `serde`), the map's bounds are the `keys` table:
+///
+/// ```toml
+/// url = "redis://10.0.0.5:6379"
+/// name = "per-tenant"
+/// rate = 100
+/// [keys]
+/// capacity = 1000
+/// idle_ttl = "1m"
+/// ```
 #[derive(Clone, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
+#[non_exhaustive]
 pub struct RedisBudgetConfig {
     /// The Redis server's URL.
     pub url: String,
@@ -130,16 +163,13 @@ pub struct RedisBudgetConfig {
     pub lease_interval: Duration,
     /// The largest lease, as a share of `burst`, in `(0, 1]`.
     pub lease_share: f64,
-    /// Keyed layer: most keys held at once.
-    pub capacity: usize,
-    /// Keyed layer: how long a key must be unused before it may be forgotten.
-    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
-    pub idle_ttl: Duration,
+    /// Keyed layer: the bounds of its map of keys (most keys held, and how
+    /// long a key must be unused before it may be forgotten).
+    pub keys: KeyMapConfig,
 }
 
 impl Default for RedisBudgetConfig {
     fn default() -> Self {
-        let keys = seawall_core::KeyMapConfig::default();
         RedisBudgetConfig {
             url: "redis://127.0.0.1:6379".to_owned(),
             name: DEFAULT_NAME.to_owned(),
@@ -152,8 +182,7 @@ impl Default for RedisBudgetConfig {
             probe_interval: Duration::from_secs(1),
             lease_interval: Duration::from_millis(50),
             lease_share: 0.1,
-            capacity: keys.get_capacity(),
-            idle_ttl: keys.get_idle_ttl(),
+            keys: KeyMapConfig::default(),
         }
     }
 }
@@ -175,8 +204,7 @@ impl fmt::Debug for RedisBudgetConfig {
             .field("probe_interval", &self.probe_interval)
             .field("lease_interval", &self.lease_interval)
             .field("lease_share", &self.lease_share)
-            .field("capacity", &self.capacity)
-            .field("idle_ttl", &self.idle_ttl)
+            .field("keys", &self.keys)
             .finish()
     }
 }
@@ -185,7 +213,7 @@ impl RedisBudgetConfig {
     /// Checks every field (the URL is parsed, no connection is made).
     ///
     /// Bounds: every duration at most [`MAX_DURATION`] (365 days) and, but
-    /// for none, longer than zero; `capacity` in `1..=`[`MAX_CAPACITY`];
+    /// for none, longer than zero; `keys.capacity` in `1..=`[`MAX_CAPACITY`];
     /// `lease_share` and the `Local` share finite, in `(0, 1]`; the URL at
     /// most [`MAX_URL_LEN`] bytes. A bad URL is reported redacted
     /// ([`redact_url`]): the error never holds its password.
@@ -219,13 +247,11 @@ impl RedisBudgetConfig {
         }
         // Rate, period and burst follow the local budget's rules, checked by
         // its own config (same field names, same messages).
-        let rate = BudgetConfig {
-            rate: self.rate,
-            per: self.per,
-            burst: self.burst,
-            ..BudgetConfig::default()
-        };
-        check.nested("", rate.validate());
+        let mut rate = BudgetLayer::builder().rate(self.rate).per(self.per);
+        if let Some(burst) = self.burst {
+            rate = rate.burst(burst);
+        }
+        check.nested("", rate.config().validate());
         if let FallbackPolicy::Local { share } = self.fallback
             && !(share > 0.0 && share <= 1.0)
         {
@@ -238,9 +264,7 @@ impl RedisBudgetConfig {
         if !(self.lease_share > 0.0 && self.lease_share <= 1.0) {
             check.fail("lease_share", self.lease_share, "is not in (0, 1]");
         }
-        check
-            .capacity("capacity", self.capacity)
-            .nonzero_duration("idle_ttl", self.idle_ttl);
+        check.nested("keys", self.keys.validate());
         check.finish()
     }
 
@@ -263,8 +287,9 @@ impl RedisBudgetConfig {
     }
 }
 
-/// Builds a [`RedisBudgetLayer`]; every method sets the
-/// [`RedisBudgetConfig`] field of the same name.
+/// Builds a [`RedisBudgetLayer`]; every method but [`clock`](Self::clock)
+/// sets the [`RedisBudgetConfig`] field of the same name, so the builder
+/// also makes the config of a keyed layer ([`into_config`](Self::into_config)).
 ///
 /// ```
 /// use std::time::Duration;
@@ -287,6 +312,7 @@ impl RedisBudgetConfig {
 #[must_use]
 pub struct RedisBudgetBuilder {
     config: RedisBudgetConfig,
+    clock: Clock,
 }
 
 macro_rules! setters {
@@ -342,10 +368,18 @@ impl RedisBudgetBuilder {
         lease_interval: Duration;
         /// Sets the largest lease as a share of `burst` (default 0.1).
         lease_share: f64;
-        /// Sets the most keys a keyed layer holds (default 10 000).
-        capacity: usize;
-        /// Sets how long a key must be unused before it may be forgotten (default 5 minutes).
-        idle_ttl: Duration;
+        /// Sets a keyed layer's map bounds: most keys held (default
+        /// 10 000) and how long a key must be unused before it may be
+        /// forgotten (default 5 minutes).
+        keys: KeyMapConfig;
+    }
+
+    /// Reads the time from `clock` (default [`Clock::tokio`]); not part of
+    /// the config. See [`RedisBudgetLayer`] for what a clock that does not
+    /// follow tokio means for this layer.
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// The config built so far.
@@ -353,11 +387,18 @@ impl RedisBudgetBuilder {
         &self.config
     }
 
+    /// The config built so far, not validated: for a
+    /// [`RedisKeyedBudgetLayer`](crate::RedisKeyedBudgetLayer), or to keep.
+    /// The clock is not part of it.
+    pub fn into_config(self) -> RedisBudgetConfig {
+        self.config
+    }
+
     /// Validates and builds the layer. No connection is made here: the
     /// layer connects in the background, on the first tokio runtime it
     /// finds (now, or at the first call).
     pub fn build(self) -> Result<RedisBudgetLayer, ConfigError> {
-        RedisBudgetLayer::from_config(&self.config)
+        RedisBudgetLayer::make(&self.config, self.clock)
     }
 }
 
@@ -376,17 +417,16 @@ mod tests {
 
     #[test]
     fn every_bad_field_is_named() {
-        let cfg = RedisBudgetConfig {
-            url: "localhost:6379".into(),
-            name: "a{b}".into(),
-            rate: 0,
-            burst: Some(0),
-            fallback: FallbackPolicy::Local { share: 1.5 },
-            redis_timeout: Duration::ZERO,
-            lease_share: f64::NAN,
-            capacity: 0,
-            ..Default::default()
-        };
+        let cfg = RedisBudgetBuilder::new()
+            .url("localhost:6379")
+            .name("a{b}")
+            .rate(0)
+            .burst(0)
+            .fallback(FallbackPolicy::Local { share: 1.5 })
+            .redis_timeout(Duration::ZERO)
+            .lease_share(f64::NAN)
+            .keys(KeyMapConfig::new().capacity(0).idle_ttl(Duration::ZERO))
+            .into_config();
         let err = cfg.validate().unwrap_err();
         let fields: Vec<_> = err.errors().iter().map(|e| e.field()).collect();
         assert_eq!(
@@ -399,30 +439,28 @@ mod tests {
                 "fallback.local.share",
                 "redis_timeout",
                 "lease_share",
-                "capacity"
+                "keys.capacity",
+                "keys.idle_ttl"
             ]
         );
-        let cfg = RedisBudgetConfig {
-            rate: 10,
-            per: Duration::from_nanos(5),
-            ..Default::default()
-        };
+        let cfg = RedisBudgetBuilder::new()
+            .rate(10)
+            .per(Duration::from_nanos(5))
+            .into_config();
         assert_eq!(cfg.validate().unwrap_err().field(), "rate");
     }
 
     #[test]
     fn lease_is_a_bounded_share_of_the_burst() {
-        let cfg = RedisBudgetConfig {
-            burst: Some(3),
-            lease_share: 0.1,
-            ..Default::default()
-        };
+        let cfg = RedisBudgetBuilder::new()
+            .burst(3)
+            .lease_share(0.1)
+            .into_config();
         assert_eq!(cfg.max_lease(), 1);
-        let cfg = RedisBudgetConfig {
-            burst: Some(1000),
-            lease_share: 1.0,
-            ..Default::default()
-        };
+        let cfg = RedisBudgetBuilder::new()
+            .burst(1000)
+            .lease_share(1.0)
+            .into_config();
         assert_eq!(cfg.max_lease(), 1000);
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use seawall_budget::BudgetMode;
-use seawall_core::{ConfigError, KeyFn, KeyMap, KeyMapConfig};
+use seawall_core::{Clock, ConfigError, KeyFn, KeyMap};
 use tower_layer::Layer;
 
 use crate::config::{RedisBudgetBuilder, RedisBudgetConfig};
@@ -18,18 +18,27 @@ use crate::service::{RedisBudget, RedisKeyedBudget};
 use crate::shared::Shared;
 use crate::stats::{Backend, RedisBudgetStats};
 
-fn shared(config: &RedisBudgetConfig, queue: usize) -> Result<Arc<Shared>, ConfigError> {
+fn shared(
+    config: &RedisBudgetConfig,
+    queue: usize,
+    clock: Clock,
+) -> Result<Arc<Shared>, ConfigError> {
     config.validate()?;
     // Validated above, so this does not fail today; if it does, the error
     // names the URL redacted, like every other print of it.
-    let shared = Shared::new(config, queue).map_err(|e| {
+    let client = redis::Client::open(config.url.as_str()).map_err(|e| {
         ConfigError::new(
             "url",
             format_args!("{:?}", redact_url(&config.url)),
             scrub(&e.to_string(), &secrets(&config.url)),
         )
     })?;
-    Ok(Arc::new(shared))
+    Ok(Arc::new(Shared::new(config, client, queue, clock)))
+}
+
+/// The refill queue of a keyed layer: one slot per key, up to 1024.
+fn keyed_queue(config: &RedisBudgetConfig) -> usize {
+    config.keys.capacity.clamp(1, 1024)
 }
 
 fn stats(shared: &Shared, keys: usize) -> RedisBudgetStats {
@@ -52,7 +61,7 @@ fn stats(shared: &Shared, keys: usize) -> RedisBudgetStats {
 /// Checks that Redis answers the budget script, on a connection of its own
 /// (the script is loaded if needed; nothing is written).
 async fn ping(shared: &Shared) -> Result<(), RedisBudgetError> {
-    let mut conn = shared.conn()?;
+    let mut conn = shared.conn();
     let ask = Ask {
         key: &shared.prefix,
         owed: 0,
@@ -86,6 +95,20 @@ async fn ping(shared: &Shared) -> Result<(), RedisBudgetError> {
 /// first tokio runtime it sees, at `build()` or at the first call), which
 /// does all the Redis traffic and ends when the layer and all its services
 /// are dropped.
+///
+/// # Time
+///
+/// The layer reads the time from its [`Clock`]
+/// ([`RedisBudgetBuilder::clock`], tokio's by default): when the shared
+/// budget is known to be spent until a token is due (Redis says how long),
+/// the local rate that sizes leases, and when a key that Redis refused is
+/// tried again. The Redis budget itself runs on Redis's clock (`TIME`),
+/// whatever this one says. Its timers are tokio's: the background task's
+/// probe interval and `redis_timeout`, and `Wait` mode's sleep (set with
+/// [`Clock::instant_at`]). With a manual clock, moving it by hand moves the
+/// layer's readings but not those timers; a TSC clock drifts from tokio's by
+/// no more than the two sources do. The `Local` fallback's budget is
+/// seawall-budget's `LoopBudget`, which reads tokio's clock.
 ///
 /// ```no_run
 /// use seawall_budget_redis::{FallbackPolicy, RedisBudgetLayer};
@@ -129,9 +152,17 @@ impl RedisBudgetLayer {
         RedisBudgetBuilder::new()
     }
 
-    /// A layer from a config, validated first. Connects in the background.
+    /// A layer from a config, validated first, on tokio's clock (set another
+    /// with [`RedisBudgetBuilder::clock`]). Connects in the background.
     pub fn from_config(config: &RedisBudgetConfig) -> Result<RedisBudgetLayer, ConfigError> {
-        let shared = shared(config, 1)?;
+        Self::make(config, Clock::default())
+    }
+
+    pub(crate) fn make(
+        config: &RedisBudgetConfig,
+        clock: Clock,
+    ) -> Result<RedisBudgetLayer, ConfigError> {
+        let shared = shared(config, 1, clock)?;
         let cell = Arc::new(shared.budget_cell());
         shared.ensure_task();
         Ok(RedisBudgetLayer { shared, cell })
@@ -191,8 +222,8 @@ pub(crate) struct Keyed<K> {
 }
 
 /// One shared budget per key (client, tenant, route), taken from each
-/// request by a [`KeyFn`], held in a bounded map (`capacity` keys, idle ones
-/// forgotten after `idle_ttl`). Each key is its own Redis key,
+/// request by a [`KeyFn`], held in a bounded map (`keys.capacity` keys, idle
+/// ones forgotten after `keys.idle_ttl`). Each key is its own Redis key,
 /// `seawall:{name}:<key>`, all in the same Cluster slot.
 ///
 /// Like seawall-budget's `KeyedBudgetLayer` it always rejects (the key is
@@ -213,12 +244,19 @@ pub(crate) struct Keyed<K> {
 ///
 /// See `docs/distributed.md` ("Keyed budgets under hostile keys").
 ///
+/// The layer reads the time from its [`Clock`] (tokio's unless given
+/// another with [`clock`](Self::clock)), and so does its map of keys: see
+/// [`RedisBudgetLayer`] ("Time") for what a clock that does not follow tokio
+/// means; with a manual clock, a key's idle time and the time it is throttled
+/// for move with that clock.
+///
 /// ```no_run
-/// use seawall_budget_redis::{RedisBudgetConfig, RedisKeyedBudgetLayer};
+/// use seawall_budget_redis::RedisBudgetLayer;
+/// use seawall_budget_redis::RedisKeyedBudgetLayer;
 /// use tower::{Layer, ServiceExt, service_fn};
 ///
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-/// let cfg = RedisBudgetConfig { name: "per-tenant".into(), rate: 100, ..Default::default() };
+/// let cfg = RedisBudgetLayer::builder().name("per-tenant").rate(100).into_config();
 /// let layer = RedisKeyedBudgetLayer::new(|tenant: &&'static str| *tenant, &cfg).unwrap();
 /// let svc = layer.layer(service_fn(|t: &'static str| async move { Ok::<_, std::convert::Infallible>(t) }));
 /// assert_eq!(svc.oneshot("acme").await.unwrap(), "acme");
@@ -264,31 +302,64 @@ impl<F, K: Hash + Eq> RedisKeyedBudgetLayer<F, K> {
                 "is not supported by a keyed budget (it rejects)",
             )
         });
-        let shared = match (shared(config, config.capacity.clamp(1, 1024)), mode_err) {
+        let shared = match (
+            shared(config, keyed_queue(config), Clock::default()),
+            mode_err,
+        ) {
             (Ok(s), None) => s,
             (Ok(_), Some(e)) => return Err(e),
             (Err(e), None) => return Err(e),
             (Err(e), Some(m)) => return Err(e.merge(m)),
         };
-        let keys = KeyMapConfig::new()
-            .capacity(config.capacity)
-            .idle_ttl(config.idle_ttl);
-        let epoch = shared.epoch();
+        Ok(Self::with_shared(key_fn, shared))
+    }
+
+    /// The layer with its map, on `shared`'s clock. The background task
+    /// starts with the first service (or the first call), so that a layer
+    /// given another [`clock`](Self::clock) right away never starts one for
+    /// the state it drops.
+    fn with_shared(key_fn: F, shared: Arc<Shared>) -> Self {
         // A key goes only while forgetting it gives nothing away (see
-        // `Cell::is_fresh`); cells' instants count from the layer's epoch.
-        let map = KeyMap::new(keys).evictable_when(move |cell: &Cell, now| {
-            let now = u64::try_from(now.saturating_duration_since(epoch).as_nanos());
-            cell.is_fresh(now.unwrap_or(u64::MAX))
-        });
-        shared.ensure_task();
-        Ok(RedisKeyedBudgetLayer {
+        // `Cell::is_fresh`); cells' instants are readings of the layer's
+        // clock, and so is the map's `now`.
+        let map = KeyMap::new(shared.config.keys)
+            .clock(shared.clock.clone())
+            .evictable_when(|cell: &Cell, now| cell.is_fresh(now));
+        RedisKeyedBudgetLayer {
             key_fn,
             keyed: Arc::new(Keyed {
                 map,
                 overflow: Arc::new(shared.key_cell(Name::Overflow)),
             }),
             shared,
-        })
+        }
+    }
+
+    /// Reads the time from `clock` instead of tokio's, the map of keys
+    /// included. The layer starts afresh on it (no keys, counters at zero):
+    /// set it right after [`new`](Self::new), before making services, which
+    /// would keep the state they were made with.
+    ///
+    /// ```
+    /// use seawall_budget_redis::{RedisBudgetConfig, RedisKeyedBudgetLayer};
+    /// use seawall_core::Clock;
+    ///
+    /// let (clock, _hand) = Clock::manual();
+    /// let layer = RedisKeyedBudgetLayer::new(|k: &u32| *k, &RedisBudgetConfig::default())
+    ///     .unwrap()
+    ///     .clock(clock);
+    /// assert_eq!(layer.stats().keys, 0);
+    /// ```
+    #[must_use]
+    pub fn clock(self, clock: Clock) -> Self {
+        let old = &self.shared;
+        let shared = Arc::new(Shared::new(
+            &old.config,
+            old.client.clone(),
+            keyed_queue(&old.config),
+            clock,
+        ));
+        Self::with_shared(self.key_fn, shared)
     }
 
     /// The configuration in force.
@@ -327,11 +398,107 @@ impl<S, F: Clone, K> Layer<S> for RedisKeyedBudgetLayer<F, K> {
     type Service = RedisKeyedBudget<S, F, K>;
 
     fn layer(&self, inner: S) -> Self::Service {
+        // Connect and load the script before the first call needs a lease.
+        self.shared.ensure_task();
         RedisKeyedBudget::new(
             inner,
             self.key_fn.clone(),
             self.shared.clone(),
             self.keyed.clone(),
         )
+    }
+}
+
+/// The layer's readings on a manual clock, with no runtime and no Redis: what
+/// Redis answered is applied to the cells by hand, as the background task
+/// would.
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use seawall_core::KeyMapConfig;
+
+    use super::*;
+    use crate::lease::Acquire;
+    use crate::script::Grant;
+
+    const DEAD: &str = "redis://127.0.0.1:1";
+
+    /// Redis's answer to a refill planned at the clock's reading now:
+    /// nothing granted, the next token due in `wait`.
+    fn spent_for(shared: &Shared, cell: &Cell, wait: Duration) {
+        let now = shared.now();
+        let ask = cell.plan("k", now, 1, 50_000_000);
+        cell.apply(&ask, Grant { granted: 0, wait }, now);
+    }
+
+    #[test]
+    fn a_spent_budget_waits_on_the_layers_clock() {
+        let (clock, hand) = Clock::manual();
+        let layer = RedisBudgetLayer::builder()
+            .url(DEAD)
+            .clock(clock)
+            .build()
+            .unwrap();
+        let shared = &layer.shared;
+        hand.advance(Duration::from_secs(5));
+        spent_for(shared, &layer.cell, Duration::from_millis(30));
+        assert_eq!(
+            shared.acquire(&layer.cell),
+            Acquire::Reject(30_000_000),
+            "retry after the whole wait"
+        );
+        hand.advance(Duration::from_millis(20));
+        assert_eq!(shared.acquire(&layer.cell), Acquire::Reject(10_000_000));
+        hand.advance(Duration::from_millis(10));
+        // The token is due: a call on credit, and a refill queued to charge it.
+        assert_eq!(
+            shared.acquire(&layer.cell),
+            Acquire::Admit { refundable: true }
+        );
+        assert_eq!(layer.leased(), -1);
+        assert_eq!(layer.stats().rejected, 2);
+    }
+
+    #[test]
+    fn a_throttled_key_stays_until_the_layers_clock_passes_its_time() {
+        let (clock, hand) = Clock::manual();
+        let keys = KeyMapConfig::new()
+            .capacity(1)
+            .idle_ttl(Duration::from_secs(1));
+        let cfg = RedisBudgetLayer::builder()
+            .url(DEAD)
+            .keys(keys)
+            .into_config();
+        let layer = RedisKeyedBudgetLayer::new(|k: &u32| *k, &cfg)
+            .unwrap()
+            .clock(clock);
+        let (shared, map) = (&layer.shared, &layer.keyed.map);
+        let make = |k: &u32| shared.key_cell(Name::Key(Arc::from(k.to_string())));
+        let cell = map.get_or_insert_with(1, make).unwrap();
+        spent_for(shared, &cell, Duration::from_secs(10));
+        drop(cell);
+        // Idle for longer than the TTL, but throttled: neither the sweep nor
+        // a newcomer may forget it (a new cell would admit on credit).
+        hand.advance(Duration::from_secs(5));
+        assert_eq!(layer.evict_idle(), 0);
+        assert!(map.get_or_insert_with(2, make).is_err());
+        assert_eq!(layer.stats().keys, 1);
+        // Its time has come on the layer's clock: it is fresh, and goes.
+        hand.advance(Duration::from_secs(5));
+        assert_eq!(layer.evict_idle(), 1);
+        assert!(map.get_or_insert_with(2, make).is_ok());
+    }
+
+    #[test]
+    fn a_clock_given_to_the_keyed_layer_starts_it_afresh() {
+        let cfg = RedisBudgetLayer::builder().url(DEAD).into_config();
+        let layer = RedisKeyedBudgetLayer::new(|k: &u32| *k, &cfg).unwrap();
+        let (clock, hand) = Clock::manual();
+        hand.advance(Duration::from_secs(3));
+        let layer = layer.clock(clock);
+        assert_eq!(layer.shared.now(), 3_000_000_000);
+        assert_eq!(layer.config(), &cfg);
+        assert_eq!(layer.stats().keys, 0);
     }
 }

@@ -52,6 +52,13 @@
 //!   `probe_interval`, and is counted in
 //!   [`RedisBudgetStats::key_errors`]; the other keys and the backend stay
 //!   on Redis.
+//! - **Time.** The budget runs on Redis's clock; locally a layer reads a
+//!   `seawall_core::Clock` (tokio's unless given another with
+//!   [`RedisBudgetBuilder::clock`] or [`RedisKeyedBudgetLayer::clock`]) for
+//!   what it decides itself: until when the budget is known to be spent, the
+//!   local rate, a key's idle time. Timers (probes, `redis_timeout`, `Wait`
+//!   mode's sleep) are tokio's; see [`RedisBudgetLayer`] for what a manual or
+//!   TSC clock means.
 //! - **The password never prints.** `Debug` of the config and the layers,
 //!   config errors, and Redis errors (kept in the stats, written to tracing)
 //!   show the URL as [`redact_url`] does: `redis://user:***@host:6379/0`.
@@ -74,20 +81,19 @@
 //! # Example
 //!
 //! ```no_run
-//! use seawall_budget_redis::{Backend, RedisBudgetConfig, RedisBudgetLayer};
+//! use seawall_budget_redis::{Backend, RedisBudgetLayer};
 //! use seawall_core::Rejection;
 //! use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
 //!
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
 //! // The same config on every replica: one budget of 100 calls/s for all.
-//! let cfg = RedisBudgetConfig {
-//!     url: "redis://127.0.0.1:6379".into(),
-//!     name: "geocoder".into(),
-//!     rate: 100,
-//!     burst: Some(10),
-//!     ..Default::default()
-//! };
-//! let layer = RedisBudgetLayer::from_config(&cfg).unwrap();
+//! let layer = RedisBudgetLayer::builder()
+//!     .url("redis://127.0.0.1:6379")
+//!     .name("geocoder")
+//!     .rate(100)
+//!     .burst(10)
+//!     .build()
+//!     .unwrap();
 //! let mut svc = ServiceBuilder::new()
 //!     .layer(layer.clone())
 //!     .service(service_fn(|x: u32| async move { Ok::<_, std::convert::Infallible>(x) }));
@@ -110,8 +116,12 @@
 //!
 //! | feature   | what it adds |
 //! |-----------|--------------|
-//! | `metrics` | `seawall_budget_admitted_total`, `seawall_budget_exhausted_total` (label `name`), and [`BUDGET_REDIS_ROUND_TRIPS_TOTAL`], [`BUDGET_BACKEND_SWITCHES_TOTAL`] (labels `name`, `state`), [`BUDGET_BACKEND_FALLBACK`] |
-//! | `serde`   | `Deserialize` for [`RedisBudgetConfig`] and [`FallbackPolicy`]; durations as `"50ms"` |
+//! | `metrics` | `seawall_budget_admitted_total`, `seawall_budget_exhausted_total` (label `name`), and [`BUDGET_REDIS_ROUND_TRIPS_TOTAL`], [`BUDGET_BACKEND_SWITCHES_TOTAL`] (labels `name`, `state`), [`BUDGET_BACKEND_FALLBACK`] (names in `seawall_core::names`) |
+//! | `serde`   | `Deserialize` for [`RedisBudgetConfig`] and [`FallbackPolicy`]; durations as `"50ms"`, the map's bounds as a `keys` table |
+//!
+//! [`BUDGET_REDIS_ROUND_TRIPS_TOTAL`]: seawall_core::names::BUDGET_REDIS_ROUND_TRIPS_TOTAL
+//! [`BUDGET_BACKEND_SWITCHES_TOTAL`]: seawall_core::names::BUDGET_BACKEND_SWITCHES_TOTAL
+//! [`BUDGET_BACKEND_FALLBACK`]: seawall_core::names::BUDGET_BACKEND_FALLBACK
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -137,14 +147,6 @@ pub use stats::{Backend, RedisBudgetStats};
 
 pub use seawall_budget::BudgetMode;
 pub use seawall_core::{BudgetExhausted, ConfigError};
-
-/// Counter: Redis commands sent by a shared budget (label `name`).
-pub const BUDGET_REDIS_ROUND_TRIPS_TOTAL: &str = "seawall_budget_redis_round_trips_total";
-/// Counter: switches between Redis and the fallback, labelled `state` with
-/// the new backend (`redis` or `fallback`) and `name`.
-pub const BUDGET_BACKEND_SWITCHES_TOTAL: &str = "seawall_budget_backend_switches_total";
-/// Gauge: 1 while a shared budget follows its fallback policy, else 0 (label `name`).
-pub const BUDGET_BACKEND_FALLBACK: &str = "seawall_budget_backend_fallback";
 
 /// The Lua script the budget runs in Redis, for review or for loading by
 /// hand (`SCRIPT LOAD`) where `EVAL` is restricted.

@@ -132,8 +132,11 @@ impl<S> RedisBudget<S> {
                         "shared budget spent; waiting for a token"
                     );
                     // `ns` may come from Redis (a corrupt TAT) or the
-                    // fallback: checked, it can never overflow the clock.
-                    let due = deadline(Instant::now(), Duration::from_nanos(ns));
+                    // fallback: `instant_at` saturates, it can never
+                    // overflow the clock. A timer: tokio's, at the reading
+                    // the layer's clock gives for the token.
+                    let clock = &self.shared.clock;
+                    let due = clock.instant_at(clock.nanos().saturating_add(ns));
                     if self.sleep_until(due, cx).is_pending() {
                         return Poll::Pending;
                     }

@@ -12,10 +12,11 @@ use std::sync::atomic::{AtomicBool, AtomicU8, Ordering, fence};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
-use seawall_budget::{LoopBudget, LoopBudgetConfig};
+use seawall_budget::LoopBudget;
+use seawall_core::Clock;
 use seawall_core::names::TARGET_BUDGET;
+use seawall_core::time::nanos;
 use tokio::sync::{Notify, mpsc};
-use tokio::time::Instant;
 
 use crate::config::{FallbackPolicy, RedisBudgetConfig};
 use crate::error::RedisBudgetError;
@@ -33,7 +34,10 @@ pub(crate) struct Shared {
     pub(crate) config: RedisBudgetConfig,
     pub(crate) counters: Counters,
     backend: AtomicU8,
-    epoch: Instant,
+    /// The layer's clock: cells' instants are its readings.
+    pub(crate) clock: Clock,
+    /// Kept to make the state again on another clock, and for `ping`.
+    pub(crate) client: redis::Client,
     /// The budget's Redis key, and the prefix of a keyed budget's keys.
     pub(crate) prefix: String,
     emission_ns: u64,
@@ -61,17 +65,15 @@ struct Metrics {
     fallback: metrics::Gauge,
 }
 
-fn nanos(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
-}
-
 impl Shared {
-    /// `config` must be valid; `queue` is the refill queue's capacity.
+    /// `config` must be valid and `client` made from its URL; `queue` is the
+    /// refill queue's capacity.
     pub(crate) fn new(
         config: &RedisBudgetConfig,
+        client: redis::Client,
         queue: usize,
-    ) -> Result<Shared, RedisBudgetError> {
-        let client = redis::Client::open(config.url.as_str())?;
+        clock: Clock,
+    ) -> Shared {
         let (tx, rx) = mpsc::channel(queue.max(1));
         let per_ns = nanos(config.per);
         let emission_ns = (per_ns / u64::from(config.rate.max(1))).max(1);
@@ -79,23 +81,25 @@ impl Shared {
         #[cfg(feature = "metrics")]
         let metrics = {
             use seawall_core::names::{
-                BUDGET_ADMITTED_TOTAL, BUDGET_EXHAUSTED_TOTAL, LABEL_NAME, LABEL_STATE,
+                BUDGET_ADMITTED_TOTAL, BUDGET_BACKEND_FALLBACK, BUDGET_BACKEND_SWITCHES_TOTAL,
+                BUDGET_EXHAUSTED_TOTAL, BUDGET_REDIS_ROUND_TRIPS_TOTAL, LABEL_NAME, LABEL_STATE,
             };
             let name = config.name.clone();
             Metrics {
                 admitted: metrics::counter!(BUDGET_ADMITTED_TOTAL, LABEL_NAME => name.clone()),
                 exhausted: metrics::counter!(BUDGET_EXHAUSTED_TOTAL, LABEL_NAME => name.clone()),
-                round_trips: metrics::counter!(crate::BUDGET_REDIS_ROUND_TRIPS_TOTAL, LABEL_NAME => name.clone()),
-                to_fallback: metrics::counter!(crate::BUDGET_BACKEND_SWITCHES_TOTAL, LABEL_NAME => name.clone(), LABEL_STATE => "fallback"),
-                to_redis: metrics::counter!(crate::BUDGET_BACKEND_SWITCHES_TOTAL, LABEL_NAME => name.clone(), LABEL_STATE => "redis"),
-                fallback: metrics::gauge!(crate::BUDGET_BACKEND_FALLBACK, LABEL_NAME => name),
+                round_trips: metrics::counter!(BUDGET_REDIS_ROUND_TRIPS_TOTAL, LABEL_NAME => name.clone()),
+                to_fallback: metrics::counter!(BUDGET_BACKEND_SWITCHES_TOTAL, LABEL_NAME => name.clone(), LABEL_STATE => "fallback"),
+                to_redis: metrics::counter!(BUDGET_BACKEND_SWITCHES_TOTAL, LABEL_NAME => name.clone(), LABEL_STATE => "redis"),
+                fallback: metrics::gauge!(BUDGET_BACKEND_FALLBACK, LABEL_NAME => name),
             }
         };
-        Ok(Shared {
+        Shared {
             config: config.clone(),
             counters: Counters::default(),
             backend: AtomicU8::new(REDIS),
-            epoch: Instant::now(),
+            clock,
+            client: client.clone(),
             prefix: config.redis_key(),
             emission_ns,
             script_rate: ScriptRate {
@@ -115,7 +119,7 @@ impl Shared {
             ))),
             #[cfg(feature = "metrics")]
             metrics,
-        })
+        }
     }
 
     /// The unkeyed layer's cell: it may admit up to a lease on credit
@@ -136,26 +140,21 @@ impl Shared {
     /// The `Local` fallback's budget for one cell.
     fn local_budget(&self, share: f64) -> LoopBudget {
         let scale = |n: u32| ((f64::from(n) * share).ceil() as u32).max(1);
-        let cfg = LoopBudgetConfig {
-            name: self.config.name.clone(),
-            rate: scale(self.config.rate),
-            per: self.config.per,
-            burst: Some(scale(self.config.effective_burst())),
-            ..LoopBudgetConfig::default()
-        };
+        let rate = scale(self.config.rate);
         // Validated config scaled by a share in (0, 1], so every field stays
         // valid; fall back to a plain budget otherwise.
-        LoopBudget::from_config(&cfg).unwrap_or_else(|_| LoopBudget::new(cfg.rate))
+        LoopBudget::builder()
+            .name(self.config.name.clone())
+            .rate(rate)
+            .per(self.config.per)
+            .burst(scale(self.config.effective_burst()))
+            .build()
+            .unwrap_or_else(|_| LoopBudget::new(rate))
     }
 
-    /// The layer's epoch: cells' instants are nanoseconds since it.
-    pub(crate) fn epoch(&self) -> Instant {
-        self.epoch
-    }
-
-    /// Nanoseconds since the layer was built, on tokio's clock.
+    /// A reading of the layer's clock (ns): cells' instants are readings.
     pub(crate) fn now(&self) -> u64 {
-        nanos(Instant::now().saturating_duration_since(self.epoch))
+        self.clock.nanos()
     }
 
     pub(crate) fn backend(&self) -> Backend {
@@ -472,10 +471,29 @@ impl Shared {
         let before = self.counters.round_trips.load(Ordering::Relaxed);
         let r = conn.lease(&self.counters, self.script_rate, asks).await;
         #[cfg(feature = "metrics")]
+        self.report_round_trips(before);
+        r
+    }
+
+    /// Connects and loads the script, counted like every other round trip.
+    async fn warm_up(&self, conn: &mut Conn) -> Result<(), RedisBudgetError> {
+        #[cfg(feature = "metrics")]
+        let before = self.counters.round_trips.load(Ordering::Relaxed);
+        let r = conn.warm_up(&self.counters).await;
+        #[cfg(feature = "metrics")]
+        self.report_round_trips(before);
+        r
+    }
+
+    /// Adds the round trips counted since `before` to the metric. Only the
+    /// background task sends commands on the layer's counters, so the
+    /// difference is its own.
+    #[cfg(feature = "metrics")]
+    fn report_round_trips(&self, before: u64) {
+        let now = self.counters.round_trips.load(Ordering::Relaxed);
         self.metrics
             .round_trips
-            .increment(self.counters.round_trips.load(Ordering::Relaxed) - before);
-        r
+            .increment(now.saturating_sub(before));
     }
 
     /// Asks Redis for nothing (no write): succeeds when it answers.
@@ -504,11 +522,9 @@ impl Shared {
     }
 
     /// A connection of its own, for [`ping`](crate::RedisBudgetLayer::ping).
-    pub(crate) fn conn(&self) -> Result<Conn, RedisBudgetError> {
+    pub(crate) fn conn(&self) -> Conn {
         let secrets = secrets(&self.config.url);
-        let client = redis::Client::open(self.config.url.as_str())
-            .map_err(|e| crate::script::sanitize(e, &secrets))?;
-        Ok(Conn::new(client, self.config.redis_timeout, secrets))
+        Conn::new(self.client.clone(), self.config.redis_timeout, secrets)
     }
 }
 
@@ -528,7 +544,7 @@ async fn run(weak: Weak<Shared>, mut rx: mpsc::Receiver<Arc<Cell>>, mut conn: Co
     match weak.upgrade() {
         None => return,
         Some(shared) => {
-            if let Err(e) = conn.warm_up(&shared.counters).await {
+            if let Err(e) = shared.warm_up(&mut conn).await {
                 shared.enter_fallback(e);
             }
         }

@@ -82,14 +82,13 @@ fn a_key_costs_a_bounded_number_of_bytes() {
     };
     let layer = seawall_budget_redis::RedisKeyedBudgetLayer::new(
         |k: &u64| *k,
-        &seawall_budget_redis::RedisBudgetConfig {
-            url,
-            name: "bytes".into(),
+        &seawall_budget_redis::RedisBudgetLayer::builder()
+            .url(url)
+            .name("bytes")
             // Room to spare: shards fill unevenly, and a full one would
             // forget fresh keys to make room, which is not what is measured.
-            capacity: 2 * KEYS as usize,
-            ..Default::default()
-        },
+            .keys(seawall_core::KeyMapConfig::new().capacity(2 * KEYS as usize))
+            .into_config(),
     )
     .unwrap();
     let mut svc = layer.layer(tower::service_fn(|k: u64| {

@@ -33,11 +33,9 @@ fn bad_url_and_zero_rate_are_config_errors() {
         .unwrap_err();
     assert_eq!(err.field(), "url");
 
-    let cfg = RedisBudgetConfig {
-        mode: BudgetMode::Wait,
-        rate: 0,
-        ..Default::default()
-    };
+    let mut cfg = RedisBudgetConfig::default();
+    cfg.mode = BudgetMode::Wait;
+    cfg.rate = 0;
     let err = RedisKeyedBudgetLayer::new(|x: &u32| *x, &cfg).unwrap_err();
     let fields: Vec<_> = err.errors().iter().map(|e| e.field()).collect();
     assert_eq!(fields, ["rate", "mode"]);
@@ -65,10 +63,16 @@ fn the_config_deserialises_from_toml() {
         probe_interval = "2s"
         lease_interval = "100ms"
         lease_share = 0.2
+
+        [keys]
+        capacity = 500
+        idle_ttl = "1m"
         "#,
     )
     .unwrap();
     assert_eq!(cfg.name, "payments-api");
+    assert_eq!(cfg.keys.capacity, 500);
+    assert_eq!(cfg.keys.idle_ttl, Duration::from_secs(60));
     assert_eq!(cfg.mode, BudgetMode::Wait);
     assert_eq!(cfg.fallback, FallbackPolicy::Local { share: 0.25 });
     assert_eq!(cfg.redis_timeout, Duration::from_millis(20));
@@ -77,6 +81,11 @@ fn the_config_deserialises_from_toml() {
     let cfg: RedisBudgetConfig = toml::from_str(r#"fallback = "fail_closed""#).unwrap();
     assert_eq!(cfg.fallback, FallbackPolicy::FailClosed);
     assert!(toml::from_str::<RedisBudgetConfig>("backend = 1").is_err());
+    // The map's bounds live in `keys` only; the old flat fields are refused.
+    assert!(toml::from_str::<RedisBudgetConfig>("capacity = 10").is_err());
+    assert!(toml::from_str::<RedisBudgetConfig>("[keys]\nttl = \"1s\"").is_err());
+    let bad: RedisBudgetConfig = toml::from_str("[keys]\ncapacity = 0").unwrap();
+    assert_eq!(bad.validate().unwrap_err().field(), "keys.capacity");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -386,10 +395,8 @@ async fn a_peer_echoing_the_password_never_gets_it_printed() {
 #[test]
 fn the_password_is_never_printed_by_a_config_a_builder_or_a_layer() {
     let url = format!("redis://app:{PASSWORD}@redis.internal:6380/2");
-    let cfg = RedisBudgetConfig {
-        url: url.clone(),
-        ..Default::default()
-    };
+    let mut cfg = RedisBudgetConfig::default();
+    cfg.url = url.clone();
     let shown = format!("{cfg:?}");
     assert!(!shown.contains(PASSWORD), "{shown}");
     assert!(

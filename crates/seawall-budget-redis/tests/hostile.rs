@@ -45,10 +45,8 @@ fn try_all(what: &str, cfg: &RedisBudgetConfig, cx: &mut Context<'_>) -> bool {
     assert!(!format!("{cfg:?}").contains(PASSWORD), "{what}");
     let mut built = false;
     for mode in [BudgetMode::Reject, BudgetMode::Wait] {
-        let cfg = RedisBudgetConfig {
-            mode,
-            ..cfg.clone()
-        };
+        let mut cfg = cfg.clone();
+        cfg.mode = mode;
         match RedisBudgetLayer::from_config(&cfg) {
             Ok(layer) => {
                 built = true;
@@ -77,10 +75,8 @@ fn try_all(what: &str, cfg: &RedisBudgetConfig, cx: &mut Context<'_>) -> bool {
 
 #[tokio::test(flavor = "current_thread")]
 async fn hostile_values_are_errors_or_served() {
-    let base = RedisBudgetConfig {
-        url: dead_url(),
-        ..Default::default()
-    };
+    let mut base = RedisBudgetConfig::default();
+    base.url = dead_url();
     let mut cx = Context::from_waker(Waker::noop());
     let durations = [
         Duration::ZERO,
@@ -96,7 +92,7 @@ async fn hostile_values_are_errors_or_served() {
         ("redis_timeout", |c, d| c.redis_timeout = d),
         ("probe_interval", |c, d| c.probe_interval = d),
         ("lease_interval", |c, d| c.lease_interval = d),
-        ("idle_ttl", |c, d| c.idle_ttl = d),
+        ("keys.idle_ttl", |c, d| c.keys.idle_ttl = d),
     ];
     for (field, set) in fields {
         for d in durations {
@@ -126,15 +122,11 @@ async fn hostile_values_are_errors_or_served() {
     ];
     for s in shares {
         let ok = s > 0.0 && s <= 1.0;
-        let cfg = RedisBudgetConfig {
-            lease_share: s,
-            ..base.clone()
-        };
+        let mut cfg = base.clone();
+        cfg.lease_share = s;
         assert_eq!(try_all(&format!("lease_share = {s}"), &cfg, &mut cx), ok);
-        let cfg = RedisBudgetConfig {
-            fallback: FallbackPolicy::Local { share: s },
-            ..base.clone()
-        };
+        let mut cfg = base.clone();
+        cfg.fallback = FallbackPolicy::Local { share: s };
         assert_eq!(try_all(&format!("share = {s}"), &cfg, &mut cx), ok);
     }
     for (rate, burst) in [
@@ -144,18 +136,14 @@ async fn hostile_values_are_errors_or_served() {
         (u32::MAX, None),
         (1_000_000_000, Some(u32::MAX)),
     ] {
-        let cfg = RedisBudgetConfig {
-            rate,
-            burst,
-            ..base.clone()
-        };
+        let mut cfg = base.clone();
+        cfg.rate = rate;
+        cfg.burst = burst;
         try_all(&format!("rate = {rate}, burst = {burst:?}"), &cfg, &mut cx);
     }
     for capacity in [0, 1, MAX_CAPACITY, MAX_CAPACITY + 1, usize::MAX] {
-        let cfg = RedisBudgetConfig {
-            capacity,
-            ..base.clone()
-        };
+        let mut cfg = base.clone();
+        cfg.keys.capacity = capacity;
         match RedisKeyedBudgetLayer::new(|x: &u32| *x, &cfg) {
             Ok(layer) => {
                 assert!((1..=MAX_CAPACITY).contains(&capacity));
@@ -163,7 +151,7 @@ async fn hostile_values_are_errors_or_served() {
             }
             Err(e) => {
                 assert!(!(1..=MAX_CAPACITY).contains(&capacity));
-                assert_eq!(e.field(), "capacity");
+                assert_eq!(e.field(), "keys.capacity");
             }
         }
     }
@@ -182,17 +170,13 @@ async fn hostile_values_are_errors_or_served() {
         format!("redis://app:{PASSWORD}@0.0.0.0:1"),
         format!("redis://app:{PASSWORD}@127.0.0.1:1/?protocol=9"),
     ] {
-        let cfg = RedisBudgetConfig {
-            url,
-            ..base.clone()
-        };
+        let mut cfg = base.clone();
+        cfg.url = url;
         try_all("url", &cfg, &mut cx);
     }
     for name in [String::new(), "{".to_owned(), "a}b".to_owned(), long] {
-        let cfg = RedisBudgetConfig {
-            name,
-            ..base.clone()
-        };
+        let mut cfg = base.clone();
+        cfg.name = name;
         try_all("name", &cfg, &mut cx);
     }
 }

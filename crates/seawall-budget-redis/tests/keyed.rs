@@ -8,7 +8,8 @@ mod support;
 
 use std::time::Duration;
 
-use seawall_budget_redis::{RedisBudgetConfig, RedisKeyedBudgetLayer};
+use seawall_budget_redis::{RedisBudgetConfig, RedisBudgetLayer, RedisKeyedBudgetLayer};
+use seawall_core::KeyMapConfig;
 use seawall_core::{Rejection, RejectionKind};
 use support::redis_server::RedisServer;
 use tokio::time::Instant;
@@ -29,18 +30,20 @@ async fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
 /// One call an hour, bursts of one: every admitted call is charged to Redis
 /// by one refill, and no token comes back during the test.
 fn hourly(url: String, name: &str, capacity: usize) -> RedisBudgetConfig {
-    RedisBudgetConfig {
-        url,
-        name: name.into(),
-        rate: 1,
-        per: Duration::from_secs(3600),
-        burst: Some(1),
-        capacity,
-        // Short, so that use is stamped finely (a 64th of this) and the
-        // least recently used key is the one the map would evict.
-        idle_ttl: Duration::from_millis(100),
-        ..Default::default()
-    }
+    RedisBudgetLayer::builder()
+        .url(url)
+        .name(name)
+        .rate(1)
+        .per(Duration::from_secs(3600))
+        .burst(1)
+        // A short idle TTL, so that use is stamped finely (a 64th of it)
+        // and the least recently used key is the one the map would evict.
+        .keys(
+            KeyMapConfig::new()
+                .capacity(capacity)
+                .idle_ttl(Duration::from_millis(100)),
+        )
+        .into_config()
 }
 
 type Keyed = RedisKeyedBudgetLayer<fn(&String) -> String, String>;
@@ -193,11 +196,9 @@ async fn a_throttled_key_may_go_once_its_time_is_up() {
         return;
     };
     // Ten calls a second, burst one: a key is throttled for 100ms.
-    let cfg = RedisBudgetConfig {
-        rate: 10,
-        per: Duration::from_secs(1),
-        ..hourly(server.url(), "thaw", 2)
-    };
+    let mut cfg = hourly(server.url(), "thaw", 2);
+    cfg.rate = 10;
+    cfg.per = Duration::from_secs(1);
     let layer: Keyed = RedisKeyedBudgetLayer::new(key_of as fn(&String) -> String, &cfg).unwrap();
     layer.ping().await.unwrap();
     let mut svc = layer.layer(service_fn(|k: String| async move {
@@ -240,11 +241,9 @@ async fn credit_taken_as_redis_went_down_is_charged_when_it_is_back() {
     let Some(mut server) = RedisServer::start() else {
         return;
     };
-    let cfg = RedisBudgetConfig {
-        redis_timeout: Duration::from_millis(100),
-        probe_interval: Duration::from_millis(50),
-        ..hourly(server.url(), "owed", 4)
-    };
+    let mut cfg = hourly(server.url(), "owed", 4);
+    cfg.redis_timeout = Duration::from_millis(100);
+    cfg.probe_interval = Duration::from_millis(50);
     let layer: Keyed = RedisKeyedBudgetLayer::new(key_of as fn(&String) -> String, &cfg).unwrap();
     layer.ping().await.unwrap();
     let mut svc = layer.layer(service_fn(|k: String| async move {

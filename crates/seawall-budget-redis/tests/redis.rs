@@ -8,8 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use seawall_budget_redis::{
-    Backend, BudgetMode, FallbackPolicy, RedisBudgetConfig, RedisBudgetError, RedisBudgetLayer,
-    RedisKeyedBudgetLayer,
+    Backend, BudgetMode, FallbackPolicy, RedisBudgetError, RedisBudgetLayer, RedisKeyedBudgetLayer,
 };
 use seawall_core::{Rejection, RejectionKind};
 use support::redis_server::RedisServer;
@@ -65,14 +64,13 @@ async fn replicas_share_one_budget_atomically() {
     let Some(server) = RedisServer::start() else {
         return;
     };
-    let cfg = RedisBudgetConfig {
-        url: server.url(),
-        name: "atomic".into(),
-        rate: 200,
-        burst: Some(20),
-        lease_share: 0.25,
-        ..Default::default()
-    };
+    let cfg = RedisBudgetLayer::builder()
+        .url(server.url())
+        .name("atomic")
+        .rate(200)
+        .burst(20)
+        .lease_share(0.25)
+        .into_config();
     let replicas: Vec<_> = (0..3)
         .map(|_| RedisBudgetLayer::from_config(&cfg).unwrap())
         .collect();
@@ -139,13 +137,12 @@ async fn keys_expire_at_the_gcra_horizon_and_share_a_hash_tag() {
     let Some(server) = RedisServer::start() else {
         return;
     };
-    let cfg = RedisBudgetConfig {
-        url: server.url(),
-        name: "tenants".into(),
-        rate: 10,
-        burst: Some(2),
-        ..Default::default()
-    };
+    let cfg = RedisBudgetLayer::builder()
+        .url(server.url())
+        .name("tenants")
+        .rate(10)
+        .burst(2)
+        .into_config();
     let layer = RedisKeyedBudgetLayer::new(|t: &&'static str| *t, &cfg).unwrap();
     let mut svc = layer.layer(service_fn(|t: &'static str| async move {
         Ok::<_, std::convert::Infallible>(t)
@@ -429,15 +426,14 @@ async fn a_key_holding_another_type_falls_back_alone() {
         .query_async(&mut con)
         .await
         .unwrap();
-    let cfg = RedisBudgetConfig {
-        url: server.url(),
-        name: "t".into(),
-        rate: 1000,
-        burst: Some(100),
-        fallback: FallbackPolicy::FailClosed,
-        probe_interval: Duration::from_millis(100),
-        ..Default::default()
-    };
+    let cfg = RedisBudgetLayer::builder()
+        .url(server.url())
+        .name("t")
+        .rate(1000)
+        .burst(100)
+        .fallback(FallbackPolicy::FailClosed)
+        .probe_interval(Duration::from_millis(100))
+        .into_config();
     let layer = RedisKeyedBudgetLayer::new(|k: &&'static str| *k, &cfg).unwrap();
     let svc = layer.layer(service_fn(|k: &'static str| async move {
         Ok::<_, std::convert::Infallible>(k)
@@ -572,13 +568,12 @@ async fn refills_of_many_keys_share_round_trips() {
     };
     // One token a minute: each key's GCRA state lives (PEXPIRE at its
     // horizon) long enough to be listed below, however slow the machine.
-    let cfg = RedisBudgetConfig {
-        url: server.url(),
-        name: "many".into(),
-        rate: 1,
-        per: Duration::from_secs(60),
-        ..Default::default()
-    };
+    let cfg = RedisBudgetLayer::builder()
+        .url(server.url())
+        .name("many")
+        .rate(1)
+        .per(Duration::from_secs(60))
+        .into_config();
     let layer = RedisKeyedBudgetLayer::new(|k: &u32| *k, &cfg).unwrap();
     layer.ping().await.unwrap();
     let mut svc = layer.layer(service_fn(|k: u32| async move {
@@ -689,16 +684,17 @@ async fn a_replica_cut_off_pays_back_what_its_fallback_admitted() {
     };
     let relay = Relay::start(server.port()).await;
     let (rate, burst, share) = (300u32, 30u32, 1.0 / 3.0);
-    let cfg = |url: String| RedisBudgetConfig {
-        url,
-        name: "partial".into(),
-        rate,
-        burst: Some(burst),
-        lease_share: 0.1, // k ≤ 3
-        fallback: FallbackPolicy::Local { share },
-        redis_timeout: Duration::from_millis(100),
-        probe_interval: Duration::from_millis(100),
-        ..Default::default()
+    let cfg = |url: String| {
+        RedisBudgetLayer::builder()
+            .url(url)
+            .name("partial")
+            .rate(rate)
+            .burst(burst)
+            .lease_share(0.1) // k ≤ 3
+            .fallback(FallbackPolicy::Local { share })
+            .redis_timeout(Duration::from_millis(100))
+            .probe_interval(Duration::from_millis(100))
+            .into_config()
     };
     let direct: Vec<_> = (0..2)
         .map(|_| RedisBudgetLayer::from_config(&cfg(server.url())).unwrap())

@@ -67,8 +67,19 @@ impl<Res> Classify<Res, BoxError> for FallbackOn {
 ///
 /// | field | default | meaning |
 /// |-------|---------|---------|
-/// | `name` | `"default"` | `name` field of tracing events |
+/// | `name` | `"default"` | `name` field of tracing events, `name` label of metrics |
 /// | `on` | `rejection` | when to fall back; see [`FallbackOn`] |
+///
+/// `#[non_exhaustive]`: make one with [`FallbackConfig::new`] and its
+/// setters (or `Default` and field assignment):
+///
+/// ```
+/// use seawall_fallback::{FallbackConfig, FallbackOn};
+///
+/// let config = FallbackConfig::new().name("users-api").on(FallbackOn::Failure);
+/// assert!(config.validate().is_ok());
+/// assert!(FallbackConfig::new().name("").validate().is_err());
+/// ```
 ///
 /// With feature `serde` (every field optional):
 ///
@@ -82,6 +93,7 @@ impl<Res> Classify<Res, BoxError> for FallbackOn {
     derive(serde::Deserialize),
     serde(default, deny_unknown_fields)
 )]
+#[non_exhaustive]
 pub struct FallbackConfig {
     /// The layer's name in events.
     pub name: String,
@@ -99,6 +111,23 @@ impl Default for FallbackConfig {
 }
 
 impl FallbackConfig {
+    /// The defaults in the table above.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the layer's name in events and metrics (default `"default"`).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Sets when to fall back (default [`FallbackOn::Rejection`]).
+    pub fn on(mut self, on: FallbackOn) -> Self {
+        self.on = on;
+        self
+    }
+
     /// Checks every field; the error names each bad one (`name`).
     pub fn validate(&self) -> Result<(), ConfigError> {
         let mut check = Check::new();

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use pin_project_lite::pin_project;
+use seawall_core::names::TARGET_FALLBACK;
 use seawall_core::{BoxError, Classify};
 
-use crate::TARGET;
 use crate::backup::Backup;
 use crate::error::FailedResponse;
 use crate::layer::Shared;
@@ -77,7 +77,7 @@ where
                         return Poll::Ready(result);
                     }
                     let Some(req) = copy.take() else {
-                        Shared::<B, C, R>::count(&shared.not_cloneable);
+                        shared.note_not_copied();
                         return Poll::Ready(result);
                     };
                     let error = match result {
@@ -85,19 +85,19 @@ where
                         Ok(_) => Box::new(FailedResponse),
                     };
                     tracing::debug!(
-                        target: TARGET,
+                        target: TARGET_FALLBACK,
                         name = %shared.config.name,
                         error = %error,
                         "falling back"
                     );
-                    Shared::<B, C, R>::count(&shared.fallbacks);
+                    shared.note_fallback();
                     let fut = shared.backup.answer(req, error);
                     state.set(Step::Backup { fut });
                 }
                 StepProj::Backup { fut } => {
                     let result = ready!(fut.poll(cx));
                     if result.is_err() {
-                        Shared::<B, C, R>::count(&shared.backup_failures);
+                        shared.note_backup_failed();
                     }
                     return Poll::Ready(result);
                 }

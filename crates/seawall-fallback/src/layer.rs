@@ -12,19 +12,40 @@ use crate::config::{FallbackBuilder, FallbackConfig, FallbackOn};
 use crate::service::Fallback;
 
 /// What a layer and all its services share: the backup, the rule, the
-/// counters.
+/// counters (and, with feature `metrics`, their metric handles, made once).
 pub(crate) struct Shared<B, C, R> {
     pub(crate) config: FallbackConfig,
     pub(crate) backup: B,
     pub(crate) classify: C,
     pub(crate) clone: R,
-    pub(crate) fallbacks: AtomicU64,
-    pub(crate) not_cloneable: AtomicU64,
-    pub(crate) backup_failures: AtomicU64,
+    fallbacks: AtomicU64,
+    not_cloneable: AtomicU64,
+    backup_failures: AtomicU64,
+    #[cfg(feature = "metrics")]
+    metrics: Metrics,
+}
+
+#[cfg(feature = "metrics")]
+struct Metrics {
+    used: metrics::Counter,
+    failed: metrics::Counter,
+    not_copied: metrics::Counter,
 }
 
 impl<B, C, R> Shared<B, C, R> {
     pub(crate) fn new(config: FallbackConfig, backup: B, classify: C, clone: R) -> Self {
+        #[cfg(feature = "metrics")]
+        let metrics = {
+            use seawall_core::names::{
+                FALLBACK_FAILED_TOTAL, FALLBACK_NOT_COPIED_TOTAL, FALLBACK_USED_TOTAL, LABEL_NAME,
+            };
+            let name = config.name.clone();
+            Metrics {
+                used: metrics::counter!(FALLBACK_USED_TOTAL, LABEL_NAME => name.clone()),
+                failed: metrics::counter!(FALLBACK_FAILED_TOTAL, LABEL_NAME => name.clone()),
+                not_copied: metrics::counter!(FALLBACK_NOT_COPIED_TOTAL, LABEL_NAME => name),
+            }
+        };
         Shared {
             config,
             backup,
@@ -33,11 +54,30 @@ impl<B, C, R> Shared<B, C, R> {
             fallbacks: AtomicU64::new(0),
             not_cloneable: AtomicU64::new(0),
             backup_failures: AtomicU64::new(0),
+            #[cfg(feature = "metrics")]
+            metrics,
         }
     }
 
-    pub(crate) fn count(counter: &AtomicU64) {
-        counter.fetch_add(1, Ordering::Relaxed);
+    /// A failed call goes to the backup.
+    pub(crate) fn note_fallback(&self) {
+        self.fallbacks.fetch_add(1, Ordering::Relaxed);
+        #[cfg(feature = "metrics")]
+        self.metrics.used.increment(1);
+    }
+
+    /// A failed call could not fall back: its request was not copied.
+    pub(crate) fn note_not_copied(&self) {
+        self.not_cloneable.fetch_add(1, Ordering::Relaxed);
+        #[cfg(feature = "metrics")]
+        self.metrics.not_copied.increment(1);
+    }
+
+    /// The backup failed too.
+    pub(crate) fn note_backup_failed(&self) {
+        self.backup_failures.fetch_add(1, Ordering::Relaxed);
+        #[cfg(feature = "metrics")]
+        self.metrics.failed.increment(1);
     }
 }
 
@@ -116,7 +156,7 @@ impl<B> FallbackLayer<B> {
     /// ```
     /// use seawall_fallback::{FallbackConfig, FallbackLayer, FallbackOn, FnBackup};
     ///
-    /// let config = FallbackConfig { on: FallbackOn::Failure, ..FallbackConfig::default() };
+    /// let config = FallbackConfig::new().on(FallbackOn::Failure);
     /// let backup = FnBackup::new(|_req: u32, _err: seawall_core::BoxError| Ok::<_, std::convert::Infallible>(0u32));
     /// let layer = FallbackLayer::from_config(&config, backup).unwrap();
     /// assert_eq!(layer.config().on, FallbackOn::Failure);

@@ -71,14 +71,28 @@
 //!
 //! | feature | what it adds |
 //! |---------|--------------|
+//! | `metrics` | counters [`FALLBACK_USED_TOTAL`], [`FALLBACK_FAILED_TOTAL`] and [`FALLBACK_NOT_COPIED_TOTAL`] (label `name`) through the `metrics` facade |
 //! | `serde` | `Deserialize` for [`FallbackConfig`] and [`FallbackOn`] (`on = "failure"`) |
+//!
+//! [`FALLBACK_USED_TOTAL`]: seawall_core::names::FALLBACK_USED_TOTAL
+//! [`FALLBACK_FAILED_TOTAL`]: seawall_core::names::FALLBACK_FAILED_TOTAL
+//! [`FALLBACK_NOT_COPIED_TOTAL`]: seawall_core::names::FALLBACK_NOT_COPIED_TOTAL
 //!
 //! # Observability
 //!
-//! Each fallback emits a `DEBUG` event with target `seawall_fallback` and
-//! fields `name`, `error` (a fallback is a per-call event, not a state
-//! change, so it is never logged above `DEBUG`); [`FallbackLayer::stats`]
-//! counts fallbacks, uncopyable requests and failed backups.
+//! Each fallback emits a `DEBUG` event with target `seawall_fallback`
+//! ([`TARGET_FALLBACK`](seawall_core::names::TARGET_FALLBACK)) and fields
+//! `name`, `error` (a fallback is a per-call event, not a state change, so it
+//! is never logged above `DEBUG`); [`FallbackLayer::stats`] counts
+//! fallbacks, uncopyable requests and failed backups, and with feature
+//! `metrics` the same three are counters labelled with the layer's `name`
+//! (`seawall_fallback_used_total`, `seawall_fallback_not_copied_total`,
+//! `seawall_fallback_failed_total`). Their handles are made once, when the
+//! layer is built, with the recorder installed then.
+//!
+//! # Time
+//!
+//! The layer reads no clock: it has no `Clock` to set.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -98,6 +112,3 @@ pub use error::FailedResponse;
 pub use future::ResponseFuture;
 pub use layer::{FallbackLayer, FallbackStats};
 pub use service::Fallback;
-
-/// The `tracing` target of this crate's events.
-pub(crate) const TARGET: &str = "seawall_fallback";

@@ -304,10 +304,7 @@ async fn poll_ready_reports_only_the_inner_service() {
 #[test]
 fn config_errors_name_the_field() {
     let err = FallbackLayer::from_config(
-        &FallbackConfig {
-            name: String::new(),
-            ..FallbackConfig::default()
-        },
+        &FallbackConfig::new().name(""),
         FnBackup::new(|r: u32, _: BoxError| Ok::<_, BoxError>(r)),
     )
     .unwrap_err();

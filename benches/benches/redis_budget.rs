@@ -1,54 +1,26 @@
-//! Per-call cost of the shared (Redis) budget with leasing, against the local
+//! The shared (Redis) budget: per-call cost with leasing against the local
 //! `BudgetLayer` and the bare service, in one run; then Redis round trips per
 //! admitted call at 10,000 calls/s.
 //!
-//! `cargo bench -p seawall-budget-redis --bench redis_budget`
+//! `cargo bench -p seawall-benches --bench redis_budget`
 //!
-//! Needs `redis-server` (started on a free port of 127.0.0.1); without it
-//! only the local figures are measured, and it says so.
+//! Needs `redis-server` (started on a free port of 127.0.0.1, as the crate's
+//! tests start it); without it only the local figures are measured, and it
+//! says so.
 
-#[path = "../tests/support/redis_server.rs"]
+#[path = "../../crates/seawall-budget-redis/tests/support/redis_server.rs"]
 mod redis_server;
 
-use std::convert::Infallible;
-use std::future::{Future, Ready, ready};
 use std::hint::black_box;
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group};
+use seawall_benches::{Echo, call};
 use seawall_budget::BudgetLayer;
 use seawall_budget_redis::RedisBudgetLayer;
-use tower::{Layer, Service, ServiceExt};
+use tower::{Layer, ServiceExt};
 
-#[derive(Clone)]
-struct Bare;
-
-impl Service<u64> for Bare {
-    type Response = u64;
-    type Error = Infallible;
-    type Future = Ready<Result<u64, Infallible>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, x: u64) -> Self::Future {
-        ready(Ok(x))
-    }
-}
-
-#[inline(always)]
-fn call_once<S: Service<u64>>(svc: &mut S, cx: &mut Context<'_>, x: u64) -> bool {
-    if !matches!(svc.poll_ready(cx), Poll::Ready(Ok(()))) {
-        return false;
-    }
-    let fut = pin!(svc.call(x));
-    matches!(fut.poll(cx), Poll::Ready(Ok(_)))
-}
-
-// A rate no bench run exhausts.
+/// A rate no bench run exhausts.
 const HUGE_RATE: u32 = 1_000_000_000;
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -60,22 +32,19 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 fn services(c: &mut Criterion) {
-    let mut cx = Context::from_waker(Waker::noop());
     let mut g = c.benchmark_group("redis_budget");
 
-    let mut bare = Bare;
-    g.bench_function("bare", |b| {
-        b.iter(|| call_once(&mut bare, &mut cx, black_box(1)))
-    });
+    let mut bare = Echo;
+    g.bench_function("bare", |b| b.iter(|| call(&mut bare, black_box(1))));
 
     let local = BudgetLayer::builder()
         .rate(HUGE_RATE)
         .burst(u32::MAX)
         .build()
         .unwrap();
-    let mut svc = local.layer(Bare);
+    let mut svc = local.layer(Echo);
     g.bench_function("local_budget_layer", |b| {
-        b.iter(|| call_once(&mut svc, &mut cx, black_box(1)))
+        b.iter(|| call(&mut svc, black_box(1)))
     });
 
     let Some(server) = redis_server::RedisServer::start() else {
@@ -92,9 +61,9 @@ fn services(c: &mut Criterion) {
         .build()
         .unwrap();
     rt.block_on(layer.ping()).expect("redis answers");
-    let mut svc = layer.layer(Bare);
+    let mut svc = layer.layer(Echo);
     g.bench_function("redis_budget_leased", |b| {
-        b.iter(|| call_once(&mut svc, &mut cx, black_box(1)))
+        b.iter(|| call(&mut svc, black_box(1)))
     });
     g.finish();
     let s = layer.stats();
@@ -109,7 +78,7 @@ fn services(c: &mut Criterion) {
 }
 
 /// Offers `per_second` calls/s for `secs` (100 calls every 10ms) to a
-/// budget of `rate`/s; returns (admitted, round trips).
+/// budget of `rate`/s; returns (admitted, rejected, round trips).
 fn paced(url: &str, rate: u32, per_second: u64, secs: u64) -> (u64, u64, u64) {
     let rt = runtime();
     rt.block_on(async {
@@ -120,7 +89,7 @@ fn paced(url: &str, rate: u32, per_second: u64, secs: u64) -> (u64, u64, u64) {
             .build()
             .unwrap();
         layer.ping().await.expect("redis answers");
-        let svc = layer.layer(Bare);
+        let svc = layer.layer(Echo);
         let per_tick = per_second / 100;
         let mut tick = tokio::time::interval(Duration::from_millis(10));
         let stop = Instant::now() + Duration::from_secs(secs);
