@@ -107,8 +107,8 @@ async fn ping(shared: &Shared) -> Result<(), RedisBudgetError> {
 /// probe interval and `redis_timeout`, and `Wait` mode's sleep (set with
 /// [`Clock::instant_at`]). With a manual clock, moving it by hand moves the
 /// layer's readings but not those timers; a TSC clock drifts from tokio's by
-/// no more than the two sources do. The `Local` fallback's budget is
-/// seawall-budget's `LoopBudget`, which reads tokio's clock.
+/// no more than the two sources do. The `Local` fallback's budget (a
+/// seawall-budget `LoopBudget`) reads the layer's clock too.
 ///
 /// ```no_run
 /// use seawall_budget_redis::{FallbackPolicy, RedisBudgetLayer};

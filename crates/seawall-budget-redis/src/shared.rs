@@ -148,6 +148,7 @@ impl Shared {
             .rate(rate)
             .per(self.config.per)
             .burst(scale(self.config.effective_burst()))
+            .clock(self.clock.clone())
             .build()
             .unwrap_or_else(|_| LoopBudget::new(rate))
     }
