@@ -10,9 +10,6 @@
 //! Without `REDIS_URL` it starts its own `redis-server` on a free port of
 //! 127.0.0.1 (no persistence) and stops it at the end.
 
-#[path = "../tests/support/redis_server.rs"]
-mod redis_server;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -28,7 +25,7 @@ const SECONDS: u64 = 10;
 async fn main() {
     let (_server, url) = match std::env::var("REDIS_URL") {
         Ok(url) => (None, url),
-        Err(_) => match redis_server::RedisServer::start() {
+        Err(_) => match seawall_test_support::redis::RedisServer::start() {
             Some(s) => {
                 let url = s.url();
                 (Some(s), url)

@@ -4,8 +4,6 @@
 //! thread; the runtime is current-thread and idle while counting, so the
 //! background task does not run then either.
 
-mod support;
-
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::pin;
@@ -13,8 +11,8 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use seawall_budget_redis::RedisBudgetLayer;
+use seawall_test_support::redis::RedisServer;
 use seawall_test_support::service::{Echo, ready_call_ok};
-use support::redis_server::RedisServer;
 use tower::{Layer, Service};
 
 #[global_allocator]
@@ -76,10 +74,10 @@ fn a_key_costs_a_bounded_number_of_bytes() {
         .unwrap();
     let _guard = rt.enter();
     // Nothing listens there; nothing is sent while counting in any case.
-    let url = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        format!("redis://127.0.0.1:{}", l.local_addr().unwrap().port())
-    };
+    let url = format!(
+        "redis://127.0.0.1:{}",
+        seawall_test_support::redis::free_port().unwrap()
+    );
     let layer = seawall_budget_redis::RedisKeyedBudgetLayer::new(
         |k: &u64| *k,
         &seawall_budget_redis::RedisBudgetLayer::builder()

@@ -12,8 +12,10 @@ use tower::{Layer, Service, ServiceExt, service_fn};
 
 /// A URL where nothing listens: a port the kernel just handed out and took back.
 fn dead_url() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    format!("redis://127.0.0.1:{}", l.local_addr().unwrap().port())
+    format!(
+        "redis://127.0.0.1:{}",
+        seawall_test_support::redis::free_port().unwrap()
+    )
 }
 
 #[test]

@@ -18,11 +18,8 @@ use tower::{Layer, Service};
 const PASSWORD: &str = "hunter2-s3cret";
 
 fn dead_url() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    format!(
-        "redis://app:{PASSWORD}@127.0.0.1:{}",
-        l.local_addr().unwrap().port()
-    )
+    let port = seawall_test_support::redis::free_port().unwrap();
+    format!("redis://app:{PASSWORD}@127.0.0.1:{port}")
 }
 
 /// Polls `svc` as a caller would, by hand: ready, then call, a few times

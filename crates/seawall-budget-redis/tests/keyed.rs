@@ -4,14 +4,12 @@
 //! no token comes back while a test runs, and nothing waits on a fixed sleep:
 //! the tests wait (bounded) for refills to settle.
 
-mod support;
-
 use std::time::Duration;
 
 use seawall_budget_redis::{RedisBudgetConfig, RedisBudgetLayer, RedisKeyedBudgetLayer};
 use seawall_core::KeyMapConfig;
 use seawall_core::{Rejection, RejectionKind};
-use support::redis_server::RedisServer;
+use seawall_test_support::redis::RedisServer;
 use tokio::time::Instant;
 use tower::{Layer, Service, ServiceExt, service_fn};
 

@@ -3,8 +3,6 @@
 //! waits: Redis does not follow paused time.
 #![cfg(feature = "metrics")]
 
-mod support;
-
 use std::time::Duration;
 
 use seawall_budget_redis::{Backend, RedisBudgetLayer};
@@ -13,7 +11,7 @@ use seawall_core::names::{
     BUDGET_REDIS_ROUND_TRIPS_TOTAL,
 };
 use seawall_test_support::metrics::Recording;
-use support::redis_server::RedisServer;
+use seawall_test_support::redis::RedisServer;
 use tokio::time::Instant;
 use tower::{Layer, ServiceExt, service_fn};
 

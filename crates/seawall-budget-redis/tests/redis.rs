@@ -1,8 +1,6 @@
 //! Against a real `redis-server` on 127.0.0.1 (started per test). Real time,
 //! short windows, wide margins: Redis's `TIME` does not follow paused time.
 
-mod support;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -11,7 +9,7 @@ use seawall_budget_redis::{
     Backend, BudgetMode, FallbackPolicy, RedisBudgetError, RedisBudgetLayer, RedisKeyedBudgetLayer,
 };
 use seawall_core::{Rejection, RejectionKind};
-use support::redis_server::RedisServer;
+use seawall_test_support::redis::RedisServer;
 use tokio::time::Instant;
 use tower::{Layer, Service, ServiceExt, service_fn};
 
