@@ -8,7 +8,10 @@
 //! tests start it); without it only the local figures are measured, and it
 //! says so.
 
-#[path = "../../crates/seawall-budget-redis/tests/support/redis_server.rs"]
+// The benches do not depend on seawall-test-support (its tokio has
+// `test-util`, which would slow every clock read measured here).
+#[path = "../../crates/seawall-test-support/src/redis.rs"]
+#[allow(dead_code, unreachable_pub)]
 mod redis_server;
 
 use std::hint::black_box;
