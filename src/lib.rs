@@ -30,6 +30,7 @@
 //! | `http` | no | HTTP status classification, keys from `http::Request`; with `serde`, `config::ClientConfig::build_http` |
 //! | `tonic` | no | gRPC status-code classification; `tonic::to_status`: rejections as gRPC statuses |
 //! | `metrics` | no | reporting through the `metrics` facade, by every enabled mechanism |
+//! | `quanta` | no | [`Clock::tsc`]: layers given this clock read the CPU's time-stamp counter, a few nanoseconds a reading |
 //! | `serde` | no | `Deserialize` for every enabled mechanism's config; with all five mechanisms, `config::StackConfig`: a whole stack from TOML |
 //! | `axum` | no | `axum::handle_error` for `HandleErrorLayer`: rejections as 503/504 responses |
 //!
