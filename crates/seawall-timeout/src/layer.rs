@@ -200,7 +200,9 @@ where
                 .capacity(config.key_capacity)
                 .idle_ttl(config.key_idle_ttl),
         )
-        .evictable_when(|tracker: &DeadlineTracker, now| tracker.is_fresh(now));
+        .evictable_when(|tracker: &DeadlineTracker, _now: u64| {
+            tracker.is_fresh(tokio::time::Instant::now())
+        });
         #[cfg(feature = "metrics")]
         let map = map.on_evict(|_, tracker: &DeadlineTracker| tracker.retire());
         Ok(KeyedAdaptiveTimeoutLayer {
