@@ -181,7 +181,10 @@ mod service;
 mod tracker;
 mod window;
 
-pub use config::{AdaptiveTimeoutBuilder, AdaptiveTimeoutConfig, LONGEST_DEADLINE, MAX_SAMPLES};
+pub use config::{
+    AdaptiveTimeoutBuilder, AdaptiveTimeoutConfig, KeyedAdaptiveTimeoutConfig, LONGEST_DEADLINE,
+    MAX_SAMPLES,
+};
 pub use future::ResponseFuture;
 pub use layer::{AdaptiveTimeoutLayer, KeyedAdaptiveTimeoutLayer};
 pub use seawall_core::{BoxError, Elapsed};

@@ -23,8 +23,8 @@ pub struct AdaptiveTimeout<S> {
     inner: S,
     tracker: Arc<DeadlineTracker>,
     // Fixed mode: what every call starts with, copied here so that a call
-    // reads nothing behind the tracker's pointer (as tower's `Timeout`
-    // holds its `Duration`).
+    // reads nothing behind the tracker's pointer but its clock (as tower's
+    // `Timeout` holds its `Duration`).
     fixed: Option<(u64, Ticket)>,
 }
 
@@ -77,10 +77,11 @@ where
     #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
         let (deadline, claim) = match self.fixed {
-            Some((deadline, ticket)) => (deadline, Claim::counted(ticket)),
+            Some((deadline, ticket)) => (deadline, Claim::new(ticket)),
             None => self.tracker.start(),
         };
-        ResponseFuture::new(self.inner.call(req), deadline, claim)
+        let start = self.tracker.began();
+        ResponseFuture::new(self.inner.call(req), deadline, claim, start)
     }
 }
 
@@ -155,16 +156,14 @@ where
     fn call(&mut self, req: Req) -> Self::Future {
         let key = self.key_fn.key(&req);
         let (deadline, claim) = match self.shared.tracker(key) {
-            Ok(tracker) => {
-                let (deadline, claim) = tracker.start();
-                (deadline, KeyedClaim::new(&tracker, claim))
-            }
+            Ok(tracker) => (tracker.start().0, KeyedClaim::new(&tracker)),
             Err(()) => {
                 let overflow = self.shared.overflow();
-                let (deadline, claim) = overflow.start();
-                (deadline, KeyedClaim::new(overflow, claim))
+                (overflow.start().0, KeyedClaim::new(overflow))
             }
         };
-        ResponseFuture::new(self.inner.call(req), deadline, claim)
+        // Every key's tracker reads the layer's clock.
+        let start = crate::tracker::began(&self.shared.clock);
+        ResponseFuture::new(self.inner.call(req), deadline, claim, start)
     }
 }

@@ -1,5 +1,6 @@
 use super::sealed::Hold;
 use super::*;
+use seawall_core::Clock;
 
 fn cfg() -> AdaptiveTimeoutConfig {
     AdaptiveTimeoutConfig {
