@@ -593,12 +593,7 @@ mod tests {
         let fields: Vec<_> = e.errors().iter().map(|e| e.field()).collect();
         assert_eq!(
             fields,
-            [
-                "min",
-                "min_samples",
-                "refresh_every",
-                "sample_every",
-            ]
+            ["min", "min_samples", "refresh_every", "sample_every",]
         );
     }
 
@@ -617,13 +612,7 @@ mod tests {
         let fields: Vec<_> = e.errors().iter().map(|e| e.field()).collect();
         assert_eq!(
             fields,
-            [
-                "fixed",
-                "max",
-                "min_samples",
-                "window",
-                "refresh_every",
-            ]
+            ["fixed", "max", "min_samples", "window", "refresh_every",]
         );
         let at_the_bound = AdaptiveTimeoutConfig {
             fixed: Some(LONGEST_DEADLINE),
@@ -699,6 +688,10 @@ mod tests {
         let w: Wrap = toml::from_str("[timeout]\n").unwrap();
         assert_eq!(w.timeout, KeyedAdaptiveTimeoutConfig::default());
         let bad = toml::from_str::<KeyedAdaptiveTimeoutConfig>("key_capacity = 5");
-        assert!(bad.unwrap_err().to_string().contains("unknown field `key_capacity`"));
+        assert!(
+            bad.unwrap_err()
+                .to_string()
+                .contains("unknown field `key_capacity`")
+        );
     }
 }

@@ -15,7 +15,9 @@ use std::time::Duration;
 use seawall_core::{Clock, ConfigError, KeyMap};
 use tower_layer::Layer;
 
-use crate::config::{AdaptiveTimeoutBuilder, AdaptiveTimeoutConfig, KeyedAdaptiveTimeoutConfig, Params};
+use crate::config::{
+    AdaptiveTimeoutBuilder, AdaptiveTimeoutConfig, KeyedAdaptiveTimeoutConfig, Params,
+};
 use crate::service::{AdaptiveTimeout, KeyedAdaptiveTimeout};
 use crate::tracker::{AdaptiveTimeoutStats, DeadlineTracker};
 
@@ -245,7 +247,10 @@ where
     }
 
     /// [`new`](Self::new) with a borrowed config.
-    pub fn from_config(key_fn: F, config: &KeyedAdaptiveTimeoutConfig) -> Result<Self, ConfigError> {
+    pub fn from_config(
+        key_fn: F,
+        config: &KeyedAdaptiveTimeoutConfig,
+    ) -> Result<Self, ConfigError> {
         Self::new(key_fn, config.clone())
     }
 

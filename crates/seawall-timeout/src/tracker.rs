@@ -540,7 +540,10 @@ pub(crate) fn pack(d: Duration) -> u64 {
 pub(crate) fn unpack(packed: u64) -> Duration {
     // The low 30 bits hold fewer than 10^9 nanoseconds, so this `new`
     // never carries.
-    Duration::new((packed & !MEASURED) >> 30, (packed & ((1 << 30) - 1)) as u32)
+    Duration::new(
+        (packed & !MEASURED) >> 30,
+        (packed & ((1 << 30) - 1)) as u32,
+    )
 }
 
 fn duration_us(us: u64) -> Duration {
