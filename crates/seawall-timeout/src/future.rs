@@ -4,7 +4,7 @@
 //! It holds the inner future, its deadline (packed in 8 bytes, with a bit
 //! for "measured": every call while the window fills, a random one in
 //! `sample_every` under high traffic), its claim on the tracker (the
-//! tracker's number, or a key's recorder) and its timer, which starts as
+//! calling thread's recorder shard, or a key's) and its timer, which starts as
 //! the call's start (a reading of the tracker's clock) and becomes an
 //! inline `tokio::time::Sleep` (no box) at the first poll that finds the
 //! inner future pending, set for `start + deadline`. So a call that is

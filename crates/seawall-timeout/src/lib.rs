@@ -45,9 +45,9 @@
 //!   `Sleep`, inline) only if its first poll finds the inner future
 //!   pending, for the start plus the deadline. A measured call reads the
 //!   clock once more when it ends; under high traffic only about one call
-//!   in `sample_every` (32) is measured, chosen at random, and the others
-//!   touch no reference count (they hold only their tracker's number, by
-//!   which a timeout finds it again). A rejection costs one allocation, the
+//!   in `sample_every` (32) is measured, chosen at random. A call holds a
+//!   reference count on its thread's recorder shard (a cache line other
+//!   threads do not normally touch). A rejection costs one allocation, the
 //!   `Box` of the error.
 //! - **Nothing leaks on cancellation**: dropping a response future drops its
 //!   timer and records nothing. `poll_ready` only forwards the inner service's

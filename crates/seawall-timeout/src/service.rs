@@ -14,7 +14,7 @@ use tower_service::Service;
 
 use crate::future::ResponseFuture;
 use crate::layer::KeyedShared;
-use crate::tracker::{AdaptiveTimeoutStats, Claim, DeadlineTracker, KeyedClaim, Ticket};
+use crate::tracker::{AdaptiveTimeoutStats, DeadlineTracker, KeyedClaim};
 
 /// A service with an adaptive (or fixed) deadline; made by
 /// [`AdaptiveTimeoutLayer`](crate::AdaptiveTimeoutLayer).
@@ -22,10 +22,9 @@ use crate::tracker::{AdaptiveTimeoutStats, Claim, DeadlineTracker, KeyedClaim, T
 pub struct AdaptiveTimeout<S> {
     inner: S,
     tracker: Arc<DeadlineTracker>,
-    // Fixed mode: what every call starts with, copied here so that a call
-    // reads nothing behind the tracker's pointer but its clock (as tower's
+    // Fixed mode: every call's deadline (packed), copied here (as tower's
     // `Timeout` holds its `Duration`).
-    fixed: Option<(u64, Ticket)>,
+    fixed: Option<u64>,
 }
 
 impl<S> AdaptiveTimeout<S> {
@@ -76,10 +75,11 @@ where
 
     #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
-        let (deadline, claim) = match self.fixed {
-            Some((deadline, ticket)) => (deadline, Claim::new(ticket)),
+        let deadline = match self.fixed {
+            Some(deadline) => deadline,
             None => self.tracker.start(),
         };
+        let claim = self.tracker.claim();
         let start = self.tracker.began();
         ResponseFuture::new(self.inner.call(req), deadline, claim, start)
     }
@@ -156,10 +156,10 @@ where
     fn call(&mut self, req: Req) -> Self::Future {
         let key = self.key_fn.key(&req);
         let (deadline, claim) = match self.shared.tracker(key) {
-            Ok(tracker) => (tracker.start().0, KeyedClaim::new(&tracker)),
+            Ok(tracker) => (tracker.start(), KeyedClaim::new(&tracker)),
             Err(()) => {
                 let overflow = self.shared.overflow();
-                (overflow.start().0, KeyedClaim::new(overflow))
+                (overflow.start(), KeyedClaim::new(overflow))
             }
         };
         // Every key's tracker reads the layer's clock.

@@ -114,8 +114,8 @@ impl std::fmt::Debug for DeadlineTracker {
 
 /// What a call needs to report its latency: a handle on one recorder shard
 /// of a [`DeadlineTracker`], picked for the current thread. Cloning it (the
-/// layers clone one per *measured* call only) touches only that shard's
-/// reference count, not a counter shared by every thread.
+/// layers' calls hold one each) touches only that shard's reference count,
+/// not a counter shared by every thread.
 #[derive(Clone)]
 pub struct Recorder {
     shard: Arc<Shard>,
@@ -131,8 +131,6 @@ impl std::fmt::Debug for Recorder {
 }
 
 struct Common {
-    /// This tracker's number in the [`registry`].
-    ticket: Ticket,
     params: Params,
     name: Arc<str>,
     label: Option<Arc<str>>,
@@ -248,10 +246,11 @@ fn thread_random() -> u32 {
     .unwrap_or(0)
 }
 
-fn shard_count(fixed: bool) -> usize {
-    if fixed {
-        return 1;
-    }
+/// Recorder shards of a layer's own tracker: one per CPU (rounded up to a
+/// power of two, at most 8), in fixed mode too, where the shards hold the
+/// calls' reference counts (and tiny histograms), so that threads do not
+/// share one count.
+fn shard_count() -> usize {
     // Read once per process: `available_parallelism` reads cgroup files on
     // Linux, too slow for every new key of a keyed layer.
     static SHARDS: OnceLock<usize> = OnceLock::new();
@@ -264,28 +263,18 @@ fn shard_count(fixed: bool) -> usize {
     })
 }
 
-/// What a call starts with: its deadline, packed (see [`pack`]) with
-/// [`MEASURED`] set for a call to measure, and its claim on the tracker.
-pub(crate) type Start = (u64, Claim);
-
 /// The bit of a packed deadline set for a call whose latency is measured
 /// (free: a packed deadline is below 2^63).
 pub(crate) const MEASURED: u64 = 1 << 63;
 
 /// How an [`AdaptiveTimeout`](crate::AdaptiveTimeout) call's
-/// [`ResponseFuture`](crate::ResponseFuture) holds on to its tracker: the
-/// tracker's number. Opaque.
-///
-/// Plain data, no reference count: the future then has nothing to drop but
-/// its timer, which lets the compiler build the timer in place and drop the
-/// future inline (a handle with a reference count made a call cost about a
-/// third more). A measured call finds its recorder shard again when it
-/// ends, through a small per-thread cache; a call that times out finds its
-/// tracker in a table of live trackers. A call that outlives its layer (and
-/// every service of it) still times out, uncounted.
-#[derive(Debug, Clone, Copy)]
+/// [`ResponseFuture`](crate::ResponseFuture) holds on to its tracker: a
+/// reference to the recorder shard of the thread that made the call (a
+/// reference count no other thread normally touches), through which a call
+/// outliving its layer still counts its timeout. Opaque.
+#[derive(Debug, Clone)]
 pub struct Claim {
-    ticket: Ticket,
+    recorder: Recorder,
 }
 
 /// How a [`KeyedAdaptiveTimeout`](crate::KeyedAdaptiveTimeout) call's
@@ -371,153 +360,20 @@ impl sealed::Hold for KeyedClaim {
 
 impl sealed::Hold for Claim {
     fn instant_at(&self, reading: u64, deadline: Duration) -> Instant {
-        match recorders::find(self.ticket) {
-            Some(recorder) => recorder.instant_at(reading, deadline),
-            None => seawall_core::time::deadline(Instant::now(), deadline),
-        }
+        self.recorder.instant_at(reading, deadline)
     }
 
-    /// Records into the tracker's shard for this thread, if the tracker
-    /// still exists.
     fn record(&self, began: Began) {
-        if let Some(recorder) = recorders::find(self.ticket) {
-            recorder.record_since(began);
-        }
+        self.recorder.record_since(began);
     }
 
-    /// The timeout is counted (and, for a measured call, recorded as a
-    /// latency equal to the deadline) under the call's tracker, if it still
-    /// exists.
     fn expired(&self, deadline: Duration, measured: bool) -> Elapsed {
         if measured {
-            if let Some(recorder) = recorders::find(self.ticket) {
-                recorder.record_timeout(deadline);
-                return recorder.elapsed(deadline);
-            }
-        } else if let Some(common) = registry::find(self.ticket) {
-            common.count_timeout(deadline);
-            return common.elapsed(deadline);
+            self.recorder.record_timeout(deadline);
+        } else {
+            self.recorder.count_timeout(deadline);
         }
-        // The layer is gone: nothing left to count in.
-        Elapsed::new(deadline)
-    }
-}
-
-impl Claim {
-    /// The claim of a call on the tracker with `ticket`.
-    pub(crate) fn new(ticket: Ticket) -> Claim {
-        Claim { ticket }
-    }
-}
-
-/// A tracker's number, never reused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) struct Ticket(u64);
-
-/// Every live tracker by its ticket, so that a call that was not measured
-/// need not keep its tracker alive (a reference count touched twice per
-/// call, the largest cost of a timeout after the timer itself). Only the
-/// paths off the per-call one use it: creating or dropping a tracker (a
-/// layer, or a key of a keyed layer) takes a write lock on one of 16
-/// shards; a call timing out, a read lock, so a storm of timeouts does not
-/// serialise on it.
-mod registry {
-    use std::collections::HashMap;
-    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-    use std::sync::{Arc, LazyLock, RwLock, Weak};
-
-    use seawall_core::key::KeyHasher;
-
-    use super::{Common, Ticket};
-
-    const SHARDS: usize = 16;
-
-    type Table = RwLock<HashMap<u64, Weak<Common>, KeyHasher>>;
-
-    static TABLES: LazyLock<[Table; SHARDS]> = LazyLock::new(|| {
-        std::array::from_fn(|_| RwLock::new(HashMap::with_hasher(KeyHasher::default())))
-    });
-
-    fn table(ticket: Ticket) -> &'static Table {
-        // `% SHARDS` of a counter: consecutive trackers land on different locks.
-        &TABLES[(ticket.0 % SHARDS as u64) as usize]
-    }
-
-    pub(super) fn next_ticket() -> Ticket {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        Ticket(NEXT.fetch_add(1, Relaxed))
-    }
-
-    // Poisoning: nothing panics under these locks (a map insert, remove or
-    // lookup), and the map is consistent either way.
-    pub(super) fn register(ticket: Ticket, common: &Arc<Common>) {
-        let mut t = table(ticket).write().unwrap_or_else(|p| p.into_inner());
-        t.insert(ticket.0, Arc::downgrade(common));
-    }
-
-    pub(super) fn unregister(ticket: Ticket) {
-        let mut t = table(ticket).write().unwrap_or_else(|p| p.into_inner());
-        t.remove(&ticket.0);
-    }
-
-    pub(super) fn find(ticket: Ticket) -> Option<Arc<Common>> {
-        let t = table(ticket).read().unwrap_or_else(|p| p.into_inner());
-        t.get(&ticket.0).and_then(Weak::upgrade)
-    }
-}
-
-/// The recorder shard of a tracker for the current thread, by ticket: a
-/// small per-thread cache of weak handles in front of the [`registry`], so
-/// that a measured call that ends finds its shard with one upgrade of a
-/// weak count (of the thread's own shard), not a lookup under a shared lock.
-mod recorders {
-    use std::cell::RefCell;
-    use std::sync::Weak;
-
-    use super::{Recorder, Shard, Ticket, registry, thread_index};
-
-    /// Trackers a thread records into, most recent first; a thread serving
-    /// more layers (or keys) than this looks the others up in the registry.
-    const WAYS: usize = 4;
-
-    /// A tracker's ticket and this thread's shard of it.
-    type Way = Option<(Ticket, Weak<Shard>)>;
-
-    thread_local! {
-        static CACHE: RefCell<[Way; WAYS]> = const { RefCell::new([const { None }; WAYS]) };
-    }
-
-    pub(super) fn find(ticket: Ticket) -> Option<Recorder> {
-        let cached = CACHE
-            .try_with(|c| {
-                let c = c.borrow();
-                c.iter()
-                    .flatten()
-                    .find(|(t, _)| *t == ticket)
-                    .and_then(|(_, w)| w.upgrade())
-            })
-            .ok()
-            .flatten();
-        if let Some(shard) = cached {
-            return Some(Recorder { shard });
-        }
-        find_slow(ticket)
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn find_slow(ticket: Ticket) -> Option<Recorder> {
-        let common = registry::find(ticket)?;
-        let shards = common.shards.get()?;
-        let i = thread_index() & (shards.len().max(1) - 1);
-        let shard = shards.get(i)?.upgrade()?;
-        let _ = CACHE.try_with(|c| {
-            let mut c = c.borrow_mut();
-            // Most recent first; the least recent falls out.
-            c.rotate_right(1);
-            c[0] = Some((ticket, std::sync::Arc::downgrade(&shard)));
-        });
-        Some(Recorder { shard })
+        self.recorder.elapsed(deadline)
     }
 }
 
@@ -609,14 +465,7 @@ impl DeadlineTracker {
     /// A layer's own tracker: precise histograms, a recorder shard per CPU.
     pub(crate) fn with_params(params: Params, name: Arc<str>, clock: Clock) -> Self {
         let layout = Layout::precise(params.high_us);
-        Self::build(
-            params,
-            name,
-            None,
-            layout,
-            shard_count(params.fixed.is_some()),
-            clock,
-        )
+        Self::build(params, name, None, layout, shard_count(), clock)
     }
 
     /// One key's tracker: compact histograms and one recorder shard (its
@@ -643,10 +492,7 @@ impl DeadlineTracker {
         let origin = clock.nanos();
         let ring = Ring::new(layout, params.interval_ns, origin);
         let step_at = ring.next_rotation();
-        let ticket = registry::next_ticket();
-        let keyed = label.is_some();
         let common = Arc::new(Common {
-            ticket,
             params,
             #[cfg(feature = "metrics")]
             metrics: crate::metrics::Handles::new(&name, label.as_deref(), params.key_metrics),
@@ -683,12 +529,6 @@ impl DeadlineTracker {
         let _ = common
             .shards
             .set(shards.iter().map(Arc::downgrade).collect());
-        // Only a layer's own calls find their tracker by ticket; a key's
-        // calls hold its recorder. So a key costs no entry in the registry,
-        // and a flood of new keys takes none of its locks.
-        if !keyed {
-            registry::register(ticket, &common);
-        }
         #[cfg(feature = "metrics")]
         common.metrics.deadline(&common.name, None, deadline, false);
         DeadlineTracker { common, shards }
@@ -729,28 +569,28 @@ impl DeadlineTracker {
         }
     }
 
-    /// What a starting call needs: its deadline (packed, see [`pack`],
-    /// with [`MEASURED`] when the call is measured: every call while the
-    /// window fills, about one in `sample_every` under high traffic, none in
-    /// fixed mode) and its claim on the tracker.
+    /// A starting call's deadline (packed, see [`pack`], with [`MEASURED`]
+    /// when the call is measured: every call while the window fills, about
+    /// one in `sample_every` under high traffic, none in fixed mode).
     #[inline]
-    pub(crate) fn start(&self) -> Start {
+    pub(crate) fn start(&self) -> u64 {
         let common = &*self.common;
         let measured = if common.should_measure() { MEASURED } else { 0 };
-        (
-            common.deadline.load(Relaxed) | measured,
-            Claim::new(common.ticket),
-        )
+        common.deadline.load(Relaxed) | measured
     }
 
-    /// In fixed mode, every call's deadline (packed) and the tracker's
-    /// ticket: they never change.
-    pub(crate) fn fixed_start(&self) -> Option<(u64, Ticket)> {
+    /// In fixed mode, every call's deadline (packed): it never changes.
+    pub(crate) fn fixed_start(&self) -> Option<u64> {
         let common = &*self.common;
-        common
-            .params
-            .fixed
-            .map(|_| (common.deadline.load(Relaxed), common.ticket))
+        common.params.fixed.map(|_| common.deadline.load(Relaxed))
+    }
+
+    /// A call's claim on this tracker: the current thread's recorder shard.
+    #[inline]
+    pub(crate) fn claim(&self) -> Claim {
+        Claim {
+            recorder: self.recorder(),
+        }
     }
 
     /// Records the latency of a call that completed now (reads the clock,
@@ -849,8 +689,7 @@ impl Recorder {
     /// The tokio instant at which the tracker's clock reads `reading +
     /// deadline`.
     fn instant_at(&self, reading: u64, deadline: Duration) -> Instant {
-        let at = reading.saturating_add(seawall_core::time::nanos(deadline));
-        self.shard.common.clock.instant_at(at)
+        self.shard.common.instant_at(reading, deadline)
     }
 
     /// Records the latency of a call that completed at `now`, a reading of
@@ -918,13 +757,13 @@ impl Recorder {
     }
 }
 
-impl Drop for Common {
-    fn drop(&mut self) {
-        registry::unregister(self.ticket);
-    }
-}
-
 impl Common {
+    /// The tokio instant at which the clock reads `reading + deadline`.
+    fn instant_at(&self, reading: u64, deadline: Duration) -> Instant {
+        let at = reading.saturating_add(seawall_core::time::nanos(deadline));
+        self.clock.instant_at(at)
+    }
+
     /// Whether to measure this call: always while the window is small, about
     /// one call in `sample_every` under high traffic, never in fixed mode.
     /// One relaxed load and, when sampling, a per-thread random number.
