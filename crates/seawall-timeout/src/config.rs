@@ -417,7 +417,7 @@ impl AdaptiveTimeoutBuilder {
 
     /// Validates the configuration and builds the layer.
     pub fn build(self) -> Result<AdaptiveTimeoutLayer, ConfigError> {
-        AdaptiveTimeoutLayer::from_config(&self.config).map(|l| l.clock(self.clock))
+        AdaptiveTimeoutLayer::with_clock(&self.config, self.clock)
     }
 
     /// Validates the configuration and builds a keyed layer: one deadline per
@@ -433,7 +433,7 @@ impl AdaptiveTimeoutBuilder {
         K: std::hash::Hash + Eq + Clone + std::fmt::Display + Send + Sync + 'static,
     {
         let config = KeyedAdaptiveTimeoutConfig::from(self.config);
-        KeyedAdaptiveTimeoutLayer::new(key_fn, config).map(|l| l.clock(self.clock))
+        KeyedAdaptiveTimeoutLayer::with_clock(key_fn, config, self.clock)
     }
 }
 

@@ -51,8 +51,15 @@ impl AdaptiveTimeoutLayer {
 
     /// Validates `config` and builds the layer, on tokio's clock.
     pub fn from_config(config: &AdaptiveTimeoutConfig) -> Result<Self, ConfigError> {
+        Self::with_clock(config, Clock::tokio())
+    }
+
+    pub(crate) fn with_clock(
+        config: &AdaptiveTimeoutConfig,
+        clock: Clock,
+    ) -> Result<Self, ConfigError> {
         Ok(AdaptiveTimeoutLayer {
-            tracker: Arc::new(DeadlineTracker::new(config)?),
+            tracker: Arc::new(DeadlineTracker::with_clock(config, clock)?),
         })
     }
 
@@ -239,10 +246,18 @@ where
     /// [`KeyFn`](seawall_core::KeyFn), e.g. a closure `Fn(&Req) -> K`), on
     /// tokio's clock.
     pub fn new(key_fn: F, config: KeyedAdaptiveTimeoutConfig) -> Result<Self, ConfigError> {
+        Self::with_clock(key_fn, config, Clock::tokio())
+    }
+
+    pub(crate) fn with_clock(
+        key_fn: F,
+        config: KeyedAdaptiveTimeoutConfig,
+        clock: Clock,
+    ) -> Result<Self, ConfigError> {
         config.validate()?;
         Ok(KeyedAdaptiveTimeoutLayer {
             key_fn: Arc::new(key_fn),
-            shared: Arc::new(KeyedShared::new(config, Clock::tokio())),
+            shared: Arc::new(KeyedShared::new(config, clock)),
         })
     }
 
