@@ -1,7 +1,9 @@
 //! The layers on a manual clock, with no runtime: a call that answers at its
 //! first poll makes no timer, so latencies are measured on the layer's clock
-//! and the deadline learned without tokio; and the response future's size
-//! against tower's `Timeout`'s.
+//! and the deadline learned without tokio. The timer set at the first poll
+//! that finds a call pending (paused tokio time): for what is left of the
+//! deadline, on any clock. And the response future's size against tower's
+//! `Timeout`'s.
 
 use std::future::{Future, Ready, ready};
 use std::pin::pin;
@@ -96,4 +98,72 @@ fn the_response_future_is_at_most_16_bytes_over_towers() {
     assert!(ours <= towers + 16, "{ours} bytes against tower's {towers}");
     let keyed = size_of::<ResponseFuture<Inner, seawall_timeout::KeyedClaim>>();
     assert!(keyed <= towers + 16, "keyed: {keyed} against {towers}");
+}
+
+/// A service that never answers.
+fn hangs() -> impl Service<u64, Response = u64, Error = std::io::Error> {
+    service_fn(|_: u64| std::future::pending::<Result<u64, std::io::Error>>())
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_first_polled_after_its_deadline_times_out_at_once() {
+    let layer = AdaptiveTimeoutLayer::fixed(Duration::from_millis(50));
+    let mut svc = layer.layer(hangs());
+    let fut = svc.call(1);
+    // The deadline runs from `call`, not from the first poll.
+    tokio::time::advance(Duration::from_millis(60)).await;
+    let mut fut = tokio_test::task::spawn(fut);
+    let err = match fut.poll() {
+        Poll::Ready(Err(e)) => e,
+        other => panic!("expected Elapsed at the first poll, got {other:?}"),
+    };
+    let elapsed = err.downcast_ref::<seawall_core::Elapsed>().unwrap();
+    assert_eq!(elapsed.after(), Duration::from_millis(50));
+    assert_eq!(layer.stats().timeouts, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_pending_call_on_a_manual_clock_is_cut_by_tokio_for_what_is_left() {
+    let (clock, hand) = Clock::manual();
+    let layer = AdaptiveTimeoutLayer::builder()
+        .base(Duration::from_millis(100))
+        .sample_every(1)
+        .clock(clock)
+        .build()
+        .unwrap();
+    let mut svc = layer.layer(hangs());
+    let fut = svc.call(1);
+    // 30ms pass on the layer's clock before the first poll: 70ms are left,
+    // and tokio's timer is set for them.
+    hand.advance(Duration::from_millis(30));
+    let mut fut = tokio_test::task::spawn(fut);
+    assert!(fut.poll().is_pending());
+    tokio::time::advance(Duration::from_millis(69)).await;
+    assert!(fut.poll().is_pending());
+    tokio::time::advance(Duration::from_millis(2)).await;
+    let Poll::Ready(Err(err)) = fut.poll() else {
+        panic!("expected Elapsed")
+    };
+    let elapsed = err.downcast_ref::<seawall_core::Elapsed>().unwrap();
+    assert_eq!(elapsed.after(), Duration::from_millis(100));
+    let stats = layer.stats();
+    assert_eq!(stats.timeouts, 1);
+    assert_eq!(
+        stats.samples, 1,
+        "a measured timeout is a sample of its deadline"
+    );
+}
+
+#[test]
+fn a_call_dropped_before_its_first_poll_leaves_nothing() {
+    let (clock, hand) = Clock::manual();
+    let layer = AdaptiveTimeoutLayer::builder()
+        .sample_every(1)
+        .clock(clock)
+        .build()
+        .unwrap();
+    let mut svc = layer.layer(takes(hand));
+    drop(svc.call(5));
+    let stats = layer.stats();
+    assert_eq!((stats.samples, stats.timeouts), (0, 0));
 }
