@@ -13,6 +13,8 @@
 //!   everybody else goes on.
 //! - Samples age out: the window is a ring of 6 interval histograms, stepped
 //!   every `window / 6` (lazily, by the first call that sees the step is due).
+//! - Every time it keeps (latencies, the window's steps, a key's freshness)
+//!   is a reading of its [`Clock`]; it sets no timer.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
@@ -562,7 +564,7 @@ impl DeadlineTracker {
     #[inline]
     pub fn recorder(&self) -> Recorder {
         let n = self.shards.len();
-        // One shard (fixed mode, one core): no need to know the thread.
+        // One shard (a key, or one core): no need to know the thread.
         let i = if n == 1 { 0 } else { thread_index() & (n - 1) };
         Recorder {
             shard: self.shards[i].clone(),
