@@ -412,18 +412,13 @@ fn timeout_cases(v: &mut Vec<(&'static str, Case)>) {
         "timeout/seawall_fixed_success",
         looped(AdaptiveTimeoutLayer::fixed(DEADLINE).layer(Echo), 1, true),
     ));
-    let k = AdaptiveTimeoutLayer::builder()
-        .key_capacity(KEYS as usize * 2)
-        .build_keyed(|r: &u64| *r)
-        .unwrap();
+    let config = seawall_timeout::KeyedAdaptiveTimeoutConfig::new().capacity(KEYS as usize * 2);
+    let k = seawall_timeout::KeyedAdaptiveTimeoutLayer::new(|r: &u64| *r, config.clone()).unwrap();
     v.push((
         "timeout/seawall_keyed_one_key",
         looped(k.layer(Echo), 0, true),
     ));
-    let k = AdaptiveTimeoutLayer::builder()
-        .key_capacity(KEYS as usize * 2)
-        .key_idle_ttl(HOUR)
-        .build_keyed(|r: &u64| *r)
+    let k = seawall_timeout::KeyedAdaptiveTimeoutLayer::new(|r: &u64| *r, config.idle_ttl(HOUR))
         .unwrap();
     v.push(("timeout/seawall_keyed_10k_keys", keyed(k.layer(Echo))));
     v.push((

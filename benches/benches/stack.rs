@@ -138,9 +138,29 @@ fn tower_policy() -> TpsPolicy {
     }
 }
 
+/// The size of `svc`'s response future, in bytes (what every caller moves
+/// and holds per call).
+fn future_size<S: tower::Service<u64>>(svc: &mut S) -> usize {
+    let fut = svc.call(1);
+    std::mem::size_of_val(&fut)
+}
+
 fn single_thread(c: &mut Criterion) {
     let rt = two_workers();
     let _enter = rt.enter();
+    eprintln!(
+        "response futures: seawall {} bytes, tower-resilience {} bytes, tower (four layers) {} bytes",
+        future_size(&mut seawall_stack!()),
+        future_size(&mut resilience_stack!()),
+        future_size(
+            &mut ServiceBuilder::new()
+                .layer(tower::retry::RetryLayer::new(tower_policy()))
+                .timeout(DEADLINE)
+                .load_shed()
+                .concurrency_limit(LIMIT)
+                .service(Echo)
+        ),
+    );
     let mut g = c.benchmark_group("stack");
 
     let mut svc = Echo;

@@ -8,16 +8,31 @@
 //! hand-polled loop cannot do cheaply; its allocation cost is in
 //! `tests/allocations.rs`.
 //!
+//! The tracker's parts (a clock read, a record, the expiry path's record
+//! and box, a timer made and dropped) are timed alone in `timeout_parts`.
+//!
 //! `cargo bench -p seawall-benches --bench timeout`
+//!
+//! Instructions per call: `TIMEOUT_CASE=<case> TIMEOUT_CALLS=<n>` makes the
+//! binary run `n` calls of one case (after a warm-up past the adaptive
+//! layer's sampling threshold) and exit, for `valgrind --tool=callgrind` at
+//! two values of `n` (the difference of the counts over the difference of
+//! `n` is one call's cost). Cases: `bare`, `tower`, `adaptive`,
+//! `adaptive_every_call`, `fixed`, `keyed`. `rounds` has the same for every
+//! layer (`ROUNDS_ONLY`).
 
 use std::hint::black_box;
 use std::time::Duration;
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group};
 use seawall_benches::{Echo, call, contended_case, two_workers};
-use seawall_timeout::{AdaptiveTimeoutLayer, DeadlineSource, KeyedAdaptiveTimeoutLayer};
-use tower::Layer;
+use seawall_core::KeyMapConfig;
+use seawall_timeout::{
+    AdaptiveTimeoutConfig, AdaptiveTimeoutLayer, DeadlineSource, DeadlineTracker,
+    KeyedAdaptiveTimeoutConfig, KeyedAdaptiveTimeoutLayer,
+};
 use tower::timeout::TimeoutLayer;
+use tower::{Layer, Service};
 use tower_resilience::timelimiter::TimeLimiterLayer;
 
 /// Keys of the many-keys cases.
@@ -42,11 +57,12 @@ fn seawall_adaptive() -> AdaptiveTimeoutLayer {
 }
 
 fn seawall_keyed(keys: u64) -> KeyedAdaptiveTimeoutLayer<fn(&u64) -> u64, u64> {
-    let layer = AdaptiveTimeoutLayer::builder()
-        .key_capacity((keys as usize * 2).max(1024))
-        .key_idle_ttl(Duration::from_secs(3600))
-        .build_keyed((|r: &u64| *r) as fn(&u64) -> u64)
-        .unwrap();
+    let config = KeyedAdaptiveTimeoutConfig::new().keys(
+        KeyMapConfig::new()
+            .capacity((keys as usize * 2).max(1024))
+            .idle_ttl(Duration::from_secs(3600)),
+    );
+    let layer = KeyedAdaptiveTimeoutLayer::new((|r: &u64| *r) as fn(&u64) -> u64, config).unwrap();
     let mut svc = layer.layer(Echo);
     for k in 0..keys {
         call(&mut svc, k).unwrap();
@@ -97,6 +113,100 @@ fn single_thread(c: &mut Criterion) {
         b.iter(|| call(&mut svc, black_box(1)))
     });
     g.finish();
+    parts(c);
+}
+
+/// The parts of the adaptive path, to see where time goes (call inside a
+/// runtime context).
+fn parts(c: &mut Criterion) {
+    let mut g = c.benchmark_group("timeout_parts");
+    // The rejection path has to wait for a timer, which a hand-polled bench
+    // cannot do cheaply; measure what the layer adds on expiry instead:
+    // record the timeout and box the `Elapsed`.
+    let tracker = DeadlineTracker::new(&AdaptiveTimeoutConfig::default()).unwrap();
+    let recorder = tracker.recorder();
+    g.bench_function("timeout_path_record_and_box", |b| {
+        b.iter(|| {
+            let d = recorder.deadline();
+            recorder.record_timeout(d);
+            let e: seawall_core::BoxError = Box::new(recorder.elapsed(d));
+            black_box(e)
+        })
+    });
+    g.bench_function("tokio_instant_now", |b| b.iter(tokio::time::Instant::now));
+    let clock = tracker.clock().clone();
+    g.bench_function("tokio_clock_nanos", |b| b.iter(|| clock.nanos()));
+    g.bench_function("recorder_clone_drop", |b| {
+        b.iter(|| black_box(tracker.recorder()))
+    });
+    g.bench_function("record", |b| {
+        b.iter(|| recorder.record(black_box(Duration::from_micros(150))))
+    });
+    let rare = DeadlineTracker::new(
+        &AdaptiveTimeoutConfig::builder()
+            .refresh_every(1 << 24)
+            .min_samples(1 << 24)
+            .into_config(),
+    )
+    .unwrap();
+    let rare = rare.recorder();
+    g.bench_function("record_without_refresh", |b| {
+        b.iter(|| rare.record(black_box(Duration::from_micros(150))))
+    });
+    let now = tokio::time::Instant::now();
+    g.bench_function("sleep_until_create_drop", |b| {
+        b.iter(|| black_box(tokio::time::sleep_until(now + Duration::from_secs(1))))
+    });
+    g.finish();
+}
+
+/// Runs `n` calls of `svc` after a warm-up, for an instruction count.
+fn run_calls<S: Service<u64>>(mut svc: S, n: u64) {
+    // Warm up past the adaptive layer's sampling threshold.
+    for i in 0..60_000 {
+        let _ = black_box(call(&mut svc, black_box(i & 1)).is_ok());
+    }
+    for i in 0..n {
+        let _ = black_box(call(&mut svc, black_box(i & 1)).is_ok());
+    }
+}
+
+/// `TIMEOUT_CASE` and `TIMEOUT_CALLS` set: runs that case alone (see the
+/// module docs) and returns `true`.
+fn instructions() -> bool {
+    let (Ok(case), Ok(n)) = (
+        std::env::var("TIMEOUT_CASE"),
+        std::env::var("TIMEOUT_CALLS"),
+    ) else {
+        return false;
+    };
+    let n: u64 = n.parse().unwrap_or(0);
+    // No worker threads: the counts are the calling thread's alone.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("a runtime");
+    let _enter = rt.enter();
+    match case.as_str() {
+        "bare" => run_calls(Echo, n),
+        "tower" => run_calls(TimeoutLayer::new(DEADLINE).layer(Echo), n),
+        "adaptive" => run_calls(
+            AdaptiveTimeoutLayer::builder().build().unwrap().layer(Echo),
+            n,
+        ),
+        "adaptive_every_call" => run_calls(
+            AdaptiveTimeoutLayer::builder()
+                .sample_every(1)
+                .build()
+                .unwrap()
+                .layer(Echo),
+            n,
+        ),
+        "fixed" => run_calls(AdaptiveTimeoutLayer::fixed(DEADLINE).layer(Echo), n),
+        "keyed" => run_calls(seawall_keyed(1).layer(Echo), n),
+        other => panic!("unknown case {other}"),
+    }
+    true
 }
 
 /// Thread `t`'s keys: even or odd, over all `KEYS`.
@@ -163,4 +273,11 @@ fn contended(c: &mut Criterion) {
 }
 
 criterion_group!(benches, single_thread, contended);
-criterion_main!(benches);
+
+fn main() {
+    if instructions() {
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -7,8 +7,9 @@
 
 use std::time::Duration;
 
-use seawall_core::ConfigError;
 use seawall_core::config::Check;
+use seawall_core::time::nanos;
+use seawall_core::{Clock, ConfigError, KeyMapConfig};
 
 use crate::layer::{AdaptiveTimeoutLayer, KeyedAdaptiveTimeoutLayer};
 
@@ -34,23 +35,15 @@ pub const MAX_SAMPLES: u64 = 1 << 24;
 /// | `min_samples` | 100 | latencies needed in the window before the percentile is trusted |
 /// | `window` | 60s | how far back latencies count; ages out in 6 steps of `window / 6` |
 /// | `refresh_every` | 1000 | the deadline is recomputed after this many samples per recorder shard (and at every window step) |
-/// | `sample_every` | 32 | once the window holds 16 × `min_samples` × `sample_every` calls (so at least 16 × `min_samples` are still measured), measure about one call in this many, chosen at random, to save a clock read per call; 1 measures every call |
-/// | `key_capacity` | 1000 | keyed layer only: most keys held at once |
-/// | `key_idle_ttl` | 5 minutes | keyed layer only: a key unused this long may be evicted |
-/// | `key_metrics` | `false` | keyed layer only, feature `metrics`: report each key's learned deadline as its own series (`key` label); see below |
+/// | `sample_every` | 32 | once the window holds 16 × `min_samples` × `sample_every` calls (so at least 16 × `min_samples` are still measured), measure about one call in this many, chosen at random; 1 measures every call |
 ///
-/// Per-key series are opt-in because keys often come from requests: with
-/// `key_metrics`, a key's series exists from its first learned deadline and
-/// reads NaN once the key leaves the map, and an exporter's idle timeout
-/// (metrics-exporter-prometheus: `idle_timeout`) must drop it, or the series
-/// of every key ever learned stay in every scrape. Without it, a keyed layer
-/// reports only its name-labelled counters.
+/// A keyed layer's own settings (the bounds of its map of keys, per-key
+/// metrics) are in [`KeyedAdaptiveTimeoutConfig`], around this one.
 ///
 /// Every duration is at most 365 days ([`MAX_DURATION`](seawall_core::config::MAX_DURATION),
 /// also [`LONGEST_DEADLINE`]); `min_samples` and `refresh_every` are at most
-/// [`MAX_SAMPLES`]; `key_capacity` at most
-/// [`MAX_CAPACITY`](seawall_core::config::MAX_CAPACITY); `percentile` is in
-/// `(0, 100]` and `multiplier` a finite number greater than zero.
+/// [`MAX_SAMPLES`]; `percentile` is in `(0, 100]` and `multiplier` a finite
+/// number greater than zero.
 ///
 /// The deadline is `clamp(percentile(p) × multiplier, min, max)`; see the
 /// [crate docs](crate) for how it is computed and kept up to date.
@@ -62,13 +55,19 @@ pub const MAX_SAMPLES: u64 = 1 << 24;
 /// use std::time::Duration;
 /// use seawall_timeout::AdaptiveTimeoutConfig;
 ///
-/// let cfg = AdaptiveTimeoutConfig { max: Duration::from_secs(2), ..Default::default() };
+/// let mut cfg = AdaptiveTimeoutConfig::default();
+/// cfg.max = Duration::from_secs(2);
 /// assert_eq!(cfg.percentile, 99.0);
 /// assert!(cfg.validate().is_ok());
+///
+/// // Or through the builder, which validates when it builds.
+/// let cfg = AdaptiveTimeoutConfig::builder().max(Duration::from_secs(2)).into_config();
+/// assert_eq!(cfg.max, Duration::from_secs(2));
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
+#[non_exhaustive]
 pub struct AdaptiveTimeoutConfig {
     /// The layer's name in tracing events and metric labels.
     pub name: String,
@@ -97,14 +96,6 @@ pub struct AdaptiveTimeoutConfig {
     pub refresh_every: u32,
     /// Under high traffic, measure about one call in this many (1..=1024).
     pub sample_every: u32,
-    /// Keyed layer: most keys held at once.
-    pub key_capacity: usize,
-    /// Keyed layer: how long a key must be unused before it may be evicted.
-    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
-    pub key_idle_ttl: Duration,
-    /// Keyed layer, feature `metrics`: a series per key for its learned
-    /// deadline (default `false`; see the table above).
-    pub key_metrics: bool,
 }
 
 impl Default for AdaptiveTimeoutConfig {
@@ -121,21 +112,25 @@ impl Default for AdaptiveTimeoutConfig {
             window: Duration::from_secs(60),
             refresh_every: 1000,
             sample_every: 32,
-            key_capacity: 1000,
-            key_idle_ttl: Duration::from_secs(300),
-            key_metrics: false,
         }
     }
 }
 
 impl AdaptiveTimeoutConfig {
+    /// A builder holding the defaults: the same as
+    /// [`AdaptiveTimeoutLayer::builder`].
+    pub fn builder() -> AdaptiveTimeoutBuilder {
+        AdaptiveTimeoutBuilder::new()
+    }
+
     /// Checks every field; the error names each bad one.
     ///
     /// ```
-    /// use std::time::Duration;
     /// use seawall_timeout::AdaptiveTimeoutConfig;
     ///
-    /// let cfg = AdaptiveTimeoutConfig { percentile: 0.0, multiplier: -1.0, ..Default::default() };
+    /// let mut cfg = AdaptiveTimeoutConfig::default();
+    /// cfg.percentile = 0.0;
+    /// cfg.multiplier = -1.0;
     /// assert_eq!(
     ///     cfg.validate().unwrap_err().to_string(),
     ///     "percentile: 0 is not in (0, 100]; multiplier: -1 must be a finite number greater than zero"
@@ -165,8 +160,138 @@ impl AdaptiveTimeoutConfig {
         check.nonzero_duration("window", self.window);
         check.in_range("refresh_every", self.refresh_every, 1, MAX_SAMPLES as u32);
         check.in_range("sample_every", self.sample_every, 1, 1024);
-        check.capacity("key_capacity", self.key_capacity);
-        check.nonzero_duration("key_idle_ttl", self.key_idle_ttl);
+        check.finish()
+    }
+}
+
+/// The configuration of a keyed layer ([`KeyedAdaptiveTimeoutLayer`]), as
+/// plain data: the config every key's deadline follows, the bounds of the
+/// map of keys, and whether each key reports its own metric series.
+///
+/// | field | default | meaning |
+/// |-------|---------|---------|
+/// | `per_key` | [`AdaptiveTimeoutConfig::default`] | each key's deadline (and the overflow deadline's); its `name` names the layer |
+/// | `keys` | capacity 1000, idle TTL 5 minutes | the map of keys: most keys held at once (`capacity`, at most [`MAX_CAPACITY`](seawall_core::config::MAX_CAPACITY)), and how long a key must be unused before it may be evicted (`idle_ttl`) |
+/// | `key_metrics` | `false` | feature `metrics`: report each key's learned deadline as its own series (`key` label); see below |
+///
+/// The default capacity is 1000 keys rather than [`KeyMapConfig`]'s 10 000:
+/// a key holds histograms of up to 4 KiB.
+///
+/// Per-key series are opt-in because keys often come from requests: with
+/// `key_metrics`, a key's series exists from its first learned deadline and
+/// reads NaN once the key leaves the map, and an exporter's idle timeout
+/// (metrics-exporter-prometheus: `idle_timeout`) must drop it, or the series
+/// of every key ever learned stay in every scrape. Without it, a keyed layer
+/// reports only its name-labelled counters.
+///
+/// ```
+/// use std::time::Duration;
+/// use seawall_timeout::{AdaptiveTimeoutConfig, KeyedAdaptiveTimeoutConfig};
+///
+/// let cfg = KeyedAdaptiveTimeoutConfig::from(
+///     AdaptiveTimeoutConfig::builder().max(Duration::from_secs(2)).into_config(),
+/// )
+/// .capacity(100)
+/// .idle_ttl(Duration::from_secs(60));
+/// assert_eq!(cfg.keys.capacity, 100);
+/// assert!(cfg.validate().is_ok());
+///
+/// let err = cfg.capacity(0).validate().unwrap_err();
+/// assert_eq!(err.to_string(), "keys.capacity: 0 must be greater than zero");
+/// ```
+///
+/// With feature `serde`, in TOML the per-key config and the map bounds are
+/// tables of their own:
+///
+/// ```toml
+/// [client.timeout]
+/// key_metrics = true
+///
+/// [client.timeout.per_key]
+/// max = "2s"
+///
+/// [client.timeout.keys]
+/// capacity = 10000
+/// idle_ttl = "5m"
+/// ```
+///
+/// A `[keys]` table replaces the default bounds as a whole: a field it leaves
+/// out takes [`KeyMapConfig`]'s default (capacity 10 000), not this table's.
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
+#[non_exhaustive]
+pub struct KeyedAdaptiveTimeoutConfig {
+    /// The config each key's deadline follows.
+    pub per_key: AdaptiveTimeoutConfig,
+    /// The bounds of the map of keys.
+    pub keys: KeyMapConfig,
+    /// Feature `metrics`: a series per key for its learned deadline (default
+    /// `false`; see above).
+    pub key_metrics: bool,
+}
+
+impl Default for KeyedAdaptiveTimeoutConfig {
+    fn default() -> Self {
+        KeyedAdaptiveTimeoutConfig::from(AdaptiveTimeoutConfig::default())
+    }
+}
+
+impl From<AdaptiveTimeoutConfig> for KeyedAdaptiveTimeoutConfig {
+    /// `per_key` with the default map bounds, without per-key metrics.
+    fn from(per_key: AdaptiveTimeoutConfig) -> Self {
+        KeyedAdaptiveTimeoutConfig {
+            per_key,
+            keys: KeyMapConfig::new().capacity(1000),
+            key_metrics: false,
+        }
+    }
+}
+
+impl KeyedAdaptiveTimeoutConfig {
+    /// The defaults (see the table above).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the config each key's deadline follows.
+    pub fn per_key(mut self, per_key: AdaptiveTimeoutConfig) -> Self {
+        self.per_key = per_key;
+        self
+    }
+
+    /// Sets the bounds of the map of keys.
+    pub fn keys(mut self, keys: KeyMapConfig) -> Self {
+        self.keys = keys;
+        self
+    }
+
+    /// Sets the most keys held at once (`keys.capacity`).
+    pub fn capacity(mut self, capacity: usize) -> Self {
+        self.keys.capacity = capacity;
+        self
+    }
+
+    /// Sets how long a key must be unused before it may be evicted
+    /// (`keys.idle_ttl`).
+    pub fn idle_ttl(mut self, idle_ttl: Duration) -> Self {
+        self.keys.idle_ttl = idle_ttl;
+        self
+    }
+
+    /// Feature `metrics`: reports each key's learned deadline as a series of
+    /// its own (default off; see above).
+    pub fn key_metrics(mut self, on: bool) -> Self {
+        self.key_metrics = on;
+        self
+    }
+
+    /// Checks every field; the error names each bad one by its path
+    /// (`per_key.max`, `keys.capacity`).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut check = Check::new();
+        check.nested("per_key", self.per_key.validate());
+        check.nested("keys", self.keys.validate());
         check.finish()
     }
 }
@@ -196,6 +321,7 @@ impl AdaptiveTimeoutConfig {
 #[derive(Debug, Clone, Default)]
 pub struct AdaptiveTimeoutBuilder {
     config: AdaptiveTimeoutConfig,
+    clock: Clock,
 }
 
 impl AdaptiveTimeoutBuilder {
@@ -270,22 +396,11 @@ impl AdaptiveTimeoutBuilder {
         self
     }
 
-    /// Keyed layer: sets the most keys held at once.
-    pub fn key_capacity(mut self, key_capacity: usize) -> Self {
-        self.config.key_capacity = key_capacity;
-        self
-    }
-
-    /// Keyed layer: sets how long a key must be unused before it may be evicted.
-    pub fn key_idle_ttl(mut self, key_idle_ttl: Duration) -> Self {
-        self.config.key_idle_ttl = key_idle_ttl;
-        self
-    }
-
-    /// Keyed layer, feature `metrics`: reports each key's learned deadline as
-    /// a series of its own (default off; see [`AdaptiveTimeoutConfig`]).
-    pub fn key_metrics(mut self, on: bool) -> Self {
-        self.config.key_metrics = on;
+    /// Sets the clock latencies are measured on (and the window ages by);
+    /// [`Clock::tokio`] by default. The deadline's timer is tokio's whatever
+    /// the clock: see [the crate docs](crate#clock).
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
         self
     }
 
@@ -294,13 +409,22 @@ impl AdaptiveTimeoutBuilder {
         &self.config
     }
 
+    /// The configuration built so far, unvalidated (the clock is not part of
+    /// it).
+    pub fn into_config(self) -> AdaptiveTimeoutConfig {
+        self.config
+    }
+
     /// Validates the configuration and builds the layer.
     pub fn build(self) -> Result<AdaptiveTimeoutLayer, ConfigError> {
-        AdaptiveTimeoutLayer::from_config(&self.config)
+        AdaptiveTimeoutLayer::with_clock(&self.config, self.clock)
     }
 
     /// Validates the configuration and builds a keyed layer: one deadline per
-    /// key that `key_fn` takes out of each request.
+    /// key that `key_fn` takes out of each request, each following this
+    /// configuration, with the default bounds of the map of keys (see
+    /// [`KeyedAdaptiveTimeoutConfig`]; [`KeyedAdaptiveTimeoutLayer::new`]
+    /// takes the whole keyed config).
     pub fn build_keyed<F, K>(
         self,
         key_fn: F,
@@ -308,7 +432,8 @@ impl AdaptiveTimeoutBuilder {
     where
         K: std::hash::Hash + Eq + Clone + std::fmt::Display + Send + Sync + 'static,
     {
-        KeyedAdaptiveTimeoutLayer::from_config(key_fn, &self.config)
+        let config = KeyedAdaptiveTimeoutConfig::from(self.config);
+        KeyedAdaptiveTimeoutLayer::with_clock(key_fn, config, self.clock)
     }
 }
 
@@ -330,10 +455,6 @@ pub(crate) struct Params {
     /// A keyed tracker reports its deadline under its key.
     #[cfg(feature = "metrics")]
     pub(crate) key_metrics: bool,
-}
-
-pub(crate) fn nanos(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 impl Params {
@@ -361,8 +482,19 @@ impl Params {
             sample_every: config.sample_every,
             high_us,
             #[cfg(feature = "metrics")]
-            key_metrics: config.key_metrics,
+            key_metrics: false,
         }
+    }
+
+    /// Per-key metrics on or off (keyed layers).
+    #[cfg_attr(not(feature = "metrics"), allow(unused_mut))]
+    pub(crate) fn key_metrics(mut self, on: bool) -> Self {
+        #[cfg(feature = "metrics")]
+        {
+            self.key_metrics = on;
+        }
+        let _ = on;
+        self
     }
 
     pub(crate) fn fixed(deadline: Duration) -> Self {
@@ -455,22 +587,13 @@ mod tests {
             min_samples: 0,
             refresh_every: 0,
             sample_every: 0,
-            key_capacity: 0,
-            key_idle_ttl: Duration::ZERO,
             ..Default::default()
         };
         let e = cfg.validate().unwrap_err();
         let fields: Vec<_> = e.errors().iter().map(|e| e.field()).collect();
         assert_eq!(
             fields,
-            [
-                "min",
-                "min_samples",
-                "refresh_every",
-                "sample_every",
-                "key_capacity",
-                "key_idle_ttl"
-            ]
+            ["min", "min_samples", "refresh_every", "sample_every",]
         );
     }
 
@@ -481,38 +604,45 @@ mod tests {
             fixed: Some(huge),
             max: huge,
             window: huge,
-            key_idle_ttl: huge,
             min_samples: u64::MAX,
             refresh_every: u32::MAX,
-            key_capacity: usize::MAX,
             ..Default::default()
         };
         let e = cfg.validate().unwrap_err();
         let fields: Vec<_> = e.errors().iter().map(|e| e.field()).collect();
         assert_eq!(
             fields,
-            [
-                "fixed",
-                "max",
-                "min_samples",
-                "window",
-                "refresh_every",
-                "key_capacity",
-                "key_idle_ttl"
-            ]
+            ["fixed", "max", "min_samples", "window", "refresh_every",]
         );
         let at_the_bound = AdaptiveTimeoutConfig {
             fixed: Some(LONGEST_DEADLINE),
             max: LONGEST_DEADLINE,
             base: LONGEST_DEADLINE,
             window: LONGEST_DEADLINE,
-            key_idle_ttl: LONGEST_DEADLINE,
             min_samples: MAX_SAMPLES,
             refresh_every: MAX_SAMPLES as u32,
-            key_capacity: seawall_core::config::MAX_CAPACITY,
             ..Default::default()
         };
         assert!(at_the_bound.validate().is_ok());
+        let keyed = KeyedAdaptiveTimeoutConfig::from(at_the_bound)
+            .capacity(seawall_core::config::MAX_CAPACITY)
+            .idle_ttl(LONGEST_DEADLINE);
+        assert!(keyed.validate().is_ok());
+    }
+
+    #[test]
+    fn a_keyed_config_names_its_fields_by_path() {
+        let cfg = KeyedAdaptiveTimeoutConfig::from(AdaptiveTimeoutConfig {
+            min: Duration::ZERO,
+            ..Default::default()
+        })
+        .capacity(usize::MAX)
+        .idle_ttl(Duration::ZERO);
+        let e = cfg.validate().unwrap_err();
+        let fields: Vec<_> = e.errors().iter().map(|e| e.field()).collect();
+        assert_eq!(fields, ["per_key.min", "keys.capacity", "keys.idle_ttl"]);
+        assert!(KeyedAdaptiveTimeoutConfig::default().validate().is_ok());
+        assert_eq!(KeyedAdaptiveTimeoutConfig::default().keys.capacity, 1000);
     }
 
     #[cfg(feature = "serde")]
@@ -536,6 +666,32 @@ mod tests {
             bad.unwrap_err()
                 .to_string()
                 .contains("unknown field `maximum`")
+        );
+    }
+
+    #[cfg(feature = "serde")]
+    #[test]
+    fn a_keyed_config_deserialises_per_key_and_keys_tables() {
+        #[derive(serde::Deserialize)]
+        struct Wrap {
+            timeout: KeyedAdaptiveTimeoutConfig,
+        }
+        let w: Wrap = toml::from_str(
+            "[timeout]\nkey_metrics = true\n[timeout.per_key]\nname = \"peers\"\nmax = \"2s\"\n[timeout.keys]\ncapacity = 50\nidle_ttl = \"1m\"\n",
+        )
+        .unwrap();
+        assert!(w.timeout.key_metrics);
+        assert_eq!(w.timeout.per_key.name, "peers");
+        assert_eq!(w.timeout.per_key.max, Duration::from_secs(2));
+        assert_eq!(w.timeout.keys.capacity, 50);
+        assert_eq!(w.timeout.keys.idle_ttl, Duration::from_secs(60));
+        let w: Wrap = toml::from_str("[timeout]\n").unwrap();
+        assert_eq!(w.timeout, KeyedAdaptiveTimeoutConfig::default());
+        let bad = toml::from_str::<KeyedAdaptiveTimeoutConfig>("key_capacity = 5");
+        assert!(
+            bad.unwrap_err()
+                .to_string()
+                .contains("unknown field `key_capacity`")
         );
     }
 }

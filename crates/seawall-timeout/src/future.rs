@@ -1,12 +1,16 @@
 //! The response future of [`AdaptiveTimeout`](crate::AdaptiveTimeout) and
 //! [`KeyedAdaptiveTimeout`](crate::KeyedAdaptiveTimeout).
 //!
-//! It holds the inner future, an inline `tokio::time::Sleep` (no box) and
-//! its claim on the tracker: a recorder shard for a call chosen to be
-//! measured (every call while the window fills, a random one in
-//! `sample_every` under high traffic), only the tracker's ticket for the
-//! others. It polls the inner future first, so a call that is ready at once
-//! never registers its timer. A measured call that succeeds reads the clock
+//! It holds the inner future, its deadline (packed in 8 bytes, with a bit
+//! for "measured": every call while the window fills, a random one in
+//! `sample_every` under high traffic), its claim on the tracker (the
+//! calling thread's recorder shard, or a key's) and its timer, which starts as
+//! the call's start (a reading of the tracker's clock) and becomes an
+//! inline `tokio::time::Sleep` (no box) at the first poll that finds the
+//! inner future pending, set for `start + deadline`. So a call that is
+//! ready at its first poll never makes a timer, and a call that is not
+//! times out exactly when it would had the timer started in `call` (as
+//! tower's `Timeout`'s does). A measured call that succeeds reads the clock
 //! once more and records its latency; at the deadline the future counts a
 //! timeout and resolves to [`Elapsed`](crate::Elapsed). Dropping it records
 //! nothing and leaves nothing behind.
@@ -18,10 +22,10 @@ use std::time::Duration;
 
 use pin_project_lite::pin_project;
 use seawall_core::BoxError;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Sleep;
 
 use crate::tracker::sealed::Hold;
-use crate::tracker::{Claim, unpack};
+use crate::tracker::{Began, Claim, MEASURED, unpack};
 
 pin_project! {
     /// Resolves to the inner service's result, or to an
@@ -36,23 +40,32 @@ pin_project! {
         #[pin]
         response: F,
         #[pin]
-        sleep: Sleep,
-        // The call started at `sleep.deadline() - deadline`: not stored, to
-        // keep the future small (as is the deadline: packed in 8 bytes).
+        timer: Timer,
+        // The deadline, packed (see `pack`), with `MEASURED` set for a
+        // measured call.
         deadline: u64,
         claim: C,
     }
 }
 
+pin_project! {
+    /// The call's start until the inner future is first pending, its timer
+    /// from then on: the two never live at once, so they share their bytes.
+    #[project = TimerProj]
+    #[derive(Debug)]
+    enum Timer {
+        Started { start: Began },
+        Armed { #[pin] sleep: Sleep },
+    }
+}
+
 impl<F, C> ResponseFuture<F, C> {
-    /// Starts the clock for a call: reads it once, in `tokio::time::sleep`
-    /// (which sets the timer to tokio's "far future", about 30 years, should
-    /// `now + deadline` overflow).
+    /// A call that started at `start`.
     #[inline]
-    pub(crate) fn new(response: F, deadline: u64, claim: C) -> Self {
+    pub(crate) fn new(response: F, deadline: u64, claim: C, start: Began) -> Self {
         ResponseFuture {
-            sleep: tokio::time::sleep(unpack(deadline)),
             response,
+            timer: Timer::Started { start },
             deadline,
             claim,
         }
@@ -78,37 +91,66 @@ where
         if let Poll::Ready(result) = this.response.poll(cx) {
             // Only successes say how long a good answer takes; a fast error
             // must not pull the deadline down.
-            if result.is_ok() && this.claim.is_measured() {
-                record_success(this.claim, this.sleep.deadline(), unpack(*this.deadline));
+            if result.is_ok() && *this.deadline & MEASURED != 0 {
+                record_success(this.claim, &this.timer, *this.deadline);
             }
             return Poll::Ready(result.map_err(Into::into));
         }
-        ready!(this.sleep.as_mut().poll(cx));
-        let deadline = unpack(*this.deadline);
-        Poll::Ready(Err(expired(this.claim, deadline, this.sleep.deadline())))
+        loop {
+            match this.timer.as_mut().project() {
+                TimerProj::Armed { sleep } => {
+                    ready!(sleep.poll(cx));
+                    break;
+                }
+                TimerProj::Started { start } => {
+                    let sleep = arm(this.claim, *start, *this.deadline);
+                    this.timer.set(Timer::Armed { sleep });
+                }
+            }
+        }
+        let deadline = *this.deadline;
+        Poll::Ready(Err(expired(this.claim, deadline)))
     }
 }
 
 // The paths off the common one live out of line (and are not generic), so
 // that the poll above stays small enough to inline into the caller.
 
-/// Records the latency of a sampled success: reads the clock once more. The
-/// call started at `at - deadline` (the timer's deadline less the deadline
-/// it was given), so the start was never stored.
+/// The timer of a call that started at `start`: tokio's, set for `start +
+/// deadline` (on a clock other than tokio's, for the tokio instant at which
+/// the tracker's clock reads that: tokio's now plus what is left).
 #[inline(never)]
-fn record_success(claim: &impl Hold, at: Instant, deadline: Duration) {
-    let now = Instant::now();
-    let start = at.checked_sub(deadline).unwrap_or(now);
-    claim.record(now.saturating_duration_since(start), now);
+fn arm(claim: &impl Hold, start: Began, deadline: u64) -> Sleep {
+    let deadline = unpack(deadline);
+    let at = match start {
+        Began::Tokio(at) => seawall_core::time::deadline(at, deadline),
+        Began::At(reading) => claim.instant_at(reading, deadline),
+    };
+    tokio::time::sleep_until(at)
+}
+
+/// Records the latency of a sampled success: reads the clock once more. A
+/// call whose timer runs started at `timer's deadline - deadline` (on
+/// tokio's clock), so the start was never stored twice.
+#[inline(never)]
+fn record_success(claim: &impl Hold, timer: &Pin<&mut Timer>, deadline: u64) {
+    let began = match timer.as_ref().get_ref() {
+        Timer::Started { start } => *start,
+        Timer::Armed { sleep } => {
+            let at = sleep.deadline();
+            Began::Tokio(at.checked_sub(unpack(deadline)).unwrap_or(at))
+        }
+    };
+    claim.record(began);
 }
 
 /// Accounts for a call that hit its deadline and makes its error.
 #[cold]
 #[inline(never)]
-fn expired(claim: &impl Hold, deadline: Duration, at: Instant) -> BoxError {
+fn expired(claim: &impl Hold, deadline: u64) -> BoxError {
     // Timed-out calls are measured only when chosen at the start, like the
     // others, or they would weigh more than successes in the window.
-    Box::new(claim.expired(deadline, at))
+    Box::new(claim.expired(unpack(deadline), deadline & MEASURED != 0))
 }
 
 #[cfg(test)]
@@ -117,18 +159,17 @@ mod tests {
 
     use tower::{Layer, Service, ServiceExt, service_fn};
 
-    use crate::{AdaptiveTimeoutConfig, AdaptiveTimeoutLayer, LONGEST_DEADLINE};
+    use crate::{AdaptiveTimeoutLayer, LONGEST_DEADLINE};
 
     #[tokio::test(start_paused = true)]
     async fn a_sampled_success_is_measured_from_the_timer_start() {
         // Every call measured, the deadline recomputed after each sample.
-        let layer = AdaptiveTimeoutLayer::from_config(&AdaptiveTimeoutConfig {
-            min_samples: 1,
-            refresh_every: 1,
-            sample_every: 1,
-            ..Default::default()
-        })
-        .unwrap();
+        let layer = AdaptiveTimeoutLayer::builder()
+            .min_samples(1)
+            .refresh_every(1)
+            .sample_every(1)
+            .build()
+            .unwrap();
         let mut svc = layer.layer(service_fn(|ms: u64| async move {
             tokio::time::sleep(Duration::from_millis(ms)).await;
             Ok::<_, std::convert::Infallible>(ms)

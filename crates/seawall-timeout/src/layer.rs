@@ -12,10 +12,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
-use seawall_core::{ConfigError, KeyMap, KeyMapConfig};
+use seawall_core::{Clock, ConfigError, KeyMap};
 use tower_layer::Layer;
 
-use crate::config::{AdaptiveTimeoutBuilder, AdaptiveTimeoutConfig, Params};
+use crate::config::{
+    AdaptiveTimeoutBuilder, AdaptiveTimeoutConfig, KeyedAdaptiveTimeoutConfig, Params,
+};
 use crate::service::{AdaptiveTimeout, KeyedAdaptiveTimeout};
 use crate::tracker::{AdaptiveTimeoutStats, DeadlineTracker};
 
@@ -47,11 +49,36 @@ impl AdaptiveTimeoutLayer {
         AdaptiveTimeoutBuilder::new()
     }
 
-    /// Validates `config` and builds the layer.
+    /// Validates `config` and builds the layer, on tokio's clock.
     pub fn from_config(config: &AdaptiveTimeoutConfig) -> Result<Self, ConfigError> {
+        Self::with_clock(config, Clock::tokio())
+    }
+
+    pub(crate) fn with_clock(
+        config: &AdaptiveTimeoutConfig,
+        clock: Clock,
+    ) -> Result<Self, ConfigError> {
         Ok(AdaptiveTimeoutLayer {
-            tracker: Arc::new(DeadlineTracker::new(config)?),
+            tracker: Arc::new(DeadlineTracker::with_clock(config, clock)?),
         })
+    }
+
+    /// The layer with its latencies measured on `clock` (see [the crate
+    /// docs](crate#clock)): a fresh state, so set it before the layer is
+    /// used or cloned (services made before keep the old state).
+    ///
+    /// ```
+    /// use seawall_core::Clock;
+    /// use seawall_timeout::AdaptiveTimeoutLayer;
+    ///
+    /// let (clock, _hand) = Clock::manual();
+    /// let layer = AdaptiveTimeoutLayer::builder().build().unwrap().clock(clock);
+    /// assert!(!layer.tracker().clock().follows_tokio());
+    /// ```
+    pub fn clock(self, clock: Clock) -> Self {
+        AdaptiveTimeoutLayer {
+            tracker: Arc::new(self.tracker.on_clock(clock)),
+        }
     }
 
     /// A fixed timeout, like `tower::timeout::TimeoutLayer`: measures
@@ -98,6 +125,9 @@ impl<S> Layer<S> for AdaptiveTimeoutLayer {
 
 pub(crate) struct KeyedShared<K> {
     pub(crate) map: KeyMap<K, DeadlineTracker>,
+    pub(crate) config: KeyedAdaptiveTimeoutConfig,
+    /// The map's, every key's and the overflow tracker's clock.
+    pub(crate) clock: Clock,
     pub(crate) params: Params,
     pub(crate) name: Arc<str>,
     /// Serves the keys the map has no room for (its shard is full of keys
@@ -109,11 +139,36 @@ pub(crate) struct KeyedShared<K> {
 }
 
 impl<K: Hash + Eq + fmt::Display> KeyedShared<K> {
+    /// Shared state for a validated `config`.
+    fn new(config: KeyedAdaptiveTimeoutConfig, clock: Clock) -> Self
+    where
+        K: Clone + Send + Sync + 'static,
+    {
+        let params = Params::new(&config.per_key).key_metrics(config.key_metrics);
+        let name: Arc<str> = config.per_key.name.as_str().into();
+        // The map hands `evictable_when` readings of the same clock as the
+        // keys' freshness.
+        let map = KeyMap::new(config.keys)
+            .clock(clock.clone())
+            .evictable_when(|tracker: &DeadlineTracker, now: u64| tracker.is_fresh(now));
+        #[cfg(feature = "metrics")]
+        let map = map.on_evict(|_, tracker: &DeadlineTracker| tracker.retire());
+        KeyedShared {
+            map,
+            params,
+            overflow: DeadlineTracker::with_params(params, name.clone(), clock.clone()),
+            overflowed: AtomicU64::new(0),
+            name,
+            config,
+            clock,
+        }
+    }
+
     pub(crate) fn tracker(&self, key: K) -> Result<Arc<DeadlineTracker>, ()> {
         self.map
             .get_or_insert_with(key, |k| {
                 let label: Arc<str> = k.to_string().into();
-                DeadlineTracker::keyed(self.params, self.name.clone(), label)
+                DeadlineTracker::keyed(self.params, self.name.clone(), label, self.clock.clone())
             })
             .map_err(|_| ())
     }
@@ -130,8 +185,8 @@ impl<K: Hash + Eq + fmt::Display> KeyedShared<K> {
 /// One adaptive deadline per key (peer, host, route) taken from each request
 /// by a key function; a slow peer never stretches its neighbours' deadlines.
 ///
-/// Per-key state lives in a bounded [`KeyMap`] (`key_capacity` keys, idle
-/// keys evicted after `key_idle_ttl`); the key's `Display` form is computed
+/// Per-key state lives in a bounded [`KeyMap`] (`keys.capacity` keys, idle
+/// keys evicted after `keys.idle_ttl` of [`KeyedAdaptiveTimeoutConfig`]); the key's `Display` form is computed
 /// once, when the key is inserted, and shared by every [`Elapsed`](crate::Elapsed)
 /// of that key. A key costs under 4 KiB whatever the config (its
 /// histograms are compact: see the [crate docs](crate#memory)).
@@ -145,14 +200,12 @@ impl<K: Hash + Eq + fmt::Display> KeyedShared<K> {
 ///
 /// ```
 /// use std::time::Duration;
-/// use seawall_timeout::AdaptiveTimeoutLayer;
+/// use seawall_timeout::{KeyedAdaptiveTimeoutConfig, KeyedAdaptiveTimeoutLayer};
 /// use tower::{ServiceBuilder, ServiceExt, service_fn};
 ///
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-/// let layer = AdaptiveTimeoutLayer::builder()
-///     .key_capacity(100)
-///     .build_keyed(|req: &(&'static str, u32)| req.0)
-///     .unwrap();
+/// let config = KeyedAdaptiveTimeoutConfig::new().capacity(100);
+/// let layer = KeyedAdaptiveTimeoutLayer::new(|req: &(&'static str, u32)| req.0, config).unwrap();
 /// let svc = ServiceBuilder::new()
 ///     .layer(layer.clone())
 ///     .service(service_fn(|req: (&'static str, u32)| async move { Ok::<_, std::io::Error>(req.1) }));
@@ -190,29 +243,42 @@ where
     K: Hash + Eq + Clone + fmt::Display + Send + Sync + 'static,
 {
     /// Validates `config` and builds a layer keyed by `key_fn` (any
-    /// [`KeyFn`](seawall_core::KeyFn), e.g. a closure `Fn(&Req) -> K`).
-    pub fn from_config(key_fn: F, config: &AdaptiveTimeoutConfig) -> Result<Self, ConfigError> {
+    /// [`KeyFn`](seawall_core::KeyFn), e.g. a closure `Fn(&Req) -> K`), on
+    /// tokio's clock.
+    pub fn new(key_fn: F, config: KeyedAdaptiveTimeoutConfig) -> Result<Self, ConfigError> {
+        Self::with_clock(key_fn, config, Clock::tokio())
+    }
+
+    pub(crate) fn with_clock(
+        key_fn: F,
+        config: KeyedAdaptiveTimeoutConfig,
+        clock: Clock,
+    ) -> Result<Self, ConfigError> {
         config.validate()?;
-        let params = Params::new(config);
-        let name: Arc<str> = config.name.as_str().into();
-        let map = KeyMap::new(
-            KeyMapConfig::new()
-                .capacity(config.key_capacity)
-                .idle_ttl(config.key_idle_ttl),
-        )
-        .evictable_when(|tracker: &DeadlineTracker, now| tracker.is_fresh(now));
-        #[cfg(feature = "metrics")]
-        let map = map.on_evict(|_, tracker: &DeadlineTracker| tracker.retire());
         Ok(KeyedAdaptiveTimeoutLayer {
             key_fn: Arc::new(key_fn),
-            shared: Arc::new(KeyedShared {
-                map,
-                params,
-                overflow: DeadlineTracker::with_params(params, name.clone()),
-                overflowed: AtomicU64::new(0),
-                name,
-            }),
+            shared: Arc::new(KeyedShared::new(config, clock)),
         })
+    }
+
+    /// [`new`](Self::new) with a borrowed config.
+    pub fn from_config(
+        key_fn: F,
+        config: &KeyedAdaptiveTimeoutConfig,
+    ) -> Result<Self, ConfigError> {
+        Self::new(key_fn, config.clone())
+    }
+
+    /// The layer with its latencies measured, its windows aged and its idle
+    /// keys found on `clock` (its map of keys reads it too; see [the crate
+    /// docs](crate#clock)): a fresh state, so set it before the layer is
+    /// used or cloned (services made before keep the old state).
+    pub fn clock(self, clock: Clock) -> Self {
+        let config = self.shared.config.clone();
+        KeyedAdaptiveTimeoutLayer {
+            key_fn: self.key_fn,
+            shared: Arc::new(KeyedShared::new(config, clock)),
+        }
     }
 
     /// A snapshot of the overflow deadline: the one shared by every key the
@@ -255,7 +321,7 @@ where
         self.shared.map.is_empty()
     }
 
-    /// Evicts the keys idle for at least `key_idle_ttl` now, rather than on
+    /// Evicts the keys idle for at least `keys.idle_ttl` now, rather than on
     /// the next insert; returns how many.
     pub fn evict_idle(&self) -> usize {
         self.shared.map.evict_idle()

@@ -32,19 +32,23 @@
 //!   call is recorded as a latency equal to its deadline. Only successful
 //!   calls (`Ok`) and timeouts are recorded: a fast error says nothing about
 //!   how long a good answer takes.
-//! - **Needs a tokio runtime with the timer enabled**, like tower's
-//!   `Timeout`: calling the service outside one panics in tokio.
+//! - **Needs a tokio runtime with the timer enabled** for a call that is
+//!   pending at its first poll, like tower's `Timeout` (outside one, tokio
+//!   panics when the timer is set). A call that answers at its first poll
+//!   makes no timer.
 //! - **Cheap per call**: zero heap allocations on the success path; the
 //!   deadline is a cached atomic read with one load; the latency is recorded
 //!   into one of a few per-thread *recorder shards* (an uncontended lock), not
 //!   into a structure every caller locks; the deadline is recomputed off the
 //!   per-call path, by whichever call trips a refresh, under a `try_lock`.
-//!   A measured call costs two clock reads (start and end), where a fixed
-//!   timeout costs one; under high traffic only about one call in
-//!   `sample_every` (32) is measured, chosen at random, and the others cost
-//!   one clock read, like tower's `Timeout`, and touch no reference count
-//!   (they hold only their tracker's number, by which a timeout finds it
-//!   again). A rejection costs one allocation, the `Box` of the error.
+//!   A call reads the clock once (its start) and sets its timer (tokio's
+//!   `Sleep`, inline) only if its first poll finds the inner future
+//!   pending, for the start plus the deadline. A measured call reads the
+//!   clock once more when it ends; under high traffic only about one call
+//!   in `sample_every` (32) is measured, chosen at random. A call holds a
+//!   reference count on its thread's recorder shard (a cache line other
+//!   threads do not normally touch). A rejection costs one allocation, the
+//!   `Box` of the error.
 //! - **Nothing leaks on cancellation**: dropping a response future drops its
 //!   timer and records nothing. `poll_ready` only forwards the inner service's
 //!   readiness (a timeout reserves nothing).
@@ -101,13 +105,13 @@
 //!   fixed timeout, like `tower::timeout::TimeoutLayer`, with the same error
 //!   type and stats, so a stack needs one timeout layer, not two. It measures
 //!   nothing and costs what tower's does.
-//! - [`AdaptiveTimeoutBuilder::build_keyed`] /
-//!   [`KeyedAdaptiveTimeoutLayer::from_config`]: one deadline per key (peer,
-//!   host, route) taken out of each request by a
+//! - [`KeyedAdaptiveTimeoutLayer::new`] (with a
+//!   [`KeyedAdaptiveTimeoutConfig`]) / [`AdaptiveTimeoutBuilder::build_keyed`]:
+//!   one deadline per key (peer, host, route) taken out of each request by a
 //!   [`KeyFn`](seawall_core::KeyFn); a slow peer never stretches its
 //!   neighbours' deadlines. Keys live in a bounded
-//!   [`KeyMap`](seawall_core::KeyMap) (`key_capacity`, idle keys evicted
-//!   after `key_idle_ttl`).
+//!   [`KeyMap`](seawall_core::KeyMap) (`keys.capacity`, idle keys evicted
+//!   after `keys.idle_ttl`).
 //!
 //! A layer owns its state, created once by `build()`: every service it makes,
 //! and all their clones, share it, so the layer's `stats()` sees every call.
@@ -115,6 +119,22 @@
 //!
 //! The mechanism is usable without tower: [`DeadlineTracker`] gives the
 //! deadline and records latencies.
+//!
+//! # Clock
+//!
+//! Latencies, the window's steps and a key's freshness are readings of the
+//! layer's [`Clock`](seawall_core::Clock): tokio's by default (so
+//! `tokio::time::pause` and `advance` drive it), another with `.clock(..)`
+//! on [the builder](AdaptiveTimeoutBuilder::clock) or on
+//! [either](AdaptiveTimeoutLayer::clock)
+//! [layer](KeyedAdaptiveTimeoutLayer::clock). The deadline's timer is
+//! always tokio's (`tokio::time::Sleep`). So with `Clock::tsc()` (feature
+//! `quanta`) latencies are measured on the TSC and the deadline is fired by
+//! tokio, at tokio's now plus what is left on the TSC when the timer is
+//! set; with `Clock::manual()` latencies and the window move only by hand,
+//! and a call that answers at its first poll needs no runtime (a call left
+//! pending still times out on tokio's time, which the manual clock does not
+//! move). A keyed layer's map of keys reads the layer's clock too.
 //!
 //! # Memory
 //!
@@ -141,7 +161,7 @@
 //! # Keys: eviction and overflow
 //!
 //! A key's state is *fresh*, and the key may be evicted (idle for
-//! `key_idle_ttl`, or to make room for a new key), while its deadline is the
+//! `keys.idle_ttl`, or to make room for a new key), while its deadline is the
 //! base one a new key would get: before it has `min_samples` latencies, and
 //! again once its window has drained (a window, plus one interval, after its
 //! last refresh). A key whose deadline is learned is kept: a flood of new
@@ -165,8 +185,8 @@
 //!
 //! | feature | what it adds |
 //! |---------|--------------|
-//! | `serde` | `Deserialize` for [`AdaptiveTimeoutConfig`] (durations as `"250ms"`, `"30s"`) |
-//! | `metrics` | gauge `seawall_timeout_deadline_seconds` (label `name`: the layer's deadline, or a keyed layer's overflow deadline) updated on every refresh; the same gauge with labels `name` and `key` for a key, registered when the key's deadline is first learned (a key that keeps the base deadline registers nothing), updated on every refresh, and set to NaN and never written again when the key is evicted, so the live per-key series are at most `key_capacity` (an exporter's idle timeout, e.g. metrics-exporter-prometheus's, drops the others); counter `seawall_timeout_elapsed_total` (label `name`). Handles are registered when the layer (or key) is built, so install the recorder first |
+//! | `serde` | `Deserialize` for [`AdaptiveTimeoutConfig`] and [`KeyedAdaptiveTimeoutConfig`] (durations as `"250ms"`, `"30s"`; the keyed one as `[x.per_key]` and `[x.keys]` tables, `key_metrics` at `[x]`) |
+//! | `metrics` | gauge `seawall_timeout_deadline_seconds` (label `name`: the layer's deadline, or a keyed layer's overflow deadline) updated on every refresh; the same gauge with labels `name` and `key` for a key, registered when the key's deadline is first learned (a key that keeps the base deadline registers nothing), updated on every refresh, and set to NaN and never written again when the key is evicted, so the live per-key series are at most `keys.capacity` (an exporter's idle timeout, e.g. metrics-exporter-prometheus's, drops the others); counter `seawall_timeout_elapsed_total` (label `name`). Handles are registered when the layer (or key) is built, so install the recorder first |
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -181,7 +201,10 @@ mod service;
 mod tracker;
 mod window;
 
-pub use config::{AdaptiveTimeoutBuilder, AdaptiveTimeoutConfig, LONGEST_DEADLINE, MAX_SAMPLES};
+pub use config::{
+    AdaptiveTimeoutBuilder, AdaptiveTimeoutConfig, KeyedAdaptiveTimeoutConfig, LONGEST_DEADLINE,
+    MAX_SAMPLES,
+};
 pub use future::ResponseFuture;
 pub use layer::{AdaptiveTimeoutLayer, KeyedAdaptiveTimeoutLayer};
 pub use seawall_core::{BoxError, Elapsed};

@@ -14,7 +14,7 @@ use tower_service::Service;
 
 use crate::future::ResponseFuture;
 use crate::layer::KeyedShared;
-use crate::tracker::{AdaptiveTimeoutStats, Claim, DeadlineTracker, KeyedClaim, Ticket};
+use crate::tracker::{AdaptiveTimeoutStats, DeadlineTracker, KeyedClaim};
 
 /// A service with an adaptive (or fixed) deadline; made by
 /// [`AdaptiveTimeoutLayer`](crate::AdaptiveTimeoutLayer).
@@ -22,10 +22,9 @@ use crate::tracker::{AdaptiveTimeoutStats, Claim, DeadlineTracker, KeyedClaim, T
 pub struct AdaptiveTimeout<S> {
     inner: S,
     tracker: Arc<DeadlineTracker>,
-    // Fixed mode: what every call starts with, copied here so that a call
-    // reads nothing behind the tracker's pointer (as tower's `Timeout`
-    // holds its `Duration`).
-    fixed: Option<(u64, Ticket)>,
+    // Fixed mode: every call's deadline (packed), copied here (as tower's
+    // `Timeout` holds its `Duration`).
+    fixed: Option<u64>,
 }
 
 impl<S> AdaptiveTimeout<S> {
@@ -76,11 +75,13 @@ where
 
     #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
-        let (deadline, claim) = match self.fixed {
-            Some((deadline, ticket)) => (deadline, Claim::counted(ticket)),
+        let deadline = match self.fixed {
+            Some(deadline) => deadline,
             None => self.tracker.start(),
         };
-        ResponseFuture::new(self.inner.call(req), deadline, claim)
+        let claim = self.tracker.claim();
+        let start = self.tracker.began();
+        ResponseFuture::new(self.inner.call(req), deadline, claim, start)
     }
 }
 
@@ -155,16 +156,14 @@ where
     fn call(&mut self, req: Req) -> Self::Future {
         let key = self.key_fn.key(&req);
         let (deadline, claim) = match self.shared.tracker(key) {
-            Ok(tracker) => {
-                let (deadline, claim) = tracker.start();
-                (deadline, KeyedClaim::new(&tracker, claim))
-            }
+            Ok(tracker) => (tracker.start(), KeyedClaim::new(&tracker)),
             Err(()) => {
                 let overflow = self.shared.overflow();
-                let (deadline, claim) = overflow.start();
-                (deadline, KeyedClaim::new(overflow, claim))
+                (overflow.start(), KeyedClaim::new(overflow))
             }
         };
-        ResponseFuture::new(self.inner.call(req), deadline, claim)
+        // Every key's tracker reads the layer's clock.
+        let start = crate::tracker::began(&self.shared.clock);
+        ResponseFuture::new(self.inner.call(req), deadline, claim, start)
     }
 }

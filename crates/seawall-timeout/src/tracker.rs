@@ -13,6 +13,8 @@
 //!   everybody else goes on.
 //! - Samples age out: the window is a ring of 6 interval histograms, stepped
 //!   every `window / 6` (lazily, by the first call that sees the step is due).
+//! - Every time it keeps (latencies, the window's steps, a key's freshness)
+//!   is a reading of its [`Clock`]; it sets no timer.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
@@ -20,10 +22,11 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, TryLockError, Weak};
 use std::time::Duration;
 
 use seawall_core::names::TARGET_TIMEOUT;
-use seawall_core::{ConfigError, Elapsed};
+use seawall_core::rand::{SplitMix64, derive, random_seed};
+use seawall_core::{Clock, ConfigError, Elapsed};
 use tokio::time::Instant;
 
-use crate::config::{AdaptiveTimeoutConfig, Params, nanos};
+use crate::config::{AdaptiveTimeoutConfig, Params};
 use crate::histogram::{Histogram, Layout};
 use crate::window::Ring;
 
@@ -47,6 +50,7 @@ pub enum DeadlineSource {
 /// layer (see the [crate docs](crate#memory)), and clamped to `2 × max`.
 /// They are zero when the window is empty, and always zero in fixed mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct AdaptiveTimeoutStats {
     /// The deadline the next call gets.
     pub deadline: Duration,
@@ -76,7 +80,7 @@ pub struct AdaptiveTimeoutStats {
 /// use seawall_timeout::{AdaptiveTimeoutConfig, DeadlineSource, DeadlineTracker};
 ///
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-/// let cfg = AdaptiveTimeoutConfig { min_samples: 10, ..Default::default() };
+/// let cfg = AdaptiveTimeoutConfig::builder().min_samples(10).into_config();
 /// let tracker = DeadlineTracker::new(&cfg).unwrap();
 /// assert_eq!(tracker.deadline(), Duration::from_secs(1), "base until 10 samples");
 ///
@@ -112,8 +116,8 @@ impl std::fmt::Debug for DeadlineTracker {
 
 /// What a call needs to report its latency: a handle on one recorder shard
 /// of a [`DeadlineTracker`], picked for the current thread. Cloning it (the
-/// layers clone one per *measured* call only) touches only that shard's
-/// reference count, not a counter shared by every thread.
+/// layers' calls hold one each) touches only that shard's reference count,
+/// not a counter shared by every thread.
 #[derive(Clone)]
 pub struct Recorder {
     shard: Arc<Shard>,
@@ -129,12 +133,12 @@ impl std::fmt::Debug for Recorder {
 }
 
 struct Common {
-    /// This tracker's number in the [`registry`].
-    ticket: Ticket,
     params: Params,
     name: Arc<str>,
     label: Option<Arc<str>>,
-    epoch: Instant,
+    /// Latencies, the window's steps and a key's freshness are readings of
+    /// this clock.
+    clock: Clock,
     /// The deadline as whole seconds and nanoseconds (see [`pack_ns`]).
     deadline: AtomicU64,
     /// Pending samples in one shard that trigger a refresh.
@@ -143,8 +147,8 @@ struct Common {
     /// A call is measured when a per-thread random number is at most this
     /// (`u32::MAX`: every call).
     sample_below: AtomicU32,
-    /// A key of a keyed layer may be evicted from this time on, in
-    /// nanoseconds since `epoch`: 0 while its deadline is the base one (as a
+    /// A key of a keyed layer may be evicted from this time on, a reading
+    /// of `clock`: 0 while its deadline is the base one (as a
     /// fresh key's), else when its window will have drained. Written by
     /// refreshes only, read by the map when it looks for room.
     fresh_at: AtomicU64,
@@ -175,16 +179,16 @@ struct Shard {
 struct Batch {
     hist: Histogram,
     pending: u32,
-    /// When the window steps next: a copy kept per shard (updated by every
-    /// refresh) so the per-call check is a comparison of instants, not a
-    /// subtraction.
-    step_at: Instant,
+    /// When the window steps next, a reading of the clock: a copy kept per
+    /// shard (updated by every refresh) so the per-call check is one
+    /// comparison.
+    step_at: u64,
 }
 
 impl Batch {
     /// Records `us`; `true` when a refresh is due.
     #[inline]
-    fn push(&mut self, us: u64, now: Instant, flush_at: u32) -> bool {
+    fn push(&mut self, us: u64, now: u64, flush_at: u32) -> bool {
         self.hist.record(us);
         self.pending = self.pending.saturating_add(1);
         self.pending >= flush_at || now >= self.step_at
@@ -226,34 +230,29 @@ fn thread_index() -> usize {
         .unwrap_or(0)
 }
 
-/// A per-thread xorshift32 stream, seeded from the thread's index (never 0).
+/// A per-thread stream of core's splitmix64, seeded once per thread from
+/// [`random_seed`] and the thread's index; the high 32 bits of each value.
 #[inline]
 fn thread_random() -> u32 {
     thread_local! {
-        static STATE: Cell<u32> = const { Cell::new(0) };
+        static RNG: Cell<Option<SplitMix64>> = const { Cell::new(None) };
     }
-    STATE
-        .try_with(|s| {
-            let mut x = s.get();
-            if x == 0 {
-                // splitmix-style scramble of the thread index; `| 1` keeps it non-zero.
-                let i = thread_index() as u64;
-                let z = (i.wrapping_add(1)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-                x = ((z ^ (z >> 31)) as u32) | 1;
-            }
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            s.set(x);
-            x
-        })
-        .unwrap_or(0)
+    RNG.try_with(|cell| {
+        let mut rng = cell
+            .get()
+            .unwrap_or_else(|| SplitMix64::new(derive(random_seed(), thread_index() as u64)));
+        let x = rng.next_u64();
+        cell.set(Some(rng));
+        (x >> 32) as u32
+    })
+    .unwrap_or(0)
 }
 
-fn shard_count(fixed: bool) -> usize {
-    if fixed {
-        return 1;
-    }
+/// Recorder shards of a layer's own tracker: one per CPU (rounded up to a
+/// power of two, at most 8), in fixed mode too, where the shards hold the
+/// calls' reference counts (and tiny histograms), so that threads do not
+/// share one count.
+fn shard_count() -> usize {
     // Read once per process: `available_parallelism` reads cgroup files on
     // Linux, too slow for every new key of a keyed layer.
     static SHARDS: OnceLock<usize> = OnceLock::new();
@@ -266,25 +265,18 @@ fn shard_count(fixed: bool) -> usize {
     })
 }
 
-/// What a call starts with: its deadline, packed (see [`pack`]), and its
-/// claim on the tracker.
-pub(crate) type Start = (u64, Claim);
+/// The bit of a packed deadline set for a call whose latency is measured
+/// (free: a packed deadline is below 2^63).
+pub(crate) const MEASURED: u64 = 1 << 63;
 
 /// How an [`AdaptiveTimeout`](crate::AdaptiveTimeout) call's
-/// [`ResponseFuture`](crate::ResponseFuture) holds on to its tracker: the
-/// tracker's number and whether the call is measured. Opaque.
-///
-/// Plain data, no reference count: the future then has nothing to drop but
-/// its timer, which lets the compiler build the timer in place and drop the
-/// future inline (a handle with a reference count made a call cost about a
-/// third more). A measured call finds its recorder shard again when it
-/// ends, through a small per-thread cache; a call that times out finds its
-/// tracker in a table of live trackers. A call that outlives its layer (and
-/// every service of it) still times out, uncounted.
-#[derive(Debug, Clone, Copy)]
+/// [`ResponseFuture`](crate::ResponseFuture) holds on to its tracker: a
+/// reference to the recorder shard of the thread that made the call (a
+/// reference count no other thread normally touches), through which a call
+/// outliving its layer still counts its timeout. Opaque.
+#[derive(Debug, Clone)]
 pub struct Claim {
-    ticket: Ticket,
-    measured: bool,
+    recorder: Recorder,
 }
 
 /// How a [`KeyedAdaptiveTimeout`](crate::KeyedAdaptiveTimeout) call's
@@ -295,15 +287,25 @@ pub struct Claim {
 #[derive(Debug, Clone)]
 pub struct KeyedClaim {
     recorder: Recorder,
-    measured: bool,
 }
 
 impl KeyedClaim {
-    pub(crate) fn new(tracker: &DeadlineTracker, claim: Claim) -> KeyedClaim {
+    pub(crate) fn new(tracker: &DeadlineTracker) -> KeyedClaim {
         KeyedClaim {
             recorder: tracker.recorder(),
-            measured: claim.measured,
         }
+    }
+}
+
+pub(crate) use sealed::Began;
+
+/// When a call on `clock` starts: see [`DeadlineTracker::began`].
+#[inline]
+pub(crate) fn began(clock: &Clock) -> Began {
+    if clock.follows_tokio() {
+        Began::Tokio(Instant::now())
+    } else {
+        Began::At(clock.nanos())
     }
 }
 
@@ -313,32 +315,44 @@ pub(crate) mod sealed {
     use seawall_core::Elapsed;
     use tokio::time::Instant;
 
+    /// When a measured call started.
+    #[derive(Debug, Clone, Copy)]
+    pub enum Began {
+        /// A reading of the tracker's clock.
+        At(u64),
+        /// A tokio instant (read back on the tracker's clock with
+        /// [`Clock::nanos_at`](seawall_core::Clock::nanos_at)): a call whose
+        /// timer is running keeps only the timer's instant.
+        Tokio(Instant),
+    }
+
     /// What a response future needs of its claim. Sealed: implemented by
     /// [`Claim`](super::Claim) and [`KeyedClaim`](super::KeyedClaim) only.
     pub trait Hold {
-        /// Whether the call's latency is to be recorded.
-        fn is_measured(&self) -> bool;
-        /// Records the latency of a measured call that succeeded at `now`.
-        fn record(&self, latency: Duration, now: Instant);
-        /// Accounts for a call that hit `deadline` at `at` and makes its
-        /// error.
-        fn expired(&self, deadline: Duration, at: Instant) -> Elapsed;
+        /// The tokio instant at which the tracker's clock reads `reading +
+        /// deadline` (tokio's now plus the deadline once the tracker is
+        /// gone).
+        fn instant_at(&self, reading: u64, deadline: Duration) -> Instant;
+        /// Records the latency of a measured call that succeeded now.
+        fn record(&self, began: Began);
+        /// Accounts for a call that hit `deadline` (recording it as a
+        /// latency when `measured`) and makes its error.
+        fn expired(&self, deadline: Duration, measured: bool) -> Elapsed;
     }
 }
 
 impl sealed::Hold for KeyedClaim {
-    #[inline]
-    fn is_measured(&self) -> bool {
-        self.measured
+    fn instant_at(&self, reading: u64, deadline: Duration) -> Instant {
+        self.recorder.instant_at(reading, deadline)
     }
 
-    fn record(&self, latency: Duration, now: Instant) {
-        self.recorder.record(latency, now);
+    fn record(&self, began: Began) {
+        self.recorder.record_since(began);
     }
 
-    fn expired(&self, deadline: Duration, at: Instant) -> Elapsed {
-        if self.measured {
-            self.recorder.record_timeout(deadline, at);
+    fn expired(&self, deadline: Duration, measured: bool) -> Elapsed {
+        if measured {
+            self.recorder.record_timeout(deadline);
         } else {
             self.recorder.count_timeout(deadline);
         }
@@ -347,155 +361,21 @@ impl sealed::Hold for KeyedClaim {
 }
 
 impl sealed::Hold for Claim {
-    #[inline]
-    fn is_measured(&self) -> bool {
-        self.measured
+    fn instant_at(&self, reading: u64, deadline: Duration) -> Instant {
+        self.recorder.instant_at(reading, deadline)
     }
 
-    /// Records into the tracker's shard for this thread, if the tracker
-    /// still exists.
-    fn record(&self, latency: Duration, now: Instant) {
-        if let Some(recorder) = recorders::find(self.ticket) {
-            recorder.record(latency, now);
+    fn record(&self, began: Began) {
+        self.recorder.record_since(began);
+    }
+
+    fn expired(&self, deadline: Duration, measured: bool) -> Elapsed {
+        if measured {
+            self.recorder.record_timeout(deadline);
+        } else {
+            self.recorder.count_timeout(deadline);
         }
-    }
-
-    /// The timeout is counted (and, for a measured call, recorded as a
-    /// latency equal to the deadline) under the call's tracker, if it still
-    /// exists.
-    fn expired(&self, deadline: Duration, at: Instant) -> Elapsed {
-        if self.measured {
-            if let Some(recorder) = recorders::find(self.ticket) {
-                recorder.record_timeout(deadline, at);
-                return recorder.elapsed(deadline);
-            }
-        } else if let Some(common) = registry::find(self.ticket) {
-            common.count_timeout(deadline);
-            return common.elapsed(deadline);
-        }
-        // The layer is gone: nothing left to count in.
-        Elapsed::new(deadline)
-    }
-}
-
-impl Claim {
-    /// A call that is not measured.
-    pub(crate) fn counted(ticket: Ticket) -> Claim {
-        Claim {
-            ticket,
-            measured: false,
-        }
-    }
-}
-
-/// A tracker's number, never reused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) struct Ticket(u64);
-
-/// Every live tracker by its ticket, so that a call that was not measured
-/// need not keep its tracker alive (a reference count touched twice per
-/// call, the largest cost of a timeout after the timer itself). Only the
-/// paths off the per-call one use it: creating or dropping a tracker (a
-/// layer, or a key of a keyed layer) takes a write lock on one of 16
-/// shards; a call timing out, a read lock, so a storm of timeouts does not
-/// serialise on it.
-mod registry {
-    use std::collections::HashMap;
-    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-    use std::sync::{Arc, LazyLock, RwLock, Weak};
-
-    use seawall_core::key::KeyHasher;
-
-    use super::{Common, Ticket};
-
-    const SHARDS: usize = 16;
-
-    type Table = RwLock<HashMap<u64, Weak<Common>, KeyHasher>>;
-
-    static TABLES: LazyLock<[Table; SHARDS]> = LazyLock::new(|| {
-        std::array::from_fn(|_| RwLock::new(HashMap::with_hasher(KeyHasher::default())))
-    });
-
-    fn table(ticket: Ticket) -> &'static Table {
-        // `% SHARDS` of a counter: consecutive trackers land on different locks.
-        &TABLES[(ticket.0 % SHARDS as u64) as usize]
-    }
-
-    pub(super) fn next_ticket() -> Ticket {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        Ticket(NEXT.fetch_add(1, Relaxed))
-    }
-
-    // Poisoning: nothing panics under these locks (a map insert, remove or
-    // lookup), and the map is consistent either way.
-    pub(super) fn register(ticket: Ticket, common: &Arc<Common>) {
-        let mut t = table(ticket).write().unwrap_or_else(|p| p.into_inner());
-        t.insert(ticket.0, Arc::downgrade(common));
-    }
-
-    pub(super) fn unregister(ticket: Ticket) {
-        let mut t = table(ticket).write().unwrap_or_else(|p| p.into_inner());
-        t.remove(&ticket.0);
-    }
-
-    pub(super) fn find(ticket: Ticket) -> Option<Arc<Common>> {
-        let t = table(ticket).read().unwrap_or_else(|p| p.into_inner());
-        t.get(&ticket.0).and_then(Weak::upgrade)
-    }
-}
-
-/// The recorder shard of a tracker for the current thread, by ticket: a
-/// small per-thread cache of weak handles in front of the [`registry`], so
-/// that a measured call that ends finds its shard with one upgrade of a
-/// weak count (of the thread's own shard), not a lookup under a shared lock.
-mod recorders {
-    use std::cell::RefCell;
-    use std::sync::Weak;
-
-    use super::{Recorder, Shard, Ticket, registry, thread_index};
-
-    /// Trackers a thread records into, most recent first; a thread serving
-    /// more layers (or keys) than this looks the others up in the registry.
-    const WAYS: usize = 4;
-
-    /// A tracker's ticket and this thread's shard of it.
-    type Way = Option<(Ticket, Weak<Shard>)>;
-
-    thread_local! {
-        static CACHE: RefCell<[Way; WAYS]> = const { RefCell::new([const { None }; WAYS]) };
-    }
-
-    pub(super) fn find(ticket: Ticket) -> Option<Recorder> {
-        let cached = CACHE
-            .try_with(|c| {
-                let c = c.borrow();
-                c.iter()
-                    .flatten()
-                    .find(|(t, _)| *t == ticket)
-                    .and_then(|(_, w)| w.upgrade())
-            })
-            .ok()
-            .flatten();
-        if let Some(shard) = cached {
-            return Some(Recorder { shard });
-        }
-        find_slow(ticket)
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn find_slow(ticket: Ticket) -> Option<Recorder> {
-        let common = registry::find(ticket)?;
-        let shards = common.shards.get()?;
-        let i = thread_index() & (shards.len().max(1) - 1);
-        let shard = shards.get(i)?.upgrade()?;
-        let _ = CACHE.try_with(|c| {
-            let mut c = c.borrow_mut();
-            // Most recent first; the least recent falls out.
-            c.rotate_right(1);
-            c[0] = Some((ticket, std::sync::Arc::downgrade(&shard)));
-        });
-        Some(Recorder { shard })
+        self.recorder.elapsed(deadline)
     }
 }
 
@@ -505,19 +385,23 @@ fn pack_ns(ns: u64) -> u64 {
     pack(Duration::from_nanos(ns))
 }
 
-/// `d` packed as [`pack_ns`] does; exact up to 2^33 s (272 years, far
-/// beyond [`LONGEST_DEADLINE`](crate::LONGEST_DEADLINE)), saturating above.
+/// `d` packed as [`pack_ns`] does; exact below 2^33 s (272 years, far
+/// beyond [`LONGEST_DEADLINE`](crate::LONGEST_DEADLINE)), saturating
+/// above; below 2^63, so bit 63 is free for [`MEASURED`].
 #[inline]
 pub(crate) fn pack(d: Duration) -> u64 {
-    (d.as_secs().min(1 << 33) << 30) | u64::from(d.subsec_nanos())
+    (d.as_secs().min((1 << 33) - 1) << 30) | u64::from(d.subsec_nanos())
 }
 
-/// The inverse of [`pack`].
+/// The inverse of [`pack`] (ignores [`MEASURED`]).
 #[inline]
 pub(crate) fn unpack(packed: u64) -> Duration {
     // The low 30 bits hold fewer than 10^9 nanoseconds, so this `new`
     // never carries.
-    Duration::new(packed >> 30, (packed & ((1 << 30) - 1)) as u32)
+    Duration::new(
+        (packed & !MEASURED) >> 30,
+        (packed & ((1 << 30) - 1)) as u32,
+    )
 }
 
 fn duration_us(us: u64) -> Duration {
@@ -525,12 +409,38 @@ fn duration_us(us: u64) -> Duration {
 }
 
 impl DeadlineTracker {
-    /// A tracker for `config` (after validating it), named `config.name`.
+    /// A tracker for `config` (after validating it), named `config.name`,
+    /// on tokio's clock.
     pub fn new(config: &AdaptiveTimeoutConfig) -> Result<Self, ConfigError> {
+        Self::with_clock(config, Clock::tokio())
+    }
+
+    /// A tracker for `config` (after validating it) that measures latencies
+    /// and ages its window on `clock`. With a manual clock it needs no
+    /// runtime at all:
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use seawall_core::Clock;
+    /// use seawall_timeout::{AdaptiveTimeoutConfig, DeadlineSource, DeadlineTracker};
+    ///
+    /// let (clock, hand) = Clock::manual();
+    /// let cfg = AdaptiveTimeoutConfig::builder().min_samples(10).into_config();
+    /// let tracker = DeadlineTracker::with_clock(&cfg, clock).unwrap();
+    /// for _ in 0..10 {
+    ///     tracker.record(Duration::from_millis(100));
+    /// }
+    /// assert_eq!(tracker.stats().source, DeadlineSource::Adaptive);
+    /// // A window (60s) later, and one step more, the samples have aged out.
+    /// hand.advance(Duration::from_secs(70));
+    /// assert_eq!(tracker.stats().source, DeadlineSource::Base);
+    /// ```
+    pub fn with_clock(config: &AdaptiveTimeoutConfig, clock: Clock) -> Result<Self, ConfigError> {
         config.validate()?;
         Ok(Self::with_params(
             Params::new(config),
             config.name.as_str().into(),
+            clock,
         ))
     }
 
@@ -540,27 +450,32 @@ impl DeadlineTracker {
         Self::with_params(
             Params::fixed(deadline.min(crate::LONGEST_DEADLINE)),
             seawall_core::names::DEFAULT_NAME.into(),
+            Clock::tokio(),
         )
     }
 
+    /// A tracker like this one (same settings, name and key), fresh, on
+    /// `clock`.
+    pub(crate) fn on_clock(&self, clock: Clock) -> Self {
+        let c = &*self.common;
+        match &c.label {
+            Some(label) => Self::keyed(c.params, c.name.clone(), label.clone(), clock),
+            None => Self::with_params(c.params, c.name.clone(), clock),
+        }
+    }
+
     /// A layer's own tracker: precise histograms, a recorder shard per CPU.
-    pub(crate) fn with_params(params: Params, name: Arc<str>) -> Self {
+    pub(crate) fn with_params(params: Params, name: Arc<str>, clock: Clock) -> Self {
         let layout = Layout::precise(params.high_us);
-        Self::build(
-            params,
-            name,
-            None,
-            layout,
-            shard_count(params.fixed.is_some()),
-        )
+        Self::build(params, name, None, layout, shard_count(), clock)
     }
 
     /// One key's tracker: compact histograms and one recorder shard (its
     /// callers are already spread over the keys), so that a key costs under
     /// 4 KiB whatever `max` is.
-    pub(crate) fn keyed(params: Params, name: Arc<str>, label: Arc<str>) -> Self {
+    pub(crate) fn keyed(params: Params, name: Arc<str>, label: Arc<str>, clock: Clock) -> Self {
         let layout = Layout::compact(params.high_us);
-        Self::build(params, name, Some(label), layout, 1)
+        Self::build(params, name, Some(label), layout, 1, clock)
     }
 
     fn build(
@@ -569,26 +484,23 @@ impl DeadlineTracker {
         label: Option<Arc<str>>,
         layout: Layout,
         n: usize,
+        clock: Clock,
     ) -> Self {
         let (deadline, source) = match params.fixed {
             Some(f) => (f, DeadlineSource::Fixed),
             None => (params.base_ns, DeadlineSource::Base),
         };
-        let ring = Ring::new(layout, params.interval_ns);
-        let epoch = Instant::now();
-        let step_at = epoch
-            .checked_add(Duration::from_nanos(ring.next_rotation()))
-            .unwrap_or(epoch);
-        let ticket = registry::next_ticket();
-        let keyed = label.is_some();
+        // The window's intervals start at this reading.
+        let origin = clock.nanos();
+        let ring = Ring::new(layout, params.interval_ns, origin);
+        let step_at = ring.next_rotation();
         let common = Arc::new(Common {
-            ticket,
             params,
             #[cfg(feature = "metrics")]
             metrics: crate::metrics::Handles::new(&name, label.as_deref(), params.key_metrics),
             name,
             label,
-            epoch,
+            clock,
             deadline: AtomicU64::new(pack_ns(deadline)),
             flush_at: AtomicU32::new(warmup_flush(&params, n)),
             timeouts: AtomicU64::new(0),
@@ -619,12 +531,6 @@ impl DeadlineTracker {
         let _ = common
             .shards
             .set(shards.iter().map(Arc::downgrade).collect());
-        // Only a layer's own calls find their tracker by ticket; a key's
-        // calls hold its recorder. So a key costs no entry in the registry,
-        // and a flood of new keys takes none of its locks.
-        if !keyed {
-            registry::register(ticket, &common);
-        }
         #[cfg(feature = "metrics")]
         common.metrics.deadline(&common.name, None, deadline, false);
         DeadlineTracker { common, shards }
@@ -642,58 +548,70 @@ impl DeadlineTracker {
         self.common.params.fixed.is_none()
     }
 
+    /// The clock this tracker reads.
+    pub fn clock(&self) -> &Clock {
+        &self.common.clock
+    }
+
+    /// When a call starts: tokio's now on tokio's clock (so that its timer
+    /// needs no conversion), else a reading of the tracker's clock.
+    #[inline]
+    pub(crate) fn began(&self) -> Began {
+        began(&self.common.clock)
+    }
+
     /// The recorder shard of the current thread.
     #[inline]
     pub fn recorder(&self) -> Recorder {
         let n = self.shards.len();
-        // One shard (fixed mode, one core): no need to know the thread.
+        // One shard (a key, or one core): no need to know the thread.
         let i = if n == 1 { 0 } else { thread_index() & (n - 1) };
         Recorder {
             shard: self.shards[i].clone(),
         }
     }
 
-    /// What a starting call needs: its deadline (packed, see [`pack`]) and
-    /// its claim on the tracker (whether it is measured: every call while
-    /// the window fills, about one in `sample_every` under high traffic,
-    /// none in fixed mode).
+    /// A starting call's deadline (packed, see [`pack`], with [`MEASURED`]
+    /// when the call is measured: every call while the window fills, about
+    /// one in `sample_every` under high traffic, none in fixed mode).
     #[inline]
-    pub(crate) fn start(&self) -> Start {
+    pub(crate) fn start(&self) -> u64 {
         let common = &*self.common;
-        let claim = Claim {
-            ticket: common.ticket,
-            measured: common.should_measure(),
-        };
-        (common.deadline.load(Relaxed), claim)
+        let measured = if common.should_measure() { MEASURED } else { 0 };
+        common.deadline.load(Relaxed) | measured
     }
 
-    /// In fixed mode, every call's deadline (packed) and the tracker's
-    /// ticket: they never change.
-    pub(crate) fn fixed_start(&self) -> Option<(u64, Ticket)> {
+    /// In fixed mode, every call's deadline (packed): it never changes.
+    pub(crate) fn fixed_start(&self) -> Option<u64> {
         let common = &*self.common;
-        common
-            .params
-            .fixed
-            .map(|_| (common.deadline.load(Relaxed), common.ticket))
+        common.params.fixed.map(|_| common.deadline.load(Relaxed))
     }
 
-    /// Records the latency of a call that completed; reads the clock (use
-    /// [`Recorder::record`] when you have the time already).
+    /// A call's claim on this tracker: the current thread's recorder shard.
+    #[inline]
+    pub(crate) fn claim(&self) -> Claim {
+        Claim {
+            recorder: self.recorder(),
+        }
+    }
+
+    /// Records the latency of a call that completed now (reads the clock,
+    /// to step the window when due).
     pub fn record(&self, latency: Duration) {
-        self.recorder().record(latency, Instant::now());
+        self.recorder().record(latency);
     }
 
     /// Records a call that hit `deadline`: counted as a timeout and, in
     /// adaptive mode, as a latency equal to the deadline.
     pub fn record_timeout(&self, deadline: Duration) {
-        self.recorder().record_timeout(deadline, Instant::now());
+        self.recorder().record_timeout(deadline);
     }
 
     /// A snapshot: brings the window up to date (steps it, gathers every
     /// shard, recomputes the deadline) and reads it. Takes the tracker's
     /// locks; meant for dashboards, not for every call.
     pub fn stats(&self) -> AdaptiveTimeoutStats {
-        self.common.stats(Instant::now())
+        self.common.stats(self.common.clock.nanos())
     }
 
     /// The key label given to rejections (keyed layers only).
@@ -701,12 +619,12 @@ impl DeadlineTracker {
         self.common.label.as_deref()
     }
 
-    /// Whether forgetting this (key's) tracker at `now` would change no
-    /// deadline: its deadline is the base one, as a fresh key's, or its
-    /// window has drained since it last refreshed. One atomic load.
-    pub(crate) fn is_fresh(&self, now: Instant) -> bool {
-        let common = &*self.common;
-        common.since_epoch(now) >= common.fresh_at.load(Relaxed)
+    /// Whether forgetting this (key's) tracker at `now` (a reading of its
+    /// clock) would change no deadline: its deadline is the base one, as a
+    /// fresh key's, or its window has drained since it last refreshed. One
+    /// atomic load.
+    pub(crate) fn is_fresh(&self, now: u64) -> bool {
+        now >= self.common.fresh_at.load(Relaxed)
     }
 
     /// The key has left its map: its metric series reads NaN and is written
@@ -739,9 +657,47 @@ impl Recorder {
         self.shard.common.params.fixed.is_none()
     }
 
-    /// Records the latency of a call that completed at `now`.
+    /// Records the latency of a call that completed now (reads the
+    /// tracker's clock, to step the window when due).
     #[inline]
-    pub fn record(&self, latency: Duration, now: Instant) {
+    pub fn record(&self, latency: Duration) {
+        if self.is_adaptive() {
+            self.record_at(latency, self.shard.common.clock.nanos());
+        }
+    }
+
+    /// Records the latency of a measured call that started at `began` and
+    /// completed now.
+    pub(crate) fn record_since(&self, began: Began) {
+        let clock = &self.shard.common.clock;
+        let (latency, now) = match began {
+            Began::At(start) => {
+                let now = clock.nanos();
+                (Duration::from_nanos(now.saturating_sub(start)), now)
+            }
+            Began::Tokio(start) if clock.follows_tokio() => {
+                let now = Instant::now();
+                (now.saturating_duration_since(start), clock.nanos_at(now))
+            }
+            Began::Tokio(start) => {
+                let now = clock.nanos();
+                let start = clock.nanos_at(start);
+                (Duration::from_nanos(now.saturating_sub(start)), now)
+            }
+        };
+        self.record_at(latency, now);
+    }
+
+    /// The tokio instant at which the tracker's clock reads `reading +
+    /// deadline`.
+    fn instant_at(&self, reading: u64, deadline: Duration) -> Instant {
+        self.shard.common.instant_at(reading, deadline)
+    }
+
+    /// Records the latency of a call that completed at `now`, a reading of
+    /// the tracker's clock.
+    #[inline]
+    fn record_at(&self, latency: Duration, now: u64) {
         if !self.is_adaptive() {
             return;
         }
@@ -760,11 +716,11 @@ impl Recorder {
         self.shard.common.should_measure()
     }
 
-    /// Records a call that hit `deadline` at `now`: a timeout and, in adaptive
+    /// Records a call that hit `deadline` now: a timeout and, in adaptive
     /// mode, a latency equal to the deadline.
-    pub fn record_timeout(&self, deadline: Duration, now: Instant) {
+    pub fn record_timeout(&self, deadline: Duration) {
         self.count_timeout(deadline);
-        self.record(deadline, now);
+        self.record(deadline);
     }
 
     /// Counts a timeout without recording a latency (for a call that was not
@@ -780,7 +736,7 @@ impl Recorder {
     }
 
     #[inline]
-    fn push(&self, us: u64, now: Instant, flush_at: u32) -> bool {
+    fn push(&self, us: u64, now: u64, flush_at: u32) -> bool {
         if let Some(mut b) = try_lock(&self.shard.batch) {
             return b.push(us, now, flush_at);
         }
@@ -789,7 +745,7 @@ impl Recorder {
 
     #[cold]
     #[inline(never)]
-    fn push_contended(&self, us: u64, now: Instant, flush_at: u32) -> bool {
+    fn push_contended(&self, us: u64, now: u64, flush_at: u32) -> bool {
         // Another thread shares this shard right now: try the others
         // before waiting (rare: the upgrade touches a shared count).
         if let Some(others) = self.shard.common.shards.get() {
@@ -803,13 +759,13 @@ impl Recorder {
     }
 }
 
-impl Drop for Common {
-    fn drop(&mut self) {
-        registry::unregister(self.ticket);
-    }
-}
-
 impl Common {
+    /// The tokio instant at which the clock reads `reading + deadline`.
+    fn instant_at(&self, reading: u64, deadline: Duration) -> Instant {
+        let at = reading.saturating_add(seawall_core::time::nanos(deadline));
+        self.clock.instant_at(at)
+    }
+
     /// Whether to measure this call: always while the window is small, about
     /// one call in `sample_every` under high traffic, never in fixed mode.
     /// One relaxed load and, when sampling, a per-thread random number.
@@ -848,21 +804,17 @@ impl Common {
         unpack(self.deadline.load(Relaxed))
     }
 
-    fn since_epoch(&self, now: Instant) -> u64 {
-        nanos(now.saturating_duration_since(self.epoch))
-    }
-
     /// Refreshes if nobody else is; never waits.
-    fn maintain(&self, now: Instant) {
+    fn maintain(&self, now: u64) {
         if let Some(mut ring) = try_lock(&self.ring) {
-            self.refresh(&mut ring, self.since_epoch(now));
+            self.refresh(&mut ring, now);
         }
     }
 
-    fn stats(&self, now: Instant) -> AdaptiveTimeoutStats {
+    fn stats(&self, now: u64) -> AdaptiveTimeoutStats {
         let mut ring = lock(&self.ring);
         if self.params.fixed.is_none() {
-            self.refresh(&mut ring, self.since_epoch(now));
+            self.refresh(&mut ring, now);
         }
         let [p50, p90, p99, p999] = ring
             .ring
@@ -886,11 +838,7 @@ impl Common {
     /// ring lock while holding a shard lock, so this cannot deadlock).
     fn refresh(&self, state: &mut RingState, now_ns: u64) {
         // When the window steps next, once it has stepped to `now_ns`.
-        let next_ns = state.ring.next_rotation_after(now_ns);
-        let step_at = self
-            .epoch
-            .checked_add(Duration::from_nanos(next_ns))
-            .unwrap_or(self.epoch);
+        let step_at = state.ring.next_rotation_after(now_ns);
         if let Some(shards) = self.shards.get() {
             for shard in shards.iter().filter_map(Weak::upgrade) {
                 let mut b = lock(&shard.batch);

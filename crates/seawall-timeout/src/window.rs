@@ -22,19 +22,21 @@ pub(crate) struct Ring {
     counts: Box<[u32]>,
     totals: [u64; SLOTS],
     current: usize,
-    /// Start of the current interval, in nanoseconds since the tracker's epoch.
+    /// Start of the current interval, a reading of the tracker's clock.
     current_start: u64,
     interval: u64,
 }
 
 impl Ring {
-    pub(crate) fn new(layout: Layout, interval_ns: u64) -> Self {
+    /// A ring whose first interval starts at `start_ns`, a reading of the
+    /// tracker's clock.
+    pub(crate) fn new(layout: Layout, interval_ns: u64, start_ns: u64) -> Self {
         Ring {
             layout,
             counts: vec![0; SLOTS * layout.len()].into_boxed_slice(),
             totals: [0; SLOTS],
             current: 0,
-            current_start: 0,
+            current_start: start_ns,
             interval: interval_ns.max(1),
         }
     }
@@ -89,13 +91,13 @@ impl Ring {
             .saturating_add(self.interval)
     }
 
-    /// When the current interval ends, in nanoseconds since the epoch.
+    /// When the current interval ends, a reading of the clock.
     pub(crate) fn next_rotation(&self) -> u64 {
         self.current_start.saturating_add(self.interval)
     }
 
-    /// When every sample now in the window will have aged out, in
-    /// nanoseconds since the epoch: the end of the window that starts with
+    /// When every sample now in the window will have aged out, a reading
+    /// of the clock: the end of the window that starts with
     /// the current interval.
     pub(crate) fn drained_at(&self) -> u64 {
         self.current_start
@@ -135,7 +137,7 @@ mod tests {
 
     #[test]
     fn samples_age_out_after_the_window() {
-        let mut ring = Ring::new(layout(), 10);
+        let mut ring = Ring::new(layout(), 10, 0);
         ring.absorb(&batch(&[100, 200]));
         assert_eq!(ring.len(), 2);
         assert_eq!(ring.drained_at(), SLOTS as u64 * 10);
@@ -149,7 +151,7 @@ mod tests {
 
     #[test]
     fn a_long_gap_clears_everything_at_once() {
-        let mut ring = Ring::new(layout(), 10);
+        let mut ring = Ring::new(layout(), 10, 0);
         ring.absorb(&batch(&[5; 10]));
         assert!(!ring.rotate(9), "the interval has not ended");
         assert_eq!(ring.next_rotation_after(10_005), 10_010);
@@ -161,7 +163,7 @@ mod tests {
 
     #[test]
     fn the_window_is_the_sum_of_its_slots() {
-        let mut ring = Ring::new(layout(), 10);
+        let mut ring = Ring::new(layout(), 10, 0);
         let mut all: Vec<(u64, u64)> = Vec::new(); // (interval start, value)
         for t in 0..40u64 {
             // Moves on by 4 to 16: sometimes within an interval, sometimes past it.

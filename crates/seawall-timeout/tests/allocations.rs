@@ -43,11 +43,12 @@ fn allocations_per_call() {
         let ready = service_fn(|x: u32| std::future::ready(Ok::<_, std::io::Error>(x)));
 
         // Success path, adaptive mode, warmed up (the deadline is adaptive).
-        let layer = AdaptiveTimeoutLayer::from_config(&AdaptiveTimeoutConfig {
-            min_samples: 10,
-            refresh_every: 100_000,
-            ..Default::default()
-        })
+        let layer = AdaptiveTimeoutLayer::from_config(
+            &AdaptiveTimeoutConfig::builder()
+                .min_samples(10)
+                .refresh_every(100_000)
+                .into_config(),
+        )
         .unwrap();
         let mut svc = layer.layer(ready);
         for _ in 0..100 {
@@ -65,11 +66,12 @@ fn allocations_per_call() {
         assert_eq!(n, 0, "adaptive success path");
 
         // Success path including refreshes of the deadline (every sample).
-        let layer = AdaptiveTimeoutLayer::from_config(&AdaptiveTimeoutConfig {
-            min_samples: 10,
-            refresh_every: 1,
-            ..Default::default()
-        })
+        let layer = AdaptiveTimeoutLayer::from_config(
+            &AdaptiveTimeoutConfig::builder()
+                .min_samples(10)
+                .refresh_every(1)
+                .into_config(),
+        )
         .unwrap();
         let mut svc = layer.layer(ready);
         for _ in 0..100 {
@@ -83,10 +85,11 @@ fn allocations_per_call() {
         assert_eq!(n, 0, "refreshing the deadline");
 
         // Success path under high traffic, where one call in 32 is measured.
-        let layer = AdaptiveTimeoutLayer::from_config(&AdaptiveTimeoutConfig {
-            min_samples: 10,
-            ..Default::default()
-        })
+        let layer = AdaptiveTimeoutLayer::from_config(
+            &AdaptiveTimeoutConfig::builder()
+                .min_samples(10)
+                .into_config(),
+        )
         .unwrap();
         let mut svc = layer.layer(ready);
         for _ in 0..10_000 {
@@ -141,7 +144,7 @@ fn allocations_per_call() {
         let n = allocs_during(|| {
             for _ in 0..N {
                 let d = recorder.deadline();
-                recorder.record_timeout(d, tokio::time::Instant::now());
+                recorder.record_timeout(d);
                 drop(recorder.elapsed(d));
             }
         });
@@ -152,10 +155,11 @@ fn allocations_per_call() {
         let pending = service_fn(|_: u32| std::future::pending::<Result<u32, std::io::Error>>());
         for layer in [
             AdaptiveTimeoutLayer::fixed(Duration::from_millis(5)),
-            AdaptiveTimeoutLayer::from_config(&AdaptiveTimeoutConfig {
-                base: Duration::from_millis(10),
-                ..Default::default()
-            })
+            AdaptiveTimeoutLayer::from_config(
+                &AdaptiveTimeoutConfig::builder()
+                    .base(Duration::from_millis(10))
+                    .into_config(),
+            )
             .unwrap(),
         ] {
             let mut svc = layer.layer(pending);

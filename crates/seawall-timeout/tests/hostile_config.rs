@@ -11,7 +11,10 @@ use seawall_core::config::{MAX_CAPACITY, MAX_DURATION};
 use seawall_core::{BoxError, Elapsed};
 use seawall_test_support::hostile::{durations, floats};
 use seawall_test_support::runtime;
-use seawall_timeout::{AdaptiveTimeoutConfig, AdaptiveTimeoutLayer, KeyedAdaptiveTimeoutLayer};
+use seawall_timeout::{
+    AdaptiveTimeoutConfig, AdaptiveTimeoutLayer, KeyedAdaptiveTimeoutConfig,
+    KeyedAdaptiveTimeoutLayer,
+};
 use tower::{Layer, Service, ServiceExt, service_fn};
 
 fn u32s(ordinary: u32) -> impl Strategy<Value = u32> {
@@ -44,14 +47,26 @@ prop_compose! {
         window in durations(Duration::from_secs(60)),
         refresh_every in u32s(2),
         sample_every in u32s(1),
-        key_capacity in sizes(),
-        key_idle_ttl in durations(Duration::from_secs(300)),
-    ) -> AdaptiveTimeoutConfig {
-        AdaptiveTimeoutConfig {
-            fixed, percentile, multiplier, min, max, base, min_samples, window,
-            refresh_every, sample_every, key_capacity, key_idle_ttl,
-            ..AdaptiveTimeoutConfig::default()
+        capacity in sizes(),
+        idle_ttl in durations(Duration::from_secs(300)),
+    ) -> KeyedAdaptiveTimeoutConfig {
+        // The builder does not validate until it builds: it takes anything.
+        let mut builder = AdaptiveTimeoutConfig::builder()
+            .percentile(percentile)
+            .multiplier(multiplier)
+            .min(min)
+            .max(max)
+            .base(base)
+            .min_samples(min_samples)
+            .window(window)
+            .refresh_every(refresh_every)
+            .sample_every(sample_every);
+        if let Some(fixed) = fixed {
+            builder = builder.fixed(fixed);
         }
+        KeyedAdaptiveTimeoutConfig::from(builder.into_config())
+            .capacity(capacity)
+            .idle_ttl(idle_ttl)
     }
 }
 
@@ -66,8 +81,6 @@ const FIELDS: &[&str] = &[
     "window",
     "refresh_every",
     "sample_every",
-    "key_capacity",
-    "key_idle_ttl",
 ];
 
 fn too_long(c: &AdaptiveTimeoutConfig) -> Vec<&'static str> {
@@ -75,18 +88,21 @@ fn too_long(c: &AdaptiveTimeoutConfig) -> Vec<&'static str> {
     if c.fixed.is_some_and(|f| f > MAX_DURATION) {
         out.push("fixed");
     }
-    for (field, d) in [
-        ("min", c.min),
-        ("max", c.max),
-        ("window", c.window),
-        ("key_idle_ttl", c.key_idle_ttl),
-    ] {
+    for (field, d) in [("min", c.min), ("max", c.max), ("window", c.window)] {
         if d > MAX_DURATION {
             out.push(field);
         }
     }
-    if c.key_capacity > MAX_CAPACITY || c.key_capacity == 0 {
-        out.push("key_capacity");
+    out
+}
+
+fn bad_keys(c: &KeyedAdaptiveTimeoutConfig) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    if c.keys.capacity > MAX_CAPACITY || c.keys.capacity == 0 {
+        out.push("keys.capacity");
+    }
+    if c.keys.idle_ttl > MAX_DURATION || c.keys.idle_ttl.is_zero() {
+        out.push("keys.idle_ttl");
     }
     out
 }
@@ -123,16 +139,38 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 192, ..ProptestConfig::default() })]
 
     #[test]
-    fn hostile_values(config in configs()) {
+    fn hostile_values(keyed_config in configs()) {
+        let config = &keyed_config.per_key;
         let rt = runtime::paused();
         let run = catch_unwind(AssertUnwindSafe(|| rt.block_on(async {
-            match AdaptiveTimeoutLayer::from_config(&config) {
+            // The keyed config reports the same problems under `per_key.`,
+            // and the map's under `keys.`.
+            let keyed = KeyedAdaptiveTimeoutLayer::new(|x: &u64| *x % 2, keyed_config.clone());
+            match &keyed {
                 Err(err) => {
+                    let named: Vec<_> = err.errors().iter().map(|e| e.field()).collect();
+                    for field in &named {
+                        let known = field
+                            .strip_prefix("per_key.")
+                            .is_some_and(|f| FIELDS.contains(&f))
+                            || *field == "keys.capacity"
+                            || *field == "keys.idle_ttl";
+                        assert!(known, "unknown field {field} in {err}");
+                    }
+                    for field in bad_keys(&keyed_config) {
+                        assert!(named.contains(&field), "{field} not reported: {err}");
+                    }
+                }
+                Ok(_) => assert!(bad_keys(&keyed_config).is_empty()),
+            }
+            match AdaptiveTimeoutLayer::from_config(config) {
+                Err(err) => {
+                    assert!(keyed.is_err(), "{err}, but the keyed config was valid");
                     let named: Vec<_> = err.errors().iter().map(|e| e.field()).collect();
                     for field in &named {
                         assert!(FIELDS.contains(field), "unknown field {field} in {err}");
                     }
-                    for field in too_long(&config) {
+                    for field in too_long(config) {
                         assert!(named.contains(&field), "{field} not reported: {err}");
                     }
                 }
@@ -142,14 +180,14 @@ proptest! {
                     assert!(layer.deadline() <= longest);
                     serve(layer.layer(inner()), longest).await;
                     serve(layer.layer(inner()), longest).await;
-                    let keyed = KeyedAdaptiveTimeoutLayer::from_config(|x: &u64| *x % 2, &config)
-                        .expect("the same config builds a keyed layer");
-                    serve(keyed.layer(inner()), longest).await;
-                    keyed.evict_idle();
+                    if let Ok(keyed) = keyed {
+                        serve(keyed.layer(inner()), longest).await;
+                        keyed.evict_idle();
+                    }
                 }
             }
         })));
-        prop_assert!(run.is_ok(), "panicked with {config:?}");
+        prop_assert!(run.is_ok(), "panicked with {keyed_config:?}");
     }
 }
 

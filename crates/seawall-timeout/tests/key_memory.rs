@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use seawall_test_support::runtime;
 use seawall_test_support::{CountingAlloc, count};
-use seawall_timeout::{AdaptiveTimeoutConfig, KeyedAdaptiveTimeoutLayer};
+use seawall_timeout::{
+    AdaptiveTimeoutConfig, KeyedAdaptiveTimeoutConfig, KeyedAdaptiveTimeoutLayer,
+};
 use tower::{Layer, Service, service_fn};
 
 #[global_allocator]
@@ -27,7 +29,7 @@ fn keys() -> u64 {
 
 /// Bytes retained per key after `keys` distinct keys each made one call
 /// (measured, so each key has recorded a sample).
-fn bytes_per_key(config: AdaptiveTimeoutConfig, keys: u64) -> i64 {
+fn bytes_per_key(config: KeyedAdaptiveTimeoutConfig, keys: u64) -> i64 {
     let rt = runtime::paused();
     rt.block_on(async {
         let mut cx = Context::from_waker(Waker::noop());
@@ -53,10 +55,7 @@ fn bytes_per_key(config: AdaptiveTimeoutConfig, keys: u64) -> i64 {
 fn a_key_costs_at_most_4_kib_with_the_defaults() {
     let n = keys();
     let per_key = bytes_per_key(
-        AdaptiveTimeoutConfig {
-            key_capacity: 2 * n as usize,
-            ..Default::default()
-        },
+        KeyedAdaptiveTimeoutConfig::new().capacity(2 * n as usize),
         n,
     );
     println!("{per_key} bytes per key over {n} keys");
@@ -67,11 +66,12 @@ fn a_key_costs_at_most_4_kib_with_the_defaults() {
 fn a_key_costs_at_most_4_kib_whatever_max() {
     let n = keys() / 10;
     let per_key = bytes_per_key(
-        AdaptiveTimeoutConfig {
-            max: seawall_timeout::LONGEST_DEADLINE,
-            key_capacity: 2 * n as usize,
-            ..Default::default()
-        },
+        KeyedAdaptiveTimeoutConfig::from(
+            AdaptiveTimeoutConfig::builder()
+                .max(seawall_timeout::LONGEST_DEADLINE)
+                .into_config(),
+        )
+        .capacity(2 * n as usize),
         n,
     );
     println!("{per_key} bytes per key over {n} keys, max = 365 days");
@@ -86,11 +86,9 @@ fn eviction_gives_the_memory_back() {
         let mut cx = Context::from_waker(Waker::noop());
         let layer = KeyedAdaptiveTimeoutLayer::from_config(
             |k: &u64| *k,
-            &AdaptiveTimeoutConfig {
-                key_capacity: 100,
-                key_idle_ttl: Duration::from_secs(1),
-                ..Default::default()
-            },
+            &KeyedAdaptiveTimeoutConfig::new()
+                .capacity(100)
+                .idle_ttl(Duration::from_secs(1)),
         )
         .unwrap();
         let mut svc = layer.layer(service_fn(|k: u64| {

@@ -4,7 +4,9 @@
 use seawall_test_support::metrics::{Recording, Value};
 use seawall_test_support::runtime;
 use seawall_test_support::service::ready_call_ok;
-use seawall_timeout::AdaptiveTimeoutLayer;
+use seawall_timeout::{
+    AdaptiveTimeoutConfig, KeyedAdaptiveTimeoutConfig, KeyedAdaptiveTimeoutLayer,
+};
 use tower::{Layer, service_fn};
 
 /// Per-key series registered, and those whose value is not NaN (what an
@@ -30,15 +32,16 @@ fn churn(keys: u64, calls: u32) -> (usize, usize) {
     let rt = runtime::paused();
     let _g = rt.enter();
     metrics::with_local_recorder(&rec, || {
-        let layer = AdaptiveTimeoutLayer::builder()
+        let per_key = AdaptiveTimeoutConfig::builder()
             .name("peers")
-            .key_capacity(100)
             .min_samples(2)
             .refresh_every(1)
+            .into_config();
+        let config = KeyedAdaptiveTimeoutConfig::from(per_key)
+            .capacity(100)
             // Per-key series are opt-in; these tests are about them.
-            .key_metrics(true)
-            .build_keyed(|k: &u64| *k)
-            .unwrap();
+            .key_metrics(true);
+        let layer = KeyedAdaptiveTimeoutLayer::new(|k: &u64| *k, config).unwrap();
         let mut svc = layer.layer(service_fn(|k: u64| {
             std::future::ready(Ok::<_, std::io::Error>(k))
         }));

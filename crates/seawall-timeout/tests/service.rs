@@ -5,7 +5,10 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use seawall_core::{BoxError, Elapsed, Rejection, RejectionKind};
-use seawall_timeout::{AdaptiveTimeoutConfig, AdaptiveTimeoutLayer, DeadlineSource};
+use seawall_timeout::{
+    AdaptiveTimeoutConfig, AdaptiveTimeoutLayer, DeadlineSource, KeyedAdaptiveTimeoutConfig,
+    KeyedAdaptiveTimeoutLayer,
+};
 use tokio::time::{advance, sleep};
 use tokio_test::{assert_pending, assert_ready, assert_ready_err, assert_ready_ok, task};
 use tower::{Layer, Service, ServiceExt, service_fn};
@@ -43,13 +46,15 @@ fn key_of(req: &(&'static str, Duration)) -> &'static str {
     req.0
 }
 
+fn quick_builder() -> seawall_timeout::AdaptiveTimeoutBuilder {
+    AdaptiveTimeoutConfig::builder()
+        .min_samples(10)
+        .refresh_every(1)
+        .base(100 * MS)
+}
+
 fn quick() -> AdaptiveTimeoutConfig {
-    AdaptiveTimeoutConfig {
-        min_samples: 10,
-        refresh_every: 1,
-        base: 100 * MS,
-        ..Default::default()
-    }
+    quick_builder().into_config()
 }
 
 /// `got` is `want` as the histogram reports it: at or up to 1% above.
@@ -130,11 +135,7 @@ async fn the_deadline_adapts_to_measured_latency() {
 
 #[tokio::test(start_paused = true)]
 async fn a_hanging_peer_raises_the_deadline_only_to_max() {
-    let layer = AdaptiveTimeoutLayer::from_config(&AdaptiveTimeoutConfig {
-        max: 500 * MS,
-        ..quick()
-    })
-    .unwrap();
+    let layer = quick_builder().max(500 * MS).build().unwrap();
     let mut svc = layer.layer(sleeper());
     for _ in 0..10 {
         svc.ready().await.unwrap().call(20 * MS).await.unwrap();
@@ -301,11 +302,10 @@ async fn keyed_deadlines_are_isolated() {
 
 #[tokio::test(start_paused = true)]
 async fn keyed_state_is_bounded_and_idle_keys_are_evicted() {
-    let layer = AdaptiveTimeoutLayer::builder()
-        .key_capacity(2)
-        .key_idle_ttl(Duration::from_secs(10))
-        .build_keyed(|req: &u32| *req)
-        .unwrap();
+    let config = KeyedAdaptiveTimeoutConfig::new()
+        .capacity(2)
+        .idle_ttl(Duration::from_secs(10));
+    let layer = KeyedAdaptiveTimeoutLayer::new(|req: &u32| *req, config).unwrap();
     let mut svc = layer.layer(service_fn(
         |x: u32| async move { Ok::<_, std::io::Error>(x) },
     ));
@@ -343,12 +343,18 @@ async fn bad_config_is_a_config_error() {
          min: 20s must be at most max (10s); \
          window: 0s must be longer than zero"
     );
-    let err = AdaptiveTimeoutLayer::builder()
-        .key_capacity(0)
-        // Unused layers need their key type named.
-        .build_keyed::<_, u32>(|r: &u32| *r)
-        .unwrap_err();
-    assert_eq!(err.to_string(), "key_capacity: 0 must be greater than zero");
+    let config = KeyedAdaptiveTimeoutConfig::from(
+        AdaptiveTimeoutConfig::builder()
+            .min_samples(0)
+            .into_config(),
+    )
+    .capacity(0);
+    // Unused layers need their key type named.
+    let err = KeyedAdaptiveTimeoutLayer::<_, u32>::new(|r: &u32| *r, config).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "per_key.min_samples: 0 is not in 1..=16777216; keys.capacity: 0 must be greater than zero"
+    );
 }
 
 /// `Elapsed` arrives from the future, not from `poll_ready`, so the service
@@ -395,11 +401,11 @@ async fn an_unmeasured_call_that_times_out_is_counted_under_its_key() {
 // dropped, still counts the timeout and names the key.
 #[tokio::test(start_paused = true)]
 async fn a_keyed_call_outliving_its_key_still_names_it() {
-    let layer = AdaptiveTimeoutLayer::builder()
+    let per_key = AdaptiveTimeoutConfig::builder()
         .fixed(50 * MS)
-        .key_capacity(1)
-        .build_keyed(key_of)
-        .unwrap();
+        .into_config();
+    let config = KeyedAdaptiveTimeoutConfig::from(per_key).capacity(1);
+    let layer = KeyedAdaptiveTimeoutLayer::new(key_of, config).unwrap();
     let mut svc = layer.layer(keyed_sleeper());
     let mut a = task::spawn(svc.ready().await.unwrap().call(("a", 60 * MS)));
     assert_pending!(a.poll());
@@ -434,14 +440,15 @@ async fn a_call_outliving_its_layer_still_times_out() {
 // meanwhile share the overflow deadline, never none.
 #[tokio::test(start_paused = true)]
 async fn churning_keys_cannot_flush_a_learned_deadline() {
-    let layer = AdaptiveTimeoutLayer::builder()
-        .key_capacity(4)
+    let per_key = AdaptiveTimeoutConfig::builder()
         .min_samples(10)
-        .key_idle_ttl(Duration::from_secs(1))
         .window(Duration::from_secs(60))
         .base(Duration::from_millis(500))
-        .build_keyed(|req: &(u32, Duration)| req.0)
-        .unwrap();
+        .into_config();
+    let config = KeyedAdaptiveTimeoutConfig::from(per_key)
+        .capacity(4)
+        .idle_ttl(Duration::from_secs(1));
+    let layer = KeyedAdaptiveTimeoutLayer::new(|req: &(u32, Duration)| req.0, config).unwrap();
     let mut svc = layer.layer(service_fn(|req: (u32, Duration)| async move {
         tokio::time::sleep(req.1).await;
         Ok::<_, std::io::Error>(req.0)

@@ -1,5 +1,6 @@
 use super::sealed::Hold;
 use super::*;
+use seawall_core::Clock;
 
 fn cfg() -> AdaptiveTimeoutConfig {
     AdaptiveTimeoutConfig {
@@ -267,15 +268,14 @@ proptest::proptest! {
         percentile in 1.0f64..=100.0,
         multiplier in 0.1f64..4.0,
     ) {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
-        rt.block_on(async {
+        {
             let config = AdaptiveTimeoutConfig {
                 percentile,
                 multiplier,
                 min: Duration::from_millis(1),
                 ..cfg()
             };
-            let t = DeadlineTracker::new(&config).unwrap();
+            let t = DeadlineTracker::with_clock(&config, Clock::manual().0).unwrap();
             let mut plain = hdrhistogram::Histogram::<u32>::new_with_bounds(1, 20_000_000, 2).unwrap();
             for &us in &samples {
                 t.record(Duration::from_micros(us));
@@ -288,9 +288,15 @@ proptest::proptest! {
             proptest::prop_assert_eq!(s.deadline, Duration::from_nanos(want));
             proptest::prop_assert!(s.deadline >= config.min && s.deadline <= config.max);
             proptest::prop_assert_eq!(s.samples, samples.len() as u64);
-            Ok(())
-        })?;
+        }
     }
+}
+
+#[test]
+fn a_packed_deadline_leaves_the_measured_bit_free() {
+    let longest = pack(Duration::MAX);
+    assert_eq!(longest & MEASURED, 0);
+    assert_eq!(unpack(longest | MEASURED), unpack(longest));
 }
 
 #[test]
@@ -308,47 +314,57 @@ fn a_packed_deadline_reads_back_exactly() {
     let longest = crate::LONGEST_DEADLINE + Duration::from_nanos(999_999_999);
     assert_eq!(unpack(pack(longest)), longest);
     // Beyond 2^33 s it saturates instead of wrapping into a short deadline.
-    assert!(unpack(pack_ns(u64::MAX)) >= Duration::from_secs(1 << 33));
+    assert!(unpack(pack_ns(u64::MAX)) >= Duration::from_secs((1 << 33) - 1));
 }
 
 #[test]
-fn a_tracker_leaves_the_registry_when_dropped() {
-    let t = DeadlineTracker::new(&cfg()).unwrap();
-    let ticket = t.common.ticket;
-    assert!(registry::find(ticket).is_some());
-    drop(t);
-    assert!(registry::find(ticket).is_none());
-}
-
-#[tokio::test(start_paused = true)]
-async fn measured_calls_find_their_tracker_past_the_per_thread_cache() {
-    // More trackers than the per-thread cache holds, recorded into in turn
-    // twice: every record lands in its own tracker, found in the cache or
-    // in the registry.
+fn measured_calls_record_into_their_own_tracker() {
+    // Several trackers on one thread, recorded into in turn twice: every
+    // record lands in its own tracker.
+    let (clock, hand) = Clock::manual();
     let trackers: Vec<_> = (0..7)
-        .map(|_| DeadlineTracker::new(&cfg()).unwrap())
+        .map(|_| DeadlineTracker::with_clock(&cfg(), clock.clone()).unwrap())
         .collect();
     for round in 1..=2u64 {
         for (i, t) in trackers.iter().enumerate() {
-            let (_, claim) = t.start();
+            let (deadline, claim) = (t.start(), t.claim());
             assert!(
-                claim.is_measured(),
+                deadline & MEASURED != 0,
                 "every call is measured while the window fills"
             );
-            claim.record(Duration::from_micros(100 + i as u64), Instant::now());
+            let began = t.began();
+            hand.advance(Duration::from_micros(100 + i as u64));
+            claim.record(began);
             assert_eq!(t.stats().samples, round);
         }
     }
     for (i, t) in trackers.iter().enumerate() {
         assert_eq!(t.stats().p50, Duration::from_micros(100 + i as u64));
     }
-    // A claim outliving its tracker records nothing and does not panic.
+    // A claim outliving its tracker records nothing, still counts its
+    // timeout (in state nobody reads any more) and does not panic.
     let t = DeadlineTracker::new(&cfg()).unwrap();
-    let (_, claim) = t.start();
+    let claim = t.claim();
+    let began = t.began();
     drop(t);
-    claim.record(Duration::from_micros(5), Instant::now());
-    let e = claim.expired(Duration::from_millis(5), Instant::now());
+    claim.record(began);
+    let e = claim.expired(Duration::from_millis(5), true);
     assert_eq!(e.key(), None);
+    assert_eq!(e.after(), Duration::from_millis(5));
+    let at = claim.instant_at(0, Duration::from_secs(1));
+    assert!(at > Instant::now(), "a timer still runs for its deadline");
+}
+
+#[test]
+fn a_measured_call_is_timed_on_the_trackers_clock() {
+    let (clock, hand) = Clock::manual();
+    let t = DeadlineTracker::with_clock(&cfg(), clock).unwrap();
+    let claim = t.claim();
+    let began = t.began();
+    assert!(matches!(began, Began::At(0)), "{began:?}");
+    hand.advance(Duration::from_micros(250));
+    claim.record(began);
+    assert_eq!(t.stats().p50, Duration::from_micros(250));
 }
 
 proptest::proptest! {
@@ -365,12 +381,12 @@ proptest::proptest! {
         exponents in proptest::collection::vec(12.0f64..23.25, 100..600),
         percentile in proptest::sample::select(vec![50.0, 90.0, 99.0, 99.9]),
     ) {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
-        rt.block_on(async {
+        {
+            let clock = Clock::manual().0;
             let config = AdaptiveTimeoutConfig { percentile, ..Default::default() };
             let params = Params::new(&config);
-            let precise = DeadlineTracker::new(&config).unwrap();
-            let key = DeadlineTracker::keyed(params, "default".into(), "k".into());
+            let precise = DeadlineTracker::with_clock(&config, clock.clone()).unwrap();
+            let key = DeadlineTracker::keyed(params, "default".into(), "k".into(), clock);
             for e in &exponents {
                 let us = e.exp2() as u64;
                 precise.record(Duration::from_micros(us));
@@ -384,32 +400,65 @@ proptest::proptest! {
                 proptest::prop_assert!(kv >= pv * (1.0 - 1.0 / 128.0), "{what}: key {kv} < layer {pv}");
                 proptest::prop_assert!(kv < pv * 1.125, "{what}: key {kv} vs layer {pv}");
             }
-            Ok(())
-        })?;
+        }
     }
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_key_is_fresh_until_its_learned_deadline_drains() {
+#[test]
+fn a_key_is_fresh_until_its_learned_deadline_drains() {
     let config = AdaptiveTimeoutConfig {
         min_samples: 10,
         ..cfg()
     };
-    let key = DeadlineTracker::keyed(Params::new(&config), "default".into(), "k".into());
+    let (clock, hand) = Clock::manual();
+    // A key made after its layer's clock has run: readings are the clock's,
+    // not the key's own.
+    hand.advance(Duration::from_secs(1000));
+    let key = DeadlineTracker::keyed(
+        Params::new(&config),
+        "default".into(),
+        "k".into(),
+        clock.clone(),
+    );
     feed(&key, [100; 9]);
     assert!(
-        key.is_fresh(Instant::now()),
+        key.is_fresh(clock.nanos()),
         "base deadline: as a fresh key's"
     );
     feed(&key, [100]);
     assert_eq!(key.stats().source, DeadlineSource::Adaptive);
-    assert!(!key.is_fresh(Instant::now()));
+    assert!(!key.is_fresh(clock.nanos()));
     // The window (60s) drains; one interval (10s) more for samples not yet
     // in it.
-    tokio::time::advance(Duration::from_secs(69)).await;
-    assert!(!key.is_fresh(Instant::now()));
-    tokio::time::advance(Duration::from_secs(1)).await;
-    assert!(key.is_fresh(Instant::now()));
+    hand.advance(Duration::from_secs(69));
+    assert!(!key.is_fresh(clock.nanos()));
+    hand.advance(Duration::from_secs(1));
+    assert!(key.is_fresh(clock.nanos()));
     assert_eq!(key.stats().source, DeadlineSource::Base);
-    assert!(key.is_fresh(Instant::now()));
+    assert!(key.is_fresh(clock.nanos()));
+}
+
+#[test]
+fn on_a_manual_clock_the_tracker_learns_and_rotates_with_no_runtime() {
+    let (clock, hand) = Clock::manual();
+    let t = DeadlineTracker::with_clock(&cfg(), clock).unwrap();
+    feed(&t, [100; 100]);
+    assert_eq!(t.deadline(), Duration::from_micros(150), "learned");
+    // Each step of the window is 10s; samples count for 5 to 6 steps.
+    hand.advance(Duration::from_secs(50));
+    // Steps the window first (else the first sample after the pause would
+    // land in the interval it ends, as samples pending in a shard do).
+    t.stats();
+    feed(&t, [200; 100]);
+    let s = t.stats();
+    assert_eq!(s.samples, 200, "both batches in the window");
+    hand.advance(Duration::from_secs(10));
+    let s = t.stats();
+    assert_eq!(s.samples, 100, "the first batch aged out after 60s");
+    assert_eq!(s.deadline, Duration::from_micros(300));
+    // A sample recorded when a step is due rotates the window by itself
+    // (no stats call): the deadline is back to base.
+    hand.advance(Duration::from_secs(60));
+    feed(&t, [100]);
+    assert_eq!(t.deadline(), Duration::from_secs(1), "back to base");
 }
