@@ -544,12 +544,6 @@ fn a_redis_backend_needs_the_redis_feature() {
     assert!(m[0].ends_with(" (line 2)"), "{}", m[0]);
 }
 
-/// A throwaway `redis-server` on a free port (the shared-budget crate's own
-/// test support).
-#[cfg(feature = "redis")]
-#[path = "../crates/seawall-budget-redis/tests/support/redis_server.rs"]
-mod redis_server;
-
 /// `backend = "redis"`: the table is read as a `RedisBudgetConfig`, checked
 /// with paths, and built into a budget shared through Redis.
 #[cfg(feature = "redis")]
@@ -744,7 +738,7 @@ mod redis_backend {
     /// budgets would admit twice the burst.
     #[tokio::test]
     async fn two_stacks_from_one_file_share_one_budget() {
-        let Some(redis) = super::redis_server::RedisServer::start() else {
+        let Some(redis) = seawall_test_support::redis::RedisServer::start() else {
             return;
         };
         let toml = format!(
