@@ -166,6 +166,7 @@ mod config;
 mod error;
 mod future;
 mod keyed;
+mod lane;
 mod layer;
 #[cfg(feature = "balance")]
 mod load;
@@ -182,6 +183,7 @@ pub use error::CallError;
 pub use future::ResponseFuture;
 pub use keyed::{KeyedBreakerConfig, KeyedBreakerLayer, KeyedStats, OVERFLOW_KEY};
 pub use layer::BreakerLayer;
+pub use seawall_core::{CircuitOpen, OpenState};
 pub use select::{
     NoPeerAvailable, PeerSelect, PeerSelectBuilder, PeerSelectConfig, PeerSelectStats, SelectFuture,
 };
