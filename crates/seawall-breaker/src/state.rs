@@ -476,12 +476,19 @@ impl Inner {
 
     /// Admits a call or says why not. Returns the state word the call was
     /// admitted under and whether it holds a probe slot.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn acquire(&self) -> Result<(u64, bool), CircuitOpen> {
         let word = self.word.load(Ordering::Acquire);
         if tag(word) == CLOSED {
             return Ok((word, false));
         }
+        self.acquire_other(word)
+    }
+
+    // Every state but Closed: out of line, so that the closed path stays
+    // small where it is inlined.
+    #[inline(never)]
+    fn acquire_other(&self, word: u64) -> Result<(u64, bool), CircuitOpen> {
         match tag(word) {
             CLOSED | FORCED_CLOSED => Ok((word, false)),
             FORCED_OPEN => {
@@ -489,6 +496,7 @@ impl Inner {
             }
             OPEN => {
                 let now = self.settings.now();
+                // An open breaker has its cold part (it was made to trip).
                 let until = self.cold(None).open_until.load(Ordering::Relaxed);
                 if now < until {
                     return Err(
@@ -961,7 +969,8 @@ impl CircuitBreaker {
         inner: crate::sync::Arc<Inner>,
     ) -> Result<Permit<'static>, CircuitOpen> {
         let (word, probe) = inner.acquire()?;
-        Ok(Permit::new(Handle::Owned(inner), word, probe))
+        let start = start_of(&inner);
+        Ok(Permit::starting(Handle::Owned(inner), word, probe, start))
     }
 
     /// Admits a call, or says why not. Never waits.
@@ -971,7 +980,12 @@ impl CircuitBreaker {
     #[inline]
     pub fn try_acquire(&self) -> Result<Permit<'_>, CircuitOpen> {
         let (word, probe) = self.inner.acquire()?;
-        Ok(Permit::new(Handle::Borrowed(&self.inner), word, probe))
+        Ok(Permit::new(
+            &self.inner,
+            Handle::Borrowed(&self.inner),
+            word,
+            probe,
+        ))
     }
 
     /// Like [`try_acquire`](Self::try_acquire), with a permit that owns a
@@ -987,7 +1001,7 @@ impl CircuitBreaker {
             Some(lanes) => Handle::Lane(lanes.get().clone()),
             None => Handle::Owned(self.inner.clone()),
         };
-        Ok(Permit::new(handle, word, probe))
+        Ok(Permit::new(&self.inner, handle, word, probe))
     }
 
     /// Guards a future: rejects it at once when the breaker is open,
@@ -1067,7 +1081,7 @@ enum Handle<'a> {
 impl Deref for Handle<'_> {
     type Target = Inner;
 
-    #[inline]
+    #[inline(always)]
     fn deref(&self) -> &Inner {
         match self {
             Handle::Borrowed(i) => i,
@@ -1104,6 +1118,17 @@ pub struct Permit<'a> {
 const PROBE: u64 = 1 << 63;
 const NO_START: u64 = u64::MAX;
 
+/// When a call admitted by `inner` starts: a reading for the slow-call
+/// policy, `NO_START` for the others (which read no clock).
+#[inline(always)]
+fn start_of(inner: &Inner) -> u64 {
+    if inner.threshold == 0 && inner.settings.config.policy.needs_start_time() {
+        inner.settings.now()
+    } else {
+        NO_START
+    }
+}
+
 impl fmt::Debug for Permit<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Permit")
@@ -1114,15 +1139,17 @@ impl fmt::Debug for Permit<'_> {
 }
 
 impl<'a> Permit<'a> {
-    #[inline]
-    fn new(breaker: Handle<'a>, word: u64, probe: bool) -> Self {
-        let start = if breaker.threshold == 0 && breaker.settings.config.policy.needs_start_time() {
-            breaker.settings.now()
-        } else {
-            NO_START
-        };
+    /// A permit for a call admitted by `inner` under `word`, held through
+    /// `handle` (a handle to `inner`).
+    #[inline(always)]
+    fn new(inner: &Inner, handle: Handle<'a>, word: u64, probe: bool) -> Self {
+        Self::starting(handle, word, probe, start_of(inner))
+    }
+
+    #[inline(always)]
+    fn starting(handle: Handle<'a>, word: u64, probe: bool, start: u64) -> Self {
         Permit {
-            breaker: Some(breaker),
+            breaker: Some(handle),
             word: if probe { word | PROBE } else { word },
             start,
         }
@@ -1133,7 +1160,7 @@ impl<'a> Permit<'a> {
         self.word & PROBE != 0
     }
 
-    #[inline]
+    #[inline(always)]
     fn finish(&mut self, outcome: Outcome, elapsed: Option<Duration>, label: KeyLabel<'_>) {
         if let Some(b) = self.breaker.take() {
             let elapsed = match elapsed {
