@@ -461,13 +461,14 @@ impl Inner {
         counts.failures == 0 && counts.slow == 0
     }
 
-    fn reject(&self, err: CircuitOpen) -> CircuitOpen {
-        // Only a breaker that has left the fresh state rejects: its cold
-        // part, and its label, exist.
-        let cold = self.cold(None);
+    /// Counts a refusal and says why: open with `retry_after`, or
+    /// `state` (forced open, half-open full) with none.
+    #[inline]
+    fn reject(&self, cold: &Cold, retry_after: Option<Duration>, state: OpenState) -> CircuitOpen {
         cold.rejected.fetch_add(1, Ordering::Relaxed);
         #[cfg(feature = "metrics")]
         self.settings.rejected_counter.increment(1);
+        let err = CircuitOpen::new(retry_after).with_state(state);
         match &cold.label {
             Some(key) => err.with_key(key.clone()),
             None => err,
@@ -491,17 +492,16 @@ impl Inner {
     fn acquire_other(&self, word: u64) -> Result<(u64, bool), CircuitOpen> {
         match tag(word) {
             CLOSED | FORCED_CLOSED => Ok((word, false)),
-            FORCED_OPEN => {
-                Err(self.reject(CircuitOpen::new(None).with_state(OpenState::ForcedOpen)))
-            }
+            // Only a breaker that has left the fresh state refuses: its cold
+            // part, and its label, exist.
+            FORCED_OPEN => Err(self.reject(self.cold(None), None, OpenState::ForcedOpen)),
             OPEN => {
                 let now = self.settings.now();
-                // An open breaker has its cold part (it was made to trip).
-                let until = self.cold(None).open_until.load(Ordering::Relaxed);
+                let cold = self.cold(None);
+                let until = cold.open_until.load(Ordering::Relaxed);
                 if now < until {
-                    return Err(
-                        self.reject(CircuitOpen::new(Some(Duration::from_nanos(until - now))))
-                    );
+                    let retry_after = Duration::from_nanos(until - now);
+                    return Err(self.reject(cold, Some(retry_after), OpenState::Open));
                 }
                 self.acquire_slow(now)
             }
@@ -517,15 +517,14 @@ impl Inner {
             CLOSED | FORCED_CLOSED => return Ok((word, false)),
             FORCED_OPEN => {
                 drop(s);
-                return Err(self.reject(CircuitOpen::new(None).with_state(OpenState::ForcedOpen)));
+                return Err(self.reject(self.cold(None), None, OpenState::ForcedOpen));
             }
             OPEN => {
                 let until = self.cold(None).open_until.load(Ordering::Relaxed);
                 if now < until {
                     drop(s);
-                    return Err(
-                        self.reject(CircuitOpen::new(Some(Duration::from_nanos(until - now))))
-                    );
+                    let retry_after = Duration::from_nanos(until - now);
+                    return Err(self.reject(self.cold(None), Some(retry_after), OpenState::Open));
                 }
                 word = self.set_state(&mut s, HALF_OPEN, now);
             }
@@ -536,7 +535,7 @@ impl Inner {
             Ok((word, true))
         } else {
             drop(s);
-            Err(self.reject(CircuitOpen::new(None).with_state(OpenState::HalfOpen)))
+            Err(self.reject(self.cold(None), None, OpenState::HalfOpen))
         }
     }
 
