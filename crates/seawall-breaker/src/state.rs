@@ -993,7 +993,7 @@ impl CircuitBreaker {
     /// The handle is counted in one of the breaker's per-thread lanes, not
     /// in the breaker's own reference count, so threads calling one breaker
     /// do not write one shared counter on every call.
-    #[inline]
+    #[inline(always)]
     pub fn try_acquire_owned(&self) -> Result<Permit<'static>, CircuitOpen> {
         let (word, probe) = self.inner.acquire()?;
         let handle = match &self.lanes {
