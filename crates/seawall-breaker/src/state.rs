@@ -487,24 +487,34 @@ impl Inner {
     }
 
     // Every state but Closed: out of line, so that the closed path stays
-    // small where it is inlined.
+    // small where it is inlined. An open breaker's refusal is the one path
+    // here that runs per call (as long as the breaker is open): it is kept
+    // short, the rest is colder still.
     #[inline(never)]
     fn acquire_other(&self, word: u64) -> Result<(u64, bool), CircuitOpen> {
+        // An open breaker has its cold part: it was made to trip.
+        if tag(word) == OPEN
+            && let Some(cold) = self.cold.get()
+        {
+            let now = self.settings.now();
+            let until = cold.open_until.load(Ordering::Relaxed);
+            if now < until {
+                let retry_after = Duration::from_nanos(until - now);
+                return Err(self.reject(cold, Some(retry_after), OpenState::Open));
+            }
+            return self.acquire_slow(now);
+        }
+        self.acquire_rest(word)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn acquire_rest(&self, word: u64) -> Result<(u64, bool), CircuitOpen> {
         match tag(word) {
             CLOSED | FORCED_CLOSED => Ok((word, false)),
             // Only a breaker that has left the fresh state refuses: its cold
             // part, and its label, exist.
             FORCED_OPEN => Err(self.reject(self.cold(None), None, OpenState::ForcedOpen)),
-            OPEN => {
-                let now = self.settings.now();
-                let cold = self.cold(None);
-                let until = cold.open_until.load(Ordering::Relaxed);
-                if now < until {
-                    let retry_after = Duration::from_nanos(until - now);
-                    return Err(self.reject(cold, Some(retry_after), OpenState::Open));
-                }
-                self.acquire_slow(now)
-            }
             _ => self.acquire_slow(self.settings.now()),
         }
     }
