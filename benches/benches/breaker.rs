@@ -2,7 +2,9 @@
 //! against the bare service, tower's `ConcurrencyLimit` (tower has no
 //! breaker; its nearest per-call gate), failsafe's breaker and
 //! tower-resilience's circuit breaker, closed (success) and open
-//! (rejecting), in one run.
+//! (rejecting), in one run; the tower-free `CircuitBreaker` alone; an open
+//! breaker reading the TSC clock (`Clock::tsc`) beside failsafe's open
+//! refusal; and two threads (or eight tasks) calling one breaker.
 //!
 //! `cargo bench -p seawall-benches --bench breaker`
 
@@ -12,8 +14,9 @@ use std::time::Duration;
 use criterion::{Criterion, criterion_group, criterion_main};
 use seawall_benches::{Echo, Failsafe, call, contended_case, ready_now, two_workers};
 use seawall_breaker::{
-    BreakerConfig, BreakerLayer, KeyedBreakerConfig, KeyedBreakerLayer, TripPolicy,
+    BreakerConfig, BreakerLayer, CircuitBreaker, KeyedBreakerConfig, KeyedBreakerLayer, TripPolicy,
 };
+use seawall_core::{Clock, KeyMapConfig};
 use tower::Layer;
 use tower::limit::ConcurrencyLimitLayer;
 use tower_resilience::circuitbreaker::CircuitBreakerLayer;
@@ -31,21 +34,20 @@ fn seawall_breaker() -> BreakerLayer {
 /// The policy closest to tower-resilience's default (failure rate over the
 /// last 100 calls).
 fn seawall_rate_window() -> BreakerLayer {
-    BreakerLayer::from_config(&BreakerConfig {
-        policy: TripPolicy::failure_rate_count(100, 0.5, 100),
-        ..BreakerConfig::default()
-    })
+    BreakerLayer::from_config(
+        &BreakerConfig::new().policy(TripPolicy::failure_rate_count(100, 0.5, 100)),
+    )
     .unwrap()
 }
 
 fn seawall_keyed(keys: u64) -> KeyedBreakerLayer<fn(&u64) -> u64, u64> {
     let layer = KeyedBreakerLayer::new(
         (|r: &u64| *r) as fn(&u64) -> u64,
-        KeyedBreakerConfig {
-            capacity: (keys as usize * 2).max(1024),
-            idle_ttl: Duration::from_secs(3600),
-            ..KeyedBreakerConfig::default()
-        },
+        &KeyedBreakerConfig::new().keys(
+            KeyMapConfig::new()
+                .capacity((keys as usize * 2).max(1024))
+                .idle_ttl(Duration::from_secs(3600)),
+        ),
     )
     .unwrap();
     let mut svc = layer.layer(Echo);
@@ -56,13 +58,13 @@ fn seawall_keyed(keys: u64) -> KeyedBreakerLayer<fn(&u64) -> u64, u64> {
 }
 
 /// seawall's default breaker, except that once tripped it stays open for
-/// as long as a bench runs.
-fn seawall_stays_open() -> BreakerLayer {
-    let layer = BreakerLayer::from_config(&BreakerConfig {
-        open_duration: Duration::from_secs(3600),
-        ..BreakerConfig::default()
-    })
-    .unwrap();
+/// as long as a bench runs; reading `clock`.
+fn seawall_stays_open(clock: Clock) -> BreakerLayer {
+    let layer = BreakerLayer::builder()
+        .open_duration(Duration::from_secs(3600))
+        .clock(clock)
+        .build()
+        .unwrap();
     layer.breaker().trip();
     layer
 }
@@ -83,9 +85,27 @@ fn single_thread(c: &mut Criterion) {
     g.bench_function("seawall_breaker_rate_window_success", |b| {
         b.iter(|| call(&mut svc, black_box(1)))
     });
-    let mut svc = seawall_stays_open().layer(Echo);
+    let mut svc = seawall_stays_open(Clock::tokio()).layer(Echo);
     g.bench_function("seawall_breaker_rejecting", |b| {
         b.iter(|| call(&mut svc, black_box(1)))
+    });
+    let mut svc = seawall_stays_open(Clock::tsc()).layer(Echo);
+    g.bench_function("seawall_breaker_rejecting_tsc", |b| {
+        b.iter(|| call(&mut svc, black_box(1)))
+    });
+
+    // The tower-free core: admission and outcome, no future.
+    let core = CircuitBreaker::builder().build_breaker().unwrap();
+    g.bench_function("seawall_core_success", |b| {
+        b.iter(|| {
+            if let Ok(p) = black_box(&core).try_acquire() {
+                p.success()
+            }
+        })
+    });
+    let core_open = seawall_stays_open(Clock::tsc()).breaker().clone();
+    g.bench_function("seawall_core_rejecting_tsc", |b| {
+        b.iter(|| black_box(black_box(&core_open).try_acquire().is_err()))
     });
 
     let layer = seawall_keyed(1);
@@ -105,6 +125,17 @@ fn single_thread(c: &mut Criterion) {
     layer.force_open(7);
     g.bench_function("seawall_keyed_breaker_rejecting", |b| {
         b.iter(|| call(&mut svc, black_box(7)))
+    });
+    // 100 000 keys held, calls to 64 of them (hot in cache, as a client's
+    // active peers are).
+    let layer = seawall_keyed(100_000);
+    let mut svc = layer.layer(Echo);
+    let mut k = 0;
+    g.bench_function("seawall_keyed_breaker_100k_keys_64_hot", |b| {
+        b.iter(|| {
+            k = (k + 1) % 64;
+            call(&mut svc, black_box(k * 1_500))
+        })
     });
 
     let mut svc = ConcurrencyLimitLayer::new(1 << 20).layer(Echo);

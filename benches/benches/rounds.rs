@@ -27,6 +27,7 @@ use seawall_breaker::{
     BreakerConfig, BreakerLayer, KeyedBreakerConfig, KeyedBreakerLayer, TripPolicy,
 };
 use seawall_budget::{BudgetConfig, BudgetLayer, KeyedBudgetConfig, KeyedBudgetLayer};
+use seawall_core::{Clock, KeyMapConfig};
 use seawall_retry::{Backoff, RetryBudget, RetryLayer};
 use seawall_core::rand::SplitMix64;
 use seawall_shed::{
@@ -211,36 +212,37 @@ fn breaker_cases(v: &mut Vec<(&'static str, Case)>) {
             true,
         ),
     ));
-    let window = BreakerLayer::from_config(&BreakerConfig {
-        policy: TripPolicy::failure_rate_count(100, 0.5, 100),
-        ..BreakerConfig::default()
-    })
+    let window = BreakerLayer::from_config(
+        &BreakerConfig::new().policy(TripPolicy::failure_rate_count(100, 0.5, 100)),
+    )
     .unwrap();
     v.push((
         "breaker/seawall_rate_window_success",
         looped(window.layer(Echo), 1, true),
     ));
-    let open = BreakerLayer::from_config(&BreakerConfig {
-        open_duration: HOUR,
-        ..BreakerConfig::default()
-    })
-    .unwrap();
-    open.breaker().trip();
-    v.push((
-        "breaker/seawall_rejecting",
-        looped(open.layer(Echo), 1, false),
-    ));
-    let cfg = || KeyedBreakerConfig {
-        capacity: KEYS as usize * 2,
-        idle_ttl: HOUR,
-        ..KeyedBreakerConfig::default()
-    };
-    let k = KeyedBreakerLayer::new(|r: &u64| *r, cfg()).unwrap();
+    for (name, clock) in [
+        ("breaker/seawall_rejecting", Clock::tokio()),
+        ("breaker/seawall_rejecting_tsc", Clock::tsc()),
+    ] {
+        let open = BreakerLayer::builder()
+            .open_duration(HOUR)
+            .clock(clock)
+            .build()
+            .unwrap();
+        open.breaker().trip();
+        v.push((name, looped(open.layer(Echo), 1, false)));
+    }
+    let cfg = KeyedBreakerConfig::new().keys(
+        KeyMapConfig::new()
+            .capacity(KEYS as usize * 2)
+            .idle_ttl(HOUR),
+    );
+    let k = KeyedBreakerLayer::new(|r: &u64| *r, &cfg).unwrap();
     v.push((
         "breaker/seawall_keyed_one_key",
         looped(k.layer(Echo), 0, true),
     ));
-    let k = KeyedBreakerLayer::new(|r: &u64| *r, cfg()).unwrap();
+    let k = KeyedBreakerLayer::new(|r: &u64| *r, &cfg).unwrap();
     v.push(("breaker/seawall_keyed_10k_keys", keyed(k.layer(Echo))));
     v.push((
         "breaker/tower_concurrency_limit_success",

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use seawall_core::config::Check;
-use seawall_core::{ConfigError, ErrorsAsFailures};
+use seawall_core::{Clock, ConfigError, ErrorsAsFailures};
 
 use crate::layer::BreakerLayer;
 use crate::state::CircuitBreaker;
@@ -221,13 +221,14 @@ impl TripPolicy {
 /// | `max_open_duration` | 5 minutes |
 /// | `jitter` | 0.1 (±10 %) |
 /// | `reset_after` | 60s |
-/// | `seed` | `None` (seeded from the clock and the breaker's address) |
+/// | `seed` | `None` (a random seed per layer) |
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(
     feature = "serde",
     derive(serde::Deserialize),
     serde(default, deny_unknown_fields)
 )]
+#[non_exhaustive]
 pub struct OpenBackoff {
     /// Growth factor per repeated trip (at least 1).
     pub multiplier: f64,
@@ -256,6 +257,52 @@ impl Default for OpenBackoff {
 }
 
 impl OpenBackoff {
+    /// The defaults (see the table above); change them with the setters:
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use seawall_breaker::OpenBackoff;
+    ///
+    /// let backoff = OpenBackoff::new()
+    ///     .multiplier(3.0)
+    ///     .max_open_duration(Duration::from_secs(120))
+    ///     .jitter(0.0);
+    /// assert_eq!(backoff.reset_after, Duration::from_secs(60));
+    /// ```
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets [`multiplier`](Self::multiplier) (default 2.0).
+    pub fn multiplier(mut self, multiplier: f64) -> Self {
+        self.multiplier = multiplier;
+        self
+    }
+
+    /// Sets [`max_open_duration`](Self::max_open_duration) (default 5 minutes).
+    pub fn max_open_duration(mut self, d: Duration) -> Self {
+        self.max_open_duration = d;
+        self
+    }
+
+    /// Sets [`jitter`](Self::jitter) (default 0.1).
+    pub fn jitter(mut self, jitter: f64) -> Self {
+        self.jitter = jitter;
+        self
+    }
+
+    /// Sets [`reset_after`](Self::reset_after) (default 60s).
+    pub fn reset_after(mut self, d: Duration) -> Self {
+        self.reset_after = d;
+        self
+    }
+
+    /// Sets [`seed`](Self::seed) (default none: a random seed per layer).
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
     fn check(&self, check: &mut Check, open_duration: Duration) {
         if !(self.multiplier.is_finite() && self.multiplier >= 1.0) {
             check.fail(
@@ -290,12 +337,28 @@ impl OpenBackoff {
 ///
 /// With the `serde` feature, missing fields take their defaults, unknown
 /// fields are an error, and durations are written `"30s"`, `"250ms"`.
+///
+/// Built from [`BreakerConfig::new`] (the defaults) and setters named as the
+/// fields:
+///
+/// ```
+/// use std::time::Duration;
+/// use seawall_breaker::{BreakerConfig, TripPolicy};
+///
+/// let config = BreakerConfig::new()
+///     .name("payments")
+///     .policy(TripPolicy::consecutive_failures(3))
+///     .open_duration(Duration::from_secs(10));
+/// assert!(config.validate().is_ok());
+/// assert_eq!(config.half_open_max_calls, 3);
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(
     feature = "serde",
     derive(serde::Deserialize),
     serde(default, deny_unknown_fields)
 )]
+#[non_exhaustive]
 pub struct BreakerConfig {
     /// Name used in events and metrics.
     pub name: String,
@@ -332,6 +395,53 @@ impl Default for BreakerConfig {
 }
 
 impl BreakerConfig {
+    /// The defaults (see the table above).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets [`name`](Self::name) (default `"default"`).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Sets [`policy`](Self::policy) (default 5 consecutive failures).
+    pub fn policy(mut self, policy: TripPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Sets [`open_duration`](Self::open_duration) (default 30s).
+    pub fn open_duration(mut self, d: Duration) -> Self {
+        self.open_duration = d;
+        self
+    }
+
+    /// Sets [`half_open_max_calls`](Self::half_open_max_calls) (default 3).
+    pub fn half_open_max_calls(mut self, n: u32) -> Self {
+        self.half_open_max_calls = n;
+        self
+    }
+
+    /// Sets [`success_threshold`](Self::success_threshold) (default 2).
+    pub fn success_threshold(mut self, n: u32) -> Self {
+        self.success_threshold = n;
+        self
+    }
+
+    /// Sets [`open_backoff`](Self::open_backoff) (default none).
+    pub fn open_backoff(mut self, backoff: OpenBackoff) -> Self {
+        self.open_backoff = Some(backoff);
+        self
+    }
+
+    /// Sets [`cancelled_is_failure`](Self::cancelled_is_failure) (default `false`).
+    pub fn cancelled_is_failure(mut self, yes: bool) -> Self {
+        self.cancelled_is_failure = yes;
+        self
+    }
+
     /// Checks every field; reports all bad ones.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let mut check = Check::new();
@@ -369,14 +479,12 @@ impl BreakerConfig {
 pub struct BreakerBuilder<C = ErrorsAsFailures> {
     config: BreakerConfig,
     classify: C,
+    clock: Clock,
 }
 
 impl Default for BreakerBuilder {
     fn default() -> Self {
-        BreakerBuilder {
-            config: BreakerConfig::default(),
-            classify: ErrorsAsFailures,
-        }
+        BreakerBuilder::from_config(BreakerConfig::default())
     }
 }
 
@@ -386,6 +494,7 @@ impl BreakerBuilder {
         BreakerBuilder {
             config,
             classify: ErrorsAsFailures,
+            clock: Clock::default(),
         }
     }
 }
@@ -438,7 +547,33 @@ impl<C> BreakerBuilder<C> {
         BreakerBuilder {
             config: self.config,
             classify,
+            clock: self.clock,
         }
+    }
+
+    /// Sets where the breaker reads the time (default [`Clock::tokio`],
+    /// which follows `tokio::time::pause`/`advance`).
+    ///
+    /// The breaker only reads its clock (the open period, the time window,
+    /// slow calls, time in state); it sets no timer, so any clock works: a
+    /// [`Clock::manual`] drives it with no runtime at all, and the TSC clock
+    /// (`Clock::tsc`, seawall-core feature `quanta`) makes the reading of
+    /// an open breaker's refusal cheaper.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use seawall_breaker::{CircuitBreaker, State};
+    /// use seawall_core::Clock;
+    ///
+    /// let (clock, hand) = Clock::manual();
+    /// let breaker = CircuitBreaker::builder().clock(clock).build_breaker().unwrap();
+    /// breaker.trip();
+    /// hand.advance(Duration::from_secs(30)); // the default open duration
+    /// assert_eq!(breaker.state(), State::HalfOpen);
+    /// ```
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// The config built so far.
@@ -448,13 +583,13 @@ impl<C> BreakerBuilder<C> {
 
     /// Validates the config and builds the layer (and its one shared breaker).
     pub fn build(self) -> Result<BreakerLayer<C>, ConfigError> {
-        let breaker = CircuitBreaker::from_config(&self.config)?;
+        let breaker = CircuitBreaker::with_clock(&self.config, self.clock)?;
         Ok(BreakerLayer::from_parts(breaker, self.classify))
     }
 
     /// Validates the config and builds a bare [`CircuitBreaker`], without tower.
     pub fn build_breaker(self) -> Result<CircuitBreaker, ConfigError> {
-        CircuitBreaker::from_config(&self.config)
+        CircuitBreaker::with_clock(&self.config, self.clock)
     }
 }
 

@@ -54,8 +54,10 @@ pin_project! {
             classify: C,
             key: Option<K>,
         },
+        // Boxed when the call is refused: the one allocation of a refusal,
+        // made once, so the future moves two words, not the whole error.
         Rejected {
-            error: Option<CircuitOpen>,
+            error: Option<BoxError>,
         },
     }
 }
@@ -76,9 +78,12 @@ impl<F, C, K: fmt::Display> ResponseFuture<F, C, K> {
         }
     }
 
+    #[inline]
     pub(crate) fn rejected(error: CircuitOpen) -> Self {
         ResponseFuture {
-            kind: Kind::Rejected { error: Some(error) },
+            kind: Kind::Rejected {
+                error: Some(Box::new(error)),
+            },
         }
     }
 }
@@ -118,9 +123,8 @@ where
                 permit.record_in_place(judge(classify, &result), label(key));
                 Poll::Ready(result.map_err(Into::into))
             }
-            // The one allocation of a rejection: tower's `BoxError`.
             KindProj::Rejected { error } => Poll::Ready(Err(match error.take() {
-                Some(e) => Box::new(e),
+                Some(e) => e,
                 None => "ResponseFuture polled after completion".into(),
             })),
         }

@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use seawall_core::config::Check;
 use seawall_core::key::KeyMapFull;
-use seawall_core::{ConfigError, ErrorsAsFailures, KeyFn, KeyMap, KeyMapConfig};
+use seawall_core::time::nanos;
+use seawall_core::{Clock, ConfigError, ErrorsAsFailures, KeyFn, KeyMap, KeyMapConfig};
 use tower_layer::Layer;
 
 use crate::config::BreakerConfig;
@@ -21,14 +22,42 @@ use crate::state::{BreakerStats, CircuitBreaker, Inner, Settings, State};
 
 const WARN_EVERY: Duration = Duration::from_secs(10);
 
-/// The config of a [`KeyedBreakerLayer`].
+/// The config of a [`KeyedBreakerLayer`]: the config of each key's breaker,
+/// the bounds of the map of keys, and whether each key reports a metric.
 ///
 /// | field | default | meaning |
 /// |-------|---------|---------|
-/// | `breaker` | [`BreakerConfig::default`] | the config of each key's breaker |
-/// | `capacity` | 10 000 | most keys held at once, `1..=`[`MAX_CAPACITY`](seawall_core::config::MAX_CAPACITY) (2^24) |
-/// | `idle_ttl` | 5 minutes | a fresh key unused this long is evicted; at most [`MAX_DURATION`](seawall_core::config::MAX_DURATION) (365 days) |
+/// | `per_key` | [`BreakerConfig::default`] | the config of each key's breaker |
+/// | `keys.capacity` | 10 000 | most keys held at once, `1..=`[`MAX_CAPACITY`](seawall_core::config::MAX_CAPACITY) (2^24) |
+/// | `keys.idle_ttl` | 5 minutes | a fresh key unused this long is evicted; at most [`MAX_DURATION`](seawall_core::config::MAX_DURATION) (365 days) |
 /// | `key_metrics` | `false` | with feature `metrics`, a `seawall_breaker_state{name, key}` gauge per key (see below) |
+///
+/// Built from a [`BreakerConfig`] (`.into()`) or [`KeyedBreakerConfig::new`],
+/// with setters:
+///
+/// ```
+/// use std::time::Duration;
+/// use seawall_breaker::{BreakerConfig, KeyedBreakerConfig, TripPolicy};
+/// use seawall_core::KeyMapConfig;
+///
+/// let config = KeyedBreakerConfig::from(BreakerConfig::new().policy(TripPolicy::consecutive_failures(3)))
+///     .keys(KeyMapConfig::new().capacity(1_000).idle_ttl(Duration::from_secs(60)));
+/// assert!(config.validate().is_ok());
+/// assert!(!config.key_metrics);
+/// ```
+///
+/// With feature `serde`, in TOML:
+///
+/// ```toml
+/// [breaker]
+/// key_metrics = false
+/// [breaker.per_key]
+/// open_duration = "10s"
+/// policy = { kind = "consecutive_failures", threshold = 3 }
+/// [breaker.keys]
+/// capacity = 1000
+/// idle_ttl = "1m"
+/// ```
 ///
 /// **Per-key metric series.** By default a keyed layer reports no series
 /// per key: its transitions and rejections are counted per layer
@@ -46,58 +75,69 @@ const WARN_EVERY: Duration = Duration::from_secs(10);
 /// are at most `capacity` plus the keys that left within that timeout.
 /// Turn it on only for keys you choose (peers from discovery), never for
 /// keys taken from requests without such a timeout.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 #[cfg_attr(
     feature = "serde",
     derive(serde::Deserialize),
     serde(default, deny_unknown_fields)
 )]
+#[non_exhaustive]
 pub struct KeyedBreakerConfig {
     /// The config of each key's breaker.
-    pub breaker: BreakerConfig,
-    /// The most keys held at once.
-    pub capacity: usize,
-    /// How long a key must be unused before it may be evicted.
-    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
-    pub idle_ttl: Duration,
+    pub per_key: BreakerConfig,
+    /// The bounds of the map of keys: the most keys held at once, and how
+    /// long a key must be unused before it may be evicted.
+    pub keys: KeyMapConfig,
     /// With feature `metrics`, a `key`-labelled state gauge per key.
     pub key_metrics: bool,
 }
 
-impl Default for KeyedBreakerConfig {
-    fn default() -> Self {
-        KeyedBreakerConfig {
-            breaker: BreakerConfig::default(),
-            capacity: 10_000,
-            idle_ttl: Duration::from_secs(300),
-            key_metrics: false,
-        }
-    }
-}
-
 impl From<BreakerConfig> for KeyedBreakerConfig {
-    fn from(breaker: BreakerConfig) -> Self {
+    fn from(per_key: BreakerConfig) -> Self {
         KeyedBreakerConfig {
-            breaker,
+            per_key,
             ..KeyedBreakerConfig::default()
         }
     }
 }
 
 impl KeyedBreakerConfig {
-    /// Checks every field; reports all bad ones (`breaker.*`, `capacity`, `idle_ttl`).
+    /// The defaults (see the table above).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets [`per_key`](Self::per_key) (default [`BreakerConfig::default`]).
+    pub fn per_key(mut self, per_key: BreakerConfig) -> Self {
+        self.per_key = per_key;
+        self
+    }
+
+    /// Sets [`keys`](Self::keys) (default 10 000 keys, idle after 5 minutes).
+    pub fn keys(mut self, keys: KeyMapConfig) -> Self {
+        self.keys = keys;
+        self
+    }
+
+    /// Sets [`key_metrics`](Self::key_metrics) (default `false`).
+    pub fn key_metrics(mut self, yes: bool) -> Self {
+        self.key_metrics = yes;
+        self
+    }
+
+    /// Checks every field; reports all bad ones (`per_key.*`,
+    /// `keys.capacity`, `keys.idle_ttl`).
     pub fn validate(&self) -> Result<(), ConfigError> {
         let mut check = Check::new();
-        check.nested("breaker", self.breaker.validate());
-        check
-            .capacity("capacity", self.capacity)
-            .nonzero_duration("idle_ttl", self.idle_ttl);
+        check.nested("per_key", self.per_key.validate());
+        check.nested("keys", self.keys.validate());
         check.finish()
     }
 }
 
 /// A snapshot of all keys of a keyed breaker, from [`KeyedBreakerLayer::stats`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct KeyedStats {
     /// Keys held.
     pub keys: usize,
@@ -128,9 +168,10 @@ pub struct KeyedStats {
 /// gauge (parentheses keep it apart from host names and addresses).
 pub const OVERFLOW_KEY: &str = "(overflow)";
 
-// The eviction guard; see `Inner::can_forget`.
-fn can_evict(inner: &Inner) -> bool {
-    inner.can_forget()
+// The eviction guard; see `Inner::can_forget`. `now` is a reading of the
+// map's clock, which is the layer's.
+fn can_evict(inner: &Inner, now: u64) -> bool {
+    inner.can_forget(now)
 }
 
 pub(crate) struct Keyed<KF, K> {
@@ -200,7 +241,7 @@ impl<KF, K: Hash + Eq + Clone + fmt::Display> Keyed<KF, K> {
     fn warn_full(&self, capacity: usize) {
         let now = self.settings.now();
         let last = self.last_warn.load(Ordering::Relaxed);
-        let due = last == 0 || now.saturating_sub(last) >= WARN_EVERY.as_nanos() as u64;
+        let due = last == 0 || now.saturating_sub(last) >= nanos(WARN_EVERY);
         if due
             && self
                 .last_warn
@@ -273,7 +314,7 @@ impl<KF, K: Hash + Eq + Clone + fmt::Display> Keyed<KF, K> {
 /// struct Req { peer: u32, fail: bool }
 /// let layer = KeyedBreakerLayer::new(
 ///     |r: &Req| r.peer,
-///     BreakerConfig { policy: TripPolicy::consecutive_failures(1), ..Default::default() }.into(),
+///     &BreakerConfig::new().policy(TripPolicy::consecutive_failures(1)).into(),
 /// ).unwrap();
 /// let mut svc = layer.layer(service_fn(|r: Req| async move {
 ///     if r.fail { Err("down") } else { Ok(r.peer) }
@@ -316,30 +357,50 @@ impl<KF, K> KeyedBreakerLayer<KF, K>
 where
     K: Hash + Eq + Clone + fmt::Display + Send + Sync + 'static,
 {
-    /// A keyed layer taking keys with `key_fn`; every bad field of `config`
-    /// is reported. Reads tokio's clock: call it within a runtime.
-    pub fn new<Req>(key_fn: KF, config: KeyedBreakerConfig) -> Result<Self, ConfigError>
+    /// A keyed layer taking keys with `key_fn`, reading tokio's clock;
+    /// every bad field of `config` is reported.
+    pub fn new<Req>(key_fn: KF, config: &KeyedBreakerConfig) -> Result<Self, ConfigError>
     where
         KF: KeyFn<Req, Key = K>,
     {
-        Self::from_config(key_fn, &config)
+        Self::with_clock(key_fn, config, Clock::default())
     }
 
-    /// Like [`new`](Self::new), from a borrowed config.
-    pub fn from_config<Req>(key_fn: KF, config: &KeyedBreakerConfig) -> Result<Self, ConfigError>
+    /// Like [`new`](Self::new), reading the time from `clock`: every key's
+    /// breaker and the map's idle eviction read it. The breakers set no
+    /// timer, so any clock works (see [`BreakerBuilder::clock`](crate::BreakerBuilder::clock)).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use seawall_breaker::{BreakerConfig, KeyedBreakerLayer, State, TripPolicy};
+    /// use seawall_core::Clock;
+    ///
+    /// let (clock, hand) = Clock::manual();
+    /// let config = BreakerConfig::new()
+    ///     .policy(TripPolicy::consecutive_failures(1))
+    ///     .open_duration(Duration::from_secs(5));
+    /// let layer = KeyedBreakerLayer::with_clock(|k: &u32| *k, &config.into(), clock).unwrap();
+    /// let peer = layer.breaker_or_insert(7).unwrap();
+    /// peer.try_acquire().unwrap().failure();
+    /// assert_eq!(peer.state(), State::Open);
+    /// hand.advance(Duration::from_secs(5));
+    /// assert_eq!(peer.state(), State::HalfOpen);
+    /// ```
+    pub fn with_clock<Req>(
+        key_fn: KF,
+        config: &KeyedBreakerConfig,
+        clock: Clock,
+    ) -> Result<Self, ConfigError>
     where
         KF: KeyFn<Req, Key = K>,
     {
         config.validate()?;
-        let settings = Settings::keyed(&config.breaker, config.key_metrics)?;
+        let settings = Settings::keyed(&config.per_key, config.key_metrics, clock.clone())?;
         let overflow =
             crate::sync::Arc::new(Inner::new(settings.clone(), Some(Arc::from(OVERFLOW_KEY))));
-        let map = KeyMap::new(
-            KeyMapConfig::new()
-                .capacity(config.capacity)
-                .idle_ttl(config.idle_ttl),
-        )
-        .evictable_when(|inner: &Inner, _| can_evict(inner));
+        let map = KeyMap::new(config.keys)
+            .clock(clock)
+            .evictable_when(can_evict);
         Ok(KeyedBreakerLayer {
             shared: Arc::new(Keyed {
                 key_fn,
@@ -395,6 +456,11 @@ where
     /// could not hold (see the type's docs); its key label is [`OVERFLOW_KEY`].
     pub fn overflow_breaker(&self) -> CircuitBreaker {
         CircuitBreaker::from_inner(self.shared.overflow.clone())
+    }
+
+    /// The clock the layer reads.
+    pub(crate) fn clock(&self) -> &Clock {
+        &self.shared.settings.clock
     }
 
     /// Removes `key` whatever its state (an operator's way to free the slot

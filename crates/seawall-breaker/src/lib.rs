@@ -17,7 +17,7 @@
 //!   (3) concurrent probes, rejecting (never queueing) the rest;
 //!   `success_threshold` (2) probe successes close it, any probe failure
 //!   re-opens it.
-//! - **Rejections are immediate** [`CircuitOpen`](seawall_core::CircuitOpen)
+//! - **Rejections are immediate** [`CircuitOpen`]
 //!   errors with the key, why (open, half-open full, forced) and
 //!   `retry_after`, returned from the response future (so `poll_ready` only
 //!   reports the inner service's readiness and the services work under
@@ -29,12 +29,21 @@
 //!   every service it makes and all their clones share it, so `layer.stats()`
 //!   sees every call and `layer.force_open()` affects every service. To get
 //!   separate state, build separate layers.
+//! - **Time** is read from a [`Clock`](seawall_core::Clock): tokio's by
+//!   default (paused-time tests work), any other with
+//!   [`BreakerBuilder::clock`] or [`KeyedBreakerLayer::with_clock`]. A
+//!   breaker sets no timer, so a manual clock drives it with no runtime. An
+//!   open breaker turns half-open once its open period is over when it is
+//!   next read: a call, [`CircuitBreaker::state`] or
+//!   [`CircuitBreaker::stats`] (dashboards see `HalfOpen` without traffic).
 //! - **Cost**: the closed success path with the consecutive-failures policy
-//!   makes no allocation and reads no clock; the core writes no shared memory
-//!   unless a failure count must be reset (the tower services add the `Arc`
-//!   clone their `'static` response future holds, as tower's
-//!   `ConcurrencyLimit` does). The core's reject path makes no
-//!   allocation; the tower services' reject path makes exactly one (the
+//!   makes no allocation, reads no clock and writes no cache line another
+//!   thread writes: the core writes nothing unless a failure count must be
+//!   reset, and the tower services' `'static` response future holds a handle
+//!   counted in the calling thread's own *lane* of the breaker (one of eight
+//!   per breaker), not in the breaker's shared reference count. A keyed
+//!   layer's call holds the `Arc` its map hands out. The core's reject path
+//!   makes no allocation; the tower services' reject path makes exactly one (the
 //!   `Box` of the `BoxError`, as every non-zero-sized tower error costs). A
 //!   keyed call for an existing key makes no allocation. All asserted in
 //!   `tests/allocations.rs`.
@@ -142,7 +151,7 @@
 //! | feature   | what it adds |
 //! |-----------|--------------|
 //! | `serde`   | `Deserialize` for [`BreakerConfig`], [`TripPolicy`], [`OpenBackoff`], [`KeyedBreakerConfig`] (durations as `"30s"`) |
-//! | `metrics` | state gauge, transition and rejection counters, key gauge, through the `metrics` facade under seawall-core's names |
+//! | `metrics` | state gauge, transition and rejection counters, key gauge, peer selection's counters and peers gauge, through the `metrics` facade under seawall-core's names |
 //! | `discover` | `PeerSelectBuilder::discover`: peers from a `tower::discover::Discover` stream (adds `tower` with its `discover` feature) |
 //! | `balance` | `tower::load::Load` for [`Breaker`] (its breaker's ill health), so tower's `Balance` prefers healthy peers (adds `tower` with its `load` feature) |
 //!
@@ -166,6 +175,7 @@ mod config;
 mod error;
 mod future;
 mod keyed;
+mod lane;
 mod layer;
 #[cfg(feature = "balance")]
 mod load;
@@ -182,6 +192,7 @@ pub use error::CallError;
 pub use future::ResponseFuture;
 pub use keyed::{KeyedBreakerConfig, KeyedBreakerLayer, KeyedStats, OVERFLOW_KEY};
 pub use layer::BreakerLayer;
+pub use seawall_core::{CircuitOpen, OpenState};
 pub use select::{
     NoPeerAvailable, PeerSelect, PeerSelectBuilder, PeerSelectConfig, PeerSelectStats, SelectFuture,
 };

@@ -24,7 +24,7 @@ use crate::service::Breaker;
 /// use tower::{service_fn, Service, ServiceExt};
 ///
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-/// let layer = KeyedBreakerLayer::new(|p: &u32| *p, BreakerConfig::default().into()).unwrap();
+/// let layer = KeyedBreakerLayer::new(|p: &u32| *p, &BreakerConfig::default().into()).unwrap();
 /// let peers: Vec<_> = (0..3u32)
 ///     .map(|id| layer.guard(id, service_fn(move |_: u32| async move { Ok::<_, &str>(id) })))
 ///     .collect();

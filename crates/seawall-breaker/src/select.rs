@@ -29,16 +29,27 @@ use crate::state::{CircuitBreaker, Inner, Permit, Settings};
 ///
 /// | field | default | meaning |
 /// |-------|---------|---------|
+/// | `name` | `"default"` | the `name` label of its metrics and field of its events |
 /// | `max_tries` | 3 | most peers whose breaker is asked per request, the preferred one included; `1..=`[`MAX_CAPACITY`](seawall_core::config::MAX_CAPACITY) |
 ///
-/// With feature `serde`: `max_tries = 2`.
+/// With feature `serde`: `name = "replicas"`, `max_tries = 2`.
+///
+/// ```
+/// use seawall_breaker::PeerSelectConfig;
+///
+/// let config = PeerSelectConfig::new().name("replicas").max_tries(2);
+/// assert!(config.validate().is_ok());
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(
     feature = "serde",
     derive(serde::Deserialize),
     serde(default, deny_unknown_fields)
 )]
+#[non_exhaustive]
 pub struct PeerSelectConfig {
+    /// Name used in metrics and events.
+    pub name: String,
     /// The most peers whose breaker is asked for one request, the preferred
     /// peer included.
     pub max_tries: usize,
@@ -46,11 +57,31 @@ pub struct PeerSelectConfig {
 
 impl Default for PeerSelectConfig {
     fn default() -> Self {
-        PeerSelectConfig { max_tries: 3 }
+        PeerSelectConfig {
+            name: seawall_core::names::DEFAULT_NAME.to_owned(),
+            max_tries: 3,
+        }
     }
 }
 
 impl PeerSelectConfig {
+    /// The defaults (see the table above).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets [`name`](Self::name) (default `"default"`).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Sets [`max_tries`](Self::max_tries) (default 3).
+    pub fn max_tries(mut self, max_tries: usize) -> Self {
+        self.max_tries = max_tries;
+        self
+    }
+
     /// Checks every field (`max_tries`).
     pub fn validate(&self) -> Result<(), ConfigError> {
         let mut check = Check::new();
@@ -192,7 +223,9 @@ type Changes<K, S> = Box<
 ///   ([`PeerSelectBuilder::discover`]). Each peer holds its key's breaker in
 ///   the layer's map, so the map never evicts it while it is in the set;
 ///   if the map is full of protected keys, the peer gets a breaker of its
-///   own with the same config (not counted in the layer's stats).
+///   own with the same config and clock (not counted in the layer's stats).
+/// - **Time** is the layer's clock ([`KeyedBreakerLayer::with_clock`]):
+///   every breaker it asks, its own included, reads it.
 /// - **Cost.** When the preferred peer admits: a hash lookup of its key,
 ///   the breaker's admission and the call; no heap allocation (asserted in
 ///   `tests/allocations.rs`). Choosing among the others reads each ready
@@ -215,7 +248,7 @@ type Changes<K, S> = Box<
 /// struct Req { peer: u32 }
 /// let layer = KeyedBreakerLayer::new(
 ///     |r: &Req| r.peer,
-///     BreakerConfig { policy: TripPolicy::consecutive_failures(1), ..Default::default() }.into(),
+///     &BreakerConfig::new().policy(TripPolicy::consecutive_failures(1)).into(),
 /// ).unwrap();
 /// let peer = |id: u32| service_fn(move |_: Req| async move { Ok::<_, &str>(id) });
 /// let mut select = PeerSelect::builder(&layer, |r: &Req| Some(r.peer))
@@ -248,8 +281,38 @@ pub struct PeerSelect<S, P, KF, K, C> {
     scratch: Vec<(f64, usize)>,
     turn: usize,
     counts: [u64; 3],
+    name: Arc<str>,
+    #[cfg(feature = "metrics")]
+    metrics: Metrics,
     #[cfg(feature = "discover")]
     discover: Option<Changes<K, S>>,
+}
+
+/// The handles of a selection's series, taken when it is built (so the
+/// recorder must be installed first).
+#[cfg(feature = "metrics")]
+struct Metrics {
+    counts: [metrics::Counter; 3],
+    peers: metrics::Gauge,
+}
+
+#[cfg(feature = "metrics")]
+impl Metrics {
+    fn new(name: &str) -> Metrics {
+        use seawall_core::names::{
+            BREAKER_SELECT_NO_PEER_TOTAL, BREAKER_SELECT_OTHER_TOTAL, BREAKER_SELECT_PEERS,
+            BREAKER_SELECT_PREFERRED_TOTAL, LABEL_NAME,
+        };
+        let counter = |id: &'static str| metrics::counter!(id, LABEL_NAME => name.to_owned());
+        Metrics {
+            counts: [
+                counter(BREAKER_SELECT_PREFERRED_TOTAL),
+                counter(BREAKER_SELECT_OTHER_TOTAL),
+                counter(BREAKER_SELECT_NO_PEER_TOTAL),
+            ],
+            peers: metrics::gauge!(BREAKER_SELECT_PEERS, LABEL_NAME => name.to_owned()),
+        }
+    }
 }
 
 impl<S, P, KF, K: fmt::Debug, C> fmt::Debug for PeerSelect<S, P, KF, K, C> {
@@ -259,6 +322,7 @@ impl<S, P, KF, K: fmt::Debug, C> fmt::Debug for PeerSelect<S, P, KF, K, C> {
                 "peers",
                 &self.peers.iter().map(|p| &p.key).collect::<Vec<_>>(),
             )
+            .field("name", &self.name)
             .field("ready", &self.ready)
             .field("max_tries", &self.max_tries)
             .finish_non_exhaustive()
@@ -293,6 +357,12 @@ where
     K: Hash + Eq + Clone + fmt::Display + Send + Sync + 'static,
     C: Clone,
 {
+    /// The name of its metrics and events (default `"default"`).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.config.name = name.into();
+        self
+    }
+
     /// The most peers whose breaker is asked per request (default 3).
     pub fn max_tries(mut self, max_tries: usize) -> Self {
         self.config.max_tries = max_tries;
@@ -347,9 +417,14 @@ where
             scratch: Vec::new(),
             turn: 0,
             counts: [0; 3],
+            name: Arc::from(self.config.name.as_str()),
+            #[cfg(feature = "metrics")]
+            metrics: Metrics::new(&self.config.name),
             #[cfg(feature = "discover")]
             discover: self.discover,
         };
+        #[cfg(feature = "metrics")]
+        select.metrics.peers.set(0.0);
         for (key, service) in self.peers {
             select.insert(key, service);
         }
@@ -404,10 +479,13 @@ where
         });
         tracing::debug!(
             target: seawall_core::names::TARGET_BREAKER,
+            name = &*self.name,
             key = %seawall_core::key::Escaped(&key),
             peers = self.peers.len(),
             "peer added"
         );
+        #[cfg(feature = "metrics")]
+        self.metrics.peers.set(self.peers.len() as f64);
         self.index.insert(key, i);
         self.unready.push(i);
         // Both buffers hold at most one entry per peer: with this capacity
@@ -424,10 +502,13 @@ where
         let peer = self.peers.swap_remove(i);
         tracing::debug!(
             target: seawall_core::names::TARGET_BREAKER,
+            name = &*self.name,
             key = %seawall_core::key::Escaped(&peer.key),
             peers = self.peers.len(),
             "peer removed"
         );
+        #[cfg(feature = "metrics")]
+        self.metrics.peers.set(self.peers.len() as f64);
         if peer.ready {
             self.ready -= 1;
         }
@@ -483,10 +564,11 @@ where
             .unwrap_or_else(|| {
                 tracing::warn!(
                     target: seawall_core::names::TARGET_BREAKER,
+                    name = &*self.name,
                     key = %seawall_core::key::Escaped(&key),
                     "keyed breaker full: peer gets a breaker of its own"
                 );
-                CircuitBreaker::standalone(self.layer.config(), key)
+                CircuitBreaker::standalone(self.layer.config(), self.layer.clock(), key)
             })
     }
 
@@ -519,7 +601,7 @@ where
                 tried += 1;
                 match peer.breaker.try_acquire_owned() {
                     Ok(permit) => {
-                        self.counts[PREFERRED] += 1;
+                        self.count(PREFERRED);
                         return Ok((i, permit));
                     }
                     Err(e) => rejection = Some(e),
@@ -527,8 +609,15 @@ where
             }
         }
         let picked = self.pick_other(preferred, tried, rejection);
-        self.counts[if picked.is_ok() { OTHER } else { NO_PEER }] += 1;
+        self.count(if picked.is_ok() { OTHER } else { NO_PEER });
         picked
+    }
+
+    #[inline]
+    fn count(&mut self, what: usize) {
+        self.counts[what] += 1;
+        #[cfg(feature = "metrics")]
+        self.metrics.counts[what].increment(1);
     }
 
     #[cold]
@@ -600,6 +689,7 @@ where
                     let e: BoxError = e.into();
                     tracing::warn!(
                         target: seawall_core::names::TARGET_BREAKER,
+                        name = &*self.name,
                         key = %seawall_core::key::Escaped(&self.peers[i].key),
                         error = %e,
                         "peer failed: removed from the set"
@@ -727,7 +817,7 @@ where
     /// use tower::{service_fn, ServiceExt};
     ///
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-    /// let layer = KeyedBreakerLayer::new(|a: &&str| a.to_string(), BreakerConfig::default().into()).unwrap();
+    /// let layer = KeyedBreakerLayer::new(|a: &&str| a.to_string(), &BreakerConfig::default().into()).unwrap();
     /// let peer = layer.guard("10.0.0.7:80".to_string(), service_fn(|_: &str| async { Ok::<_, &str>(1) }));
     /// layer.force_open("10.0.0.7:80".to_string());
     /// assert!(peer.oneshot("ping").await.is_err());
@@ -736,20 +826,25 @@ where
     pub fn guard<S>(&self, key: K, service: S) -> Breaker<S, C> {
         let breaker = match self.breaker_or_insert(key.clone()) {
             Some(b) => b,
-            None => CircuitBreaker::standalone(self.config(), &key),
+            None => CircuitBreaker::standalone(self.config(), self.clock(), &key),
         };
         Breaker::new(service, breaker, self.classifier().clone())
     }
 }
 
 impl CircuitBreaker {
-    // A breaker outside any map, for a peer that finds the map full.
-    fn standalone(config: &BreakerConfig, key: &impl fmt::Display) -> CircuitBreaker {
+    // A breaker outside any map, for a peer that finds the map full: the
+    // layer's config and clock.
+    fn standalone(
+        config: &BreakerConfig,
+        clock: &seawall_core::Clock,
+        key: &impl fmt::Display,
+    ) -> CircuitBreaker {
         // `Settings::new` fails only when `config` does not validate, and it
         // is the config of a layer, validated when the layer was built.
         #[allow(clippy::expect_used)]
-        let settings = Settings::new(config).expect("a layer's config is valid");
-        CircuitBreaker::from_inner(crate::sync::Arc::new(Inner::new(
+        let settings = Settings::new(config, clock.clone()).expect("a layer's config is valid");
+        CircuitBreaker::whole(crate::sync::Arc::new(Inner::new(
             settings,
             Some(Arc::from(key.to_string())),
         )))

@@ -16,10 +16,13 @@
 //! - **Cancellation is safe**: a [`Permit`] dropped without an outcome counts
 //!   as neither (or as a failure with `cancelled_is_failure`) and gives back
 //!   its half-open probe slot.
-//! - **Time is tokio's**, read only where a policy needs it: when the breaker
-//!   is open (to see whether `open_duration` has passed), once per call for
-//!   the time-window policy, twice per call (start, end) for the slow-call
-//!   policy, and on transitions.
+//! - **Time is the breaker's [`Clock`]** (tokio's by default), read only
+//!   where a policy needs it: when the breaker is open (to see whether
+//!   `open_duration` has passed), once per call for the time-window policy,
+//!   twice per call (start, end) for the slow-call policy, and on
+//!   transitions. Stored times are readings of that clock in nanoseconds.
+//!   No timer is set: an open breaker turns half-open when it is next read
+//!   (a call, [`CircuitBreaker::state`], [`CircuitBreaker::stats`]).
 
 use std::fmt;
 use std::future::Future;
@@ -28,13 +31,15 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use seawall_core::rand::{SplitMix64, derive, random_seed};
 use seawall_core::rejection::OpenState;
-use seawall_core::{CircuitOpen, Classify, ConfigError, ErrorsAsFailures, Outcome};
-use tokio::time::Instant;
+use seawall_core::time::nanos;
+use seawall_core::{CircuitOpen, Classify, Clock, ConfigError, ErrorsAsFailures, Outcome};
 
-use crate::backoff::{open_duration, splitmix};
+use crate::backoff::open_duration;
 use crate::config::{BreakerBuilder, BreakerConfig, TripPolicy};
 use crate::error::CallError;
+use crate::lane::{Lane, Lanes};
 // loom's under `--cfg seawall_loom`, so the models below switch threads at
 // every access to the state word, the counters and the transition lock.
 use crate::sync::{AtomicU32, AtomicU64, Mutex, MutexGuard};
@@ -116,9 +121,11 @@ fn state_of(word: u64) -> State {
 
 /// A snapshot of a breaker, from [`CircuitBreaker::stats`].
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct BreakerStats {
-    /// The state now. An open breaker whose `open_duration` has passed reads
-    /// `Open` until the next call moves it to `HalfOpen`.
+    /// The state now. An open breaker whose `open_duration` has passed is
+    /// moved to `HalfOpen` by this read (as by a call), so it reads
+    /// `HalfOpen`.
     pub state: State,
     /// How long the breaker has been in `state`.
     pub time_in_state: Duration,
@@ -152,11 +159,14 @@ pub struct BreakerStats {
 }
 
 /// What every breaker of one layer shares: the validated config and the
-/// clock origin. Per-key breakers point to one `Settings`.
+/// clock. Per-key breakers point to one `Settings`.
 pub(crate) struct Settings {
     pub(crate) config: BreakerConfig,
     pub(crate) name: Arc<str>,
-    epoch: Instant,
+    pub(crate) clock: Clock,
+    // The jitter streams: breaker `n` of this layer draws from
+    // `derive(seed, n)`.
+    seed: u64,
     seeds: AtomicU64,
     // Keyed layers: whether each key reports a `key`-labelled state gauge.
     pub(crate) key_metrics: bool,
@@ -165,18 +175,13 @@ pub(crate) struct Settings {
 }
 
 impl Settings {
-    pub(crate) fn new(config: &BreakerConfig) -> Result<Arc<Settings>, ConfigError> {
+    pub(crate) fn new(config: &BreakerConfig, clock: Clock) -> Result<Arc<Settings>, ConfigError> {
         config.validate()?;
-        let epoch = Instant::now();
-        let seed = match config.open_backoff.as_ref().and_then(|b| b.seed) {
-            Some(seed) => seed,
-            None => {
-                use std::hash::{BuildHasher, Hasher};
-                std::collections::hash_map::RandomState::new()
-                    .build_hasher()
-                    .finish()
-            }
-        };
+        let seed = config
+            .open_backoff
+            .as_ref()
+            .and_then(|b| b.seed)
+            .unwrap_or_else(random_seed);
         Ok(Arc::new(Settings {
             #[cfg(feature = "metrics")]
             rejected_counter: metrics::counter!(
@@ -185,8 +190,9 @@ impl Settings {
             ),
             name: Arc::from(config.name.as_str()),
             config: config.clone(),
-            epoch,
-            seeds: AtomicU64::new(seed),
+            clock,
+            seed,
+            seeds: AtomicU64::new(0),
             key_metrics: true,
         }))
     }
@@ -196,28 +202,20 @@ impl Settings {
     pub(crate) fn keyed(
         config: &BreakerConfig,
         key_metrics: bool,
+        clock: Clock,
     ) -> Result<Arc<Settings>, ConfigError> {
-        let mut settings = Settings::new(config)?;
+        let mut settings = Settings::new(config, clock)?;
         if let Some(s) = Arc::get_mut(&mut settings) {
             s.key_metrics = key_metrics;
         }
         Ok(settings)
     }
 
-    fn nanos(&self, t: Instant) -> u64 {
-        // u64 nanoseconds last 584 years from the layer's creation.
-        t.saturating_duration_since(self.epoch).as_nanos() as u64
-    }
-
+    /// A reading of the layer's clock (u64 nanoseconds last 584 years).
+    #[inline]
     pub(crate) fn now(&self) -> u64 {
-        self.nanos(Instant::now())
+        self.clock.nanos()
     }
-}
-
-/// `d` in nanoseconds, saturating (a plain `as u64` would keep the low bits
-/// of a duration longer than 584 years and make it short).
-pub(crate) fn nanos_of(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 enum Window {
@@ -236,7 +234,7 @@ struct Slow {
     episode: bool,
     trips: u64,
     successes: u64,
-    rng: u64,
+    rng: SplitMix64,
     window: Option<Window>,
 }
 
@@ -263,8 +261,8 @@ impl Cold {
     fn new(settings: &Settings, label: Option<Arc<str>>, key_gauge: bool) -> Cold {
         let _ = key_gauge;
         let now = settings.now();
-        let mut seed = settings.seeds.fetch_add(1, Ordering::Relaxed);
-        let rng = splitmix(&mut seed);
+        let n = settings.seeds.fetch_add(1, Ordering::Relaxed);
+        let rng = SplitMix64::new(derive(settings.seed, n));
         let window = match settings.config.policy {
             TripPolicy::ConsecutiveFailures { .. } => None,
             TripPolicy::FailureRateCount { window, .. } => {
@@ -275,7 +273,7 @@ impl Cold {
             }
             | TripPolicy::SlowCallRate {
                 window, buckets, ..
-            } => Some(Window::Time(TimeWindow::new(nanos_of(window), buckets))),
+            } => Some(Window::Time(TimeWindow::new(nanos(window), buckets))),
         };
         Cold {
             label,
@@ -286,7 +284,7 @@ impl Cold {
             open_until: AtomicU64::new(0),
             slow: Mutex::new(Slow {
                 since: now,
-                open_for: nanos_of(settings.config.open_duration),
+                open_for: nanos(settings.config.open_duration),
                 in_flight: 0,
                 probe_successes: 0,
                 level: 0,
@@ -386,7 +384,36 @@ impl Inner {
     }
 
     pub(crate) fn state(&self) -> State {
-        state_of(self.word.load(Ordering::Acquire))
+        state_of(self.word_now())
+    }
+
+    /// The state word now: an open breaker whose open period is over is
+    /// moved to half-open here, as its next call would move it, so that a
+    /// reader (a dashboard, a health check) sees `HalfOpen` without waiting
+    /// for a call.
+    #[inline]
+    fn word_now(&self) -> u64 {
+        let word = self.word.load(Ordering::Acquire);
+        if tag(word) == OPEN {
+            return self.settle_open(word);
+        }
+        word
+    }
+
+    #[cold]
+    fn settle_open(&self, word: u64) -> u64 {
+        let now = self.settings.now();
+        let cold = self.cold(None);
+        if now < cold.open_until.load(Ordering::Relaxed) {
+            return word;
+        }
+        let mut s = cold.lock();
+        let word = self.word.load(Ordering::Relaxed);
+        if tag(word) == OPEN && now >= cold.open_until.load(Ordering::Relaxed) {
+            self.set_state(&mut s, HALF_OPEN, now)
+        } else {
+            word
+        }
     }
 
     /// The key this breaker is labelled with, if it has one yet.
@@ -403,8 +430,9 @@ impl Inner {
     /// trip within `reset_after` of closing opens for longer; a fresh
     /// breaker would open for the base duration, so the key is kept until it
     /// has stayed closed for `reset_after`). A breaker busy under its lock is
-    /// not forgotten now.
-    pub(crate) fn can_forget(&self) -> bool {
+    /// not forgotten now. `now` is a reading of the layer's clock (the map's
+    /// clock is the layer's).
+    pub(crate) fn can_forget(&self, now: u64) -> bool {
         let word = self.word.load(Ordering::Acquire);
         if tag(word) != CLOSED || self.consecutive.load(Ordering::Acquire) != 0 {
             return false;
@@ -419,10 +447,9 @@ impl Inner {
         if self.word.load(Ordering::Acquire) != word || s.in_flight != 0 {
             return false;
         }
-        let now = self.settings.now();
         if let Some(b) = &self.settings.config.open_backoff
             && s.episode
-            && now.saturating_sub(s.since) < nanos_of(b.reset_after)
+            && now.saturating_sub(s.since) < nanos(b.reset_after)
         {
             return false;
         }
@@ -434,13 +461,14 @@ impl Inner {
         counts.failures == 0 && counts.slow == 0
     }
 
-    fn reject(&self, err: CircuitOpen) -> CircuitOpen {
-        // Only a breaker that has left the fresh state rejects: its cold
-        // part, and its label, exist.
-        let cold = self.cold(None);
+    /// Counts a refusal and says why: open with `retry_after`, or
+    /// `state` (forced open, half-open full) with none.
+    #[inline]
+    fn reject(&self, cold: &Cold, retry_after: Option<Duration>, state: OpenState) -> CircuitOpen {
         cold.rejected.fetch_add(1, Ordering::Relaxed);
         #[cfg(feature = "metrics")]
         self.settings.rejected_counter.increment(1);
+        let err = CircuitOpen::new(retry_after).with_state(state);
         match &cold.label {
             Some(key) => err.with_key(key.clone()),
             None => err,
@@ -449,27 +477,44 @@ impl Inner {
 
     /// Admits a call or says why not. Returns the state word the call was
     /// admitted under and whether it holds a probe slot.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn acquire(&self) -> Result<(u64, bool), CircuitOpen> {
         let word = self.word.load(Ordering::Acquire);
         if tag(word) == CLOSED {
             return Ok((word, false));
         }
+        self.acquire_other(word)
+    }
+
+    // Every state but Closed: out of line, so that the closed path stays
+    // small where it is inlined. An open breaker's refusal is the one path
+    // here that runs per call (as long as the breaker is open): it is kept
+    // short, the rest is colder still.
+    #[inline(never)]
+    fn acquire_other(&self, word: u64) -> Result<(u64, bool), CircuitOpen> {
+        // An open breaker has its cold part: it was made to trip.
+        if tag(word) == OPEN
+            && let Some(cold) = self.cold.get()
+        {
+            let now = self.settings.now();
+            let until = cold.open_until.load(Ordering::Relaxed);
+            if now < until {
+                let retry_after = Duration::from_nanos(until - now);
+                return Err(self.reject(cold, Some(retry_after), OpenState::Open));
+            }
+            return self.acquire_slow(now);
+        }
+        self.acquire_rest(word)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn acquire_rest(&self, word: u64) -> Result<(u64, bool), CircuitOpen> {
         match tag(word) {
             CLOSED | FORCED_CLOSED => Ok((word, false)),
-            FORCED_OPEN => {
-                Err(self.reject(CircuitOpen::new(None).with_state(OpenState::ForcedOpen)))
-            }
-            OPEN => {
-                let now = self.settings.now();
-                let until = self.cold(None).open_until.load(Ordering::Relaxed);
-                if now < until {
-                    return Err(
-                        self.reject(CircuitOpen::new(Some(Duration::from_nanos(until - now))))
-                    );
-                }
-                self.acquire_slow(now)
-            }
+            // Only a breaker that has left the fresh state refuses: its cold
+            // part, and its label, exist.
+            FORCED_OPEN => Err(self.reject(self.cold(None), None, OpenState::ForcedOpen)),
             _ => self.acquire_slow(self.settings.now()),
         }
     }
@@ -482,15 +527,14 @@ impl Inner {
             CLOSED | FORCED_CLOSED => return Ok((word, false)),
             FORCED_OPEN => {
                 drop(s);
-                return Err(self.reject(CircuitOpen::new(None).with_state(OpenState::ForcedOpen)));
+                return Err(self.reject(self.cold(None), None, OpenState::ForcedOpen));
             }
             OPEN => {
                 let until = self.cold(None).open_until.load(Ordering::Relaxed);
                 if now < until {
                     drop(s);
-                    return Err(
-                        self.reject(CircuitOpen::new(Some(Duration::from_nanos(until - now))))
-                    );
+                    let retry_after = Duration::from_nanos(until - now);
+                    return Err(self.reject(self.cold(None), Some(retry_after), OpenState::Open));
                 }
                 word = self.set_state(&mut s, HALF_OPEN, now);
             }
@@ -501,7 +545,7 @@ impl Inner {
             Ok((word, true))
         } else {
             drop(s);
-            Err(self.reject(CircuitOpen::new(None).with_state(OpenState::HalfOpen)))
+            Err(self.reject(self.cold(None), None, OpenState::HalfOpen))
         }
     }
 
@@ -658,7 +702,7 @@ impl Inner {
     fn open(&self, s: &mut Slow, now: u64, from: u64) {
         let config = &self.settings.config;
         if let Some(b) = &config.open_backoff {
-            let closed_long = now.saturating_sub(s.since) >= nanos_of(b.reset_after);
+            let closed_long = now.saturating_sub(s.since) >= nanos(b.reset_after);
             s.level = if from == HALF_OPEN || (s.episode && !closed_long) {
                 s.level.saturating_add(1)
             } else {
@@ -672,7 +716,7 @@ impl Inner {
             s.level,
             &mut s.rng,
         );
-        s.open_for = d.as_nanos().min(u128::from(u64::MAX / 2)) as u64;
+        s.open_for = nanos(d).min(u64::MAX / 2);
         s.trips += 1;
         self.cold(None)
             .open_until
@@ -772,6 +816,7 @@ impl Inner {
                 rejected: 0,
             };
         };
+        self.word_now();
         let now = self.settings.now();
         let s = cold.lock();
         let word = self.word.load(Ordering::Acquire);
@@ -814,7 +859,7 @@ impl Inner {
     /// failure, down to 0.5 for a closed breaker about to trip, 0.25 while
     /// half-open, 0 while open or forced open; 1 when forced closed.
     pub(crate) fn health(&self) -> f64 {
-        let word = self.word.load(Ordering::Acquire);
+        let word = self.word_now();
         match tag(word) {
             OPEN | FORCED_OPEN => 0.0,
             HALF_OPEN => 0.25,
@@ -878,6 +923,10 @@ impl Inner {
 #[derive(Clone)]
 pub struct CircuitBreaker {
     inner: crate::sync::Arc<Inner>,
+    // Per-thread handles for owned permits (a breaker made whole: built
+    // alone, by a `BreakerLayer`, or for a peer); `None` for a keyed
+    // layer's key, whose map hands out a reference-counted clone anyway.
+    lanes: Option<Arc<Lanes>>,
 }
 
 impl fmt::Debug for CircuitBreaker {
@@ -897,16 +946,30 @@ impl CircuitBreaker {
         BreakerBuilder::default()
     }
 
-    /// A breaker from a config; every bad field is reported.
+    /// A breaker from a config, reading tokio's clock (see
+    /// [`BreakerBuilder::clock`] for another); every bad field is reported.
     pub fn from_config(config: &BreakerConfig) -> Result<Self, ConfigError> {
-        let settings = Settings::new(config)?;
-        Ok(CircuitBreaker {
-            inner: crate::sync::Arc::new(Inner::new(settings, None)),
-        })
+        Self::with_clock(config, Clock::default())
     }
 
+    pub(crate) fn with_clock(config: &BreakerConfig, clock: Clock) -> Result<Self, ConfigError> {
+        let settings = Settings::new(config, clock)?;
+        Ok(Self::whole(crate::sync::Arc::new(Inner::new(
+            settings, None,
+        ))))
+    }
+
+    /// A breaker made whole (not a keyed layer's key), with its lanes.
+    pub(crate) fn whole(inner: crate::sync::Arc<Inner>) -> Self {
+        CircuitBreaker {
+            lanes: Some(Arc::new(Lanes::new(&inner))),
+            inner,
+        }
+    }
+
+    /// A handle to a keyed layer's key (no lanes).
     pub(crate) fn from_inner(inner: crate::sync::Arc<Inner>) -> Self {
-        CircuitBreaker { inner }
+        CircuitBreaker { inner, lanes: None }
     }
 
     /// Admits a call for a `'static` future, moving `inner` into the permit.
@@ -915,7 +978,8 @@ impl CircuitBreaker {
         inner: crate::sync::Arc<Inner>,
     ) -> Result<Permit<'static>, CircuitOpen> {
         let (word, probe) = inner.acquire()?;
-        Ok(Permit::new(Handle::Owned(inner), word, probe))
+        let start = start_of(&inner);
+        Ok(Permit::starting(Handle::Owned(inner), word, probe, start))
     }
 
     /// Admits a call, or says why not. Never waits.
@@ -925,15 +989,28 @@ impl CircuitBreaker {
     #[inline]
     pub fn try_acquire(&self) -> Result<Permit<'_>, CircuitOpen> {
         let (word, probe) = self.inner.acquire()?;
-        Ok(Permit::new(Handle::Borrowed(&self.inner), word, probe))
+        Ok(Permit::new(
+            &self.inner,
+            Handle::Borrowed(&self.inner),
+            word,
+            probe,
+        ))
     }
 
     /// Like [`try_acquire`](Self::try_acquire), with a permit that owns a
-    /// clone of the breaker (to move into a task or a `'static` future).
-    #[inline]
+    /// handle to the breaker (to move into a task or a `'static` future).
+    ///
+    /// The handle is counted in one of the breaker's per-thread lanes, not
+    /// in the breaker's own reference count, so threads calling one breaker
+    /// do not write one shared counter on every call.
+    #[inline(always)]
     pub fn try_acquire_owned(&self) -> Result<Permit<'static>, CircuitOpen> {
         let (word, probe) = self.inner.acquire()?;
-        Ok(Permit::new(Handle::Owned(self.inner.clone()), word, probe))
+        let handle = match &self.lanes {
+            Some(lanes) => Handle::Lane(lanes.get().clone()),
+            None => Handle::Owned(self.inner.clone()),
+        };
+        Ok(Permit::new(&self.inner, handle, word, probe))
     }
 
     /// Guards a future: rejects it at once when the breaker is open,
@@ -1007,16 +1084,18 @@ impl CircuitBreaker {
 enum Handle<'a> {
     Borrowed(&'a Inner),
     Owned(crate::sync::Arc<Inner>),
+    Lane(Arc<Lane>),
 }
 
 impl Deref for Handle<'_> {
     type Target = Inner;
 
-    #[inline]
+    #[inline(always)]
     fn deref(&self) -> &Inner {
         match self {
             Handle::Borrowed(i) => i,
             Handle::Owned(i) => i,
+            Handle::Lane(l) => l.inner(),
         }
     }
 }
@@ -1048,6 +1127,17 @@ pub struct Permit<'a> {
 const PROBE: u64 = 1 << 63;
 const NO_START: u64 = u64::MAX;
 
+/// When a call admitted by `inner` starts: a reading for the slow-call
+/// policy, `NO_START` for the others (which read no clock).
+#[inline(always)]
+fn start_of(inner: &Inner) -> u64 {
+    if inner.threshold == 0 && inner.settings.config.policy.needs_start_time() {
+        inner.settings.now()
+    } else {
+        NO_START
+    }
+}
+
 impl fmt::Debug for Permit<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Permit")
@@ -1058,15 +1148,17 @@ impl fmt::Debug for Permit<'_> {
 }
 
 impl<'a> Permit<'a> {
-    #[inline]
-    fn new(breaker: Handle<'a>, word: u64, probe: bool) -> Self {
-        let start = if breaker.threshold == 0 && breaker.settings.config.policy.needs_start_time() {
-            breaker.settings.now()
-        } else {
-            NO_START
-        };
+    /// A permit for a call admitted by `inner` under `word`, held through
+    /// `handle` (a handle to `inner`).
+    #[inline(always)]
+    fn new(inner: &Inner, handle: Handle<'a>, word: u64, probe: bool) -> Self {
+        Self::starting(handle, word, probe, start_of(inner))
+    }
+
+    #[inline(always)]
+    fn starting(handle: Handle<'a>, word: u64, probe: bool, start: u64) -> Self {
         Permit {
-            breaker: Some(breaker),
+            breaker: Some(handle),
             word: if probe { word | PROBE } else { word },
             start,
         }
@@ -1077,7 +1169,7 @@ impl<'a> Permit<'a> {
         self.word & PROBE != 0
     }
 
-    #[inline]
+    #[inline(always)]
     fn finish(&mut self, outcome: Outcome, elapsed: Option<Duration>, label: KeyLabel<'_>) {
         if let Some(b) = self.breaker.take() {
             let elapsed = match elapsed {

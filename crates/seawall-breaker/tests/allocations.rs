@@ -5,6 +5,7 @@
 use seawall_breaker::{
     BreakerConfig, BreakerLayer, KeyedBreakerConfig, KeyedBreakerLayer, TripPolicy,
 };
+use seawall_core::KeyMapConfig;
 use seawall_test_support::service::{Echo, ready_call_ok};
 use seawall_test_support::{CountingAlloc, counts, runtime};
 use tower::Layer;
@@ -20,10 +21,7 @@ fn allocs_during(f: impl FnOnce()) -> u64 {
 }
 
 fn one_failure_trips() -> BreakerConfig {
-    BreakerConfig {
-        policy: TripPolicy::consecutive_failures(1),
-        ..BreakerConfig::default()
-    }
+    BreakerConfig::new().policy(TripPolicy::consecutive_failures(1))
 }
 
 #[test]
@@ -77,7 +75,7 @@ fn allocations_per_call() {
     assert_eq!(n, N, "layer, reject path: exactly the Box of the BoxError");
 
     // The keyed layer.
-    let keyed = KeyedBreakerLayer::new(|r: &u64| *r % 100, one_failure_trips().into()).unwrap();
+    let keyed = KeyedBreakerLayer::new(|r: &u64| *r % 100, &one_failure_trips().into()).unwrap();
     let mut svc = keyed.layer(Echo);
     for i in 0..100 {
         assert!(ready_call_ok(&mut svc, i));
@@ -104,12 +102,9 @@ fn allocations_per_call() {
     let before = counts();
     let keyed = KeyedBreakerLayer::new(
         |r: &u64| *r,
-        KeyedBreakerConfig {
-            // Head room: keys spread over 32 shards of capacity / 32 each,
-            // not evenly.
-            capacity: KEYS as usize * 5 / 4,
-            ..KeyedBreakerConfig::default()
-        },
+        // Head room: keys spread over 32 shards of capacity / 32 each, not
+        // evenly.
+        &KeyedBreakerConfig::new().keys(KeyMapConfig::new().capacity(KEYS as usize * 5 / 4)),
     )
     .unwrap();
     let mut svc = keyed.layer(Echo);

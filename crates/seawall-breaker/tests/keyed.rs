@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use seawall_breaker::{BreakerConfig, KeyedBreakerConfig, KeyedBreakerLayer, State, TripPolicy};
-use seawall_core::{CircuitOpen, KeyFn};
+use seawall_core::{CircuitOpen, KeyFn, KeyMapConfig};
 use tower::{Layer, Service, ServiceExt, service_fn};
 
 #[derive(Clone, Copy)]
@@ -15,16 +15,16 @@ struct Req {
 }
 
 fn config(capacity: usize, ttl_secs: u64) -> KeyedBreakerConfig {
-    KeyedBreakerConfig {
-        breaker: BreakerConfig {
-            policy: TripPolicy::consecutive_failures(2),
-            open_duration: Duration::from_secs(1_000),
-            ..BreakerConfig::default()
-        },
-        capacity,
-        idle_ttl: Duration::from_secs(ttl_secs),
-        key_metrics: false,
-    }
+    KeyedBreakerConfig::from(
+        BreakerConfig::new()
+            .policy(TripPolicy::consecutive_failures(2))
+            .open_duration(Duration::from_secs(1_000)),
+    )
+    .keys(
+        KeyMapConfig::new()
+            .capacity(capacity)
+            .idle_ttl(Duration::from_secs(ttl_secs)),
+    )
 }
 
 fn peer(r: &Req) -> u32 {
@@ -32,7 +32,7 @@ fn peer(r: &Req) -> u32 {
 }
 
 fn keyed(capacity: usize, ttl: u64) -> KeyedBreakerLayer<fn(&Req) -> u32, u32> {
-    KeyedBreakerLayer::new(peer as fn(&Req) -> u32, config(capacity, ttl)).unwrap()
+    KeyedBreakerLayer::new(peer as fn(&Req) -> u32, &config(capacity, ttl)).unwrap()
 }
 
 fn svc() -> impl Service<
@@ -127,8 +127,8 @@ async fn open_keys_are_never_evicted_and_a_full_map_shares_the_overflow_breaker(
     layer.evict_idle();
     assert_eq!(
         layer.breaker(&1).unwrap().state(),
-        State::Open,
-        "idle, open and past its deadline: kept"
+        State::HalfOpen,
+        "idle, open and past its deadline (so half-open when read): kept"
     );
 
     // Both keys protected: 3 is forced open too. New keys share the overflow
@@ -236,24 +236,24 @@ async fn stale_open_keys_stay_until_removed_or_recovered() {
 
 #[tokio::test(start_paused = true)]
 async fn open_backoff_history_is_kept_until_reset_after() {
-    let cfg = KeyedBreakerConfig {
-        breaker: BreakerConfig {
-            policy: TripPolicy::consecutive_failures(1),
-            open_duration: Duration::from_secs(1),
-            half_open_max_calls: 1,
-            success_threshold: 1,
-            open_backoff: Some(seawall_breaker::OpenBackoff {
-                jitter: 0.0,
-                reset_after: Duration::from_secs(100),
-                ..Default::default()
-            }),
-            ..BreakerConfig::default()
-        },
-        capacity: 10,
-        idle_ttl: Duration::from_secs(10),
-        ..KeyedBreakerConfig::default()
-    };
-    let layer = KeyedBreakerLayer::new(peer as fn(&Req) -> u32, cfg).unwrap();
+    let cfg = KeyedBreakerConfig::from(
+        BreakerConfig::new()
+            .policy(TripPolicy::consecutive_failures(1))
+            .open_duration(Duration::from_secs(1))
+            .half_open_max_calls(1)
+            .success_threshold(1)
+            .open_backoff(
+                seawall_breaker::OpenBackoff::new()
+                    .jitter(0.0)
+                    .reset_after(Duration::from_secs(100)),
+            ),
+    )
+    .keys(
+        KeyMapConfig::new()
+            .capacity(10)
+            .idle_ttl(Duration::from_secs(10)),
+    );
+    let layer = KeyedBreakerLayer::new(peer as fn(&Req) -> u32, &cfg).unwrap();
     let mut s = layer.layer(svc());
     let _ = call(&mut s, 1, true).await; // trips
     tokio::time::advance(Duration::from_secs(1)).await;
@@ -269,16 +269,17 @@ async fn open_backoff_history_is_kept_until_reset_after() {
 
 #[tokio::test(start_paused = true)]
 async fn rate_windows_keep_keys_with_failures_until_they_slide_out() {
-    let cfg = KeyedBreakerConfig {
-        breaker: BreakerConfig {
-            policy: TripPolicy::failure_rate_time(Duration::from_secs(30), 0.5, 10),
-            ..BreakerConfig::default()
-        },
-        capacity: 10,
-        idle_ttl: Duration::from_secs(10),
-        ..KeyedBreakerConfig::default()
-    };
-    let layer = KeyedBreakerLayer::new(peer as fn(&Req) -> u32, cfg).unwrap();
+    let cfg = KeyedBreakerConfig::from(BreakerConfig::new().policy(TripPolicy::failure_rate_time(
+        Duration::from_secs(30),
+        0.5,
+        10,
+    )))
+    .keys(
+        KeyMapConfig::new()
+            .capacity(10)
+            .idle_ttl(Duration::from_secs(10)),
+    );
+    let layer = KeyedBreakerLayer::new(peer as fn(&Req) -> u32, &cfg).unwrap();
     let mut s = layer.layer(svc());
     let _ = call(&mut s, 1, true).await;
     call(&mut s, 2, false).await.unwrap();
@@ -341,20 +342,15 @@ async fn many_tasks_many_keys() {
 
 #[tokio::test]
 async fn bad_config_names_every_field() {
-    let cfg = KeyedBreakerConfig {
-        breaker: BreakerConfig {
-            policy: TripPolicy::failure_rate_count(10, 2.0, 5),
-            ..BreakerConfig::default()
-        },
-        capacity: 0,
-        idle_ttl: Duration::ZERO,
-        key_metrics: false,
-    };
-    let err = KeyedBreakerLayer::new(peer as fn(&Req) -> u32, cfg).unwrap_err();
+    let cfg = KeyedBreakerConfig::from(
+        BreakerConfig::new().policy(TripPolicy::failure_rate_count(10, 2.0, 5)),
+    )
+    .keys(KeyMapConfig::new().capacity(0).idle_ttl(Duration::ZERO));
+    let err = KeyedBreakerLayer::new(peer as fn(&Req) -> u32, &cfg).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "breaker.policy.rate: 2 is not in 0..=1; capacity: 0 must be greater than zero; \
-         idle_ttl: 0s must be longer than zero"
+        "per_key.policy.rate: 2 is not in 0..=1; keys.capacity: 0 must be greater than zero; \
+         keys.idle_ttl: 0s must be longer than zero"
     );
 }
 
@@ -362,7 +358,7 @@ async fn bad_config_names_every_field() {
 async fn closures_and_key_fns_infer_the_key() {
     let layer = KeyedBreakerLayer::new(
         |r: &Req| format!("peer-{}", r.peer),
-        BreakerConfig::default().into(),
+        &BreakerConfig::default().into(),
     )
     .unwrap();
     let mut s = layer.layer(svc());

@@ -50,16 +50,13 @@ fn churn(keys: u32, key_metrics: bool) -> Recording {
         rt.block_on(async {
             let layer = KeyedBreakerLayer::new(
                 |k: &u32| *k,
-                KeyedBreakerConfig {
-                    breaker: BreakerConfig {
-                        name: "peers".into(),
-                        policy: TripPolicy::consecutive_failures(1),
-                        ..BreakerConfig::default()
-                    },
-                    capacity: 100,
-                    key_metrics,
-                    ..KeyedBreakerConfig::default()
-                },
+                &KeyedBreakerConfig::from(
+                    BreakerConfig::new()
+                        .name("peers")
+                        .policy(TripPolicy::consecutive_failures(1)),
+                )
+                .keys(seawall_core::KeyMapConfig::new().capacity(100))
+                .key_metrics(key_metrics),
             )
             .unwrap();
             for key in 0..keys {
@@ -107,4 +104,63 @@ fn key_metrics_label_every_key_that_changed_state() {
         rec.gauge("seawall_breaker_state{key=100007,name=peers}"),
         Some(3.0)
     );
+}
+
+#[test]
+fn reading_the_state_after_the_open_period_moves_the_gauge_to_half_open() {
+    let rec = Recording::default();
+    let (clock, hand) = seawall_core::Clock::manual();
+    let b = metrics::with_local_recorder(&rec, || {
+        let b = CircuitBreaker::builder()
+            .name("db")
+            .clock(clock)
+            .policy(TripPolicy::consecutive_failures(1))
+            .build_breaker()
+            .unwrap();
+        b.try_acquire().unwrap().failure();
+        b
+    });
+    assert_eq!(rec.gauge("seawall_breaker_state{name=db}"), Some(1.0));
+    hand.advance(b.config().open_duration);
+    metrics::with_local_recorder(&rec, || {
+        assert_eq!(b.state(), seawall_breaker::State::HalfOpen);
+    });
+    assert_eq!(rec.gauge("seawall_breaker_state{name=db}"), Some(2.0));
+    assert_eq!(
+        rec.counter("seawall_breaker_transitions_total{name=db,state=half_open}"),
+        Some(1)
+    );
+}
+
+#[test]
+fn peer_selection_reports_its_choices_and_peers() {
+    use seawall_breaker::{BreakerConfig, KeyedBreakerLayer, PeerSelect};
+    use seawall_test_support::service::{Echo, ready_call_ok};
+
+    let rec = Recording::default();
+    let names = |what: &str, name: &str| format!("seawall_breaker_select_{what}{{name={name}}}");
+    metrics::with_local_recorder(&rec, || {
+        let layer = KeyedBreakerLayer::new(|r: &u32| *r, &BreakerConfig::default().into()).unwrap();
+        let mut select = PeerSelect::builder(&layer, |r: &u32| Some(*r))
+            .name("replicas")
+            .peers([(1, Echo), (2, Echo)])
+            .build()
+            .unwrap();
+        assert!(ready_call_ok(&mut select, 1)); // preferred
+        layer.force_open(1);
+        assert!(ready_call_ok(&mut select, 1)); // another peer
+        layer.force_open(2);
+        assert!(!ready_call_ok(&mut select, 1)); // none
+        select.remove(&2);
+        // Unnamed: "default".
+        let _other = PeerSelect::builder(&layer, |r: &u32| Some(*r))
+            .peers([(3, Echo)])
+            .build()
+            .unwrap();
+    });
+    assert_eq!(rec.counter(&names("preferred_total", "replicas")), Some(1));
+    assert_eq!(rec.counter(&names("other_total", "replicas")), Some(1));
+    assert_eq!(rec.counter(&names("no_peer_total", "replicas")), Some(1));
+    assert_eq!(rec.gauge(&names("peers", "replicas")), Some(1.0));
+    assert_eq!(rec.gauge(&names("peers", "default")), Some(1.0));
 }

@@ -20,12 +20,10 @@ use pong::{client, peer};
 fn keyed() -> KeyedBreakerLayer<fn(&Option<usize>) -> usize, usize> {
     KeyedBreakerLayer::new(
         (|r: &Option<usize>| r.unwrap_or(0)) as fn(&Option<usize>) -> usize,
-        BreakerConfig {
-            policy: TripPolicy::consecutive_failures(2),
-            open_duration: Duration::from_secs(30),
-            ..BreakerConfig::default()
-        }
-        .into(),
+        &BreakerConfig::new()
+            .policy(TripPolicy::consecutive_failures(2))
+            .open_duration(Duration::from_secs(30))
+            .into(),
     )
     .unwrap()
 }

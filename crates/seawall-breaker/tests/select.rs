@@ -65,12 +65,10 @@ type Keyed = KeyedBreakerLayer<fn(&Req) -> u32, u32>;
 fn layer(threshold: u32) -> Keyed {
     KeyedBreakerLayer::new(
         (|r: &Req| r.unwrap_or(0)) as fn(&Req) -> u32,
-        BreakerConfig {
-            policy: TripPolicy::consecutive_failures(threshold),
-            open_duration: Duration::from_secs(10),
-            ..BreakerConfig::default()
-        }
-        .into(),
+        &BreakerConfig::new()
+            .policy(TripPolicy::consecutive_failures(threshold))
+            .open_duration(Duration::from_secs(10))
+            .into(),
     )
     .unwrap()
 }
@@ -84,7 +82,7 @@ type Select =
 
 fn select(layer: &Keyed, max_tries: usize, peers: Vec<(u32, Peer)>) -> Select {
     PeerSelect::builder(layer, prefer as fn(&Req) -> Option<u32>)
-        .config(&PeerSelectConfig { max_tries })
+        .config(&PeerSelectConfig::new().max_tries(max_tries))
         .peers(peers)
         .build()
         .unwrap()
@@ -288,13 +286,11 @@ async fn failed_peer_is_removed_from_the_set() {
 async fn dropping_a_probe_gives_back_its_slot() {
     let layer = KeyedBreakerLayer::new(
         (|r: &Req| r.unwrap_or(0)) as fn(&Req) -> u32,
-        BreakerConfig {
-            policy: TripPolicy::consecutive_failures(1),
-            open_duration: Duration::from_secs(10),
-            half_open_max_calls: 1,
-            ..BreakerConfig::default()
-        }
-        .into(),
+        &BreakerConfig::new()
+            .policy(TripPolicy::consecutive_failures(1))
+            .open_duration(Duration::from_secs(10))
+            .half_open_max_calls(1)
+            .into(),
     )
     .unwrap();
     let live = Arc::new(AtomicUsize::new(0));

@@ -58,7 +58,7 @@ fn allocation_counts() {
     let _enter = rt.enter();
     const N: u32 = 1000;
 
-    let layer = KeyedBreakerLayer::new(|r: &u32| *r, BreakerConfig::default().into()).unwrap();
+    let layer = KeyedBreakerLayer::new(|r: &u32| *r, &BreakerConfig::default().into()).unwrap();
     let mut select = PeerSelect::builder(&layer, |r: &u32| Some(*r % 4))
         .peers((0..4).map(|id| (id, Bare(id))))
         .build()

@@ -40,12 +40,12 @@ fn every_field_and_policy_parses() {
     );
     assert_eq!(
         c.open_backoff,
-        Some(OpenBackoff {
-            multiplier: 3.0,
-            max_open_duration: Duration::from_secs(120),
-            jitter: 0.2,
-            ..OpenBackoff::default()
-        })
+        Some(
+            OpenBackoff::new()
+                .multiplier(3.0)
+                .max_open_duration(Duration::from_secs(120))
+                .jitter(0.2)
+        )
     );
     assert!(c.validate().is_ok());
 
@@ -80,16 +80,32 @@ fn every_field_and_policy_parses() {
 fn keyed_config_parses_and_unknown_fields_are_errors() {
     let k: KeyedBreakerConfig = toml::from_str(
         r#"
+        key_metrics = true
+        [per_key]
+        open_duration = "1s"
+        [keys]
         capacity = 500
         idle_ttl = "90s"
-        [breaker]
-        open_duration = "1s"
         "#,
     )
     .unwrap();
-    assert_eq!(k.capacity, 500);
-    assert_eq!(k.idle_ttl, Duration::from_secs(90));
-    assert_eq!(k.breaker.open_duration, Duration::from_secs(1));
+    assert_eq!(k.keys.capacity, 500);
+    assert_eq!(k.keys.idle_ttl, Duration::from_secs(90));
+    assert_eq!(k.per_key.open_duration, Duration::from_secs(1));
+    assert!(k.key_metrics);
+    // Missing tables take their defaults.
+    let k: KeyedBreakerConfig = toml::from_str("[keys]\ncapacity = 7").unwrap();
+    assert_eq!(k.keys.capacity, 7);
+    assert_eq!(k.per_key, BreakerConfig::default());
+    // The old flat shape is refused, naming the field.
+    let err = toml::from_str::<KeyedBreakerConfig>("capacity = 500").unwrap_err();
+    assert!(
+        err.to_string().contains("unknown field `capacity`"),
+        "{err}"
+    );
+    let err =
+        toml::from_str::<KeyedBreakerConfig>("[breaker]\nopen_duration = \"1s\"").unwrap_err();
+    assert!(err.to_string().contains("unknown field `breaker`"), "{err}");
 
     let err = toml::from_str::<BreakerConfig>("open_duraton = \"1s\"").unwrap_err();
     assert!(

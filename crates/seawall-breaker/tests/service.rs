@@ -211,10 +211,7 @@ async fn classification_is_pluggable_and_shared_by_clones() {
 async fn standard_and_from_config() {
     let l = BreakerLayer::standard();
     assert_eq!(l.config(), &seawall_breaker::BreakerConfig::default());
-    let bad = seawall_breaker::BreakerConfig {
-        success_threshold: 0,
-        ..Default::default()
-    };
+    let bad = seawall_breaker::BreakerConfig::new().success_threshold(0);
     assert_eq!(
         BreakerLayer::from_config(&bad).unwrap_err().to_string(),
         "success_threshold: 0 must be greater than zero"

@@ -278,18 +278,19 @@ async fn forced_states_and_reset() {
 
 #[tokio::test(start_paused = true)]
 async fn open_duration_grows_on_repeated_trips_and_resets_after_a_sustained_close() {
-    let b = CircuitBreaker::from_config(&BreakerConfig {
-        policy: TripPolicy::consecutive_failures(1),
-        open_duration: Duration::from_secs(10),
-        open_backoff: Some(OpenBackoff {
-            multiplier: 2.0,
-            max_open_duration: Duration::from_secs(35),
-            jitter: 0.0,
-            reset_after: Duration::from_secs(60),
-            seed: Some(1),
-        }),
-        ..BreakerConfig::default()
-    })
+    let b = CircuitBreaker::from_config(
+        &BreakerConfig::new()
+            .policy(TripPolicy::consecutive_failures(1))
+            .open_duration(Duration::from_secs(10))
+            .open_backoff(
+                OpenBackoff::new()
+                    .multiplier(2.0)
+                    .max_open_duration(Duration::from_secs(35))
+                    .jitter(0.0)
+                    .reset_after(Duration::from_secs(60))
+                    .seed(1),
+            ),
+    )
     .unwrap();
     let open_for = |b: &CircuitBreaker| b.stats().open_duration;
     fail(&b, 1);
@@ -320,11 +321,7 @@ async fn jitter_is_seeded_and_bounded() {
         CircuitBreaker::builder()
             .policy(TripPolicy::consecutive_failures(1))
             .open_duration(Duration::from_secs(10))
-            .open_backoff(OpenBackoff {
-                jitter: 0.5,
-                seed: Some(42),
-                ..OpenBackoff::default()
-            })
+            .open_backoff(OpenBackoff::new().jitter(0.5).seed(42))
             .build_breaker()
             .unwrap()
     };
