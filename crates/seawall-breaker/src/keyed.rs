@@ -176,6 +176,8 @@ fn can_evict(inner: &Inner, now: u64) -> bool {
 
 pub(crate) struct Keyed<KF, K> {
     pub(crate) key_fn: KF,
+    // What `clock` rebuilds the layer from.
+    config: KeyedBreakerConfig,
     pub(crate) settings: Arc<Settings>,
     map: KeyMap<K, Inner>,
     // Serves every key the map cannot hold: as strict as one key.
@@ -357,18 +359,22 @@ impl<KF, K> KeyedBreakerLayer<KF, K>
 where
     K: Hash + Eq + Clone + fmt::Display + Send + Sync + 'static,
 {
-    /// A keyed layer taking keys with `key_fn`, reading tokio's clock;
-    /// every bad field of `config` is reported.
+    /// A keyed layer taking keys with `key_fn`, reading tokio's clock (see
+    /// [`clock`](Self::clock) for another); every bad field of `config` is
+    /// reported.
     pub fn new<Req>(key_fn: KF, config: &KeyedBreakerConfig) -> Result<Self, ConfigError>
     where
         KF: KeyFn<Req, Key = K>,
     {
-        Self::with_clock(key_fn, config, Clock::default())
+        config.validate()?;
+        Self::assemble(key_fn, config, Clock::default())
     }
 
-    /// Like [`new`](Self::new), reading the time from `clock`: every key's
-    /// breaker and the map's idle eviction read it. The breakers set no
-    /// timer, so any clock works (see [`BreakerBuilder::clock`](crate::BreakerBuilder::clock)).
+    /// Reads the time from `clock` instead: every key's breaker and the map's
+    /// idle eviction read it. The breakers set no timer, so any clock works
+    /// (see [`BreakerBuilder::clock`](crate::BreakerBuilder::clock)). It
+    /// makes the layer's state afresh (no key, nothing counted), so set it
+    /// right after [`new`](Self::new), before making services.
     ///
     /// ```
     /// use std::time::Duration;
@@ -379,22 +385,28 @@ where
     /// let config = BreakerConfig::new()
     ///     .policy(TripPolicy::consecutive_failures(1))
     ///     .open_duration(Duration::from_secs(5));
-    /// let layer = KeyedBreakerLayer::with_clock(|k: &u32| *k, &config.into(), clock).unwrap();
+    /// let layer = KeyedBreakerLayer::new(|k: &u32| *k, &config.into()).unwrap().clock(clock);
     /// let peer = layer.breaker_or_insert(7).unwrap();
     /// peer.try_acquire().unwrap().failure();
     /// assert_eq!(peer.state(), State::Open);
     /// hand.advance(Duration::from_secs(5));
     /// assert_eq!(peer.state(), State::HalfOpen);
     /// ```
-    pub fn with_clock<Req>(
+    pub fn clock(self, clock: Clock) -> Self
+    where
+        KF: Clone,
+    {
+        let config = self.shared.config.clone();
+        // `new` validated this config, and it is all `assemble` checks.
+        Self::assemble(self.shared.key_fn.clone(), &config, clock)
+            .expect("the config was validated by `new`")
+    }
+
+    fn assemble(
         key_fn: KF,
         config: &KeyedBreakerConfig,
         clock: Clock,
-    ) -> Result<Self, ConfigError>
-    where
-        KF: KeyFn<Req, Key = K>,
-    {
-        config.validate()?;
+    ) -> Result<Self, ConfigError> {
         let settings = Settings::keyed(&config.per_key, config.key_metrics, clock.clone())?;
         let overflow =
             crate::sync::Arc::new(Inner::new(settings.clone(), Some(Arc::from(OVERFLOW_KEY))));
@@ -404,6 +416,7 @@ where
         Ok(KeyedBreakerLayer {
             shared: Arc::new(Keyed {
                 key_fn,
+                config: config.clone(),
                 settings,
                 map,
                 overflow,
@@ -459,7 +472,7 @@ where
     }
 
     /// The clock the layer reads.
-    pub(crate) fn clock(&self) -> &Clock {
+    pub(crate) fn reads(&self) -> &Clock {
         &self.shared.settings.clock
     }
 

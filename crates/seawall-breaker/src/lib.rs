@@ -31,7 +31,7 @@
 //!   separate state, build separate layers.
 //! - **Time** is read from a [`Clock`](seawall_core::Clock): tokio's by
 //!   default (paused-time tests work), any other with
-//!   [`BreakerBuilder::clock`] or [`KeyedBreakerLayer::with_clock`]. A
+//!   [`BreakerBuilder::clock`] or [`KeyedBreakerLayer::clock`]. A
 //!   breaker sets no timer, so a manual clock drives it with no runtime. An
 //!   open breaker turns half-open once its open period is over when it is
 //!   next read: a call, [`CircuitBreaker::state`] or

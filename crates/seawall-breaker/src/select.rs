@@ -224,7 +224,7 @@ type Changes<K, S> = Box<
 ///   the layer's map, so the map never evicts it while it is in the set;
 ///   if the map is full of protected keys, the peer gets a breaker of its
 ///   own with the same config and clock (not counted in the layer's stats).
-/// - **Time** is the layer's clock ([`KeyedBreakerLayer::with_clock`]):
+/// - **Time** is the layer's clock ([`KeyedBreakerLayer::clock`]):
 ///   every breaker it asks, its own included, reads it.
 /// - **Cost.** When the preferred peer admits: a hash lookup of its key,
 ///   the breaker's admission and the call; no heap allocation (asserted in
@@ -568,7 +568,7 @@ where
                     key = %seawall_core::key::Escaped(&key),
                     "keyed breaker full: peer gets a breaker of its own"
                 );
-                CircuitBreaker::standalone(self.layer.config(), self.layer.clock(), key)
+                CircuitBreaker::standalone(self.layer.config(), self.layer.reads(), key)
             })
     }
 
@@ -826,7 +826,7 @@ where
     pub fn guard<S>(&self, key: K, service: S) -> Breaker<S, C> {
         let breaker = match self.breaker_or_insert(key.clone()) {
             Some(b) => b,
-            None => CircuitBreaker::standalone(self.config(), self.clock(), &key),
+            None => CircuitBreaker::standalone(self.config(), self.reads(), &key),
         };
         Breaker::new(service, breaker, self.classifier().clone())
     }

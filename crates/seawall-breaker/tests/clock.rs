@@ -184,7 +184,9 @@ fn keyed_layer_evicts_and_reopens_on_its_clock() {
             .capacity(10)
             .idle_ttl(Duration::from_secs(60)),
     );
-    let layer = KeyedBreakerLayer::with_clock(|k: &u32| *k, &config, clock).unwrap();
+    let layer = KeyedBreakerLayer::new(|k: &u32| *k, &config)
+        .unwrap()
+        .clock(clock);
     {
         let fresh = layer.breaker_or_insert(1).unwrap();
         fresh.try_acquire().unwrap().success();

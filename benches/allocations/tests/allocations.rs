@@ -2,7 +2,7 @@
 //! (asserted: none) and on its rejection path (asserted: exactly one, the
 //! `Box` of the `BoxError`, tower's convention for errors), and the same
 //! counts for the peers of the benches, printed and not asserted
-//! (`cargo test -p seawall-benches --test allocations -- --nocapture`).
+//! (`cargo test -p seawall-bench-allocations -- --nocapture`).
 //!
 //! Allocations are counted per thread (`seawall_test_support::CountingAlloc`),
 //! so each test counts only its own work, whatever else the machine or the
@@ -22,7 +22,7 @@ use seawall_benches::{
     huge_quota, ready_now,
 };
 use seawall_breaker::{BreakerLayer, KeyedBreakerConfig, KeyedBreakerLayer};
-use seawall_budget::{BudgetLayer, KeyedBudgetConfig, KeyedBudgetLayer};
+use seawall_budget::{BudgetConfig, BudgetLayer, KeyedBudgetConfig, KeyedBudgetLayer};
 use seawall_retry::{Backoff, RetryBudget, RetryLayer};
 use seawall_shed::{Aimd, Limit, ShedLayer};
 use seawall_test_support::CountingAlloc;
@@ -198,23 +198,19 @@ fn seawall_layers(t: &mut Table, rt: &tokio::runtime::Runtime) {
         count(&mut layer.layer(Echo), 1, false),
         1,
     );
-    let cfg = KeyedBudgetConfig {
-        rate: 1_000_000_000,
-        burst: Some(u32::MAX),
-        ..KeyedBudgetConfig::default()
-    };
+    let cfg = KeyedBudgetConfig::from(BudgetConfig::new().rate(1_000_000_000).burst(u32::MAX));
     let keyed = KeyedBudgetLayer::new(|r: &u64| *r, &cfg).unwrap();
     t.seawall(
         "seawall keyed budget, success",
         count(&mut keyed.layer(Echo), 3, true),
         0,
     );
-    let cfg = KeyedBudgetConfig {
-        rate: 1,
-        per: Duration::from_secs(3600),
-        burst: Some(1),
-        ..KeyedBudgetConfig::default()
-    };
+    let cfg = KeyedBudgetConfig::from(
+        BudgetConfig::new()
+            .rate(1)
+            .per(Duration::from_secs(3600))
+            .burst(1),
+    );
     let keyed = KeyedBudgetLayer::new(|r: &u64| *r, &cfg).unwrap();
     let mut svc = keyed.layer(Echo);
     call(&mut svc, 3).unwrap();
@@ -237,7 +233,7 @@ fn seawall_layers(t: &mut Table, rt: &tokio::runtime::Runtime) {
         count(&mut layer.layer(Echo), 1, false),
         1,
     );
-    let keyed = KeyedBreakerLayer::new(|r: &u64| *r, KeyedBreakerConfig::default()).unwrap();
+    let keyed = KeyedBreakerLayer::new(|r: &u64| *r, &KeyedBreakerConfig::default()).unwrap();
     let mut svc = keyed.layer(Echo);
     t.seawall(
         "seawall keyed breaker, success",
