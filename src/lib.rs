@@ -67,7 +67,7 @@
 pub use seawall_core as core;
 pub use seawall_core::{
     BoxError, BudgetExhausted, CircuitOpen, Classify, Clock, ConfigError, Elapsed,
-    ErrorsAsFailures, ManualClock, OpenState, OverloadReason, Outcome, Overloaded, Rejection,
+    ErrorsAsFailures, ManualClock, OpenState, Outcome, OverloadReason, Overloaded, Rejection,
     RejectionKind,
 };
 
@@ -143,7 +143,7 @@ pub mod prelude {
     pub use crate::ServiceBuilderExt;
     pub use seawall_core::{
         BoxError, BudgetExhausted, CircuitOpen, Classify, Clock, ConfigError, Elapsed,
-        ErrorsAsFailures, KeyFn, OpenState, OverloadReason, Outcome, Overloaded, Rejection,
+        ErrorsAsFailures, KeyFn, OpenState, Outcome, OverloadReason, Overloaded, Rejection,
         RejectionKind, classify_fn,
     };
 

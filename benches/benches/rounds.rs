@@ -27,9 +27,9 @@ use seawall_breaker::{
     BreakerConfig, BreakerLayer, KeyedBreakerConfig, KeyedBreakerLayer, TripPolicy,
 };
 use seawall_budget::{BudgetConfig, BudgetLayer, KeyedBudgetConfig, KeyedBudgetLayer};
+use seawall_core::rand::SplitMix64;
 use seawall_core::{Clock, KeyMapConfig};
 use seawall_retry::{Backoff, RetryBudget, RetryLayer};
-use seawall_core::rand::SplitMix64;
 use seawall_shed::{
     Aimd, Limit, ManualPressure, MemoryPressure, MemoryPressureConfig, PressureLevel, Priority,
     ShedBuilder, ShedConfig, ShedLayer, Shedder,
@@ -415,12 +415,12 @@ fn timeout_cases(v: &mut Vec<(&'static str, Case)>) {
         looped(AdaptiveTimeoutLayer::fixed(DEADLINE).layer(Echo), 1, true),
     ));
     let config = seawall_timeout::KeyedAdaptiveTimeoutConfig::new().capacity(KEYS as usize * 2);
-    let k = seawall_timeout::KeyedAdaptiveTimeoutLayer::new(|r: &u64| *r, config.clone()).unwrap();
+    let k = seawall_timeout::KeyedAdaptiveTimeoutLayer::new(|r: &u64| *r, &config).unwrap();
     v.push((
         "timeout/seawall_keyed_one_key",
         looped(k.layer(Echo), 0, true),
     ));
-    let k = seawall_timeout::KeyedAdaptiveTimeoutLayer::new(|r: &u64| *r, config.idle_ttl(HOUR))
+    let k = seawall_timeout::KeyedAdaptiveTimeoutLayer::new(|r: &u64| *r, &config.idle_ttl(HOUR))
         .unwrap();
     v.push(("timeout/seawall_keyed_10k_keys", keyed(k.layer(Echo))));
     v.push((

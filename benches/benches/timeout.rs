@@ -62,7 +62,7 @@ fn seawall_keyed(keys: u64) -> KeyedAdaptiveTimeoutLayer<fn(&u64) -> u64, u64> {
             .capacity((keys as usize * 2).max(1024))
             .idle_ttl(Duration::from_secs(3600)),
     );
-    let layer = KeyedAdaptiveTimeoutLayer::new((|r: &u64| *r) as fn(&u64) -> u64, config).unwrap();
+    let layer = KeyedAdaptiveTimeoutLayer::new((|r: &u64| *r) as fn(&u64) -> u64, &config).unwrap();
     let mut svc = layer.layer(Echo);
     for k in 0..keys {
         call(&mut svc, k).unwrap();

@@ -410,7 +410,9 @@ mod tests {
     #[test]
     fn type_errors_name_the_field() {
         assert_eq!(
-            messages("[server.budget]\nrate = \"ten\"\n[client.timeout.per_key]\nmax = \"2 parsecs\"\n"),
+            messages(
+                "[server.budget]\nrate = \"ten\"\n[client.timeout.per_key]\nmax = \"2 parsecs\"\n"
+            ),
             [
                 "server.budget.rate: \"ten\" is rejected: invalid type: string \"ten\", expected u32 (line 2)",
                 "client.timeout.per_key.max: \"2 parsecs\" is rejected: invalid value: string \"2 parsecs\", \
@@ -438,7 +440,9 @@ mod tests {
         );
         assert_eq!(m.len(), 1, "{m:?}");
         assert!(
-            m[0].starts_with("client.breaker.per_key.policy: { kind = \"failure_rate_time\", window = "),
+            m[0].starts_with(
+                "client.breaker.per_key.policy: { kind = \"failure_rate_time\", window = "
+            ),
             "{m:?}"
         );
         assert!(

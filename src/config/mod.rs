@@ -105,7 +105,8 @@ use seawall_budget::{BudgetConfig, BudgetLayer};
 use seawall_retry::{CloneFn, RetryBuilder, RetryConfig, RetryLayer};
 use seawall_shed::{NoPriority, ShedBuilder, ShedConfig};
 use seawall_timeout::{
-    AdaptiveTimeoutConfig, AdaptiveTimeoutLayer, KeyedAdaptiveTimeoutConfig, KeyedAdaptiveTimeoutLayer,
+    AdaptiveTimeoutConfig, AdaptiveTimeoutLayer, KeyedAdaptiveTimeoutConfig,
+    KeyedAdaptiveTimeoutLayer,
 };
 
 pub use stack::{
@@ -307,7 +308,7 @@ impl ClientConfig {
         let timeout = self.timeout.as_ref().and_then(|c| {
             check.nested(
                 "client.timeout",
-                KeyedAdaptiveTimeoutLayer::from_config(key_fn.clone(), c),
+                KeyedAdaptiveTimeoutLayer::new(key_fn.clone(), c),
             )
         });
         let budget = self

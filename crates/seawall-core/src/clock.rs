@@ -254,7 +254,10 @@ mod tests {
         tokio::time::advance(Duration::from_millis(3)).await;
         assert_eq!(clock.nanos(), 3_000_000);
         assert_eq!(clock.clone().elapsed(), Duration::from_millis(3));
-        assert_eq!(clock.instant_at(7_000_000), origin + Duration::from_millis(7));
+        assert_eq!(
+            clock.instant_at(7_000_000),
+            origin + Duration::from_millis(7)
+        );
         assert_eq!(clock.nanos_at(origin + Duration::from_millis(2)), 2_000_000);
         // Before the origin and past any representable instant: no panic.
         assert_eq!(clock.nanos_at(origin - Duration::from_millis(1)), 0);
@@ -268,7 +271,10 @@ mod tests {
         hand.advance(Duration::from_secs(10));
         let now = Instant::now();
         // 2 s ahead on the manual clock is 2 s ahead on tokio's.
-        assert_eq!(clock.instant_at(12_000_000_000), now + Duration::from_secs(2));
+        assert_eq!(
+            clock.instant_at(12_000_000_000),
+            now + Duration::from_secs(2)
+        );
         // A reading already passed fires now.
         assert_eq!(clock.instant_at(1), now);
         tokio::time::advance(Duration::from_secs(1)).await;

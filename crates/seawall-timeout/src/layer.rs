@@ -205,7 +205,7 @@ impl<K: Hash + Eq + fmt::Display> KeyedShared<K> {
 ///
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
 /// let config = KeyedAdaptiveTimeoutConfig::new().capacity(100);
-/// let layer = KeyedAdaptiveTimeoutLayer::new(|req: &(&'static str, u32)| req.0, config).unwrap();
+/// let layer = KeyedAdaptiveTimeoutLayer::new(|req: &(&'static str, u32)| req.0, &config).unwrap();
 /// let svc = ServiceBuilder::new()
 ///     .layer(layer.clone())
 ///     .service(service_fn(|req: (&'static str, u32)| async move { Ok::<_, std::io::Error>(req.1) }));
@@ -245,8 +245,8 @@ where
     /// Validates `config` and builds a layer keyed by `key_fn` (any
     /// [`KeyFn`](seawall_core::KeyFn), e.g. a closure `Fn(&Req) -> K`), on
     /// tokio's clock.
-    pub fn new(key_fn: F, config: KeyedAdaptiveTimeoutConfig) -> Result<Self, ConfigError> {
-        Self::with_clock(key_fn, config, Clock::tokio())
+    pub fn new(key_fn: F, config: &KeyedAdaptiveTimeoutConfig) -> Result<Self, ConfigError> {
+        Self::with_clock(key_fn, config.clone(), Clock::tokio())
     }
 
     pub(crate) fn with_clock(
@@ -259,14 +259,6 @@ where
             key_fn: Arc::new(key_fn),
             shared: Arc::new(KeyedShared::new(config, clock)),
         })
-    }
-
-    /// [`new`](Self::new) with a borrowed config.
-    pub fn from_config(
-        key_fn: F,
-        config: &KeyedAdaptiveTimeoutConfig,
-    ) -> Result<Self, ConfigError> {
-        Self::new(key_fn, config.clone())
     }
 
     /// The layer with its latencies measured, its windows aged and its idle

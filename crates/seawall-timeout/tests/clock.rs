@@ -65,7 +65,7 @@ fn a_keyed_layer_and_its_map_read_the_layers_clock() {
         .refresh_every(1)
         .into_config();
     let config = KeyedAdaptiveTimeoutConfig::from(per_key).idle_ttl(Duration::from_secs(10));
-    let layer = KeyedAdaptiveTimeoutLayer::new(|ms: &u64| *ms, config)
+    let layer = KeyedAdaptiveTimeoutLayer::new(|ms: &u64| *ms, &config)
         .unwrap()
         .clock(clock);
     let mut svc = layer.layer(takes(hand.clone()));

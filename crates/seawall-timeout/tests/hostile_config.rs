@@ -145,7 +145,7 @@ proptest! {
         let run = catch_unwind(AssertUnwindSafe(|| rt.block_on(async {
             // The keyed config reports the same problems under `per_key.`,
             // and the map's under `keys.`.
-            let keyed = KeyedAdaptiveTimeoutLayer::new(|x: &u64| *x % 2, keyed_config.clone());
+            let keyed = KeyedAdaptiveTimeoutLayer::new(|x: &u64| *x % 2, &keyed_config);
             match &keyed {
                 Err(err) => {
                     let named: Vec<_> = err.errors().iter().map(|e| e.field()).collect();

@@ -33,7 +33,7 @@ fn bytes_per_key(config: KeyedAdaptiveTimeoutConfig, keys: u64) -> i64 {
     let rt = runtime::paused();
     rt.block_on(async {
         let mut cx = Context::from_waker(Waker::noop());
-        let layer = KeyedAdaptiveTimeoutLayer::from_config(|k: &u64| *k, &config).unwrap();
+        let layer = KeyedAdaptiveTimeoutLayer::new(|k: &u64| *k, &config).unwrap();
         let mut svc = layer.layer(service_fn(|k: u64| {
             std::future::ready(Ok::<_, std::io::Error>(k))
         }));
@@ -84,7 +84,7 @@ fn eviction_gives_the_memory_back() {
     let rt = runtime::paused();
     rt.block_on(async {
         let mut cx = Context::from_waker(Waker::noop());
-        let layer = KeyedAdaptiveTimeoutLayer::from_config(
+        let layer = KeyedAdaptiveTimeoutLayer::new(
             |k: &u64| *k,
             &KeyedAdaptiveTimeoutConfig::new()
                 .capacity(100)

@@ -41,7 +41,7 @@ fn churn(keys: u64, calls: u32) -> (usize, usize) {
             .capacity(100)
             // Per-key series are opt-in; these tests are about them.
             .key_metrics(true);
-        let layer = KeyedAdaptiveTimeoutLayer::new(|k: &u64| *k, config).unwrap();
+        let layer = KeyedAdaptiveTimeoutLayer::new(|k: &u64| *k, &config).unwrap();
         let mut svc = layer.layer(service_fn(|k: u64| {
             std::future::ready(Ok::<_, std::io::Error>(k))
         }));

@@ -305,7 +305,7 @@ async fn keyed_state_is_bounded_and_idle_keys_are_evicted() {
     let config = KeyedAdaptiveTimeoutConfig::new()
         .capacity(2)
         .idle_ttl(Duration::from_secs(10));
-    let layer = KeyedAdaptiveTimeoutLayer::new(|req: &u32| *req, config).unwrap();
+    let layer = KeyedAdaptiveTimeoutLayer::new(|req: &u32| *req, &config).unwrap();
     let mut svc = layer.layer(service_fn(
         |x: u32| async move { Ok::<_, std::io::Error>(x) },
     ));
@@ -350,7 +350,7 @@ async fn bad_config_is_a_config_error() {
     )
     .capacity(0);
     // Unused layers need their key type named.
-    let err = KeyedAdaptiveTimeoutLayer::<_, u32>::new(|r: &u32| *r, config).unwrap_err();
+    let err = KeyedAdaptiveTimeoutLayer::<_, u32>::new(|r: &u32| *r, &config).unwrap_err();
     assert_eq!(
         err.to_string(),
         "per_key.min_samples: 0 is not in 1..=16777216; keys.capacity: 0 must be greater than zero"
@@ -405,7 +405,7 @@ async fn a_keyed_call_outliving_its_key_still_names_it() {
         .fixed(50 * MS)
         .into_config();
     let config = KeyedAdaptiveTimeoutConfig::from(per_key).capacity(1);
-    let layer = KeyedAdaptiveTimeoutLayer::new(key_of, config).unwrap();
+    let layer = KeyedAdaptiveTimeoutLayer::new(key_of, &config).unwrap();
     let mut svc = layer.layer(keyed_sleeper());
     let mut a = task::spawn(svc.ready().await.unwrap().call(("a", 60 * MS)));
     assert_pending!(a.poll());
@@ -448,7 +448,7 @@ async fn churning_keys_cannot_flush_a_learned_deadline() {
     let config = KeyedAdaptiveTimeoutConfig::from(per_key)
         .capacity(4)
         .idle_ttl(Duration::from_secs(1));
-    let layer = KeyedAdaptiveTimeoutLayer::new(|req: &(u32, Duration)| req.0, config).unwrap();
+    let layer = KeyedAdaptiveTimeoutLayer::new(|req: &(u32, Duration)| req.0, &config).unwrap();
     let mut svc = layer.layer(service_fn(|req: (u32, Duration)| async move {
         tokio::time::sleep(req.1).await;
         Ok::<_, std::io::Error>(req.0)

@@ -4,10 +4,10 @@ use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use hashbrown::HashTable;
 use crate::Clock;
 use crate::config::{Check, ConfigError};
 use crate::sync::{Arc, AtomicU32, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use hashbrown::HashTable;
 
 /// Bounds of a [`KeyMap`].
 ///
@@ -709,13 +709,16 @@ mod tests {
         let (clock, hand) = Clock::manual();
         let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let told = seen.clone();
-        let m: KeyMap<u32, AtomicU32> =
-            KeyMap::new(KeyMapConfig::new().capacity(8).idle_ttl(Duration::from_secs(10)))
-                .clock(clock)
-                .evictable_when(move |_, now| {
-                    told.lock().unwrap().push(now);
-                    true
-                });
+        let m: KeyMap<u32, AtomicU32> = KeyMap::new(
+            KeyMapConfig::new()
+                .capacity(8)
+                .idle_ttl(Duration::from_secs(10)),
+        )
+        .clock(clock)
+        .evictable_when(move |_, now| {
+            told.lock().unwrap().push(now);
+            true
+        });
         put(&m, 1).unwrap();
         hand.advance(Duration::from_secs(9));
         assert_eq!(m.evict_idle(), 0, "nothing is idle before a TTL");
