@@ -139,6 +139,7 @@ pub mod clone;
 mod config;
 mod error;
 pub mod future;
+pub mod hint;
 mod layer;
 #[cfg(feature = "metrics")]
 mod metrics;
