@@ -305,7 +305,7 @@ impl<C, K, H> RetryBuilder<C, K, H> {
     /// // Retry 429 and 5xx responses, waiting what `Retry-After` asks,
     /// // within 30 seconds in all.
     /// let layer = RetryLayer::builder()
-    ///     .classify(HttpStatus::new().failure(http::StatusCode::TOO_MANY_REQUESTS))
+    ///     .classify(HttpStatus::new())
     ///     .hint(HttpHint::new())
     ///     .deadline(Duration::from_secs(30))
     ///     .build()

@@ -220,23 +220,18 @@ where
 
 /// Parses an unsigned decimal number, ASCII digits only (no sign, no
 /// space), saturating at `u64::MAX`; `None` when empty or not all digits.
+#[cfg(feature = "http")]
 pub(crate) fn digits(s: &[u8]) -> Option<u64> {
-    if s.is_empty() || s.len() > 64 {
-        // 64 digits is far past `u64::MAX`; longer input is refused before
-        // it is walked.
-        return if s.is_empty() || !s.iter().all(u8::is_ascii_digit) {
-            None
-        } else {
-            Some(u64::MAX)
-        };
+    if s.is_empty() || !s.iter().all(u8::is_ascii_digit) {
+        return None;
     }
-    s.iter().try_fold(0u64, |n, &b| {
-        b.is_ascii_digit()
-            .then(|| n.saturating_mul(10).saturating_add(u64::from(b - b'0')))
-    })
+    Some(s.iter().fold(0u64, |n, &b| {
+        n.saturating_mul(10).saturating_add(u64::from(b - b'0'))
+    }))
 }
 
 /// Strips ASCII spaces and tabs (HTTP's optional whitespace) at both ends.
+#[cfg(feature = "http")]
 pub(crate) fn trim(mut s: &[u8]) -> &[u8] {
     while let [b' ' | b'\t', rest @ ..] = s {
         s = rest;
@@ -262,6 +257,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "http")]
     fn digits_are_strict_and_saturate() {
         assert_eq!(digits(b"0"), Some(0));
         assert_eq!(digits(b"120"), Some(120));

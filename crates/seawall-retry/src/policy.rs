@@ -477,4 +477,191 @@ mod tests {
             other => panic!("{other:?}"),
         }
     }
+
+    mod hints {
+        use super::*;
+        use crate::budget::RetryBudget;
+        use crate::hint::{Hint, HintFn, hint_fn};
+
+        type Reader = HintFn<fn(&Result<(), BoxError>) -> Hint>;
+
+        /// A policy on a manual clock whose reader returns what the error's
+        /// text says: "stop", "wait <ms>", anything else nothing.
+        fn hinted(
+            clock: Clock,
+            deadline: Option<Duration>,
+            backoff: Backoff,
+            budget: Option<RetryBudget>,
+        ) -> Policy<ErrorsAsFailures, ByClone, Reader> {
+            fn read(result: &Result<(), BoxError>) -> Hint {
+                let text = result.as_ref().err().map(ToString::to_string);
+                match text.as_deref() {
+                    Some("stop") => Hint::DoNotRetry,
+                    Some(t) => t
+                        .strip_prefix("wait ")
+                        .and_then(|ms| ms.parse().ok())
+                        .map_or(Hint::None, |ms| Hint::after(Duration::from_millis(ms))),
+                    None => Hint::None,
+                }
+            }
+            Policy::new(Parts {
+                name: Arc::from("test"),
+                max_attempts: 3,
+                backoff,
+                deadline,
+                budget,
+                classify: ErrorsAsFailures,
+                clone: ByClone,
+                retry_if: None,
+                hint: hint_fn(read as fn(&Result<(), BoxError>) -> Hint),
+                clock,
+            })
+        }
+
+        fn failed(text: &str) -> Result<(), BoxError> {
+            Err(text.to_owned().into())
+        }
+
+        fn ms(n: u64) -> Duration {
+            Duration::from_millis(n)
+        }
+
+        /// The wait a `Retry` decision sleeps, from tokio's now.
+        fn wait(d: Decision) -> Option<Duration> {
+            match d {
+                Decision::Retry { at, .. } => {
+                    Some(at.map_or(Duration::ZERO, |at| at - Instant::now()))
+                }
+                Decision::Stop(_) => None,
+            }
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn the_wait_is_the_longer_of_backoff_and_hint() {
+            let (clock, _hand) = Clock::manual();
+            let p = hinted(clock, None, Backoff::constant(ms(100)), None);
+            let d = |text| wait(p.decide(1, true, p.begin(), &mut None, &failed(text)));
+            assert_eq!(d("wait 250"), Some(ms(250)));
+            assert_eq!(d("wait 40"), Some(ms(100)));
+            assert_eq!(d("wait 0"), Some(ms(100)));
+            assert_eq!(d("other"), Some(ms(100)));
+            assert_eq!(p.stats().hinted, 1, "only the hint longer than the backoff");
+        }
+
+        #[test]
+        fn do_not_retry_stops_typed_and_counted() {
+            let (clock, _hand) = Clock::manual();
+            let p = hinted(clock, None, Backoff::constant(Duration::ZERO), None);
+            let d = p.decide(1, true, p.begin(), &mut None, &failed("stop"));
+            assert_eq!(d, Decision::Stop(StopReason::DoNotRetry));
+            // Stopped on the first attempt by what the error said: unchanged.
+            let err = p.stop(1, StopReason::DoNotRetry, "stop".into());
+            assert!(err.downcast_ref::<RetryError>().is_none());
+            // After a retry it is a `RetryError` with the reason.
+            let err = p.stop(2, StopReason::DoNotRetry, "stop".into());
+            let retry = err.downcast_ref::<RetryError>().unwrap();
+            assert_eq!(retry.reason(), StopReason::DoNotRetry);
+            assert_eq!(p.stats().gave_up_do_not_retry, 2);
+            // Out of attempts, that reason comes first.
+            assert_eq!(
+                p.decide(3, true, p.begin(), &mut None, &failed("stop")),
+                Decision::Stop(StopReason::AttemptsExhausted)
+            );
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn a_hint_past_the_deadline_gives_up_at_once() {
+            let (clock, hand) = Clock::manual();
+            let p = hinted(clock, Some(ms(1000)), Backoff::constant(ms(10)), None);
+            let start = p.begin();
+            hand.advance(ms(400));
+            let d = |text| p.decide(1, true, start, &mut None, &failed(text));
+            assert_eq!(
+                wait(d("wait 600")),
+                Some(ms(600)),
+                "ends exactly at the deadline"
+            );
+            assert_eq!(d("wait 601"), Decision::Stop(StopReason::HintTooLong));
+            assert_eq!(
+                d("wait 86400000000"),
+                Decision::Stop(StopReason::HintTooLong),
+                "a peer's year"
+            );
+            // The backoff's own delay past the deadline stays `Deadline`.
+            hand.advance(ms(595));
+            assert_eq!(d("wait 1"), Decision::Stop(StopReason::Deadline));
+            let stats = p.stats();
+            assert_eq!((stats.gave_up_hint_too_long, stats.hinted), (0, 1));
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn without_a_deadline_the_backoff_cap_bounds_the_hint() {
+            let (clock, _hand) = Clock::manual();
+            let capped = Backoff::constant(ms(10)).max_delay(ms(2000));
+            let p = hinted(clock.clone(), None, capped, None);
+            let d = |text| p.decide(1, true, p.begin(), &mut None, &failed(text));
+            assert_eq!(wait(d("wait 2000")), Some(ms(2000)));
+            assert_eq!(d("wait 2001"), Decision::Stop(StopReason::HintTooLong));
+            // No cap and no deadline: only MAX_HINT bounds it.
+            let p = hinted(clock, None, Backoff::constant(ms(10)), None);
+            let d = p.decide(1, true, p.begin(), &mut None, &failed("wait 999999999999"));
+            assert_eq!(wait(d), Some(crate::hint::MAX_HINT));
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn the_budget_still_applies() {
+            let (clock, _hand) = Clock::manual();
+            let budget = RetryBudget::new(0.0, 0, Duration::from_secs(1)).unwrap();
+            let p = hinted(clock, None, Backoff::constant(ms(10)), Some(budget));
+            assert_eq!(
+                p.decide(1, true, p.begin(), &mut None, &failed("wait 50")),
+                Decision::Stop(StopReason::BudgetExhausted)
+            );
+            assert_eq!(p.stats().hinted, 0, "no retry, no hinted retry");
+        }
+
+        #[test]
+        fn the_reader_is_not_asked_when_no_retry_is_possible() {
+            use std::sync::atomic::AtomicU32;
+            static ASKED: AtomicU32 = AtomicU32::new(0);
+            fn read(_: &Result<(), BoxError>) -> Hint {
+                ASKED.fetch_add(1, Ordering::Relaxed);
+                Hint::DoNotRetry
+            }
+            let (clock, _hand) = Clock::manual();
+            let p = Policy::new(Parts {
+                name: Arc::from("test"),
+                max_attempts: 2,
+                backoff: Backoff::constant(Duration::ZERO),
+                deadline: None,
+                budget: None,
+                classify: ErrorsAsFailures,
+                clone: ByClone,
+                retry_if: None,
+                hint: hint_fn(read),
+                clock,
+            });
+            let shed: Result<(), BoxError> =
+                Err(seawall_core::Overloaded::new(seawall_core::OverloadReason::HardLimit).into());
+            let down = failed("down");
+            assert_eq!(
+                p.decide(1, true, None, &mut None, &shed),
+                Decision::Stop(StopReason::NotRetryable)
+            );
+            assert_eq!(
+                p.decide(2, true, None, &mut None, &down),
+                Decision::Stop(StopReason::AttemptsExhausted)
+            );
+            assert_eq!(
+                p.decide(1, false, None, &mut None, &down),
+                Decision::Stop(StopReason::NotRetryable)
+            );
+            assert_eq!(ASKED.load(Ordering::Relaxed), 0);
+            assert_eq!(
+                p.decide(1, true, None, &mut None, &down),
+                Decision::Stop(StopReason::DoNotRetry)
+            );
+            assert_eq!(ASKED.load(Ordering::Relaxed), 1);
+        }
+    }
 }
