@@ -31,7 +31,8 @@
 //! - [`GrpcHint`] (feature `tonic`): gRPC `grpc-retry-pushback-ms` (gRFC A6).
 //! - Any closure, through [`hint_fn`].
 //!
-//! Every reader bounds what it returns by [`MAX_HINT`]: a peer cannot ask
+//! Every hint is bounded by [`MAX_HINT`] (the readers bound what they
+//! return, and the layer bounds what any reader returns): a peer cannot ask
 //! for more than a day, and the layer then waits only what its own deadline
 //! (or backoff cap) allows.
 //!
@@ -111,7 +112,8 @@ pub enum Hint {
     /// Nothing said: the backoff decides.
     #[default]
     None,
-    /// Wait at least this long before the next attempt.
+    /// Wait at least this long before the next attempt (the layer reads
+    /// more than [`MAX_HINT`] as `MAX_HINT`).
     After(Duration),
     /// Do not retry this request.
     DoNotRetry,

@@ -17,7 +17,7 @@ use tokio::time::Instant;
 use crate::backoff::{Backoff, Delays};
 use crate::budget::RetryBudget;
 use crate::error::{RetryError, StopReason};
-use crate::hint::{Hint, RetryHint};
+use crate::hint::{Hint, MAX_HINT, RetryHint};
 use crate::stats::{Counters, RetryStats};
 
 /// The default rule for errors: is this failure worth another attempt?
@@ -225,7 +225,8 @@ impl<C, K, H> Policy<C, K, H> {
         // What the peer said, read only now that a retry is possible.
         let hint = match self.hint.hint(result) {
             Hint::DoNotRetry => return Decision::Stop(StopReason::DoNotRetry),
-            Hint::After(after) => Some(after),
+            // Bounded here too: a reader of the user's may return anything.
+            Hint::After(after) => Some(after.min(MAX_HINT)),
             _ => None,
         };
         let delays = delays.get_or_insert_with(|| {
@@ -605,7 +606,7 @@ mod tests {
             // No cap and no deadline: only MAX_HINT bounds it.
             let p = hinted(clock, None, Backoff::constant(ms(10)), None);
             let d = p.decide(1, true, p.begin(), &mut None, &failed("wait 999999999999"));
-            assert_eq!(wait(d), Some(crate::hint::MAX_HINT));
+            assert_eq!(wait(d), Some(MAX_HINT));
         }
 
         #[tokio::test(start_paused = true)]
