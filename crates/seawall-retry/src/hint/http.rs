@@ -64,10 +64,12 @@ impl HttpHint {
         let mut hint = Hint::None;
         let mut retry_after = headers.get_all(header::RETRY_AFTER).iter().peekable();
         if retry_after.peek().is_some() {
+            // The system clock also places an RFC 850 `Date`'s century.
+            let local = unix_secs(now);
             let now = headers
                 .get(header::DATE)
-                .and_then(|d| http_date(d.as_bytes(), 0))
-                .or_else(|| unix_secs(now));
+                .and_then(|d| http_date(d.as_bytes(), local.unwrap_or(0)))
+                .or(local);
             for value in retry_after {
                 if let Some(after) = now.and_then(|now| parse_retry_after(value.as_bytes(), now)) {
                     hint = hint.max(Hint::after(after));
@@ -528,6 +530,21 @@ mod tests {
         assert_eq!(
             HttpHint::read_at(&h, UNIX_EPOCH),
             Hint::After(Duration::from_secs(5))
+        );
+        // An RFC 850 `Date` is placed in the century the local clock says.
+        let in_2026 = UNIX_EPOCH + Duration::from_secs(1_780_000_000);
+        let mut h2 = HeaderMap::new();
+        h2.insert(
+            header::DATE,
+            HeaderValue::from_static("Sunday, 07-Jun-26 00:00:00 GMT"),
+        );
+        h2.insert(
+            header::RETRY_AFTER,
+            HeaderValue::from_static("Sun, 07 Jun 2026 00:00:09 GMT"),
+        );
+        assert_eq!(
+            HttpHint::read_at(&h2, in_2026),
+            Hint::After(Duration::from_secs(9))
         );
         h.insert(header::DATE, HeaderValue::from_static("not a date"));
         assert_eq!(
