@@ -246,12 +246,12 @@ impl<C, K, H> Policy<C, K, H> {
             if self.deadline.is_none() && self.backoff.cap().is_some_and(|cap| after > cap) {
                 return Decision::Stop(StopReason::HintTooLong);
             }
-            if after > delay {
-                delay = after;
-            } else {
-                // The backoff waits longer anyway: not a hinted retry.
-                return self.schedule(attempts, start, delay, err, None);
-            }
+        }
+        // A hint longer than the delay sets it; a shorter one leaves the
+        // backoff's delay, and the retry is not a hinted one.
+        let hint = hint.filter(|&after| after > delay);
+        if let Some(after) = hint {
+            delay = after;
         }
         self.schedule(attempts, start, delay, err, hint)
     }
