@@ -13,6 +13,7 @@ use seawall_core::{Clock, ConfigError, ErrorsAsFailures};
 use crate::backoff::Backoff;
 use crate::budget::{RetryBudget, RetryBudgetConfig};
 use crate::clone::{ByClone, CloneFn};
+use crate::hint::NoHint;
 use crate::layer::RetryLayer;
 use crate::policy::{Parts, Policy, RetryIf};
 
@@ -142,16 +143,17 @@ impl RetryConfig {
 /// );
 /// ```
 #[must_use = "a builder does nothing until `build` is called"]
-pub struct RetryBuilder<C = ErrorsAsFailures, K = ByClone> {
+pub struct RetryBuilder<C = ErrorsAsFailures, K = ByClone, H = NoHint> {
     config: RetryConfig,
     shared_budget: Option<RetryBudget>,
     classify: C,
     clone: K,
     retry_if: Option<RetryIf>,
+    hint: H,
     clock: Clock,
 }
 
-impl<C, K> std::fmt::Debug for RetryBuilder<C, K> {
+impl<C, K, H> std::fmt::Debug for RetryBuilder<C, K, H> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RetryBuilder")
             .field("config", &self.config)
@@ -169,12 +171,13 @@ impl RetryBuilder {
             classify: ErrorsAsFailures,
             clone: ByClone,
             retry_if: None,
+            hint: NoHint,
             clock: Clock::default(),
         }
     }
 }
 
-impl<C, K> RetryBuilder<C, K> {
+impl<C, K, H> RetryBuilder<C, K, H> {
     /// Names the layer in events and metrics (default `"default"`).
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.config.name = name.into();
@@ -225,13 +228,14 @@ impl<C, K> RetryBuilder<C, K> {
     /// HTTP 503, say) is retried like an error; if retrying stops, that last
     /// response is returned as `Ok`. An error classified as a success or
     /// ignored is returned at once, unchanged.
-    pub fn classify<C2>(self, classify: C2) -> RetryBuilder<C2, K> {
+    pub fn classify<C2>(self, classify: C2) -> RetryBuilder<C2, K, H> {
         RetryBuilder {
             config: self.config,
             shared_budget: self.shared_budget,
             classify,
             clone: self.clone,
             retry_if: self.retry_if,
+            hint: self.hint,
             clock: self.clock,
         }
     }
@@ -239,7 +243,7 @@ impl<C, K> RetryBuilder<C, K> {
     /// Copies requests with `f` instead of `Clone`, so requests need not be
     /// `Clone`. When `f` returns `None` the request is sent once and not
     /// retried. See [`crate::clone`].
-    pub fn clone_with<Req, F>(self, f: F) -> RetryBuilder<C, CloneFn<F>>
+    pub fn clone_with<Req, F>(self, f: F) -> RetryBuilder<C, CloneFn<F>, H>
     where
         F: Fn(&Req) -> Option<Req>,
     {
@@ -249,6 +253,7 @@ impl<C, K> RetryBuilder<C, K> {
             classify: self.classify,
             clone: CloneFn::new(f),
             retry_if: self.retry_if,
+            hint: self.hint,
             clock: self.clock,
         }
     }
@@ -279,6 +284,45 @@ impl<C, K> RetryBuilder<C, K> {
     {
         self.retry_if = Some(Arc::new(rule));
         self
+    }
+
+    /// Reads retry hints from failed attempts with `reader` (default
+    /// [`NoHint`]): [`HttpHint`](crate::hint::HttpHint) (feature `http`),
+    /// [`GrpcHint`](crate::hint::GrpcHint) (feature `tonic`), a closure
+    /// through [`hint_fn`](crate::hint::hint_fn), or your own
+    /// [`RetryHint`](crate::hint::RetryHint). The next attempt waits at
+    /// least the hint; a hint that does not fit the deadline (without one,
+    /// the backoff's `max_delay`) gives up at once. See [`crate::hint`].
+    /// Seawall's own rejections are honoured whatever the reader.
+    ///
+    /// ```
+    /// # #[cfg(feature = "http")] {
+    /// use std::time::Duration;
+    /// use seawall_core::classify::HttpStatus;
+    /// use seawall_retry::hint::HttpHint;
+    /// use seawall_retry::RetryLayer;
+    ///
+    /// // Retry 429 and 5xx responses, waiting what `Retry-After` asks,
+    /// // within 30 seconds in all.
+    /// let layer = RetryLayer::builder()
+    ///     .classify(HttpStatus::new())
+    ///     .hint(HttpHint::new())
+    ///     .deadline(Duration::from_secs(30))
+    ///     .build()
+    ///     .unwrap();
+    /// # drop(layer);
+    /// # }
+    /// ```
+    pub fn hint<H2>(self, reader: H2) -> RetryBuilder<C, K, H2> {
+        RetryBuilder {
+            config: self.config,
+            shared_budget: self.shared_budget,
+            classify: self.classify,
+            clone: self.clone,
+            retry_if: self.retry_if,
+            hint: reader,
+            clock: self.clock,
+        }
     }
 
     /// Where the layer reads the time: the overall
@@ -326,7 +370,7 @@ impl<C, K> RetryBuilder<C, K> {
 
     /// Validates the configuration and builds the layer, with its shared
     /// state (counters, budget).
-    pub fn build(self) -> Result<RetryLayer<C, K>, ConfigError> {
+    pub fn build(self) -> Result<RetryLayer<C, K, H>, ConfigError> {
         let mut config = self.config;
         if self.shared_budget.is_some() {
             config.budget.enabled = true;
@@ -355,6 +399,7 @@ impl<C, K> RetryBuilder<C, K> {
             classify: self.classify,
             clone: self.clone,
             retry_if: self.retry_if,
+            hint: self.hint,
             clock: self.clock,
         });
         Ok(RetryLayer::from_parts(Arc::new(policy), config))

@@ -19,6 +19,13 @@ pub enum StopReason {
     /// from below, a `CircuitOpen` without a usable `retry_after`, an error
     /// your `retry_if` refused, or a request that could not be cloned.
     NotRetryable,
+    /// The failed attempt said not to retry: its [`Hint`](crate::hint::Hint)
+    /// was `DoNotRetry` (a negative or malformed gRPC pushback, say).
+    DoNotRetry,
+    /// The failed attempt asked to wait longer than the layer will: past the
+    /// overall deadline, or, without a deadline, past the backoff's
+    /// `max_delay`. The layer gives up at once instead of sleeping.
+    HintTooLong,
 }
 
 impl StopReason {
@@ -29,6 +36,8 @@ impl StopReason {
             StopReason::BudgetExhausted => "budget_exhausted",
             StopReason::Deadline => "deadline",
             StopReason::NotRetryable => "not_retryable",
+            StopReason::DoNotRetry => "do_not_retry",
+            StopReason::HintTooLong => "hint_too_long",
         }
     }
 }
@@ -40,6 +49,8 @@ impl fmt::Display for StopReason {
             StopReason::BudgetExhausted => "retry budget exhausted",
             StopReason::Deadline => "the next retry would pass the deadline",
             StopReason::NotRetryable => "not retryable",
+            StopReason::DoNotRetry => "the peer asked not to retry",
+            StopReason::HintTooLong => "the peer asked to wait longer than the layer will",
         })
     }
 }

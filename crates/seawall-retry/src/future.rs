@@ -13,6 +13,7 @@ use tower_service::Service;
 
 use crate::backoff::Delays;
 use crate::clone::CloneRequest;
+use crate::hint::RetryHint;
 use crate::policy::{Decision, Policy};
 
 pin_project! {
@@ -25,7 +26,7 @@ pin_project! {
     /// (dropped while backing off or waiting for readiness) gives its budget
     /// token back and is not counted in [`RetryStats`](crate::RetryStats):
     /// only calls made count.
-    pub struct ResponseFuture<S, Req, C, K>
+    pub struct ResponseFuture<S, Req, C, K, H>
     where
         S: Service<Req>,
     {
@@ -36,7 +37,7 @@ pin_project! {
         service: Option<S>,
         // The copy the next attempt will send.
         request: Option<Req>,
-        policy: Arc<Policy<C, K>>,
+        policy: Arc<Policy<C, K, H>>,
         attempts: u32,
         // A reading of the layer's clock, when a deadline needs it.
         start: Option<u64>,
@@ -46,7 +47,7 @@ pin_project! {
         token: Option<u32>,
     }
 
-    impl<S, Req, C, K> PinnedDrop for ResponseFuture<S, Req, C, K>
+    impl<S, Req, C, K, H> PinnedDrop for ResponseFuture<S, Req, C, K, H>
     where
         S: Service<Req>,
     {
@@ -69,7 +70,7 @@ pin_project! {
     }
 }
 
-impl<S, Req, C, K> ResponseFuture<S, Req, C, K>
+impl<S, Req, C, K, H> ResponseFuture<S, Req, C, K, H>
 where
     S: Service<Req>,
 {
@@ -77,7 +78,7 @@ where
         future: S::Future,
         service: Option<S>,
         request: Option<Req>,
-        policy: Arc<Policy<C, K>>,
+        policy: Arc<Policy<C, K, H>>,
         start: Option<u64>,
     ) -> Self {
         ResponseFuture {
@@ -93,7 +94,7 @@ where
     }
 }
 
-impl<S, Req, C, K> fmt::Debug for ResponseFuture<S, Req, C, K>
+impl<S, Req, C, K, H> fmt::Debug for ResponseFuture<S, Req, C, K, H>
 where
     S: Service<Req>,
 {
@@ -111,12 +112,13 @@ where
     }
 }
 
-impl<S, Req, C, K> Future for ResponseFuture<S, Req, C, K>
+impl<S, Req, C, K, H> Future for ResponseFuture<S, Req, C, K, H>
 where
     S: Service<Req>,
     S::Error: Into<BoxError>,
     C: Classify<S::Response, S::Error>,
     K: CloneRequest<Req>,
+    H: RetryHint<S::Response>,
 {
     type Output = Result<S::Response, BoxError>;
 
@@ -130,9 +132,9 @@ where
                     let outcome = policy.classify.classify(&result);
                     // Success (or ignored): return as is. This is the whole
                     // success path: no clock, no shared write.
-                    let failed_error = match (result, outcome) {
-                        (Ok(response), Outcome::Failure) => Err(response),
-                        (Err(e), Outcome::Failure) => Ok(e.into()),
+                    let failed = match (result, outcome) {
+                        (Ok(response), Outcome::Failure) => Ok(response),
+                        (Err(e), Outcome::Failure) => Err(e.into()),
                         (result, _) => {
                             this.state.set(State::Done);
                             return Poll::Ready(result.map_err(Into::into));
@@ -144,19 +146,19 @@ where
                         can_resend,
                         *this.start,
                         this.delays,
-                        failed_error.as_ref().ok(),
+                        &failed,
                     );
                     match decision {
                         Decision::Stop(reason) => {
                             this.state.set(State::Done);
-                            return Poll::Ready(match failed_error {
+                            return Poll::Ready(match failed {
                                 // A response classified as a failure is
                                 // returned as the `Ok` it is.
-                                Err(response) => {
+                                Ok(response) => {
                                     policy.note_stop(*this.attempts, reason);
                                     Ok(response)
                                 }
-                                Ok(err) => Err(policy.stop(*this.attempts, reason, err)),
+                                Err(err) => Err(policy.stop(*this.attempts, reason, err)),
                             });
                         }
                         Decision::Retry { at, token } => {

@@ -9,6 +9,7 @@ use tower_layer::Layer;
 use crate::budget::RetryBudget;
 use crate::clone::ByClone;
 use crate::config::{RetryBuilder, RetryConfig};
+use crate::hint::NoHint;
 use crate::policy::Policy;
 use crate::service::Retry;
 use crate::stats::RetryStats;
@@ -34,12 +35,12 @@ use crate::stats::RetryStats;
 ///     .expect("valid config");
 /// assert_eq!(layer.stats().requests, 0);
 /// ```
-pub struct RetryLayer<C = ErrorsAsFailures, K = ByClone> {
-    policy: Arc<Policy<C, K>>,
+pub struct RetryLayer<C = ErrorsAsFailures, K = ByClone, H = NoHint> {
+    policy: Arc<Policy<C, K, H>>,
     config: Arc<RetryConfig>,
 }
 
-impl<C, K> Clone for RetryLayer<C, K> {
+impl<C, K, H> Clone for RetryLayer<C, K, H> {
     fn clone(&self) -> Self {
         RetryLayer {
             policy: self.policy.clone(),
@@ -48,7 +49,7 @@ impl<C, K> Clone for RetryLayer<C, K> {
     }
 }
 
-impl<C, K> fmt::Debug for RetryLayer<C, K> {
+impl<C, K, H> fmt::Debug for RetryLayer<C, K, H> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RetryLayer")
             .field("policy", &self.policy)
@@ -76,8 +77,8 @@ impl RetryLayer {
     }
 }
 
-impl<C, K> RetryLayer<C, K> {
-    pub(crate) fn from_parts(policy: Arc<Policy<C, K>>, config: RetryConfig) -> Self {
+impl<C, K, H> RetryLayer<C, K, H> {
+    pub(crate) fn from_parts(policy: Arc<Policy<C, K, H>>, config: RetryConfig) -> Self {
         RetryLayer {
             policy,
             config: Arc::new(config),
@@ -100,8 +101,8 @@ impl<C, K> RetryLayer<C, K> {
     }
 }
 
-impl<S, C, K> Layer<S> for RetryLayer<C, K> {
-    type Service = Retry<S, C, K>;
+impl<S, C, K, H> Layer<S> for RetryLayer<C, K, H> {
+    type Service = Retry<S, C, K, H>;
 
     fn layer(&self, inner: S) -> Self::Service {
         Retry::new(inner, self.policy.clone())

@@ -17,6 +17,15 @@
 //!   layer gives up at once. `Elapsed` and other errors are retried. Replace
 //!   the rule with [`RetryBuilder::retry_if`]; what counts as a failure at
 //!   all (an HTTP 503 in an `Ok`) is a [`Classify`](seawall_core::Classify).
+//! - **What the peer said is honoured.** A [`RetryHint`](hint::RetryHint)
+//!   reader ([`RetryBuilder::hint`]) reads a hint from each failed response
+//!   or error: HTTP `Retry-After` and `RateLimit` ([`HttpHint`](hint::HttpHint),
+//!   feature `http`), gRPC `grpc-retry-pushback-ms`
+//!   ([`GrpcHint`](hint::GrpcHint), feature `tonic`), or your own. The next
+//!   attempt waits at least the hint; a "do not retry" stops
+//!   ([`StopReason::DoNotRetry`]), and a hint past the deadline gives up at
+//!   once ([`StopReason::HintTooLong`]), never sleeping past it. See
+//!   [`hint`].
 //! - **A deadline across attempts.** With [`RetryBuilder::deadline`], no
 //!   retry is started whose delay would end past it. It is measured on the
 //!   layer's [`Clock`](seawall_core::Clock) ([`RetryBuilder::clock`], tokio's
@@ -106,6 +115,8 @@
 //! | feature   | what it adds |
 //! |-----------|--------------|
 //! | `serde`   | `Deserialize` for [`RetryConfig`], [`Backoff`], [`RetryBudgetConfig`] (durations as `"250ms"`) |
+//! | `http`    | [`hint::HttpHint`]: hints from HTTP `Retry-After` (seconds and dates) and the IETF `RateLimit` reset |
+//! | `tonic`   | [`hint::GrpcHint`]: hints from gRPC `grpc-retry-pushback-ms` (gRFC A6) |
 //! | `metrics` | counters `seawall_retry_attempts_total`, `_retries_total`, `_gave_up_total{reason}`, `_budget_exhausted_total`, labelled `name` |
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
@@ -139,6 +150,7 @@ pub mod clone;
 mod config;
 mod error;
 pub mod future;
+pub mod hint;
 mod layer;
 #[cfg(feature = "metrics")]
 mod metrics;

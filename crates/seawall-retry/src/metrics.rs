@@ -14,7 +14,7 @@ pub(crate) struct Handles {
     pub(crate) attempts: Counter,
     pub(crate) retries: Counter,
     budget_exhausted: Counter,
-    gave_up: [Counter; 4],
+    gave_up: [Counter; 6],
 }
 
 impl Handles {
@@ -29,6 +29,8 @@ impl Handles {
                 gave_up(StopReason::BudgetExhausted),
                 gave_up(StopReason::Deadline),
                 gave_up(StopReason::NotRetryable),
+                gave_up(StopReason::DoNotRetry),
+                gave_up(StopReason::HintTooLong),
             ],
         }
     }
@@ -42,6 +44,8 @@ impl Handles {
             }
             StopReason::Deadline => 2,
             StopReason::NotRetryable => 3,
+            StopReason::DoNotRetry => 4,
+            StopReason::HintTooLong => 5,
         };
         self.gave_up[i].increment(1);
     }

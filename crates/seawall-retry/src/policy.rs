@@ -17,6 +17,7 @@ use tokio::time::Instant;
 use crate::backoff::{Backoff, Delays};
 use crate::budget::RetryBudget;
 use crate::error::{RetryError, StopReason};
+use crate::hint::{Hint, MAX_HINT, RetryHint};
 use crate::stats::{Counters, RetryStats};
 
 /// The default rule for errors: is this failure worth another attempt?
@@ -72,7 +73,7 @@ enum Wait {
     Exactly(Duration),
 }
 
-pub(crate) struct Policy<C, K> {
+pub(crate) struct Policy<C, K, H> {
     pub(crate) name: Arc<str>,
     pub(crate) max_attempts: u32,
     pub(crate) backoff: Backoff,
@@ -81,6 +82,7 @@ pub(crate) struct Policy<C, K> {
     pub(crate) classify: C,
     pub(crate) clone: K,
     pub(crate) retry_if: Option<RetryIf>,
+    pub(crate) hint: H,
     pub(crate) counters: Counters,
     /// Where the deadline is measured and backoff timers are set from.
     clock: Clock,
@@ -90,7 +92,7 @@ pub(crate) struct Policy<C, K> {
     metrics: crate::metrics::Handles,
 }
 
-impl<C, K> fmt::Debug for Policy<C, K> {
+impl<C, K, H> fmt::Debug for Policy<C, K, H> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Policy")
             .field("name", &self.name)
@@ -103,7 +105,7 @@ impl<C, K> fmt::Debug for Policy<C, K> {
     }
 }
 
-pub(crate) struct Parts<C, K> {
+pub(crate) struct Parts<C, K, H> {
     pub(crate) name: Arc<str>,
     pub(crate) max_attempts: u32,
     pub(crate) backoff: Backoff,
@@ -112,11 +114,12 @@ pub(crate) struct Parts<C, K> {
     pub(crate) classify: C,
     pub(crate) clone: K,
     pub(crate) retry_if: Option<RetryIf>,
+    pub(crate) hint: H,
     pub(crate) clock: Clock,
 }
 
-impl<C, K> Policy<C, K> {
-    pub(crate) fn new(p: Parts<C, K>) -> Self {
+impl<C, K, H> Policy<C, K, H> {
+    pub(crate) fn new(p: Parts<C, K, H>) -> Self {
         Policy {
             #[cfg(feature = "metrics")]
             metrics: crate::metrics::Handles::new(&p.name),
@@ -128,6 +131,7 @@ impl<C, K> Policy<C, K> {
             classify: p.classify,
             clone: p.clone,
             retry_if: p.retry_if,
+            hint: p.hint,
             counters: Counters::default(),
             clock: p.clock,
             seed: random_seed(),
@@ -190,16 +194,21 @@ impl<C, K> Policy<C, K> {
         }
     }
 
-    /// Decides after a failed attempt. `err` is `None` for a response the
-    /// classifier called a failure. `attempts` counts calls made so far.
-    pub(crate) fn decide(
+    /// Decides after a failed attempt: `result` is the failure, a response
+    /// the classifier called a failure (`Ok`) or an error. `attempts` counts
+    /// calls made so far.
+    pub(crate) fn decide<Res>(
         &self,
         attempts: u32,
         can_resend: bool,
         start: Option<u64>,
         delays: &mut Option<Delays>,
-        err: Option<&BoxError>,
-    ) -> Decision {
+        result: &Result<Res, BoxError>,
+    ) -> Decision
+    where
+        H: RetryHint<Res>,
+    {
+        let err = result.as_ref().err();
         let wait = match err {
             None => Wait::Backoff,
             Some(e) => self.wait_for(&**e),
@@ -213,6 +222,13 @@ impl<C, K> Policy<C, K> {
         if !can_resend {
             return Decision::Stop(StopReason::NotRetryable);
         }
+        // What the peer said, read only now that a retry is possible.
+        let hint = match self.hint.hint(result) {
+            Hint::DoNotRetry => return Decision::Stop(StopReason::DoNotRetry),
+            // Bounded here too: a reader of the user's may return anything.
+            Hint::After(after) => Some(after.min(MAX_HINT)),
+            _ => None,
+        };
         let delays = delays.get_or_insert_with(|| {
             let n = self.sequence.fetch_add(1, Ordering::Relaxed);
             self.backoff.delays(derive(self.seed, n))
@@ -220,10 +236,36 @@ impl<C, K> Policy<C, K> {
         // The backoff advances on every retry, also when a circuit's
         // `retry_after` replaces its delay. The iterator is endless.
         let backoff = delays.next().unwrap_or_default();
-        let delay = match wait {
+        let mut delay = match wait {
             Wait::Exactly(after) => after,
             _ => backoff,
         };
+        if let Some(after) = hint {
+            // Without a deadline, the backoff's cap is as long as the layer
+            // waits for anyone.
+            if self.deadline.is_none() && self.backoff.cap().is_some_and(|cap| after > cap) {
+                return Decision::Stop(StopReason::HintTooLong);
+            }
+        }
+        // A hint longer than the delay sets it; a shorter one leaves the
+        // backoff's delay, and the retry is not a hinted one.
+        let hint = hint.filter(|&after| after > delay);
+        if let Some(after) = hint {
+            delay = after;
+        }
+        self.schedule(attempts, start, delay, err, hint)
+    }
+
+    /// The deadline and budget checks of a retry after `delay`; `hint` is the
+    /// peer's wait when it set `delay`.
+    fn schedule(
+        &self,
+        attempts: u32,
+        start: Option<u64>,
+        delay: Duration,
+        err: Option<&BoxError>,
+        hint: Option<Duration>,
+    ) -> Decision {
         let needs_clock = self.deadline.is_some() || !delay.is_zero();
         let now = needs_clock.then(|| self.clock.nanos());
         if let (Some(limit), Some(start), Some(now)) = (self.deadline, start, now) {
@@ -234,7 +276,10 @@ impl<C, K> Policy<C, K> {
                 .checked_add(delay)
                 .is_some_and(|at| at <= limit);
             if !fits {
-                return Decision::Stop(StopReason::Deadline);
+                return Decision::Stop(match hint {
+                    Some(_) => StopReason::HintTooLong,
+                    None => StopReason::Deadline,
+                });
             }
         }
         // The budget reads its own clock (it may be shared with layers on
@@ -246,11 +291,15 @@ impl<C, K> Policy<C, K> {
             },
             None => None,
         };
+        if hint.is_some() {
+            self.counters.hinted.fetch_add(1, Ordering::Relaxed);
+        }
         tracing::debug!(
             target: TARGET_RETRY,
             name = %self.name,
             attempt = attempts + 1,
             delay_ms = delay.as_millis() as u64,
+            hinted = hint.is_some(),
             error = err.map(tracing::field::display),
             "retrying"
         );
@@ -291,7 +340,8 @@ impl<C, K> Policy<C, K> {
     /// otherwise a [`RetryError`].
     pub(crate) fn stop(&self, attempts: u32, reason: StopReason, err: BoxError) -> BoxError {
         self.note_stop(attempts, reason);
-        if attempts <= 1 && reason == StopReason::NotRetryable {
+        let said_by_the_error = matches!(reason, StopReason::NotRetryable | StopReason::DoNotRetry);
+        if attempts <= 1 && said_by_the_error {
             err
         } else {
             Box::new(RetryError::new(attempts, reason, err))
@@ -320,8 +370,12 @@ mod tests {
 
     use super::*;
     use crate::clone::ByClone;
+    use crate::hint::NoHint;
 
-    fn policy(deadline: Option<Duration>, backoff: Backoff) -> Policy<ErrorsAsFailures, ByClone> {
+    fn policy(
+        deadline: Option<Duration>,
+        backoff: Backoff,
+    ) -> Policy<ErrorsAsFailures, ByClone, NoHint> {
         on(Clock::default(), deadline, backoff)
     }
 
@@ -329,7 +383,7 @@ mod tests {
         clock: Clock,
         deadline: Option<Duration>,
         backoff: Backoff,
-    ) -> Policy<ErrorsAsFailures, ByClone> {
+    ) -> Policy<ErrorsAsFailures, ByClone, NoHint> {
         Policy::new(Parts {
             name: Arc::from("test"),
             max_attempts: 3,
@@ -339,6 +393,7 @@ mod tests {
             classify: ErrorsAsFailures,
             clone: ByClone,
             retry_if: None,
+            hint: NoHint,
             clock,
         })
     }
@@ -347,11 +402,11 @@ mod tests {
     async fn a_deadline_too_far_for_an_instant_is_no_deadline() {
         // `RetryConfig::validate` bounds the deadline by MAX_DURATION; the
         // policy itself must still not read an unrepresentable end as "past".
-        let err: BoxError = "down".into();
+        let err: Result<(), BoxError> = Err("down".into());
         for limit in [MAX_DURATION, Duration::from_secs(u64::MAX), Duration::MAX] {
             let p = policy(Some(limit), Backoff::constant(Duration::from_millis(10)));
             let start = p.begin();
-            let decision = p.decide(1, true, start, &mut None, Some(&err));
+            let decision = p.decide(1, true, start, &mut None, &err);
             assert!(
                 matches!(decision, Decision::Retry { at: Some(_), .. }),
                 "{limit:?}: {decision:?}"
@@ -361,10 +416,10 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_wait_too_long_for_an_instant_waits_instead_of_retrying_at_once() {
-        let open: BoxError = CircuitOpen::new(Some(Duration::MAX)).into();
+        let open: Result<(), BoxError> = Err(CircuitOpen::new(Some(Duration::MAX)).into());
         let now = Instant::now();
         let p = policy(Some(Duration::MAX), Backoff::constant(Duration::ZERO));
-        match p.decide(1, true, p.begin(), &mut None, Some(&open)) {
+        match p.decide(1, true, p.begin(), &mut None, &open) {
             Decision::Retry { at: Some(at), .. } => {
                 assert!(at > now + Duration::from_secs(86_400 * 365));
             }
@@ -378,12 +433,12 @@ mod tests {
         let (clock, hand) = Clock::manual();
         let ms = Duration::from_millis;
         let p = on(clock, Some(ms(100)), Backoff::constant(Duration::ZERO));
-        let err: BoxError = "down".into();
+        let err: Result<(), BoxError> = Err("down".into());
         let start = p.begin();
         assert_eq!(start, Some(0));
         hand.advance(ms(100));
         assert_eq!(
-            p.decide(1, true, start, &mut None, Some(&err)),
+            p.decide(1, true, start, &mut None, &err),
             Decision::Retry {
                 at: None,
                 token: None
@@ -392,19 +447,19 @@ mod tests {
         );
         hand.advance(Duration::from_nanos(1));
         assert_eq!(
-            p.decide(2, true, start, &mut None, Some(&err)),
+            p.decide(2, true, start, &mut None, &err),
             Decision::Stop(StopReason::Deadline)
         );
         // A delay that would end past the deadline stops too.
         let p = on(p.clock.clone(), Some(ms(100)), Backoff::constant(ms(60)));
         let start = p.begin();
         assert!(matches!(
-            p.decide(1, true, start, &mut None, Some(&err)),
+            p.decide(1, true, start, &mut None, &err),
             Decision::Retry { at: Some(_), .. }
         ));
         hand.advance(ms(50));
         assert_eq!(
-            p.decide(2, true, start, &mut None, Some(&err)),
+            p.decide(2, true, start, &mut None, &err),
             Decision::Stop(StopReason::Deadline)
         );
     }
@@ -414,13 +469,200 @@ mod tests {
         let (clock, hand) = Clock::manual();
         hand.advance(Duration::from_secs(3600));
         let p = on(clock, None, Backoff::constant(Duration::from_millis(70)));
-        let err: BoxError = "down".into();
+        let err: Result<(), BoxError> = Err("down".into());
         let now = Instant::now();
-        match p.decide(1, true, p.begin(), &mut None, Some(&err)) {
+        match p.decide(1, true, p.begin(), &mut None, &err) {
             Decision::Retry { at: Some(at), .. } => {
                 assert_eq!(at, now + Duration::from_millis(70));
             }
             other => panic!("{other:?}"),
+        }
+    }
+
+    mod hints {
+        use super::*;
+        use crate::budget::RetryBudget;
+        use crate::hint::{Hint, HintFn, hint_fn};
+
+        type Reader = HintFn<fn(&Result<(), BoxError>) -> Hint>;
+
+        /// A policy on a manual clock whose reader returns what the error's
+        /// text says: "stop", "wait <ms>", anything else nothing.
+        fn hinted(
+            clock: Clock,
+            deadline: Option<Duration>,
+            backoff: Backoff,
+            budget: Option<RetryBudget>,
+        ) -> Policy<ErrorsAsFailures, ByClone, Reader> {
+            fn read(result: &Result<(), BoxError>) -> Hint {
+                let text = result.as_ref().err().map(ToString::to_string);
+                match text.as_deref() {
+                    Some("stop") => Hint::DoNotRetry,
+                    Some(t) => t
+                        .strip_prefix("wait ")
+                        .and_then(|ms| ms.parse().ok())
+                        .map_or(Hint::None, |ms| Hint::after(Duration::from_millis(ms))),
+                    None => Hint::None,
+                }
+            }
+            Policy::new(Parts {
+                name: Arc::from("test"),
+                max_attempts: 3,
+                backoff,
+                deadline,
+                budget,
+                classify: ErrorsAsFailures,
+                clone: ByClone,
+                retry_if: None,
+                hint: hint_fn(read as fn(&Result<(), BoxError>) -> Hint),
+                clock,
+            })
+        }
+
+        fn failed(text: &str) -> Result<(), BoxError> {
+            Err(text.to_owned().into())
+        }
+
+        fn ms(n: u64) -> Duration {
+            Duration::from_millis(n)
+        }
+
+        /// The wait a `Retry` decision sleeps, from tokio's now.
+        fn wait(d: Decision) -> Option<Duration> {
+            match d {
+                Decision::Retry { at, .. } => {
+                    Some(at.map_or(Duration::ZERO, |at| at - Instant::now()))
+                }
+                Decision::Stop(_) => None,
+            }
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn the_wait_is_the_longer_of_backoff_and_hint() {
+            let (clock, _hand) = Clock::manual();
+            let p = hinted(clock, None, Backoff::constant(ms(100)), None);
+            let d = |text| wait(p.decide(1, true, p.begin(), &mut None, &failed(text)));
+            assert_eq!(d("wait 250"), Some(ms(250)));
+            assert_eq!(d("wait 40"), Some(ms(100)));
+            assert_eq!(d("wait 0"), Some(ms(100)));
+            assert_eq!(d("other"), Some(ms(100)));
+            assert_eq!(p.stats().hinted, 1, "only the hint longer than the backoff");
+        }
+
+        #[test]
+        fn do_not_retry_stops_typed_and_counted() {
+            let (clock, _hand) = Clock::manual();
+            let p = hinted(clock, None, Backoff::constant(Duration::ZERO), None);
+            let d = p.decide(1, true, p.begin(), &mut None, &failed("stop"));
+            assert_eq!(d, Decision::Stop(StopReason::DoNotRetry));
+            // Stopped on the first attempt by what the error said: unchanged.
+            let err = p.stop(1, StopReason::DoNotRetry, "stop".into());
+            assert!(err.downcast_ref::<RetryError>().is_none());
+            // After a retry it is a `RetryError` with the reason.
+            let err = p.stop(2, StopReason::DoNotRetry, "stop".into());
+            let retry = err.downcast_ref::<RetryError>().unwrap();
+            assert_eq!(retry.reason(), StopReason::DoNotRetry);
+            assert_eq!(p.stats().gave_up_do_not_retry, 2);
+            // Out of attempts, that reason comes first.
+            assert_eq!(
+                p.decide(3, true, p.begin(), &mut None, &failed("stop")),
+                Decision::Stop(StopReason::AttemptsExhausted)
+            );
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn a_hint_past_the_deadline_gives_up_at_once() {
+            let (clock, hand) = Clock::manual();
+            let p = hinted(clock, Some(ms(1000)), Backoff::constant(ms(10)), None);
+            let start = p.begin();
+            hand.advance(ms(400));
+            let d = |text| p.decide(1, true, start, &mut None, &failed(text));
+            assert_eq!(
+                wait(d("wait 600")),
+                Some(ms(600)),
+                "ends exactly at the deadline"
+            );
+            assert_eq!(d("wait 601"), Decision::Stop(StopReason::HintTooLong));
+            assert_eq!(
+                d("wait 86400000000"),
+                Decision::Stop(StopReason::HintTooLong),
+                "a peer's year"
+            );
+            // The backoff's own delay past the deadline stays `Deadline`.
+            hand.advance(ms(595));
+            assert_eq!(d("wait 1"), Decision::Stop(StopReason::Deadline));
+            let stats = p.stats();
+            assert_eq!((stats.gave_up_hint_too_long, stats.hinted), (0, 1));
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn without_a_deadline_the_backoff_cap_bounds_the_hint() {
+            let (clock, _hand) = Clock::manual();
+            let capped = Backoff::constant(ms(10)).max_delay(ms(2000));
+            let p = hinted(clock.clone(), None, capped, None);
+            let d = |text| p.decide(1, true, p.begin(), &mut None, &failed(text));
+            assert_eq!(wait(d("wait 2000")), Some(ms(2000)));
+            assert_eq!(d("wait 2001"), Decision::Stop(StopReason::HintTooLong));
+            // No cap and no deadline: only MAX_HINT bounds it.
+            let p = hinted(clock, None, Backoff::constant(ms(10)), None);
+            let d = p.decide(1, true, p.begin(), &mut None, &failed("wait 999999999999"));
+            assert_eq!(wait(d), Some(MAX_HINT));
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn the_budget_still_applies() {
+            let (clock, _hand) = Clock::manual();
+            let budget = RetryBudget::new(0.0, 0, Duration::from_secs(1)).unwrap();
+            let p = hinted(clock, None, Backoff::constant(ms(10)), Some(budget));
+            assert_eq!(
+                p.decide(1, true, p.begin(), &mut None, &failed("wait 50")),
+                Decision::Stop(StopReason::BudgetExhausted)
+            );
+            assert_eq!(p.stats().hinted, 0, "no retry, no hinted retry");
+        }
+
+        #[test]
+        fn the_reader_is_not_asked_when_no_retry_is_possible() {
+            use std::sync::atomic::AtomicU32;
+            static ASKED: AtomicU32 = AtomicU32::new(0);
+            fn read(_: &Result<(), BoxError>) -> Hint {
+                ASKED.fetch_add(1, Ordering::Relaxed);
+                Hint::DoNotRetry
+            }
+            let (clock, _hand) = Clock::manual();
+            let p = Policy::new(Parts {
+                name: Arc::from("test"),
+                max_attempts: 2,
+                backoff: Backoff::constant(Duration::ZERO),
+                deadline: None,
+                budget: None,
+                classify: ErrorsAsFailures,
+                clone: ByClone,
+                retry_if: None,
+                hint: hint_fn(read),
+                clock,
+            });
+            let shed: Result<(), BoxError> =
+                Err(seawall_core::Overloaded::new(seawall_core::OverloadReason::HardLimit).into());
+            let down = failed("down");
+            assert_eq!(
+                p.decide(1, true, None, &mut None, &shed),
+                Decision::Stop(StopReason::NotRetryable)
+            );
+            assert_eq!(
+                p.decide(2, true, None, &mut None, &down),
+                Decision::Stop(StopReason::AttemptsExhausted)
+            );
+            assert_eq!(
+                p.decide(1, false, None, &mut None, &down),
+                Decision::Stop(StopReason::NotRetryable)
+            );
+            assert_eq!(ASKED.load(Ordering::Relaxed), 0);
+            assert_eq!(
+                p.decide(1, true, None, &mut None, &down),
+                Decision::Stop(StopReason::DoNotRetry)
+            );
+            assert_eq!(ASKED.load(Ordering::Relaxed), 1);
         }
     }
 }

@@ -9,6 +9,7 @@ use tower_service::Service;
 
 use crate::clone::{ByClone, CloneRequest};
 use crate::future::ResponseFuture;
+use crate::hint::{NoHint, RetryHint};
 use crate::policy::Policy;
 use crate::stats::RetryStats;
 
@@ -51,12 +52,12 @@ use crate::stats::RetryStats;
 /// assert_eq!(layer.stats().retries, 2);
 /// # }
 /// ```
-pub struct Retry<S, C = ErrorsAsFailures, K = ByClone> {
+pub struct Retry<S, C = ErrorsAsFailures, K = ByClone, H = NoHint> {
     inner: S,
-    policy: Arc<Policy<C, K>>,
+    policy: Arc<Policy<C, K, H>>,
 }
 
-impl<S: Clone, C, K> Clone for Retry<S, C, K> {
+impl<S: Clone, C, K, H> Clone for Retry<S, C, K, H> {
     fn clone(&self) -> Self {
         Retry {
             inner: self.inner.clone(),
@@ -65,7 +66,7 @@ impl<S: Clone, C, K> Clone for Retry<S, C, K> {
     }
 }
 
-impl<S: fmt::Debug, C, K> fmt::Debug for Retry<S, C, K> {
+impl<S: fmt::Debug, C, K, H> fmt::Debug for Retry<S, C, K, H> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Retry")
             .field("inner", &self.inner)
@@ -74,8 +75,8 @@ impl<S: fmt::Debug, C, K> fmt::Debug for Retry<S, C, K> {
     }
 }
 
-impl<S, C, K> Retry<S, C, K> {
-    pub(crate) fn new(inner: S, policy: Arc<Policy<C, K>>) -> Self {
+impl<S, C, K, H> Retry<S, C, K, H> {
+    pub(crate) fn new(inner: S, policy: Arc<Policy<C, K, H>>) -> Self {
         Retry { inner, policy }
     }
 
@@ -100,16 +101,17 @@ impl<S, C, K> Retry<S, C, K> {
     }
 }
 
-impl<S, Req, C, K> Service<Req> for Retry<S, C, K>
+impl<S, Req, C, K, H> Service<Req> for Retry<S, C, K, H>
 where
     S: Service<Req> + Clone,
     S::Error: Into<BoxError>,
     C: Classify<S::Response, S::Error>,
     K: CloneRequest<Req>,
+    H: RetryHint<S::Response>,
 {
     type Response = S::Response;
     type Error = BoxError;
-    type Future = ResponseFuture<S, Req, C, K>;
+    type Future = ResponseFuture<S, Req, C, K, H>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx).map_err(Into::into)

@@ -28,6 +28,15 @@ pub struct RetryStats {
     pub gave_up_deadline: u64,
     /// Failures that were not retryable.
     pub gave_up_not_retryable: u64,
+    /// Failures whose hint said not to retry ([`StopReason::DoNotRetry`]).
+    pub gave_up_do_not_retry: u64,
+    /// Failures whose hint asked for a longer wait than the deadline (or
+    /// the backoff's cap) allows ([`StopReason::HintTooLong`]).
+    pub gave_up_hint_too_long: u64,
+    /// Retries that waited for a hint: the failure's
+    /// [`Hint::After`](crate::hint::Hint::After) was longer than the
+    /// backoff's delay, so the retry waited the hint instead.
+    pub hinted: u64,
     /// Requests the clone function could not copy (sent once).
     pub not_cloneable: u64,
     /// Retries the budget would allow now; `None` without a budget.
@@ -39,7 +48,8 @@ pub(crate) struct Counters {
     pub(crate) requests: AtomicU64,
     pub(crate) retries: AtomicU64,
     pub(crate) not_cloneable: AtomicU64,
-    gave_up: [AtomicU64; 4],
+    pub(crate) hinted: AtomicU64,
+    gave_up: [AtomicU64; 6],
 }
 
 fn index(reason: StopReason) -> usize {
@@ -48,6 +58,8 @@ fn index(reason: StopReason) -> usize {
         StopReason::BudgetExhausted => 1,
         StopReason::Deadline => 2,
         StopReason::NotRetryable => 3,
+        StopReason::DoNotRetry => 4,
+        StopReason::HintTooLong => 5,
     }
 }
 
@@ -68,6 +80,9 @@ impl Counters {
             gave_up_attempts_exhausted: get(&self.gave_up[index(StopReason::AttemptsExhausted)]),
             gave_up_deadline: get(&self.gave_up[index(StopReason::Deadline)]),
             gave_up_not_retryable: get(&self.gave_up[index(StopReason::NotRetryable)]),
+            gave_up_do_not_retry: get(&self.gave_up[index(StopReason::DoNotRetry)]),
+            gave_up_hint_too_long: get(&self.gave_up[index(StopReason::HintTooLong)]),
+            hinted: get(&self.hinted),
             not_cloneable: get(&self.not_cloneable),
             budget_balance,
         }

@@ -8,7 +8,8 @@ use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use seawall_core::{OverloadReason, Overloaded};
+use seawall_core::{BoxError, OverloadReason, Overloaded};
+use seawall_retry::hint::{Hint, hint_fn};
 use seawall_retry::{Backoff, RetryBudget, RetryLayer};
 use seawall_test_support::runtime;
 use seawall_test_support::{CountingAlloc, counts};
@@ -110,6 +111,27 @@ fn allocation_counts() {
         0,
         "success path with a deadline"
     );
+
+    // With a hint reader: the success path does not read it, zero again.
+    let layer = RetryLayer::builder()
+        .hint(hint_fn(|_: &Result<u64, BoxError>| Hint::DoNotRetry))
+        .build()
+        .unwrap();
+    let mut svc = layer.layer(Bare { fail: false });
+    assert_eq!(
+        allocations(N, |i| assert!(drive(&mut svc, i))),
+        0,
+        "success path with a hint reader"
+    );
+    // A failure whose hint says "do not retry" is passed through: zero of
+    // ours (the ZST error's box is free).
+    let mut svc = layer.layer(Bare { fail: true });
+    assert_eq!(
+        allocations(N, |i| assert!(!drive(&mut svc, i))),
+        0,
+        "do-not-retry passed through"
+    );
+    assert_eq!(layer.stats().gave_up_do_not_retry, N);
 
     // A non-retryable rejection from below is passed through: zero of ours
     // (the shedder's own error box is made by the `into()` below, 1 each).
