@@ -91,18 +91,15 @@ async fn main() -> Result<(), BoxError> {
 
     // One breaker per authority: 3 failures in a row open it for 1s; then one
     // probe at a time, and 2 successful probes close it.
-    let config = KeyedBreakerConfig {
-        breaker: BreakerConfig {
-            name: "peers".into(),
-            policy: TripPolicy::consecutive_failures(3),
-            open_duration: Duration::from_secs(1),
-            half_open_max_calls: 1,
-            success_threshold: 2,
-            ..BreakerConfig::default()
-        },
-        ..KeyedBreakerConfig::default()
-    };
-    let breakers = KeyedBreakerLayer::new::<Request<Empty<Bytes>>>(ByAuthority, config)?
+    let config = KeyedBreakerConfig::from(
+        BreakerConfig::new()
+            .name("peers")
+            .policy(TripPolicy::consecutive_failures(3))
+            .open_duration(Duration::from_secs(1))
+            .half_open_max_calls(1)
+            .success_threshold(2),
+    );
+    let breakers = KeyedBreakerLayer::new::<Request<Empty<Bytes>>>(ByAuthority, &config)?
         // 5xx and 429 responses are failures, not only transport errors.
         .classify(HttpStatus::new());
 

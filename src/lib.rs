@@ -67,8 +67,8 @@
 pub use seawall_core as core;
 pub use seawall_core::{
     BoxError, BudgetExhausted, CircuitOpen, Classify, Clock, ConfigError, Elapsed,
-    ErrorsAsFailures, ManualClock, OpenState, Outcome, OverloadReason, Overloaded, Rejection,
-    RejectionKind,
+    ErrorsAsFailures, KeyMapConfig, ManualClock, OpenState, Outcome, OverloadReason, Overloaded,
+    Rejection, RejectionKind,
 };
 
 #[cfg(feature = "budget")]
@@ -143,8 +143,8 @@ pub mod prelude {
     pub use crate::ServiceBuilderExt;
     pub use seawall_core::{
         BoxError, BudgetExhausted, CircuitOpen, Classify, Clock, ConfigError, Elapsed,
-        ErrorsAsFailures, KeyFn, OpenState, Outcome, OverloadReason, Overloaded, Rejection,
-        RejectionKind, classify_fn,
+        ErrorsAsFailures, KeyFn, KeyMapConfig, OpenState, Outcome, OverloadReason, Overloaded,
+        Rejection, RejectionKind, classify_fn,
     };
 
     #[cfg(feature = "budget")]

@@ -40,12 +40,12 @@ async fn the_example_file_loads_and_builds_every_part() {
     assert_eq!(retry.max_attempts, 3);
     assert_eq!(retry.deadline, Some(Duration::from_secs(2)));
     let breaker = config.client.breaker.as_ref().unwrap();
-    assert_eq!(breaker.capacity, 10_000);
-    assert_eq!(breaker.idle_ttl, Duration::from_secs(300));
-    assert_eq!(breaker.breaker.open_duration, Duration::from_secs(10));
+    assert_eq!(breaker.keys.capacity, 10_000);
+    assert_eq!(breaker.keys.idle_ttl, Duration::from_secs(300));
+    assert_eq!(breaker.per_key.open_duration, Duration::from_secs(10));
     assert_eq!(
         breaker
-            .breaker
+            .per_key
             .open_backoff
             .as_ref()
             .unwrap()
@@ -53,7 +53,7 @@ async fn the_example_file_loads_and_builds_every_part() {
         Duration::from_secs(120)
     );
     assert_eq!(
-        config.client.timeout.as_ref().unwrap().max,
+        config.client.timeout.as_ref().unwrap().per_key.max,
         Duration::from_secs(2)
     );
     let budget = config.client.budget.as_ref().unwrap();
@@ -378,20 +378,15 @@ async fn stacks_built_in_code_are_validated_with_paths() {
     use seawall::prelude::*;
 
     let mut config = StackConfig::default();
-    config.server.shed = Some(ShedConfig {
-        limit: Limit::Fixed(0),
-        ..ShedConfig::default()
-    });
-    config.client.breaker = Some(KeyedBreakerConfig {
-        idle_ttl: Duration::ZERO,
-        ..KeyedBreakerConfig::default()
-    });
+    config.server.shed = Some(ShedConfig::new().limit(Limit::Fixed(0)));
+    config.client.breaker =
+        Some(KeyedBreakerConfig::new().keys(KeyMapConfig::new().idle_ttl(Duration::ZERO)));
     let err = config.validate().unwrap_err();
     let m: Vec<String> = err.errors().iter().map(|e| e.to_string()).collect();
     assert_eq!(
         m,
         [
-            "client.breaker.idle_ttl: 0s must be longer than zero",
+            "client.breaker.keys.idle_ttl: 0s must be longer than zero",
             &format!(
                 "server.shed.limit.fixed: 0 is not in 1..={}",
                 seawall::shed::MAX_LIMIT
@@ -551,7 +546,7 @@ mod redis_backend {
     use super::*;
 
     use seawall::config::{BudgetPart, BudgetPartLayer};
-    use seawall::redis::{Backend, FallbackPolicy, RedisBudgetConfig};
+    use seawall::redis::{Backend, FallbackPolicy, RedisBudgetConfig, RedisBudgetLayer};
 
     const SHARED: &str = r#"
         [client.budget]
@@ -577,15 +572,16 @@ mod redis_backend {
         assert!(client.as_local().is_none());
         assert_eq!(
             client.as_redis(),
-            Some(&RedisBudgetConfig {
-                url: "redis://127.0.0.1:6379".into(),
-                name: "payments-api".into(),
-                rate: 100,
-                burst: Some(20),
-                fallback: FallbackPolicy::Local { share: 0.25 },
-                redis_timeout: Duration::from_millis(20),
-                ..RedisBudgetConfig::default()
-            })
+            Some(
+                &RedisBudgetLayer::builder()
+                    .url("redis://127.0.0.1:6379")
+                    .name("payments-api")
+                    .rate(100)
+                    .burst(20)
+                    .fallback(FallbackPolicy::Local { share: 0.25 })
+                    .redis_timeout(Duration::from_millis(20))
+                    .into_config()
+            )
         );
         let server = config.server.budget.as_ref().unwrap().as_redis().unwrap();
         assert_eq!(server.mode, seawall::budget::BudgetMode::Wait);
@@ -678,10 +674,9 @@ mod redis_backend {
     #[test]
     fn a_bad_url_in_code_is_a_config_error_at_its_path() {
         let mut config = StackConfig::default();
-        config.server.budget = Some(BudgetPart::redis(RedisBudgetConfig {
-            url: "http://127.0.0.1:6379".into(),
-            ..RedisBudgetConfig::default()
-        }));
+        let mut redis = RedisBudgetConfig::default();
+        redis.url = "http://127.0.0.1:6379".into();
+        config.server.budget = Some(BudgetPart::redis(redis));
         let err = config.server.build().unwrap_err();
         assert_eq!(err.errors().len(), 1, "{err}");
         assert_eq!(err.field(), "server.budget.url");

@@ -64,7 +64,7 @@ fn peer_select(c: &mut Criterion) {
     group.bench_function("bare", |b| b.iter(|| call(&mut bare, black_box(1))));
 
     let keyed =
-        KeyedBreakerLayer::new(|r: &u64| *r % 4, BreakerConfig::default().into()).expect("valid");
+        KeyedBreakerLayer::new(|r: &u64| *r % 4, &BreakerConfig::default().into()).expect("valid");
     let mut svc = keyed.layer(Echo);
     group.bench_function("seawall_keyed_breaker_4_keys", |b| {
         let mut i = 0u64;
@@ -75,7 +75,7 @@ fn peer_select(c: &mut Criterion) {
     });
 
     let keyed =
-        KeyedBreakerLayer::new(|r: &u64| *r % 4, BreakerConfig::default().into()).expect("valid");
+        KeyedBreakerLayer::new(|r: &u64| *r % 4, &BreakerConfig::default().into()).expect("valid");
     let mut select = PeerSelect::builder(&keyed, |r: &u64| Some(*r % 4))
         .peers((0..4).map(|id| (id, Echo)))
         .build()

@@ -15,7 +15,8 @@ use std::future::{Ready, ready};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant as WallClock};
 
-use seawall_budget::{KeyedBudgetConfig, KeyedBudgetLayer};
+use seawall_budget::{BudgetConfig, KeyedBudgetConfig, KeyedBudgetLayer};
+use seawall_core::KeyMapConfig;
 use tower::{Layer, Service, ServiceExt};
 
 use crate::stats::Percentiles;
@@ -212,15 +213,15 @@ pub fn run(config: ChurnConfig) -> Result<ChurnReport, String> {
 }
 
 async fn drive(config: ChurnConfig) -> Result<ChurnReport, String> {
-    let budget = KeyedBudgetConfig {
-        name: "churn".into(),
-        rate: config.rate,
-        per: config.per,
-        burst: Some(config.burst),
-        capacity: config.capacity,
-        // The default idle TTL (5 minutes).
-        ..Default::default()
-    };
+    // The default idle TTL (5 minutes).
+    let budget = KeyedBudgetConfig::from(
+        BudgetConfig::new()
+            .name("churn")
+            .rate(config.rate)
+            .per(config.per)
+            .burst(config.burst),
+    )
+    .keys(KeyMapConfig::new().capacity(config.capacity));
     let layer =
         KeyedBudgetLayer::new(|client: &u64| *client, &budget).map_err(|e| e.to_string())?;
     let mut svc = layer.layer(Echo);

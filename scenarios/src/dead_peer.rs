@@ -310,13 +310,11 @@ async fn run_client(config: &DeadPeerConfig, protected: bool) -> io::Result<Clie
     });
     let breaker = KeyedBreakerLayer::new(
         |r: &PeerReq| r.peer,
-        BreakerConfig {
-            name: "peers".into(),
-            policy: TripPolicy::consecutive_failures(config.failure_threshold),
-            open_duration: config.open_duration,
-            ..BreakerConfig::default()
-        }
-        .into(),
+        &BreakerConfig::new()
+            .name("peers")
+            .policy(TripPolicy::consecutive_failures(config.failure_threshold))
+            .open_duration(config.open_duration)
+            .into(),
     )
     .map_err(io::Error::other)?;
     let timeout = AdaptiveTimeoutLayer::builder()

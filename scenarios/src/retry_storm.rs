@@ -63,10 +63,7 @@ impl RetryStormConfig {
             variants: vec![
                 Retries::Naive,
                 Retries::Budget(RetryBudgetConfig::default()),
-                Retries::Budget(RetryBudgetConfig {
-                    ratio: 0.1,
-                    ..RetryBudgetConfig::default()
-                }),
+                Retries::Budget(RetryBudgetConfig::new().ratio(0.1)),
             ],
         }
     }
@@ -82,11 +79,7 @@ impl RetryStormConfig {
             max_attempts: 3,
             variants: vec![
                 Retries::Naive,
-                Retries::Budget(RetryBudgetConfig {
-                    ratio: 0.1,
-                    min_per_sec: 1,
-                    ..RetryBudgetConfig::default()
-                }),
+                Retries::Budget(RetryBudgetConfig::new().ratio(0.1).min_per_sec(1)),
             ],
         }
     }

@@ -195,12 +195,9 @@ pub fn work_app(protection: Protection, spec: WorkSpec) -> Result<Router, Config
         Protection::ShedAdaptive => router.layer(
             ServiceBuilder::new().layer(errors).layer(
                 ShedLayer::builder()
-                    .limit(Limit::Vegas(Vegas {
-                        initial: (c / 2).max(1),
-                        min: 1,
-                        max: 4 * c,
-                        ..Vegas::default()
-                    }))
+                    .limit(Limit::Vegas(
+                        Vegas::new().initial((c / 2).max(1)).min(1).max(4 * c),
+                    ))
                     .window(Duration::from_millis(100))
                     .build()?,
             ),

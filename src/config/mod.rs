@@ -301,8 +301,8 @@ impl ClientConfig {
             check.nested("client.retry", copy(built).build())
         });
         let breaker = self.breaker.as_ref().and_then(|c| {
-            let built = KeyedBreakerLayer::from_config(key_fn.clone(), c)
-                .map(|l| l.classify(classify.clone()));
+            let built =
+                KeyedBreakerLayer::new(key_fn.clone(), c).map(|l| l.classify(classify.clone()));
             check.nested("client.breaker", built)
         });
         let timeout = self.timeout.as_ref().and_then(|c| {

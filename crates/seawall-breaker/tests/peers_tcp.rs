@@ -12,10 +12,7 @@ use seawall_breaker::{
 use tokio_test::{assert_ready, task};
 use tower::{Service, ServiceExt};
 
-#[path = "support/pong.rs"]
-mod pong;
-
-use pong::{client, peer};
+use seawall_test_support::pong::{client, peer};
 
 fn keyed() -> KeyedBreakerLayer<fn(&Option<usize>) -> usize, usize> {
     KeyedBreakerLayer::new(

@@ -11,10 +11,7 @@ use seawall_core::BoxError;
 use seawall_fallback::FallbackLayer;
 use tower::{Layer, Service, ServiceExt};
 
-#[path = "../../seawall-breaker/tests/support/pong.rs"]
-mod pong;
-
-use pong::{client, peer};
+use seawall_test_support::pong::{client, peer};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn all_peers_down_the_fallback_answers() {
@@ -24,11 +21,9 @@ async fn all_peers_down_the_fallback_answers() {
     }
     let keyed = KeyedBreakerLayer::new(
         |r: &Option<usize>| r.unwrap_or(0),
-        BreakerConfig {
-            policy: TripPolicy::consecutive_failures(1),
-            ..BreakerConfig::default()
-        }
-        .into(),
+        &BreakerConfig::new()
+            .policy(TripPolicy::consecutive_failures(1))
+            .into(),
     )
     .unwrap();
     let select = PeerSelect::builder(&keyed, |r: &Option<usize>| *r)
