@@ -88,7 +88,7 @@ pub trait ServiceBuilderExt<L>: sealed::Sealed {
     /// use seawall::prelude::*;
     /// use tower::{ServiceBuilder, service_fn};
     ///
-    /// let breakers = KeyedBreakerLayer::new(|peer: &u16| *peer, Default::default()).unwrap();
+    /// let breakers = KeyedBreakerLayer::new(|peer: &u16| *peer, &Default::default()).unwrap();
     /// let svc = ServiceBuilder::new()
     ///     .breaker(breakers.clone())
     ///     .service(service_fn(|peer: u16| async move { Ok::<_, BoxError>(peer) }));

@@ -102,11 +102,13 @@ fn every_bad_field_has_its_own_message_with_its_path() {
         max_attempts = 0
         budget = { ratio = 1.5 }
 
-        [client.breaker]
+        [client.breaker.keys]
         capacity = 0
+
+        [client.breaker.per_key]
         policy = { kind = "failure_rate_count", window = 100, rate = 1.5, min_calls = 10 }
 
-        [client.timeout]
+        [client.timeout.per_key]
         percentile = 120.0
         min = "3s"
         max = "2s"
@@ -127,10 +129,10 @@ fn every_bad_field_has_its_own_message_with_its_path() {
         [
             "client.retry.max_attempts: 0 must be greater than zero",
             "client.retry.budget.ratio: 1.5 is not in 0..=1",
-            "client.breaker.policy.rate: 1.5 is not in 0..=1",
-            "client.breaker.capacity: 0 must be greater than zero",
-            "client.timeout.percentile: 120 is not in (0, 100]",
-            "client.timeout.min: 3s must be at most max (2s)",
+            "client.breaker.per_key.policy.rate: 1.5 is not in 0..=1",
+            "client.breaker.keys.capacity: 0 must be greater than zero",
+            "client.timeout.per_key.percentile: 120 is not in (0, 100]",
+            "client.timeout.per_key.min: 3s must be at most max (2s)",
             "client.budget.rate: 0 must be greater than zero",
             &format!(
                 "server.shed.limit.fixed: 0 is not in 1..={}",
@@ -146,10 +148,10 @@ fn every_bad_field_has_its_own_message_with_its_path() {
 fn unknown_fields_are_rejected_with_their_path() {
     let m = messages(
         r#"
-        [client.breaker]
+        [client.breaker.per_key]
         open_duraton = "10s"
 
-        [client.timeout]
+        [client.timeout.per_key]
         max = "2s"
         maximum = "3s"
 
@@ -166,18 +168,18 @@ fn unknown_fields_are_rejected_with_their_path() {
     assert_eq!(m.len(), 5, "{m:#?}");
     assert!(
         m[0].starts_with(
-            "client.breaker.open_duraton: \"10s\" is set on an unknown field (expected one of `name`, `policy`, "
+            "client.breaker.per_key.open_duraton: \"10s\" is set on an unknown field (expected one of `name`, `policy`, "
         ),
         "{}",
         m[0]
     );
     assert!(
-        m[0].ends_with(", `capacity`, `idle_ttl`, `key_metrics`) (line 3)"),
+        m[0].ends_with(", `open_backoff`, `cancelled_is_failure`) (line 3)"),
         "{}",
         m[0]
     );
     assert!(
-        m[1].starts_with("client.timeout.maximum: \"3s\" is set on an unknown field (expected one of `name`, `fixed`, "),
+        m[1].starts_with("client.timeout.per_key.maximum: \"3s\" is set on an unknown field (expected one of `name`, `fixed`, "),
         "{}",
         m[1]
     );
@@ -263,11 +265,11 @@ async fn the_client_stack_serves_retries_and_isolates_a_failing_peer() {
         backoff = { strategy = "constant", base = "10ms" }
         budget = { enabled = false }
 
-        [client.breaker]
+        [client.breaker.per_key]
         policy = { kind = "consecutive_failures", threshold = 2 }
         open_duration = "30s"
 
-        [client.timeout]
+        [client.timeout.per_key]
         fixed = "100ms"
 
         [client.budget]
@@ -403,7 +405,7 @@ async fn stacks_built_in_code_are_validated_with_paths() {
     );
     assert_eq!(
         config.client.build(peer).unwrap_err().to_string(),
-        "client.breaker.idle_ttl: 0s must be longer than zero"
+        "client.breaker.keys.idle_ttl: 0s must be longer than zero"
     );
 }
 
@@ -417,7 +419,7 @@ async fn the_http_client_stack_keys_by_authority_and_counts_5xx_as_failures() {
         [client.retry]
         max_attempts = 2
         backoff = { strategy = "constant", base = "1ms" }
-        [client.breaker]
+        [client.breaker.per_key]
         policy = { kind = "consecutive_failures", threshold = 2 }
         "#,
     )
@@ -659,7 +661,7 @@ mod redis_backend {
             m[0]
         );
         assert!(
-            m[0].ends_with(", `idle_ttl`, `backend`) (line 4)"),
+            m[0].ends_with(", `lease_share`, `keys`, `backend`) (line 4)"),
             "{}",
             m[0]
         );

@@ -498,7 +498,7 @@ mod tests {
         assert_eq!(
             messages("[server.budget]\nbackend = \"redis\"\nrat = 5\n"),
             [
-                "server.budget.rat: 5 is set on an unknown field (expected one of `url`, `name`, `rate`, `per`, `burst`, `mode`, `fallback`, `redis_timeout`, `probe_interval`, `lease_interval`, `lease_share`, `capacity`, `idle_ttl`, `backend`) (line 3)",
+                "server.budget.rat: 5 is set on an unknown field (expected one of `url`, `name`, `rate`, `per`, `burst`, `mode`, `fallback`, `redis_timeout`, `probe_interval`, `lease_interval`, `lease_share`, `keys`, `backend`) (line 3)",
             ]
         );
     }
