@@ -144,54 +144,17 @@ impl Default for LoopBudgetConfig {
     }
 }
 
+seawall_core::config_setters!(LoopBudgetConfig {
+    name: impl Into<String>,
+    rate: u32,
+    per: Duration,
+    burst: u32,
+    backoff_initial: Duration,
+    backoff_multiplier: f64,
+    backoff_max: Duration,
+});
+
 impl LoopBudgetConfig {
-    /// The defaults in the table above.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Sets the name in tracing events and metric labels.
-    pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.name = name.into();
-        self
-    }
-
-    /// Sets the tokens per `per`.
-    pub fn rate(mut self, rate: u32) -> Self {
-        self.rate = rate;
-        self
-    }
-
-    /// Sets the span `rate` is counted over.
-    pub fn per(mut self, per: Duration) -> Self {
-        self.per = per;
-        self
-    }
-
-    /// Sets the most tokens held at once.
-    pub fn burst(mut self, burst: u32) -> Self {
-        self.burst = Some(burst);
-        self
-    }
-
-    /// Sets the first backoff delay.
-    pub fn backoff_initial(mut self, initial: Duration) -> Self {
-        self.backoff_initial = initial;
-        self
-    }
-
-    /// Sets the growth factor of backoff delays.
-    pub fn backoff_multiplier(mut self, multiplier: f64) -> Self {
-        self.backoff_multiplier = multiplier;
-        self
-    }
-
-    /// Sets the cap on backoff delays.
-    pub fn backoff_max(mut self, max: Duration) -> Self {
-        self.backoff_max = max;
-        self
-    }
-
     /// Checks every field; see the table for what is valid.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let mut check = Check::new();
@@ -386,42 +349,15 @@ impl Default for BudgetConfig {
     }
 }
 
+seawall_core::config_setters!(BudgetConfig {
+    name: impl Into<String>,
+    rate: u32,
+    per: Duration,
+    burst: u32,
+    mode: BudgetMode,
+});
+
 impl BudgetConfig {
-    /// The defaults in the table above.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Sets the name in tracing events and metric labels.
-    pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.name = name.into();
-        self
-    }
-
-    /// Sets the calls per `per`.
-    pub fn rate(mut self, rate: u32) -> Self {
-        self.rate = rate;
-        self
-    }
-
-    /// Sets the span `rate` is counted over.
-    pub fn per(mut self, per: Duration) -> Self {
-        self.per = per;
-        self
-    }
-
-    /// Sets the most calls admitted at once.
-    pub fn burst(mut self, burst: u32) -> Self {
-        self.burst = Some(burst);
-        self
-    }
-
-    /// Sets what happens when the budget is spent.
-    pub fn mode(mut self, mode: BudgetMode) -> Self {
-        self.mode = mode;
-        self
-    }
-
     /// Checks every field.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let mut check = Check::new();

@@ -420,6 +420,31 @@ impl Check {
     }
 }
 
+/// `new()` (the defaults) and one setter per field for a
+/// `#[non_exhaustive]` config struct, so users build it without a literal.
+/// A setter of an `Option` field takes the value inside. For seawall's own
+/// crates: not part of the API.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! config_setters {
+    ($ty:ident { $($field:ident: $t:ty),* $(,)? }) => {
+        impl $ty {
+            /// The defaults (as [`Default`]); change fields with the setters.
+            pub fn new() -> Self {
+                Self::default()
+            }
+            $(
+                #[doc = concat!("Sets `", stringify!($field), "` (the field documents its default and bounds).")]
+                #[must_use]
+                pub fn $field(mut self, value: $t) -> Self {
+                    self.$field = value.into();
+                    self
+                }
+            )*
+        }
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

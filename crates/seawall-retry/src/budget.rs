@@ -85,7 +85,7 @@ pub struct RetryBudgetConfig {
     pub ttl: Duration,
 }
 
-setters!(RetryBudgetConfig {
+seawall_core::config_setters!(RetryBudgetConfig {
     enabled: bool,
     ratio: f64,
     min_per_sec: u32,

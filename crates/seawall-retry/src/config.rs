@@ -85,7 +85,7 @@ impl Default for RetryConfig {
     }
 }
 
-setters!(RetryConfig {
+seawall_core::config_setters!(RetryConfig {
     max_attempts: u32,
     backoff: Backoff,
     deadline: Duration,

@@ -101,7 +101,7 @@ impl Default for ShedConfig {
     }
 }
 
-setters!(ShedConfig {
+seawall_core::config_setters!(ShedConfig {
     limit: Limit,
     soft_limit: usize,
     critical_headroom: f64,

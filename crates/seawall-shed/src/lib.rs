@@ -114,28 +114,6 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-/// `new()` (the defaults) and one setter per field for a
-/// `#[non_exhaustive]` config struct, so users build it without a literal.
-/// A setter of an `Option` field takes the value inside.
-macro_rules! setters {
-    ($ty:ident { $($field:ident: $t:ty),* $(,)? }) => {
-        impl $ty {
-            /// The defaults (as [`Default`]); change fields with the setters.
-            pub fn new() -> Self {
-                Self::default()
-            }
-            $(
-                #[doc = concat!("Sets `", stringify!($field), "` (the field documents its default and bounds).")]
-                #[must_use]
-                pub fn $field(mut self, value: $t) -> Self {
-                    self.$field = value.into();
-                    self
-                }
-            )*
-        }
-    };
-}
-
 mod config;
 mod future;
 mod layer;

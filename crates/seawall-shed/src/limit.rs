@@ -141,7 +141,7 @@ pub struct Aimd {
     pub timeout: Duration,
 }
 
-setters!(Aimd {
+seawall_core::config_setters!(Aimd {
     initial: usize,
     min: usize,
     max: usize,
@@ -185,7 +185,7 @@ pub struct Gradient2 {
     pub long_window: usize,
 }
 
-setters!(Gradient2 {
+seawall_core::config_setters!(Gradient2 {
     initial: usize,
     min: usize,
     max: usize,
@@ -234,7 +234,7 @@ pub struct Vegas {
     pub probe_multiplier: usize,
 }
 
-setters!(Vegas {
+seawall_core::config_setters!(Vegas {
     initial: usize,
     min: usize,
     max: usize,

@@ -227,7 +227,7 @@ pub struct MemoryPressureConfig {
     pub rss_budget: Option<u64>,
 }
 
-setters!(MemoryPressureConfig {
+seawall_core::config_setters!(MemoryPressureConfig {
     interval: Duration,
     shed_sheddable_at: f64,
     shed_normal_at: f64,
