@@ -21,7 +21,6 @@ use seawall::core::classify::HttpStatus;
 use seawall::shed::ShedLayer;
 use seawall::timeout::AdaptiveTimeoutLayer;
 use seawall::{BoxError, BudgetExhausted, CircuitOpen};
-use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc};
 use tower::ServiceBuilder;
 
@@ -34,21 +33,7 @@ async fn bounded<F: Future>(f: F) -> F::Output {
         .expect("the test finishes within its bound")
 }
 
-/// Serves `app` on a free port of 127.0.0.1; the server stops when the
-/// returned sender is dropped.
-async fn serve(app: Router) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = stopped.await;
-            })
-            .await
-    });
-    (addr, stop)
-}
+use seawall_test_support::serve::axum as serve;
 
 /// What a client saw: status, `Retry-After`, body, and every header.
 #[derive(Debug)]

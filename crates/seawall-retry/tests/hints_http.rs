@@ -8,7 +8,6 @@
 //! the paused clock jumps over. The server notes when each request arrives:
 //! the gaps are exactly the waits the layer chose.
 
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -26,7 +25,6 @@ use seawall_core::BoxError;
 use seawall_core::classify::HttpStatus;
 use seawall_retry::hint::{HttpHint, MAX_HINT};
 use seawall_retry::{Backoff, ByClone, Retry, RetryError, RetryLayer, StopReason};
-use tokio::net::TcpListener;
 use tokio::time::Instant;
 use tower::{Layer, Service, ServiceExt};
 
@@ -74,19 +72,7 @@ fn refuse_once(
     })
 }
 
-async fn serve(app: Router) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = stopped.await;
-            })
-            .await
-    });
-    (addr, stop)
-}
+use seawall_test_support::serve::axum as serve;
 
 /// A hyper client as a `Service<Uri>` (a `Uri` is cheap to clone for a
 /// retry).

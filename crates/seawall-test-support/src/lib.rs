@@ -6,6 +6,7 @@
 //! - [`runtime::paused`]: a current-thread runtime on a paused clock.
 //! - [`redis::RedisServer`]: a throwaway `redis-server` on 127.0.0.1.
 //! - `pong` (feature `pong`): real TCP peers on 127.0.0.1 and their client.
+//! - `serve` (feature `axum`): an axum app served on 127.0.0.1 for a test.
 //! - `metrics` (feature `metrics`): a recorder that keeps every series, so a
 //!   test reads back what a layer reported.
 //!
@@ -45,6 +46,8 @@ pub mod metrics;
 pub mod pong;
 pub mod redis;
 pub mod runtime;
+#[cfg(feature = "axum")]
+pub mod serve;
 pub mod service;
 
 use std::alloc::{GlobalAlloc, Layout, System};
