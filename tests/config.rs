@@ -409,6 +409,94 @@ async fn stacks_built_in_code_are_validated_with_paths() {
     );
 }
 
+/// The HTTP client stack waits what a peer's `Retry-After` asked for, and
+/// gives up at once on a hint that does not fit its deadline.
+#[cfg(feature = "http")]
+#[tokio::test(start_paused = true)]
+async fn the_http_client_stack_honours_retry_after() {
+    use std::sync::{Arc, Mutex};
+
+    use http::{Request, Response, StatusCode};
+    use tokio::time::Instant;
+
+    let config = StackConfig::from_toml_str(
+        r#"
+        [client.retry]
+        max_attempts = 3
+        deadline = "10s"
+        backoff = { strategy = "constant", base = "1ms" }
+        budget = { enabled = false }
+        "#,
+    )
+    .unwrap();
+    let client = config.client.build_http().unwrap();
+    // Each peer answers 503 with its `Retry-After` (the host's first
+    // label, in seconds) once, then 200; it notes when each call came.
+    let seen: Arc<Mutex<Vec<(String, Instant)>>> = Arc::default();
+    let log = seen.clone();
+    let mut svc = client.layer(service_fn(move |req: Request<String>| {
+        let log = log.clone();
+        async move {
+            let host = req.uri().host().unwrap_or_default().to_owned();
+            let first = {
+                let mut log = log.lock().unwrap();
+                let first = !log.iter().any(|(h, _)| *h == host);
+                log.push((host.clone(), Instant::now()));
+                first
+            };
+            let mut res = Response::new(String::new());
+            if first {
+                *res.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+                let secs = host
+                    .split('.')
+                    .next()
+                    .unwrap_or_default()
+                    .trim_start_matches('s');
+                res.headers_mut()
+                    .insert(http::header::RETRY_AFTER, secs.parse().unwrap());
+            }
+            Ok::<_, Infallible>(res)
+        }
+    }));
+    let get = |uri: &str| Request::get(uri).body(String::new()).unwrap();
+
+    // `Retry-After: 3`: the retry comes 3 s later, not after the 1 ms backoff.
+    let res = svc
+        .ready()
+        .await
+        .unwrap()
+        .call(get("http://s3.internal/"))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    // `Retry-After: 60` does not fit the 10 s deadline: no wait, no retry;
+    // the peer's answer is handed back as it is.
+    let res = svc
+        .ready()
+        .await
+        .unwrap()
+        .call(get("http://s60.internal/"))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(res.headers()[http::header::RETRY_AFTER], "60");
+
+    let seen = seen.lock().unwrap();
+    let at = |host: &str| -> Vec<Instant> {
+        seen.iter()
+            .filter(|(h, _)| h == host)
+            .map(|(_, t)| *t)
+            .collect()
+    };
+    let s3 = at("s3.internal");
+    assert_eq!(s3.len(), 2);
+    assert_eq!(s3[1] - s3[0], Duration::from_secs(3));
+    assert_eq!(at("s60.internal").len(), 1);
+    let stats = client.retry().unwrap().stats();
+    assert_eq!(stats.hinted, 1);
+    assert_eq!(stats.gave_up_hint_too_long, 1);
+}
+
 #[cfg(feature = "http")]
 #[tokio::test(start_paused = true)]
 async fn the_http_client_stack_keys_by_authority_and_counts_5xx_as_failures() {

@@ -275,12 +275,12 @@ impl ClientConfig {
         self.assemble(key_fn, classify, |retry| retry.clone_with(copy.clone()))
     }
 
-    fn assemble<Req, KF, C, R>(
+    fn assemble<Req, KF, C, R, H>(
         &self,
         key_fn: KF,
         classify: C,
-        copy: impl Fn(RetryBuilder<C>) -> RetryBuilder<C, R>,
-    ) -> Result<ClientStack<KF, KF::Key, C, R>, ConfigError>
+        copy: impl Fn(RetryBuilder<C>) -> RetryBuilder<C, R, H>,
+    ) -> Result<ClientStack<KF, KF::Key, C, R, H>, ConfigError>
     where
         KF: KeyFn<Req> + Clone,
         C: Clone,
@@ -328,7 +328,11 @@ impl ClientConfig {
     /// by the request's authority ([`ByAuthority`](seawall_core::key::ByAuthority):
     /// the URI's `host:port`, else the `Host` header) and counting 5xx and
     /// 429 responses as failures ([`HttpStatus`](seawall_core::classify::HttpStatus)),
-    /// like transport errors.
+    /// like transport errors. Its retries wait at least what the peer asked
+    /// for ([`HttpHint`](seawall_retry::hint::HttpHint): `Retry-After` in
+    /// seconds or as a date, the `RateLimit` header's reset; at most a day,
+    /// and never past the retry's deadline or, without one, its longest
+    /// backoff delay: a longer hint ends the retries at once).
     ///
     /// ```
     /// use seawall::config::StackConfig;
@@ -348,12 +352,15 @@ impl ClientConfig {
             seawall_core::key::ByAuthority,
             seawall_core::key::Host,
             seawall_core::classify::HttpStatus,
+            seawall_retry::ByClone,
+            seawall_retry::hint::HttpHint,
         >,
         ConfigError,
     > {
-        self.build_classified::<http::Request<()>, _, _>(
+        self.assemble::<http::Request<()>, _, _, _, _>(
             seawall_core::key::ByAuthority,
             seawall_core::classify::HttpStatus::new(),
+            |retry| retry.hint(seawall_retry::hint::HttpHint::new()),
         )
     }
 }

@@ -14,6 +14,7 @@ use tower_service::Service;
 
 use seawall_breaker::{KeyedBreaker, KeyedBreakerLayer};
 use seawall_budget::{Budget, BudgetLayer};
+use seawall_retry::hint::NoHint;
 use seawall_retry::{ByClone, Retry, RetryLayer};
 use seawall_shed::{NoPriority, Shed, ShedLayer};
 use seawall_timeout::{
@@ -303,8 +304,8 @@ type ClientBreaker<S, KF, K, C> =
 
 /// The service a [`ClientStack`] makes of `S`: retry → keyed breaker →
 /// keyed adaptive timeout → budget → `S`, each a [`Part`] that may be off.
-pub type ClientService<S, KF, K, C = ErrorsAsFailures, R = ByClone> =
-    Part<Retry<ClientBreaker<S, KF, K, C>, C, R>, ClientBreaker<S, KF, K, C>>;
+pub type ClientService<S, KF, K, C = ErrorsAsFailures, R = ByClone, H = NoHint> =
+    Part<Retry<ClientBreaker<S, KF, K, C>, C, R, H>, ClientBreaker<S, KF, K, C>>;
 
 /// The recommended per-peer client stack, built by
 /// [`ClientConfig::build`](super::ClientConfig::build): from the outside in,
@@ -331,18 +332,21 @@ pub type ClientService<S, KF, K, C = ErrorsAsFailures, R = ByClone> =
 /// and copy each request for a possible retry with `R`: by default
 /// ([`ByClone`]) requests must be `Clone` (`http::Request<B>` is when `B`
 /// is); [`ClientConfig::build_with`](super::ClientConfig::build_with) takes
-/// a copy function instead, for bodies that cannot be copied.
-pub struct ClientStack<KF, K, C = ErrorsAsFailures, R = ByClone> {
-    pub(super) retry: Option<RetryLayer<C, R>>,
+/// a copy function instead, for bodies that cannot be copied. `H` reads
+/// the retry hints of answers (`Retry-After`…; see
+/// [`RetryBuilder::hint`](seawall_retry::RetryBuilder::hint)): none by
+/// default, HTTP's for [`build_http`](super::ClientConfig::build_http).
+pub struct ClientStack<KF, K, C = ErrorsAsFailures, R = ByClone, H = NoHint> {
+    pub(super) retry: Option<RetryLayer<C, R, H>>,
     pub(super) breaker: Option<KeyedBreakerLayer<KF, K, C>>,
     pub(super) timeout: Option<KeyedAdaptiveTimeoutLayer<KF, K>>,
     pub(super) budget: Option<BudgetPartLayer>,
 }
 
-impl<KF, K, C, R> ClientStack<KF, K, C, R> {
+impl<KF, K, C, R, H> ClientStack<KF, K, C, R, H> {
     /// The retry layer, if configured: [`RetryLayer::stats`] counts the
     /// attempts of every request.
-    pub fn retry(&self) -> Option<&RetryLayer<C, R>> {
+    pub fn retry(&self) -> Option<&RetryLayer<C, R, H>> {
         self.retry.as_ref()
     }
 
@@ -364,7 +368,7 @@ impl<KF, K, C, R> ClientStack<KF, K, C, R> {
     }
 }
 
-impl<KF, K, C: Clone, R> Clone for ClientStack<KF, K, C, R> {
+impl<KF, K, C: Clone, R, H> Clone for ClientStack<KF, K, C, R, H> {
     fn clone(&self) -> Self {
         ClientStack {
             retry: self.retry.clone(),
@@ -375,7 +379,7 @@ impl<KF, K, C: Clone, R> Clone for ClientStack<KF, K, C, R> {
     }
 }
 
-impl<KF, K, C, R> fmt::Debug for ClientStack<KF, K, C, R> {
+impl<KF, K, C, R, H> fmt::Debug for ClientStack<KF, K, C, R, H> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClientStack")
             .field("retry", &self.retry)
@@ -386,8 +390,8 @@ impl<KF, K, C, R> fmt::Debug for ClientStack<KF, K, C, R> {
     }
 }
 
-impl<S, KF, K, C: Clone, R> Layer<S> for ClientStack<KF, K, C, R> {
-    type Service = ClientService<S, KF, K, C, R>;
+impl<S, KF, K, C: Clone, R, H> Layer<S> for ClientStack<KF, K, C, R, H> {
+    type Service = ClientService<S, KF, K, C, R, H>;
 
     fn layer(&self, inner: S) -> Self::Service {
         let budget = Part::new(self.budget.as_ref(), inner);
