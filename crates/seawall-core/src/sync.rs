@@ -4,10 +4,10 @@
 //! re-export, so the normal build compiles exactly the std code path.
 
 #[cfg(seawall_loom)]
-pub(crate) use loom::sync::atomic::AtomicU32;
+pub(crate) use loom::sync::atomic::AtomicU64;
 #[cfg(seawall_loom)]
 pub(crate) use loom::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 #[cfg(not(seawall_loom))]
-pub(crate) use std::sync::atomic::AtomicU32;
+pub(crate) use std::sync::atomic::AtomicU64;
 #[cfg(not(seawall_loom))]
 pub(crate) use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};

@@ -8,8 +8,9 @@
 //! - [`Hint::After`]`(d)`: the next attempt waits **at least** `d` (the
 //!   larger of `d` and the backoff's delay). If `d` does not fit what the
 //!   layer will wait (the time left before its
-//!   [`deadline`](crate::RetryBuilder::deadline), or without a deadline the
-//!   backoff's `max_delay`), the layer gives up at once with
+//!   [`deadline`](crate::RetryBuilder::deadline); without a deadline the
+//!   backoff's `max_delay`, or [`UNBOUNDED_HINT`] for a backoff without
+//!   one), the layer gives up at once with
 //!   [`StopReason::HintTooLong`](crate::StopReason::HintTooLong), without
 //!   sleeping.
 //! - [`Hint::DoNotRetry`]: the layer stops with
@@ -101,9 +102,17 @@ pub use http::HttpHint;
 ///
 /// It bounds what a peer can ask; what the layer actually waits is bounded
 /// again by its own deadline, or, without one, by the backoff's `max_delay`
-/// (5s by default): a hint past that makes the layer give up at once. A day
-/// is also the most a seawall server sends (`seawall::axum::MAX_RETRY_HINT`).
+/// (5s by default), or, for a backoff without a `max_delay`, by
+/// [`UNBOUNDED_HINT`]: a hint past that makes the layer give up at once. A
+/// day is also the most a seawall server sends
+/// (`seawall::axum::MAX_RETRY_HINT`).
 pub const MAX_HINT: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// The longest hint a layer with neither a deadline nor a backoff
+/// `max_delay` waits for: the default backoff's cap, 5 seconds. A peer must
+/// not be able to park a request for a day because its client set no bound;
+/// set a [`deadline`](crate::RetryBuilder::deadline) to wait longer.
+pub const UNBOUNDED_HINT: Duration = Duration::from_secs(5);
 
 /// What a failed attempt says about the next one; see the [module docs](self).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]

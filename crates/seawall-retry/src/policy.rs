@@ -17,7 +17,7 @@ use tokio::time::Instant;
 use crate::backoff::{Backoff, Delays};
 use crate::budget::RetryBudget;
 use crate::error::{RetryError, StopReason};
-use crate::hint::{Hint, MAX_HINT, RetryHint};
+use crate::hint::{Hint, MAX_HINT, RetryHint, UNBOUNDED_HINT};
 use crate::stats::{Counters, RetryStats};
 
 /// The default rule for errors: is this failure worth another attempt?
@@ -241,9 +241,10 @@ impl<C, K, H> Policy<C, K, H> {
             _ => backoff,
         };
         if let Some(after) = hint {
-            // Without a deadline, the backoff's cap is as long as the layer
-            // waits for anyone.
-            if self.deadline.is_none() && self.backoff.cap().is_some_and(|cap| after > cap) {
+            // Without a deadline, the backoff's cap (or, without one, a
+            // fixed bound) is as long as the layer waits for anyone.
+            let cap = self.backoff.cap().unwrap_or(UNBOUNDED_HINT);
+            if self.deadline.is_none() && after > cap {
                 return Decision::Stop(StopReason::HintTooLong);
             }
         }
@@ -603,10 +604,18 @@ mod tests {
             let d = |text| p.decide(1, true, p.begin(), &mut None, &failed(text));
             assert_eq!(wait(d("wait 2000")), Some(ms(2000)));
             assert_eq!(d("wait 2001"), Decision::Stop(StopReason::HintTooLong));
-            // No cap and no deadline: only MAX_HINT bounds it.
+            // No cap and no deadline: a peer still cannot park the request
+            // longer than UNBOUNDED_HINT (a day's hint would be waited
+            // otherwise).
             let p = hinted(clock, None, Backoff::constant(ms(10)), None);
-            let d = p.decide(1, true, p.begin(), &mut None, &failed("wait 999999999999"));
-            assert_eq!(wait(d), Some(MAX_HINT));
+            let d = |text| p.decide(1, true, p.begin(), &mut None, &failed(text));
+            assert_eq!(wait(d("wait 5000")), Some(UNBOUNDED_HINT));
+            assert_eq!(d("wait 5001"), Decision::Stop(StopReason::HintTooLong));
+            assert_eq!(
+                d("wait 999999999999"),
+                Decision::Stop(StopReason::HintTooLong),
+                "a day's hint"
+            );
         }
 
         #[tokio::test(start_paused = true)]

@@ -23,7 +23,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use seawall_core::BoxError;
 use seawall_core::classify::HttpStatus;
-use seawall_retry::hint::{HttpHint, MAX_HINT};
+use seawall_retry::hint::{HttpHint, UNBOUNDED_HINT};
 use seawall_retry::{Backoff, ByClone, Retry, RetryError, RetryLayer, StopReason};
 use tokio::time::Instant;
 use tower::{Layer, Service, ServiceExt};
@@ -236,16 +236,26 @@ async fn a_long_hint_fits_a_long_deadline() {
 
 #[tokio::test(start_paused = true)]
 async fn without_a_deadline_a_hint_past_the_backoff_cap_gives_up() {
-    // `Backoff::constant(10ms)` has no cap: a peer's year is bounded by
-    // MAX_HINT and waited, since nothing else bounds it...
+    // `Backoff::constant(10ms)` has no cap and there is no deadline: a
+    // peer's year is not waited (that would park the request for a day);
+    // UNBOUNDED_HINT bounds it, and the peer's answer comes back at once...
     let (status, _layer, arrivals) = run(
         &[("retry-after", "31536000")],
         StatusCode::SERVICE_UNAVAILABLE,
         None,
     )
     .await;
+    assert_eq!(status.unwrap(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(arrivals.gaps().is_empty());
+    // ...and a hint within it is waited.
+    let (status, _layer, arrivals) = run(
+        &[("retry-after", "5")],
+        StatusCode::SERVICE_UNAVAILABLE,
+        None,
+    )
+    .await;
     assert_eq!(status.unwrap(), StatusCode::OK);
-    assert_eq!(arrivals.gaps(), [MAX_HINT]);
+    assert_eq!(arrivals.gaps(), [UNBOUNDED_HINT]);
 
     // ...while the default backoff (capped at 5s) gives up at once.
     let arrivals = Arrivals {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::Clock;
 use crate::config::{Check, ConfigError};
-use crate::sync::{Arc, AtomicU32, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use crate::sync::{Arc, AtomicU64, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use hashbrown::HashTable;
 
 /// Bounds of a [`KeyMap`].
@@ -205,7 +205,9 @@ struct Entry<K, V> {
     // When the key was last used, in the map's ticks (1/64 of the idle TTL).
     // A lookup writes it only when the tick has moved since, so a busy key
     // costs at most 64 writes a TTL; between those, its lookups only read.
-    used: AtomicU32,
+    // 64 bits: ticks of a 1ms TTL (15.6µs) would fill 32 in 19 hours, and
+    // the stamp costs no room (the entry is 8-aligned).
+    used: AtomicU64,
 }
 
 struct Table<K, V> {
@@ -227,7 +229,7 @@ const SCAN: usize = 8;
 /// (and the caller falls back to its overflow state).
 const FULL_SCAN: usize = 64;
 /// Stamps per idle TTL.
-const TICKS_PER_TTL: u32 = 64;
+const TICKS_PER_TTL: u64 = 64;
 
 /// Decides whether a key's state may be forgotten; see [`KeyMap::evictable_when`].
 type Evictable<V> = Box<dyn Fn(&V, u64) -> bool + Send + Sync>;
@@ -292,7 +294,7 @@ pub struct KeyMap<K, V, S = KeyHasher> {
     config: KeyMapConfig,
     // The map's time, in ticks of `clock`: moved on by inserts and sweeps,
     // read by lookups.
-    now: AtomicU32,
+    now: AtomicU64,
     clock: Clock,
     tick: u64,
     evictable: Option<Evictable<V>>,
@@ -347,9 +349,9 @@ impl<K: Hash + Eq, V, S: BuildHasher> KeyMap<K, V, S> {
                 capacity: per_shard * shards,
                 idle_ttl,
             },
-            now: AtomicU32::new(0),
+            now: AtomicU64::new(0),
             clock: Clock::tokio(),
-            tick: crate::time::nanos(idle_ttl / TICKS_PER_TTL).max(1),
+            tick: (crate::time::nanos(idle_ttl) / TICKS_PER_TTL).max(1),
             evictable: None,
             on_evict: None,
         }
@@ -450,15 +452,15 @@ impl<K: Hash + Eq, V, S: BuildHasher> KeyMap<K, V, S> {
     }
 
     // Reads the clock and moves the map's time on; returns both.
-    fn advance(&self) -> (u64, u32) {
+    fn advance(&self) -> (u64, u64) {
         let now = self.clock.nanos();
-        let ticks = u32::try_from(now / self.tick).unwrap_or(u32::MAX);
+        let ticks = now / self.tick;
         self.now.fetch_max(ticks, Ordering::Relaxed);
         (now, ticks)
     }
 
     // An entry unused for at least a TTL, give or take a tick.
-    fn idle(&self, e: &Entry<K, V>, ticks: u32) -> bool {
+    fn idle(&self, e: &Entry<K, V>, ticks: u64) -> bool {
         ticks.saturating_sub(e.used.load(Ordering::Relaxed)) >= TICKS_PER_TTL - 1
     }
 
@@ -495,7 +497,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> KeyMap<K, V, S> {
                 hash,
                 key,
                 value: value.clone(),
-                used: AtomicU32::new(ticks),
+                used: AtomicU64::new(ticks),
             },
             |e| e.hash,
         );
@@ -516,7 +518,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> KeyMap<K, V, S> {
     // Only the entries' own words are read to choose (their stamps); the
     // value behind an entry's `Arc`, a cache miss in a large map, is read
     // only for the keys about to be evicted.
-    fn make_room(&self, table: &mut Table<K, V>, now: u64, ticks: u32) -> bool {
+    fn make_room(&self, table: &mut Table<K, V>, now: u64, ticks: u64) -> bool {
         let buckets = table.entries.num_buckets();
         if buckets == 0 {
             return true;
@@ -527,7 +529,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> KeyMap<K, V, S> {
         let mut limit = SCAN;
         loop {
             // (last use, bucket) of the live keys examined in this pass.
-            let mut seen = [(0u32, 0usize); FULL_SCAN];
+            let mut seen = [(0u64, 0usize); FULL_SCAN];
             let mut n = 0;
             while keys < limit && examined < buckets {
                 if limit == SCAN && examined >= 4 * SCAN && table.entries.len() < self.per_shard {
@@ -727,6 +729,25 @@ mod tests {
         assert!(m.is_empty());
         // The layer's callback sees readings of the same clock.
         assert_eq!(seen.lock().unwrap().last(), Some(&10_000_000_000));
+    }
+
+    #[test]
+    fn idle_eviction_still_works_after_a_long_uptime() {
+        // A 1ms TTL ticks every 15.6µs: 32-bit stamps would have filled up
+        // after 19 hours and stopped every idle eviction.
+        let (clock, hand) = Clock::manual();
+        let m: KeyMap<u32, AtomicU32> = KeyMap::new(
+            KeyMapConfig::new()
+                .capacity(8)
+                .idle_ttl(Duration::from_millis(1)),
+        )
+        .clock(clock);
+        hand.advance(Duration::from_secs(365 * 86_400));
+        put(&m, 1).unwrap();
+        assert_eq!(m.evict_idle(), 0, "just used");
+        hand.advance(Duration::from_millis(1));
+        assert_eq!(m.evict_idle(), 1);
+        assert!(m.is_empty());
     }
 
     #[tokio::test(start_paused = true)]
