@@ -818,6 +818,13 @@ impl Inner {
         };
         self.word_now();
         let now = self.settings.now();
+        // Came due between the two readings: settle it, so that the snapshot
+        // never says Open with nothing left to wait.
+        if tag(self.word.load(Ordering::Acquire)) == OPEN
+            && now >= cold.open_until.load(Ordering::Relaxed)
+        {
+            self.word_now();
+        }
         let s = cold.lock();
         let word = self.word.load(Ordering::Acquire);
         let state = state_of(word);
