@@ -195,6 +195,12 @@ impl fmt::Debug for Clock {
     }
 }
 
+/// The largest reading a [`ManualClock`] can be moved to: 2^63 − 1
+/// nanoseconds, about 292 years. A reading plus any duration a layer adds
+/// to it (at most [`FAR_FUTURE`](crate::time::FAR_FUTURE)) stays below
+/// `u64::MAX`.
+pub const MAX_READING: u64 = u64::MAX / 2;
+
 /// The hand of a [`Clock::manual`] clock: moves every clone of that clock.
 #[derive(Clone)]
 pub struct ManualClock {
@@ -202,14 +208,17 @@ pub struct ManualClock {
 }
 
 impl ManualClock {
-    /// Moves the clock forward by `by` (saturating at `u64::MAX`
-    /// nanoseconds; a manual clock never goes back).
+    /// Moves the clock forward by `by`; a manual clock never goes back. It
+    /// stops at [`MAX_READING`] (about 292 years), where the real sources
+    /// take centuries to go: a layer adds configured durations to readings,
+    /// and a reading near `u64::MAX` would saturate those sums and turn its
+    /// limits off.
     pub fn advance(&self, by: Duration) {
         let by = nanos(by);
         let _ = self
             .at
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |at| {
-                Some(at.saturating_add(by))
+                Some(at.saturating_add(by).min(MAX_READING))
             });
     }
 
@@ -239,10 +248,10 @@ mod tests {
         hand.advance(Duration::from_nanos(5));
         assert_eq!(clock.nanos(), 5);
         hand.advance(Duration::MAX);
-        assert_eq!(clock.nanos(), u64::MAX);
+        assert_eq!(clock.nanos(), MAX_READING);
         hand.advance(Duration::from_secs(1));
-        assert_eq!(clock.nanos(), u64::MAX);
-        assert_eq!(hand.elapsed(), Duration::from_nanos(u64::MAX));
+        assert_eq!(clock.nanos(), MAX_READING);
+        assert_eq!(hand.elapsed(), Duration::from_nanos(MAX_READING));
     }
 
     #[tokio::test(start_paused = true)]
