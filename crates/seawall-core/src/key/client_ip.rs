@@ -99,6 +99,7 @@ type PeerFn = Arc<dyn Fn(&Extensions) -> Option<SocketAddr> + Send + Sync>;
 /// A header through which proxies tell the client's address, for
 /// [`ClientIp::forwarded_headers`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum ForwardedHeader {
     /// `Forwarded` (RFC 7239): the `for=` parameter of each element; IPv6
     /// quoted and bracketed (`for="[2001:db8::1]:4711"`), parameter names
@@ -197,7 +198,11 @@ impl ClientIp {
     /// With axum, serve the router with
     /// `into_make_service_with_connect_info::<SocketAddr>()` and write:
     ///
-    /// ```ignore
+    /// ```
+    /// # use std::net::SocketAddr;
+    /// # use seawall_core::key::ClientIp;
+    /// # #[derive(Clone)]
+    /// # struct ConnectInfo<T>(T); // axum::extract::ConnectInfo, as axum defines it
     /// let keys = ClientIp::new().peer_from(|c: &ConnectInfo<SocketAddr>| c.0);
     /// ```
     ///
