@@ -185,6 +185,14 @@ fn huge_headers_fall_back_to_the_peer() {
         keys.key(&request(Some(PROXY), &lines)).to_string(),
         "10.0.0.1"
     );
+    // 10 000 empty lines: over the line cap, not read.
+    let empty: Vec<(&str, &[u8])> = (0..10_000)
+        .map(|_| ("x-forwarded-for", b"".as_slice()))
+        .collect();
+    assert_eq!(
+        keys.key(&request(Some(PROXY), &empty)).to_string(),
+        "10.0.0.1"
+    );
     let fwd_many = vec!["for=203.0.113.9"; 10_000].join(",");
     assert_eq!(fwd(&keys, &fwd_many), "10.0.0.1");
 }
@@ -423,6 +431,11 @@ fn key_of_works_without_a_request() {
         "203.0.113.9"
     );
     assert_eq!(keys.key_of(None, &headers), ClientKey::Unknown);
+    let shown = format!("{keys:?}");
+    assert!(
+        shown.contains("10.0.0.0/8") && shown.contains("XForwardedFor"),
+        "{shown}"
+    );
 }
 
 #[test]

@@ -8,8 +8,9 @@ use http::{Extensions, Request};
 
 use super::KeyFn;
 
-/// The most list entries a forwarded header may hold, across all its
-/// lines; a header with more is not read (the key is the direct peer's).
+/// The most list entries (and the most lines) a forwarded header may hold,
+/// across all its lines; a header with more is not read (the key is the
+/// direct peer's).
 const MAX_ENTRIES: usize = 32;
 
 /// The most bytes a forwarded header may hold, across all its lines; a
@@ -44,7 +45,7 @@ const MAX_NODE: usize = 64;
 ///   every address is one. The walk stops at an entry that is not an address
 ///   (`unknown`, an obfuscated `_hidden`, garbage, an IPv6 zone id); the
 ///   key is then the direct peer's. So is it when the header holds more
-///   than 32 entries or 4096 bytes: a request never makes the key a value
+///   than 32 entries, 32 lines or 4096 bytes: a request never makes the key a value
 ///   its client chose, only its own address or its proxy's.
 /// - **The key is a network**: IPv4 addresses are keyed whole (/32) and
 ///   IPv6 addresses by their /64, since one client holds a whole /64 and
@@ -271,9 +272,10 @@ impl ClientIp {
         })?;
         let mut entries = Entries::default();
         let mut bytes = 0usize;
-        for line in lines {
+        for (i, line) in lines.enumerate() {
             bytes += line.len();
-            if bytes > MAX_HEADER_BYTES {
+            // Lines are capped like entries, so empty ones cost bounded work too.
+            if bytes > MAX_HEADER_BYTES || i >= MAX_ENTRIES {
                 return None;
             }
             let ok = match kind {
