@@ -383,7 +383,7 @@ impl fmt::Display for ClientKey {
 /// assert!(!net.contains("11.0.0.1".parse().unwrap()));
 /// assert!("10.0.0.0/33".parse::<IpNet>().is_err());
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct IpNet {
     addr: IpAddr,
     prefix: u8,
@@ -480,6 +480,13 @@ impl FromStr for IpNet {
 impl fmt::Display for IpNet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+// The CIDR text, as written in configs and logs.
+impl fmt::Debug for IpNet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{self}")
     }
 }
 
