@@ -87,5 +87,10 @@ where
 #[cfg(feature = "http")]
 mod by_authority;
 #[cfg(feature = "http")]
+mod client_ip;
+#[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub use by_authority::{ByAuthority, Host};
+#[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+pub use client_ip::{ClientIp, ClientKey, ForwardedHeader, IpNet, IpNetError};
