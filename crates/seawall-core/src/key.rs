@@ -4,7 +4,10 @@
 //! - [`KeyFn`] takes a key out of a request. Any `Fn(&Req) -> K` closure is
 //!   one; [`ByAuthority`] (feature `http`) keys `http::Request`s by the peer
 //!   they go to: its normalised host and port, never the userinfo, at most a
-//!   253-byte name.
+//!   253-byte name. [`ClientIp`] (feature `http`) keys requests a server
+//!   receives by the client's address: the connection's peer, or behind
+//!   proxies you name as trusted, the rightmost forwarded address that is
+//!   not one of them; IPv6 grouped by /64.
 //! - [`KeyMap`] holds one value per key with the bounds every keyed seawall
 //!   layer keeps: a capacity, and eviction of idle keys. It is sharded, so
 //!   calls for different keys do not contend on one lock, and a lookup of an
