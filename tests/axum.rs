@@ -354,3 +354,66 @@ async fn retry_after_is_at_least_one_second_and_at_most_a_day() {
     })
     .await;
 }
+
+/// A keyed budget keyed by `ClientIp` behind a trusted proxy (here the
+/// loopback network the test's client comes from): each client named in
+/// `X-Forwarded-For` has its own budget, and what a client prepends to the
+/// header (a spoofed address) changes nothing.
+#[cfg(feature = "http")]
+#[tokio::test]
+async fn a_budget_keyed_by_client_ip_behind_a_trusted_proxy() {
+    use axum::extract::ConnectInfo;
+    use seawall::budget::{BudgetConfig, KeyedBudgetConfig, KeyedBudgetLayer};
+    use seawall::core::key::ClientIp;
+
+    bounded(async {
+        let client_ip = ClientIp::new()
+            .trusted_proxies(["127.0.0.0/8".parse().unwrap()])
+            .peer_from(|c: &ConnectInfo<SocketAddr>| c.0);
+        let config = KeyedBudgetConfig::from(
+            BudgetConfig::new()
+                .rate(1)
+                .per(Duration::from_secs(3600))
+                .burst(2),
+        );
+        let budget = KeyedBudgetLayer::new::<axum::extract::Request>(client_ip, &config).unwrap();
+        let app = Router::new().route("/", get(|| async { "ok" })).layer(
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(seawall::axum::handle_error))
+                .layer(budget.clone()),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await
+        });
+
+        let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+        let status = |forwarded: &'static str| {
+            let client = client.clone();
+            async move {
+                let req = axum::http::Request::get(format!("http://{addr}/"))
+                    .header("x-forwarded-for", forwarded)
+                    .body(Empty::<Bytes>::new())
+                    .unwrap();
+                client.request(req).await.unwrap().status().as_u16()
+            }
+        };
+        let mut a = Vec::new();
+        let mut b = Vec::new();
+        for _ in 0..3 {
+            // The proxy appends the client it saw; a client may prepend anything.
+            a.push(status("6.6.6.6, 198.51.100.7").await);
+            b.push(status("198.51.100.7, 203.0.113.9").await);
+        }
+        assert_eq!(a, [200, 200, 503], "198.51.100.7: a burst of 2");
+        assert_eq!(b, [200, 200, 503], "203.0.113.9: a budget of its own");
+        assert_eq!(budget.stats().keys, 2);
+        server.abort();
+    })
+    .await;
+}
