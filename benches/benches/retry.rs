@@ -9,65 +9,15 @@
 
 use std::future::{Ready, ready};
 use std::hint::black_box;
-use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use seawall_benches::{Echo, Fail, Failing, call, contended_case, two_workers};
+use seawall_benches::{Echo, Fail, Failing, TpsPolicy, call, contended_case, two_workers};
 use seawall_core::{OverloadReason, Overloaded};
 use seawall_retry::{Backoff, RetryBudget, RetryLayer};
-use tower::retry::Policy;
 use tower::retry::budget::{Budget, TpsBudget};
 use tower::{Layer, Service};
 use tower_resilience::retry::{RetryBudgetBuilder, RetryLayer as ResilienceRetryLayer};
-
-/// tower's usual budgeted policy: deposit on success, withdraw per retry,
-/// at most `attempts` attempts.
-#[derive(Clone)]
-struct TpsPolicy {
-    budget: Arc<TpsBudget>,
-    attempts: u32,
-}
-
-impl TpsPolicy {
-    /// tower's documented defaults (10s window, 10 retries a second, 20%).
-    fn new() -> Self {
-        TpsPolicy {
-            budget: Arc::new(TpsBudget::new(Duration::from_secs(10), 10, 0.2)),
-            attempts: 3,
-        }
-    }
-
-    /// A budget that allows no retry.
-    fn spent() -> Self {
-        TpsPolicy {
-            budget: Arc::new(TpsBudget::new(Duration::from_secs(10), 0, 0.0)),
-            attempts: 3,
-        }
-    }
-}
-
-impl<Res, E> Policy<u64, Res, E> for TpsPolicy {
-    type Future = Ready<()>;
-
-    fn retry(&mut self, _req: &mut u64, result: &mut Result<Res, E>) -> Option<Self::Future> {
-        match result {
-            Ok(_) => {
-                self.budget.deposit();
-                None
-            }
-            Err(_) if self.attempts > 1 && self.budget.withdraw() => {
-                self.attempts -= 1;
-                Some(ready(()))
-            }
-            Err(_) => None,
-        }
-    }
-
-    fn clone_request(&mut self, req: &u64) -> Option<u64> {
-        Some(*req)
-    }
-}
 
 fn seawall_spent() -> RetryLayer {
     RetryLayer::builder()

@@ -14,14 +14,12 @@
 //! one call, a figure no noisy neighbour blurs. Criterion's options (`--warm-up-time` ...) are ignored, so
 //! that one `cargo bench` command runs every target.
 
-use std::future::{Ready, ready};
 use std::hint::black_box;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use seawall_benches::{
-    Echo, Fail, Failing, Failsafe, Governor, KeyedGovernor, STALL, Stall, call, hold, hourly_quota,
-    huge_quota, ready_now,
+    Echo, Fail, Failing, Failsafe, Governor, KeyedGovernor, STALL, Stall, TpsPolicy, call, hold,
+    hourly_quota, huge_quota, ready_now,
 };
 use seawall_breaker::{
     BreakerConfig, BreakerLayer, KeyedBreakerConfig, KeyedBreakerLayer, TripPolicy,
@@ -37,8 +35,6 @@ use seawall_shed::{
 use seawall_timeout::AdaptiveTimeoutLayer;
 use tower::limit::{ConcurrencyLimitLayer, RateLimitLayer};
 use tower::load_shed::LoadShedLayer;
-use tower::retry::Policy;
-use tower::retry::budget::{Budget, TpsBudget};
 use tower::timeout::TimeoutLayer;
 use tower::{Layer, Service, ServiceBuilder};
 use tower_resilience::adaptive::{AdaptiveLimiterLayer, Aimd as ResilienceAimd};
@@ -84,31 +80,6 @@ fn keyed<S: Service<u64> + 'static>(mut svc: S) -> Case {
             assert!(call(&mut svc, black_box(k)).is_ok());
         }
     })
-}
-
-#[derive(Clone)]
-struct TpsPolicy(Arc<TpsBudget>, u32);
-
-impl<Res, E> Policy<u64, Res, E> for TpsPolicy {
-    type Future = Ready<()>;
-
-    fn retry(&mut self, _req: &mut u64, result: &mut Result<Res, E>) -> Option<Self::Future> {
-        match result {
-            Ok(_) => {
-                self.0.deposit();
-                None
-            }
-            Err(_) if self.1 > 1 && self.0.withdraw() => {
-                self.1 -= 1;
-                Some(ready(()))
-            }
-            Err(_) => None,
-        }
-    }
-
-    fn clone_request(&mut self, req: &u64) -> Option<u64> {
-        Some(*req)
-    }
 }
 
 type ResilienceError = tower_resilience::circuitbreaker::CircuitBreakerError<
@@ -441,10 +412,7 @@ fn timeout_cases(v: &mut Vec<(&'static str, Case)>) {
 }
 
 fn tps() -> TpsPolicy {
-    TpsPolicy(
-        Arc::new(TpsBudget::new(Duration::from_secs(10), 10, 0.2)),
-        3,
-    )
+    TpsPolicy::new()
 }
 
 fn retry_cases(v: &mut Vec<(&'static str, Case)>) {
@@ -465,7 +433,7 @@ fn retry_cases(v: &mut Vec<(&'static str, Case)>) {
         "retry/tower_tps_budget_success",
         looped(tower::retry::RetryLayer::new(tps()).layer(Echo), 1, true),
     ));
-    let spent = TpsPolicy(Arc::new(TpsBudget::new(Duration::from_secs(10), 0, 0.0)), 3);
+    let spent = TpsPolicy::spent();
     v.push((
         "retry/tower_tps_budget_spent_rejecting",
         looped(

@@ -16,21 +16,17 @@
 //!
 //! `cargo bench -p seawall-benches --bench stack`
 
-use std::future::{Ready, ready};
 use std::hint::black_box;
-use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use seawall_benches::{Echo, call, contended_case, two_workers};
+use seawall_benches::{Echo, TpsPolicy, call, contended_case, two_workers};
 use seawall_breaker::BreakerLayer;
 use seawall_budget::BudgetLayer;
 use seawall_retry::RetryLayer;
 use seawall_shed::ShedLayer;
 use seawall_timeout::AdaptiveTimeoutLayer;
 use tower::ServiceBuilder;
-use tower::retry::Policy;
-use tower::retry::budget::{Budget, TpsBudget};
 use tower_resilience::bulkhead::BulkheadLayer;
 use tower_resilience::circuitbreaker::CircuitBreakerLayer;
 use tower_resilience::ratelimiter::RateLimiterLayer;
@@ -39,35 +35,6 @@ use tower_resilience::timelimiter::TimeLimiterLayer;
 
 const LIMIT: usize = 1_000;
 const DEADLINE: Duration = Duration::from_secs(1);
-
-/// tower's usual budgeted policy: deposit on success, withdraw per retry.
-#[derive(Clone)]
-struct TpsPolicy {
-    budget: Arc<TpsBudget>,
-    attempts: u32,
-}
-
-impl<Res, E> Policy<u64, Res, E> for TpsPolicy {
-    type Future = Ready<()>;
-
-    fn retry(&mut self, _req: &mut u64, result: &mut Result<Res, E>) -> Option<Self::Future> {
-        match result {
-            Ok(_) => {
-                self.budget.deposit();
-                None
-            }
-            Err(_) if self.attempts > 1 && self.budget.withdraw() => {
-                self.attempts -= 1;
-                Some(ready(()))
-            }
-            Err(_) => None,
-        }
-    }
-
-    fn clone_request(&mut self, req: &u64) -> Option<u64> {
-        Some(*req)
-    }
-}
 
 macro_rules! seawall_stack {
     () => {{
@@ -132,10 +99,7 @@ macro_rules! resilience_stack {
 }
 
 fn tower_policy() -> TpsPolicy {
-    TpsPolicy {
-        budget: Arc::new(TpsBudget::new(Duration::from_secs(10), 10, 0.2)),
-        attempts: 3,
-    }
+    TpsPolicy::new()
 }
 
 /// The size of `svc`'s response future, in bytes (what every caller moves

@@ -617,3 +617,68 @@ mod tests {
         assert!(tasks(&rt, &Echo, 100, |t, i| t + i) > Duration::ZERO);
     }
 }
+
+/// tower's usual budgeted retry policy, as its docs write it: deposit on
+/// success, withdraw per retry, at most `attempts` attempts.
+#[derive(Clone)]
+pub struct TpsPolicy {
+    budget: Arc<tower::retry::budget::TpsBudget>,
+    attempts: u32,
+}
+
+impl TpsPolicy {
+    /// tower's documented defaults (a 10s window, 10 retries a second,
+    /// 20%), 3 attempts.
+    pub fn new() -> Self {
+        Self::with(tower::retry::budget::TpsBudget::new(
+            Duration::from_secs(10),
+            10,
+            0.2,
+        ))
+    }
+
+    /// A budget that allows no retry, 3 attempts.
+    pub fn spent() -> Self {
+        Self::with(tower::retry::budget::TpsBudget::new(
+            Duration::from_secs(10),
+            0,
+            0.0,
+        ))
+    }
+
+    fn with(budget: tower::retry::budget::TpsBudget) -> Self {
+        TpsPolicy {
+            budget: Arc::new(budget),
+            attempts: 3,
+        }
+    }
+}
+
+impl Default for TpsPolicy {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<Res, E> tower::retry::Policy<u64, Res, E> for TpsPolicy {
+    type Future = Ready<()>;
+
+    fn retry(&mut self, _req: &mut u64, result: &mut Result<Res, E>) -> Option<Self::Future> {
+        use tower::retry::budget::Budget;
+        match result {
+            Ok(_) => {
+                self.budget.deposit();
+                None
+            }
+            Err(_) if self.attempts > 1 && self.budget.withdraw() => {
+                self.attempts -= 1;
+                Some(ready(()))
+            }
+            Err(_) => None,
+        }
+    }
+
+    fn clone_request(&mut self, req: &u64) -> Option<u64> {
+        Some(*req)
+    }
+}

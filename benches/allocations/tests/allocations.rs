@@ -10,16 +10,15 @@
 //! own thread, as in the benches, inside a current-thread runtime; the
 //! timeouts' expiry paths run on its paused clock.
 
-use std::future::{Future, Ready, ready};
+use std::future::Future;
 use std::hint::black_box;
 use std::pin::pin;
-use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use seawall_benches::{
-    Echo, Fail, Failing, Failsafe, Governor, KeyedGovernor, STALL, Stall, call, hold, hourly_quota,
-    huge_quota, ready_now,
+    Echo, Fail, Failing, Failsafe, Governor, KeyedGovernor, STALL, Stall, TpsPolicy, call, hold,
+    hourly_quota, huge_quota, ready_now,
 };
 use seawall_breaker::{BreakerLayer, KeyedBreakerConfig, KeyedBreakerLayer};
 use seawall_budget::{BudgetConfig, BudgetLayer, KeyedBudgetConfig, KeyedBudgetLayer};
@@ -27,8 +26,6 @@ use seawall_retry::{Backoff, RetryBudget, RetryLayer};
 use seawall_shed::{Aimd, Limit, ShedLayer};
 use seawall_test_support::CountingAlloc;
 use seawall_timeout::AdaptiveTimeoutLayer;
-use tower::retry::Policy;
-use tower::retry::budget::{Budget, TpsBudget};
 use tower::{Layer, Service, ServiceBuilder};
 
 #[global_allocator]
@@ -104,32 +101,6 @@ impl Table {
 
     fn peer(&mut self, name: &str, n: u64) {
         self.0.push((name.to_string(), n as f64 / N as f64));
-    }
-}
-
-/// tower's usual budgeted retry policy (as in the benches).
-#[derive(Clone)]
-struct TpsPolicy(Arc<TpsBudget>, u32);
-
-impl<Res, E> Policy<u64, Res, E> for TpsPolicy {
-    type Future = Ready<()>;
-
-    fn retry(&mut self, _req: &mut u64, result: &mut Result<Res, E>) -> Option<Self::Future> {
-        match result {
-            Ok(_) => {
-                self.0.deposit();
-                None
-            }
-            Err(_) if self.1 > 1 && self.0.withdraw() => {
-                self.1 -= 1;
-                Some(ready(()))
-            }
-            Err(_) => None,
-        }
-    }
-
-    fn clone_request(&mut self, req: &u64) -> Option<u64> {
-        Some(*req)
     }
 }
 
@@ -398,10 +369,7 @@ fn peers(t: &mut Table, rt: &tokio::runtime::Runtime) {
     let mut svc = TimeoutLayer::new(Duration::from_millis(5)).layer(Stall);
     let per = rt.block_on(expiries(&mut svc, Duration::from_millis(6)));
     t.peer("tower timeout, expiring", per * N);
-    let policy = TpsPolicy(
-        Arc::new(TpsBudget::new(Duration::from_secs(10), 10, 0.2)),
-        3,
-    );
+    let policy = TpsPolicy::new();
     t.peer(
         "tower retry + TpsBudget, success",
         count(
@@ -410,7 +378,7 @@ fn peers(t: &mut Table, rt: &tokio::runtime::Runtime) {
             true,
         ),
     );
-    let spent = TpsPolicy(Arc::new(TpsBudget::new(Duration::from_secs(10), 0, 0.0)), 3);
+    let spent = TpsPolicy::spent();
     t.peer(
         "tower retry + TpsBudget, budget spent, giving up",
         count(
