@@ -867,3 +867,26 @@ mod redis_backend {
         assert!((10..=12).contains(&admitted), "admitted {admitted}");
     }
 }
+
+/// A `[client.timeout.keys]` table that names one field keeps the timeout's
+/// own default for the other (1000 keys, not the key map's 10 000: a timeout
+/// key holds up to 4 KiB).
+#[test]
+fn a_partial_timeout_keys_table_keeps_the_timeout_defaults() {
+    let config = StackConfig::from_toml_str("[client.timeout.keys]\nidle_ttl = \"1m\"\n").unwrap();
+    let keys = config.client.timeout.as_ref().unwrap().keys;
+    assert_eq!(keys.capacity, 1000);
+    assert_eq!(keys.idle_ttl, Duration::from_secs(60));
+    let config = StackConfig::from_toml_str("[client.timeout.keys]\ncapacity = 50\n").unwrap();
+    let keys = config.client.timeout.as_ref().unwrap().keys;
+    assert_eq!(
+        (keys.capacity, keys.idle_ttl),
+        (50, Duration::from_secs(300))
+    );
+    let err = StackConfig::from_toml_str("[client.timeout.keys]\ncapcity = 50\n").unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("client.timeout.keys.capcity: 50 is set on an unknown field"),
+        "{err}"
+    );
+}

@@ -215,8 +215,9 @@ impl AdaptiveTimeoutConfig {
 /// idle_ttl = "5m"
 /// ```
 ///
-/// A `[keys]` table replaces the default bounds as a whole: a field it leaves
-/// out takes [`KeyMapConfig`]'s default (capacity 10 000), not this table's.
+/// A field a `[keys]` table leaves out keeps this table's default (capacity
+/// 1000, idle TTL 5 minutes), not [`KeyMapConfig`]'s capacity of 10 000: a
+/// timeout key holds up to 4 KiB, ten times a breaker's or budget's.
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
@@ -225,10 +226,43 @@ pub struct KeyedAdaptiveTimeoutConfig {
     /// The config each key's deadline follows.
     pub per_key: AdaptiveTimeoutConfig,
     /// The bounds of the map of keys.
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "keys_over_timeout_defaults")
+    )]
     pub keys: KeyMapConfig,
     /// Feature `metrics`: a series per key for its learned deadline (default
     /// `false`; see above).
     pub key_metrics: bool,
+}
+
+/// The timeout's default map bounds.
+fn default_keys() -> KeyMapConfig {
+    KeyMapConfig::new().capacity(1000)
+}
+
+/// A `[keys]` table whose missing fields keep [`default_keys`].
+#[cfg(feature = "serde")]
+fn keys_over_timeout_defaults<'de, D>(de: D) -> Result<KeyMapConfig, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Keys {
+        capacity: Option<usize>,
+        #[serde(default, with = "humantime_serde")]
+        idle_ttl: Option<Duration>,
+    }
+    let keys = <Keys as serde::Deserialize>::deserialize(de)?;
+    let mut out = default_keys();
+    if let Some(capacity) = keys.capacity {
+        out.capacity = capacity;
+    }
+    if let Some(idle_ttl) = keys.idle_ttl {
+        out.idle_ttl = idle_ttl;
+    }
+    Ok(out)
 }
 
 impl Default for KeyedAdaptiveTimeoutConfig {
@@ -242,7 +276,7 @@ impl From<AdaptiveTimeoutConfig> for KeyedAdaptiveTimeoutConfig {
     fn from(per_key: AdaptiveTimeoutConfig) -> Self {
         KeyedAdaptiveTimeoutConfig {
             per_key,
-            keys: KeyMapConfig::new().capacity(1000),
+            keys: default_keys(),
             key_metrics: false,
         }
     }
