@@ -329,53 +329,44 @@ pub(crate) mod sealed {
     /// What a response future needs of its claim. Sealed: implemented by
     /// [`Claim`](super::Claim) and [`KeyedClaim`](super::KeyedClaim) only.
     pub trait Hold {
+        /// The recorder the claim holds.
+        fn recorder(&self) -> &super::Recorder;
+
         /// The tokio instant at which the tracker's clock reads `reading +
         /// deadline` (tokio's now plus the deadline once the tracker is
         /// gone).
-        fn instant_at(&self, reading: u64, deadline: Duration) -> Instant;
+        fn instant_at(&self, reading: u64, deadline: Duration) -> Instant {
+            self.recorder().instant_at(reading, deadline)
+        }
+
         /// Records the latency of a measured call that succeeded now.
-        fn record(&self, began: Began);
+        fn record(&self, began: Began) {
+            self.recorder().record_since(began);
+        }
+
         /// Accounts for a call that hit `deadline` (recording it as a
         /// latency when `measured`) and makes its error.
-        fn expired(&self, deadline: Duration, measured: bool) -> Elapsed;
+        fn expired(&self, deadline: Duration, measured: bool) -> Elapsed {
+            let recorder = self.recorder();
+            if measured {
+                recorder.record_timeout(deadline);
+            } else {
+                recorder.count_timeout(deadline);
+            }
+            recorder.elapsed(deadline)
+        }
     }
 }
 
 impl sealed::Hold for KeyedClaim {
-    fn instant_at(&self, reading: u64, deadline: Duration) -> Instant {
-        self.recorder.instant_at(reading, deadline)
-    }
-
-    fn record(&self, began: Began) {
-        self.recorder.record_since(began);
-    }
-
-    fn expired(&self, deadline: Duration, measured: bool) -> Elapsed {
-        if measured {
-            self.recorder.record_timeout(deadline);
-        } else {
-            self.recorder.count_timeout(deadline);
-        }
-        self.recorder.elapsed(deadline)
+    fn recorder(&self) -> &Recorder {
+        &self.recorder
     }
 }
 
 impl sealed::Hold for Claim {
-    fn instant_at(&self, reading: u64, deadline: Duration) -> Instant {
-        self.recorder.instant_at(reading, deadline)
-    }
-
-    fn record(&self, began: Began) {
-        self.recorder.record_since(began);
-    }
-
-    fn expired(&self, deadline: Duration, measured: bool) -> Elapsed {
-        if measured {
-            self.recorder.record_timeout(deadline);
-        } else {
-            self.recorder.count_timeout(deadline);
-        }
-        self.recorder.elapsed(deadline)
+    fn recorder(&self) -> &Recorder {
+        &self.recorder
     }
 }
 
