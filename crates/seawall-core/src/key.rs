@@ -8,6 +8,10 @@
 //!   receives by the client's address: the connection's peer, or behind
 //!   proxies you name as trusted, the rightmost forwarded address that is
 //!   not one of them; IPv6 grouped by /64.
+//!   [`HeaderKey`] (feature `http`) keys them by a header's value (an API key,
+//!   a tenant), shown as a fingerprint unless you say it is no secret;
+//!   [`ByMethod`] by method. [`Pair`] makes one key of two: per client per
+//!   route.
 //! - [`KeyMap`] holds one value per key with the bounds every keyed seawall
 //!   layer keeps: a capacity, and eviction of idle keys. It is sharded, so
 //!   calls for different keys do not contend on one lock, and a lookup of an
@@ -92,8 +96,51 @@ mod by_authority;
 #[cfg(feature = "http")]
 mod client_ip;
 #[cfg(feature = "http")]
+mod request;
+#[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub use by_authority::{ByAuthority, Host};
 #[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub use client_ip::{ClientIp, ClientKey, ForwardedHeader, IpNet, IpNetError};
+#[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+pub use request::{
+    ByMethod, HeaderKey, HeaderValueKey, INLINE_VALUE, MAX_VALUE_LEN, MethodKey, Value,
+};
+
+/// Two keys as one: per client per route, per tenant per method. Shown as
+/// the two keys with a space between them.
+///
+/// As a [`KeyFn`], `Pair(a, b)` keys a request by both `a`'s and `b`'s key.
+///
+/// ```
+/// use seawall_core::KeyFn;
+/// use seawall_core::key::Pair;
+///
+/// struct Call { tenant: &'static str, route: &'static str }
+///
+/// let per_tenant_per_route = Pair(|c: &Call| c.tenant, |c: &Call| c.route);
+/// let key = per_tenant_per_route.key(&Call { tenant: "acme", route: "/orders" });
+/// assert_eq!(key, Pair("acme", "/orders"));
+/// assert_eq!(key.to_string(), "acme /orders");
+/// ```
+///
+/// With the `http` feature, the same with request keys:
+/// `Pair(ClientIp::new(), ByMethod)`, `Pair(HeaderKey::new("x-tenant"), route)`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Pair<A, B>(pub A, pub B);
+
+impl<A: fmt::Display, B: fmt::Display> fmt::Display for Pair<A, B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.0, self.1)
+    }
+}
+
+impl<Req, A: KeyFn<Req>, B: KeyFn<Req>> KeyFn<Req> for Pair<A, B> {
+    type Key = Pair<A::Key, B::Key>;
+
+    fn key(&self, req: &Req) -> Self::Key {
+        Pair(self.0.key(req), self.1.key(req))
+    }
+}
