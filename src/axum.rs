@@ -46,6 +46,9 @@ use crate::{BoxError, Rejection, RejectionKind};
 
 pub use crate::wire::MAX_RETRY_HINT;
 
+mod route;
+pub use route::{ByRoute, MAX_ROUTE_LEN, MAX_ROUTES, RouteKey};
+
 /// Turns any error from a seawall stack into a response; pass it to
 /// `HandleErrorLayer::new`. See the [module docs](self) for the mapping.
 pub async fn handle_error(err: BoxError) -> Response {
