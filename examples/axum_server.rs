@@ -1,7 +1,7 @@
 //! The server stack around an axum router, driven by a burst of its own.
 //!
 //! ```text
-//! HandleErrorLayer(seawall::axum::handle_error)  → rejections become 503 / 504 responses
+//! HandleErrorLayer(seawall::axum::handle_error)  → rejections become 429 / 503 / 504 responses
 //!   shed              → at most 40 requests in flight, shedding by probability above 20
 //!     budget          → at most 800 requests/s admitted, bursts of 100
 //!       timeout       → a deadline that follows the handler's live p99
@@ -61,6 +61,8 @@ struct Tally {
     ok: u64,
     unavailable: u64,
     unavailable_with_retry_after: u64,
+    too_many: u64,
+    too_many_with_retry_after: u64,
     gateway_timeout: u64,
     other: u64,
 }
@@ -70,6 +72,8 @@ impl Tally {
         self.ok += other.ok;
         self.unavailable += other.unavailable;
         self.unavailable_with_retry_after += other.unavailable_with_retry_after;
+        self.too_many += other.too_many;
+        self.too_many_with_retry_after += other.too_many_with_retry_after;
         self.gateway_timeout += other.gateway_timeout;
         self.other += other.other;
     }
@@ -90,6 +94,12 @@ async fn get_once(client: &HttpClient, addr: std::net::SocketAddr, ms: u32, tall
                 tally.unavailable += 1;
                 if res.headers().contains_key(hyper::header::RETRY_AFTER) {
                     tally.unavailable_with_retry_after += 1;
+                }
+            }
+            StatusCode::TOO_MANY_REQUESTS => {
+                tally.too_many += 1;
+                if res.headers().contains_key(hyper::header::RETRY_AFTER) {
+                    tally.too_many_with_retry_after += 1;
                 }
             }
             StatusCode::GATEWAY_TIMEOUT => tally.gateway_timeout += 1,
@@ -186,6 +196,10 @@ async fn main() -> Result<(), BoxError> {
     println!(
         "  503 Service Unavailable {:>5}  ({} with Retry-After)",
         burst.unavailable, burst.unavailable_with_retry_after
+    );
+    println!(
+        "  429 Too Many Requests   {:>5}  ({} with Retry-After)",
+        burst.too_many, burst.too_many_with_retry_after
     );
     println!("  504 Gateway Timeout     {:>5}", burst.gateway_timeout);
     if burst.other > 0 {

@@ -7,7 +7,7 @@
 //! |------------------------------------------|--------|------|---------|
 //! | `CircuitOpen` | 503 Service Unavailable | `circuit open` | `Retry-After` when known |
 //! | `Overloaded` | 503 Service Unavailable | `overloaded` | `Retry-After` when known |
-//! | `BudgetExhausted` | 503 Service Unavailable | `rate budget exhausted` | `Retry-After` |
+//! | `BudgetExhausted` | 429 Too Many Requests | `rate budget exhausted` | `Retry-After` |
 //! | `Elapsed` | 504 Gateway Timeout | `timed out` | |
 //! | anything else | 500 Internal Server Error | `internal error` | |
 //!
@@ -25,6 +25,24 @@
 //!
 //! [`RejectionResponse`] does the same as an `IntoResponse` value, for
 //! handlers that build their own.
+//!
+//! The statuses are a choice, not a law: [`StatusMap`] changes any of them
+//! (say, 503 for a spent budget, as seawall 0.1 answered, or 429 for
+//! a shedder too) and gives the handler that uses them:
+//!
+//! ```
+//! use std::time::Duration;
+//! use axum::{Router, error_handling::HandleErrorLayer, http::StatusCode, routing::get};
+//! use seawall::axum::StatusMap;
+//! use tower::ServiceBuilder;
+//!
+//! let statuses = StatusMap::new().overloaded(StatusCode::TOO_MANY_REQUESTS);
+//! let app: Router = Router::new().route("/", get(|| async { "hello" })).layer(
+//!     ServiceBuilder::new()
+//!         .layer(HandleErrorLayer::new(statuses.handler()))
+//!         .timeout(Duration::from_secs(1)), // or any seawall layer
+//! );
+//! ```
 //!
 //! ```
 //! use std::time::Duration;
@@ -50,9 +68,101 @@ mod route;
 pub use route::{ByRoute, MAX_ROUTE_LEN, MAX_ROUTES, RouteKey};
 
 /// Turns any error from a seawall stack into a response; pass it to
-/// `HandleErrorLayer::new`. See the [module docs](self) for the mapping.
+/// `HandleErrorLayer::new`. See the [module docs](self) for the mapping, and
+/// [`StatusMap`] to change it.
 pub async fn handle_error(err: BoxError) -> Response {
     RejectionResponse::from(err).into_response()
+}
+
+/// The status each kind of error answers with. The defaults are in the
+/// [module docs](self): 503 for an open breaker and a shedder's refusal
+/// ("this server cannot take it now"), 429 for a spent rate budget ("you
+/// are sending too much"), 504 for a missed deadline, 500 for any error
+/// that is not a seawall rejection.
+///
+/// Bodies and `Retry-After` do not change with the status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatusMap {
+    circuit_open: StatusCode,
+    overloaded: StatusCode,
+    budget_exhausted: StatusCode,
+    elapsed: StatusCode,
+    other: StatusCode,
+}
+
+impl Default for StatusMap {
+    fn default() -> Self {
+        StatusMap {
+            circuit_open: StatusCode::SERVICE_UNAVAILABLE,
+            overloaded: StatusCode::SERVICE_UNAVAILABLE,
+            budget_exhausted: StatusCode::TOO_MANY_REQUESTS,
+            elapsed: StatusCode::GATEWAY_TIMEOUT,
+            other: StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl StatusMap {
+    /// The default statuses.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The status of a `CircuitOpen` (default 503).
+    pub fn circuit_open(mut self, status: StatusCode) -> Self {
+        self.circuit_open = status;
+        self
+    }
+
+    /// The status of an `Overloaded` (default 503).
+    pub fn overloaded(mut self, status: StatusCode) -> Self {
+        self.overloaded = status;
+        self
+    }
+
+    /// The status of a `BudgetExhausted` (default 429).
+    pub fn budget_exhausted(mut self, status: StatusCode) -> Self {
+        self.budget_exhausted = status;
+        self
+    }
+
+    /// The status of an `Elapsed` (default 504).
+    pub fn elapsed(mut self, status: StatusCode) -> Self {
+        self.elapsed = status;
+        self
+    }
+
+    /// The status of an error that is not a seawall rejection (default 500).
+    pub fn other(mut self, status: StatusCode) -> Self {
+        self.other = status;
+        self
+    }
+
+    /// The status of `kind`; `None` is an error that is not a rejection.
+    pub fn status(&self, kind: Option<RejectionKind>) -> StatusCode {
+        match kind {
+            Some(RejectionKind::CircuitOpen) => self.circuit_open,
+            Some(RejectionKind::Overloaded) => self.overloaded,
+            Some(RejectionKind::BudgetExhausted) => self.budget_exhausted,
+            Some(RejectionKind::Elapsed) => self.elapsed,
+            // A kind this version does not know yet: "cannot take it now".
+            Some(_) => self.overloaded,
+            None => self.other,
+        }
+    }
+
+    /// `err` as a response with these statuses.
+    pub fn respond(&self, err: BoxError) -> Response {
+        RejectionResponse::from(err).into_response_with(self)
+    }
+
+    /// The error handler for `HandleErrorLayer::new` that answers with
+    /// these statuses.
+    pub fn handler(
+        self,
+    ) -> impl Fn(BoxError) -> std::future::Ready<Response> + Clone + Send + Sync + 'static {
+        move |err| std::future::ready(self.respond(err))
+    }
 }
 
 /// An error from a seawall stack, as a response. See the [module docs](self).
@@ -73,13 +183,9 @@ impl RejectionResponse {
         Rejection::find(&*self.0).map(|r| r.kind())
     }
 
-    /// The status this error maps to.
+    /// The status this error maps to with the default [`StatusMap`].
     pub fn status(&self) -> StatusCode {
-        match self.kind() {
-            Some(RejectionKind::Elapsed) => StatusCode::GATEWAY_TIMEOUT,
-            Some(_) => StatusCode::SERVICE_UNAVAILABLE,
-            None => StatusCode::INTERNAL_SERVER_ERROR,
-        }
+        StatusMap::default().status(self.kind())
     }
 
     /// The body: a fixed text per kind of error (see the [module docs](self)).
@@ -98,18 +204,25 @@ impl RejectionResponse {
     }
 }
 
-impl IntoResponse for RejectionResponse {
-    fn into_response(self) -> Response {
+impl RejectionResponse {
+    /// The response, with the statuses of `statuses`.
+    pub fn into_response_with(self, statuses: &StatusMap) -> Response {
         match Rejection::find(&*self.0) {
             Some(rejection) => wire::report_rejection(&*self.0, rejection),
             None => wire::report_failure(&*self.0),
         }
-        let mut res = (self.status(), self.body()).into_response();
+        let mut res = (statuses.status(self.kind()), self.body()).into_response();
         if let Some(secs) = self.retry_after() {
             res.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         res
+    }
+}
+
+impl IntoResponse for RejectionResponse {
+    fn into_response(self) -> Response {
+        self.into_response_with(&StatusMap::default())
     }
 }
 
@@ -164,7 +277,7 @@ mod tests {
         assert_eq!(retry_after(&res), None);
 
         let res = respond(BudgetExhausted::new(Duration::from_millis(1)).into());
-        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(retry_after(&res), Some("1"));
         assert_eq!(body(res), "rate budget exhausted");
 
@@ -177,6 +290,37 @@ mod tests {
         assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(retry_after(&res), None);
         assert_eq!(body(res), "internal error");
+    }
+
+    #[test]
+    fn a_status_map_changes_only_the_statuses() {
+        let statuses = StatusMap::new()
+            .budget_exhausted(StatusCode::SERVICE_UNAVAILABLE)
+            .overloaded(StatusCode::TOO_MANY_REQUESTS)
+            .circuit_open(StatusCode::BAD_GATEWAY)
+            .elapsed(StatusCode::REQUEST_TIMEOUT)
+            .other(StatusCode::BAD_GATEWAY);
+        let res = statuses.respond(BudgetExhausted::new(Duration::from_secs(2)).into());
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(retry_after(&res), Some("2"));
+        assert_eq!(body(res), "rate budget exhausted");
+        let res = statuses.respond(Overloaded::new(OverloadReason::HardLimit).into());
+        assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+        let res = statuses.respond(CircuitOpen::new(None).into());
+        assert_eq!(res.status(), StatusCode::BAD_GATEWAY);
+        let res = statuses.respond(Elapsed::new(Duration::from_secs(1)).into());
+        assert_eq!(res.status(), StatusCode::REQUEST_TIMEOUT);
+        let res = statuses.respond("boom".into());
+        assert_eq!(res.status(), StatusCode::BAD_GATEWAY);
+        assert_eq!(body(res), "internal error");
+
+        let handler = statuses.handler();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let res = rt.block_on(handler(BudgetExhausted::new(Duration::ZERO).into()));
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(StatusMap::default(), StatusMap::new());
     }
 
     #[test]
@@ -208,7 +352,7 @@ mod tests {
                     .into(),
             )
         });
-        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
         assert!(res.headers().get(header::SET_COOKIE).is_none());
         for (name, value) in res.headers() {
             let value = value.to_str().unwrap();

@@ -32,7 +32,7 @@
 //! | `metrics` | no | reporting through the `metrics` facade, by every enabled mechanism |
 //! | `quanta` | no | [`Clock::tsc`]: layers given this clock read the CPU's time-stamp counter, a few nanoseconds a reading |
 //! | `serde` | no | `Deserialize` for every enabled mechanism's config; with all five mechanisms, `config::StackConfig`: a whole stack from TOML |
-//! | `axum` | no | `axum::handle_error` for `HandleErrorLayer`: rejections as 503/504 responses |
+//! | `axum` | no | `axum::handle_error` for `HandleErrorLayer`: rejections as 429/503/504 responses (`axum::StatusMap` to choose); `axum::ByRoute`, a key per matched route |
 //!
 //! # Composing a stack
 //!

@@ -156,7 +156,7 @@ async fn shed_overloaded_is_503_with_retry_after() {
 }
 
 #[tokio::test]
-async fn budget_exhausted_is_503_with_retry_after() {
+async fn budget_exhausted_is_429_with_retry_after() {
     bounded(async {
         // One request per hour, no burst beyond it.
         let budget = BudgetLayer::builder()
@@ -174,7 +174,7 @@ async fn budget_exhausted_is_503_with_retry_after() {
 
         assert_eq!(get_path(addr, "/").await.status, StatusCode::OK);
         let seen = get_path(addr, "/").await;
-        assert_eq!(seen.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(seen.status, StatusCode::TOO_MANY_REQUESTS);
         let after = seen.retry_after.expect("a Retry-After header");
         assert!(
             (3000..=3600).contains(&after),
@@ -285,7 +285,7 @@ async fn the_server_stack_sheds_before_it_spends_budget() {
         // The three shed requests spent no token: one is left.
         assert_eq!(get_path(addr, "/fast").await.status, StatusCode::OK);
         let seen = get_path(addr, "/fast").await;
-        assert_eq!(seen.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(seen.status, StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(seen.body, "rate budget exhausted");
         assert_eq!(shed.stats().shed.hard_limit, 3);
         assert_eq!(budget.stats().exhausted, 1);
@@ -319,7 +319,7 @@ async fn a_key_with_crlf_reaches_no_header_or_body() {
         }))
         .await;
         let seen = get_path(addr, "/").await;
-        assert_eq!(seen.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(seen.status, StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(seen.body, "rate budget exhausted");
         assert_eq!(seen.retry_after, Some(2));
         assert!(seen.headers.get(axum::http::header::SET_COOKIE).is_none());
@@ -410,8 +410,8 @@ async fn a_budget_keyed_by_client_ip_behind_a_trusted_proxy() {
             a.push(status("6.6.6.6, 198.51.100.7").await);
             b.push(status("198.51.100.7, 203.0.113.9").await);
         }
-        assert_eq!(a, [200, 200, 503], "198.51.100.7: a burst of 2");
-        assert_eq!(b, [200, 200, 503], "203.0.113.9: a budget of its own");
+        assert_eq!(a, [200, 200, 429], "198.51.100.7: a burst of 2");
+        assert_eq!(b, [200, 200, 429], "203.0.113.9: a budget of its own");
         assert_eq!(budget.stats().keys, 2);
         server.abort();
     })
