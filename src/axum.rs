@@ -64,7 +64,11 @@ use crate::{BoxError, Rejection, RejectionKind};
 
 pub use crate::wire::MAX_RETRY_HINT;
 
+mod ratelimit;
 mod route;
+pub use ratelimit::{
+    RATELIMIT, RATELIMIT_POLICY, RateLimitFuture, RateLimitHeaders, RateLimitHeadersLayer,
+};
 pub use route::{ByRoute, MAX_ROUTE_LEN, MAX_ROUTES, RouteKey};
 
 /// Turns any error from a seawall stack into a response; pass it to

@@ -417,3 +417,106 @@ async fn a_budget_keyed_by_client_ip_behind_a_trusted_proxy() {
     })
     .await;
 }
+
+/// Two budgets, one per client and one for the whole API, under
+/// `RateLimitHeadersLayer`: every response they decided states both
+/// policies, what is left of each, and on a refusal `r=0` with
+/// `Retry-After`. The budgets are real; the numbers are the GCRA's own.
+#[cfg(feature = "http")]
+#[tokio::test]
+async fn rate_limit_headers_state_every_budget_on_admitted_and_refused_calls() {
+    use axum::extract::ConnectInfo;
+    use seawall::axum::{RATELIMIT, RATELIMIT_POLICY, RateLimitHeadersLayer};
+    use seawall::budget::{BudgetConfig, KeyedBudgetConfig, KeyedBudgetLayer};
+    use seawall::core::key::ClientIp;
+
+    bounded(async {
+        let client_ip = ClientIp::new().peer_from(|c: &ConnectInfo<SocketAddr>| c.0);
+        let per_client = KeyedBudgetConfig::from(
+            BudgetConfig::new()
+                .name("per-client")
+                .rate(2)
+                .per(Duration::from_secs(60))
+                .burst(2),
+        );
+        let per_client =
+            KeyedBudgetLayer::new::<axum::extract::Request>(client_ip, &per_client).unwrap();
+        let api = BudgetLayer::builder()
+            .name("api")
+            .rate(1000)
+            .per(Duration::from_secs(1))
+            .burst(100)
+            .build()
+            .unwrap();
+        let app = Router::new()
+            .route("/", get(|| async { "ok" }))
+            .layer(
+                ServiceBuilder::new()
+                    .layer(RateLimitHeadersLayer::new())
+                    .layer(HandleErrorLayer::new(seawall::axum::handle_error))
+                    .layer(per_client)
+                    .layer(api),
+            )
+            .route("/free", get(|| async { "free" }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await
+        });
+        let header = |seen: &Seen, name| {
+            seen.headers
+                .get(name)
+                .map(|v: &axum::http::HeaderValue| v.to_str().unwrap().to_owned())
+        };
+
+        let first = get_path(addr, "/").await;
+        assert_eq!(first.status, StatusCode::OK);
+        assert_eq!(
+            header(&first, RATELIMIT_POLICY).as_deref(),
+            Some("\"per-client\";q=2;w=60, \"api\";q=1000;w=1")
+        );
+        // One of two left, whole again in 30s; the API's burst barely used.
+        let state = header(&first, RATELIMIT).unwrap();
+        assert!(
+            state.starts_with("\"per-client\";r=1;t=30, \"api\";r=99;t="),
+            "{state}"
+        );
+
+        let second = get_path(addr, "/").await;
+        assert_eq!(second.status, StatusCode::OK);
+        // Whole again in 60s less the time since the first call (well
+        // under a second, unless the machine stalls: then 59).
+        let state = header(&second, RATELIMIT).unwrap();
+        assert!(
+            state.starts_with("\"per-client\";r=0;t=60,")
+                || state.starts_with("\"per-client\";r=0;t=59,"),
+            "{state}"
+        );
+
+        // Refused by the per-client budget: the API budget never saw it.
+        let refused = get_path(addr, "/").await;
+        assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+        let state = header(&refused, RATELIMIT).unwrap();
+        assert!(
+            ["\"per-client\";r=0;t=60", "\"per-client\";r=0;t=59"].contains(&state.as_str()),
+            "{state}"
+        );
+        assert_eq!(
+            header(&refused, RATELIMIT_POLICY).as_deref(),
+            Some("\"per-client\";q=2;w=60")
+        );
+        let after = refused.retry_after.expect("Retry-After on a refusal");
+        assert!((29..=30).contains(&after), "the next token in 30s: {after}");
+
+        // A route no budget guards carries no fields.
+        let free = get_path(addr, "/free").await;
+        assert_eq!(free.status, StatusCode::OK);
+        assert_eq!(header(&free, RATELIMIT), None);
+        server.abort();
+    })
+    .await;
+}

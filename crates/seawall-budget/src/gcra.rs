@@ -235,6 +235,13 @@ impl Gcra {
             });
     }
 
+    /// How far the arrival time runs ahead of `now`: the time until the
+    /// budget is whole again.
+    #[cfg(feature = "quota")]
+    pub(crate) fn debt(&self, now: u64) -> u64 {
+        self.tat.load(Ordering::Relaxed).saturating_sub(now)
+    }
+
     /// Whole tokens available at `now`.
     pub(crate) fn available(&self, rate: &Rate, now: u64) -> u32 {
         let debt = self.tat.load(Ordering::Relaxed).saturating_sub(now);

@@ -23,6 +23,8 @@ use seawall_core::{Clock, KeyMap};
 
 use crate::config::KeyedBudgetConfig;
 use crate::gcra::{Gcra, Rate};
+#[cfg(feature = "quota")]
+use crate::quota::Policy;
 
 /// The key that rejections served by the overflow budget carry; see
 /// [`KeyedBudgetLayer`](crate::KeyedBudgetLayer).
@@ -40,6 +42,8 @@ pub(crate) struct KeyedShared<K> {
     pub(crate) exhausted: AtomicU64,
     pub(crate) overflow_calls: AtomicU64,
     pub(crate) overflow_rejected: AtomicU64,
+    #[cfg(feature = "quota")]
+    pub(crate) policy: Policy,
     pub(crate) config: KeyedBudgetConfig,
     #[cfg(feature = "metrics")]
     pub(crate) metrics: KeyedMetrics,
@@ -79,6 +83,8 @@ impl<K: std::hash::Hash + Eq> KeyedShared<K> {
             exhausted: AtomicU64::new(0),
             overflow_calls: AtomicU64::new(0),
             overflow_rejected: AtomicU64::new(0),
+            #[cfg(feature = "quota")]
+            policy: Policy::new(&per_key.name, per_key.rate, per_key.per),
             config: config.clone(),
             #[cfg(feature = "metrics")]
             metrics,

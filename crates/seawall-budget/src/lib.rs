@@ -101,6 +101,8 @@ mod gcra;
 mod keyed;
 mod layer;
 mod loop_budget;
+#[cfg(feature = "quota")]
+mod quota;
 mod service;
 mod sync;
 

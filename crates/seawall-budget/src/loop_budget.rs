@@ -13,6 +13,8 @@ use tokio::time::Instant;
 use crate::backoff::Schedule;
 use crate::config::{LoopBudgetBuilder, LoopBudgetConfig};
 use crate::gcra::{Gcra, Rate, Reservation};
+#[cfg(feature = "quota")]
+use crate::quota::Policy;
 
 /// The highest rate per second a budget counts: one token per nanosecond.
 const MAX_PER_SECOND: u32 = 1_000_000_000;
@@ -86,6 +88,8 @@ struct Inner {
     exhausted: AtomicU64,
     backoffs: AtomicU64,
     backoff_nanos: AtomicU64,
+    #[cfg(feature = "quota")]
+    policy: Policy,
     config: LoopBudgetConfig,
     #[cfg(feature = "metrics")]
     metrics: Metrics,
@@ -233,6 +237,8 @@ impl LoopBudget {
                 exhausted: AtomicU64::new(0),
                 backoffs: AtomicU64::new(0),
                 backoff_nanos: AtomicU64::new(0),
+                #[cfg(feature = "quota")]
+                policy: Policy::new(&config.name, config.rate, config.per),
                 config,
                 #[cfg(feature = "metrics")]
                 metrics,
@@ -319,6 +325,15 @@ impl LoopBudget {
     pub fn try_consume(&self, n: u32) -> Result<(), BudgetExhausted> {
         self.try_take_at(n, self.now())
             .map_err(|wait| BudgetExhausted::new(Duration::from_nanos(wait)))
+    }
+
+    /// Reports the quota at `now` to a layer that listens
+    /// ([`seawall_core::quota`]).
+    #[cfg(feature = "quota")]
+    pub(crate) fn report_quota(&self, now: u64) {
+        self.inner
+            .policy
+            .report(&self.inner.hot.gcra, &self.inner.rate, now);
     }
 
     /// `try_consume` at a known time, returning the wait in nanoseconds.

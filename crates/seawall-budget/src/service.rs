@@ -216,7 +216,13 @@ where
         }
         // One clock read, one compare-exchange; the future is built in
         // place around the inner one.
-        match self.budget.try_take_at(1, self.budget.read_clock()) {
+        let now = self.budget.read_clock();
+        let taken = self.budget.try_take_at(1, now);
+        #[cfg(feature = "quota")]
+        if seawall_core::quota::is_observed() {
+            self.budget.report_quota(now);
+        }
+        match taken {
             Ok(()) => ResponseFuture::called(self.inner.call(req)),
             Err(wait) => ResponseFuture::rejected(rejection(&self.budget, wait)),
         }
@@ -329,7 +335,12 @@ where
                 Err(_) => return self.overflow(req, now),
             },
         };
-        match cell.try_take(&shared.rate, 1, now) {
+        let taken = cell.try_take(&shared.rate, 1, now);
+        #[cfg(feature = "quota")]
+        if seawall_core::quota::is_observed() {
+            shared.policy.report(&cell, &shared.rate, now);
+        }
+        match taken {
             Ok(()) => {
                 shared.admitted.fetch_add(1, Ordering::Relaxed);
                 #[cfg(feature = "metrics")]
@@ -352,7 +363,12 @@ impl<S, F, K> KeyedBudget<S, F, K> {
     {
         let shared = &*self.shared;
         shared.overflow_calls.fetch_add(1, Ordering::Relaxed);
-        match shared.overflow.try_take(&shared.rate, 1, now) {
+        let taken = shared.overflow.try_take(&shared.rate, 1, now);
+        #[cfg(feature = "quota")]
+        if seawall_core::quota::is_observed() {
+            shared.policy.report(&shared.overflow, &shared.rate, now);
+        }
+        match taken {
             Ok(()) => {
                 shared.admitted.fetch_add(1, Ordering::Relaxed);
                 #[cfg(feature = "metrics")]

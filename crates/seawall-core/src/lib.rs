@@ -60,6 +60,7 @@ pub mod clone;
 pub mod config;
 pub mod key;
 pub mod names;
+pub mod quota;
 pub mod rand;
 pub mod rejection;
 mod sync;
