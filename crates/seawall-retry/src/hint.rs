@@ -27,8 +27,9 @@
 //!
 //! - [`NoHint`], the default: no peer hint, the layer behaves as it always
 //!   did.
-//! - [`HttpHint`] (feature `http`): HTTP `Retry-After` (seconds or date) and
-//!   the IETF `RateLimit` field's reset.
+//! - [`HttpHint`] (feature `http`): HTTP `Retry-After` (seconds or date),
+//!   the IETF `RateLimit` field's reset, and `RateLimit-Reset` /
+//!   `X-RateLimit-Reset` once their quota is spent.
 //! - [`GrpcHint`] (feature `tonic`): gRPC `grpc-retry-pushback-ms` (gRFC A6).
 //! - Any closure, through [`hint_fn`].
 //!
