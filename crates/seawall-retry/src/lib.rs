@@ -117,7 +117,7 @@
 //! | `serde`   | `Deserialize` for [`RetryConfig`], [`Backoff`], [`RetryBudgetConfig`] (durations as `"250ms"`) |
 //! | `http`    | [`hint::HttpHint`]: hints from HTTP `Retry-After` (seconds and dates) and the IETF `RateLimit` reset |
 //! | `tonic`   | [`hint::GrpcHint`]: hints from gRPC `grpc-retry-pushback-ms` (gRFC A6) |
-//! | `metrics` | counters `seawall_retry_attempts_total`, `_retries_total`, `_gave_up_total{reason}`, `_budget_exhausted_total`, labelled `name` |
+//! | `metrics` | counters `seawall_retry_attempts_total`, `_retries_total`, `_gave_up_total{reason}`, `_budget_exhausted_total`, `_hinted_total`, labelled `name` |
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]

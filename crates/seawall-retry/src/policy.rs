@@ -294,6 +294,8 @@ impl<C, K, H> Policy<C, K, H> {
         };
         if hint.is_some() {
             self.counters.hinted.fetch_add(1, Ordering::Relaxed);
+            #[cfg(feature = "metrics")]
+            self.metrics.hinted.increment(1);
         }
         tracing::debug!(
             target: TARGET_RETRY,
