@@ -191,6 +191,18 @@ impl<Res, H: RetryHint<Res> + ?Sized> RetryHint<Res> for std::sync::Arc<H> {
     }
 }
 
+/// `Some(reader)` reads with `reader`; `None` reads nothing, as [`NoHint`]
+/// (what a config with `honour_hints = false` builds).
+impl<Res, H: RetryHint<Res>> RetryHint<Res> for Option<H> {
+    #[inline]
+    fn hint(&self, result: &Result<Res, BoxError>) -> Hint {
+        match self {
+            Some(reader) => reader.hint(result),
+            None => Hint::None,
+        }
+    }
+}
+
 /// The default reader: reads nothing ([`Hint::None`]). The layer still
 /// honours seawall's own rejections (a `CircuitOpen`'s `retry_after`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -82,7 +82,8 @@ pub(crate) struct Policy<C, K, H> {
     pub(crate) classify: C,
     pub(crate) clone: K,
     pub(crate) retry_if: Option<RetryIf>,
-    pub(crate) hint: H,
+    /// `None` when the config turned hints off (`honour_hints = false`).
+    pub(crate) hint: Option<H>,
     pub(crate) counters: Counters,
     /// Where the deadline is measured and backoff timers are set from.
     clock: Clock,
@@ -114,7 +115,7 @@ pub(crate) struct Parts<C, K, H> {
     pub(crate) classify: C,
     pub(crate) clone: K,
     pub(crate) retry_if: Option<RetryIf>,
-    pub(crate) hint: H,
+    pub(crate) hint: Option<H>,
     pub(crate) clock: Clock,
 }
 
@@ -396,7 +397,7 @@ mod tests {
             classify: ErrorsAsFailures,
             clone: ByClone,
             retry_if: None,
-            hint: NoHint,
+            hint: Some(NoHint),
             clock,
         })
     }
@@ -517,7 +518,7 @@ mod tests {
                 classify: ErrorsAsFailures,
                 clone: ByClone,
                 retry_if: None,
-                hint: hint_fn(read as fn(&Result<(), BoxError>) -> Hint),
+                hint: Some(hint_fn(read as fn(&Result<(), BoxError>) -> Hint)),
                 clock,
             })
         }
@@ -650,7 +651,7 @@ mod tests {
                 classify: ErrorsAsFailures,
                 clone: ByClone,
                 retry_if: None,
-                hint: hint_fn(read),
+                hint: Some(hint_fn(read)),
                 clock,
             });
             let shed: Result<(), BoxError> =
