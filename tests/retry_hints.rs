@@ -21,7 +21,8 @@
     feature = "breaker",
     feature = "shed",
     feature = "timeout",
-    feature = "retry"
+    feature = "retry",
+    any(feature = "http", feature = "tonic")
 ))]
 
 use std::sync::{Arc, Mutex};
@@ -125,7 +126,7 @@ mod http_stack {
     /// `headers`, then answers 200.
     async fn refusing(
         status: StatusCode,
-        headers: Vec<(&'static str, String)>,
+        headers: Headers,
     ) -> (String, Arrivals, tokio::sync::oneshot::Sender<()>) {
         let arrivals = Arrivals::new();
         let noted = arrivals.clone();
@@ -168,11 +169,19 @@ mod http_stack {
     const DATE: &str = "Thu, 28 May 2026 20:26:40 GMT";
     const DATE_UNIX: u64 = 1_780_000_000;
 
-    fn forms() -> Vec<(&'static str, Vec<(&'static str, String)>, Duration)> {
+    /// Response headers: name, value.
+    type Headers = Vec<(&'static str, String)>;
+
+    /// Each header form: its name, the refusal's headers, the wait it asks.
+    fn forms() -> Vec<(&'static str, Headers, Duration)> {
         let s = Duration::from_secs;
         let date = |h: &'static str, v: String| vec![("date", DATE.to_owned()), (h, v)];
         vec![
-            ("Retry-After seconds", vec![("retry-after", "3".into())], s(3)),
+            (
+                "Retry-After seconds",
+                vec![("retry-after", "3".into())],
+                s(3),
+            ),
             (
                 "Retry-After date",
                 date("retry-after", "Thu, 28 May 2026 20:26:44 GMT".into()),
@@ -209,7 +218,10 @@ mod http_stack {
     #[tokio::test(start_paused = true)]
     async fn each_header_form_on_429_and_503_is_waited() {
         let config = config("30s", "");
-        for status in [StatusCode::TOO_MANY_REQUESTS, StatusCode::SERVICE_UNAVAILABLE] {
+        for status in [
+            StatusCode::TOO_MANY_REQUESTS,
+            StatusCode::SERVICE_UNAVAILABLE,
+        ] {
             for (form, headers, wait) in forms() {
                 let (uri, arrivals, _stop) = refusing(status, headers).await;
                 let (result, stats) = get_through(&config, &uri).await;
@@ -321,8 +333,7 @@ mod grpc_stack {
             }))
         }
 
-        type WatchStream =
-            tonic::codegen::tokio_stream::Empty<Result<HealthCheckResponse, Status>>;
+        type WatchStream = tonic::codegen::tokio_stream::Empty<Result<HealthCheckResponse, Status>>;
 
         async fn watch(
             &self,
@@ -421,7 +432,10 @@ mod grpc_stack {
         let (result, _) = check_through(&config, addr, "40,-1").await;
         let err = result.unwrap_err();
         let retry = err.downcast_ref::<RetryError>().expect("a RetryError");
-        assert_eq!((retry.reason(), retry.attempts()), (StopReason::DoNotRetry, 2));
+        assert_eq!(
+            (retry.reason(), retry.attempts()),
+            (StopReason::DoNotRetry, 2)
+        );
         assert_eq!(arrivals.gaps(), [Duration::from_millis(40)]);
     }
 
@@ -452,7 +466,10 @@ mod grpc_stack {
         let svc = stack.layer(service_fn(|_: HealthCheckRequest| async {
             Err::<Response<HealthCheckResponse>, _>(Status::not_found("no such service"))
         }));
-        let err = svc.oneshot(HealthCheckRequest::default()).await.unwrap_err();
+        let err = svc
+            .oneshot(HealthCheckRequest::default())
+            .await
+            .unwrap_err();
         assert_eq!(
             err.downcast_ref::<Status>().map(Status::code),
             Some(Code::NotFound)
@@ -471,6 +488,9 @@ mod grpc_stack {
         assert!(result.is_ok());
         let ms = Duration::from_millis(10);
         assert_eq!(arrivals.gaps(), [ms, ms]);
-        assert_eq!((stats.retries, stats.hinted, stats.gave_up_do_not_retry), (2, 0, 0));
+        assert_eq!(
+            (stats.retries, stats.hinted, stats.gave_up_do_not_retry),
+            (2, 0, 0)
+        );
     }
 }

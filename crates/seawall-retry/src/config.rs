@@ -471,7 +471,9 @@ mod tests {
         };
         let layer = builder.build().unwrap();
         let start = tokio::time::Instant::now();
-        let svc = layer.layer(service_fn(|()| async { Err::<(), BoxError>("busy".into()) }));
+        let svc = layer.layer(service_fn(|()| async {
+            Err::<(), BoxError>("busy".into())
+        }));
         assert!(svc.oneshot(()).await.is_err());
         let stats = layer.stats();
         (
@@ -496,6 +498,11 @@ mod tests {
         let layer = RetryLayer::builder().honour_hints(false).build().unwrap();
         assert!(!layer.config().honour_hints);
         let config = RetryConfig::new().honour_hints(false);
-        assert!(!RetryLayer::from_config(&config).unwrap().config().honour_hints);
+        assert!(
+            !RetryLayer::from_config(&config)
+                .unwrap()
+                .config()
+                .honour_hints
+        );
     }
 }

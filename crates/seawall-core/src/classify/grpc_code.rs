@@ -209,12 +209,24 @@ mod tests {
         let c = GrpcCode::new();
         let boxed = |e: crate::BoxError| Err::<tonic::Response<()>, _>(e);
         let status = |code| tonic::Status::new(code, "x");
-        assert_eq!(c.classify(&boxed(status(Code::Unavailable).into())), Outcome::Failure);
-        assert_eq!(c.classify(&boxed(status(Code::NotFound).into())), Outcome::Success);
-        assert_eq!(c.classify(&boxed(status(Code::Cancelled).into())), Outcome::Ignore);
+        assert_eq!(
+            c.classify(&boxed(status(Code::Unavailable).into())),
+            Outcome::Failure
+        );
+        assert_eq!(
+            c.classify(&boxed(status(Code::NotFound).into())),
+            Outcome::Success
+        );
+        assert_eq!(
+            c.classify(&boxed(status(Code::Cancelled).into())),
+            Outcome::Ignore
+        );
         let wrapped = Box::new(Wrapper(status(Code::NotFound)));
         assert_eq!(c.classify(&boxed(wrapped)), Outcome::Success);
-        assert_eq!(c.classify(&boxed("connection reset".into())), Outcome::Failure);
+        assert_eq!(
+            c.classify(&boxed("connection reset".into())),
+            Outcome::Failure
+        );
         let ok: Result<tonic::Response<()>, crate::BoxError> = Ok(tonic::Response::new(()));
         assert_eq!(c.classify(&ok), Outcome::Success);
     }

@@ -104,7 +104,8 @@ impl HttpHint {
             }
         }
         for (remaining, reset) in &LEGACY {
-            let (Some(remaining), Some(reset)) = (single(headers, remaining), single(headers, reset))
+            let (Some(remaining), Some(reset)) =
+                (single(headers, remaining), single(headers, reset))
             else {
                 continue;
             };
