@@ -56,6 +56,17 @@
 //!
 //! For classifying gRPC results (which codes count as failures for the
 //! breaker and retry layers), see `seawall::core::classify::GrpcCode`.
+//!
+//! # A client stack from a config file
+//!
+//! With feature `serde`, `ClientConfig::build_grpc(key_fn)` (in
+//! `seawall::config`) builds the whole client stack for a tonic client:
+//! retry → breaker → adaptive timeout → budget, classifying with `GrpcCode`
+//! and retrying as the server's `grpc-retry-pushback-ms` asks (at least that
+//! long; a negative or malformed pushback stops the retries; a pushback past
+//! the retry deadline ends them at once). Put it **above** the generated
+//! client, where a request is a message the retry can send again, and map
+//! its errors with [`to_status`] for the caller.
 
 use std::error::Error;
 use std::sync::Arc;

@@ -890,3 +890,50 @@ fn a_partial_timeout_keys_table_keeps_the_timeout_defaults() {
         "{err}"
     );
 }
+
+/// `honour_hints` in the retry table: a boolean, `true` by default, that
+/// reaches the built layer; anything else is named with its path and line.
+#[test]
+fn the_retry_table_says_whether_hints_are_honoured() {
+    let config = StackConfig::from_toml_str("[client.retry]\n").unwrap();
+    assert!(config.client.retry.as_ref().unwrap().honour_hints);
+    let client = config.client.build(peer).unwrap();
+    assert!(client.retry().unwrap().config().honour_hints);
+
+    let config = StackConfig::from_toml_str("[client.retry]\nhonour_hints = false\n").unwrap();
+    assert!(!config.client.retry.as_ref().unwrap().honour_hints);
+    let client = config.client.build(peer).unwrap();
+    assert!(!client.retry().unwrap().config().honour_hints);
+
+    let m = messages(
+        r#"
+        [client.retry]
+        honour_hints = "yes"
+        "#,
+    );
+    assert_eq!(m.len(), 1, "{m:#?}");
+    assert!(m[0].starts_with("client.retry.honour_hints: "), "{}", m[0]);
+    assert!(m[0].contains("expected a boolean"), "{}", m[0]);
+    assert!(m[0].ends_with("(line 3)"), "{}", m[0]);
+
+    // The name is exact: a near miss is an unknown field that lists it.
+    let m = messages("[client.retry]\nhints = false\n");
+    assert_eq!(m.len(), 1, "{m:#?}");
+    assert!(
+        m[0].starts_with("client.retry.hints: false is set on an unknown field"),
+        "{}",
+        m[0]
+    );
+    assert!(m[0].contains("`honour_hints`"), "{}", m[0]);
+}
+
+/// Both protocol stacks take the setting: `build_http` and `build_grpc`.
+#[cfg(all(feature = "http", feature = "tonic"))]
+#[test]
+fn the_protocol_stacks_take_honour_hints() {
+    let config = StackConfig::from_toml_str("[client.retry]\nhonour_hints = false\n").unwrap();
+    let http = config.client.build_http().unwrap();
+    assert!(!http.retry().unwrap().config().honour_hints);
+    let grpc = config.client.build_grpc(|_: &u32| "peer").unwrap();
+    assert!(!grpc.retry().unwrap().config().honour_hints);
+}

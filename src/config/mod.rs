@@ -293,6 +293,7 @@ impl ClientConfig {
                 .max_attempts(c.max_attempts)
                 .backoff(c.backoff)
                 .budget(c.budget.clone())
+                .honour_hints(c.honour_hints)
                 .classify(classify.clone());
             let built = match c.deadline {
                 Some(d) => built.deadline(d),
@@ -330,9 +331,11 @@ impl ClientConfig {
     /// 429 responses as failures ([`HttpStatus`](seawall_core::classify::HttpStatus)),
     /// like transport errors. Its retries wait at least what the peer asked
     /// for ([`HttpHint`](seawall_retry::hint::HttpHint): `Retry-After` in
-    /// seconds or as a date, the `RateLimit` header's reset; at most a day,
-    /// and never past the retry's deadline or, without one, its longest
-    /// backoff delay: a longer hint ends the retries at once).
+    /// seconds or as a date, the `RateLimit` field's reset, `RateLimit-Reset`
+    /// and `X-RateLimit-Reset` once their quota is spent; at most a day, and
+    /// never past the retry's deadline or, without one, its longest backoff
+    /// delay: a longer hint ends the retries at once), unless the retry
+    /// table says `honour_hints = false`.
     ///
     /// ```
     /// use seawall::config::StackConfig;
@@ -362,6 +365,64 @@ impl ClientConfig {
             seawall_core::classify::HttpStatus::new(),
             |retry| retry.hint(seawall_retry::hint::HttpHint::new()),
         )
+    }
+
+    /// Builds the client stack for a tonic client (feature `tonic`), used
+    /// **above** the generated client, where a request is a message (so it
+    /// is `Clone` and can be sent again) and a call returns
+    /// `Result<tonic::Response<T>, tonic::Status>`: `key_fn` names each
+    /// request's peer (for one `Channel`, a constant); gRPC codes decide what
+    /// is a failure ([`GrpcCode`](seawall_core::classify::GrpcCode):
+    /// `Unavailable`, `Internal`, `DeadlineExceeded`… are, `NotFound`,
+    /// `InvalidArgument`… are the peer answering); and the retries honour the
+    /// peer's `grpc-retry-pushback-ms` ([`GrpcHint`](seawall_retry::hint::GrpcHint)):
+    /// the next attempt waits at least the pushback, and a negative or
+    /// malformed one stops the retries (gRFC A6), unless the retry table says
+    /// `honour_hints = false`.
+    ///
+    /// The stack returns `BoxError`s; `seawall::tonic::to_status` gives the
+    /// gRPC view of any of them.
+    ///
+    /// ```
+    /// use seawall::config::StackConfig;
+    /// use tower::{Layer, service_fn};
+    ///
+    /// # #[derive(Clone)] struct CheckRequest;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let config = StackConfig::from_toml_str(r#"
+    ///     [client.retry]
+    ///     deadline = "2s"
+    ///     [client.breaker]
+    /// "#).unwrap();
+    /// let client = config.client.build_grpc(|_: &CheckRequest| "inventory").unwrap();
+    /// // Around a tonic client: `move |req| { let mut c = client.clone(); async move { c.check(req).await } }`.
+    /// let svc = client.layer(service_fn(|_: CheckRequest| async {
+    ///     Ok::<_, tonic::Status>(tonic::Response::new(()))
+    /// }));
+    /// # drop(svc);
+    /// # }
+    /// ```
+    #[cfg(feature = "tonic")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tonic")))]
+    pub fn build_grpc<Req, KF>(
+        &self,
+        key_fn: KF,
+    ) -> Result<
+        ClientStack<
+            KF,
+            KF::Key,
+            seawall_core::classify::GrpcCode,
+            seawall_retry::ByClone,
+            seawall_retry::hint::GrpcHint,
+        >,
+        ConfigError,
+    >
+    where
+        KF: KeyFn<Req> + Clone,
+    {
+        self.assemble(key_fn, seawall_core::classify::GrpcCode::new(), |retry| {
+            retry.hint(seawall_retry::hint::GrpcHint::new())
+        })
     }
 }
 

@@ -335,7 +335,9 @@ pub type ClientService<S, KF, K, C = ErrorsAsFailures, R = ByClone, H = NoHint> 
 /// a copy function instead, for bodies that cannot be copied. `H` reads
 /// the retry hints of answers (`Retry-After`…; see
 /// [`RetryBuilder::hint`](seawall_retry::RetryBuilder::hint)): none by
-/// default, HTTP's for [`build_http`](super::ClientConfig::build_http).
+/// default, HTTP's for [`build_http`](super::ClientConfig::build_http),
+/// gRPC's pushback for [`build_grpc`](super::ClientConfig::build_grpc); the
+/// retry table's `honour_hints = false` turns the reader off.
 pub struct ClientStack<KF, K, C = ErrorsAsFailures, R = ByClone, H = NoHint> {
     pub(super) retry: Option<RetryLayer<C, R, H>>,
     pub(super) breaker: Option<KeyedBreakerLayer<KF, K, C>>,

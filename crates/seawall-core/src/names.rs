@@ -93,6 +93,9 @@ pub const RETRY_RETRIES_TOTAL: &str = "seawall_retry_retries_total";
 pub const RETRY_GAVE_UP_TOTAL: &str = "seawall_retry_gave_up_total";
 /// Counter: retries refused by the retry budget.
 pub const RETRY_BUDGET_EXHAUSTED_TOTAL: &str = "seawall_retry_budget_exhausted_total";
+/// Counter: retries that waited for a peer's hint (`Retry-After`, a gRPC
+/// pushback) because it was longer than the backoff's delay.
+pub const RETRY_HINTED_TOTAL: &str = "seawall_retry_hinted_total";
 
 /// Counter: calls a fallback layer answered with its backup.
 pub const FALLBACK_USED_TOTAL: &str = "seawall_fallback_used_total";
@@ -213,6 +216,11 @@ pub fn describe_metrics() {
         "Retries refused by the retry budget."
     );
     describe_counter!(
+        RETRY_HINTED_TOTAL,
+        Unit::Count,
+        "Retries that waited for a peer's hint longer than the backoff."
+    );
+    describe_counter!(
         FALLBACK_USED_TOTAL,
         Unit::Count,
         "Calls answered by the fallback's backup."
@@ -261,6 +269,7 @@ mod tests {
             RETRY_RETRIES_TOTAL,
             RETRY_GAVE_UP_TOTAL,
             RETRY_BUDGET_EXHAUSTED_TOTAL,
+            RETRY_HINTED_TOTAL,
             FALLBACK_USED_TOTAL,
             FALLBACK_FAILED_TOTAL,
             FALLBACK_NOT_COPIED_TOTAL,

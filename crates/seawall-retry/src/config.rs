@@ -31,6 +31,7 @@ pub const MAX_ATTEMPTS: u32 = 1000;
 /// | `backoff` | exponential 100ms ×2, jitter 0.2, max 5s | see [`Backoff`] |
 /// | `deadline` | none | overall time for all attempts; no retry whose delay would pass it; at most [`MAX_DURATION`](seawall_core::config::MAX_DURATION) (365 days) |
 /// | `budget` | on, ratio 0.2, 10/s, ttl 10s | see [`RetryBudget`](crate::RetryBudget) |
+/// | `honour_hints` | `true` | read what a failed attempt's peer said (`Retry-After`, `RateLimit`, a gRPC pushback) with the builder's [`hint`](RetryBuilder::hint) reader; `false` ignores it (seawall's own rejections' `retry_after` is still honoured) |
 ///
 /// With feature `serde` (every field optional):
 ///
@@ -40,6 +41,7 @@ pub const MAX_ATTEMPTS: u32 = 1000;
 /// deadline = "2s"
 /// backoff = { strategy = "fibonacci", base = "50ms", jitter = 0.1, max_delay = "1s" }
 /// budget = { ratio = 0.1, min_per_sec = 5, ttl = "10s" }
+/// honour_hints = true
 /// ```
 ///
 /// In code, with the setters (the struct is `#[non_exhaustive]`):
@@ -71,6 +73,11 @@ pub struct RetryConfig {
     pub deadline: Option<Duration>,
     /// The retry budget.
     pub budget: RetryBudgetConfig,
+    /// Whether the layer reads peers' retry hints with its reader (see
+    /// [`crate::hint`]). `false` waits only the backoff (and a
+    /// `CircuitOpen`'s `retry_after`), and a peer cannot stop the retries
+    /// with a "do not retry" hint.
+    pub honour_hints: bool,
 }
 
 impl Default for RetryConfig {
@@ -81,6 +88,7 @@ impl Default for RetryConfig {
             backoff: Backoff::default(),
             deadline: None,
             budget: RetryBudgetConfig::default(),
+            honour_hints: true,
         }
     }
 }
@@ -90,6 +98,7 @@ seawall_core::config_setters!(RetryConfig {
     backoff: Backoff,
     deadline: Duration,
     budget: RetryBudgetConfig,
+    honour_hints: bool,
 });
 
 impl RetryConfig {
@@ -325,6 +334,37 @@ impl<C, K, H> RetryBuilder<C, K, H> {
         }
     }
 
+    /// Whether the layer reads hints with its [`hint`](Self::hint) reader
+    /// (default `true`; the config's `honour_hints`). `false` leaves the
+    /// reader unread: the backoff alone decides (a `CircuitOpen`'s
+    /// `retry_after` is still honoured).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use std::time::Duration;
+    /// use seawall_core::BoxError;
+    /// use seawall_retry::hint::{hint_fn, Hint};
+    /// use seawall_retry::{Backoff, RetryLayer};
+    /// use tower::{service_fn, Layer, ServiceExt};
+    ///
+    /// let layer = RetryLayer::builder()
+    ///     .max_attempts(2)
+    ///     .backoff(Backoff::constant(Duration::from_millis(10)))
+    ///     .hint(hint_fn(|_: &Result<(), BoxError>| Hint::DoNotRetry))
+    ///     .honour_hints(false)
+    ///     .build()
+    ///     .unwrap();
+    /// let svc = layer.layer(service_fn(|()| async { Err::<(), BoxError>("busy".into()) }));
+    /// assert!(svc.oneshot(()).await.is_err());
+    /// assert_eq!(layer.stats().retries, 1, "the hint was not read");
+    /// # }
+    /// ```
+    pub fn honour_hints(mut self, honour: bool) -> Self {
+        self.config.honour_hints = honour;
+        self
+    }
+
     /// Where the layer reads the time: the overall
     /// [`deadline`](Self::deadline) is measured on it, and the retry budget
     /// the builder makes reads it (a [`shared_budget`](Self::shared_budget)
@@ -399,9 +439,70 @@ impl<C, K, H> RetryBuilder<C, K, H> {
             classify: self.classify,
             clone: self.clone,
             retry_if: self.retry_if,
-            hint: self.hint,
+            hint: config.honour_hints.then_some(self.hint),
             clock: self.clock,
         });
         Ok(RetryLayer::from_parts(Arc::new(policy), config))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use seawall_core::BoxError;
+    use tower::{Layer, ServiceExt, service_fn};
+
+    use super::*;
+    use crate::hint::{Hint, hint_fn};
+
+    /// A layer whose reader says `hint` for every failure, over a service
+    /// that always fails; returns (retries, hinted, do_not_retry) after one
+    /// request, and the time it took.
+    async fn run(hint: Hint, honour: Option<bool>) -> (u64, u64, u64, Duration) {
+        let builder = RetryLayer::builder()
+            .max_attempts(2)
+            .backoff(Backoff::constant(Duration::from_millis(10)))
+            .deadline(Duration::from_secs(5))
+            .hint(hint_fn(move |_: &Result<(), BoxError>| hint));
+        let builder = match honour {
+            Some(h) => builder.honour_hints(h),
+            None => builder,
+        };
+        let layer = builder.build().unwrap();
+        let start = tokio::time::Instant::now();
+        let svc = layer.layer(service_fn(|()| async {
+            Err::<(), BoxError>("busy".into())
+        }));
+        assert!(svc.oneshot(()).await.is_err());
+        let stats = layer.stats();
+        (
+            stats.retries,
+            stats.hinted,
+            stats.gave_up_do_not_retry,
+            start.elapsed(),
+        )
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn hints_are_honoured_by_default_and_can_be_turned_off() {
+        let ms = Duration::from_millis;
+        let wait = Hint::After(ms(300));
+        assert!(RetryConfig::default().honour_hints);
+        assert_eq!(run(wait, None).await, (1, 1, 0, ms(300)));
+        assert_eq!(run(wait, Some(true)).await, (1, 1, 0, ms(300)));
+        assert_eq!(run(wait, Some(false)).await, (1, 0, 0, ms(10)));
+        assert_eq!(run(Hint::DoNotRetry, None).await, (0, 0, 1, ms(0)));
+        assert_eq!(run(Hint::DoNotRetry, Some(false)).await, (1, 0, 0, ms(10)));
+        // The built layer reports the setting it was built with.
+        let layer = RetryLayer::builder().honour_hints(false).build().unwrap();
+        assert!(!layer.config().honour_hints);
+        let config = RetryConfig::new().honour_hints(false);
+        assert!(
+            !RetryLayer::from_config(&config)
+                .unwrap()
+                .config()
+                .honour_hints
+        );
     }
 }

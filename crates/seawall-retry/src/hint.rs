@@ -27,8 +27,9 @@
 //!
 //! - [`NoHint`], the default: no peer hint, the layer behaves as it always
 //!   did.
-//! - [`HttpHint`] (feature `http`): HTTP `Retry-After` (seconds or date) and
-//!   the IETF `RateLimit` field's reset.
+//! - [`HttpHint`] (feature `http`): HTTP `Retry-After` (seconds or date),
+//!   the IETF `RateLimit` field's reset, and `RateLimit-Reset` /
+//!   `X-RateLimit-Reset` once their quota is spent.
 //! - [`GrpcHint`] (feature `tonic`): gRPC `grpc-retry-pushback-ms` (gRFC A6).
 //! - Any closure, through [`hint_fn`].
 //!
@@ -187,6 +188,18 @@ impl<Res, H: RetryHint<Res> + ?Sized> RetryHint<Res> for &H {
 impl<Res, H: RetryHint<Res> + ?Sized> RetryHint<Res> for std::sync::Arc<H> {
     fn hint(&self, result: &Result<Res, BoxError>) -> Hint {
         (**self).hint(result)
+    }
+}
+
+/// `Some(reader)` reads with `reader`; `None` reads nothing, as [`NoHint`]
+/// (what a config with `honour_hints = false` builds).
+impl<Res, H: RetryHint<Res>> RetryHint<Res> for Option<H> {
+    #[inline]
+    fn hint(&self, result: &Result<Res, BoxError>) -> Hint {
+        match self {
+            Some(reader) => reader.hint(result),
+            None => Hint::None,
+        }
     }
 }
 

@@ -19,13 +19,14 @@
 //!   all (an HTTP 503 in an `Ok`) is a [`Classify`](seawall_core::Classify).
 //! - **What the peer said is honoured.** A [`RetryHint`](hint::RetryHint)
 //!   reader ([`RetryBuilder::hint`]) reads a hint from each failed response
-//!   or error: HTTP `Retry-After` and `RateLimit` ([`HttpHint`](hint::HttpHint),
-//!   feature `http`), gRPC `grpc-retry-pushback-ms`
+//!   or error: HTTP `Retry-After`, `RateLimit` and `X-RateLimit-Reset`
+//!   ([`HttpHint`](hint::HttpHint), feature `http`), gRPC `grpc-retry-pushback-ms`
 //!   ([`GrpcHint`](hint::GrpcHint), feature `tonic`), or your own. The next
 //!   attempt waits at least the hint; a "do not retry" stops
 //!   ([`StopReason::DoNotRetry`]), and a hint past the deadline gives up at
-//!   once ([`StopReason::HintTooLong`]), never sleeping past it. See
-//!   [`hint`].
+//!   once ([`StopReason::HintTooLong`]), never sleeping past it. Turn it
+//!   off with [`RetryBuilder::honour_hints`] (`honour_hints = false` in a
+//!   config file). See [`hint`].
 //! - **A deadline across attempts.** With [`RetryBuilder::deadline`], no
 //!   retry is started whose delay would end past it. It is measured on the
 //!   layer's [`Clock`](seawall_core::Clock) ([`RetryBuilder::clock`], tokio's
@@ -115,9 +116,9 @@
 //! | feature   | what it adds |
 //! |-----------|--------------|
 //! | `serde`   | `Deserialize` for [`RetryConfig`], [`Backoff`], [`RetryBudgetConfig`] (durations as `"250ms"`) |
-//! | `http`    | [`hint::HttpHint`]: hints from HTTP `Retry-After` (seconds and dates) and the IETF `RateLimit` reset |
+//! | `http`    | [`hint::HttpHint`]: hints from HTTP `Retry-After` (seconds and dates), the IETF `RateLimit` reset, `RateLimit-Reset` and `X-RateLimit-Reset` |
 //! | `tonic`   | [`hint::GrpcHint`]: hints from gRPC `grpc-retry-pushback-ms` (gRFC A6) |
-//! | `metrics` | counters `seawall_retry_attempts_total`, `_retries_total`, `_gave_up_total{reason}`, `_budget_exhausted_total`, labelled `name` |
+//! | `metrics` | counters `seawall_retry_attempts_total`, `_retries_total`, `_gave_up_total{reason}`, `_budget_exhausted_total`, `_hinted_total`, labelled `name` |
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]

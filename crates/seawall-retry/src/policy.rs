@@ -82,7 +82,8 @@ pub(crate) struct Policy<C, K, H> {
     pub(crate) classify: C,
     pub(crate) clone: K,
     pub(crate) retry_if: Option<RetryIf>,
-    pub(crate) hint: H,
+    /// `None` when the config turned hints off (`honour_hints = false`).
+    pub(crate) hint: Option<H>,
     pub(crate) counters: Counters,
     /// Where the deadline is measured and backoff timers are set from.
     clock: Clock,
@@ -114,7 +115,7 @@ pub(crate) struct Parts<C, K, H> {
     pub(crate) classify: C,
     pub(crate) clone: K,
     pub(crate) retry_if: Option<RetryIf>,
-    pub(crate) hint: H,
+    pub(crate) hint: Option<H>,
     pub(crate) clock: Clock,
 }
 
@@ -294,6 +295,8 @@ impl<C, K, H> Policy<C, K, H> {
         };
         if hint.is_some() {
             self.counters.hinted.fetch_add(1, Ordering::Relaxed);
+            #[cfg(feature = "metrics")]
+            self.metrics.hinted.increment(1);
         }
         tracing::debug!(
             target: TARGET_RETRY,
@@ -394,7 +397,7 @@ mod tests {
             classify: ErrorsAsFailures,
             clone: ByClone,
             retry_if: None,
-            hint: NoHint,
+            hint: Some(NoHint),
             clock,
         })
     }
@@ -515,7 +518,7 @@ mod tests {
                 classify: ErrorsAsFailures,
                 clone: ByClone,
                 retry_if: None,
-                hint: hint_fn(read as fn(&Result<(), BoxError>) -> Hint),
+                hint: Some(hint_fn(read as fn(&Result<(), BoxError>) -> Hint)),
                 clock,
             })
         }
@@ -648,7 +651,7 @@ mod tests {
                 classify: ErrorsAsFailures,
                 clone: ByClone,
                 retry_if: None,
-                hint: hint_fn(read),
+                hint: Some(hint_fn(read)),
                 clock,
             });
             let shed: Result<(), BoxError> =

@@ -12,7 +12,10 @@ use super::{Classify, Outcome};
 /// server answered.
 ///
 /// It classifies `Result<tonic::Response<T>, tonic::Status>` (a tonic client
-/// or server method) and `Result<http::Response<B>, E>` (the tower service
+/// or server method), `Result<tonic::Response<T>, BoxError>` (the same
+/// under seawall layers, which box errors: the first `Status` in the error's
+/// `source()` chain decides, and an error without one, a rejection or a
+/// transport error, is a failure) and `Result<http::Response<B>, E>` (the tower service
 /// under a tonic `Channel`), where it reads the `grpc-status` header of a
 /// trailers-only response. A status sent in the trailers of a streamed body
 /// is not visible when the response head arrives, so such a response counts
@@ -108,6 +111,22 @@ impl<T> Classify<tonic::Response<T>, tonic::Status> for GrpcCode {
     }
 }
 
+impl<T> Classify<tonic::Response<T>, crate::BoxError> for GrpcCode {
+    fn classify(&self, result: &Result<tonic::Response<T>, crate::BoxError>) -> Outcome {
+        let Err(err) = result else {
+            return Outcome::Success;
+        };
+        let mut next = Some(&**err as &(dyn std::error::Error + 'static));
+        while let Some(e) = next {
+            if let Some(status) = e.downcast_ref::<tonic::Status>() {
+                return self.outcome(status.code());
+            }
+            next = e.source();
+        }
+        Outcome::Failure
+    }
+}
+
 impl<B, E> Classify<http::Response<B>, E> for GrpcCode {
     fn classify(&self, result: &Result<http::Response<B>, E>) -> Outcome {
         match result {
@@ -171,6 +190,45 @@ mod tests {
         assert_eq!(c.classify(&http_with(Some("x"))), Outcome::Failure);
         let transport: Result<http::Response<()>, ()> = Err(());
         assert_eq!(c.classify(&transport), Outcome::Failure);
+    }
+
+    #[test]
+    fn a_boxed_status_is_classified_by_its_code() {
+        #[derive(Debug)]
+        struct Wrapper(tonic::Status);
+        impl std::fmt::Display for Wrapper {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("wrapped")
+            }
+        }
+        impl std::error::Error for Wrapper {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let c = GrpcCode::new();
+        let boxed = |e: crate::BoxError| Err::<tonic::Response<()>, _>(e);
+        let status = |code| tonic::Status::new(code, "x");
+        assert_eq!(
+            c.classify(&boxed(status(Code::Unavailable).into())),
+            Outcome::Failure
+        );
+        assert_eq!(
+            c.classify(&boxed(status(Code::NotFound).into())),
+            Outcome::Success
+        );
+        assert_eq!(
+            c.classify(&boxed(status(Code::Cancelled).into())),
+            Outcome::Ignore
+        );
+        let wrapped = Box::new(Wrapper(status(Code::NotFound)));
+        assert_eq!(c.classify(&boxed(wrapped)), Outcome::Success);
+        assert_eq!(
+            c.classify(&boxed("connection reset".into())),
+            Outcome::Failure
+        );
+        let ok: Result<tonic::Response<()>, crate::BoxError> = Ok(tonic::Response::new(()));
+        assert_eq!(c.classify(&ok), Outcome::Success);
     }
 
     #[test]

@@ -1,9 +1,10 @@
-//! [`HttpHint`]: `Retry-After` (RFC 9110 §10.2.3) and the IETF `RateLimit`
-//! field (draft-ietf-httpapi-ratelimit-headers-09).
+//! [`HttpHint`]: `Retry-After` (RFC 9110 §10.2.3), the IETF `RateLimit`
+//! field (draft-ietf-httpapi-ratelimit-headers-10), and the widely deployed
+//! `RateLimit-Reset` / `X-RateLimit-Reset`.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use http::{HeaderMap, Response, header};
+use http::{HeaderMap, HeaderName, Response, header};
 use seawall_core::BoxError;
 
 use super::{Hint, MAX_HINT, RetryHint, digits, trim};
@@ -16,16 +17,24 @@ use super::{Hint, MAX_HINT, RetryHint, digits, trim};
 ///   measured from the response's own `Date` field when it has a valid one
 ///   (so the two clocks' skew does not count), otherwise from the system
 ///   clock; a date in the past means 0 (the backoff decides).
-/// - **`RateLimit`** (draft-ietf-httpapi-ratelimit-headers-09, the list of
-///   quota items `RateLimit: "default";r=0;t=30`): the reset `t` (seconds) of
+/// - **`RateLimit`** (draft-ietf-httpapi-ratelimit-headers-10, the list of
+///   quota items `RateLimit: "default";r=0;t=30`; the name may be a string
+///   or a token): the reset `t` (seconds until quota is available again) of
 ///   each item whose remaining quota `r` is 0. Items with quota left, or
-///   without `r` or `t`, say nothing. The earlier drafts' fields
-///   (`RateLimit-Reset`, `X-RateLimit-*`) are not read: their units differ
-///   between servers.
+///   without `r` or `t`, say nothing.
+/// - **`RateLimit-Reset`** (the drafts up to -06) and **`X-RateLimit-Reset`**
+///   (GitHub, GitLab and many others), each only when the matching
+///   `RateLimit-Remaining` / `X-RateLimit-Remaining` is present and `0`:
+///   these fields come on every response, and a 502 from a service with
+///   quota left must not wait for the quota's hourly reset. Servers disagree
+///   on the unit, so the number decides: below 10⁹ it is seconds to wait;
+///   from 10⁹ (2001) to 10¹¹ it is a Unix time in seconds, measured like a
+///   `Retry-After` date; 10¹¹ and above (milliseconds, most likely) is
+///   ignored. A field present more than once is ignored.
 ///
 /// When several values are present (several fields, several quota items),
 /// the longest wait wins; a value that does not parse is ignored, as RFC
-/// 9110 asks. The result is at most [`MAX_HINT`]. Errors (`Err`) carry no
+/// 9110 asks, and so is a value longer than 1 KiB. The result is at most [`MAX_HINT`]. Errors (`Err`) carry no
 /// headers and give [`Hint::None`]. This reader never returns
 /// [`Hint::DoNotRetry`].
 ///
@@ -43,6 +52,15 @@ use super::{Hint, MAX_HINT, RetryHint, digits, trim};
 /// headers.insert("date", HeaderValue::from_static("Sun, 06 Nov 1994 08:49:07 GMT"));
 /// headers.remove("ratelimit");
 /// assert_eq!(HttpHint::read(&headers), Hint::After(Duration::from_secs(30)));
+///
+/// // GitHub's fields: a Unix time, read only once the quota is spent.
+/// let mut headers = HeaderMap::new();
+/// headers.insert("date", HeaderValue::from_static("Mon, 01 Jul 2013 17:46:53 GMT"));
+/// headers.insert("x-ratelimit-reset", HeaderValue::from_static("1372700873"));
+/// headers.insert("x-ratelimit-remaining", HeaderValue::from_static("12"));
+/// assert_eq!(HttpHint::read(&headers), Hint::None);
+/// headers.insert("x-ratelimit-remaining", HeaderValue::from_static("0"));
+/// assert_eq!(HttpHint::read(&headers), Hint::After(Duration::from_secs(60)));
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct HttpHint;
@@ -62,27 +80,103 @@ impl HttpHint {
     /// valid `Date` field.
     pub fn read_at(headers: &HeaderMap, now: SystemTime) -> Hint {
         let mut hint = Hint::None;
-        let mut retry_after = headers.get_all(header::RETRY_AFTER).iter().peekable();
-        if retry_after.peek().is_some() {
+        let dated = headers.contains_key(header::RETRY_AFTER)
+            || LEGACY.iter().any(|(_, reset)| headers.contains_key(reset));
+        // Only a date, or a legacy reset, needs to know what time it is.
+        let now = if dated {
             // The system clock also places an RFC 850 `Date`'s century.
             let local = unix_secs(now);
-            let now = headers
+            headers
                 .get(header::DATE)
                 .and_then(|d| http_date(d.as_bytes(), local.unwrap_or(0)))
-                .or(local);
-            for value in retry_after {
-                if let Some(after) = now.and_then(|now| parse_retry_after(value.as_bytes(), now)) {
-                    hint = hint.max(Hint::after(after));
-                }
+                .or(local)
+        } else {
+            None
+        };
+        for value in headers.get_all(header::RETRY_AFTER) {
+            if let Some(after) = now.and_then(|now| parse_retry_after(value.as_bytes(), now)) {
+                hint = hint.max(Hint::after(after));
             }
         }
-        for value in headers.get_all("ratelimit") {
+        for value in headers.get_all(&RATELIMIT) {
             if let Some(reset) = ratelimit_reset(value.as_bytes()) {
                 hint = hint.max(Hint::after(reset));
             }
         }
+        for (remaining, reset) in &LEGACY {
+            let (Some(remaining), Some(reset)) =
+                (single(headers, remaining), single(headers, reset))
+            else {
+                continue;
+            };
+            if let Some(after) = legacy_reset(remaining, reset, now) {
+                hint = hint.max(Hint::after(after));
+            }
+        }
         hint
     }
+}
+
+/// The IETF field (draft-ietf-httpapi-ratelimit-headers-07 and later).
+static RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+
+/// The widely deployed pairs of remaining quota and reset: the earlier
+/// drafts' fields (up to -06) and their `X-` ancestors.
+static LEGACY: [(HeaderName, HeaderName); 2] = [
+    (
+        HeaderName::from_static("ratelimit-remaining"),
+        HeaderName::from_static("ratelimit-reset"),
+    ),
+    (
+        HeaderName::from_static("x-ratelimit-remaining"),
+        HeaderName::from_static("x-ratelimit-reset"),
+    ),
+];
+
+/// The smallest legacy reset read as a Unix time (2001-09-09): below it, a
+/// reset is a number of seconds (no quota resets in more than 31 years).
+pub(crate) const EPOCH_FROM: u64 = 1_000_000_000;
+
+/// The smallest legacy reset ignored (the year 5138): larger numbers are
+/// neither seconds to wait nor a Unix time in seconds (most likely
+/// milliseconds), and a guess would park the request or end it.
+pub(crate) const EPOCH_UNTIL: u64 = 100_000_000_000;
+
+/// The longest field value parsed, in bytes: a structured list of quota
+/// items, or one number. Longer values are ignored, not scanned.
+const MAX_VALUE: usize = 1024;
+
+/// The value of `name` when the field is present exactly once.
+fn single<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a [u8]> {
+    let mut values = headers.get_all(name).iter();
+    match (values.next(), values.next()) {
+        (Some(value), None) => Some(value.as_bytes()),
+        _ => None,
+    }
+}
+
+/// A legacy reset (`RateLimit-Reset`, `X-RateLimit-Reset`) when its
+/// remaining quota is exactly 0, given `now` in Unix seconds: seconds below
+/// [`EPOCH_FROM`], a Unix time from there to [`EPOCH_UNTIL`] (measured from
+/// `now`; in the past means 0), ignored above. At most [`MAX_HINT`].
+pub(crate) fn legacy_reset(remaining: &[u8], reset: &[u8], now: Option<i64>) -> Option<Duration> {
+    if remaining.len() > MAX_VALUE || reset.len() > MAX_VALUE {
+        return None;
+    }
+    if digits(trim(remaining))? != 0 {
+        return None;
+    }
+    let reset = digits(trim(reset))?;
+    let secs = if reset < EPOCH_FROM {
+        reset
+    } else if reset < EPOCH_UNTIL {
+        // Below 1e11, so it fits an i64.
+        let at = i64::try_from(reset).ok()?;
+        u64::try_from(at.saturating_sub(now?)).unwrap_or(0)
+    } else {
+        return None;
+    };
+    Some(Duration::from_secs(secs).min(MAX_HINT))
 }
 
 impl<B> RetryHint<Response<B>> for HttpHint {
@@ -117,6 +211,9 @@ pub(crate) fn parse_retry_after(value: &[u8], now: i64) -> Option<Duration> {
 /// parameters): the longest `t` among items with `r=0`, at most
 /// [`MAX_HINT`].
 pub(crate) fn ratelimit_reset(value: &[u8]) -> Option<Duration> {
+    if value.len() > MAX_VALUE {
+        return None;
+    }
     let mut reset: Option<u64> = None;
     for member in split_outside_quotes(value, b',') {
         let mut parts = split_outside_quotes(member, b';');
@@ -374,6 +471,7 @@ mod tests {
     use super::*;
 
     const NOW: i64 = 784_111_777; // Sun, 06 Nov 1994 08:49:37 GMT
+    const LATER: i64 = 1_780_000_000; // Thu, 28 May 2026 20:26:40 GMT
 
     #[test]
     fn the_three_date_forms_agree() {
@@ -503,6 +601,92 @@ mod tests {
     }
 
     #[test]
+    fn legacy_reset_only_when_the_quota_is_spent() {
+        let s = Duration::from_secs;
+        let now = Some(LATER);
+        let reset = |remaining: &str, reset: &str| {
+            legacy_reset(remaining.as_bytes(), reset.as_bytes(), now)
+        };
+        assert_eq!(reset("0", "30"), Some(s(30)));
+        assert_eq!(reset(" 0 ", " 30 "), Some(s(30)));
+        assert_eq!(reset("00", "0"), Some(Duration::ZERO));
+        assert_eq!(reset("1", "30"), None, "quota left");
+        assert_eq!(reset("999999999999999999999", "30"), None);
+        // Seconds below 1e9, a Unix time from there on.
+        assert_eq!(reset("0", "999999999"), Some(MAX_HINT));
+        let at = (LATER + 90).to_string();
+        assert_eq!(reset("0", &at), Some(s(90)), "Unix time, from now");
+        assert_eq!(reset("0", &(LATER - 5).to_string()), Some(Duration::ZERO));
+        assert_eq!(reset("0", "1000000000"), Some(Duration::ZERO), "2001");
+        assert_eq!(reset("0", "99999999999"), Some(MAX_HINT), "year 5138");
+        // Milliseconds (or anything past 1e11): ignored.
+        assert_eq!(reset("0", "100000000000"), None);
+        assert_eq!(reset("0", &((LATER + 90) * 1000).to_string()), None);
+        assert_eq!(reset("0", "18446744073709551616"), None);
+        // A Unix time without a clock: ignored, seconds are still read.
+        assert_eq!(legacy_reset(b"0", at.as_bytes(), None), None);
+        assert_eq!(legacy_reset(b"0", b"7", None), Some(s(7)));
+        for (remaining, bad) in [
+            ("0", ""),
+            ("0", "-1"),
+            ("0", "1.5"),
+            ("0", "30s"),
+            ("0", "1 0"),
+            ("", "30"),
+            ("-0", "30"),
+            ("none", "30"),
+        ] {
+            assert_eq!(reset(remaining, bad), None, "{remaining:?} {bad:?}");
+        }
+        let long = format!("{}1", "0".repeat(MAX_VALUE));
+        assert_eq!(reset("0", &long), None, "longer than the cap");
+        assert_eq!(reset(&long, "1"), None, "longer than the cap");
+    }
+
+    #[test]
+    fn read_takes_legacy_fields_once_each() {
+        let at = UNIX_EPOCH + Duration::from_secs(LATER as u64);
+        let s = Duration::from_secs;
+        let mut h = HeaderMap::new();
+        h.insert("ratelimit-reset", HeaderValue::from_static("20"));
+        assert_eq!(HttpHint::read_at(&h, at), Hint::None, "no remaining");
+        h.insert("ratelimit-remaining", HeaderValue::from_static("0"));
+        assert_eq!(HttpHint::read_at(&h, at), Hint::After(s(20)));
+        // The `X-` pair speaks for itself, the longest wins.
+        h.insert("x-ratelimit-remaining", HeaderValue::from_static("0"));
+        let epoch = HeaderValue::from_str(&(LATER + 45).to_string()).unwrap();
+        h.insert("x-ratelimit-reset", epoch);
+        assert_eq!(HttpHint::read_at(&h, at), Hint::After(s(45)));
+        // The response's `Date` is "now" for a Unix time, as for a date.
+        h.insert(
+            header::DATE,
+            HeaderValue::from_static("Thu, 28 May 2026 20:26:10 GMT"),
+        );
+        assert_eq!(HttpHint::read_at(&h, UNIX_EPOCH), Hint::After(s(75)));
+        // A pair with a repeated field says nothing.
+        h.append("x-ratelimit-remaining", HeaderValue::from_static("0"));
+        assert_eq!(HttpHint::read_at(&h, at), Hint::After(s(20)));
+        h.append("ratelimit-reset", HeaderValue::from_static("20"));
+        assert_eq!(HttpHint::read_at(&h, at), Hint::None);
+        // Retry-After and the structured field still count with them.
+        h.insert(header::RETRY_AFTER, HeaderValue::from_static("3"));
+        h.insert("ratelimit", HeaderValue::from_static("d;r=0;t=9"));
+        assert_eq!(HttpHint::read_at(&h, at), Hint::After(s(9)));
+    }
+
+    #[test]
+    fn a_long_structured_field_is_not_scanned() {
+        let mut value = "\"a\";r=1;t=1, ".repeat(MAX_VALUE / 8);
+        value.push_str("\"b\";r=0;t=5");
+        assert!(value.len() > MAX_VALUE);
+        assert_eq!(ratelimit_reset(value.as_bytes()), None);
+        assert_eq!(
+            ratelimit_reset(&value.as_bytes()[value.len() - 11..]),
+            Some(Duration::from_secs(5))
+        );
+    }
+
+    #[test]
     fn read_takes_the_longest_and_the_date_field_as_now() {
         let mut h = HeaderMap::new();
         let at = UNIX_EPOCH + Duration::from_secs(NOW as u64);
@@ -604,11 +788,21 @@ mod tests {
             if let Some(reset) = ratelimit_reset(&value) {
                 prop_assert!(reset <= MAX_HINT);
             }
+            if let Some(reset) = legacy_reset(&date, &value, Some(now)) {
+                prop_assert!(reset <= MAX_HINT);
+            }
+            if let Some(reset) = legacy_reset(b"0", &value, Some(now)) {
+                prop_assert!(reset <= MAX_HINT);
+            }
             let _ = http_date(&date, now);
             let mut h = HeaderMap::new();
             if let Ok(v) = HeaderValue::from_bytes(&value) {
                 h.append(header::RETRY_AFTER, v.clone());
-                h.append("ratelimit", v);
+                h.append("ratelimit", v.clone());
+                h.append("ratelimit-reset", v.clone());
+                h.append("x-ratelimit-reset", v);
+                h.append("ratelimit-remaining", HeaderValue::from_static("0"));
+                h.append("x-ratelimit-remaining", HeaderValue::from_static("0"));
             }
             if let Ok(v) = HeaderValue::from_bytes(&date) {
                 h.append(header::DATE, v);
