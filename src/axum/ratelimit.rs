@@ -20,7 +20,7 @@ pub const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-poli
 pub const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 
 /// Adds the `RateLimit-Policy` and `RateLimit` header fields of
-/// [draft-ietf-httpapi-ratelimit-headers-09] to each response that a
+/// [draft-ietf-httpapi-ratelimit-headers-10] to each response that a
 /// seawall budget below it decided, admitted or refused:
 ///
 /// ```text
@@ -73,7 +73,7 @@ pub const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 /// );
 /// ```
 ///
-/// [draft-ietf-httpapi-ratelimit-headers-09]: https://datatracker.ietf.org/doc/draft-ietf-httpapi-ratelimit-headers/09/
+/// [draft-ietf-httpapi-ratelimit-headers-10]: https://datatracker.ietf.org/doc/draft-ietf-httpapi-ratelimit-headers/10/
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RateLimitHeadersLayer {
     _priv: (),
