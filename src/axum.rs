@@ -66,10 +66,15 @@ pub use crate::wire::MAX_RETRY_HINT;
 
 mod ratelimit;
 mod route;
+#[cfg(feature = "budget")]
+mod route_budget;
 pub use ratelimit::{
     RATELIMIT, RATELIMIT_POLICY, RateLimitFuture, RateLimitHeaders, RateLimitHeadersLayer,
 };
 pub use route::{ByRoute, MAX_ROUTE_LEN, MAX_ROUTES, RouteKey};
+#[cfg(feature = "budget")]
+#[cfg_attr(docsrs, doc(cfg(feature = "budget")))]
+pub use route_budget::{ByMethodAndRoute, RouteBudgetLayer, RouteBudgets};
 
 /// Turns any error from a seawall stack into a response; pass it to
 /// `HandleErrorLayer::new`. See the [module docs](self) for the mapping, and

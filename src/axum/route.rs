@@ -105,7 +105,7 @@ thread_local! {
     static SEEN: RefCell<HashSet<&'static str>> = RefCell::new(HashSet::new());
 }
 
-fn route(path: &str) -> RouteKey {
+pub(super) fn route(path: &str) -> RouteKey {
     if path.len() > MAX_ROUTE_LEN {
         return RouteKey::Other;
     }

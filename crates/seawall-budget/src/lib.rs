@@ -103,6 +103,7 @@ mod layer;
 mod loop_budget;
 #[cfg(feature = "quota")]
 mod quota;
+mod select;
 mod service;
 mod sync;
 
@@ -114,6 +115,7 @@ pub use future::ResponseFuture;
 pub use keyed::{KeyedBudgetStats, OVERFLOW_KEY};
 pub use layer::{BudgetLayer, KeyedBudgetLayer};
 pub use loop_budget::{BudgetStats, LoopBudget};
+pub use select::{MAX_SELECT_BUDGETS, SelectBudget, SelectBudgetBuilder, SelectBudgetLayer};
 pub use service::{Budget, KeyedBudget};
 
 pub use seawall_core::{BudgetExhausted, ConfigError};
