@@ -108,7 +108,11 @@ fn chaos_allocates_nothing_when_enabled_on_any_path_but_a_users_error() {
     let rt = runtime();
     let _enter = rt.enter();
     let layer = ChaosLayer::builder().seed(1).build().unwrap();
-    assert_eq!(count(&mut layer.layer(Echo), true), 0, "enabled, drawn, nothing injected");
+    assert_eq!(
+        count(&mut layer.layer(Echo), true),
+        0,
+        "enabled, drawn, nothing injected"
+    );
 
     for placement in [Placement::Before, Placement::After] {
         let layer = ChaosLayer::builder()
@@ -116,7 +120,11 @@ fn chaos_allocates_nothing_when_enabled_on_any_path_but_a_users_error() {
             .placement(placement)
             .build()
             .unwrap();
-        assert_eq!(count(&mut layer.layer(Echo), false), 0, "Injected, {placement:?}");
+        assert_eq!(
+            count(&mut layer.layer(Echo), false),
+            0,
+            "Injected, {placement:?}"
+        );
 
         let layer = ChaosLayer::builder()
             .outcome_rate(1.0)
@@ -124,7 +132,11 @@ fn chaos_allocates_nothing_when_enabled_on_any_path_but_a_users_error() {
             .placement(placement)
             .build()
             .unwrap();
-        assert_eq!(count(&mut layer.layer(Echo), true), 0, "outcome, {placement:?}");
+        assert_eq!(
+            count(&mut layer.layer(Echo), true),
+            0,
+            "outcome, {placement:?}"
+        );
 
         let layer = ChaosLayer::builder()
             .error_rate(1.0)
@@ -132,7 +144,11 @@ fn chaos_allocates_nothing_when_enabled_on_any_path_but_a_users_error() {
             .placement(placement)
             .build()
             .unwrap();
-        assert_eq!(count(&mut layer.layer(Echo), false), N, "a user's error, {placement:?}");
+        assert_eq!(
+            count(&mut layer.layer(Echo), false),
+            N,
+            "a user's error, {placement:?}"
+        );
     }
 }
 

@@ -211,9 +211,18 @@ mod tests {
         let fields: Vec<_> = err.errors().iter().map(|e| e.field()).collect();
         assert_eq!(
             fields,
-            ["name", "error_rate", "latency_rate", "outcome_rate", "latency"]
+            [
+                "name",
+                "error_rate",
+                "latency_rate",
+                "outcome_rate",
+                "latency"
+            ]
         );
-        assert!(err.to_string().contains("latency_rate: 2 is not in 0..=1"), "{err}");
+        assert!(
+            err.to_string().contains("latency_rate: 2 is not in 0..=1"),
+            "{err}"
+        );
 
         let err = ChaosConfig::new()
             .latency(Duration::from_millis(10))

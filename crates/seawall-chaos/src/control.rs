@@ -97,11 +97,11 @@ impl Control {
         let hi = config.latency_max.unwrap_or(config.latency);
         #[cfg(feature = "metrics")]
         let metrics = {
-            use seawall_core::names::{CHAOS_ENABLED, CHAOS_INJECTED_TOTAL, LABEL_FAULT, LABEL_NAME};
-            let name = config.name.clone();
-            let injected = |fault: &'static str| {
-                metrics::counter!(CHAOS_INJECTED_TOTAL, LABEL_NAME => name.clone(), LABEL_FAULT => fault)
+            use seawall_core::names::{
+                CHAOS_ENABLED, CHAOS_INJECTED_TOTAL, LABEL_FAULT, LABEL_NAME,
             };
+            let name = config.name.clone();
+            let injected = |fault: &'static str| metrics::counter!(CHAOS_INJECTED_TOTAL, LABEL_NAME => name.clone(), LABEL_FAULT => fault);
             let m = Metrics {
                 errors: injected("error"),
                 latencies: injected("latency"),

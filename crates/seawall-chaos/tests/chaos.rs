@@ -103,13 +103,21 @@ const MS: Duration = Duration::from_millis(1);
 #[tokio::test(start_paused = true)]
 async fn errors_at_rate_one_skip_the_inner_call() {
     let (probe, seen) = Probe::new();
-    let layer = ChaosLayer::builder().seed(1).error_rate(1.0).build().unwrap();
+    let layer = ChaosLayer::builder()
+        .seed(1)
+        .error_rate(1.0)
+        .build()
+        .unwrap();
     let svc = layer.layer(probe);
     for x in 0..100 {
         let err = svc.clone().oneshot(x).await.unwrap_err();
         assert!(err.downcast_ref::<Injected>().is_some(), "{err}");
     }
-    assert_eq!(seen.calls(), 0, "placed before: the inner service is not called");
+    assert_eq!(
+        seen.calls(),
+        0,
+        "placed before: the inner service is not called"
+    );
     let s = layer.stats();
     assert_eq!((s.calls, s.errors, s.passed), (100, 100, 0));
 }
@@ -129,7 +137,10 @@ async fn rates_of_zero_inject_nothing() {
     }
     assert_eq!(seen.calls(), 100);
     let s = layer.stats();
-    assert_eq!((s.calls, s.passed, s.errors, s.latencies, s.outcomes), (100, 100, 0, 0, 0));
+    assert_eq!(
+        (s.calls, s.passed, s.errors, s.latencies, s.outcomes),
+        (100, 100, 0, 0, 0)
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -236,10 +247,18 @@ async fn disabling_at_run_time_stops_the_faults() {
     assert!(svc.clone().oneshot(1).await.is_ok());
     // A whole config at once, as a live reload would.
     handle
-        .apply(&ChaosConfig::new().placement(Placement::After).error_rate(1.0))
+        .apply(
+            &ChaosConfig::new()
+                .placement(Placement::After)
+                .error_rate(1.0),
+        )
         .unwrap();
     assert!(svc.clone().oneshot(1).await.is_err());
-    assert_eq!(seen.calls(), 12, "placed after: the inner service was called");
+    assert_eq!(
+        seen.calls(),
+        12,
+        "placed after: the inner service was called"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -371,13 +390,13 @@ async fn only_selected_requests_get_faults() {
     let (probe, seen) = Probe::new();
     let layer = ChaosLayer::builder()
         .error_rate(1.0)
-        .only_when(|x: &u32| x % 2 == 0)
+        .only_when(|x: &u32| x.is_multiple_of(2))
         .build()
         .unwrap();
     let svc = layer.layer(probe);
     for x in 0..10 {
         let r = svc.clone().oneshot(x).await;
-        assert_eq!(r.is_err(), x % 2 == 0, "{x}");
+        assert_eq!(r.is_err(), x.is_multiple_of(2), "{x}");
     }
     assert_eq!(seen.calls(), 5);
     assert_eq!(layer.stats().calls, 5, "unselected calls are not counted");
@@ -443,7 +462,14 @@ fn hostile_settings_are_config_errors() {
     let fields: Vec<_> = err.errors().iter().map(|e| e.field()).collect();
     assert_eq!(
         fields,
-        ["name", "error_rate", "latency_rate", "outcome_rate", "latency", "outcome_rate"]
+        [
+            "name",
+            "error_rate",
+            "latency_rate",
+            "outcome_rate",
+            "latency",
+            "outcome_rate"
+        ]
     );
     let err = ChaosLayer::builder()
         .latency_rate(0.5)
@@ -456,7 +482,10 @@ fn hostile_settings_are_config_errors() {
     let layer = ChaosLayer::builder().error_rate(0.5).build().unwrap();
     let handle = layer.handle();
     for bad in [f64::NAN, -0.1, 1.5, f64::INFINITY] {
-        assert_eq!(handle.set_error_rate(bad).unwrap_err().field(), "error_rate");
+        assert_eq!(
+            handle.set_error_rate(bad).unwrap_err().field(),
+            "error_rate"
+        );
     }
     assert_eq!(handle.config().error_rate, 0.5);
 }
