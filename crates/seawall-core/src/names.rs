@@ -102,6 +102,15 @@ pub const FALLBACK_FAILED_TOTAL: &str = "seawall_fallback_failed_total";
 /// could not be copied.
 pub const FALLBACK_NOT_COPIED_TOTAL: &str = "seawall_fallback_not_copied_total";
 
+/// `tracing` target of the chaos crate.
+pub const TARGET_CHAOS: &str = "seawall_chaos";
+/// Label: the fault a chaos layer injected (`error`, `latency`, `outcome`).
+pub const LABEL_FAULT: &str = "fault";
+/// Counter: faults a chaos layer injected, labelled with [`LABEL_FAULT`].
+pub const CHAOS_INJECTED_TOTAL: &str = "seawall_chaos_injected_total";
+/// Gauge: 1 while a chaos layer injects, 0 while it is disabled.
+pub const CHAOS_ENABLED: &str = "seawall_chaos_enabled";
+
 /// Describes every seawall metric (unit and help text) to the installed
 /// `metrics` recorder. Call it once after installing the recorder.
 #[cfg(feature = "metrics")]
@@ -304,14 +313,3 @@ mod tests {
         describe_metrics();
     }
 }
-
-// Chaos (seawall-chaos).
-
-/// `tracing` target of the chaos crate.
-pub const TARGET_CHAOS: &str = "seawall_chaos";
-/// Label: the fault a chaos layer injected (`error`, `latency`, `outcome`).
-pub const LABEL_FAULT: &str = "fault";
-/// Counter: faults a chaos layer injected, labelled with [`LABEL_FAULT`].
-pub const CHAOS_INJECTED_TOTAL: &str = "seawall_chaos_injected_total";
-/// Gauge: 1 while a chaos layer injects, 0 while it is disabled.
-pub const CHAOS_ENABLED: &str = "seawall_chaos_enabled";
