@@ -7,8 +7,8 @@
 //! number: call `n` of a layer gets the same three uniform numbers whatever
 //! the rates, so a seeded test replays the same faults.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use seawall_core::ConfigError;
@@ -72,6 +72,9 @@ pub(crate) struct Control {
     latencies: AtomicU64,
     outcomes: AtomicU64,
     passed: AtomicU64,
+    // Serialises the handles' read-modify-write changes, so two concurrent
+    // setters (one rate each) cannot undo each other. Never taken by a call.
+    changes: Mutex<()>,
     #[cfg(feature = "metrics")]
     metrics: Metrics,
 }
@@ -127,6 +130,7 @@ impl Control {
             latencies: AtomicU64::new(0),
             outcomes: AtomicU64::new(0),
             passed: AtomicU64::new(0),
+            changes: Mutex::new(()),
             #[cfg(feature = "metrics")]
             metrics,
         };
@@ -247,6 +251,8 @@ impl Control {
 
     /// Validates and stores every field of `config` a handle may change.
     fn apply(&self, config: &ChaosConfig) -> Result<(), ConfigError> {
+        // Nothing is left half-changed by a panic: the lock guards no data.
+        let _changing = self.changes.lock().unwrap_or_else(PoisonError::into_inner);
         let mut check = Check::new();
         config.check_runtime(&mut check);
         self.check_outcome(&mut check, config.outcome_rate);
@@ -258,6 +264,7 @@ impl Control {
 
     /// A change of some fields of the current config, validated as a whole.
     fn change(&self, f: impl FnOnce(&mut ChaosConfig)) -> Result<(), ConfigError> {
+        let _changing = self.changes.lock().unwrap_or_else(PoisonError::into_inner);
         let mut config = self.config();
         f(&mut config);
         let mut check = Check::new();
