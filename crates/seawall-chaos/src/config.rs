@@ -282,5 +282,17 @@ mod tests {
                 .latency_max(Duration::from_secs(1))
         );
         assert!(toml::from_str::<ChaosConfig>("errors = 1").is_err());
+        // What TOML can say but a rate cannot be.
+        for hostile in [
+            "error_rate = nan",
+            "latency_rate = inf",
+            "outcome_rate = -1.0",
+        ] {
+            let c: ChaosConfig = toml::from_str(hostile).unwrap();
+            assert!(c.validate().is_err(), "{hostile}");
+        }
+        assert!(toml::from_str::<ChaosConfig>(r#"latency = "100000000000000000000s""#).is_err());
+        let c: ChaosConfig = toml::from_str(r#"latency = "2h""#).unwrap();
+        assert_eq!(c.validate().unwrap_err().field(), "latency");
     }
 }

@@ -489,3 +489,36 @@ fn hostile_settings_are_config_errors() {
     }
     assert_eq!(handle.config().error_rate, 0.5);
 }
+
+/// Errors injected into `n` calls of a layer seeded with `seed`, made by
+/// `threads` threads at once (no runtime: no latency).
+fn errors_with_threads(seed: u64, n: u32, threads: u32) -> u64 {
+    let layer = ChaosLayer::builder()
+        .seed(seed)
+        .error_rate(0.25)
+        .build()
+        .unwrap();
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            let mut svc = layer.layer(Readiness(Poll::Ready(Ok(()))));
+            s.spawn(move || {
+                let mut cx = Context::from_waker(std::task::Waker::noop());
+                for x in 0..n / threads {
+                    let _ = std::pin::pin!(svc.call(x)).as_mut().poll(&mut cx);
+                }
+            });
+        }
+    });
+    assert_eq!(layer.stats().calls, u64::from(n));
+    layer.stats().errors
+}
+
+#[test]
+fn concurrent_callers_share_one_sequence_of_draws() {
+    // Calls 0..n draw the same numbers whichever thread makes them, so the
+    // number of faults is the sequential run's (which request gets them is
+    // up to the interleaving).
+    let sequential = errors_with_threads(11, 4000, 1);
+    assert_eq!(errors_with_threads(11, 4000, 4), sequential);
+    assert_ne!(errors_with_threads(12, 4000, 1), sequential);
+}
