@@ -522,3 +522,22 @@ fn concurrent_callers_share_one_sequence_of_draws() {
     assert_eq!(errors_with_threads(11, 4000, 4), sequential);
     assert_ne!(errors_with_threads(12, 4000, 1), sequential);
 }
+
+#[test]
+fn layer_service_future_and_handle_are_send_and_sync() {
+    fn send_sync<T: Send + Sync>(_: &T) {}
+    fn send<T: Send>(_: &T) {}
+    let layer = ChaosLayer::builder()
+        .error_with(|x: &u32| Unavailable(*x))
+        .outcome_with(|x: &u32| *x)
+        .only_when(|x: &u32| *x > 1)
+        .build()
+        .unwrap();
+    send_sync(&layer);
+    send_sync(&layer.handle());
+    let (probe, _) = Probe::new();
+    let mut svc = layer.layer(probe);
+    send(&svc);
+    let fut = svc.call(1);
+    send(&fut);
+}
