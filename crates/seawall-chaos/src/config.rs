@@ -19,6 +19,12 @@ pub const MAX_LATENCY: Duration = Duration::from_secs(60 * 60);
 /// | `before` (default) | before the inner future is first polled | instead of the inner call: the inner service is not called |
 /// | `after` | after the inner future has completed | replaces the inner call's result: the inner service did the work |
 ///
+/// With latency placed before, the inner service's `call` is still made at
+/// once (the readiness its `poll_ready` gave belongs to this call); only its
+/// future waits. A service that starts work in `call` rather than in its
+/// future (tower's `Buffer` sends the request then) starts it before the
+/// delay.
+///
 /// `before` models a failure on the way to the service (the request never
 /// arrives); `after` a failure on the way back (the work was done, the caller
 /// does not learn it), which is what checks that retries are safe to repeat.
