@@ -105,6 +105,15 @@ pub const FALLBACK_FAILED_TOTAL: &str = "seawall_fallback_failed_total";
 /// could not be copied.
 pub const FALLBACK_NOT_COPIED_TOTAL: &str = "seawall_fallback_not_copied_total";
 
+/// `tracing` target of the chaos crate.
+pub const TARGET_CHAOS: &str = "seawall_chaos";
+/// Label: the fault a chaos layer injected (`error`, `latency`, `outcome`).
+pub const LABEL_FAULT: &str = "fault";
+/// Counter: faults a chaos layer injected, labelled with [`LABEL_FAULT`].
+pub const CHAOS_INJECTED_TOTAL: &str = "seawall_chaos_injected_total";
+/// Gauge: 1 while a chaos layer injects, 0 while it is disabled.
+pub const CHAOS_ENABLED: &str = "seawall_chaos_enabled";
+
 /// Describes every seawall metric (unit and help text) to the installed
 /// `metrics` recorder. Call it once after installing the recorder.
 #[cfg(feature = "metrics")]
@@ -235,6 +244,12 @@ pub fn describe_metrics() {
         Unit::Count,
         "Failed calls that could not fall back: the request could not be copied."
     );
+    describe_counter!(
+        CHAOS_INJECTED_TOTAL,
+        Unit::Count,
+        "Faults a chaos layer injected, by fault."
+    );
+    describe_gauge!(CHAOS_ENABLED, "1 while a chaos layer injects, else 0.");
 }
 
 #[cfg(test)]
@@ -273,6 +288,8 @@ mod tests {
             FALLBACK_USED_TOTAL,
             FALLBACK_FAILED_TOTAL,
             FALLBACK_NOT_COPIED_TOTAL,
+            CHAOS_INJECTED_TOTAL,
+            CHAOS_ENABLED,
         ];
         let targets = [
             TARGET_BUDGET,
@@ -281,6 +298,7 @@ mod tests {
             TARGET_TIMEOUT,
             TARGET_RETRY,
             TARGET_FALLBACK,
+            TARGET_CHAOS,
         ];
         for name in all {
             assert!(
