@@ -190,7 +190,7 @@ fn unknown_fields_are_rejected_with_their_path() {
     );
     assert_eq!(
         m[3],
-        "server.queue: a table is set on an unknown field (expected one of `shed`, `budget`, `timeout`) (line 13)"
+        "server.queue: a table is set on an unknown field (expected one of `shed`, `budget`, `timeout`, `routes`) (line 13)"
     );
     assert_eq!(
         m[4],
@@ -936,4 +936,107 @@ fn the_protocol_stacks_take_honour_hints() {
     assert!(!http.retry().unwrap().config().honour_hints);
     let grpc = config.client.build_grpc(|_: &u32| "peer").unwrap();
     assert!(!grpc.retry().unwrap().config().honour_hints);
+}
+
+/// `[[server.routes]]`: every bad entry named by its index, and the built
+/// layer choosing a budget per route and method through a real router.
+#[test]
+fn route_entries_are_checked_one_by_one() {
+    let mut toml = String::new();
+    for (path, method, budget) in [
+        ("search", None, "rate = 1"),
+        ("/a", Some("get"), "rate = 1"),
+        ("*", Some("GET"), "rate = 1"),
+        ("*", None, "rate = 1"),
+        ("/b", None, "rate = 0"),
+        ("/c", None, "rate = 1, mode = \"wait\""),
+    ] {
+        toml.push_str(&format!("[[server.routes]]\npath = \"{path}\"\n"));
+        if let Some(m) = method {
+            toml.push_str(&format!("method = \"{m}\"\n"));
+        }
+        toml.push_str(&format!("budget = {{ {budget} }}\n"));
+    }
+    let fields: Vec<String> = StackConfig::from_toml_str(&toml)
+        .unwrap_err()
+        .errors()
+        .iter()
+        .map(|e| e.field().to_owned())
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "server.routes[0].path",
+            "server.routes[1].method",
+            "server.routes[2].method",
+            "server.routes[4].budget.rate",
+            "server.routes[5].budget.mode",
+            "server.routes",
+        ]
+    );
+
+    let many = "[[server.routes]]\npath = \"/x\"\nbudget = {}\n".repeat(1025);
+    let err = StackConfig::from_toml_str(&many).unwrap_err();
+    assert_eq!(err.field(), "server.routes", "{err}");
+}
+
+#[cfg(feature = "axum")]
+#[tokio::test(start_paused = true)]
+async fn route_budgets_from_toml_guard_a_router() {
+    use axum::Router;
+    use axum::body::Body;
+    use axum::error_handling::HandleErrorLayer;
+    use axum::http::Request;
+    use axum::routing::get;
+
+    let config = StackConfig::from_toml_str(
+        r#"
+        [[server.routes]]
+        path = "/cfg/search/{q}"
+        budget = { rate = 1, per = "1m", burst = 1 }
+
+        [[server.routes]]
+        path = "/cfg/search/{q}"
+        method = "POST"
+        budget = { rate = 2, per = "1m", burst = 2 }
+
+        [[server.routes]]
+        path = "*"
+        budget = { rate = 3, per = "1m", burst = 3 }
+        "#,
+    )
+    .unwrap();
+    let routes = config.server.route_budgets().unwrap().unwrap();
+    let app = Router::new()
+        .route(
+            "/cfg/search/{q}",
+            get(|| async { "get" }).post(|| async { "post" }),
+        )
+        .route("/cfg/other", get(|| async { "other" }))
+        .route_layer(
+            tower::ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(seawall::axum::handle_error))
+                .layer(routes.clone()),
+        );
+    let status = |method: &str, path: &str| {
+        let req = Request::builder()
+            .method(method)
+            .uri(path)
+            .body(Body::empty())
+            .unwrap();
+        let app = app.clone();
+        async move { app.oneshot(req).await.unwrap().status().as_u16() }
+    };
+    // GET of the search route: one a minute, whatever the query.
+    assert_eq!(status("GET", "/cfg/search/a").await, 200);
+    assert_eq!(status("GET", "/cfg/search/b").await, 429);
+    // POST has its own two.
+    assert_eq!(status("POST", "/cfg/search/a").await, 200);
+    assert_eq!(status("POST", "/cfg/search/a").await, 200);
+    assert_eq!(status("POST", "/cfg/search/a").await, 429);
+    // Every other route shares the default's three.
+    assert_eq!(status("GET", "/cfg/other").await, 200);
+    assert_eq!(status("GET", "/cfg/other").await, 200);
+    assert_eq!(status("GET", "/cfg/other").await, 200);
+    assert_eq!(status("GET", "/cfg/other").await, 429);
 }

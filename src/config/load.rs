@@ -18,7 +18,7 @@ use super::{BudgetBackend, BudgetPart, ClientConfig, ServerConfig, StackConfig};
 
 const TOP: &[&str] = &["client", "server"];
 const CLIENT: &[&str] = &["retry", "breaker", "timeout", "budget"];
-const SERVER: &[&str] = &["shed", "budget", "timeout"];
+const SERVER: &[&str] = &["shed", "budget", "timeout", "routes"];
 
 type Entry<'a, 'i> = (&'a Spanned<DeString<'i>>, &'a Spanned<DeValue<'i>>);
 
@@ -67,6 +67,7 @@ pub(super) fn from_str(text: &str) -> (StackConfig, Option<ConfigError>) {
                         "shed" => config.server.shed = load.part(&path, part),
                         "budget" => config.server.budget = load.budget(&path, part),
                         "timeout" => config.server.timeout = load.part(&path, part),
+                        "routes" => config.server.routes = load.list(&path, part),
                         _ => load.unknown(&path, key, part, SERVER),
                     }
                 }
@@ -102,6 +103,35 @@ impl<'a, 'i> Load<'a, 'i> {
             return None;
         }
         self.deserialize(path, value.clone(), "")
+    }
+
+    /// An array of tables (`[[server.routes]]`), each deserialised on its
+    /// own so that every bad entry is reported; bad entries are left out.
+    fn list<T: DeserializeOwned>(&mut self, path: &str, value: &Spanned<DeValue<'i>>) -> Vec<T> {
+        let Some(items) = value.get_ref().as_array() else {
+            let value_text = if value.get_ref().is_table() {
+                "a table".to_owned()
+            } else {
+                snippet(self.text, value.span())
+            };
+            self.errors.push(ConfigError::new(
+                path,
+                value_text,
+                format!(
+                    "is not an array of tables (write `[[{path}]]`){}",
+                    self.line_of(value.span())
+                ),
+            ));
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let path = format!("{path}[{i}]");
+            if let Some(t) = self.part(&path, item) {
+                out.push(t);
+            }
+        }
+        out
     }
 
     /// A budget table: `backend` beside the backend's own fields.
@@ -235,12 +265,23 @@ impl<'a, 'i> Load<'a, 'i> {
 
     /// The value at `path` in the document.
     fn node(&self, path: &[String]) -> Option<&'a Spanned<DeValue<'i>>> {
+        // `name` in a table, or `name[i]` in an array of tables.
+        fn get<'a, 'i>(at: &'a DeTable<'i>, p: &str) -> Option<&'a Spanned<DeValue<'i>>> {
+            match p.strip_suffix(']').and_then(|p| p.split_once('[')) {
+                Some((name, i)) => at
+                    .get(name)?
+                    .get_ref()
+                    .as_array()?
+                    .get(i.parse::<usize>().ok()?),
+                None => at.get(p),
+            }
+        }
         let (last, parents) = path.split_last()?;
         let mut at: &'a DeTable<'i> = self.doc;
         for p in parents {
-            at = at.get(p.as_str())?.get_ref().as_table()?;
+            at = get(at, p)?.get_ref().as_table()?;
         }
-        at.get(last.as_str())
+        get(at, last)
     }
 
     fn unknown(
@@ -303,6 +344,18 @@ fn find_path(table: &DeTable<'_>, pos: usize, path: &mut Vec<String>) -> bool {
                 return true;
             }
             path.pop();
+        }
+        // An array of tables: its entries are named `key[i]`.
+        if let Some(items) = value.get_ref().as_array() {
+            for (i, item) in items.iter().enumerate() {
+                if let Some(child) = item.get_ref().as_table() {
+                    path.push(format!("{}[{i}]", key.get_ref()));
+                    if find_path(child, pos, path) {
+                        return true;
+                    }
+                    path.pop();
+                }
+            }
         }
     }
     for (key, value) in table.iter() {
@@ -396,12 +449,42 @@ mod tests {
     }
 
     #[test]
+    fn routes_are_an_array_and_each_bad_entry_is_named() {
+        let c = ok(concat!(
+            "[[server.routes]]\npath = \"/search\"\nbudget = { rate = 10 }\n",
+            "[[server.routes]]\npath = \"*\"\nbudget = { rate = 1000 }\n",
+        ));
+        assert_eq!(c.server.routes.len(), 2);
+        assert_eq!(c.server.routes[0].path, "/search");
+        assert_eq!(c.server.routes[0].budget.rate, 10);
+        assert_eq!(c.server.routes[1].method, None);
+
+        assert_eq!(
+            messages(concat!(
+                "[[server.routes]]\npath = \"/a\"\nbudget = { rate = \"ten\" }\n",
+                "[[server.routes]]\npath = \"/b\"\nmethd = \"GET\"\nbudget = {}\n",
+                "[[server.routes]]\npath = \"/c\"\nbudget = { rate = 1 }\n",
+            )),
+            [
+                "server.routes[0].budget.rate: \"ten\" is rejected: invalid type: string \"ten\", expected u32 (line 3)",
+                "server.routes[1].methd: \"GET\" is set on an unknown field (expected one of `path`, `method`, `budget`) (line 6)",
+            ]
+        );
+        assert_eq!(
+            messages("[server.routes]\npath = \"/a\"\n"),
+            [
+                "server.routes: a table is not an array of tables (write `[[server.routes]]`) (line 1)"
+            ]
+        );
+    }
+
+    #[test]
     fn unknown_tables_and_parts() {
         assert_eq!(
             messages("[clinet.retry]\n[server.cache]\nx = 1\n[client]\nretry = 3\n"),
             [
                 "clinet: a table is set on an unknown field (expected one of `client`, `server`) (line 1)",
-                "server.cache: a table is set on an unknown field (expected one of `shed`, `budget`, `timeout`) (line 2)",
+                "server.cache: a table is set on an unknown field (expected one of `shed`, `budget`, `timeout`, `routes`) (line 2)",
                 "client.retry: 3 is not a table (line 5)",
             ]
         );

@@ -439,6 +439,103 @@ pub struct ServerConfig {
     /// `[server.timeout]`: a deadline per request (`fixed = "5s"` for a
     /// fixed one).
     pub timeout: Option<AdaptiveTimeoutConfig>,
+    /// `[[server.routes]]`: a rate budget per route (and method), built
+    /// apart from the stack by [`route_budgets`](Self::route_budgets)
+    /// (feature `axum`), since it needs axum's matched route.
+    pub routes: Vec<RouteConfig>,
+}
+
+/// The most `[[server.routes]]` entries.
+pub const MAX_ROUTES: usize = 1024;
+
+/// One `[[server.routes]]` entry: a rate budget for one route pattern,
+/// for one method or all of them; `path = "*"` is the budget of every
+/// route not listed.
+///
+/// ```toml
+/// [[server.routes]]
+/// path = "/search"
+/// budget = { name = "search", rate = 10, per = "1s" }
+///
+/// [[server.routes]]
+/// path = "/orders"
+/// method = "POST"
+/// budget = { name = "orders-write", rate = 50, per = "1s" }
+///
+/// [[server.routes]]
+/// path = "*"
+/// budget = { name = "api", rate = 1000, per = "1s" }
+/// ```
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct RouteConfig {
+    /// The route's pattern as given to axum's `Router::route`
+    /// (`/users/{id}`), or `*` for every route not listed.
+    pub path: String,
+    /// One of the nine standard methods, upper case (`GET`, `POST`, …);
+    /// absent means every method of the route, together.
+    #[serde(default)]
+    pub method: Option<String>,
+    /// The budget (`mode` must be `reject`).
+    pub budget: BudgetConfig,
+}
+
+impl RouteConfig {
+    /// A budget for `path`, every method.
+    pub fn new(path: impl Into<String>, budget: BudgetConfig) -> Self {
+        RouteConfig {
+            path: path.into(),
+            method: None,
+            budget,
+        }
+    }
+
+    /// Only for `method`.
+    pub fn method(mut self, method: impl Into<String>) -> Self {
+        self.method = Some(method.into());
+        self
+    }
+
+    fn validate(&self, check: &mut Check, at: &str) {
+        const METHODS: [&str; 9] = [
+            "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+        ];
+        if self.path != "*" && !self.path.starts_with('/') {
+            check.fail(
+                format!("{at}.path"),
+                &self.path,
+                "must be a route pattern starting with `/`, or `*` for every other route",
+            );
+        } else if self.path.len() > 512 {
+            check.fail(format!("{at}.path"), &self.path, "at most 512 bytes");
+        }
+        match &self.method {
+            Some(m) if self.path == "*" => {
+                check.fail(
+                    format!("{at}.method"),
+                    m,
+                    "the `*` route is every other route, whatever the method: no method",
+                );
+            }
+            Some(m) if !METHODS.contains(&m.as_str()) => {
+                check.fail(
+                    format!("{at}.method"),
+                    m,
+                    "must be a standard method in upper case (GET, HEAD, POST, PUT, DELETE, CONNECT, OPTIONS, TRACE, PATCH)",
+                );
+            }
+            _ => {}
+        }
+        check.nested(&format!("{at}.budget"), self.budget.validate());
+        if self.budget.mode != seawall_budget::BudgetMode::Reject {
+            check.fail(
+                format!("{at}.budget.mode"),
+                "wait",
+                "must be reject: the route is known only when the request is",
+            );
+        }
+    }
 }
 
 impl ServerConfig {
@@ -454,7 +551,66 @@ impl ServerConfig {
         if let Some(c) = &self.timeout {
             check.nested("server.timeout", c.validate());
         }
+        if self.routes.len() > MAX_ROUTES {
+            check.fail(
+                "server.routes",
+                self.routes.len(),
+                format!("at most {MAX_ROUTES} routes"),
+            );
+        }
+        for (i, route) in self.routes.iter().enumerate() {
+            route.validate(&mut check, &format!("server.routes[{i}]"));
+        }
+        if self.routes.iter().filter(|r| r.path == "*").count() > 1 {
+            check.fail(
+                "server.routes",
+                "`*`",
+                "at most one `*` route (the default)",
+            );
+        }
         check.finish()
+    }
+
+    /// The `[[server.routes]]` budgets as one layer for axum's
+    /// `Router::route_layer` (see [`RouteBudgets`](crate::axum::RouteBudgets));
+    /// `None` when no route is listed.
+    ///
+    /// ```
+    /// use seawall::config::StackConfig;
+    ///
+    /// let config = StackConfig::from_toml_str(r#"
+    ///     [[server.routes]]
+    ///     path = "/search"
+    ///     budget = { rate = 10, per = "1s" }
+    ///
+    ///     [[server.routes]]
+    ///     path = "*"
+    ///     budget = { rate = 1000, per = "1s" }
+    /// "#).unwrap();
+    /// let routes = config.server.route_budgets().unwrap().expect("two routes");
+    /// assert!(routes.default_budget().is_some());
+    /// ```
+    #[cfg(feature = "axum")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+    pub fn route_budgets(&self) -> Result<Option<crate::axum::RouteBudgetLayer>, ConfigError> {
+        self.validate()?;
+        if self.routes.is_empty() {
+            return Ok(None);
+        }
+        let mut budgets = crate::axum::RouteBudgets::new();
+        for route in &self.routes {
+            budgets = match (route.path.as_str(), &route.method) {
+                ("*", _) => budgets.default_budget(&route.budget),
+                (path, None) => budgets.route(path, &route.budget),
+                (path, Some(m)) => {
+                    // Validated: one of the nine standard methods.
+                    let method = http::Method::from_bytes(m.as_bytes())
+                        .map_err(|_| ConfigError::new("method", m, "not a method"))?;
+                    budgets.route_method(method, path, &route.budget)
+                }
+            };
+        }
+        budgets.build().map(Some).map_err(|e| e.prefixed("server"))
     }
 
     /// Validates every part and builds the server stack; the error names
