@@ -551,6 +551,15 @@ impl DeadlineTracker {
         began(&self.common.clock)
     }
 
+    /// Whether to measure the call starting now, as
+    /// [`Recorder::should_measure`], without taking a recorder: for a layer
+    /// that reads [`deadline`](Self::deadline) on every call and records
+    /// only the calls it measures (the hedging layer's delay).
+    #[inline]
+    pub fn should_measure(&self) -> bool {
+        self.common.should_measure()
+    }
+
     /// The recorder shard of the current thread.
     #[inline]
     pub fn recorder(&self) -> Recorder {
