@@ -12,6 +12,7 @@
 //! | [`timeout`] | `seawall-timeout` | adaptive timeouts from live latency percentiles |
 //! | [`retry`] | `seawall-retry` | backoff with jitter, retry budget, classification |
 //! | [`fallback`] | `seawall-fallback` | another service or a closure answers when the inner one refuses or fails (feature `fallback`) |
+//! | [`hedge`] | `seawall-hedge` | a second attempt of a slow request after the live latency percentile, within a budget (feature `hedge`) |
 //! | [`redis`] | `seawall-budget-redis` | a rate budget shared by many replicas, kept in Redis (feature `redis`) |
 //! | [`core`] | `seawall-core` | what they share: classification, rejections, keys, config errors |
 //!
@@ -26,6 +27,7 @@
 //! |---------|---------|--------------|
 //! | `budget`, `breaker`, `shed`, `timeout`, `retry` | yes | the mechanism crate of that name |
 //! | `fallback` | no | the `fallback` module: `FallbackLayer` |
+//! | `hedge` | no | the `hedge` module: `HedgeLayer` (with `timeout`'s latency window) |
 //! | `redis` | no | the `redis` module: a rate budget shared by replicas through Redis; with `serde`, `backend = "redis"` in a `StackConfig` budget table |
 //! | `http` | no | HTTP status classification, keys from `http::Request`; with `serde`, `config::ClientConfig::build_http` |
 //! | `tonic` | no | gRPC status-code classification; `tonic::to_status`: rejections as gRPC statuses |
@@ -98,6 +100,9 @@ pub use seawall_budget_redis as redis;
 #[cfg(feature = "fallback")]
 #[cfg_attr(docsrs, doc(cfg(feature = "fallback")))]
 pub use seawall_fallback as fallback;
+#[cfg(feature = "hedge")]
+#[cfg_attr(docsrs, doc(cfg(feature = "hedge")))]
+pub use seawall_hedge as hedge;
 
 pub mod builder;
 pub use builder::ServiceBuilderExt;
@@ -174,6 +179,9 @@ pub mod prelude {
 
     #[cfg(feature = "fallback")]
     pub use seawall_fallback::{FallbackConfig, FallbackLayer, FallbackOn};
+
+    #[cfg(feature = "hedge")]
+    pub use seawall_hedge::{HedgeConfig, HedgeLayer};
 
     #[cfg(all(
         feature = "serde",
