@@ -612,7 +612,12 @@ where
         let mut rejection = None;
         let mut preferred = preferred.and_then(|k| self.index.get(&k).copied());
         let avoid = avoid.filter(|&a| {
-            a < self.peers.len() && self.peers.iter().enumerate().any(|(j, p)| j != a && p.ready)
+            a < self.peers.len()
+                && self
+                    .peers
+                    .iter()
+                    .enumerate()
+                    .any(|(j, p)| j != a && p.ready)
         });
         if avoid.is_some() && preferred == avoid {
             preferred = None;

@@ -68,7 +68,11 @@ async fn a_hedge_goes_to_the_other_peer() {
 
     let mut fut = task::spawn(svc.ready().await.unwrap().call(0));
     assert_pending!(fut.poll());
-    assert_eq!(hits[0].load(Relaxed), 1, "the first attempt: the preferred peer");
+    assert_eq!(
+        hits[0].load(Relaxed),
+        1,
+        "the first attempt: the preferred peer"
+    );
     advance(Duration::from_millis(50)).await;
     assert_pending!(fut.poll());
     assert_eq!(hits[1].load(Relaxed), 1, "the hedge: the other peer");
@@ -110,5 +114,9 @@ async fn with_one_ready_peer_the_hedge_goes_to_it() {
     advance(Duration::from_millis(50)).await;
     assert_pending!(fut.poll());
     advance(Duration::from_millis(10)).await;
-    assert_eq!(assert_ready!(fut.poll()).unwrap(), 1, "the hedge, on the same peer");
+    assert_eq!(
+        assert_ready!(fut.poll()).unwrap(),
+        1,
+        "the hedge, on the same peer"
+    );
 }
