@@ -1,15 +1,18 @@
 //! [`HedgeConfig`] (the layer as data) and [`HedgeBuilder`].
 
+use std::fmt;
+use std::hash::Hash;
 use std::time::Duration;
 
 use seawall_core::classify::ErrorsAsFailures;
 use seawall_core::clone::{ByClone, CloneFn};
 use seawall_core::config::{Check, MAX_DURATION};
 use seawall_core::names::DEFAULT_NAME;
-use seawall_core::{Clock, ConfigError};
+use seawall_core::{Clock, ConfigError, KeyMapConfig};
 use seawall_timeout::AdaptiveTimeoutConfig;
 
 use crate::budget::MAX_BUDGET_HEDGES;
+use crate::keyed::KeyedHedgeLayer;
 use crate::layer::HedgeLayer;
 
 /// The most hedges per request ([`HedgeConfig::max_hedges`]) a layer
@@ -344,5 +347,21 @@ impl<P, C> HedgeBuilder<P, C> {
     /// Validates the config and builds the layer.
     pub fn build(self) -> Result<HedgeLayer<P, C>, ConfigError> {
         HedgeLayer::from_parts(&self.config, self.clock, self.policy, self.classify)
+    }
+
+    /// Validates the config and builds a [`KeyedHedgeLayer`] keyed by
+    /// `key_fn`, its keys held in a map bounded by `keys` (errors under
+    /// `keys.`).
+    pub fn build_keyed<F, K>(
+        self,
+        key_fn: F,
+        keys: KeyMapConfig,
+    ) -> Result<KeyedHedgeLayer<F, K, P, C>, ConfigError>
+    where
+        K: Hash + Eq + Clone + fmt::Display + Send + Sync + 'static,
+    {
+        let clock = self.clock.clone();
+        let config = self.config.clone();
+        self.build()?.keyed(key_fn, &config, keys, clock)
     }
 }

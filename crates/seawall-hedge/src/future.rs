@@ -13,6 +13,7 @@ use seawall_core::attempt::{self, Attempt};
 use seawall_core::classify::Classify;
 use seawall_core::clone::CloneRequest;
 use seawall_core::names::TARGET_HEDGE;
+use seawall_timeout::DeadlineTracker;
 use tokio::time::Sleep;
 use tower_service::Service;
 
@@ -53,6 +54,8 @@ pin_project! {
         // The first bad answer, returned if no attempt answers well.
         bad: Option<Result<S::Response, S::Error>>,
         shared: Option<Arc<Shared>>,
+        // A keyed layer's key: its delay's tracker (else the layer's).
+        key: Option<Arc<DeadlineTracker>>,
         policy: Option<P>,
         classify: Option<C>,
     }
@@ -90,6 +93,7 @@ where
             measured: None,
             bad: None,
             shared: None,
+            key: None,
             policy: None,
             classify: None,
         }
@@ -104,6 +108,7 @@ where
         delay: Duration,
         measured: Option<u64>,
         shared: Arc<Shared>,
+        key: Option<Arc<DeadlineTracker>>,
         policy: P,
         classify: C,
     ) -> Self {
@@ -120,6 +125,7 @@ where
             measured,
             bad: None,
             shared: Some(shared),
+            key,
             policy: Some(policy),
             classify: Some(classify),
         }
@@ -166,10 +172,7 @@ where
                 this.first.set(None);
                 if !classify.classify(&result).is_failure() {
                     if let Some(start) = *this.measured {
-                        let now = shared.tracker.clock().nanos();
-                        shared
-                            .tracker
-                            .record(Duration::from_nanos(now.saturating_sub(start)));
+                        record(this.key.as_deref().unwrap_or(&shared.tracker), start);
                     }
                     drop_all(
                         this.timer.as_mut(),
@@ -203,10 +206,7 @@ where
                 if this.first.is_some()
                     && let Some(start) = *this.measured
                 {
-                    let now = shared.tracker.clock().nanos();
-                    shared
-                        .tracker
-                        .record(Duration::from_nanos(now.saturating_sub(start)));
+                    record(this.key.as_deref().unwrap_or(&shared.tracker), start);
                 }
                 shared.won();
                 tracing::trace!(target: TARGET_HEDGE, name = &*shared.name, "hedge won");
@@ -318,6 +318,12 @@ where
             None => Err(PolledAfterCompletion.into()),
         })
     }
+}
+
+/// Records the latency of a first attempt that started at `start`.
+fn record(tracker: &DeadlineTracker, start: u64) {
+    let now = tracker.clock().nanos();
+    tracker.record(Duration::from_nanos(now.saturating_sub(start)));
 }
 
 // `req` was checked to be `Some` under the same `&mut`; this cannot run.

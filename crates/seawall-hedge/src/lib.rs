@@ -22,6 +22,9 @@
 //!   is how a caller says a request is idempotent.
 //! - **The first good answer wins; the others are cancelled at once.**
 //!   Their futures are dropped the moment the winner answers.
+//! - **Per key, if asked.** [`KeyedHedgeLayer`] keeps one delay per key
+//!   (peer, host, route), in a bounded map, so that one slow peer's tail
+//!   does not set everybody's delay.
 //! - **A hedge goes to another peer.** Below a
 //!   `seawall_breaker::PeerSelect`, a hedge avoids the peer the first
 //!   attempt went to whenever another healthy peer exists (through
@@ -132,6 +135,7 @@
 mod budget;
 mod config;
 mod future;
+mod keyed;
 mod layer;
 #[cfg(feature = "metrics")]
 mod metrics;
@@ -141,6 +145,7 @@ mod stats;
 pub use budget::{HedgeBudget, MAX_BUDGET_HEDGES};
 pub use config::{HedgeBuilder, HedgeConfig, MAX_HEDGES, MAX_MIN_SAMPLES};
 pub use future::ResponseFuture;
+pub use keyed::{KeyedHedge, KeyedHedgeLayer};
 pub use layer::HedgeLayer;
 pub use seawall_core::BoxError;
 pub use service::Hedge;

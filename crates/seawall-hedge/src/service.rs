@@ -9,6 +9,7 @@ use seawall_core::BoxError;
 use seawall_core::attempt::{self, Attempt};
 use seawall_core::classify::{Classify, ErrorsAsFailures};
 use seawall_core::clone::{ByClone, CloneRequest};
+use seawall_timeout::DeadlineTracker;
 use tower_service::Service;
 
 use crate::future::ResponseFuture;
@@ -66,6 +67,10 @@ impl<S, P, C> Hedge<S, P, C> {
         self.shared.stats()
     }
 
+    pub(crate) fn parts(&mut self) -> (&mut S, &Arc<Shared>, &P, &C) {
+        (&mut self.inner, &self.shared, &self.policy, &self.classify)
+    }
+
     /// The inner service.
     pub fn get_ref(&self) -> &S {
         &self.inner
@@ -99,33 +104,59 @@ where
     }
 
     fn call(&mut self, req: Req) -> Self::Future {
-        let shared = &self.shared;
-        shared.budget.deposit();
-        if shared.max_hedges == 0 {
-            return ResponseFuture::once(self.inner.call(req));
-        }
-        let Some(copy) = self.policy.clone_request(&req) else {
-            shared.not_cloneable();
-            return ResponseFuture::once(self.inner.call(req));
-        };
-        // The ready service makes the first attempt and is kept for the
-        // hedge; this service keeps a clone for its next poll_ready.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        let (first, peer) = attempt::scope(Attempt::first(), || inner.call(req));
-        let tracker = &shared.tracker;
-        let delay = tracker.deadline();
-        let measured = tracker.should_measure().then(|| tracker.clock().nanos());
-        ResponseFuture::hedged(
-            first,
-            peer,
-            inner,
-            copy,
-            delay,
-            measured,
-            shared.clone(),
-            self.policy.clone(),
-            self.classify.clone(),
+        start(
+            &mut self.inner,
+            &self.shared,
+            &self.policy,
+            &self.classify,
+            req,
+            None,
         )
     }
+}
+
+/// Starts a call: the first attempt now, the hedge's service, copy and
+/// timer into the future. `key` is a keyed layer's tracker for the
+/// request's key.
+pub(crate) fn start<S, Req, P, C>(
+    inner: &mut S,
+    shared: &Arc<Shared>,
+    policy: &P,
+    classify: &C,
+    req: Req,
+    key: Option<Arc<DeadlineTracker>>,
+) -> ResponseFuture<S, Req, P, C>
+where
+    S: Service<Req> + Clone,
+    P: CloneRequest<Req> + Clone,
+    C: Clone,
+{
+    shared.budget.deposit();
+    if shared.max_hedges == 0 {
+        return ResponseFuture::once(inner.call(req));
+    }
+    let Some(copy) = policy.clone_request(&req) else {
+        shared.not_cloneable();
+        return ResponseFuture::once(inner.call(req));
+    };
+    // The ready service makes the first attempt and is kept for the
+    // hedge; the caller's service keeps a clone for its next poll_ready.
+    let clone = inner.clone();
+    let mut ready = std::mem::replace(inner, clone);
+    let (first, peer) = attempt::scope(Attempt::first(), || ready.call(req));
+    let tracker = key.as_deref().unwrap_or(&shared.tracker);
+    let delay = tracker.deadline();
+    let measured = tracker.should_measure().then(|| tracker.clock().nanos());
+    ResponseFuture::hedged(
+        first,
+        peer,
+        ready,
+        copy,
+        delay,
+        measured,
+        shared.clone(),
+        key,
+        policy.clone(),
+        classify.clone(),
+    )
 }

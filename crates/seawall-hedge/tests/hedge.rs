@@ -474,3 +474,67 @@ fn config_from_toml() {
     );
     assert!(toml::from_str::<HedgeConfig>("delay = \"5ms\"\nbogus = 1").is_err());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_keyed_layer_learns_one_delay_per_key() {
+    use seawall_core::KeyMapConfig;
+    use seawall_hedge::KeyedHedgeLayer;
+
+    // Requests are (key, latency ms): key 0 answers in 10ms, key 1 in 100ms.
+    #[derive(Clone)]
+    struct ByReq;
+    impl Service<(u8, u64)> for ByReq {
+        type Response = u64;
+        type Error = BoxError;
+        type Future = Pin<Box<dyn Future<Output = Result<u64, BoxError>> + Send>>;
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+            Poll::Ready(Ok(()))
+        }
+        fn call(&mut self, (_, wait): (u8, u64)) -> Self::Future {
+            Box::pin(async move {
+                tokio::time::sleep(Duration::from_millis(wait)).await;
+                Ok(wait)
+            })
+        }
+    }
+
+    let layer = KeyedHedgeLayer::new(
+        |r: &(u8, u64)| r.0,
+        &HedgeConfig::new()
+            .min_samples(10)
+            .max_delay(ms(1000))
+            .budget_min_per_sec(1000),
+        KeyMapConfig::new().capacity(16),
+    )
+    .unwrap();
+    let mut svc = layer.layer(ByReq);
+    for _ in 0..10 {
+        svc.ready().await.unwrap().call((0, 10)).await.unwrap();
+        svc.ready().await.unwrap().call((1, 100)).await.unwrap();
+    }
+    let fast = layer.key_delay(&0).unwrap();
+    let slow = layer.key_delay(&1).unwrap();
+    assert!(fast >= ms(10) && fast < ms(11), "key 0: {fast:?}");
+    assert!(slow >= ms(100) && slow < ms(110), "key 1: {slow:?}");
+    assert_eq!(layer.len(), 2);
+    assert_eq!(layer.stats().hedges_sent, 0);
+
+    // A 100ms call of key 1 is its usual: not hedged. Of key 0, it is.
+    svc.ready().await.unwrap().call((1, 100)).await.unwrap();
+    assert_eq!(layer.stats().hedges_sent, 0);
+    svc.ready().await.unwrap().call((0, 100)).await.unwrap();
+    assert_eq!(layer.stats().hedges_sent, 1);
+}
+
+#[test]
+fn a_keyed_layer_checks_its_map() {
+    use seawall_core::KeyMapConfig;
+
+    let err = HedgeLayer::builder()
+        .build_keyed::<_, u32>(|r: &u32| *r, KeyMapConfig::new().capacity(0))
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "keys.capacity: 0 must be greater than zero"
+    );
+}
