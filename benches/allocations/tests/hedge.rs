@@ -107,3 +107,18 @@ fn a_call_that_sends_no_hedge_allocates_nothing() {
     assert_eq!(adaptive.stats().hedges_sent + fixed.stats().hedges_sent, 0);
     assert!(adaptive.stats().calls >= 2 * 3 * N);
 }
+
+#[test]
+fn a_keyed_call_that_sends_no_hedge_allocates_nothing() {
+    let rt = runtime();
+    let _enter = rt.enter();
+
+    let keyed = HedgeLayer::builder()
+        .min_samples(10)
+        .build_keyed::<_, u64>(|r: &u64| *r % 4, seawall_hedge::KeyMapConfig::new())
+        .unwrap();
+    let mut svc = keyed.layer(PendingOnce);
+    assert_eq!(count(&mut svc), 0, "keyed, keys held");
+    assert_eq!(keyed.len(), 4);
+    assert_eq!(keyed.stats().hedges_sent, 0);
+}

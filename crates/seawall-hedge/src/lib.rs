@@ -147,6 +147,6 @@ pub use config::{HedgeBuilder, HedgeConfig, MAX_HEDGES, MAX_MIN_SAMPLES};
 pub use future::ResponseFuture;
 pub use keyed::{KeyedHedge, KeyedHedgeLayer};
 pub use layer::HedgeLayer;
-pub use seawall_core::BoxError;
+pub use seawall_core::{BoxError, KeyMapConfig};
 pub use service::Hedge;
 pub use stats::HedgeStats;

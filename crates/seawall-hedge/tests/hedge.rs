@@ -538,3 +538,97 @@ fn a_keyed_layer_checks_its_map() {
         "keys.capacity: 0 must be greater than zero"
     );
 }
+
+/// A backend whose readiness the test sets: `Pending` (waker kept) until
+/// `open`, or an error once `broken`.
+#[derive(Clone)]
+struct Gated {
+    backend: Backend,
+    gate: Arc<std::sync::Mutex<(bool, bool, Option<std::task::Waker>)>>,
+}
+
+impl Gated {
+    fn new(backend: Backend) -> Self {
+        Gated {
+            backend,
+            gate: Arc::new(std::sync::Mutex::new((true, false, None))),
+        }
+    }
+
+    fn set(&self, open: bool, broken: bool) {
+        let mut g = self.gate.lock().unwrap();
+        g.0 = open;
+        g.1 = broken;
+        if let Some(w) = g.2.take() {
+            w.wake();
+        }
+    }
+}
+
+impl Service<u32> for Gated {
+    type Response = &'static str;
+    type Error = BoxError;
+    type Future = <Backend as Service<u32>>::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        let mut g = self.gate.lock().unwrap();
+        if g.1 {
+            return Poll::Ready(Err("broken".into()));
+        }
+        if g.0 {
+            Poll::Ready(Ok(()))
+        } else {
+            g.2 = Some(cx.waker().clone());
+            Poll::Pending
+        }
+    }
+
+    fn call(&mut self, req: u32) -> Self::Future {
+        self.backend.call(req)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hedge_waits_for_the_service_to_be_ready() {
+    let layer = fixed(50);
+    let backend = Backend::new(|n| {
+        if n == 0 {
+            (1000, Ok("first"))
+        } else {
+            (10, Ok("hedge"))
+        }
+    });
+    let gated = Gated::new(backend.clone());
+    let mut svc = layer.layer(gated.clone());
+    let mut fut = task::spawn(svc.ready().await.unwrap().call(1));
+    assert_pending!(fut.poll());
+    gated.set(false, false);
+    advance(ms(50)).await;
+    assert_pending!(fut.poll());
+    assert_eq!(backend.calls(), 1, "due, but the service is not ready");
+    advance(ms(30)).await;
+    assert_pending!(fut.poll());
+    gated.set(true, false);
+    assert!(fut.is_woken(), "readiness wakes the call");
+    assert_pending!(fut.poll());
+    assert_eq!(backend.calls(), 2, "sent once ready");
+    advance(ms(10)).await;
+    assert_eq!(assert_ready!(fut.poll()).unwrap(), "hedge");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_service_that_fails_readiness_sends_no_hedge() {
+    let layer = fixed(50);
+    let backend = Backend::new(|_| (100, Ok("first")));
+    let gated = Gated::new(backend.clone());
+    let mut svc = layer.layer(gated.clone());
+    let mut fut = task::spawn(svc.ready().await.unwrap().call(1));
+    assert_pending!(fut.poll());
+    gated.set(false, true);
+    advance(ms(50)).await;
+    assert_pending!(fut.poll(), "the first attempt goes on");
+    advance(ms(50)).await;
+    assert_eq!(assert_ready!(fut.poll()).unwrap(), "first");
+    assert_eq!(backend.calls(), 1);
+    assert_eq!(layer.stats().hedges_sent, 0);
+}
