@@ -13,6 +13,7 @@
 //! | [`retry`] | `seawall-retry` | backoff with jitter, retry budget, classification |
 //! | [`fallback`] | `seawall-fallback` | another service or a closure answers when the inner one refuses or fails (feature `fallback`) |
 //! | [`chaos`] | `seawall-chaos` | fault injection: seeded errors, latency and replaced responses, to check the other layers (feature `chaos`) |
+//! | [`hedge`] | `seawall-hedge` | a second attempt of a slow request after the live latency percentile, within a budget (feature `hedge`) |
 //! | [`redis`] | `seawall-budget-redis` | a rate budget shared by many replicas, kept in Redis (feature `redis`) |
 //! | [`core`] | `seawall-core` | what they share: classification, rejections, keys, config errors |
 //!
@@ -28,6 +29,7 @@
 //! | `budget`, `breaker`, `shed`, `timeout`, `retry` | yes | the mechanism crate of that name |
 //! | `fallback` | no | the `fallback` module: `FallbackLayer` |
 //! | `chaos` | no | the `chaos` module: `ChaosLayer`, off until built, switchable at run time |
+//! | `hedge` | no | the `hedge` module: `HedgeLayer` (with `timeout`'s latency window) |
 //! | `redis` | no | the `redis` module: a rate budget shared by replicas through Redis; with `serde`, `backend = "redis"` in a `StackConfig` budget table |
 //! | `http` | no | HTTP status classification, keys from `http::Request`; with `serde`, `config::ClientConfig::build_http` |
 //! | `tonic` | no | gRPC status-code classification; `tonic::to_status`: rejections as gRPC statuses |
@@ -100,6 +102,9 @@ pub use seawall_budget_redis as redis;
 #[cfg(feature = "fallback")]
 #[cfg_attr(docsrs, doc(cfg(feature = "fallback")))]
 pub use seawall_fallback as fallback;
+#[cfg(feature = "hedge")]
+#[cfg_attr(docsrs, doc(cfg(feature = "hedge")))]
+pub use seawall_hedge as hedge;
 
 #[cfg(feature = "chaos")]
 #[cfg_attr(docsrs, doc(cfg(feature = "chaos")))]
@@ -180,6 +185,9 @@ pub mod prelude {
 
     #[cfg(feature = "fallback")]
     pub use seawall_fallback::{FallbackConfig, FallbackLayer, FallbackOn};
+
+    #[cfg(feature = "hedge")]
+    pub use seawall_hedge::{HedgeConfig, HedgeLayer};
 
     #[cfg(all(
         feature = "serde",

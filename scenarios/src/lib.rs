@@ -18,6 +18,7 @@
 
 pub mod churn;
 pub mod dead_peer;
+pub mod hedge;
 pub mod load;
 pub mod overload;
 pub mod plot;

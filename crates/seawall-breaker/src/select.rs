@@ -211,6 +211,14 @@ type Changes<K, S> = Box<
 ///   the layer's classifier and recorded on the peer's breaker, as
 ///   [`KeyedBreaker`](crate::KeyedBreaker) would; dropping the response
 ///   future counts as a cancellation and gives back a probe slot.
+/// - **A hedge goes elsewhere.** Called for a hedge (an attempt set by
+///   `seawall_core::attempt`, as seawall-hedge's `HedgeLayer` does around
+///   its inner `call`), it skips the peer the request's first attempt went
+///   to, preferred or not, while another ready peer's breaker admits the
+///   call; only then does the hedge go to that same peer. The attempt is
+///   per thread: the hedging layer must call the selection directly (a
+///   clonable handle that locks it for `poll_ready` and `call`), not
+///   through a `Buffer`, whose worker calls it later, elsewhere.
 /// - **Readiness.** `poll_ready` polls the discover stream (if any) and
 ///   every peer not yet ready; it is `Ready` when at least one peer is ready
 ///   (or the set is empty: calls then fail at once), `Pending` when all are
@@ -591,10 +599,29 @@ where
 
     // Picks the peer for a request, asking breakers in order; no allocation
     // (the scratch buffer has the set's capacity).
-    fn pick(&mut self, preferred: Option<K>) -> Result<(usize, Permit<'static>), NoPeerAvailable> {
+    //
+    // `avoid` is the peer a hedging layer's first attempt went to
+    // (`seawall_core::attempt`): a hedge goes elsewhere if another peer is
+    // ready, and to that peer only when no other admits it.
+    fn pick(
+        &mut self,
+        preferred: Option<K>,
+        avoid: Option<usize>,
+    ) -> Result<(usize, Permit<'static>), NoPeerAvailable> {
         let mut tried = 0;
         let mut rejection = None;
-        let preferred = preferred.and_then(|k| self.index.get(&k).copied());
+        let mut preferred = preferred.and_then(|k| self.index.get(&k).copied());
+        let avoid = avoid.filter(|&a| {
+            a < self.peers.len()
+                && self
+                    .peers
+                    .iter()
+                    .enumerate()
+                    .any(|(j, p)| j != a && p.ready)
+        });
+        if avoid.is_some() && preferred == avoid {
+            preferred = None;
+        }
         if let Some(i) = preferred {
             let peer = &self.peers[i];
             if peer.ready {
@@ -608,7 +635,7 @@ where
                 }
             }
         }
-        let picked = self.pick_other(preferred, tried, rejection);
+        let picked = self.pick_other(preferred, avoid, tried, rejection);
         self.count(if picked.is_ok() { OTHER } else { NO_PEER });
         picked
     }
@@ -624,6 +651,7 @@ where
     fn pick_other(
         &mut self,
         preferred: Option<usize>,
+        avoid: Option<usize>,
         mut tried: usize,
         mut rejection: Option<CircuitOpen>,
     ) -> Result<(usize, Permit<'static>), NoPeerAvailable> {
@@ -634,7 +662,7 @@ where
             self.scratch.clear();
             for i in (start..n).chain(0..start) {
                 let peer = &self.peers[i];
-                if peer.ready && Some(i) != preferred {
+                if peer.ready && Some(i) != preferred && Some(i) != avoid {
                     self.scratch.push((peer.breaker.health(), i));
                 }
             }
@@ -647,6 +675,17 @@ where
                 tried += 1;
                 match self.peers[i].breaker.try_acquire_owned() {
                     Ok(permit) => return Ok((i, permit)),
+                    Err(e) => rejection = Some(e),
+                }
+            }
+            // No other peer admitted the hedge: its first attempt's peer.
+            if let Some(a) = avoid
+                && tried < self.max_tries
+                && self.peers[a].ready
+            {
+                tried += 1;
+                match self.peers[a].breaker.try_acquire_owned() {
+                    Ok(permit) => return Ok((a, permit)),
                     Err(e) => rejection = Some(e),
                 }
             }
@@ -714,8 +753,9 @@ where
 
     fn call(&mut self, req: Req) -> Self::Future {
         let preferred = (self.prefer)(&req);
-        match self.pick(preferred) {
+        match self.pick(preferred, seawall_core::attempt::avoid()) {
             Ok((i, permit)) => {
+                seawall_core::attempt::note_peer(i);
                 let peer = &mut self.peers[i];
                 peer.ready = false;
                 self.ready -= 1;

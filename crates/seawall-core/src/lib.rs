@@ -54,6 +54,7 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod attempt;
 pub mod classify;
 pub mod clock;
 pub mod clone;

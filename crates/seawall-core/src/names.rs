@@ -25,6 +25,8 @@ pub const TARGET_TIMEOUT: &str = "seawall_timeout";
 pub const TARGET_RETRY: &str = "seawall_retry";
 /// `tracing` target of the fallback crate.
 pub const TARGET_FALLBACK: &str = "seawall_fallback";
+/// `tracing` target of the hedging layer.
+pub const TARGET_HEDGE: &str = "seawall_hedge";
 
 /// Label: the layer's name from its builder.
 pub const LABEL_NAME: &str = "name";
@@ -113,6 +115,14 @@ pub const LABEL_FAULT: &str = "fault";
 pub const CHAOS_INJECTED_TOTAL: &str = "seawall_chaos_injected_total";
 /// Gauge: 1 while a chaos layer injects, 0 while it is disabled.
 pub const CHAOS_ENABLED: &str = "seawall_chaos_enabled";
+/// Counter: hedges (second and later attempts) sent.
+pub const HEDGE_SENT_TOTAL: &str = "seawall_hedge_sent_total";
+/// Counter: calls answered by a hedge rather than the first attempt.
+pub const HEDGE_WON_TOTAL: &str = "seawall_hedge_won_total";
+/// Counter: hedges not sent because the hedge budget was spent.
+pub const HEDGE_BUDGET_EXHAUSTED_TOTAL: &str = "seawall_hedge_budget_exhausted_total";
+/// Counter: calls not hedged because their request could not be copied.
+pub const HEDGE_NOT_CLONEABLE_TOTAL: &str = "seawall_hedge_not_cloneable_total";
 
 /// Describes every seawall metric (unit and help text) to the installed
 /// `metrics` recorder. Call it once after installing the recorder.
@@ -250,6 +260,22 @@ pub fn describe_metrics() {
         "Faults a chaos layer injected, by fault."
     );
     describe_gauge!(CHAOS_ENABLED, "1 while a chaos layer injects, else 0.");
+    describe_counter!(HEDGE_SENT_TOTAL, Unit::Count, "Hedges sent.");
+    describe_counter!(
+        HEDGE_WON_TOTAL,
+        Unit::Count,
+        "Calls answered by a hedge rather than the first attempt."
+    );
+    describe_counter!(
+        HEDGE_BUDGET_EXHAUSTED_TOTAL,
+        Unit::Count,
+        "Hedges not sent: the hedge budget was spent."
+    );
+    describe_counter!(
+        HEDGE_NOT_CLONEABLE_TOTAL,
+        Unit::Count,
+        "Calls not hedged: the request could not be copied."
+    );
 }
 
 #[cfg(test)]
@@ -290,6 +316,10 @@ mod tests {
             FALLBACK_NOT_COPIED_TOTAL,
             CHAOS_INJECTED_TOTAL,
             CHAOS_ENABLED,
+            HEDGE_SENT_TOTAL,
+            HEDGE_WON_TOTAL,
+            HEDGE_BUDGET_EXHAUSTED_TOTAL,
+            HEDGE_NOT_CLONEABLE_TOTAL,
         ];
         let targets = [
             TARGET_BUDGET,
@@ -299,6 +329,7 @@ mod tests {
             TARGET_RETRY,
             TARGET_FALLBACK,
             TARGET_CHAOS,
+            TARGET_HEDGE,
         ];
         for name in all {
             assert!(

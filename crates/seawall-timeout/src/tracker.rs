@@ -435,6 +435,27 @@ impl DeadlineTracker {
         ))
     }
 
+    /// One key's tracker (after validating `config`), for a keyed layer
+    /// kept outside this crate (the hedging layer's per-key delay): compact
+    /// histograms and one recorder shard, as each key of a
+    /// [`KeyedAdaptiveTimeoutLayer`](crate::KeyedAdaptiveTimeoutLayer), so
+    /// that a key costs under 4 KiB; `key` labels its rejections and stats.
+    /// Keep such trackers in a [`KeyMap`](seawall_core::KeyMap) that evicts
+    /// only [fresh](Self::is_fresh) ones.
+    pub fn for_key(
+        config: &AdaptiveTimeoutConfig,
+        key: Arc<str>,
+        clock: Clock,
+    ) -> Result<Self, ConfigError> {
+        config.validate()?;
+        Ok(Self::keyed(
+            Params::new(config),
+            config.name.as_str().into(),
+            key,
+            clock,
+        ))
+    }
+
     /// A fixed-deadline tracker: measures nothing, counts timeouts. The
     /// deadline is capped at [`LONGEST_DEADLINE`](crate::LONGEST_DEADLINE).
     pub fn fixed(deadline: Duration) -> Self {
@@ -551,6 +572,15 @@ impl DeadlineTracker {
         began(&self.common.clock)
     }
 
+    /// Whether to measure the call starting now, as
+    /// [`Recorder::should_measure`], without taking a recorder: for a layer
+    /// that reads [`deadline`](Self::deadline) on every call and records
+    /// only the calls it measures (the hedging layer's delay).
+    #[inline]
+    pub fn should_measure(&self) -> bool {
+        self.common.should_measure()
+    }
+
     /// The recorder shard of the current thread.
     #[inline]
     pub fn recorder(&self) -> Recorder {
@@ -614,7 +644,7 @@ impl DeadlineTracker {
     /// clock) would change no deadline: its deadline is the base one, as a
     /// fresh key's, or its window has drained since it last refreshed. One
     /// atomic load.
-    pub(crate) fn is_fresh(&self, now: u64) -> bool {
+    pub fn is_fresh(&self, now: u64) -> bool {
         now >= self.common.fresh_at.load(Relaxed)
     }
 
