@@ -427,3 +427,43 @@ async fn pushback_is_at_least_one_ms_and_at_most_a_day() {
     })
     .await;
 }
+
+/// A keyed budget in a tonic server, keyed by the client's address: tonic
+/// puts the connection's `TcpConnectInfo` in each request's extensions, and
+/// `ClientIp::peer_from` reads it. Two clients on loopback are one address
+/// (one budget); the key is the peer, not anything the client sends.
+#[cfg(feature = "http")]
+#[tokio::test]
+async fn a_tonic_server_keys_its_budget_by_the_peer_address() {
+    use seawall::budget::{BudgetConfig, KeyedBudgetConfig, KeyedBudgetLayer};
+    use seawall::core::key::ClientIp;
+    use tonic::transport::server::TcpConnectInfo;
+
+    bounded(async {
+        let client_ip = ClientIp::new().peer_from(|c: &TcpConnectInfo| c.remote_addr());
+        let config = KeyedBudgetConfig::from(
+            BudgetConfig::new()
+                .rate(1)
+                .per(Duration::from_secs(3600))
+                .burst(2),
+        );
+        let budget =
+            KeyedBudgetLayer::new::<http::Request<tonic::body::Body>>(client_ip, &config).unwrap();
+        let server = start(
+            ServiceBuilder::new()
+                .map_err(seawall::tonic::to_status)
+                .layer(budget.clone()),
+        )
+        .await;
+        let mut first = HealthClient::new(channel(server.addr).await);
+        let mut second = HealthClient::new(channel(server.addr).await);
+        first.check(check("")).await.unwrap();
+        second.check(check("")).await.unwrap();
+        let status = second.check(check("")).await.unwrap_err();
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        let stats = budget.stats();
+        assert_eq!(stats.keys, 1, "both connections come from 127.0.0.1");
+        assert_eq!(stats.exhausted, 1);
+    })
+    .await;
+}
