@@ -190,7 +190,7 @@ fn unknown_fields_are_rejected_with_their_path() {
     );
     assert_eq!(
         m[3],
-        "server.queue: a table is set on an unknown field (expected one of `shed`, `budget`, `timeout`, `routes`) (line 13)"
+        "server.queue: a table is set on an unknown field (expected one of `shed`, `budget`, `timeout`, `routes`, `chaos`) (line 13)"
     );
     assert_eq!(
         m[4],
@@ -1039,4 +1039,35 @@ async fn route_budgets_from_toml_guard_a_router() {
     assert_eq!(status("GET", "/cfg/other").await, 200);
     assert_eq!(status("GET", "/cfg/other").await, 200);
     assert_eq!(status("GET", "/cfg/other").await, 429);
+}
+
+/// `[client.chaos]` and `[server.chaos]`: off unless the table is there,
+/// every bad field named, and a built layer that injects what it says.
+#[cfg(feature = "chaos")]
+#[tokio::test(start_paused = true)]
+async fn chaos_tables_build_a_layer_only_when_present() {
+    let config = StackConfig::from_toml_str("[server.shed]\n").unwrap();
+    assert!(config.client.chaos_layer().unwrap().is_none());
+    assert!(config.server.chaos_layer().unwrap().is_none());
+
+    let fields: Vec<String> = StackConfig::from_toml_str(
+        "[client.chaos]\nerror_rate = 1.5\n[server.chaos]\nlatency_rate = 0.5\nlatency = \"2h\"\n",
+    )
+    .unwrap_err()
+    .errors()
+    .iter()
+    .map(|e| e.field().to_owned())
+    .collect();
+    assert_eq!(fields, ["client.chaos.error_rate", "server.chaos.latency"]);
+
+    let config = StackConfig::from_toml_str(
+        "[client.chaos]\nname = \"peer-b\"\nseed = 7\nerror_rate = 1.0\n",
+    )
+    .unwrap();
+    let chaos = config.client.chaos_layer().unwrap().expect("configured");
+    let svc = chaos.layer(service_fn(|x: u32| async move { Ok::<_, BoxError>(x) }));
+    assert!(svc.clone().oneshot(1).await.is_err(), "every call fails");
+    chaos.handle().disable();
+    assert_eq!(svc.oneshot(2).await.unwrap(), 2);
+    assert_eq!(chaos.stats().errors, 1);
 }

@@ -17,8 +17,8 @@ use seawall_core::ConfigError;
 use super::{BudgetBackend, BudgetPart, ClientConfig, ServerConfig, StackConfig};
 
 const TOP: &[&str] = &["client", "server"];
-const CLIENT: &[&str] = &["retry", "breaker", "timeout", "budget"];
-const SERVER: &[&str] = &["shed", "budget", "timeout", "routes"];
+const CLIENT: &[&str] = &["retry", "breaker", "timeout", "budget", "chaos"];
+const SERVER: &[&str] = &["shed", "budget", "timeout", "routes", "chaos"];
 
 type Entry<'a, 'i> = (&'a Spanned<DeString<'i>>, &'a Spanned<DeValue<'i>>);
 
@@ -55,6 +55,10 @@ pub(super) fn from_str(text: &str) -> (StackConfig, Option<ConfigError>) {
                         "breaker" => config.client.breaker = load.part(&path, part),
                         "timeout" => config.client.timeout = load.part(&path, part),
                         "budget" => config.client.budget = load.budget(&path, part),
+                        #[cfg(feature = "chaos")]
+                        "chaos" => config.client.chaos = load.part(&path, part),
+                        #[cfg(not(feature = "chaos"))]
+                        "chaos" => load.needs_feature(&path, part, "chaos"),
                         _ => load.unknown(&path, key, part, CLIENT),
                     }
                 }
@@ -68,6 +72,10 @@ pub(super) fn from_str(text: &str) -> (StackConfig, Option<ConfigError>) {
                         "budget" => config.server.budget = load.budget(&path, part),
                         "timeout" => config.server.timeout = load.part(&path, part),
                         "routes" => config.server.routes = load.list(&path, part),
+                        #[cfg(feature = "chaos")]
+                        "chaos" => config.server.chaos = load.part(&path, part),
+                        #[cfg(not(feature = "chaos"))]
+                        "chaos" => load.needs_feature(&path, part, "chaos"),
                         _ => load.unknown(&path, key, part, SERVER),
                     }
                 }
@@ -308,6 +316,20 @@ impl<'a, 'i> Load<'a, 'i> {
         ));
     }
 
+    /// A part this build cannot read: its feature is off.
+    #[cfg_attr(feature = "chaos", allow(dead_code))]
+    fn needs_feature(&mut self, path: &str, value: &Spanned<DeValue<'i>>, feature: &str) {
+        self.errors.push(ConfigError::new(
+            path,
+            snippet(self.text, value.span()),
+            format!(
+                "needs seawall's `{feature}` feature, and this build of seawall was compiled \
+                 without it (enable `features = [\"{feature}\"]` on the seawall dependency){}",
+                self.line_of(value.span())
+            ),
+        ));
+    }
+
     fn not_a_table(&mut self, path: &str, value: &Spanned<DeValue<'i>>) {
         self.errors.push(ConfigError::new(
             path,
@@ -484,7 +506,7 @@ mod tests {
             messages("[clinet.retry]\n[server.cache]\nx = 1\n[client]\nretry = 3\n"),
             [
                 "clinet: a table is set on an unknown field (expected one of `client`, `server`) (line 1)",
-                "server.cache: a table is set on an unknown field (expected one of `shed`, `budget`, `timeout`, `routes`) (line 2)",
+                "server.cache: a table is set on an unknown field (expected one of `shed`, `budget`, `timeout`, `routes`, `chaos`) (line 2)",
                 "client.retry: 3 is not a table (line 5)",
             ]
         );

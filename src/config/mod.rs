@@ -187,6 +187,11 @@ pub struct ClientConfig {
     /// `[client.budget]`: a rate budget for every attempt, local or shared
     /// through Redis.
     pub budget: Option<BudgetPart>,
+    /// `[client.chaos]` (feature `chaos`): faults to inject, built apart
+    /// from the stack by [`chaos_layer`](Self::chaos_layer).
+    #[cfg(feature = "chaos")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "chaos")))]
+    pub chaos: Option<seawall_chaos::ChaosConfig>,
 }
 
 impl ClientConfig {
@@ -205,7 +210,23 @@ impl ClientConfig {
         if let Some(c) = &self.budget {
             check.nested("client.budget", c.validate());
         }
+        #[cfg(feature = "chaos")]
+        if let Some(c) = &self.chaos {
+            check.nested("client.chaos", c.validate());
+        }
         check.finish()
+    }
+
+    /// The `[client.chaos]` layer, `None` when the table is absent (with
+    /// `enabled = false` it is built, idle, for its handle to switch on).
+    /// It injects [`Injected`](seawall_chaos::Injected) errors; for other
+    /// errors or outcomes, start from `ChaosLayer::builder().config(..)`.
+    /// Put it innermost, just above the service that talks to the peer, so
+    /// the stack's other layers see its faults.
+    #[cfg(feature = "chaos")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "chaos")))]
+    pub fn chaos_layer(&self) -> Result<Option<seawall_chaos::ChaosLayer>, ConfigError> {
+        chaos_layer("client.chaos", self.chaos.as_ref())
     }
 
     /// Validates every part and builds the client stack, taking each
@@ -443,6 +464,21 @@ pub struct ServerConfig {
     /// apart from the stack by [`route_budgets`](Self::route_budgets)
     /// (feature `axum`), since it needs axum's matched route.
     pub routes: Vec<RouteConfig>,
+    /// `[server.chaos]` (feature `chaos`): faults to inject, built apart
+    /// from the stack by [`chaos_layer`](Self::chaos_layer).
+    #[cfg(feature = "chaos")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "chaos")))]
+    pub chaos: Option<seawall_chaos::ChaosConfig>,
+}
+
+#[cfg(feature = "chaos")]
+fn chaos_layer(
+    path: &str,
+    config: Option<&seawall_chaos::ChaosConfig>,
+) -> Result<Option<seawall_chaos::ChaosLayer>, ConfigError> {
+    config
+        .map(|c| seawall_chaos::ChaosLayer::from_config(c).map_err(|e| e.prefixed(path)))
+        .transpose()
 }
 
 /// The most `[[server.routes]]` entries.
@@ -568,7 +604,20 @@ impl ServerConfig {
                 "at most one `*` route (the default)",
             );
         }
+        #[cfg(feature = "chaos")]
+        if let Some(c) = &self.chaos {
+            check.nested("server.chaos", c.validate());
+        }
         check.finish()
+    }
+
+    /// The `[server.chaos]` layer, `None` when the table is absent (see
+    /// [`ClientConfig::chaos_layer`]). Put it innermost, just above the
+    /// handler, so the stack's shedder, budget and timeout see its faults.
+    #[cfg(feature = "chaos")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "chaos")))]
+    pub fn chaos_layer(&self) -> Result<Option<seawall_chaos::ChaosLayer>, ConfigError> {
+        chaos_layer("server.chaos", self.chaos.as_ref())
     }
 
     /// The `[[server.routes]]` budgets as one layer for axum's
