@@ -9,6 +9,7 @@
 //! | `Overloaded` | 503 Service Unavailable | `overloaded` | `Retry-After` when known |
 //! | `BudgetExhausted` | 503 Service Unavailable | `rate budget exhausted` | `Retry-After` |
 //! | `Elapsed` | 504 Gateway Timeout | `timed out` | |
+//! | `DeadlineExceeded` | 504 Gateway Timeout | `deadline exceeded` | |
 //! | anything else | 500 Internal Server Error | `internal error` | |
 //!
 //! The body is that fixed text (`text/plain`), never the error's message nor
@@ -73,7 +74,9 @@ impl RejectionResponse {
     /// The status this error maps to.
     pub fn status(&self) -> StatusCode {
         match self.kind() {
-            Some(RejectionKind::Elapsed) => StatusCode::GATEWAY_TIMEOUT,
+            Some(RejectionKind::Elapsed | RejectionKind::DeadlineExceeded) => {
+                StatusCode::GATEWAY_TIMEOUT
+            }
             Some(_) => StatusCode::SERVICE_UNAVAILABLE,
             None => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -169,6 +172,11 @@ mod tests {
         assert_eq!(res.status(), StatusCode::GATEWAY_TIMEOUT);
         assert_eq!(retry_after(&res), None);
         assert_eq!(body(res), "timed out");
+
+        let res = respond(crate::core::DeadlineExceeded::new(Duration::ZERO).into());
+        assert_eq!(res.status(), StatusCode::GATEWAY_TIMEOUT);
+        assert_eq!(retry_after(&res), None);
+        assert_eq!(body(res), "deadline exceeded");
 
         let res = respond("database on fire".into());
         assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);

@@ -25,6 +25,8 @@ pub const TARGET_TIMEOUT: &str = "seawall_timeout";
 pub const TARGET_RETRY: &str = "seawall_retry";
 /// `tracing` target of the fallback crate.
 pub const TARGET_FALLBACK: &str = "seawall_fallback";
+/// `tracing` target of the deadline crate.
+pub const TARGET_DEADLINE: &str = "seawall_deadline";
 
 /// Label: the layer's name from its builder.
 pub const LABEL_NAME: &str = "name";
@@ -101,6 +103,11 @@ pub const FALLBACK_FAILED_TOTAL: &str = "seawall_fallback_failed_total";
 /// Counter: failed calls that could not fall back because their request
 /// could not be copied.
 pub const FALLBACK_NOT_COPIED_TOTAL: &str = "seawall_fallback_not_copied_total";
+
+/// Counter: requests that arrived with a caller's deadline, or left with one.
+pub const DEADLINE_CARRIED_TOTAL: &str = "seawall_deadline_carried_total";
+/// Counter: requests refused because the caller's deadline had passed.
+pub const DEADLINE_EXCEEDED_TOTAL: &str = "seawall_deadline_exceeded_total";
 
 /// Describes every seawall metric (unit and help text) to the installed
 /// `metrics` recorder. Call it once after installing the recorder.
@@ -227,6 +234,16 @@ pub fn describe_metrics() {
         Unit::Count,
         "Failed calls that could not fall back: the request could not be copied."
     );
+    describe_counter!(
+        DEADLINE_CARRIED_TOTAL,
+        Unit::Count,
+        "Requests that arrived or left with a caller's deadline."
+    );
+    describe_counter!(
+        DEADLINE_EXCEEDED_TOTAL,
+        Unit::Count,
+        "Requests refused because the caller's deadline had passed."
+    );
 }
 
 #[cfg(test)]
@@ -264,6 +281,8 @@ mod tests {
             FALLBACK_USED_TOTAL,
             FALLBACK_FAILED_TOTAL,
             FALLBACK_NOT_COPIED_TOTAL,
+            DEADLINE_CARRIED_TOTAL,
+            DEADLINE_EXCEEDED_TOTAL,
         ];
         let targets = [
             TARGET_BUDGET,
@@ -272,6 +291,7 @@ mod tests {
             TARGET_TIMEOUT,
             TARGET_RETRY,
             TARGET_FALLBACK,
+            TARGET_DEADLINE,
         ];
         for name in all {
             assert!(
