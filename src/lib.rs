@@ -12,6 +12,7 @@
 //! | [`timeout`] | `seawall-timeout` | adaptive timeouts from live latency percentiles |
 //! | [`retry`] | `seawall-retry` | backoff with jitter, retry budget, classification |
 //! | [`fallback`] | `seawall-fallback` | another service or a closure answers when the inner one refuses or fails (feature `fallback`) |
+//! | [`deadline`] | `seawall-deadline` | the caller's deadline read from requests, honoured by every time limit, passed downstream (feature `deadline`) |
 //! | [`redis`] | `seawall-budget-redis` | a rate budget shared by many replicas, kept in Redis (feature `redis`) |
 //! | [`core`] | `seawall-core` | what they share: classification, rejections, keys, config errors |
 //!
@@ -26,6 +27,7 @@
 //! |---------|---------|--------------|
 //! | `budget`, `breaker`, `shed`, `timeout`, `retry` | yes | the mechanism crate of that name |
 //! | `fallback` | no | the `fallback` module: `FallbackLayer` |
+//! | `deadline` | no | the `deadline` module: `CallerDeadlineLayer`, `PropagateDeadlineLayer` |
 //! | `redis` | no | the `redis` module: a rate budget shared by replicas through Redis; with `serde`, `backend = "redis"` in a `StackConfig` budget table |
 //! | `http` | no | HTTP status classification, keys from `http::Request`; with `serde`, `config::ClientConfig::build_http` |
 //! | `tonic` | no | gRPC status-code classification; `tonic::to_status`: rejections as gRPC statuses |
@@ -70,6 +72,7 @@ pub use seawall_core::{
     ErrorsAsFailures, KeyMapConfig, ManualClock, OpenState, Outcome, OverloadReason, Overloaded,
     Rejection, RejectionKind,
 };
+pub use seawall_core::{Deadline, DeadlineExceeded};
 
 #[cfg(feature = "budget")]
 #[cfg_attr(docsrs, doc(cfg(feature = "budget")))]
@@ -98,6 +101,10 @@ pub use seawall_budget_redis as redis;
 #[cfg(feature = "fallback")]
 #[cfg_attr(docsrs, doc(cfg(feature = "fallback")))]
 pub use seawall_fallback as fallback;
+
+#[cfg(feature = "deadline")]
+#[cfg_attr(docsrs, doc(cfg(feature = "deadline")))]
+pub use seawall_deadline as deadline;
 
 pub mod builder;
 pub use builder::ServiceBuilderExt;

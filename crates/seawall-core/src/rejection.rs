@@ -9,7 +9,7 @@
 //! | [`Overloaded`] | shedder | this service is at capacity; back off |
 //! | [`BudgetExhausted`] | budget | the rate budget is spent until `retry_after` |
 //! | [`Elapsed`] | timeout | the call took longer than its deadline |
-//! | [`DeadlineExceeded`] | any layer, `seawall-deadline` | the caller's deadline had passed: the call was not started |
+//! | [`DeadlineExceeded`] | any layer, `seawall-deadline` | the caller's deadline passed: nobody waits for the answer |
 //!
 //! Errors travel up through other layers, which may wrap them (a retry layer
 //! reports its last attempt's error as its `source()`). [`Rejection::find`]
@@ -174,8 +174,7 @@ pub enum RejectionKind {
     BudgetExhausted,
     /// A deadline passed (see [`Elapsed`]).
     Elapsed,
-    /// The caller's deadline had passed before the call started (see
-    /// [`DeadlineExceeded`]).
+    /// The caller's deadline passed (see [`DeadlineExceeded`]).
     DeadlineExceeded,
 }
 
@@ -517,14 +516,17 @@ impl fmt::Display for Elapsed {
 
 impl Error for Elapsed {}
 
-/// The caller's deadline had passed, so the call was refused without being
-/// started: nobody is waiting for its answer.
+/// The caller's deadline passed: nobody is waiting for the answer, so the
+/// work was refused before it started, or dropped when the deadline came.
 ///
 /// Raised by `seawall-deadline`'s layers for a request that arrives (or
-/// would leave) with no time left, and by any seawall layer asked to start
-/// work after the current [`Deadline`](crate::Deadline) has passed (a retry,
-/// a wait for a budget token or a queue slot). Not retryable; a refusal, so
-/// it counts against no peer's health.
+/// would leave) with no time left, or whose deadline passes while it runs;
+/// by any seawall layer asked to start work after the current
+/// [`Deadline`](crate::Deadline) has passed (a retry, a wait for a budget
+/// token or a queue slot); and by the adaptive timeout when the caller's
+/// deadline, not its own, cut the call short. Not retryable; a refusal, so it
+/// counts against no peer's health: the caller's hurry says nothing about
+/// the peer.
 ///
 /// ```
 /// use std::time::Duration;

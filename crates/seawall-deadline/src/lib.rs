@@ -1,0 +1,88 @@
+//! Deadlines that travel: read the caller's deadline from a request, keep
+//! every time limit within it, and pass what is left to the next hop.
+//!
+//! A chain of services A → B → C where C slows down: A gives up after its
+//! deadline, but without deadlines B keeps waiting on C, and C keeps working,
+//! for an answer nobody will read. With them:
+//!
+//! - [`CallerDeadlineLayer`] (server side) reads the caller's deadline from
+//!   `grpc-timeout` (or a header you name, holding milliseconds), runs the
+//!   call inside a [`Deadline::scope`], and drops the work with
+//!   [`DeadlineExceeded`] when the deadline passes. A request that arrives
+//!   with no time left is refused at once.
+//! - Every seawall time limit below it takes the smaller of its own and the
+//!   caller's remaining time: the adaptive timeout, the retry deadline across
+//!   attempts, the budget's wait, the shedder's queue wait. A retry or a wait
+//!   that would start after the deadline is refused with `DeadlineExceeded`.
+//! - [`PropagateDeadlineLayer`] (client side) writes the time left, minus a
+//!   margin, into outgoing requests, so the next hop does the same.
+//!
+//! The deadline itself lives in [`seawall_core::deadline`]: a [`Deadline`]
+//! is an instant on tokio's clock, and the scope is one thread-local, so a
+//! layer with nothing to do pays one thread-local read.
+//!
+//! # Example
+//!
+//! A server that gives its handler the caller's deadline, and a client inside
+//! the handler that passes it on:
+//!
+//! ```
+//! use std::time::Duration;
+//! use http::{Request, Response};
+//! use seawall_deadline::{CallerDeadlineLayer, Deadline, PropagateDeadlineLayer};
+//! use tower::{ServiceBuilder, ServiceExt, service_fn};
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() -> Result<(), seawall_core::BoxError> {
+//! // The next hop: echoes the deadline it was given.
+//! let downstream = service_fn(|req: Request<()>| async move {
+//!     let header = req.headers().get("grpc-timeout").cloned();
+//!     Ok::<_, seawall_core::BoxError>(Response::new(header))
+//! });
+//! let client = ServiceBuilder::new()
+//!     .layer(PropagateDeadlineLayer::new())
+//!     .service(downstream);
+//!
+//! let server = ServiceBuilder::new()
+//!     .layer(CallerDeadlineLayer::new())
+//!     .service(service_fn(move |_req: Request<()>| {
+//!         let client = client.clone();
+//!         async move {
+//!             assert!(Deadline::current().is_some());
+//!             client.oneshot(Request::new(())).await
+//!         }
+//!     }));
+//!
+//! let req = Request::builder().header("grpc-timeout", "250m").body(())?;
+//! let res = server.oneshot(req).await?;
+//! assert_eq!(res.into_body().unwrap(), "250000u");
+//! # Ok(()) }
+//! ```
+//!
+//! # Feature flags
+//!
+//! No feature is on by default.
+//!
+//! | feature | what it adds |
+//! |---------|--------------|
+//! | `metrics` | `seawall_deadline_carried_total` and `seawall_deadline_exceeded_total` through the `metrics` facade |
+//! | `serde` | `Deserialize` for both configs (durations as `"250ms"`) |
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod caller;
+mod config;
+mod future;
+mod propagate;
+mod shared;
+
+pub use caller::{CallerDeadline, CallerDeadlineLayer};
+pub use config::{
+    CallerDeadlineConfig, GRPC_TIMEOUT, MAX_CALLER_DEADLINE, MAX_MARGIN, PropagateDeadlineConfig,
+};
+pub use future::{CallerFuture, PropagateFuture};
+pub use propagate::{PropagateDeadline, PropagateDeadlineLayer};
+pub use seawall_core::DeadlineExceeded;
+pub use seawall_core::deadline::Deadline;
+pub use shared::DeadlineStats;
