@@ -54,6 +54,17 @@
 //!   readiness (a timeout reserves nothing).
 //! - **No background task**: rotation and refreshes happen lazily on the call
 //!   path; [`AdaptiveTimeoutLayer::stats`] brings the window up to date.
+//! - **The caller's deadline is honoured**: inside a
+//!   [`Deadline`](seawall_core::Deadline) scope (set by `seawall-deadline`'s
+//!   `CallerDeadlineLayer`, or by hand with `Deadline::scope`), a call's
+//!   timer is set for the earlier of its own deadline and the caller's; when
+//!   the caller's comes first the call ends with
+//!   [`DeadlineExceeded`](seawall_core::DeadlineExceeded) at it, is not
+//!   counted as a timeout, and is not a latency sample (only the calls faster
+//!   than the caller's deadline could end under it, so they would pull the
+//!   percentile down). A call made after the caller's deadline has passed is
+//!   not started: `DeadlineExceeded` at once. Cost without a scope: one
+//!   thread-local read per call.
 //!
 //! # Example
 //!

@@ -9,7 +9,9 @@ use std::hash::Hash;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use seawall_core::deadline::Deadline;
 use seawall_core::{BoxError, KeyFn};
+use tokio::time::Instant;
 use tower_service::Service;
 
 use crate::future::ResponseFuture;
@@ -75,13 +77,17 @@ where
 
     #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
+        let caller = Deadline::current();
+        if let Some(past) = caller.and_then(passed) {
+            return ResponseFuture::refused(past, self.tracker.claim());
+        }
         let deadline = match self.fixed {
             Some(deadline) => deadline,
             None => self.tracker.start(),
         };
         let claim = self.tracker.claim();
         let start = self.tracker.began();
-        ResponseFuture::new(self.inner.call(req), deadline, claim, start)
+        ResponseFuture::new(self.inner.call(req), deadline, claim, start, caller)
     }
 }
 
@@ -154,6 +160,7 @@ where
     }
 
     fn call(&mut self, req: Req) -> Self::Future {
+        let caller = Deadline::current();
         let key = self.key_fn.key(&req);
         let (deadline, claim) = match self.shared.tracker(key) {
             Ok(tracker) => (tracker.start(), KeyedClaim::new(&tracker)),
@@ -163,7 +170,18 @@ where
             }
         };
         // Every key's tracker reads the layer's clock.
+        if let Some(past) = caller.and_then(passed) {
+            return ResponseFuture::refused(past, claim);
+        }
         let start = crate::tracker::began(&self.shared.clock);
-        ResponseFuture::new(self.inner.call(req), deadline, claim, start)
+        ResponseFuture::new(self.inner.call(req), deadline, claim, start, caller)
     }
+}
+
+/// How long ago the caller's deadline passed, if it has: such a call is not
+/// started.
+#[inline]
+fn passed(caller: Deadline) -> Option<std::time::Duration> {
+    let now = Instant::now();
+    (caller.instant() <= now).then(|| now.saturating_duration_since(caller.instant()))
 }
