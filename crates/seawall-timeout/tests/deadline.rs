@@ -113,11 +113,19 @@ async fn a_success_cut_short_by_the_caller_is_not_a_sample() {
         Ok::<_, std::io::Error>(d)
     }));
     // The caller's deadline is later than the layer's: measured as usual.
-    let ok = Deadline::scope(Deadline::after(60 * 1000 * MS), svc.clone().oneshot(40 * MS)).await;
+    let ok = Deadline::scope(
+        Deadline::after(60 * 1000 * MS),
+        svc.clone().oneshot(40 * MS),
+    )
+    .await;
     assert_eq!(ok.unwrap(), 40 * MS);
     let stats = layer.stats();
     assert_eq!(stats.samples, 1);
-    assert!(stats.p50 >= 39 * MS && stats.p50 <= 41 * MS, "{:?}", stats.p50);
+    assert!(
+        stats.p50 >= 39 * MS && stats.p50 <= 41 * MS,
+        "{:?}",
+        stats.p50
+    );
     // The caller's deadline binds: only calls faster than it could end, so
     // they are not samples (they would pull the percentile down).
     let ok = Deadline::scope(Deadline::after(30 * MS), svc.oneshot(MS)).await;
