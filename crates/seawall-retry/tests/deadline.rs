@@ -105,3 +105,24 @@ async fn a_later_caller_deadline_changes_nothing() {
     assert_eq!(retry.reason(), StopReason::AttemptsExhausted);
     assert_eq!(calls.load(Ordering::Relaxed), 3);
 }
+
+#[tokio::test(start_paused = true)]
+async fn deadline_exceeded_from_below_is_not_retried() {
+    let layer = RetryLayer::builder()
+        .no_budget()
+        .max_attempts(5)
+        .build()
+        .unwrap();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = calls.clone();
+    let svc = layer.layer(service_fn(move |()| {
+        counter.fetch_add(1, Ordering::Relaxed);
+        async { Err::<(), BoxError>(seawall_core::DeadlineExceeded::new(Duration::ZERO).into()) }
+    }));
+    let err = svc.oneshot(()).await.unwrap_err();
+    assert_eq!(
+        Rejection::find(&*err).map(|r| r.kind()),
+        Some(RejectionKind::DeadlineExceeded)
+    );
+    assert_eq!(calls.load(Ordering::Relaxed), 1);
+}
