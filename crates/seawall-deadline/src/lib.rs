@@ -59,6 +59,39 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Where the deadline is seen
+//!
+//! The scope covers the inner service's `call` and every poll of its
+//! response future, so whatever runs there sees the caller's deadline: a
+//! seawall timeout or retry below [`CallerDeadlineLayer`], the handler, and
+//! every client stack the handler calls (its `poll_ready` included, since the
+//! handler drives it). It does not cover the server stack's own `poll_ready`,
+//! which runs before the request is known: a budget in Wait mode or a
+//! shedder's queue *below* `CallerDeadlineLayer` on the server waits as it
+//! would without a deadline. In the client stacks the handler uses, they
+//! honour it.
+//!
+//! A task the handler spawns is polled outside the scope: give it the
+//! deadline with `Deadline::scope(deadline, task)`, or put the [`Deadline`]
+//! in the outgoing request's extensions, which [`PropagateDeadlineLayer`]
+//! reads too.
+//!
+//! # Choices
+//!
+//! - The scope is a thread-local set around each poll rather than a tokio
+//!   `task_local!`: it needs no `rt` feature, keeps the earlier deadline when
+//!   scopes nest, and a read is one load.
+//! - The deadline is not put into the request's extensions by the server
+//!   layer: the first insert allocates the extension map, on every request.
+//! - A header that does not parse is ignored rather than refused: the layer
+//!   then behaves as if the caller had sent none, which is what it did
+//!   before deadlines existed; a hostile value can never lengthen anything,
+//!   since every deadline is capped at `max`.
+//! - When the caller's deadline passes, the work is dropped and the answer is
+//!   [`DeadlineExceeded`], a refusal kind: it is not retried, and a breaker
+//!   does not count it against the peer (the caller's hurry says nothing
+//!   about the peer's health).
+//!
 //! # Feature flags
 //!
 //! No feature is on by default.
