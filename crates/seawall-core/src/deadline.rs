@@ -67,10 +67,44 @@ use std::time::Duration;
 use pin_project_lite::pin_project;
 use tokio::time::Instant;
 
+/// What the current scope holds: the caller's deadline, and a timeout the
+/// caller asked of the adaptive timeout for this call ([`CallTimeout`]).
+/// Kept in one cell, so a layer reads both with one thread-local access.
+#[derive(Clone, Copy)]
+struct Current {
+    deadline: Option<Instant>,
+    timeout: Option<Duration>,
+}
+
 thread_local! {
     // No destructor, so the slot is always accessible and `const` makes a
-    // read one load.
-    static CURRENT: Cell<Option<Instant>> = const { Cell::new(None) };
+    // read a couple of loads.
+    static CURRENT: Cell<Current> = const {
+        Cell::new(Current { deadline: None, timeout: None })
+    };
+}
+
+/// What a time-limited layer reads of the current scope, in one
+/// thread-local access: the caller's [`Deadline`] and the [`CallTimeout`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct Limits {
+    /// The caller's deadline ([`Deadline::current`]).
+    pub deadline: Option<Deadline>,
+    /// The timeout asked for this call ([`CallTimeout::current`]).
+    pub timeout: Option<Duration>,
+}
+
+impl Limits {
+    /// Both limits of the current scope.
+    #[inline]
+    pub fn current() -> Limits {
+        let c = CURRENT.with(Cell::get);
+        Limits {
+            deadline: c.deadline.map(Deadline),
+            timeout: c.timeout,
+        }
+    }
 }
 
 /// The instant by which the caller needs an answer; see the [module
@@ -123,7 +157,7 @@ impl Deadline {
     /// One thread-local read.
     #[inline]
     pub fn current() -> Option<Deadline> {
-        CURRENT.with(Cell::get).map(Deadline)
+        CURRENT.with(Cell::get).deadline.map(Deadline)
     }
 
     /// `own` from now, shortened to the current scope's deadline: the limit a
@@ -160,7 +194,7 @@ impl Deadline {
     /// its polls (or the enclosing scope's, if that is earlier).
     pub fn scope<F: Future>(deadline: Deadline, future: F) -> Scoped<F> {
         Scoped {
-            deadline: Some(deadline),
+            set: Set::Deadline(deadline),
             future,
         }
     }
@@ -168,14 +202,17 @@ impl Deadline {
     /// Runs `future` in the scope of `deadline` when there is one; with
     /// `None`, polls it as it is (an enclosing scope still holds).
     pub fn scope_opt<F: Future>(deadline: Option<Deadline>, future: F) -> Scoped<F> {
-        Scoped { deadline, future }
+        Scoped {
+            set: deadline.map_or(Set::Nothing, Set::Deadline),
+            future,
+        }
     }
 
     /// Runs `f` with `deadline` as the current deadline (or the enclosing
     /// scope's, if that is earlier): for a service's `call`, which runs
     /// before its future is first polled.
     pub fn sync_scope<R>(deadline: Deadline, f: impl FnOnce() -> R) -> R {
-        let _guard = Guard::enter(deadline);
+        let _guard = Guard::enter(Set::Deadline(deadline));
         f()
     }
 }
@@ -188,22 +225,95 @@ impl fmt::Debug for Deadline {
     }
 }
 
-/// Restores the previous deadline when dropped, so a panicking poll does not
-/// leave its deadline on the thread.
+/// A timeout the caller asks of seawall's adaptive timeout for the calls
+/// made in a scope, in place of the learned (or fixed) one; the timeout
+/// layer still clamps it to its `[min, max]`.
+///
+/// Per request, for any request type: wrap the call (`CallTimeout::scope`
+/// around the response future, so that a retry's later attempts see it
+/// too). For `http` requests, `seawall-deadline`'s `CallTimeoutLayer` does
+/// that from a `CallTimeout` in the request's extensions. The innermost scope
+/// wins. Unlike a [`Deadline`], it says how long each call may take, not
+/// when the caller gives up: both apply, the earlier end holds.
+///
+/// ```
+/// use std::time::Duration;
+/// use seawall_core::deadline::CallTimeout;
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let seen = CallTimeout::scope(Duration::from_secs(2), async { CallTimeout::current() }).await;
+/// assert_eq!(seen, Some(Duration::from_secs(2)));
+/// assert_eq!(CallTimeout::current(), None);
+/// # }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CallTimeout(pub Duration);
+
+impl CallTimeout {
+    /// The timeout of the current scope, if any.
+    #[inline]
+    pub fn current() -> Option<Duration> {
+        CURRENT.with(Cell::get).timeout
+    }
+
+    /// Runs `future` with `timeout` as the current call timeout during each
+    /// of its polls.
+    pub fn scope<F: Future>(timeout: Duration, future: F) -> Scoped<F> {
+        Scoped {
+            set: Set::Timeout(timeout),
+            future,
+        }
+    }
+
+    /// Runs `future` in the scope of `timeout` when there is one; with
+    /// `None`, polls it as it is (an enclosing scope still holds).
+    pub fn scope_opt<F: Future>(timeout: Option<Duration>, future: F) -> Scoped<F> {
+        Scoped {
+            set: timeout.map_or(Set::Nothing, Set::Timeout),
+            future,
+        }
+    }
+
+    /// Runs `f` with `timeout` as the current call timeout.
+    pub fn sync_scope<R>(timeout: Duration, f: impl FnOnce() -> R) -> R {
+        let _guard = Guard::enter(Set::Timeout(timeout));
+        f()
+    }
+}
+
+/// What a scope sets.
+#[derive(Debug, Clone, Copy)]
+enum Set {
+    Nothing,
+    Deadline(Deadline),
+    Timeout(Duration),
+}
+
+/// Restores the previous scope when dropped, so a panicking poll does not
+/// leave its values on the thread.
 struct Guard {
-    previous: Option<Instant>,
+    previous: Current,
 }
 
 impl Guard {
     #[inline]
-    fn enter(deadline: Deadline) -> Guard {
+    fn enter(set: Set) -> Guard {
         let previous = CURRENT.with(|c| {
             let previous = c.get();
-            let next = match previous {
-                Some(p) if p < deadline.0 => p,
-                _ => deadline.0,
-            };
-            c.set(Some(next));
+            let mut next = previous;
+            match set {
+                Set::Nothing => {}
+                // A nested deadline never extends an outer one.
+                Set::Deadline(d) => {
+                    next.deadline = Some(match previous.deadline {
+                        Some(p) if p < d.0 => p,
+                        _ => d.0,
+                    });
+                }
+                // The innermost call timeout wins.
+                Set::Timeout(t) => next.timeout = Some(t),
+            }
+            c.set(next);
             previous
         });
         Guard { previous }
@@ -217,11 +327,12 @@ impl Drop for Guard {
 }
 
 pin_project! {
-    /// A future polled inside a deadline's scope; see [`Deadline::scope`].
+    /// A future polled inside a scope; see [`Deadline::scope`] and
+    /// [`CallTimeout::scope`].
     #[must_use = "futures do nothing unless polled"]
     #[derive(Debug)]
     pub struct Scoped<F> {
-        deadline: Option<Deadline>,
+        set: Set,
         #[pin]
         future: F,
     }
@@ -229,9 +340,12 @@ pin_project! {
 
 impl<F> Scoped<F> {
     /// The deadline this future is polled under (before any enclosing
-    /// scope's is taken into account).
+    /// scope's is taken into account), when it is a deadline's scope.
     pub fn deadline(&self) -> Option<Deadline> {
-        self.deadline
+        match self.set {
+            Set::Deadline(d) => Some(d),
+            _ => None,
+        }
     }
 }
 
@@ -241,12 +355,12 @@ impl<F: Future> Future for Scoped<F> {
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
-        match *this.deadline {
-            Some(d) => {
-                let _guard = Guard::enter(d);
+        match *this.set {
+            Set::Nothing => this.future.poll(cx),
+            set => {
+                let _guard = Guard::enter(set);
                 this.future.poll(cx)
             }
-            None => this.future.poll(cx),
         }
     }
 }
@@ -469,6 +583,24 @@ mod tests {
         });
         assert_eq!(mine.await, Some(d));
         assert_eq!(other.await.unwrap(), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn call_timeouts_nest_innermost_first_and_keep_the_deadline() {
+        let d = Deadline::after(ms(100));
+        let seen = Deadline::scope(
+            d,
+            CallTimeout::scope(
+                ms(5),
+                CallTimeout::scope(ms(7), async { Limits::current() }),
+            ),
+        )
+        .await;
+        assert_eq!(seen.deadline, Some(d));
+        assert_eq!(seen.timeout, Some(ms(7)));
+        let seen = CallTimeout::sync_scope(ms(3), || Deadline::sync_scope(d, Limits::current));
+        assert_eq!((seen.deadline, seen.timeout), (Some(d), Some(ms(3))));
+        assert_eq!(Limits::current(), Limits::default());
     }
 
     #[tokio::test(start_paused = true)]

@@ -16,6 +16,9 @@
 //!   that would start after the deadline is refused with `DeadlineExceeded`.
 //! - [`PropagateDeadlineLayer`] (client side) writes the time left, minus a
 //!   margin, into outgoing requests, so the next hop does the same.
+//! - [`CallTimeoutLayer`] lets one request carry its own timeout (a
+//!   [`CallTimeout`] in its extensions), which the adaptive timeout below
+//!   takes in place of its own, within its `[min, max]`.
 //!
 //! The deadline itself lives in [`seawall_core::deadline`]: a [`Deadline`]
 //! is an instant on tokio's clock, and the scope is one thread-local, so a
@@ -104,12 +107,14 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod call_timeout;
 mod caller;
 mod config;
 mod future;
 mod propagate;
 mod shared;
 
+pub use call_timeout::{CallTimeoutLayer, CallTimeoutService};
 pub use caller::{CallerDeadline, CallerDeadlineLayer};
 pub use config::{
     CallerDeadlineConfig, GRPC_TIMEOUT, MAX_CALLER_DEADLINE, MAX_MARGIN, PropagateDeadlineConfig,
@@ -117,5 +122,5 @@ pub use config::{
 pub use future::{CallerFuture, PropagateFuture};
 pub use propagate::{PropagateDeadline, PropagateDeadlineLayer};
 pub use seawall_core::DeadlineExceeded;
-pub use seawall_core::deadline::Deadline;
+pub use seawall_core::deadline::{CallTimeout, Deadline};
 pub use shared::DeadlineStats;

@@ -344,3 +344,23 @@ proptest! {
         });
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_call_timeout_in_the_extensions_is_in_scope_for_the_call_and_its_polls() {
+    use seawall_deadline::{CallTimeout, CallTimeoutLayer};
+    let svc = CallTimeoutLayer::new().layer(service_fn(|_req: Request<()>| {
+        let at_call = CallTimeout::current();
+        async move {
+            tokio::task::yield_now().await;
+            Ok::<_, BoxError>((at_call, CallTimeout::current()))
+        }
+    }));
+    let mut req = Request::new(());
+    req.extensions_mut().insert(CallTimeout(ms(750)));
+    assert_eq!(
+        svc.clone().oneshot(req).await.unwrap(),
+        (Some(ms(750)), Some(ms(750)))
+    );
+    assert_eq!(svc.oneshot(Request::new(())).await.unwrap(), (None, None));
+    assert_eq!(CallTimeout::current(), None);
+}

@@ -65,6 +65,13 @@
 //!   percentile down). A call made after the caller's deadline has passed is
 //!   not started: `DeadlineExceeded` at once. Cost without a scope: one
 //!   thread-local read per call.
+//! - **A call may ask for its own timeout**: inside a
+//!   [`CallTimeout`](seawall_core::deadline::CallTimeout) scope (by hand, or
+//!   from an `http` request's extensions with `seawall-deadline`'s
+//!   `CallTimeoutLayer`), the call's deadline is that timeout clamped to
+//!   `[min, max]` (up to [`LONGEST_DEADLINE`] in fixed mode) instead of the
+//!   learned one. Such a call is not a latency sample. The same thread-local
+//!   read gives both the caller's deadline and the call timeout.
 //!
 //! # Example
 //!

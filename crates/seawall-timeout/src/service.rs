@@ -9,7 +9,7 @@ use std::hash::Hash;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use seawall_core::deadline::Deadline;
+use seawall_core::deadline::{Deadline, Limits};
 use seawall_core::{BoxError, KeyFn};
 use tokio::time::Instant;
 use tower_service::Service;
@@ -27,15 +27,18 @@ pub struct AdaptiveTimeout<S> {
     // Fixed mode: every call's deadline (packed), copied here (as tower's
     // `Timeout` holds its `Duration`).
     fixed: Option<u64>,
+    // The bounds of a caller's `CallTimeout`, packed.
+    clamp: [u64; 2],
 }
 
 impl<S> AdaptiveTimeout<S> {
-    pub(crate) fn new(inner: S, tracker: Arc<DeadlineTracker>) -> Self {
+    pub(crate) fn new(inner: S, tracker: Arc<DeadlineTracker>, clamp: [u64; 2]) -> Self {
         let fixed = tracker.fixed_start();
         AdaptiveTimeout {
             inner,
             tracker,
             fixed,
+            clamp,
         }
     }
 
@@ -77,13 +80,15 @@ where
 
     #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
-        let caller = Deadline::current();
+        let limits = Limits::current();
+        let caller = limits.deadline;
         if let Some(past) = caller.and_then(passed) {
             return ResponseFuture::refused(past, self.tracker.claim());
         }
-        let deadline = match self.fixed {
-            Some(deadline) => deadline,
-            None => self.tracker.start(),
+        let deadline = match (limits.timeout, self.fixed) {
+            (Some(asked), _) => asked_for(asked, self.clamp),
+            (None, Some(deadline)) => deadline,
+            (None, None) => self.tracker.start(),
         };
         let claim = self.tracker.claim();
         let start = self.tracker.began();
@@ -160,15 +165,19 @@ where
     }
 
     fn call(&mut self, req: Req) -> Self::Future {
-        let caller = Deadline::current();
+        let limits = Limits::current();
+        let caller = limits.deadline;
         let key = self.key_fn.key(&req);
-        let (deadline, claim) = match self.shared.tracker(key) {
+        let (mut deadline, claim) = match self.shared.tracker(key) {
             Ok(tracker) => (tracker.start(), KeyedClaim::new(&tracker)),
             Err(()) => {
                 let overflow = self.shared.overflow();
                 (overflow.start(), KeyedClaim::new(overflow))
             }
         };
+        if let Some(asked) = limits.timeout {
+            deadline = asked_for(asked, self.shared.clamp);
+        }
         // Every key's tracker reads the layer's clock.
         if let Some(past) = caller.and_then(passed) {
             return ResponseFuture::refused(past, claim);
@@ -184,4 +193,14 @@ where
 fn passed(caller: Deadline) -> Option<std::time::Duration> {
     let now = Instant::now();
     (caller.instant() <= now).then(|| now.saturating_duration_since(caller.instant()))
+}
+
+/// The deadline of a call whose caller asked for `asked`
+/// ([`CallTimeout`](seawall_core::deadline::CallTimeout)), clamped to the
+/// layer's bounds, packed; not measured: a latency sample cut at a deadline
+/// the caller chose would say more about the caller than the service.
+#[cold]
+#[inline(never)]
+fn asked_for(asked: std::time::Duration, clamp: [u64; 2]) -> u64 {
+    crate::tracker::pack(asked).clamp(clamp[0], clamp[1])
 }

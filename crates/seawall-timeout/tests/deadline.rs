@@ -132,3 +132,73 @@ async fn a_success_cut_short_by_the_caller_is_not_a_sample() {
     assert_eq!(ok.unwrap(), MS);
     assert_eq!(layer.stats().samples, 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_call_timeout_replaces_the_deadline_within_min_and_max() {
+    use seawall_core::deadline::CallTimeout;
+    let layer = AdaptiveTimeoutLayer::builder()
+        .base(200 * MS)
+        .min(50 * MS)
+        .max(1000 * MS)
+        .build()
+        .unwrap();
+    let svc = layer.layer(service_fn(|d: Duration| async move {
+        sleep(d).await;
+        Ok::<_, std::io::Error>(d)
+    }));
+    let cases = [
+        (500 * MS, 500 * MS),   // longer than base: honoured
+        (10 * MS, 50 * MS),     // below min: min
+        (9000 * MS, 1000 * MS), // above max: max
+    ];
+    for (asked, expected) in cases {
+        let start = Instant::now();
+        let err = CallTimeout::scope(asked, svc.clone().oneshot(60_000 * MS))
+            .await
+            .unwrap_err();
+        assert_eq!(kind(&err), Some(RejectionKind::Elapsed), "{err}");
+        assert_eq!(start.elapsed(), expected, "asked {asked:?}");
+    }
+    // A success under a call timeout is not a sample.
+    let ok = CallTimeout::scope(500 * MS, svc.clone().oneshot(300 * MS)).await;
+    assert_eq!(ok.unwrap(), 300 * MS);
+    assert_eq!(layer.stats().samples, 0);
+    // The caller's deadline still holds when it comes first.
+    let start = Instant::now();
+    let call = CallTimeout::scope(500 * MS, svc.clone().oneshot(60_000 * MS));
+    let err = Deadline::scope(Deadline::after(120 * MS), call)
+        .await
+        .unwrap_err();
+    assert_eq!(kind(&err), Some(RejectionKind::DeadlineExceeded));
+    assert_eq!(start.elapsed(), 120 * MS);
+    // Outside the scope: the layer's own deadline (base).
+    let start = Instant::now();
+    let _ = svc.oneshot(60_000 * MS).await.unwrap_err();
+    assert_eq!(start.elapsed(), 200 * MS);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_timeout_applies_to_fixed_and_keyed_layers() {
+    use seawall_core::deadline::CallTimeout;
+    let fixed = AdaptiveTimeoutLayer::fixed(100 * MS).layer(service_fn(|d: Duration| async move {
+        sleep(d).await;
+        Ok::<_, std::io::Error>(d)
+    }));
+    let start = Instant::now();
+    let _ = CallTimeout::scope(300 * MS, fixed.oneshot(60_000 * MS))
+        .await
+        .unwrap_err();
+    assert_eq!(start.elapsed(), 300 * MS);
+
+    let config = KeyedAdaptiveTimeoutConfig::new();
+    let layer = KeyedAdaptiveTimeoutLayer::new(|req: &(u32, Duration)| req.0, &config).unwrap();
+    let keyed = layer.layer(service_fn(|(_, d): (u32, Duration)| async move {
+        sleep(d).await;
+        Ok::<_, std::io::Error>(d)
+    }));
+    let start = Instant::now();
+    let _ = CallTimeout::scope(40 * MS, keyed.oneshot((1, 60_000 * MS)))
+        .await
+        .unwrap_err();
+    assert_eq!(start.elapsed(), 40 * MS);
+}
