@@ -85,11 +85,13 @@ where
         if let Some(past) = caller.and_then(passed) {
             return ResponseFuture::refused(past, self.tracker.claim());
         }
-        let deadline = match (limits.timeout, self.fixed) {
-            (Some(asked), _) => asked_for(asked, self.clamp),
-            (None, Some(deadline)) => deadline,
-            (None, None) => self.tracker.start(),
+        let mut deadline = match self.fixed {
+            Some(deadline) => deadline,
+            None => self.tracker.start(),
         };
+        if let Some(asked) = limits.timeout {
+            deadline = asked_for(asked, self.clamp);
+        }
         let claim = self.tracker.claim();
         let start = self.tracker.began();
         ResponseFuture::new(self.inner.call(req), deadline, claim, start, caller)
