@@ -22,7 +22,9 @@
 //!
 //! The scope is one thread-local `Cell`, set before each poll and restored
 //! after it (also when the poll panics). Reading it costs one thread-local
-//! access; a layer reads it at most once per call.
+//! access; a layer reads it at most once per call. The same cell holds a
+//! [`CallTimeout`]: a timeout one call asks of the adaptive timeout in place
+//! of its own; [`Limits::current`] reads both at once.
 //!
 //! # Time
 //!
