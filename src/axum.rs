@@ -9,6 +9,7 @@
 //! | `Overloaded` | 503 Service Unavailable | `overloaded` | `Retry-After` when known |
 //! | `BudgetExhausted` | 429 Too Many Requests | `rate budget exhausted` | `Retry-After` |
 //! | `Elapsed` | 504 Gateway Timeout | `timed out` | |
+//! | `DeadlineExceeded` | 504 Gateway Timeout | `deadline exceeded` | |
 //! | anything else | 500 Internal Server Error | `internal error` | |
 //!
 //! The body is that fixed text (`text/plain`), never the error's message nor
@@ -96,6 +97,7 @@ pub struct StatusMap {
     overloaded: StatusCode,
     budget_exhausted: StatusCode,
     elapsed: StatusCode,
+    deadline_exceeded: StatusCode,
     other: StatusCode,
 }
 
@@ -106,6 +108,7 @@ impl Default for StatusMap {
             overloaded: StatusCode::SERVICE_UNAVAILABLE,
             budget_exhausted: StatusCode::TOO_MANY_REQUESTS,
             elapsed: StatusCode::GATEWAY_TIMEOUT,
+            deadline_exceeded: StatusCode::GATEWAY_TIMEOUT,
             other: StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -141,6 +144,13 @@ impl StatusMap {
         self
     }
 
+    /// The status of a `DeadlineExceeded`: the caller's own deadline passed
+    /// (default 504).
+    pub fn deadline_exceeded(mut self, status: StatusCode) -> Self {
+        self.deadline_exceeded = status;
+        self
+    }
+
     /// The status of an error that is not a seawall rejection (default 500).
     pub fn other(mut self, status: StatusCode) -> Self {
         self.other = status;
@@ -154,6 +164,7 @@ impl StatusMap {
             Some(RejectionKind::Overloaded) => self.overloaded,
             Some(RejectionKind::BudgetExhausted) => self.budget_exhausted,
             Some(RejectionKind::Elapsed) => self.elapsed,
+            Some(RejectionKind::DeadlineExceeded) => self.deadline_exceeded,
             // A kind this version does not know yet: "cannot take it now".
             Some(_) => self.overloaded,
             None => self.other,
@@ -295,6 +306,11 @@ mod tests {
         assert_eq!(retry_after(&res), None);
         assert_eq!(body(res), "timed out");
 
+        let res = respond(crate::core::DeadlineExceeded::new(Duration::ZERO).into());
+        assert_eq!(res.status(), StatusCode::GATEWAY_TIMEOUT);
+        assert_eq!(retry_after(&res), None);
+        assert_eq!(body(res), "deadline exceeded");
+
         let res = respond("database on fire".into());
         assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(retry_after(&res), None);
@@ -318,6 +334,10 @@ mod tests {
         let res = statuses.respond(CircuitOpen::new(None).into());
         assert_eq!(res.status(), StatusCode::BAD_GATEWAY);
         let res = statuses.respond(Elapsed::new(Duration::from_secs(1)).into());
+        assert_eq!(res.status(), StatusCode::REQUEST_TIMEOUT);
+        let res = StatusMap::new()
+            .deadline_exceeded(StatusCode::REQUEST_TIMEOUT)
+            .respond(crate::core::DeadlineExceeded::new(Duration::ZERO).into());
         assert_eq!(res.status(), StatusCode::REQUEST_TIMEOUT);
         let res = statuses.respond("boom".into());
         assert_eq!(res.status(), StatusCode::BAD_GATEWAY);

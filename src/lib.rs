@@ -14,6 +14,7 @@
 //! | [`fallback`] | `seawall-fallback` | another service or a closure answers when the inner one refuses or fails (feature `fallback`) |
 //! | [`chaos`] | `seawall-chaos` | fault injection: seeded errors, latency and replaced responses, to check the other layers (feature `chaos`) |
 //! | [`hedge`] | `seawall-hedge` | a second attempt of a slow request after the live latency percentile, within a budget (feature `hedge`) |
+//! | [`deadline`] | `seawall-deadline` | the caller's deadline read from requests, honoured by every time limit, passed downstream (feature `deadline`) |
 //! | [`redis`] | `seawall-budget-redis` | a rate budget shared by many replicas, kept in Redis (feature `redis`) |
 //! | [`core`] | `seawall-core` | what they share: classification, rejections, keys, config errors |
 //!
@@ -30,6 +31,7 @@
 //! | `fallback` | no | the `fallback` module: `FallbackLayer` |
 //! | `chaos` | no | the `chaos` module: `ChaosLayer`, off until built, switchable at run time |
 //! | `hedge` | no | the `hedge` module: `HedgeLayer` (with `timeout`'s latency window) |
+//! | `deadline` | no | the `deadline` module: `CallerDeadlineLayer`, `PropagateDeadlineLayer` |
 //! | `redis` | no | the `redis` module: a rate budget shared by replicas through Redis; with `serde`, `backend = "redis"` in a `StackConfig` budget table |
 //! | `http` | no | HTTP status classification, keys from `http::Request`; with `serde`, `config::ClientConfig::build_http` |
 //! | `tonic` | no | gRPC status-code classification; `tonic::to_status`: rejections as gRPC statuses |
@@ -74,6 +76,7 @@ pub use seawall_core::{
     ErrorsAsFailures, KeyMapConfig, ManualClock, OpenState, Outcome, OverloadReason, Overloaded,
     Rejection, RejectionKind,
 };
+pub use seawall_core::{Deadline, DeadlineExceeded};
 
 #[cfg(feature = "budget")]
 #[cfg_attr(docsrs, doc(cfg(feature = "budget")))]
@@ -109,6 +112,10 @@ pub use seawall_hedge as hedge;
 #[cfg(feature = "chaos")]
 #[cfg_attr(docsrs, doc(cfg(feature = "chaos")))]
 pub use seawall_chaos as chaos;
+
+#[cfg(feature = "deadline")]
+#[cfg_attr(docsrs, doc(cfg(feature = "deadline")))]
+pub use seawall_deadline as deadline;
 
 pub mod builder;
 pub use builder::ServiceBuilderExt;

@@ -6,6 +6,7 @@
 //! | `Overloaded` | `Unavailable` | `overloaded` |
 //! | `BudgetExhausted` | `ResourceExhausted` | `rate budget exhausted` |
 //! | `Elapsed` | `DeadlineExceeded` | `timed out` |
+//! | `DeadlineExceeded` | `DeadlineExceeded` | `deadline exceeded` |
 //! | a `tonic::Status` | that status, unchanged | its own |
 //! | anything else that tonic maps to a code (`Status::from_error`: an h2 or connection error) | that code | the code's description |
 //! | anything else | `Unknown` | `internal error` |
@@ -97,7 +98,7 @@ pub fn to_status(err: BoxError) -> Status {
     let code = match kind {
         RejectionKind::CircuitOpen | RejectionKind::Overloaded => Code::Unavailable,
         RejectionKind::BudgetExhausted => Code::ResourceExhausted,
-        RejectionKind::Elapsed => Code::DeadlineExceeded,
+        RejectionKind::Elapsed | RejectionKind::DeadlineExceeded => Code::DeadlineExceeded,
         _ => Code::Unavailable,
     };
     let mut status = Status::new(code, wire::client_text(Some(kind)));
@@ -170,6 +171,11 @@ mod tests {
         let s = to_status(Elapsed::new(Duration::from_millis(40)).into());
         assert_eq!(s.code(), Code::DeadlineExceeded);
         assert_eq!(s.message(), "timed out");
+        assert_eq!(pushback(&s), None);
+
+        let s = to_status(crate::core::DeadlineExceeded::new(Duration::ZERO).into());
+        assert_eq!(s.code(), Code::DeadlineExceeded);
+        assert_eq!(s.message(), "deadline exceeded");
         assert_eq!(pushback(&s), None);
 
         let s = to_status(CircuitOpen::new(None).into());

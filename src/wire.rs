@@ -39,6 +39,7 @@ pub(crate) fn client_text(kind: Option<RejectionKind>) -> &'static str {
         Some(RejectionKind::Overloaded) => "overloaded",
         Some(RejectionKind::BudgetExhausted) => "rate budget exhausted",
         Some(RejectionKind::Elapsed) => "timed out",
+        Some(RejectionKind::DeadlineExceeded) => "deadline exceeded",
         // A kind added to seawall-core later: still a refusal.
         Some(_) => "service unavailable",
         None => "internal error",

@@ -14,11 +14,13 @@
 //! | slow peer: latency growing 10×, the adaptive deadline following it | [`slow_peer`] |
 //! | retry storm: a backend failing every call, naive retries vs the retry budget | [`retry_storm`] |
 //! | runaway loop: a spinning loop with and without `LoopBudget` | [`runaway_loop`] |
+//! | deadlines: A → B → C with C slowing past A's deadline, work wasted at B and C without and with propagation | [`deadline`] |
 //! | key churn: a keyed budget flooded with fresh keys, honest clients and an abuser at its limit | [`churn`] |
 
 pub mod churn;
 pub mod dead_peer;
 pub mod hedge;
+pub mod deadline;
 pub mod load;
 pub mod overload;
 pub mod plot;

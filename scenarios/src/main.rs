@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo run --release -p seawall-scenarios -- NAME [--short] [--out DIR] [--font PATH]
-//! NAME: overload | dead-peer | slow-peer | retry-storm | runaway-loop | churn | hedge | all
+//! NAME: overload | dead-peer | slow-peer | retry-storm | runaway-loop | churn | hedge | deadline | all
 //! ```
 //!
 //! Plots go to `target/scenarios/` unless `--out` says otherwise. The
@@ -16,7 +16,9 @@ use std::time::Duration;
 
 use seawall_scenarios::plot::{self, Chart};
 use seawall_scenarios::server::{self, Placement, Protection, WorkSpec};
-use seawall_scenarios::{churn, dead_peer, hedge, overload, retry_storm, runaway_loop, slow_peer};
+use seawall_scenarios::{
+    churn, dead_peer, deadline, hedge, overload, retry_storm, runaway_loop, slow_peer,
+};
 
 const NAMES: [&str; 7] = [
     "overload",
@@ -26,10 +28,11 @@ const NAMES: [&str; 7] = [
     "runaway-loop",
     "churn",
     "hedge",
+    "deadline",
 ];
 
 const USAGE: &str = "usage: seawall-scenarios NAME [--short] [--out DIR] [--font PATH]
-  NAME: overload | dead-peer | slow-peer | retry-storm | runaway-loop | churn | hedge | all
+  NAME: overload | dead-peer | slow-peer | retry-storm | runaway-loop | churn | hedge | deadline | all
   --short     the short versions (seconds each)
   --out DIR   where plots go (default target/scenarios)
   --font PATH a TrueType font for plot text (default: DejaVu Sans where installed)";
@@ -158,6 +161,15 @@ async fn run(args: &Args, font: bool) -> Result<(), Box<dyn std::error::Error>> 
                     hedge::HedgeScenarioConfig::full()
                 };
                 (hedge::run(config).await?.table(), Vec::new())
+            }
+            "deadline" => {
+                let config = if args.short {
+                    deadline::DeadlineConfig::short()
+                } else {
+                    deadline::DeadlineConfig::full()
+                };
+                let r = deadline::run(config).await?;
+                (r.table(), Vec::new())
             }
             "churn" => {
                 let flood = if args.short {

@@ -49,6 +49,13 @@ impl<F> ResponseFuture<F> {
             },
         }
     }
+
+    /// Refused with another error (the caller's deadline passed).
+    pub(crate) fn refused(err: BoxError) -> Self {
+        ResponseFuture {
+            state: State::Rejected { err: Some(err) },
+        }
+    }
 }
 
 impl<F> std::fmt::Debug for ResponseFuture<F> {

@@ -8,8 +8,9 @@ use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use seawall_core::deadline::Deadline;
 use seawall_core::names::TARGET_BUDGET;
-use seawall_core::{BoxError, BudgetExhausted, KeyFn, KeyLabel};
+use seawall_core::{BoxError, BudgetExhausted, DeadlineExceeded, KeyFn, KeyLabel};
 use tokio::time::Sleep;
 use tower_service::Service;
 
@@ -41,6 +42,17 @@ use crate::loop_budget::{BudgetStats, LoopBudget};
 ///   that skipped `poll_ready`) takes one or is rejected as in `Reject` mode,
 ///   never a panic.
 ///
+///   Inside a caller's [`Deadline`] scope (see `seawall-deadline`), the wait
+///   is no longer than the caller's remaining time: when the next token is
+///   due after the caller's deadline, `poll_ready` does not park but reports
+///   ready without a token, and `call` refuses at once with
+///   [`BudgetExhausted`] (its `retry_after` the time until the token); when
+///   the caller's deadline has already passed, with
+///   [`DeadlineExceeded`](seawall_core::DeadlineExceeded). The deadline is
+///   read where `poll_ready` runs, and only when a wait begins: a
+///   `poll_ready` polled outside the caller's scope (by a `Buffer`'s worker,
+///   say) waits as it would without one.
+///
 /// All clones share the layer's budget; a clone starts without a reserved
 /// token and with its own timer.
 ///
@@ -65,6 +77,10 @@ pub struct Budget<S> {
     reserved: Option<Reservation>,
     // Wait mode: this service is parked on the timer (counted once per wait).
     waiting: bool,
+    // Wait mode: the caller's deadline comes before the next token, so the
+    // next `call` refuses at once (nanoseconds to the token, or how long
+    // ago the caller's deadline passed).
+    refuse: Option<Refuse>,
     sleep: Option<Pin<Box<Sleep>>>,
 }
 
@@ -77,6 +93,7 @@ impl<S> Budget<S> {
             mode,
             reserved: None,
             waiting: false,
+            refuse: None,
             sleep: None,
         }
     }
@@ -114,6 +131,9 @@ impl<S> Budget<S> {
         if self.reserved.is_some() {
             return Poll::Ready(());
         }
+        // A refusal decided by an earlier `poll_ready` is decided again: the
+        // request (and its caller) may have changed since.
+        self.refuse = None;
         self.poll_token(cx)
     }
 
@@ -151,6 +171,19 @@ impl<S> Budget<S> {
                         );
                     }
                     let due = self.budget.instant_at(now.saturating_add(wait));
+                    if let Some(caller) = Deadline::current()
+                        && caller.instant() < due
+                    {
+                        // No point waiting: the caller will have given up.
+                        self.waiting = false;
+                        let at = tokio::time::Instant::now();
+                        self.refuse = Some(if caller.instant() <= at {
+                            Refuse::Deadline(at.saturating_duration_since(caller.instant()))
+                        } else {
+                            Refuse::Budget(wait)
+                        });
+                        return Poll::Ready(());
+                    }
                     let sleep = self
                         .sleep
                         .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
@@ -160,6 +193,31 @@ impl<S> Budget<S> {
                     }
                 }
             }
+        }
+    }
+}
+
+/// Why a Wait-mode `call` refuses without waiting.
+#[derive(Debug, Clone, Copy)]
+enum Refuse {
+    /// The next token is due this many nanoseconds from the wait's start,
+    /// after the caller's deadline.
+    Budget(u64),
+    /// The caller's deadline had passed this long ago.
+    Deadline(Duration),
+}
+
+impl<S> Budget<S> {
+    /// The refusal `poll_wait` decided on; out of line.
+    #[cold]
+    #[inline(never)]
+    fn refused<F>(&mut self) -> ResponseFuture<F> {
+        match self.refuse.take() {
+            Some(Refuse::Deadline(past)) => {
+                ResponseFuture::refused(Box::new(DeadlineExceeded::new(past)))
+            }
+            Some(Refuse::Budget(wait)) => ResponseFuture::rejected(rejection(&self.budget, wait)),
+            None => ResponseFuture::refused("budget: no refusal pending".into()),
         }
     }
 }
@@ -213,6 +271,9 @@ where
         if self.reserved.is_some() {
             self.reserved = None;
             return ResponseFuture::called(self.inner.call(req));
+        }
+        if self.refuse.is_some() {
+            return self.refused();
         }
         // One clock read, one compare-exchange; the future is built in
         // place around the inner one.

@@ -7,11 +7,15 @@
 //! - [`classify`]: whether a call's `Result` counts as a success, a failure, or
 //!   neither ([`Classify`], [`Outcome`]). The breaker, retry and adaptive
 //!   limits all ask the same question.
-//! - [`rejection`]: the four ways a seawall layer refuses a call
-//!   ([`CircuitOpen`], [`Overloaded`], [`BudgetExhausted`], [`Elapsed`]) and
+//! - [`rejection`]: the ways a seawall layer refuses a call
+//!   ([`CircuitOpen`], [`Overloaded`], [`BudgetExhausted`], [`Elapsed`],
+//!   [`DeadlineExceeded`]) and
 //!   one function, [`Rejection::find`], that recognises any of them inside a
 //!   boxed error chain, so a retry layer knows not to retry an `Overloaded`
 //!   from a shedder three layers down.
+//! - [`deadline`]: the caller's [`Deadline`], carried in a task scope so that
+//!   every time limit takes the smaller of its own and the caller's, and the
+//!   `grpc-timeout` header that carries it between processes.
 //! - [`key`]: how a keyed layer takes its key (peer, host, route) out of a
 //!   request ([`KeyFn`]), and the bounded, sharded map ([`KeyMap`]) that keyed
 //!   layers keep their per-key state in.
@@ -59,6 +63,7 @@ pub mod classify;
 pub mod clock;
 pub mod clone;
 pub mod config;
+pub mod deadline;
 pub mod key;
 pub mod names;
 pub mod quota;
@@ -70,10 +75,11 @@ pub mod time;
 pub use classify::{Classify, ErrorsAsFailures, Outcome, classify_fn};
 pub use clock::{Clock, ManualClock};
 pub use config::{ConfigError, FieldError};
+pub use deadline::Deadline;
 pub use key::{KeyFn, KeyMap, KeyMapConfig};
 pub use rejection::{
-    BudgetExhausted, CircuitOpen, Elapsed, KeyLabel, OpenState, OverloadReason, Overloaded,
-    Rejection, RejectionKind,
+    BudgetExhausted, CircuitOpen, DeadlineExceeded, Elapsed, KeyLabel, OpenState, OverloadReason,
+    Overloaded, Rejection, RejectionKind,
 };
 
 /// The error type every seawall layer returns: tower's convention, so layers

@@ -27,6 +27,8 @@ pub const TARGET_RETRY: &str = "seawall_retry";
 pub const TARGET_FALLBACK: &str = "seawall_fallback";
 /// `tracing` target of the hedging layer.
 pub const TARGET_HEDGE: &str = "seawall_hedge";
+/// `tracing` target of the deadline crate.
+pub const TARGET_DEADLINE: &str = "seawall_deadline";
 
 /// Label: the layer's name from its builder.
 pub const LABEL_NAME: &str = "name";
@@ -123,6 +125,10 @@ pub const HEDGE_WON_TOTAL: &str = "seawall_hedge_won_total";
 pub const HEDGE_BUDGET_EXHAUSTED_TOTAL: &str = "seawall_hedge_budget_exhausted_total";
 /// Counter: calls not hedged because their request could not be copied.
 pub const HEDGE_NOT_CLONEABLE_TOTAL: &str = "seawall_hedge_not_cloneable_total";
+/// Counter: requests that arrived with a caller's deadline, or left with one.
+pub const DEADLINE_CARRIED_TOTAL: &str = "seawall_deadline_carried_total";
+/// Counter: requests refused because the caller's deadline had passed.
+pub const DEADLINE_EXCEEDED_TOTAL: &str = "seawall_deadline_exceeded_total";
 
 /// Describes every seawall metric (unit and help text) to the installed
 /// `metrics` recorder. Call it once after installing the recorder.
@@ -276,6 +282,16 @@ pub fn describe_metrics() {
         Unit::Count,
         "Calls not hedged: the request could not be copied."
     );
+    describe_counter!(
+        DEADLINE_CARRIED_TOTAL,
+        Unit::Count,
+        "Requests that arrived or left with a caller's deadline."
+    );
+    describe_counter!(
+        DEADLINE_EXCEEDED_TOTAL,
+        Unit::Count,
+        "Requests refused because the caller's deadline had passed."
+    );
 }
 
 #[cfg(test)]
@@ -320,6 +336,8 @@ mod tests {
             HEDGE_WON_TOTAL,
             HEDGE_BUDGET_EXHAUSTED_TOTAL,
             HEDGE_NOT_CLONEABLE_TOTAL,
+            DEADLINE_CARRIED_TOTAL,
+            DEADLINE_EXCEEDED_TOTAL,
         ];
         let targets = [
             TARGET_BUDGET,
@@ -330,6 +348,7 @@ mod tests {
             TARGET_FALLBACK,
             TARGET_CHAOS,
             TARGET_HEDGE,
+            TARGET_DEADLINE,
         ];
         for name in all {
             assert!(

@@ -1,4 +1,4 @@
-//! The four ways a seawall layer refuses a call, and how to recognise them.
+//! The ways a seawall layer refuses a call, and how to recognise them.
 //!
 //! A layer that refuses a call answers at once with one of these errors,
 //! boxed as [`BoxError`](crate::BoxError) like every tower error:
@@ -9,6 +9,7 @@
 //! | [`Overloaded`] | shedder | this service is at capacity; back off |
 //! | [`BudgetExhausted`] | budget | the rate budget is spent until `retry_after` |
 //! | [`Elapsed`] | timeout | the call took longer than its deadline |
+//! | [`DeadlineExceeded`] | any layer, `seawall-deadline` | the caller's deadline passed: nobody waits for the answer |
 //!
 //! Errors travel up through other layers, which may wrap them (a retry layer
 //! reports its last attempt's error as its `source()`). [`Rejection::find`]
@@ -16,7 +17,7 @@
 //! sits, so any layer or handler can ask "was this refused, and when may I try
 //! again?" without knowing which crate refused it.
 //!
-//! All four are cheap to build: no allocation beyond the `Box` the tower
+//! All are cheap to build: no allocation beyond the `Box` the tower
 //! convention costs, since a key is a [`KeyLabel`]: a short label is kept
 //! inline, a long one is a shared `Arc<str>`.
 
@@ -173,6 +174,8 @@ pub enum RejectionKind {
     BudgetExhausted,
     /// A deadline passed (see [`Elapsed`]).
     Elapsed,
+    /// The caller's deadline passed (see [`DeadlineExceeded`]).
+    DeadlineExceeded,
 }
 
 impl RejectionKind {
@@ -183,6 +186,7 @@ impl RejectionKind {
             RejectionKind::Overloaded => "overloaded",
             RejectionKind::BudgetExhausted => "budget_exhausted",
             RejectionKind::Elapsed => "elapsed",
+            RejectionKind::DeadlineExceeded => "deadline_exceeded",
         }
     }
 
@@ -191,13 +195,16 @@ impl RejectionKind {
     /// `Overloaded` and `BudgetExhausted` mean "back off": retrying them
     /// multiplies the load that caused them. `Elapsed` may be retried.
     /// `CircuitOpen` may be retried after its `retry_after`.
+    /// `DeadlineExceeded` may not: the caller has given up, nobody waits
+    /// for another attempt.
     pub fn is_retryable(self) -> bool {
         matches!(self, RejectionKind::Elapsed | RejectionKind::CircuitOpen)
     }
 
     /// Whether the call was refused before it reached the service.
     ///
-    /// `CircuitOpen`, `Overloaded` and `BudgetExhausted` are refusals: a
+    /// `CircuitOpen`, `Overloaded`, `BudgetExhausted` and
+    /// `DeadlineExceeded` are refusals: a
     /// layer turned the call away, so the outcome says nothing about the
     /// service's health, and a breaker or adaptive limit above that layer
     /// does not count it as a failure. `Elapsed` is not: the service was
@@ -509,6 +516,66 @@ impl fmt::Display for Elapsed {
 
 impl Error for Elapsed {}
 
+/// The caller's deadline passed: nobody is waiting for the answer, so the
+/// work was refused before it started, or dropped when the deadline came.
+///
+/// Raised by `seawall-deadline`'s layers for a request that arrives (or
+/// would leave) with no time left, or whose deadline passes while it runs;
+/// by any seawall layer asked to start work after the current
+/// [`Deadline`](crate::Deadline) has passed (a retry, a wait for a budget
+/// token or a queue slot); and by the adaptive timeout when the caller's
+/// deadline, not its own, cut the call short. Not retryable; a refusal, so it
+/// counts against no peer's health: the caller's hurry says nothing about
+/// the peer.
+///
+/// ```
+/// use std::time::Duration;
+/// use seawall_core::{DeadlineExceeded, Rejection, RejectionKind, BoxError};
+///
+/// let err: BoxError = DeadlineExceeded::new(Duration::from_millis(3)).into();
+/// assert_eq!(err.to_string(), "the caller's deadline passed 3ms ago");
+/// let kind = Rejection::find(&*err).unwrap().kind();
+/// assert_eq!(kind, RejectionKind::DeadlineExceeded);
+/// assert!(!kind.is_retryable() && kind.is_refusal());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadlineExceeded {
+    past: Duration,
+    key: Option<KeyLabel>,
+}
+
+impl DeadlineExceeded {
+    /// A call refused because the caller's deadline passed `past` ago.
+    pub fn new(past: Duration) -> Self {
+        DeadlineExceeded { past, key: None }
+    }
+
+    /// Names the key (operation, peer) of the refused call.
+    pub fn with_key(mut self, key: impl Into<KeyLabel>) -> Self {
+        self.key = Some(key.into());
+        self
+    }
+
+    /// How long ago the deadline passed when the call was refused.
+    pub fn past(&self) -> Duration {
+        self.past
+    }
+
+    /// The key of the refused call, when the layer is keyed.
+    pub fn key(&self) -> Option<&str> {
+        self.key.as_deref()
+    }
+}
+
+impl fmt::Display for DeadlineExceeded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "the caller's deadline passed {:?} ago", self.past)?;
+        fmt_key(f, &self.key)
+    }
+}
+
+impl Error for DeadlineExceeded {}
+
 /// A seawall rejection found in an error chain; see [`Rejection::find`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -521,6 +588,8 @@ pub enum Rejection<'a> {
     BudgetExhausted(&'a BudgetExhausted),
     /// An [`Elapsed`].
     Elapsed(&'a Elapsed),
+    /// A [`DeadlineExceeded`].
+    DeadlineExceeded(&'a DeadlineExceeded),
 }
 
 impl<'a> Rejection<'a> {
@@ -603,6 +672,9 @@ impl<'a> Rejection<'a> {
         if let Some(e) = any.downcast_ref::<Elapsed>() {
             return Some(Rejection::Elapsed(e));
         }
+        if let Some(e) = any.downcast_ref::<DeadlineExceeded>() {
+            return Some(Rejection::DeadlineExceeded(e));
+        }
         #[cfg(feature = "tonic")]
         if let Some(status) = any.downcast_ref::<tonic::Status>() {
             return Rejection::find(status);
@@ -624,8 +696,11 @@ impl<'a> Rejection<'a> {
             Some(Rejection::Overloaded(e))
         } else if let Some(e) = err.downcast_ref::<BudgetExhausted>() {
             Some(Rejection::BudgetExhausted(e))
+        } else if let Some(e) = err.downcast_ref::<Elapsed>() {
+            Some(Rejection::Elapsed(e))
         } else {
-            err.downcast_ref::<Elapsed>().map(Rejection::Elapsed)
+            err.downcast_ref::<DeadlineExceeded>()
+                .map(Rejection::DeadlineExceeded)
         }
     }
 
@@ -636,6 +711,7 @@ impl<'a> Rejection<'a> {
             Rejection::Overloaded(_) => RejectionKind::Overloaded,
             Rejection::BudgetExhausted(_) => RejectionKind::BudgetExhausted,
             Rejection::Elapsed(_) => RejectionKind::Elapsed,
+            Rejection::DeadlineExceeded(_) => RejectionKind::DeadlineExceeded,
         }
     }
 
@@ -646,6 +722,7 @@ impl<'a> Rejection<'a> {
             Rejection::Overloaded(_) => None,
             Rejection::BudgetExhausted(e) => e.key(),
             Rejection::Elapsed(e) => e.key(),
+            Rejection::DeadlineExceeded(e) => e.key(),
         }
     }
 
@@ -657,7 +734,7 @@ impl<'a> Rejection<'a> {
             Rejection::CircuitOpen(e) => e.retry_after(),
             Rejection::Overloaded(e) => e.retry_after(),
             Rejection::BudgetExhausted(e) => Some(e.retry_after()),
-            Rejection::Elapsed(_) => None,
+            Rejection::Elapsed(_) | Rejection::DeadlineExceeded(_) => None,
         }
     }
 }
@@ -794,6 +871,12 @@ mod tests {
                 Some("op"),
                 None,
             ),
+            (
+                DeadlineExceeded::new(Duration::ZERO).with_key("op").into(),
+                RejectionKind::DeadlineExceeded,
+                Some("op"),
+                None,
+            ),
         ];
         for (err, kind, key, after) in cases {
             let r = Rejection::find(&*err).unwrap();
@@ -840,6 +923,11 @@ mod tests {
         assert!(RejectionKind::CircuitOpen.is_retryable());
         assert!(!RejectionKind::Overloaded.is_retryable());
         assert!(!RejectionKind::BudgetExhausted.is_retryable());
+        assert!(!RejectionKind::DeadlineExceeded.is_retryable());
+        assert!(RejectionKind::DeadlineExceeded.is_refusal());
+        assert!(Rejection::is_refusal_in(&DeadlineExceeded::new(
+            Duration::ZERO
+        )));
         assert_eq!(RejectionKind::BudgetExhausted.as_str(), "budget_exhausted");
         assert_eq!(OverloadReason::QueueFull.as_str(), "queue_full");
     }

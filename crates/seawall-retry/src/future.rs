@@ -7,8 +7,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use pin_project_lite::pin_project;
-use seawall_core::{BoxError, Classify, Outcome};
-use tokio::time::{Sleep, sleep_until};
+use seawall_core::deadline::Deadline;
+use seawall_core::{BoxError, Classify, DeadlineExceeded, Outcome};
+use tokio::time::{Instant, Sleep, sleep_until};
 use tower_service::Service;
 
 use crate::backoff::Delays;
@@ -26,6 +27,12 @@ pin_project! {
     /// (dropped while backing off or waiting for readiness) gives its budget
     /// token back and is not counted in [`RetryStats`](crate::RetryStats):
     /// only calls made count.
+    ///
+    /// Inside a caller's [`Deadline`] scope (read once, in `call`), no retry
+    /// is scheduled at or after the caller's deadline (the layer stops with
+    /// [`StopReason::Deadline`](crate::StopReason::Deadline), as for its own
+    /// deadline), and a retry whose wait for readiness outlasted it is not
+    /// sent ([`DeadlineExceeded`]).
     pub struct ResponseFuture<S, Req, C, K, H>
     where
         S: Service<Req>,
@@ -45,6 +52,8 @@ pin_project! {
         // The budget epoch of the token taken for the retry being prepared,
         // until that retry is sent.
         token: Option<u32>,
+        // The caller's deadline, when the request was made inside one.
+        caller: Option<Instant>,
     }
 
     impl<S, Req, C, K, H> PinnedDrop for ResponseFuture<S, Req, C, K, H>
@@ -66,6 +75,8 @@ pin_project! {
         Calling { #[pin] future: F },
         BackingOff { #[pin] sleep: Sleep },
         Readying,
+        // Not started: the caller's deadline had passed `past` ago.
+        Refused { past: std::time::Duration },
         Done,
     }
 }
@@ -80,6 +91,7 @@ where
         request: Option<Req>,
         policy: Arc<Policy<C, K, H>>,
         start: Option<u64>,
+        caller: Option<Deadline>,
     ) -> Self {
         ResponseFuture {
             state: State::Calling { future },
@@ -90,6 +102,23 @@ where
             start,
             delays: None,
             token: None,
+            caller: caller.map(Deadline::instant),
+        }
+    }
+
+    /// A request not sent: the caller's deadline passed `past` ago.
+    #[cold]
+    pub(crate) fn refused(policy: Arc<Policy<C, K, H>>, past: std::time::Duration) -> Self {
+        ResponseFuture {
+            state: State::Refused { past },
+            service: None,
+            request: None,
+            policy,
+            attempts: 0,
+            start: None,
+            delays: None,
+            token: None,
+            caller: None,
         }
     }
 }
@@ -103,6 +132,7 @@ where
             State::Calling { .. } => "calling",
             State::BackingOff { .. } => "backing off",
             State::Readying => "waiting for readiness",
+            State::Refused { .. } => "refused",
             State::Done => "done",
         };
         f.debug_struct("ResponseFuture")
@@ -141,13 +171,21 @@ where
                         }
                     };
                     let can_resend = this.request.is_some() && this.service.is_some();
-                    let decision = policy.decide(
+                    let mut decision = policy.decide(
                         *this.attempts,
                         can_resend,
                         *this.start,
                         this.delays,
                         &failed,
                     );
+                    if let (Decision::Retry { at, token }, Some(caller)) = (&decision, *this.caller)
+                        && at.unwrap_or_else(Instant::now) >= caller
+                    {
+                        // The retry would start when the caller has given
+                        // up: stop, as for the layer's own deadline.
+                        policy.refund(*token);
+                        decision = Decision::Stop(crate::StopReason::Deadline);
+                    }
                     match decision {
                         Decision::Stop(reason) => {
                             this.state.set(State::Done);
@@ -197,6 +235,17 @@ where
                             e.into(),
                         )));
                     }
+                    if let Some(caller) = *this.caller
+                        && caller <= Instant::now()
+                    {
+                        // The wait for readiness outlasted the caller.
+                        this.policy.refund(this.token.take());
+                        this.state.set(State::Done);
+                        return Poll::Ready(Err(DeadlineExceeded::new(
+                            Instant::now().saturating_duration_since(caller),
+                        )
+                        .into()));
+                    }
                     // Keep a copy only if another retry may follow.
                     let next = if *this.attempts + 1 < this.policy.max_attempts {
                         this.policy.clone.clone_request(request)
@@ -218,6 +267,11 @@ where
                     this.policy.note_retry_sent();
                     let future = service.call(request);
                     this.state.set(State::Calling { future });
+                }
+                StateProj::Refused { past } => {
+                    let past = *past;
+                    this.state.set(State::Done);
+                    return Poll::Ready(Err(DeadlineExceeded::new(past).into()));
                 }
                 StateProj::Done => {
                     return Poll::Ready(

@@ -4,6 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use seawall_core::deadline::Deadline;
 use seawall_core::{BoxError, Classify, ErrorsAsFailures};
 use tower_service::Service;
 
@@ -119,6 +120,15 @@ where
 
     fn call(&mut self, req: Req) -> Self::Future {
         let policy = &self.policy;
+        let caller = Deadline::current();
+        if let Some(caller) = caller {
+            let now = tokio::time::Instant::now();
+            if caller.instant() <= now {
+                // The caller has given up: not even a first attempt.
+                let past = now.saturating_duration_since(caller.instant());
+                return ResponseFuture::refused(policy.clone(), past);
+            }
+        }
         let start = policy.begin();
         // The copy is made before the call, which takes `req` by value.
         let spare = if policy.max_attempts > 1 {
@@ -133,6 +143,6 @@ where
         let future = self.inner.call(req);
         // A service for the retries, only if one may happen.
         let service = spare.as_ref().map(|_| self.inner.clone());
-        ResponseFuture::new(future, service, spare, self.policy.clone(), start)
+        ResponseFuture::new(future, service, spare, self.policy.clone(), start, caller)
     }
 }

@@ -5,9 +5,11 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use seawall_core::deadline::Deadline;
 use seawall_core::rand::SplitMix64;
 use seawall_core::time::deadline;
-use seawall_core::{BoxError, Classify, ErrorsAsFailures, OverloadReason};
+use seawall_core::{BoxError, Classify, DeadlineExceeded, ErrorsAsFailures, OverloadReason};
+use std::time::Duration;
 use tokio::time::{Instant, Sleep};
 use tower_service::Service;
 
@@ -31,6 +33,13 @@ use crate::stats::ShedStats;
 ///   out or the queue is full, `poll_ready` returns `Ready(Ok)` and the call
 ///   is rejected (`QueueDelay` / `QueueFull`). Dropping the service gives a
 ///   reserved slot back, or leaves the queue.
+/// - Queue mode, inside a caller's [`Deadline`] scope (see
+///   `seawall-deadline`): the wait in the queue ends at the caller's
+///   deadline when that comes first, and the call is then refused with
+///   [`DeadlineExceeded`] (counted with the `QueueDelay` sheds: it left the
+///   queue unserved); a request whose caller has already given up does not
+///   join the queue. The deadline is read where `poll_ready` runs, only when
+///   a request must queue: an admitted request pays nothing for it.
 pub struct Shed<S, P = NoPriority, C = ErrorsAsFailures> {
     inner: S,
     classify: C,
@@ -46,9 +55,16 @@ pub struct Shed<S, P = NoPriority, C = ErrorsAsFailures> {
 #[derive(Debug)]
 enum Reservation {
     Idle,
-    Waiting { id: u64, since: Instant },
+    // `caller`: the caller's deadline, when it comes before the queue's.
+    Waiting {
+        id: u64,
+        since: Instant,
+        caller: Option<Instant>,
+    },
     Reserved(Permit),
     Refused(OverloadReason),
+    // The caller's deadline passed (this long ago) before a slot came.
+    Late(Duration),
 }
 
 impl<S, P, C> Shed<S, P, C> {
@@ -89,7 +105,9 @@ impl<S, P, C> Shed<S, P, C> {
         };
         loop {
             match self.reservation {
-                Reservation::Reserved(_) | Reservation::Refused(_) => return Poll::Ready(()),
+                Reservation::Reserved(_) | Reservation::Refused(_) | Reservation::Late(_) => {
+                    return Poll::Ready(());
+                }
                 Reservation::Idle => {
                     // Nobody waiting and a slot free: no lock, no clock.
                     if self
@@ -102,6 +120,16 @@ impl<S, P, C> Shed<S, P, C> {
                         self.reservation = Reservation::Reserved(self.shared.reserved_permit());
                         continue;
                     }
+                    // Queueing: the caller's deadline bounds the wait (read
+                    // only here, off the admitted path).
+                    let caller = Deadline::current().map(Deadline::instant);
+                    if let Some(c) = caller {
+                        let now = Instant::now();
+                        if c <= now {
+                            self.reservation = Reservation::Late(now.saturating_duration_since(c));
+                            continue;
+                        }
+                    }
                     self.reservation = match queue.join(&self.shared, cx.waker()) {
                         Joined::Granted => Reservation::Reserved(self.shared.reserved_permit()),
                         Joined::Full => Reservation::Refused(OverloadReason::QueueFull),
@@ -109,25 +137,32 @@ impl<S, P, C> Shed<S, P, C> {
                             let since = Instant::now();
                             // Checked: `max_queue_delay` is validated to at
                             // most 365 days, and `deadline` saturates anyway.
-                            let deadline = deadline(since, queue.max_delay);
+                            let own = deadline(since, queue.max_delay);
+                            let caller = caller.filter(|&c| c < own);
+                            let deadline = caller.unwrap_or(own);
                             match &mut self.sleep {
                                 Some(sleep) => sleep.as_mut().reset(deadline),
                                 None => {
                                     self.sleep = Some(Box::pin(tokio::time::sleep_until(deadline)))
                                 }
                             }
-                            Reservation::Waiting { id, since }
+                            Reservation::Waiting { id, since, caller }
                         }
                     };
                 }
-                Reservation::Waiting { id, since } => {
+                Reservation::Waiting { id, since, caller } => {
                     match queue.poll(&self.shared, id, cx.waker()) {
                         Waited::Granted => {
                             let permit = self.shared.reserved_permit();
-                            // Never admit a request that waited too long.
+                            // Never admit a request that waited too long, or
+                            // whose caller has given up.
+                            let now = Instant::now();
                             self.reservation = if since.elapsed() > queue.max_delay {
                                 drop(permit);
                                 Reservation::Refused(OverloadReason::QueueDelay)
+                            } else if let Some(c) = caller.filter(|&c| c <= now) {
+                                drop(permit);
+                                Reservation::Late(now.saturating_duration_since(c))
                             } else {
                                 Reservation::Reserved(permit)
                             };
@@ -147,7 +182,13 @@ impl<S, P, C> Shed<S, P, C> {
                                 // Handed a slot as the deadline passed: pass it on.
                                 self.shared.release();
                             }
-                            self.reservation = Reservation::Refused(OverloadReason::QueueDelay);
+                            self.reservation = match caller {
+                                // The timer was the caller's deadline.
+                                Some(c) => {
+                                    Reservation::Late(Instant::now().saturating_duration_since(c))
+                                }
+                                None => Reservation::Refused(OverloadReason::QueueDelay),
+                            };
                         }
                     }
                 }
@@ -163,23 +204,30 @@ impl<S, P, C> Shed<S, P, C> {
         &mut self,
         inner_ready: bool,
         priority: crate::Priority,
-    ) -> Result<Permit, seawall_core::Overloaded> {
+    ) -> Result<Permit, BoxError> {
         let reservation = match self.reservation {
             // `call` without a `poll_ready` that returned `Ready` breaks the
             // contract: answered with a rejection, the waiter keeps its place.
             Reservation::Waiting { .. } => {
-                return Err(self.shared.reject(OverloadReason::HardLimit));
+                return Err(self.shared.reject_boxed(OverloadReason::HardLimit));
             }
             _ => std::mem::replace(&mut self.reservation, Reservation::Idle),
         };
         match reservation {
-            Reservation::Reserved(permit) if inner_ready => {
-                self.shared.admit_reserved(permit, priority, &mut self.rng)
+            Reservation::Reserved(permit) if inner_ready => self
+                .shared
+                .admit_reserved(permit, priority, &mut self.rng)
+                .map_err(|e| Box::new(e) as BoxError),
+            Reservation::Refused(reason) => Err(self.shared.reject_boxed(reason)),
+            // Counted with the queue's delays (it left the queue unserved),
+            // refused as what it is: nobody waits for the answer.
+            Reservation::Late(past) => {
+                let _ = self.shared.reject(OverloadReason::QueueDelay);
+                Err(Box::new(DeadlineExceeded::new(past)))
             }
-            Reservation::Refused(reason) => Err(self.shared.reject(reason)),
             // Not ready (a reserved permit dropped here hands its slot on),
             // or no `poll_ready` at all.
-            _ => Err(self.shared.reject(OverloadReason::HardLimit)),
+            _ => Err(self.shared.reject_boxed(OverloadReason::HardLimit)),
         }
     }
 }
@@ -270,7 +318,7 @@ where
                         self.classify.clone(),
                     );
                 }
-                Err(overloaded) => Box::new(overloaded),
+                Err(error) => error,
             }
         } else {
             self.shared.reject_boxed(OverloadReason::HardLimit)

@@ -14,6 +14,14 @@
 //! once more and records its latency; at the deadline the future counts a
 //! timeout and resolves to [`Elapsed`](crate::Elapsed). Dropping it records
 //! nothing and leaves nothing behind.
+//!
+//! Inside a caller's [`Deadline`] scope, the future also keeps the caller's
+//! deadline, read once in `call`: when it comes before `start + deadline`,
+//! the timer is set for it instead, and at that instant the future resolves
+//! to [`DeadlineExceeded`] (not a timeout of the service: the call is
+//! neither counted nor recorded as one). A call made after the caller's
+//! deadline has passed is not started: its future resolves to
+//! `DeadlineExceeded` at once.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -21,15 +29,24 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use pin_project_lite::pin_project;
-use seawall_core::BoxError;
-use tokio::time::Sleep;
+use seawall_core::deadline::Deadline;
+use seawall_core::{BoxError, DeadlineExceeded};
+use tokio::time::{Instant, Sleep};
 
 use crate::tracker::sealed::Hold;
 use crate::tracker::{Began, Claim, MEASURED, unpack};
 
+/// Set in a call's packed deadline when its timer is set for the caller's
+/// deadline, which comes first. Bit 62 is otherwise always clear: `pack`
+/// puts whole seconds above bit 30, and a deadline is at most
+/// [`LONGEST_DEADLINE`](crate::LONGEST_DEADLINE), 365 days (< 2^25 s).
+const CALLER: u64 = 1 << 62;
+
 pin_project! {
     /// Resolves to the inner service's result, or to an
-    /// [`Elapsed`](crate::Elapsed) boxed as [`BoxError`] at the deadline.
+    /// [`Elapsed`](crate::Elapsed) boxed as [`BoxError`] at the deadline, or
+    /// to a [`DeadlineExceeded`] at the caller's deadline when that comes
+    /// first.
     ///
     /// `C` is how the call holds on to its tracker: [`Claim`] for
     /// [`AdaptiveTimeout`](crate::AdaptiveTimeout),
@@ -38,7 +55,7 @@ pin_project! {
     #[derive(Debug)]
     pub struct ResponseFuture<F, C = Claim> {
         #[pin]
-        response: F,
+        response: Inner<F>,
         #[pin]
         timer: Timer,
         // The deadline, packed (see `pack`), with `MEASURED` set for a
@@ -49,31 +66,69 @@ pin_project! {
 }
 
 pin_project! {
-    /// The call's start until the inner future is first pending, its timer
-    /// from then on: the two never live at once, so they share their bytes.
+    /// The inner future, or nothing for a call refused because the caller's
+    /// deadline had passed (how long ago is kept in the timer's bytes, so
+    /// that this variant fits the inner future's niche, if it has one).
+    #[project = InnerProj]
+    #[derive(Debug)]
+    enum Inner<F> {
+        Called { #[pin] future: F },
+        Refused,
+    }
+}
+
+pin_project! {
+    /// The call's start (and the caller's deadline, if any) until the inner
+    /// future is first pending, its timer from then on: the two never live
+    /// at once, so they share their bytes. A timer set for the caller's
+    /// deadline is marked with [`CALLER`] in the packed deadline (one
+    /// variant holding a `Sleep` lets the enum keep its tag in the `Sleep`'s
+    /// spare bits).
     #[project = TimerProj]
     #[derive(Debug)]
     enum Timer {
-        Started { start: Began },
+        Started { start: Began, caller: Option<Instant> },
         Armed { #[pin] sleep: Sleep },
+        Refused { past: Duration },
     }
 }
 
 impl<F, C> ResponseFuture<F, C> {
-    /// A call that started at `start`.
+    /// A call that started at `start`, inside the caller's deadline
+    /// `caller`, if any.
     #[inline]
-    pub(crate) fn new(response: F, deadline: u64, claim: C, start: Began) -> Self {
+    pub(crate) fn new(
+        response: F,
+        deadline: u64,
+        claim: C,
+        start: Began,
+        caller: Option<Deadline>,
+    ) -> Self {
         ResponseFuture {
-            response,
-            timer: Timer::Started { start },
+            response: Inner::Called { future: response },
+            timer: Timer::Started {
+                start,
+                caller: caller.map(Deadline::instant),
+            },
             deadline,
+            claim,
+        }
+    }
+
+    /// A call not started: the caller's deadline passed `past` ago.
+    #[cold]
+    pub(crate) fn refused(past: Duration, claim: C) -> Self {
+        ResponseFuture {
+            response: Inner::Refused,
+            timer: Timer::Refused { past },
+            deadline: 0,
             claim,
         }
     }
 
     /// The deadline this call got.
     pub fn deadline(&self) -> Duration {
-        unpack(self.deadline)
+        unpack(self.deadline & !CALLER)
     }
 }
 
@@ -88,10 +143,16 @@ where
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
-        if let Poll::Ready(result) = this.response.poll(cx) {
-            // Only successes say how long a good answer takes; a fast error
-            // must not pull the deadline down.
-            if result.is_ok() && *this.deadline & MEASURED != 0 {
+        let response = match this.response.project() {
+            InnerProj::Called { future } => future,
+            InnerProj::Refused => return Poll::Ready(Err(refusal(&this.timer))),
+        };
+        if let Poll::Ready(result) = response.poll(cx) {
+            // Cut short by the caller (`CALLER`): the calls that end before
+            // the caller's deadline are only the fast ones, so recording
+            // them (and not the slow ones, which the caller cuts off) would
+            // pull the percentile down. Such a call is not a sample.
+            if result.is_ok() && *this.deadline & (MEASURED | CALLER) == MEASURED {
                 record_success(this.claim, &this.timer, *this.deadline);
             }
             return Poll::Ready(result.map_err(Into::into));
@@ -102,49 +163,72 @@ where
                     ready!(sleep.poll(cx));
                     break;
                 }
-                TimerProj::Started { start } => {
-                    let sleep = arm(this.claim, *start, *this.deadline);
+                // Only with `Inner::Refused`, which returned above.
+                TimerProj::Refused { past } => return Poll::Ready(Err(caller_passed(*past))),
+                TimerProj::Started { start, caller } => {
+                    let (sleep, by_caller) = arm(this.claim, *start, *this.deadline, *caller);
+                    if by_caller {
+                        *this.deadline |= CALLER;
+                    }
                     this.timer.set(Timer::Armed { sleep });
                 }
             }
         }
         let deadline = *this.deadline;
+        if deadline & CALLER != 0 {
+            // The caller's deadline, not the service, ended the call: not a
+            // timeout of the service.
+            return Poll::Ready(Err(caller_passed(Duration::ZERO)));
+        }
         Poll::Ready(Err(expired(this.claim, deadline)))
     }
 }
 
-// The paths off the common one live out of line (and are not generic), so
-// that the poll above stays small enough to inline into the caller.
-
-/// The timer of a call that started at `start`: tokio's, set for `start +
-/// deadline` (on a clock other than tokio's, for the tokio instant at which
-/// the tracker's clock reads that: tokio's now plus what is left).
+/// The timer for `start + deadline`, or for the caller's deadline when that
+/// comes first (then `true`).
 #[inline(never)]
-fn arm(claim: &impl Hold, start: Began, deadline: u64) -> Sleep {
+fn arm(claim: &impl Hold, start: Began, deadline: u64, caller: Option<Instant>) -> (Sleep, bool) {
     let deadline = unpack(deadline);
     let at = match start {
         Began::Tokio(at) => seawall_core::time::deadline(at, deadline),
         Began::At(reading) => claim.instant_at(reading, deadline),
     };
-    tokio::time::sleep_until(at)
+    match caller {
+        Some(caller) if caller < at => (tokio::time::sleep_until(caller), true),
+        _ => (tokio::time::sleep_until(at), false),
+    }
 }
 
-/// Records the latency of a sampled success: reads the clock once more. A
-/// call whose timer runs started at `timer's deadline - deadline` (on
-/// tokio's clock), so the start was never stored twice.
 #[inline(never)]
 fn record_success(claim: &impl Hold, timer: &Pin<&mut Timer>, deadline: u64) {
     let began = match timer.as_ref().get_ref() {
-        Timer::Started { start } => *start,
+        Timer::Started { start, .. } => *start,
         Timer::Armed { sleep } => {
             let at = sleep.deadline();
             Began::Tokio(at.checked_sub(unpack(deadline)).unwrap_or(at))
         }
+        // Never measured.
+        Timer::Refused { .. } => return,
     };
     claim.record(began);
 }
 
 /// Accounts for a call that hit its deadline and makes its error.
+#[cold]
+#[inline(never)]
+fn refusal(timer: &Pin<&mut Timer>) -> BoxError {
+    match timer.as_ref().get_ref() {
+        Timer::Refused { past } => caller_passed(*past),
+        _ => caller_passed(Duration::ZERO),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn caller_passed(past: Duration) -> BoxError {
+    Box::new(DeadlineExceeded::new(past))
+}
+
 #[cold]
 #[inline(never)]
 fn expired(claim: &impl Hold, deadline: u64) -> BoxError {

@@ -19,7 +19,7 @@ use crate::config::{
     AdaptiveTimeoutBuilder, AdaptiveTimeoutConfig, KeyedAdaptiveTimeoutConfig, Params,
 };
 use crate::service::{AdaptiveTimeout, KeyedAdaptiveTimeout};
-use crate::tracker::{AdaptiveTimeoutStats, DeadlineTracker};
+use crate::tracker::{AdaptiveTimeoutStats, DeadlineTracker, pack};
 
 /// Applies an adaptive (or fixed) deadline to every call of the wrapped
 /// service; see the [crate docs](crate).
@@ -41,6 +41,25 @@ use crate::tracker::{AdaptiveTimeoutStats, DeadlineTracker};
 #[derive(Clone, Debug)]
 pub struct AdaptiveTimeoutLayer {
     tracker: Arc<DeadlineTracker>,
+    // The bounds of a caller's `CallTimeout`, packed.
+    clamp: [u64; 2],
+}
+
+/// The bounds a [`CallTimeout`](seawall_core::deadline::CallTimeout) is
+/// clamped to, packed: `[min, max]` of an adaptive config; anything up to
+/// [`LONGEST_DEADLINE`](crate::LONGEST_DEADLINE) in fixed mode, which has no
+/// bounds of its own.
+pub(crate) fn clamps(config: &AdaptiveTimeoutConfig) -> [u64; 2] {
+    match config.fixed {
+        Some(_) => fixed_clamp(),
+        // Validated to at most `LONGEST_DEADLINE`, like every deadline, so
+        // a packed value never reaches the flag bits.
+        None => [pack(config.min), pack(config.max)],
+    }
+}
+
+fn fixed_clamp() -> [u64; 2] {
+    [1, pack(crate::LONGEST_DEADLINE)]
 }
 
 impl AdaptiveTimeoutLayer {
@@ -60,6 +79,7 @@ impl AdaptiveTimeoutLayer {
     ) -> Result<Self, ConfigError> {
         Ok(AdaptiveTimeoutLayer {
             tracker: Arc::new(DeadlineTracker::with_clock(config, clock)?),
+            clamp: clamps(config),
         })
     }
 
@@ -78,6 +98,7 @@ impl AdaptiveTimeoutLayer {
     pub fn clock(self, clock: Clock) -> Self {
         AdaptiveTimeoutLayer {
             tracker: Arc::new(self.tracker.on_clock(clock)),
+            clamp: self.clamp,
         }
     }
 
@@ -96,6 +117,7 @@ impl AdaptiveTimeoutLayer {
     pub fn fixed(deadline: Duration) -> Self {
         AdaptiveTimeoutLayer {
             tracker: Arc::new(DeadlineTracker::fixed(deadline)),
+            clamp: fixed_clamp(),
         }
     }
 
@@ -119,7 +141,7 @@ impl<S> Layer<S> for AdaptiveTimeoutLayer {
     type Service = AdaptiveTimeout<S>;
 
     fn layer(&self, inner: S) -> AdaptiveTimeout<S> {
-        AdaptiveTimeout::new(inner, self.tracker.clone())
+        AdaptiveTimeout::new(inner, self.tracker.clone(), self.clamp)
     }
 }
 
@@ -130,6 +152,8 @@ pub(crate) struct KeyedShared<K> {
     pub(crate) clock: Clock,
     pub(crate) params: Params,
     pub(crate) name: Arc<str>,
+    /// The bounds of a caller's `CallTimeout`, packed (see `clamps`).
+    pub(crate) clamp: [u64; 2],
     /// Serves the keys the map has no room for (its shard is full of keys
     /// whose deadline is learned): one deadline shared by all of them, that
     /// starts at `base` and learns like a key's.
@@ -159,6 +183,7 @@ impl<K: Hash + Eq + fmt::Display> KeyedShared<K> {
             overflow: DeadlineTracker::with_params(params, name.clone(), clock.clone()),
             overflowed: AtomicU64::new(0),
             name,
+            clamp: clamps(&config.per_key),
             config,
             clock,
         }

@@ -9,7 +9,9 @@ use std::hash::Hash;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use seawall_core::deadline::{Deadline, Limits};
 use seawall_core::{BoxError, KeyFn};
+use tokio::time::Instant;
 use tower_service::Service;
 
 use crate::future::ResponseFuture;
@@ -25,15 +27,18 @@ pub struct AdaptiveTimeout<S> {
     // Fixed mode: every call's deadline (packed), copied here (as tower's
     // `Timeout` holds its `Duration`).
     fixed: Option<u64>,
+    // The bounds of a caller's `CallTimeout`, packed.
+    clamp: [u64; 2],
 }
 
 impl<S> AdaptiveTimeout<S> {
-    pub(crate) fn new(inner: S, tracker: Arc<DeadlineTracker>) -> Self {
+    pub(crate) fn new(inner: S, tracker: Arc<DeadlineTracker>, clamp: [u64; 2]) -> Self {
         let fixed = tracker.fixed_start();
         AdaptiveTimeout {
             inner,
             tracker,
             fixed,
+            clamp,
         }
     }
 
@@ -75,13 +80,21 @@ where
 
     #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
-        let deadline = match self.fixed {
+        let limits = Limits::current();
+        let caller = limits.deadline;
+        if let Some(past) = caller.and_then(passed) {
+            return ResponseFuture::refused(past, self.tracker.claim());
+        }
+        let mut deadline = match self.fixed {
             Some(deadline) => deadline,
             None => self.tracker.start(),
         };
+        if let Some(asked) = limits.timeout {
+            deadline = asked_for(asked, self.clamp);
+        }
         let claim = self.tracker.claim();
         let start = self.tracker.began();
-        ResponseFuture::new(self.inner.call(req), deadline, claim, start)
+        ResponseFuture::new(self.inner.call(req), deadline, claim, start, caller)
     }
 }
 
@@ -154,16 +167,42 @@ where
     }
 
     fn call(&mut self, req: Req) -> Self::Future {
+        let limits = Limits::current();
+        let caller = limits.deadline;
         let key = self.key_fn.key(&req);
-        let (deadline, claim) = match self.shared.tracker(key) {
+        let (mut deadline, claim) = match self.shared.tracker(key) {
             Ok(tracker) => (tracker.start(), KeyedClaim::new(&tracker)),
             Err(()) => {
                 let overflow = self.shared.overflow();
                 (overflow.start(), KeyedClaim::new(overflow))
             }
         };
+        if let Some(asked) = limits.timeout {
+            deadline = asked_for(asked, self.shared.clamp);
+        }
         // Every key's tracker reads the layer's clock.
+        if let Some(past) = caller.and_then(passed) {
+            return ResponseFuture::refused(past, claim);
+        }
         let start = crate::tracker::began(&self.shared.clock);
-        ResponseFuture::new(self.inner.call(req), deadline, claim, start)
+        ResponseFuture::new(self.inner.call(req), deadline, claim, start, caller)
     }
+}
+
+/// How long ago the caller's deadline passed, if it has: such a call is not
+/// started.
+#[inline]
+fn passed(caller: Deadline) -> Option<std::time::Duration> {
+    let now = Instant::now();
+    (caller.instant() <= now).then(|| now.saturating_duration_since(caller.instant()))
+}
+
+/// The deadline of a call whose caller asked for `asked`
+/// ([`CallTimeout`](seawall_core::deadline::CallTimeout)), clamped to the
+/// layer's bounds, packed; not measured: a latency sample cut at a deadline
+/// the caller chose would say more about the caller than the service.
+#[cold]
+#[inline(never)]
+fn asked_for(asked: std::time::Duration, clamp: [u64; 2]) -> u64 {
+    crate::tracker::pack(asked).clamp(clamp[0], clamp[1])
 }
