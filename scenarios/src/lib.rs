@@ -19,8 +19,8 @@
 
 pub mod churn;
 pub mod dead_peer;
-pub mod hedge;
 pub mod deadline;
+pub mod hedge;
 pub mod load;
 pub mod overload;
 pub mod plot;

@@ -20,7 +20,7 @@ use seawall_scenarios::{
     churn, dead_peer, deadline, hedge, overload, retry_storm, runaway_loop, slow_peer,
 };
 
-const NAMES: [&str; 7] = [
+const NAMES: [&str; 8] = [
     "overload",
     "dead-peer",
     "slow-peer",
