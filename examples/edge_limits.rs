@@ -59,12 +59,15 @@ impl fmt::Display for Who {
     }
 }
 
+/// A budget the clients are told about (`advertise`): its quota goes into
+/// the `RateLimit` fields.
 fn per_minute(name: &str, n: u32) -> BudgetConfig {
     BudgetConfig::new()
         .name(name)
         .rate(n)
         .per(Duration::from_secs(60))
         .burst(n)
+        .advertise(true)
 }
 
 fn app() -> Result<Router, BoxError> {

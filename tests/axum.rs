@@ -437,7 +437,8 @@ async fn rate_limit_headers_state_every_budget_on_admitted_and_refused_calls() {
                 .name("per-client")
                 .rate(2)
                 .per(Duration::from_secs(60))
-                .burst(2),
+                .burst(2)
+                .advertise(true),
         );
         let per_client =
             KeyedBudgetLayer::new::<axum::extract::Request>(client_ip, &per_client).unwrap();
@@ -446,10 +447,35 @@ async fn rate_limit_headers_state_every_budget_on_admitted_and_refused_calls() {
             .rate(1000)
             .per(Duration::from_secs(1))
             .burst(100)
+            .advertise(true)
             .build()
             .unwrap();
+        // The handler calls a peer through a budget of its own, which does
+        // not advertise: the server's clients never hear of it.
+        let upstream = BudgetLayer::builder()
+            .name("internal-upstream")
+            .rate(1)
+            .per(Duration::from_secs(60))
+            .burst(1)
+            .build()
+            .unwrap();
+        let peer = ServiceBuilder::new()
+            .layer(upstream)
+            .service(tower::service_fn(|()| async {
+                Ok::<_, std::convert::Infallible>("ok")
+            }));
+        let handler = move || {
+            let peer = peer.clone();
+            let call: std::pin::Pin<Box<dyn Future<Output = &'static str> + Send>> =
+                Box::pin(async move {
+                    use tower::ServiceExt;
+                    let _admitted = peer.oneshot(()).await.is_ok();
+                    "ok"
+                });
+            call
+        };
         let app = Router::new()
-            .route("/", get(|| async { "ok" }))
+            .route("/", get(handler))
             .layer(
                 ServiceBuilder::new()
                     .layer(RateLimitHeadersLayer::new())
@@ -511,6 +537,12 @@ async fn rate_limit_headers_state_every_budget_on_admitted_and_refused_calls() {
         );
         let after = refused.retry_after.expect("Retry-After on a refusal");
         assert!((29..=30).contains(&after), "the next token in 30s: {after}");
+
+        // The handler's own budget (refusing from the second call on) was
+        // never stated.
+        for seen in [&first, &second, &refused] {
+            assert!(!seen.shows("internal-upstream"), "{seen:?}");
+        }
 
         // A route no budget guards carries no fields.
         let free = get_path(addr, "/free").await;

@@ -37,6 +37,14 @@ pub const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 ///   whole burst available). A refusal also carries `Retry-After` (from
 ///   [`handle_error`](super::handle_error)): when the next call can pass.
 ///
+/// **Only budgets that advertise are stated**: `BudgetConfig::advertise`
+/// (`.advertise(true)` on a builder or config; [`RouteBudgets`](super::RouteBudgets)
+/// always do). A handler's own client budgets, which guard its calls to
+/// other services and also run inside this layer's polls, stay silent
+/// unless told otherwise, so the server's clients never see its quotas
+/// with its peers. Two advertising budgets with the same name are two
+/// entries: give them distinct names.
+///
 /// Nothing is looked up twice: a budget reports its quota as it decides,
 /// when a `RateLimitHeaders` above it listens, and pays one thread-local
 /// load per call otherwise (about 10 instructions a call, measured; the
@@ -63,6 +71,7 @@ pub const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 ///     .name("api")
 ///     .rate(100)
 ///     .per(Duration::from_secs(60))
+///     .advertise(true)
 ///     .build()
 ///     .expect("valid config");
 /// let app: Router = Router::new().route("/", get(|| async { "hello" })).layer(

@@ -42,6 +42,10 @@ pub type RouteBudgetLayer = SelectBudgetLayer<ByMethodAndRoute, Pair<MethodKey, 
 /// of a route's methods together, or one method), and a default budget for
 /// every route you do not list.
 ///
+/// Its budgets face the server's clients, so they advertise their quota
+/// (`BudgetConfig::advertise`) to a [`RateLimitHeadersLayer`](super::RateLimitHeadersLayer)
+/// above them, whatever their config says.
+///
 /// The route is axum's matched pattern (see [`ByRoute`]): add the layer
 /// with `Router::route_layer` (or `Router::layer`), where axum has already
 /// matched it; a request that matched no route spends the default budget.
@@ -156,6 +160,8 @@ impl RouteBudgets {
             else {
                 continue;
             };
+            // Route budgets face the server's clients: they advertise.
+            let config = &config.clone().advertise(true);
             builder = match method {
                 None => builder.budget_for(METHODS.map(|m| Pair(m, route)), config),
                 Some(method) => builder.budget(Pair(MethodKey::from(method), route), config),
@@ -163,7 +169,7 @@ impl RouteBudgets {
             positions.push(i);
         }
         if let Some(default) = &self.default {
-            builder = builder.default_budget(default);
+            builder = builder.default_budget(&default.clone().advertise(true));
         }
         if let Some(clock) = self.clock {
             builder = builder.clock(clock);

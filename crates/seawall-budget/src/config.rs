@@ -305,6 +305,12 @@ impl LoopBudgetBuilder {
 /// | `per` | 1s | 1ns ..= 365 days | the span `rate` is counted over |
 /// | `burst` | `rate / 10`, at least 1 | 1 ..= a refill of ≤ 365 days | most calls admitted at once |
 /// | `mode` | `reject` | | [`BudgetMode::Reject`] or [`BudgetMode::Wait`] |
+/// | `advertise` | `false` | | tell clients about this budget: with feature `quota`, report each decision's quota to a listening layer (the facade's `RateLimitHeadersLayer`, which writes the IETF `RateLimit` fields) |
+///
+/// Only a budget that faces the clients of a server should `advertise`:
+/// one that guards a server's outgoing calls (a handler calling a peer
+/// through its own budget) would otherwise tell the server's clients about
+/// the server's quota with its peer.
 ///
 /// The bounds are those of [`LoopBudgetConfig`]; in `Wait` mode a call
 /// therefore never waits longer than `burst × per / rate` plus whatever
@@ -335,6 +341,8 @@ pub struct BudgetConfig {
     pub burst: Option<u32>,
     /// What to do when the budget is spent.
     pub mode: BudgetMode,
+    /// Whether the budget tells clients its quota (see the table above).
+    pub advertise: bool,
 }
 
 impl Default for BudgetConfig {
@@ -345,6 +353,7 @@ impl Default for BudgetConfig {
             per: Duration::from_secs(1),
             burst: None,
             mode: BudgetMode::Reject,
+            advertise: false,
         }
     }
 }
@@ -355,6 +364,7 @@ seawall_core::config_setters!(BudgetConfig {
     per: Duration,
     burst: u32,
     mode: BudgetMode,
+    advertise: bool,
 });
 
 impl BudgetConfig {
@@ -457,6 +467,13 @@ impl BudgetBuilder {
         self
     }
 
+    /// Whether the budget tells clients its quota (default `false`; see
+    /// [`BudgetConfig`]).
+    pub fn advertise(mut self, advertise: bool) -> Self {
+        self.config.advertise = advertise;
+        self
+    }
+
     /// The config built so far.
     pub fn config(&self) -> &BudgetConfig {
         &self.config
@@ -466,7 +483,11 @@ impl BudgetBuilder {
     pub fn build(self) -> Result<BudgetLayer, ConfigError> {
         self.config.validate()?;
         Ok(BudgetLayer::from_budget(
-            LoopBudget::from_valid(self.config.loop_config(), self.clock),
+            LoopBudget::from_valid_advertised(
+                self.config.loop_config(),
+                self.clock,
+                self.config.advertise,
+            ),
             self.config.mode,
         ))
     }

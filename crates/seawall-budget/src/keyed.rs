@@ -42,8 +42,9 @@ pub(crate) struct KeyedShared<K> {
     pub(crate) exhausted: AtomicU64,
     pub(crate) overflow_calls: AtomicU64,
     pub(crate) overflow_rejected: AtomicU64,
+    // Made only when `per_key.advertise`.
     #[cfg(feature = "quota")]
-    pub(crate) policy: Policy,
+    pub(crate) policy: Option<Policy>,
     pub(crate) config: KeyedBudgetConfig,
     #[cfg(feature = "metrics")]
     pub(crate) metrics: KeyedMetrics,
@@ -84,7 +85,9 @@ impl<K: std::hash::Hash + Eq> KeyedShared<K> {
             overflow_calls: AtomicU64::new(0),
             overflow_rejected: AtomicU64::new(0),
             #[cfg(feature = "quota")]
-            policy: Policy::new(&per_key.name, per_key.rate, per_key.per),
+            policy: per_key
+                .advertise
+                .then(|| Policy::new(&per_key.name, per_key.rate, per_key.per)),
             config: config.clone(),
             #[cfg(feature = "metrics")]
             metrics,

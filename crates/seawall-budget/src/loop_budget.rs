@@ -88,8 +88,9 @@ struct Inner {
     exhausted: AtomicU64,
     backoffs: AtomicU64,
     backoff_nanos: AtomicU64,
+    // Made only for a budget that advertises its quota.
     #[cfg(feature = "quota")]
-    policy: Policy,
+    policy: Option<Policy>,
     config: LoopBudgetConfig,
     #[cfg(feature = "metrics")]
     metrics: Metrics,
@@ -210,6 +211,17 @@ impl LoopBudget {
     // Every value is clamped into range by `Rate` and `Schedule`, so this
     // cannot fail or panic; callers validate first to report bad values.
     pub(crate) fn from_valid(config: LoopBudgetConfig, clock: Clock) -> LoopBudget {
+        LoopBudget::from_valid_advertised(config, clock, false)
+    }
+
+    /// [`from_valid`](Self::from_valid), for a budget that reports its
+    /// quota (`advertise`) when a layer listens.
+    #[cfg_attr(not(feature = "quota"), allow(unused_variables))]
+    pub(crate) fn from_valid_advertised(
+        config: LoopBudgetConfig,
+        clock: Clock,
+        advertise: bool,
+    ) -> LoopBudget {
         let rate = Rate::new(config.rate, config.per, config.effective_burst());
         let schedule = Schedule::new(
             config.backoff_initial,
@@ -238,7 +250,7 @@ impl LoopBudget {
                 backoffs: AtomicU64::new(0),
                 backoff_nanos: AtomicU64::new(0),
                 #[cfg(feature = "quota")]
-                policy: Policy::new(&config.name, config.rate, config.per),
+                policy: advertise.then(|| Policy::new(&config.name, config.rate, config.per)),
                 config,
                 #[cfg(feature = "metrics")]
                 metrics,
@@ -331,9 +343,9 @@ impl LoopBudget {
     /// ([`seawall_core::quota`]).
     #[cfg(feature = "quota")]
     pub(crate) fn report_quota(&self, now: u64) {
-        self.inner
-            .policy
-            .report(&self.inner.hot.gcra, &self.inner.rate, now);
+        if let Some(policy) = &self.inner.policy {
+            policy.report(&self.inner.hot.gcra, &self.inner.rate, now);
+        }
     }
 
     /// `try_consume` at a known time, returning the wait in nanoseconds.

@@ -212,7 +212,13 @@ where
                     "must be reject: poll_ready does not see the request, so cannot wait on its budget",
                 );
             }
-            valid.then(|| LoopBudget::from_valid(config.loop_config(), clock.clone()))
+            valid.then(|| {
+                LoopBudget::from_valid_advertised(
+                    config.loop_config(),
+                    clock.clone(),
+                    config.advertise,
+                )
+            })
         };
         let mut budgets = HashMap::with_hasher(KeyHasher::default());
         for (i, (keys, config)) in self.entries.into_iter().enumerate() {

@@ -398,8 +398,10 @@ where
         };
         let taken = cell.try_take(&shared.rate, 1, now);
         #[cfg(feature = "quota")]
-        if seawall_core::quota::is_observed() {
-            shared.policy.report(&cell, &shared.rate, now);
+        if seawall_core::quota::is_observed()
+            && let Some(policy) = &shared.policy
+        {
+            policy.report(&cell, &shared.rate, now);
         }
         match taken {
             Ok(()) => {
@@ -426,8 +428,10 @@ impl<S, F, K> KeyedBudget<S, F, K> {
         shared.overflow_calls.fetch_add(1, Ordering::Relaxed);
         let taken = shared.overflow.try_take(&shared.rate, 1, now);
         #[cfg(feature = "quota")]
-        if seawall_core::quota::is_observed() {
-            shared.policy.report(&shared.overflow, &shared.rate, now);
+        if seawall_core::quota::is_observed()
+            && let Some(policy) = &shared.policy
+        {
+            policy.report(&shared.overflow, &shared.rate, now);
         }
         match taken {
             Ok(()) => {

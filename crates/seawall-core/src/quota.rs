@@ -117,8 +117,9 @@ impl fmt::Debug for Quota {
 }
 
 /// The quotas reported during an [`observe`]: at most [`MAX_QUOTAS`], one
-/// per policy name (a later report of the same policy, say by a retried
-/// call, replaces the earlier one).
+/// per budget (a later report by the same budget, say for a retried call,
+/// replaces its earlier one). A budget is known by its policy's `Arc`, not
+/// its name: two budgets that share a name are two entries.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Quotas {
     slots: [Option<Quota>; MAX_QUOTAS],
@@ -138,7 +139,7 @@ impl Quotas {
     fn push(&mut self, quota: Quota) {
         for slot in &mut self.slots {
             match slot {
-                Some(held) if held.policy == quota.policy => {
+                Some(held) if Arc::ptr_eq(&held.policy, &quota.policy) => {
                     *held = quota;
                     return;
                 }
@@ -211,6 +212,27 @@ mod tests {
     }
 
     #[test]
+    fn one_slot_per_budget_even_when_names_clash() {
+        let a: Arc<str> = Arc::from("default");
+        let b: Arc<str> = Arc::from("default");
+        let mut quotas = Quotas::default();
+        observe(&mut quotas, || {
+            report(Quota::new(a.clone(), 5, Duration::from_secs(60)).remaining(1));
+            report(Quota::new(b.clone(), 100, Duration::from_secs(60)).remaining(96));
+            report(Quota::new(a.clone(), 5, Duration::from_secs(60)).remaining(0));
+        });
+        let seen: Vec<_> = quotas
+            .iter()
+            .map(|q| (q.limit(), q.remaining_units()))
+            .collect();
+        assert_eq!(
+            seen,
+            [(5, 0), (100, 96)],
+            "the tighter budget is not hidden"
+        );
+    }
+
+    #[test]
     fn nothing_is_kept_without_an_observer() {
         report(quota("a", 1));
         let mut quotas = Quotas::default();
@@ -219,13 +241,14 @@ mod tests {
     }
 
     #[test]
-    fn one_slot_per_policy_and_at_most_four() {
+    fn one_slot_per_budget_and_at_most_four() {
         let mut quotas = Quotas::default();
+        let a: Arc<str> = Arc::from("a");
         observe(&mut quotas, || {
             assert!(is_observed());
-            report(quota("a", 5));
+            report(Quota::new(a.clone(), 10, Duration::from_secs(1)).remaining(5));
             report(quota("b", 5));
-            report(quota("a", 4));
+            report(Quota::new(a.clone(), 10, Duration::from_secs(1)).remaining(4));
             for p in ["c", "d", "e"] {
                 report(quota(p, 1));
             }
