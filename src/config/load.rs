@@ -569,7 +569,7 @@ mod tests {
             [
                 "server.budget.backend: \"memcached\" is not a budget backend (expected one of \"local\", \"redis\") (line 2)",
                 "client.budget.backend: 1 is not a budget backend (expected one of \"local\", \"redis\") (line 4)",
-                "client.budget.rat: 5 is set on an unknown field (expected one of `name`, `rate`, `per`, `burst`, `mode`, `backend`) (line 5)",
+                "client.budget.rat: 5 is set on an unknown field (expected one of `name`, `rate`, `per`, `burst`, `mode`, `advertise`, `backend`) (line 5)",
             ]
         );
     }
