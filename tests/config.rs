@@ -190,7 +190,7 @@ fn unknown_fields_are_rejected_with_their_path() {
     );
     assert_eq!(
         m[3],
-        "server.queue: a table is set on an unknown field (expected one of `shed`, `budget`, `timeout`, `routes`, `chaos`) (line 13)"
+        "server.queue: a table is set on an unknown field (expected one of `shed`, `budget`, `timeout`, `routes`, `chaos`, `deadline`) (line 13)"
     );
     assert_eq!(
         m[4],
@@ -1070,4 +1070,43 @@ async fn chaos_tables_build_a_layer_only_when_present() {
     chaos.handle().disable();
     assert_eq!(svc.oneshot(2).await.unwrap(), 2);
     assert_eq!(chaos.stats().errors, 1);
+}
+
+/// `[client.hedge]`, `[client.deadline]` and `[server.deadline]`: absent is
+/// off, every bad field is named, and the built layers carry the config.
+#[cfg(all(feature = "hedge", feature = "deadline"))]
+#[test]
+fn hedge_and_deadline_tables() {
+    let config = StackConfig::from_toml_str("[server.shed]\n").unwrap();
+    assert!(config.client.hedge_layer().unwrap().is_none());
+    assert!(config.client.deadline_layer().unwrap().is_none());
+    assert!(config.server.deadline_layer().unwrap().is_none());
+
+    let config = StackConfig::from_toml_str(
+        "[client.hedge]\nname = \"peer\"\ndelay = \"20ms\"\n\
+         [client.deadline]\n[server.deadline]\n",
+    )
+    .unwrap();
+    let hedge = config.client.hedge_layer().unwrap().expect("configured");
+    assert_eq!(hedge.stats().delay, Duration::from_millis(20));
+    assert!(config.client.deadline_layer().unwrap().is_some());
+    assert!(config.server.deadline_layer().unwrap().is_some());
+
+    let fields: Vec<String> = StackConfig::from_toml_str(
+        "[client.hedge]\nmax_hedges = 9\n[client.deadline]\nmargin = \"2h\"\n\
+         [server.deadline]\nmax = \"30d\"\n",
+    )
+    .unwrap_err()
+    .errors()
+    .iter()
+    .map(|e| e.field().to_owned())
+    .collect();
+    assert_eq!(
+        fields,
+        [
+            "client.hedge.max_hedges",
+            "client.deadline.margin",
+            "server.deadline.max"
+        ]
+    );
 }

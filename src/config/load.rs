@@ -17,8 +17,10 @@ use seawall_core::ConfigError;
 use super::{BudgetBackend, BudgetPart, ClientConfig, ServerConfig, StackConfig};
 
 const TOP: &[&str] = &["client", "server"];
-const CLIENT: &[&str] = &["retry", "breaker", "timeout", "budget", "chaos"];
-const SERVER: &[&str] = &["shed", "budget", "timeout", "routes", "chaos"];
+const CLIENT: &[&str] = &[
+    "retry", "breaker", "timeout", "budget", "chaos", "hedge", "deadline",
+];
+const SERVER: &[&str] = &["shed", "budget", "timeout", "routes", "chaos", "deadline"];
 
 type Entry<'a, 'i> = (&'a Spanned<DeString<'i>>, &'a Spanned<DeValue<'i>>);
 
@@ -59,6 +61,14 @@ pub(super) fn from_str(text: &str) -> (StackConfig, Option<ConfigError>) {
                         "chaos" => config.client.chaos = load.part(&path, part),
                         #[cfg(not(feature = "chaos"))]
                         "chaos" => load.needs_feature(&path, part, "chaos"),
+                        #[cfg(feature = "hedge")]
+                        "hedge" => config.client.hedge = load.part(&path, part),
+                        #[cfg(not(feature = "hedge"))]
+                        "hedge" => load.needs_feature(&path, part, "hedge"),
+                        #[cfg(feature = "deadline")]
+                        "deadline" => config.client.deadline = load.part(&path, part),
+                        #[cfg(not(feature = "deadline"))]
+                        "deadline" => load.needs_feature(&path, part, "deadline"),
                         _ => load.unknown(&path, key, part, CLIENT),
                     }
                 }
@@ -76,6 +86,10 @@ pub(super) fn from_str(text: &str) -> (StackConfig, Option<ConfigError>) {
                         "chaos" => config.server.chaos = load.part(&path, part),
                         #[cfg(not(feature = "chaos"))]
                         "chaos" => load.needs_feature(&path, part, "chaos"),
+                        #[cfg(feature = "deadline")]
+                        "deadline" => config.server.deadline = load.part(&path, part),
+                        #[cfg(not(feature = "deadline"))]
+                        "deadline" => load.needs_feature(&path, part, "deadline"),
                         _ => load.unknown(&path, key, part, SERVER),
                     }
                 }
@@ -317,7 +331,10 @@ impl<'a, 'i> Load<'a, 'i> {
     }
 
     /// A part this build cannot read: its feature is off.
-    #[cfg_attr(feature = "chaos", allow(dead_code))]
+    #[cfg_attr(
+        all(feature = "chaos", feature = "hedge", feature = "deadline"),
+        allow(dead_code)
+    )]
     fn needs_feature(&mut self, path: &str, value: &Spanned<DeValue<'i>>, feature: &str) {
         self.errors.push(ConfigError::new(
             path,
@@ -506,7 +523,7 @@ mod tests {
             messages("[clinet.retry]\n[server.cache]\nx = 1\n[client]\nretry = 3\n"),
             [
                 "clinet: a table is set on an unknown field (expected one of `client`, `server`) (line 1)",
-                "server.cache: a table is set on an unknown field (expected one of `shed`, `budget`, `timeout`, `routes`, `chaos`) (line 2)",
+                "server.cache: a table is set on an unknown field (expected one of `shed`, `budget`, `timeout`, `routes`, `chaos`, `deadline`) (line 2)",
                 "client.retry: 3 is not a table (line 5)",
             ]
         );

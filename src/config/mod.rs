@@ -192,6 +192,17 @@ pub struct ClientConfig {
     #[cfg(feature = "chaos")]
     #[cfg_attr(docsrs, doc(cfg(feature = "chaos")))]
     pub chaos: Option<seawall_chaos::ChaosConfig>,
+    /// `[client.hedge]` (feature `hedge`): a second attempt of a slow
+    /// request, built apart from the stack by [`hedge_layer`](Self::hedge_layer).
+    #[cfg(feature = "hedge")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "hedge")))]
+    pub hedge: Option<seawall_hedge::HedgeConfig>,
+    /// `[client.deadline]` (feature `deadline`): outgoing requests carry
+    /// what is left of the caller's deadline; built apart by
+    /// [`deadline_layer`](Self::deadline_layer).
+    #[cfg(feature = "deadline")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "deadline")))]
+    pub deadline: Option<seawall_deadline::PropagateDeadlineConfig>,
 }
 
 impl ClientConfig {
@@ -214,7 +225,46 @@ impl ClientConfig {
         if let Some(c) = &self.chaos {
             check.nested("client.chaos", c.validate());
         }
+        #[cfg(feature = "hedge")]
+        if let Some(c) = &self.hedge {
+            check.nested("client.hedge", c.validate());
+        }
+        #[cfg(feature = "deadline")]
+        if let Some(c) = &self.deadline {
+            check.nested("client.deadline", c.validate());
+        }
         check.finish()
+    }
+
+    /// The `[client.hedge]` layer, `None` when the table is absent. It
+    /// hedges every `Clone` request: put it above the stack (outside the
+    /// retry), where a request is a value the hedge can copy, and only
+    /// around calls that are safe to make twice (see the hedging guide).
+    #[cfg(feature = "hedge")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "hedge")))]
+    pub fn hedge_layer(&self) -> Result<Option<seawall_hedge::HedgeLayer>, ConfigError> {
+        self.hedge
+            .as_ref()
+            .map(|c| seawall_hedge::HedgeLayer::new(c).map_err(|e| e.prefixed("client.hedge")))
+            .transpose()
+    }
+
+    /// The `[client.deadline]` layer, `None` when the table is absent: it
+    /// writes what is left of the caller's deadline into each outgoing
+    /// `http::Request`. Put it innermost, next to the transport, so the
+    /// time the stack above spent is already gone.
+    #[cfg(feature = "deadline")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "deadline")))]
+    pub fn deadline_layer(
+        &self,
+    ) -> Result<Option<seawall_deadline::PropagateDeadlineLayer>, ConfigError> {
+        self.deadline
+            .as_ref()
+            .map(|c| {
+                seawall_deadline::PropagateDeadlineLayer::from_config(c)
+                    .map_err(|e| e.prefixed("client.deadline"))
+            })
+            .transpose()
     }
 
     /// The `[client.chaos]` layer, `None` when the table is absent (with
@@ -469,6 +519,11 @@ pub struct ServerConfig {
     #[cfg(feature = "chaos")]
     #[cfg_attr(docsrs, doc(cfg(feature = "chaos")))]
     pub chaos: Option<seawall_chaos::ChaosConfig>,
+    /// `[server.deadline]` (feature `deadline`): the caller's deadline read
+    /// from each request; built apart by [`deadline_layer`](Self::deadline_layer).
+    #[cfg(feature = "deadline")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "deadline")))]
+    pub deadline: Option<seawall_deadline::CallerDeadlineConfig>,
 }
 
 #[cfg(feature = "chaos")]
@@ -608,7 +663,29 @@ impl ServerConfig {
         if let Some(c) = &self.chaos {
             check.nested("server.chaos", c.validate());
         }
+        #[cfg(feature = "deadline")]
+        if let Some(c) = &self.deadline {
+            check.nested("server.deadline", c.validate());
+        }
         check.finish()
+    }
+
+    /// The `[server.deadline]` layer, `None` when the table is absent: it
+    /// reads the caller's deadline from each `http::Request` and runs the
+    /// rest of the stack within it. Put it outermost, above the stack
+    /// [`build`](Self::build) makes, so every part sees the deadline.
+    #[cfg(feature = "deadline")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "deadline")))]
+    pub fn deadline_layer(
+        &self,
+    ) -> Result<Option<seawall_deadline::CallerDeadlineLayer>, ConfigError> {
+        self.deadline
+            .as_ref()
+            .map(|c| {
+                seawall_deadline::CallerDeadlineLayer::from_config(c)
+                    .map_err(|e| e.prefixed("server.deadline"))
+            })
+            .transpose()
     }
 
     /// The `[server.chaos]` layer, `None` when the table is absent (see
