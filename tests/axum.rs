@@ -552,3 +552,109 @@ async fn rate_limit_headers_state_every_budget_on_admitted_and_refused_calls() {
     })
     .await;
 }
+
+/// The hostile-keys churn test through a real server: a client at its
+/// limit, then a flood of requests from four times the key map's capacity in
+/// fresh forwarded addresses. The flood makes no new room for the throttled
+/// client (its key is not handed back as fresh), an honest client that has
+/// spent half its burst keeps the other half, and the map stays bounded.
+/// Also: a client rotating through its IPv6 /64 spends one budget.
+#[cfg(feature = "http")]
+#[tokio::test]
+async fn a_flood_of_fresh_addresses_resets_no_clients_limit() {
+    use axum::extract::ConnectInfo;
+    use seawall::KeyMapConfig;
+    use seawall::budget::{BudgetConfig, KeyedBudgetConfig, KeyedBudgetLayer};
+    use seawall::core::key::ClientIp;
+
+    bounded(async {
+        const CAPACITY: usize = 64;
+        let client_ip = ClientIp::new()
+            .trusted_proxies(["127.0.0.0/8".parse().unwrap()])
+            .peer_from(|c: &ConnectInfo<SocketAddr>| c.0);
+        let config = KeyedBudgetConfig::from(
+            BudgetConfig::new()
+                .rate(1)
+                .per(Duration::from_secs(3600))
+                .burst(2),
+        )
+        .keys(KeyMapConfig::new().capacity(CAPACITY));
+        let budget = KeyedBudgetLayer::new::<axum::extract::Request>(client_ip, &config).unwrap();
+        let app = Router::new().route("/", get(|| async { "ok" })).layer(
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(seawall::axum::handle_error))
+                .layer(budget.clone()),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await
+        });
+        let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+        let status = move |forwarded: String| {
+            let client = client.clone();
+            async move {
+                let req = axum::http::Request::get(format!("http://{addr}/"))
+                    .header("x-forwarded-for", forwarded)
+                    .body(Empty::<Bytes>::new())
+                    .unwrap();
+                client.request(req).await.unwrap().status().as_u16()
+            }
+        };
+        let abuser = || status("198.51.100.66".to_owned());
+        let honest = || status("198.51.100.7".to_owned());
+
+        assert_eq!(
+            [abuser().await, abuser().await, abuser().await],
+            [200, 200, 429]
+        );
+        assert_eq!(honest().await, 200, "one of two spent");
+
+        // A client rotating through its IPv6 /64 is one client.
+        let rotated: Vec<u16> = [
+            status("2001:db8:cafe:1::1".to_owned()).await,
+            status("2001:db8:cafe:1::2".to_owned()).await,
+            status("2001:db8:cafe:1:ffff:ffff:ffff:ffff".to_owned()).await,
+        ]
+        .into();
+        assert_eq!(rotated, [200, 200, 429], "one /64, one budget");
+
+        // Four times the map's capacity in fresh addresses, eight at a time.
+        let mut flood = tokio::task::JoinSet::new();
+        for lane in 0..8u32 {
+            let status = status.clone();
+            flood.spawn(async move {
+                for i in 0..(4 * CAPACITY as u32 / 8) {
+                    let n = lane * 1000 + i;
+                    status(format!("203.0.{}.{}", n / 250, n % 250)).await;
+                }
+            });
+        }
+        while let Some(done) = flood.join_next().await {
+            done.unwrap();
+        }
+
+        assert_eq!(abuser().await, 429, "the flood reset no limit");
+        // A newcomer now finds the map full of keys that owe tokens: it is
+        // served by the overflow budget, which the flood has spent.
+        assert_eq!(status("192.0.2.200".to_owned()).await, 429);
+        assert_eq!(
+            honest().await,
+            200,
+            "the honest client keeps its second call"
+        );
+        assert_eq!(honest().await, 429);
+        let stats = budget.stats();
+        assert!(stats.keys <= CAPACITY, "the map stays bounded: {stats:?}");
+        assert!(
+            stats.overflow > 0,
+            "newcomers beyond capacity shared the overflow budget"
+        );
+        server.abort();
+    })
+    .await;
+}
