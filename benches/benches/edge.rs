@@ -18,6 +18,10 @@
 //!   `BoxError`, and `seawall_refused_429` adds turning it into the 429 an
 //!   axum server answers (`StatusMap::respond`: status, `Retry-After`, body).
 //!
+//! Rows `seawall_tsc_*` read the CPU's time-stamp counter (`Clock::tsc`), as
+//! governor does through quanta; the others tokio's clock, seawall's default.
+//! The `edge_key` group measures the two key extractions alone.
+//!
 //! `cargo bench -p seawall-benches --bench edge`
 
 use std::convert::Infallible;
@@ -33,11 +37,12 @@ use http::{Request, Response, StatusCode};
 use seawall::axum::StatusMap;
 use seawall_benches::{call, two_workers};
 use seawall_budget::{BudgetConfig, KeyedBudgetConfig, KeyedBudgetLayer};
-use seawall_core::KeyMapConfig;
 use seawall_core::key::ClientIp;
+use seawall_core::{Clock, KeyFn, KeyMapConfig};
 use tower::{Layer, ServiceExt};
 use tower_governor::GovernorLayer;
 use tower_governor::governor::GovernorConfigBuilder;
+use tower_governor::key_extractor::KeyExtractor;
 use tower_governor::key_extractor::PeerIpKeyExtractor;
 use tower_service::Service;
 
@@ -99,6 +104,10 @@ const HOURLY: Rate = Rate {
 type SeawallLayer = KeyedBudgetLayer<ClientIp, seawall_core::key::ClientKey>;
 
 fn seawall(rate: Rate) -> SeawallLayer {
+    seawall_with(rate, Clock::tokio())
+}
+
+fn seawall_with(rate: Rate, clock: Clock) -> SeawallLayer {
     let per_sec = u32::try_from(Duration::from_secs(1).as_nanos() / rate.period.as_nanos())
         .unwrap_or(u32::MAX);
     let budget = if per_sec >= 1 {
@@ -116,6 +125,7 @@ fn seawall(rate: Rate) -> SeawallLayer {
         &cfg,
     )
     .expect("a valid keyed budget")
+    .clock(clock)
 }
 
 fn governor(
@@ -162,6 +172,11 @@ fn edge(c: &mut Criterion) {
     g.bench_function("seawall_one_client", |b| {
         b.iter_batched(one, |req| call(&mut svc, req), BatchSize::SmallInput)
     });
+    let mut svc = seawall_with(OPEN, Clock::tsc()).layer(Ok200);
+    warm(&mut svc, 2);
+    g.bench_function("seawall_tsc_one_client", |b| {
+        b.iter_batched(one, |req| call(&mut svc, req), BatchSize::SmallInput)
+    });
     let mut svc = governor(OPEN).layer(Ok200);
     warm(&mut svc, 2);
     g.bench_function("tower_governor_one_client", |b| {
@@ -173,6 +188,19 @@ fn edge(c: &mut Criterion) {
     warm(&mut svc, CLIENTS);
     let mut k = 0;
     g.bench_function("seawall_10k_clients", |b| {
+        b.iter_batched(
+            || {
+                k = (k + STRIDE) % CLIENTS;
+                request(client(k))
+            },
+            |req| call(&mut svc, req),
+            BatchSize::SmallInput,
+        )
+    });
+    let mut svc = seawall_with(OPEN, Clock::tsc()).layer(Ok200);
+    warm(&mut svc, CLIENTS);
+    let mut k = 0;
+    g.bench_function("seawall_tsc_10k_clients", |b| {
         b.iter_batched(
             || {
                 k = (k + STRIDE) % CLIENTS;
@@ -220,6 +248,18 @@ fn edge(c: &mut Criterion) {
     assert_eq!(status(&mut svc, one()), Some(StatusCode::TOO_MANY_REQUESTS));
     g.bench_function("tower_governor_refused", |b| {
         b.iter_batched(one, |req| call(&mut svc, req), BatchSize::SmallInput)
+    });
+    g.finish();
+
+    // The keys alone, from a request by reference.
+    let mut g = c.benchmark_group("edge_key");
+    let req = one();
+    let ip = ClientIp::new().peer_from(|c: &ConnectInfo<SocketAddr>| c.0);
+    g.bench_function("seawall_client_ip", |b| {
+        b.iter(|| ip.key(std::hint::black_box(&req)))
+    });
+    g.bench_function("tower_governor_peer_ip", |b| {
+        b.iter(|| PeerIpKeyExtractor.extract(std::hint::black_box(&req)))
     });
     g.finish();
 }
