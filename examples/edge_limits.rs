@@ -19,6 +19,11 @@
 //! Every budget counts per minute and the clients run one after another, so
 //! what each client gets does not depend on the machine's speed. Run with
 //! `cargo run --example edge_limits --features axum,http`.
+//!
+//! With `--serve` it only serves, on 127.0.0.1:3000, until Ctrl-C, for
+//! another client to drive (`curl -si -H 'X-Forwarded-For: 198.51.100.7'
+//! http://127.0.0.1:3000/items`, or a load generator):
+//! `cargo run --example edge_limits --features axum,http -- --serve`.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -167,8 +172,32 @@ async fn drive(
     Ok(())
 }
 
+/// Serves on 127.0.0.1:3000 until Ctrl-C, driving nothing.
+async fn serve_only() -> Result<(), BoxError> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+    println!(
+        "serving on http://{} until Ctrl-C (budgets per minute: per-ip 30, per-client 20, /search 10)",
+        listener.local_addr()?
+    );
+    axum::serve(
+        listener,
+        app()?.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async {
+        // If the signal cannot be listened for, serve until killed.
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    })
+    .await?;
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
+    if std::env::args().skip(1).any(|arg| arg == "--serve") {
+        return serve_only().await;
+    }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let server = tokio::spawn(async move {
