@@ -33,7 +33,7 @@ async fn bounded<F: Future>(f: F) -> F::Output {
         .expect("the test finishes within its bound")
 }
 
-use seawall_test_support::serve::axum as serve;
+use seawall_test_support::serve::{axum as serve, axum_with_peers as serve_with_peers};
 
 /// What a client saw: status, `Retry-After`, body, and every header.
 #[derive(Debug)]
@@ -382,15 +382,7 @@ async fn a_budget_keyed_by_client_ip_behind_a_trusted_proxy() {
                 .layer(HandleErrorLayer::new(seawall::axum::handle_error))
                 .layer(budget.clone()),
         );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let server = tokio::spawn(async move {
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .await
-        });
+        let (addr, _stop) = serve_with_peers(app).await;
 
         let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
         let status = |forwarded: &'static str| {
@@ -413,7 +405,6 @@ async fn a_budget_keyed_by_client_ip_behind_a_trusted_proxy() {
         assert_eq!(a, [200, 200, 429], "198.51.100.7: a burst of 2");
         assert_eq!(b, [200, 200, 429], "203.0.113.9: a budget of its own");
         assert_eq!(budget.stats().keys, 2);
-        server.abort();
     })
     .await;
 }
@@ -484,15 +475,7 @@ async fn rate_limit_headers_state_every_budget_on_admitted_and_refused_calls() {
                     .layer(api),
             )
             .route("/free", get(|| async { "free" }));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let server = tokio::spawn(async move {
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .await
-        });
+        let (addr, _stop) = serve_with_peers(app).await;
         let header = |seen: &Seen, name| {
             seen.headers
                 .get(name)
@@ -548,7 +531,6 @@ async fn rate_limit_headers_state_every_budget_on_admitted_and_refused_calls() {
         let free = get_path(addr, "/free").await;
         assert_eq!(free.status, StatusCode::OK);
         assert_eq!(header(&free, RATELIMIT), None);
-        server.abort();
     })
     .await;
 }
@@ -585,15 +567,7 @@ async fn a_flood_of_fresh_addresses_resets_no_clients_limit() {
                 .layer(HandleErrorLayer::new(seawall::axum::handle_error))
                 .layer(budget.clone()),
         );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let server = tokio::spawn(async move {
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .await
-        });
+        let (addr, _stop) = serve_with_peers(app).await;
         let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
         let status = move |forwarded: String| {
             let client = client.clone();
@@ -654,7 +628,6 @@ async fn a_flood_of_fresh_addresses_resets_no_clients_limit() {
             stats.overflow > 0,
             "newcomers beyond capacity shared the overflow budget"
         );
-        server.abort();
     })
     .await;
 }
