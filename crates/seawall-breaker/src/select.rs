@@ -219,6 +219,18 @@ type Changes<K, S> = Box<
 ///   per thread: the hedging layer must call the selection directly (a
 ///   clonable handle that locks it for `poll_ready` and `call`), not
 ///   through a `Buffer`, whose worker calls it later, elsewhere.
+/// - **Shared through such a handle, readiness can be taken.** Which peers
+///   are ready is state of the `PeerSelect`, not of a handle: between one
+///   caller's `poll_ready` (Ready: some peer is ready) and its `call`,
+///   another request's hedge, sent through another handle, can take that
+///   peer's readiness. If no other ready peer admits the call (one peer,
+///   or the others pending or open), it fails at once with
+///   [`NoPeerAvailable`], nothing sent. This matters when few peers are
+///   ready at a time. Accept it (the refusal is fast and typed; drive the
+///   handle ready again and retry), keep `max_tries` above 1 with several
+///   peers so the call falls back to another ready one, or put a `Buffer`
+///   in front (no refusal, but a hedge then no longer avoids its first
+///   attempt's peer).
 /// - **Readiness.** `poll_ready` polls the discover stream (if any) and
 ///   every peer not yet ready; it is `Ready` when at least one peer is ready
 ///   (or the set is empty: calls then fail at once), `Pending` when all are

@@ -19,7 +19,10 @@ use crate::layer::Inject;
 /// `poll_ready` reports the inner service's readiness, unchanged: chaos
 /// reserves nothing. When a fault placed [`Before`](crate::Placement::Before)
 /// skips the inner call, whatever the inner service reserved in its
-/// `poll_ready` stays with it for the next call, as with tower's `LoadShed`.
+/// `poll_ready` stays with it for the next call, as with tower's `Filter`
+/// when its predicate rejects a request after the inner service reported
+/// ready. (tower's `LoadShed` is not such a case: it sheds only when the
+/// inner service is *not* ready, so it never holds a reservation then.)
 pub struct Chaos<S, E, O, P> {
     inner: S,
     control: Arc<Control>,

@@ -125,6 +125,8 @@ pub const HEDGE_WON_TOTAL: &str = "seawall_hedge_won_total";
 pub const HEDGE_BUDGET_EXHAUSTED_TOTAL: &str = "seawall_hedge_budget_exhausted_total";
 /// Counter: calls not hedged because their request could not be copied.
 pub const HEDGE_NOT_CLONEABLE_TOTAL: &str = "seawall_hedge_not_cloneable_total";
+/// Gauge: the delay after which a hedging layer's next call is hedged.
+pub const HEDGE_DELAY_SECONDS: &str = "seawall_hedge_delay_seconds";
 /// Counter: requests that arrived with a caller's deadline, or left with one.
 pub const DEADLINE_CARRIED_TOTAL: &str = "seawall_deadline_carried_total";
 /// Counter: requests refused because the caller's deadline had passed.
@@ -282,6 +284,11 @@ pub fn describe_metrics() {
         Unit::Count,
         "Calls not hedged: the request could not be copied."
     );
+    describe_gauge!(
+        HEDGE_DELAY_SECONDS,
+        Unit::Seconds,
+        "Delay after which the next call is hedged."
+    );
     describe_counter!(
         DEADLINE_CARRIED_TOTAL,
         Unit::Count,
@@ -336,6 +343,7 @@ mod tests {
             HEDGE_WON_TOTAL,
             HEDGE_BUDGET_EXHAUSTED_TOTAL,
             HEDGE_NOT_CLONEABLE_TOTAL,
+            HEDGE_DELAY_SECONDS,
             DEADLINE_CARRIED_TOTAL,
             DEADLINE_EXCEEDED_TOTAL,
         ];

@@ -42,8 +42,8 @@ pin_project! {
         // `None` once no more hedges will be sent.
         svc: Option<S>,
         req: Option<Req>,
-        // The timer has fired and a token is spent: a hedge is waiting
-        // for `svc` to be ready.
+        // The timer has fired: a hedge is due, waiting for `svc` to be
+        // ready. Its budget token is withdrawn only then, when it is sent.
         armed: bool,
         sent: u32,
         first_peer: Option<usize>,
@@ -157,11 +157,14 @@ where
         let mut this = self.project();
         let (Some(shared), Some(classify)) = (this.shared.as_deref(), this.classify.as_ref())
         else {
-            // Not hedged: the first attempt's answer as it is.
-            return match this.first.as_pin_mut() {
-                Some(first) => first.poll(cx).map_err(Into::into),
-                None => Poll::Ready(Err(PolledAfterCompletion.into())),
+            // Not hedged: the first attempt's answer as it is (once: the
+            // finished attempt is never polled again).
+            let Some(first) = this.first.as_mut().as_pin_mut() else {
+                return Poll::Ready(Err(PolledAfterCompletion.into()));
             };
+            let result = std::task::ready!(first.poll(cx));
+            this.first.set(None);
+            return Poll::Ready(result.map_err(Into::into));
         };
 
         loop {
@@ -172,7 +175,7 @@ where
                 this.first.set(None);
                 if !classify.classify(&result).is_failure() {
                     if let Some(start) = *this.measured {
-                        record(this.key.as_deref().unwrap_or(&shared.tracker), start);
+                        record(shared, this.key.as_deref(), start);
                     }
                     drop_all(
                         this.timer.as_mut(),
@@ -206,7 +209,7 @@ where
                 if this.first.is_some()
                     && let Some(start) = *this.measured
                 {
-                    record(this.key.as_deref().unwrap_or(&shared.tracker), start);
+                    record(shared, this.key.as_deref(), start);
                 }
                 shared.won();
                 tracing::trace!(target: TARGET_HEDGE, name = &*shared.name, "hedge won");
@@ -221,20 +224,16 @@ where
                 return Poll::Ready(result.map_err(Into::into));
             }
 
-            // The next hedge: due when the timer fires, paid for from the
-            // budget, sent when the service is ready.
+            // The next hedge: due when the timer fires, sent when the
+            // service is ready and paid for from the budget then (a hedge
+            // never sent costs no token).
             let mut launched = false;
             if this.req.is_some() {
                 if !*this.armed
                     && let Some(timer) = this.timer.as_mut().as_pin_mut()
                     && timer.poll(cx).is_ready()
                 {
-                    if shared.budget.try_withdraw() {
-                        *this.armed = true;
-                    } else {
-                        shared.budget_exhausted();
-                        stop_hedging(this.timer.as_mut(), this.svc, this.req, this.armed);
-                    }
+                    *this.armed = true;
                 }
                 if *this.armed
                     && let Some(svc) = this.svc.as_mut()
@@ -242,9 +241,24 @@ where
                     match svc.poll_ready(cx) {
                         Poll::Pending => {}
                         Poll::Ready(Err(e)) => {
-                            // The hedge could not be sent; the attempts in
-                            // flight go on.
-                            this.bad.get_or_insert(Err(e));
+                            // The hedge cannot be sent. That is no answer to
+                            // the call: the attempts in flight go on, and
+                            // their own answers (good or bad) are returned.
+                            // (While hedges may still be sent, no attempt
+                            // has failed and the first is still running.)
+                            let e: BoxError = e.into();
+                            tracing::debug!(
+                                target: TARGET_HEDGE,
+                                name = &*shared.name,
+                                error = %e,
+                                "hedge not sent: the service failed readiness"
+                            );
+                            stop_hedging(this.timer.as_mut(), this.svc, this.req, this.armed);
+                        }
+                        Poll::Ready(Ok(())) if !shared.budget.try_withdraw() => {
+                            // Dropping the ready service gives back what
+                            // its readiness reserved.
+                            shared.budget_exhausted();
                             stop_hedging(this.timer.as_mut(), this.svc, this.req, this.armed);
                         }
                         Poll::Ready(Ok(())) => {
@@ -320,10 +334,16 @@ where
     }
 }
 
-/// Records the latency of a first attempt that started at `start`.
-fn record(tracker: &DeadlineTracker, start: u64) {
+/// Records the latency of a first attempt that started at `start`, on the
+/// key's tracker if any, else on the layer's (whose delay, which the
+/// record may have recomputed, is then published).
+fn record(shared: &Shared, key: Option<&DeadlineTracker>, start: u64) {
+    let tracker = key.unwrap_or(&shared.tracker);
     let now = tracker.clock().nanos();
     tracker.record(Duration::from_nanos(now.saturating_sub(start)));
+    if key.is_none() {
+        shared.publish_delay();
+    }
 }
 
 // `req` was checked to be `Some` under the same `&mut`; this cannot run.

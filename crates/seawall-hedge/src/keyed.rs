@@ -38,7 +38,7 @@ impl<K: Hash + Eq + Clone + fmt::Display + Send + Sync + 'static> Keys<K> {
             let label: Arc<str> = k.to_string().into();
             // The config was validated when the layer was built: `for_key`
             // cannot fail; were it to, the key hedges at `max_delay`.
-            DeadlineTracker::for_key(&self.config, label, self.clock.clone())
+            DeadlineTracker::for_key_without_metrics(&self.config, label, self.clock.clone())
                 .unwrap_or_else(|_| DeadlineTracker::fixed(self.max_delay))
         });
         match made {

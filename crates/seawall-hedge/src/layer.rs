@@ -35,9 +35,21 @@ impl Shared {
             hedges_won: Counters::get(&c.won),
             budget_exhausted: Counters::get(&c.budget_exhausted),
             not_cloneable: Counters::get(&c.not_cloneable),
-            delay: self.tracker.deadline(),
+            delay: self.publish_delay(),
             budget_balance: self.budget.balance(),
         }
+    }
+
+    /// The layer's own delay, published as `seawall_hedge_delay_seconds`
+    /// (feature `metrics`) if it changed since it was last published. Run
+    /// when the layer is built, after each latency its first attempts
+    /// record (where the delay is recomputed), and by `stats()`: one
+    /// atomic load, and a gauge write only when the delay moved.
+    pub(crate) fn publish_delay(&self) -> std::time::Duration {
+        let delay = self.tracker.deadline();
+        #[cfg(feature = "metrics")]
+        self.metrics.delay(delay);
+        delay
     }
 
     pub(crate) fn sent(&self) {
@@ -108,23 +120,27 @@ impl<P, C> HedgeLayer<P, C> {
         classify: C,
     ) -> Result<Self, ConfigError> {
         config.validate()?;
-        let tracker = DeadlineTracker::with_clock(&config.tracker_config(), clock.clone())?;
+        // The tracker reports nothing of its own: the delay is this
+        // layer's gauge, not an adaptive timeout's deadline of the same name.
+        let tracker = DeadlineTracker::without_metrics(&config.tracker_config(), clock.clone())?;
         let budget = HedgeBudget::new(
             config.budget_ratio,
             config.budget_min_per_sec,
             config.budget_burst,
             clock,
         );
+        let shared = Arc::new(Shared {
+            name: config.name.as_str().into(),
+            tracker,
+            budget,
+            max_hedges: config.max_hedges,
+            counters: Counters::default(),
+            #[cfg(feature = "metrics")]
+            metrics: crate::metrics::Handles::new(&config.name),
+        });
+        shared.publish_delay();
         Ok(HedgeLayer {
-            shared: Arc::new(Shared {
-                name: config.name.as_str().into(),
-                tracker,
-                budget,
-                max_hedges: config.max_hedges,
-                counters: Counters::default(),
-                #[cfg(feature = "metrics")]
-                metrics: crate::metrics::Handles::new(&config.name),
-            }),
+            shared,
             policy,
             classify,
         })

@@ -117,7 +117,8 @@
 //!
 //! A call that sends no hedge allocates nothing (asserted in the
 //! workspace's allocation tests): the first attempt and the timer are
-//! inline in the response future. It costs one clone of the inner service,
+//! inline in the response future (for an inner service whose clone does not
+//! allocate: tower's `Buffer`'s does, see [`Hedge`]). It costs one clone of the inner service,
 //! one copy of the request, one atomic add (the budget's deposit), one
 //! reference count (the layer's shared state) and a timer. A hedge costs a
 //! boxed future and a budget withdrawal.
@@ -126,7 +127,7 @@
 //!
 //! | feature   | what it adds |
 //! |-----------|--------------|
-//! | `metrics` | counters `seawall_hedge_sent_total`, `_won_total`, `_budget_exhausted_total`, `_not_cloneable_total` (label `name`) |
+//! | `metrics` | counters `seawall_hedge_sent_total`, `_won_total`, `_budget_exhausted_total`, `_not_cloneable_total` (label `name`); gauge `seawall_hedge_delay_seconds` (label `name`): the layer's own delay, written when the layer is built, when a recorded latency has moved it, and by `stats()` (the delay's latency window reports no `seawall_timeout_*` series of its own) |
 //! | `serde`   | `Deserialize` for [`HedgeConfig`] (durations as `"5ms"`) |
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]

@@ -22,8 +22,14 @@ use crate::stats::HedgeStats;
 /// makes the first attempt and goes into the response future, where it is
 /// driven ready again (`poll_ready`, then `call`, like tower's `Oneshot`)
 /// when a hedge is due; the service keeps a fresh clone for the next call.
-/// A clone of a tower service is usually a reference count or a channel
-/// handle: no allocation.
+///
+/// That clone is made on every hedged call, so its cost is the call's: a
+/// service that is a reference count, or a `Copy` value, clones without
+/// allocating. Not every handle does: tower's `Buffer` clones its sender
+/// as a `PollSender`, which boxes a future on every clone, so hedging over
+/// a `Buffer` allocates on every call, hedge sent or not. The no-allocation
+/// guarantee of a call that sends no hedge holds for an inner service
+/// whose clone does not allocate.
 pub struct Hedge<S, P = ByClone, C = ErrorsAsFailures> {
     inner: S,
     shared: Arc<Shared>,

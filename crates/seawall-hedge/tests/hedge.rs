@@ -632,3 +632,139 @@ async fn a_service_that_fails_readiness_sends_no_hedge() {
     assert_eq!(backend.calls(), 1);
     assert_eq!(layer.stats().hedges_sent, 0);
 }
+
+// A hedge whose service fails readiness is not an answer: the first
+// attempt's own failure is what the caller sees.
+#[tokio::test(start_paused = true)]
+async fn a_hedge_failing_readiness_leaves_the_first_attempts_failure() {
+    let layer = fixed(50);
+    let backend = Backend::new(|_| (100, Err("first attempt: upstream 503".into())));
+    let gated = Gated::new(backend.clone());
+    let mut svc = layer.layer(gated.clone());
+    let mut fut = task::spawn(svc.ready().await.unwrap().call(1));
+    assert_pending!(fut.poll());
+    gated.set(false, true);
+    advance(ms(50)).await;
+    assert_pending!(fut.poll(), "the first attempt goes on");
+    advance(ms(50)).await;
+    let err = assert_ready!(fut.poll()).unwrap_err();
+    assert_eq!(err.to_string(), "first attempt: upstream 503");
+    assert_eq!(backend.calls(), 1);
+    assert_eq!(layer.stats().hedges_sent, 0);
+}
+
+// With a classifier that reads answers (a 503 is a failure), a first
+// attempt's bad answer stays an answer when the hedge's readiness fails.
+#[tokio::test(start_paused = true)]
+async fn a_hedge_failing_readiness_leaves_the_first_attempts_bad_answer() {
+    use seawall_core::classify::{Outcome, classify_fn};
+    let layer = HedgeLayer::builder()
+        .delay(ms(50))
+        .budget_min_per_sec(1000)
+        .classify(classify_fn(|r: &Result<&'static str, BoxError>| match r {
+            Ok("503") | Err(_) => Outcome::Failure,
+            Ok(_) => Outcome::Success,
+        }))
+        .build()
+        .unwrap();
+    let backend = Backend::new(|_| (100, Ok("503")));
+    let gated = Gated::new(backend.clone());
+    let mut svc = layer.layer(gated.clone());
+    let mut fut = task::spawn(svc.ready().await.unwrap().call(1));
+    assert_pending!(fut.poll());
+    gated.set(false, true);
+    advance(ms(50)).await;
+    assert_pending!(fut.poll());
+    advance(ms(50)).await;
+    assert_eq!(assert_ready!(fut.poll()).unwrap(), "503");
+}
+
+// A call that is not hedged (max_hedges = 0) polled after it completed
+// says so; it does not poll the finished attempt again.
+#[tokio::test(start_paused = true)]
+async fn an_unhedged_call_polled_after_completion_is_an_error() {
+    let layer = HedgeLayer::builder().max_hedges(0).build().unwrap();
+    let mut svc = layer.layer(tower::service_fn(|_: u32| async { Ok::<_, BoxError>("x") }));
+    let mut fut = task::spawn(svc.ready().await.unwrap().call(1));
+    assert_eq!(assert_ready!(fut.poll()).unwrap(), "x");
+    let again = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fut.poll()));
+    let again = again.expect("polled again, the finished async block panics");
+    let err = assert_ready!(again).unwrap_err();
+    assert!(err.to_string().contains("after completion"), "{err}");
+}
+
+// The same for a request that cannot be copied (not hedged either).
+#[tokio::test(start_paused = true)]
+async fn an_uncopied_call_polled_after_completion_is_an_error() {
+    let layer = HedgeLayer::builder()
+        .clone_with(|_: &u32| None)
+        .build()
+        .unwrap();
+    let mut svc = layer.layer(tower::service_fn(|_: u32| async { Ok::<_, BoxError>("x") }));
+    let mut fut = task::spawn(svc.ready().await.unwrap().call(1));
+    assert_eq!(assert_ready!(fut.poll()).unwrap(), "x");
+    let again = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fut.poll()));
+    assert!(assert_ready!(again.expect("no panic")).is_err());
+}
+
+// A hedge that is due but whose service never becomes ready spends no
+// budget: the token is taken only when the hedge can be sent.
+#[tokio::test(start_paused = true)]
+async fn a_hedge_never_ready_spends_no_budget() {
+    let layer = HedgeLayer::builder()
+        .delay(ms(50))
+        .budget_min_per_sec(1)
+        .budget_burst(1)
+        .budget_ratio(0.0)
+        .build()
+        .unwrap();
+    // Calls 1 and 2 send one attempt each; call 3's hedge is the fourth.
+    let backend = Backend::new(|n| {
+        if n == 3 {
+            (10, Ok("hedge"))
+        } else {
+            (100, Ok("first"))
+        }
+    });
+    let gated = Gated::new(backend.clone());
+    let mut svc = layer.layer(gated.clone());
+    let mut fut = task::spawn(svc.ready().await.unwrap().call(1));
+    assert_pending!(fut.poll());
+    let before = layer.stats().budget_balance;
+    assert_eq!(before, 1);
+    gated.set(false, false);
+    advance(ms(50)).await;
+    assert_pending!(fut.poll(), "due, waiting for readiness");
+    advance(ms(50)).await;
+    assert_eq!(assert_ready!(fut.poll()).unwrap(), "first");
+    assert_eq!(backend.calls(), 1);
+    assert_eq!(
+        layer.stats().budget_balance,
+        before,
+        "no hedge sent, no token spent"
+    );
+
+    // Dropped while waiting for readiness: no token spent either.
+    gated.set(true, false);
+    let mut fut = task::spawn(svc.ready().await.unwrap().call(2));
+    assert_pending!(fut.poll());
+    gated.set(false, false);
+    advance(ms(50)).await;
+    assert_pending!(fut.poll());
+    drop(fut);
+    assert_eq!(layer.stats().budget_balance, before);
+
+    // Once ready, the hedge is sent and paid for.
+    gated.set(true, false);
+    let mut fut = task::spawn(svc.ready().await.unwrap().call(3));
+    assert_pending!(fut.poll());
+    gated.set(false, false);
+    advance(ms(50)).await;
+    assert_pending!(fut.poll());
+    gated.set(true, false);
+    assert_pending!(fut.poll());
+    assert_eq!(layer.stats().hedges_sent, 1);
+    assert_eq!(layer.stats().budget_balance, 0);
+    advance(ms(10)).await;
+    assert_eq!(assert_ready!(fut.poll()).unwrap(), "hedge");
+}

@@ -59,3 +59,52 @@ async fn hedges_are_counted_under_the_layers_name() {
         Some(1)
     );
 }
+
+// The hedge's delay is its own gauge: an unnamed hedging layer and an
+// unnamed adaptive timeout (both "default") do not share a series.
+#[tokio::test(start_paused = true)]
+async fn the_delay_is_the_hedges_own_gauge_not_the_timeouts() {
+    use seawall_timeout::AdaptiveTimeoutLayer;
+    let rec = Recording::default();
+    let (timeout, hedge) = metrics::with_local_recorder(&rec, || {
+        let timeout = AdaptiveTimeoutLayer::fixed(Duration::from_secs(5));
+        let hedge = HedgeLayer::builder()
+            .max_delay(Duration::from_millis(300))
+            .min_samples(1)
+            .build()
+            .unwrap();
+        (timeout, hedge)
+    });
+    assert_eq!(
+        rec.gauge("seawall_timeout_deadline_seconds{name=default}"),
+        Some(5.0),
+        "the timeout's deadline, untouched by the hedge"
+    );
+    assert_eq!(
+        rec.counter("seawall_timeout_elapsed_total{name=default}"),
+        Some(0)
+    );
+    assert_eq!(
+        rec.gauge("seawall_hedge_delay_seconds{name=default}"),
+        Some(0.3)
+    );
+
+    // A learned delay is published when it changes (here on the first
+    // measured call: one sample is enough).
+    let svc = hedge.layer(service_fn(|n: u32| async move {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        Ok::<_, std::convert::Infallible>(n)
+    }));
+    svc.oneshot(0).await.unwrap();
+    let published = rec
+        .gauge("seawall_hedge_delay_seconds{name=default}")
+        .unwrap();
+    let delay = hedge.stats().delay;
+    assert!(delay < Duration::from_millis(300), "{delay:?}");
+    assert_eq!(published, delay.as_secs_f64());
+    assert_eq!(
+        rec.gauge("seawall_timeout_deadline_seconds{name=default}"),
+        Some(5.0)
+    );
+    drop(timeout);
+}

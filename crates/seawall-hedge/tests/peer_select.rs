@@ -120,3 +120,47 @@ async fn with_one_ready_peer_the_hedge_goes_to_it() {
         "the hedge, on the same peer"
     );
 }
+
+// The documented race of a shared selection: readiness lives in the shared
+// `PeerSelect`, so a hedge of one caller's request can take the only ready
+// peer between another caller's `poll_ready` and its `call`; that call
+// then fails at once with `NoPeerAvailable` (typed, nothing sent). Driving
+// the handle ready again makes the peer ready again.
+#[tokio::test(start_paused = true)]
+async fn a_hedge_can_take_the_peer_another_handle_was_told_is_ready() {
+    let breakers = KeyedBreakerLayer::new(|r: &u32| *r, &BreakerConfig::new().into()).unwrap();
+    let only = service_fn(move |_: u32| async move {
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        Ok::<_, BoxError>(0usize)
+    });
+    let select = PeerSelect::builder(&breakers, |_: &u32| Some(0u32))
+        .peers([(0, only)])
+        .build()
+        .unwrap();
+    let hedge = HedgeLayer::builder()
+        .delay(Duration::from_millis(50))
+        .build()
+        .unwrap();
+    let shared = Arc::new(Mutex::new(select));
+    let mut y = hedge.layer(Locked(shared.clone()));
+    let mut x = hedge.layer(Locked(shared.clone()));
+    let mut fut_y = task::spawn(y.ready().await.unwrap().call(0));
+    assert_pending!(fut_y.poll());
+    // Caller X is told the selection is ready...
+    x.ready().await.unwrap();
+    advance(Duration::from_millis(50)).await;
+    // ...then Y's hedge is sent, on the one ready peer.
+    assert_pending!(fut_y.poll());
+    assert_eq!(hedge.stats().hedges_sent, 1);
+    let err = x.call(0).await.unwrap_err();
+    assert!(
+        err.downcast_ref::<seawall_breaker::NoPeerAvailable>()
+            .is_some(),
+        "{err}"
+    );
+    // Ready again, X's next call goes through.
+    let mut fut_x = task::spawn(x.ready().await.unwrap().call(0));
+    assert_pending!(fut_x.poll());
+    advance(Duration::from_millis(1000)).await;
+    assert_eq!(assert_ready!(fut_x.poll()).unwrap(), 0);
+}

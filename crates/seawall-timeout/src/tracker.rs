@@ -154,8 +154,11 @@ struct Common {
     fresh_at: AtomicU64,
     ring: Mutex<RingState>,
     shards: OnceLock<Box<[Weak<Shard>]>>,
+    /// Built without metric series (see [`DeadlineTracker::without_metrics`]).
+    quiet: bool,
+    /// `None` for a quiet tracker.
     #[cfg(feature = "metrics")]
-    metrics: crate::metrics::Handles,
+    metrics: Option<crate::metrics::Handles>,
 }
 
 struct RingState {
@@ -456,6 +459,56 @@ impl DeadlineTracker {
         ))
     }
 
+    /// As [`with_clock`](Self::with_clock), but reporting nothing through
+    /// the `metrics` facade (feature `metrics`): no
+    /// `seawall_timeout_deadline_seconds` or `seawall_timeout_elapsed_total`
+    /// series is registered or written. For a layer kept outside this crate
+    /// that reuses the tracker for a value of its own, under its own metric
+    /// names (the hedging layer's delay): its name is then not confused
+    /// with an adaptive timeout's of the same name. Tracing events and
+    /// [`stats`](Self::stats) are unchanged.
+    ///
+    /// ```
+    /// use seawall_core::Clock;
+    /// use seawall_timeout::{AdaptiveTimeoutConfig, DeadlineTracker};
+    ///
+    /// let cfg = AdaptiveTimeoutConfig::builder().name("hedge").into_config();
+    /// let tracker = DeadlineTracker::without_metrics(&cfg, Clock::tokio()).unwrap();
+    /// assert_eq!(tracker.deadline(), cfg.base);
+    /// ```
+    pub fn without_metrics(
+        config: &AdaptiveTimeoutConfig,
+        clock: Clock,
+    ) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let params = Params::new(config);
+        let layout = Layout::precise(params.high_us);
+        let name = config.name.as_str().into();
+        Ok(Self::build(
+            params,
+            name,
+            None,
+            layout,
+            shard_count(),
+            clock,
+            true,
+        ))
+    }
+
+    /// As [`for_key`](Self::for_key), but reporting nothing through the
+    /// `metrics` facade: see [`without_metrics`](Self::without_metrics).
+    pub fn for_key_without_metrics(
+        config: &AdaptiveTimeoutConfig,
+        key: Arc<str>,
+        clock: Clock,
+    ) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let params = Params::new(config);
+        let layout = Layout::compact(params.high_us);
+        let name = config.name.as_str().into();
+        Ok(Self::build(params, name, Some(key), layout, 1, clock, true))
+    }
+
     /// A fixed-deadline tracker: measures nothing, counts timeouts. The
     /// deadline is capped at [`LONGEST_DEADLINE`](crate::LONGEST_DEADLINE).
     pub fn fixed(deadline: Duration) -> Self {
@@ -470,16 +523,18 @@ impl DeadlineTracker {
     /// `clock`.
     pub(crate) fn on_clock(&self, clock: Clock) -> Self {
         let c = &*self.common;
-        match &c.label {
-            Some(label) => Self::keyed(c.params, c.name.clone(), label.clone(), clock),
-            None => Self::with_params(c.params, c.name.clone(), clock),
-        }
+        let (layout, n) = match &c.label {
+            Some(_) => (Layout::compact(c.params.high_us), 1),
+            None => (Layout::precise(c.params.high_us), shard_count()),
+        };
+        let (name, label) = (c.name.clone(), c.label.clone());
+        Self::build(c.params, name, label, layout, n, clock, c.quiet)
     }
 
     /// A layer's own tracker: precise histograms, a recorder shard per CPU.
     pub(crate) fn with_params(params: Params, name: Arc<str>, clock: Clock) -> Self {
         let layout = Layout::precise(params.high_us);
-        Self::build(params, name, None, layout, shard_count(), clock)
+        Self::build(params, name, None, layout, shard_count(), clock, false)
     }
 
     /// One key's tracker: compact histograms and one recorder shard (its
@@ -487,7 +542,7 @@ impl DeadlineTracker {
     /// 4 KiB whatever `max` is.
     pub(crate) fn keyed(params: Params, name: Arc<str>, label: Arc<str>, clock: Clock) -> Self {
         let layout = Layout::compact(params.high_us);
-        Self::build(params, name, Some(label), layout, 1, clock)
+        Self::build(params, name, Some(label), layout, 1, clock, false)
     }
 
     fn build(
@@ -497,6 +552,7 @@ impl DeadlineTracker {
         layout: Layout,
         n: usize,
         clock: Clock,
+        quiet: bool,
     ) -> Self {
         let (deadline, source) = match params.fixed {
             Some(f) => (f, DeadlineSource::Fixed),
@@ -509,7 +565,9 @@ impl DeadlineTracker {
         let common = Arc::new(Common {
             params,
             #[cfg(feature = "metrics")]
-            metrics: crate::metrics::Handles::new(&name, label.as_deref(), params.key_metrics),
+            metrics: (!quiet)
+                .then(|| crate::metrics::Handles::new(&name, label.as_deref(), params.key_metrics)),
+            quiet,
             name,
             label,
             clock,
@@ -544,7 +602,9 @@ impl DeadlineTracker {
             .shards
             .set(shards.iter().map(Arc::downgrade).collect());
         #[cfg(feature = "metrics")]
-        common.metrics.deadline(&common.name, None, deadline, false);
+        if let Some(m) = &common.metrics {
+            m.deadline(&common.name, None, deadline, false);
+        }
         DeadlineTracker { common, shards }
     }
 
@@ -654,7 +714,9 @@ impl DeadlineTracker {
     pub(crate) fn retire(&self) {
         let mut state = lock(&self.common.ring);
         state.retired = true;
-        self.common.metrics.retire();
+        if let Some(m) = &self.common.metrics {
+            m.retire();
+        }
     }
 }
 
@@ -802,7 +864,9 @@ impl Common {
     fn count_timeout(&self, deadline: Duration) {
         self.timeouts.fetch_add(1, Relaxed);
         #[cfg(feature = "metrics")]
-        self.metrics.elapsed();
+        if let Some(m) = &self.metrics {
+            m.elapsed();
+        }
         tracing::trace!(
             target: TARGET_TIMEOUT,
             name = &*self.name,
@@ -982,10 +1046,11 @@ impl Common {
             self.fresh_at.store(fresh_at, Relaxed);
         }
         #[cfg(feature = "metrics")]
-        if !state.retired {
+        if let Some(m) = &self.metrics
+            && !state.retired
+        {
             let adaptive = source == DeadlineSource::Adaptive;
-            self.metrics
-                .deadline(&self.name, self.label.as_deref(), deadline, adaptive);
+            m.deadline(&self.name, self.label.as_deref(), deadline, adaptive);
         }
     }
 }
