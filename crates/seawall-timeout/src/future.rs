@@ -18,10 +18,12 @@
 //! Inside a caller's [`Deadline`] scope, the future also keeps the caller's
 //! deadline, read once in `call`: when it comes before `start + deadline`,
 //! the timer is set for it instead, and at that instant the future resolves
-//! to [`DeadlineExceeded`] (not a timeout of the service: the call is
-//! neither counted nor recorded as one). A call made after the caller's
-//! deadline has passed is not started: its future resolves to
-//! `DeadlineExceeded` at once.
+//! to [`DeadlineExceeded`] marked
+//! [`while_running`](DeadlineExceeded::while_running): not a timeout of the
+//! service (neither counted nor recorded as one), but not a refusal either,
+//! so a breaker above counts it as a failure. A call made after the caller's
+//! deadline has passed is not started: its future resolves to a plain
+//! `DeadlineExceeded` (a refusal) at once.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -176,9 +178,11 @@ where
         }
         let deadline = *this.deadline;
         if deadline & CALLER != 0 {
-            // The caller's deadline, not the service, ended the call: not a
-            // timeout of the service.
-            return Poll::Ready(Err(caller_passed(Duration::ZERO)));
+            // The caller's deadline, not the service's own, ended the call:
+            // neither a timeout sample nor counted as one. The service had
+            // the call, though, and had not answered: cut short while
+            // running, a failure to a breaker above, not a refusal.
+            return Poll::Ready(Err(cut_short()));
         }
         Poll::Ready(Err(expired(this.claim, deadline)))
     }
@@ -227,6 +231,12 @@ fn refusal(timer: &Pin<&mut Timer>) -> BoxError {
 #[inline(never)]
 fn caller_passed(past: Duration) -> BoxError {
     Box::new(DeadlineExceeded::new(past))
+}
+
+#[cold]
+#[inline(never)]
+fn cut_short() -> BoxError {
+    Box::new(DeadlineExceeded::new(Duration::ZERO).while_running())
 }
 
 #[cold]
