@@ -126,3 +126,65 @@ async fn a_handler_cut_while_running_is_not_a_refusal() {
     assert_eq!(found.kind(), RejectionKind::DeadlineExceeded);
     assert!(!found.is_refusal());
 }
+
+#[tokio::test(start_paused = true)]
+async fn under_a_millisecond_left_is_refused_not_sent_as_zero() {
+    use seawall_deadline::{PropagateDeadlineConfig, PropagateDeadlineLayer};
+    let sent = Arc::new(AtomicUsize::new(0));
+    let counter = sent.clone();
+    // A name given in capitals: written in its lowercase form.
+    let layer =
+        PropagateDeadlineLayer::from_config(&PropagateDeadlineConfig::new().header("X-Deadline-Ms"))
+            .unwrap();
+    let svc = layer.layer(tower::service_fn(move |req: Request<()>| {
+        counter.fetch_add(1, Ordering::Relaxed);
+        let value = req.headers().get("x-deadline-ms").cloned();
+        async move { Ok::<_, BoxError>(value) }
+    }));
+    let err = Deadline::scope(
+        Deadline::after(Duration::from_micros(900)),
+        svc.clone().oneshot(Request::new(())),
+    )
+    .await
+    .unwrap_err();
+    let found = Rejection::find(&*err).unwrap();
+    assert_eq!(found.kind(), RejectionKind::DeadlineExceeded);
+    assert!(found.is_refusal());
+    assert_eq!(sent.load(Ordering::Relaxed), 0, "not sent with \"0\"");
+    assert_eq!(layer.stats().refused, 1);
+    // One millisecond left: sent.
+    let value = Deadline::scope(
+        Deadline::after(Duration::from_micros(1_000)),
+        svc.oneshot(Request::new(())),
+    )
+    .await
+    .unwrap();
+    assert_eq!(value.unwrap(), "1");
+    // The same name in a second layer (the name is kept once).
+    let again =
+        PropagateDeadlineLayer::from_config(&PropagateDeadlineConfig::new().header("x-deadline-ms"))
+            .unwrap();
+    let value = Deadline::scope(
+        Deadline::after(5 * MS),
+        again
+            .layer(tower::service_fn(|req: Request<()>| async move {
+                Ok::<_, BoxError>(req.headers().get("x-deadline-ms").cloned())
+            }))
+            .oneshot(Request::new(())),
+    )
+    .await
+    .unwrap();
+    assert_eq!(value.unwrap(), "5");
+
+    // gRPC's grammar has finer units: 900µs is sent.
+    let grpc = PropagateDeadlineLayer::new().layer(tower::service_fn(|req: Request<()>| async move {
+        Ok::<_, BoxError>(req.headers().get("grpc-timeout").cloned())
+    }));
+    let value = Deadline::scope(
+        Deadline::after(Duration::from_micros(900)),
+        grpc.oneshot(Request::new(())),
+    )
+    .await
+    .unwrap();
+    assert_eq!(value.unwrap(), "900000n");
+}
