@@ -984,13 +984,14 @@ mod tests {
         assert!(RejectionKind::DeadlineExceeded.is_refusal());
         // Cut short while running: a failure of the service, still not
         // retryable.
-        let cut: crate::BoxError = DeadlineExceeded::new(Duration::ZERO)
-            .while_running()
-            .into();
+        let cut: crate::BoxError = DeadlineExceeded::new(Duration::ZERO).while_running().into();
         assert!(!Rejection::is_refusal_in(&cut));
         let found = Rejection::find(&*cut).unwrap();
         assert!(!found.kind().is_retryable() && !found.is_refusal());
-        assert_eq!(cut.to_string(), "the caller's deadline passed while the call ran");
+        assert_eq!(
+            cut.to_string(),
+            "the caller's deadline passed while the call ran"
+        );
         assert!(Rejection::is_refusal_in(&DeadlineExceeded::new(
             Duration::ZERO
         )));

@@ -85,7 +85,10 @@ async fn a_wait_for_readiness_below_is_charged_to_the_callers_deadline() {
     // Still waiting for readiness: no work was done, a refusal.
     assert!(found.is_refusal());
     assert_eq!(calls.load(Ordering::Relaxed), 0, "the handler never ran");
-    assert!(saw.load(Ordering::Relaxed) > 0, "poll_ready ran in the scope");
+    assert!(
+        saw.load(Ordering::Relaxed) > 0,
+        "poll_ready ran in the scope"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -133,9 +136,10 @@ async fn under_a_millisecond_left_is_refused_not_sent_as_zero() {
     let sent = Arc::new(AtomicUsize::new(0));
     let counter = sent.clone();
     // A name given in capitals: written in its lowercase form.
-    let layer =
-        PropagateDeadlineLayer::from_config(&PropagateDeadlineConfig::new().header("X-Deadline-Ms"))
-            .unwrap();
+    let layer = PropagateDeadlineLayer::from_config(
+        &PropagateDeadlineConfig::new().header("X-Deadline-Ms"),
+    )
+    .unwrap();
     let svc = layer.layer(tower::service_fn(move |req: Request<()>| {
         counter.fetch_add(1, Ordering::Relaxed);
         let value = req.headers().get("x-deadline-ms").cloned();
@@ -161,9 +165,10 @@ async fn under_a_millisecond_left_is_refused_not_sent_as_zero() {
     .unwrap();
     assert_eq!(value.unwrap(), "1");
     // The same name in a second layer (the name is kept once).
-    let again =
-        PropagateDeadlineLayer::from_config(&PropagateDeadlineConfig::new().header("x-deadline-ms"))
-            .unwrap();
+    let again = PropagateDeadlineLayer::from_config(
+        &PropagateDeadlineConfig::new().header("x-deadline-ms"),
+    )
+    .unwrap();
     let value = Deadline::scope(
         Deadline::after(5 * MS),
         again
@@ -177,9 +182,10 @@ async fn under_a_millisecond_left_is_refused_not_sent_as_zero() {
     assert_eq!(value.unwrap(), "5");
 
     // gRPC's grammar has finer units: 900µs is sent.
-    let grpc = PropagateDeadlineLayer::new().layer(tower::service_fn(|req: Request<()>| async move {
-        Ok::<_, BoxError>(req.headers().get("grpc-timeout").cloned())
-    }));
+    let grpc =
+        PropagateDeadlineLayer::new().layer(tower::service_fn(|req: Request<()>| async move {
+            Ok::<_, BoxError>(req.headers().get("grpc-timeout").cloned())
+        }));
     let value = Deadline::scope(
         Deadline::after(Duration::from_micros(900)),
         grpc.oneshot(Request::new(())),

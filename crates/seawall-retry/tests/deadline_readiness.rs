@@ -69,10 +69,8 @@ async fn a_retry_never_ready_ends_at_the_callers_deadline() {
     });
     let balance = layer.stats().budget_balance.unwrap();
     let start = Instant::now();
-    let mut fut = tokio_test::task::spawn(Deadline::scope(
-        Deadline::after(50 * MS),
-        svc.oneshot(()),
-    ));
+    let mut fut =
+        tokio_test::task::spawn(Deadline::scope(Deadline::after(50 * MS), svc.oneshot(())));
     tokio_test::assert_pending!(fut.poll());
     tokio::time::advance(10 * MS).await;
     tokio_test::assert_pending!(fut.poll());
@@ -86,11 +84,18 @@ async fn a_retry_never_ready_ends_at_the_callers_deadline() {
     assert_eq!(found.kind(), RejectionKind::DeadlineExceeded);
     // The retry's clone of the service is dropped with the give-up, while
     // the (finished) future is still held.
-    assert_eq!(live.load(Ordering::SeqCst), 0, "the service clone was dropped");
+    assert_eq!(
+        live.load(Ordering::SeqCst),
+        0,
+        "the service clone was dropped"
+    );
     let stats = layer.stats();
     assert_eq!(stats.gave_up_deadline, 1, "{stats:?}");
     assert_eq!(stats.retries, 0, "{stats:?}");
     // The token taken for the retry never sent went back.
-    assert!(stats.budget_balance.unwrap() >= balance, "{stats:?} {balance}");
+    assert!(
+        stats.budget_balance.unwrap() >= balance,
+        "{stats:?} {balance}"
+    );
     drop(fut);
 }

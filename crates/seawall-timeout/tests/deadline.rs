@@ -137,7 +137,11 @@ async fn a_success_cut_short_by_the_caller_is_not_a_sample() {
     Deadline::scope(Deadline::after(30 * MS), ready.clone().oneshot(()))
         .await
         .unwrap();
-    assert_eq!(layer.stats().samples, 1, "a ready call under a binding caller");
+    assert_eq!(
+        layer.stats().samples,
+        1,
+        "a ready call under a binding caller"
+    );
     // The same call under a caller with time to spare is a sample.
     Deadline::scope(Deadline::after(60_000 * MS), ready.oneshot(()))
         .await
