@@ -194,3 +194,46 @@ async fn under_a_millisecond_left_is_refused_not_sent_as_zero() {
     .unwrap();
     assert_eq!(value.unwrap(), "900000n");
 }
+
+/// The documented server order: `CallerDeadlineLayer` above everything, the
+/// shedder (queue mode) below it. A request queued behind a slow one ends at
+/// its caller's deadline, and its handler never runs.
+#[tokio::test(start_paused = true)]
+async fn a_wait_in_the_shed_queue_ends_at_the_callers_deadline() {
+    use seawall_shed::ShedLayer;
+    use tower::ServiceBuilder;
+    let handled = Arc::new(AtomicUsize::new(0));
+    let counter = handled.clone();
+    let shed = ShedLayer::builder()
+        .max_in_flight(1)
+        .max_queue_delay(1000 * MS)
+        .queue_capacity(4)
+        .build()
+        .unwrap();
+    let server = ServiceBuilder::new()
+        .layer(CallerDeadlineLayer::new())
+        .layer(shed)
+        .service(tower::service_fn(move |_req: Request<()>| {
+            counter.fetch_add(1, Ordering::Relaxed);
+            async {
+                tokio::time::sleep(150 * MS).await;
+                Ok::<_, BoxError>(Response::new(()))
+            }
+        }));
+    // A holds the only slot for 150ms.
+    let a = tokio::spawn(server.clone().oneshot(Request::new(())));
+    tokio::task::yield_now().await;
+    // B's caller gives up at 100ms.
+    let start = Instant::now();
+    let req = Request::builder()
+        .header("grpc-timeout", "100m")
+        .body(())
+        .unwrap();
+    let err = server.oneshot(req).await.unwrap_err();
+    assert_eq!(start.elapsed(), 100 * MS);
+    let found = Rejection::find(&*err).unwrap();
+    assert_eq!(found.kind(), RejectionKind::DeadlineExceeded);
+    assert!(found.is_refusal(), "it never left the queue");
+    a.await.unwrap().unwrap();
+    assert_eq!(handled.load(Ordering::Relaxed), 1, "only A's handler ran");
+}
