@@ -85,10 +85,14 @@ impl<Res, E, C: Classify<Res, E> + ?Sized> Classify<Res, E> for std::sync::Arc<C
 
 /// What a call's result means to a layer that judges the service below it:
 /// `classify`'s answer, except that a refusal from a seawall layer below
-/// (`CircuitOpen`, `Overloaded`, `BudgetExhausted`; see
-/// [`RejectionKind::is_refusal`](crate::RejectionKind::is_refusal)) is
+/// (`CircuitOpen`, `Overloaded`, `BudgetExhausted`, and a `DeadlineExceeded`
+/// raised before the call started; see
+/// [`Rejection::is_refusal`](crate::Rejection::is_refusal)) is
 /// [`Outcome::Ignore`] whatever `classify` says: that call never reached the
-/// service, so it says nothing about its health.
+/// service, so it says nothing about its health. A `DeadlineExceeded` that
+/// cut a running call short is not a refusal: `classify` judges it (the
+/// default, [`ErrorsAsFailures`], counts it a failure, as it would an
+/// `Elapsed`).
 ///
 /// The circuit breaker and the shedder's adaptive limit classify through
 /// this; it costs nothing on `Ok` and a few type-id comparisons on `Err`.

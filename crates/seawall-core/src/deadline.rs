@@ -5,8 +5,12 @@
 //! the request. Every seawall time limit (the adaptive timeout, the retry
 //! deadline across attempts, the budget's wait, the shed queue's wait) takes
 //! the smaller of its own limit and the caller's remaining time, read with
-//! [`Deadline::current`]; a call whose caller has already given up is refused
-//! at once with [`DeadlineExceeded`](crate::DeadlineExceeded).
+//! [`Deadline::current`]. The adaptive timeout and the retry layer refuse at
+//! once, with [`DeadlineExceeded`](crate::DeadlineExceeded), a call whose
+//! caller has already given up; the budget (Wait mode) and the shedder's
+//! queue refuse it only when it would have to wait (a call they can admit
+//! at once, with a token or a slot free, goes through: the time limits
+//! below it then refuse it).
 //!
 //! # The scope
 //!

@@ -209,6 +209,12 @@ impl RejectionKind {
     /// service's health, and a breaker or adaptive limit above that layer
     /// does not count it as a failure. `Elapsed` is not: the service was
     /// called and was too slow.
+    ///
+    /// This is the answer for the kind alone. A `DeadlineExceeded` that cut
+    /// a call already running ([`DeadlineExceeded::was_running`]) is not a
+    /// refusal: the service had the call and had not answered by the
+    /// caller's deadline. [`Rejection::is_refusal`] tells the two apart;
+    /// layers that judge a service use it.
     pub fn is_refusal(self) -> bool {
         !matches!(self, RejectionKind::Elapsed)
     }
@@ -524,9 +530,21 @@ impl Error for Elapsed {}
 /// by any seawall layer asked to start work after the current
 /// [`Deadline`](crate::Deadline) has passed (a retry, a wait for a budget
 /// token or a queue slot); and by the adaptive timeout when the caller's
-/// deadline, not its own, cut the call short. Not retryable; a refusal, so it
-/// counts against no peer's health: the caller's hurry says nothing about
-/// the peer.
+/// deadline, not its own, cut the call short. Never retryable: the caller
+/// has given up.
+///
+/// Two cases, told apart by [`was_running`](Self::was_running):
+///
+/// - **refused before start** ([`new`](Self::new)): the service did no
+///   work, so it is a refusal ([`Rejection::is_refusal`]) and counts against
+///   no peer's health: the caller's hurry says nothing about the peer;
+/// - **cut short while running** ([`while_running`](Self::while_running)):
+///   the service had the call and had not answered by the caller's
+///   deadline. Not a refusal: a breaker or adaptive limit above counts it
+///   as a failure (as it would an [`Elapsed`]), or a peer that hangs would
+///   never trip a breaker whose callers all carry deadlines. It is still
+///   no latency sample: the call was cut by the caller, not by its own
+///   timeout.
 ///
 /// ```
 /// use std::time::Duration;
@@ -537,17 +555,41 @@ impl Error for Elapsed {}
 /// let kind = Rejection::find(&*err).unwrap().kind();
 /// assert_eq!(kind, RejectionKind::DeadlineExceeded);
 /// assert!(!kind.is_retryable() && kind.is_refusal());
+///
+/// let cut: BoxError = DeadlineExceeded::new(Duration::ZERO).while_running().into();
+/// let found = Rejection::find(&*cut).unwrap();
+/// assert_eq!(found.kind(), RejectionKind::DeadlineExceeded);
+/// assert!(!found.is_refusal());
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeadlineExceeded {
     past: Duration,
+    running: bool,
     key: Option<KeyLabel>,
 }
 
 impl DeadlineExceeded {
-    /// A call refused because the caller's deadline passed `past` ago.
+    /// A call refused before it started because the caller's deadline
+    /// passed `past` ago.
     pub fn new(past: Duration) -> Self {
-        DeadlineExceeded { past, key: None }
+        DeadlineExceeded {
+            past,
+            running: false,
+            key: None,
+        }
+    }
+
+    /// Marks the call as cut short while it ran: the service had it and had
+    /// not answered by the caller's deadline (see the type's docs).
+    pub fn while_running(mut self) -> Self {
+        self.running = true;
+        self
+    }
+
+    /// Whether the call was cut short while it ran (`true`), rather than
+    /// refused before it started (`false`).
+    pub fn was_running(&self) -> bool {
+        self.running
     }
 
     /// Names the key (operation, peer) of the refused call.
@@ -569,6 +611,10 @@ impl DeadlineExceeded {
 
 impl fmt::Display for DeadlineExceeded {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.running {
+            f.write_str("the caller's deadline passed while the call ran")?;
+            return fmt_key(f, &self.key);
+        }
         write!(f, "the caller's deadline passed {:?} ago", self.past)?;
         fmt_key(f, &self.key)
     }
@@ -685,7 +731,18 @@ impl<'a> Rejection<'a> {
     /// Whether `err` is a refusal from a seawall layer below (see
     /// [`RejectionKind::is_refusal`]): not a failure of the service.
     pub fn is_refusal_in<E: std::any::Any>(err: &E) -> bool {
-        Rejection::find_in(err).is_some_and(|r| r.kind().is_refusal())
+        Rejection::find_in(err).is_some_and(|r| r.is_refusal())
+    }
+
+    /// Whether this rejection turned the call away before the service did
+    /// any work: [`RejectionKind::is_refusal`], except that a
+    /// [`DeadlineExceeded`] that cut a running call
+    /// ([`DeadlineExceeded::was_running`]) is not a refusal.
+    pub fn is_refusal(&self) -> bool {
+        match self {
+            Rejection::DeadlineExceeded(e) => !e.was_running(),
+            other => other.kind().is_refusal(),
+        }
     }
 
     /// The rejection `err` itself is, without walking its sources.
@@ -925,6 +982,16 @@ mod tests {
         assert!(!RejectionKind::BudgetExhausted.is_retryable());
         assert!(!RejectionKind::DeadlineExceeded.is_retryable());
         assert!(RejectionKind::DeadlineExceeded.is_refusal());
+        // Cut short while running: a failure of the service, still not
+        // retryable.
+        let cut: crate::BoxError = DeadlineExceeded::new(Duration::ZERO).while_running().into();
+        assert!(!Rejection::is_refusal_in(&cut));
+        let found = Rejection::find(&*cut).unwrap();
+        assert!(!found.kind().is_retryable() && !found.is_refusal());
+        assert_eq!(
+            cut.to_string(),
+            "the caller's deadline passed while the call ran"
+        );
         assert!(Rejection::is_refusal_in(&DeadlineExceeded::new(
             Duration::ZERO
         )));

@@ -22,15 +22,30 @@ use crate::shared::{DeadlineStats, Shared};
 /// - A request whose deadline is zero is refused at once with
 ///   [`DeadlineExceeded`], counted in [`stats`](Self::stats); the inner
 ///   service is not called.
-/// - Otherwise the inner `call` and every poll of its future run in a
-///   [`Deadline::scope`], so seawall layers and handlers below see it, and
-///   when the deadline passes the inner future is dropped and the call ends
-///   with [`DeadlineExceeded`]: nobody waits for its answer any more.
+/// - Otherwise the inner service's `poll_ready`, its `call` and every poll
+///   of its future run in a [`Deadline::scope`], so seawall layers and
+///   handlers below see it, and a wait below for readiness (a shed queue, a
+///   budget in wait mode) is charged to it. When the deadline passes the
+///   wait or the inner future is dropped and the call ends with
+///   [`DeadlineExceeded`]: nobody waits for its answer any more. (A
+///   response already returned is not followed: a streaming body the
+///   handler keeps producing after it is not cut.)
+///
+/// # Readiness
+///
+/// `CallerDeadline` is always ready. Each `call` clones the inner service
+/// and drives the clone's readiness in the response future, inside the
+/// deadline (as axum's routers do; hence `S: Clone`). A wait below for
+/// capacity starts when the request arrives, not before: the deadline, read
+/// in `call`, covers it. Services that share their state through an `Arc`
+/// (every seawall layer, axum's `Router`) clone for the cost of a reference
+/// count.
 /// - A deadline longer than [`CallerDeadlineConfig::max`] is cut to it. A
 ///   header that does not parse (wrong grammar, too long) is ignored, as if
 ///   absent; a request without one runs as it would without this layer.
 ///
-/// The deadline is measured from the moment the request reaches this layer;
+/// The deadline is measured from the moment the request reaches this
+/// layer's `call`;
 /// the caller subtracts the time on the wire (see
 /// [`PropagateDeadlineConfig::margin`](crate::PropagateDeadlineConfig::margin)).
 /// It is not put in the request's extensions (that would allocate the
@@ -112,32 +127,32 @@ impl<S> CallerDeadline<S> {
 
 impl<S, B> Service<http::Request<B>> for CallerDeadline<S>
 where
-    S: Service<http::Request<B>>,
+    S: Service<http::Request<B>> + Clone,
     S::Error: Into<BoxError>,
 {
     type Response = S::Response;
     type Error = BoxError;
-    type Future = CallerFuture<S::Future>;
+    type Future = CallerFuture<S, http::Request<B>, S::Future>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx).map_err(Into::into)
+    /// Always ready: the inner service's readiness is awaited in the
+    /// response future, inside the caller's deadline (see the type's docs).
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        // The arrival: the deadline runs from here.
+        let arrived = Instant::now();
         let Some(timeout) = read(&self.shared, &req) else {
-            return CallerFuture::plain(self.inner.call(req));
+            return CallerFuture::new(self.inner.clone(), req, None);
         };
         self.shared.carried();
         if timeout.is_zero() {
             self.shared.refused("server", Duration::ZERO);
             return CallerFuture::refused(DeadlineExceeded::new(Duration::ZERO));
         }
-        let deadline = Deadline::at(seawall_core::time::deadline(Instant::now(), timeout));
-        let future = Deadline::sync_scope(deadline, || self.inner.call(req));
-        CallerFuture::scoped(
-            Deadline::scope(deadline, future),
-            tokio::time::sleep_until(deadline.instant()),
-        )
+        let deadline = Deadline::at(seawall_core::time::deadline(arrived, timeout));
+        CallerFuture::new(self.inner.clone(), req, Some(deadline))
     }
 }
 

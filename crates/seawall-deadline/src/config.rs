@@ -28,8 +28,18 @@ pub(crate) struct Header {
 
 fn header(check: &mut Check, name: &str) -> Option<Header> {
     match HeaderName::from_bytes(name.as_bytes()) {
-        Ok(name) => {
-            let grpc = name == GRPC_TIMEOUT;
+        Ok(parsed) => {
+            let grpc = parsed == GRPC_TIMEOUT;
+            // A name built from a `&'static str` clones without touching a
+            // reference count: the client side clones it into every request
+            // it writes the header to.
+            let name = if grpc {
+                HeaderName::from_static(GRPC_TIMEOUT)
+            } else {
+                // `as_str` of a parsed name is its valid, lowercase form,
+                // which `from_static` accepts.
+                HeaderName::from_static(interned(parsed.as_str()))
+            };
             Some(Header { name, grpc })
         }
         Err(_) => {
@@ -37,6 +47,25 @@ fn header(check: &mut Check, name: &str) -> Option<Header> {
             None
         }
     }
+}
+
+/// `name` as a `&'static str`: each distinct header name is leaked once for
+/// the life of the process, however many layers are built with it (so
+/// rebuilding layers from a reloaded config leaks nothing more). Header
+/// names come from configuration, not from requests.
+fn interned(name: &str) -> &'static str {
+    use std::sync::{Mutex, OnceLock, PoisonError};
+    static NAMES: OnceLock<Mutex<Vec<&'static str>>> = OnceLock::new();
+    let mut names = NAMES
+        .get_or_init(|| Mutex::new(Vec::new()))
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    if let Some(known) = names.iter().find(|n| **n == name) {
+        return known;
+    }
+    let leaked: &'static str = Box::leak(name.to_owned().into_boxed_str());
+    names.push(leaked);
+    leaked
 }
 
 /// The server side's configuration ([`CallerDeadlineLayer`](crate::CallerDeadlineLayer)).

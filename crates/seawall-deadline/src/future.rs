@@ -6,78 +6,132 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use pin_project_lite::pin_project;
-use seawall_core::deadline::Scoped;
+use seawall_core::deadline::Deadline;
 use seawall_core::{BoxError, DeadlineExceeded};
 use tokio::time::Sleep;
+use tower_service::Service;
 
 pin_project! {
     /// The response future of [`CallerDeadline`](crate::CallerDeadline):
-    /// the inner future polled in the caller's deadline scope, dropped with
-    /// [`DeadlineExceeded`] when the deadline passes.
+    /// waits for the inner service (a clone of it) to be ready, calls it and
+    /// polls its future, all in the caller's deadline scope; when the
+    /// deadline passes first, drops the work and ends with
+    /// [`DeadlineExceeded`].
     #[must_use = "futures do nothing unless polled"]
     #[derive(Debug)]
-    pub struct CallerFuture<F> {
+    pub struct CallerFuture<S, Req, F> {
         #[pin]
-        state: CallerState<F>,
+        state: CallerState<S, Req, F>,
+        #[pin]
+        sleep: Option<Sleep>,
+        deadline: Option<Deadline>,
     }
 }
 
 pin_project! {
     #[project = CallerProj]
     #[derive(Debug)]
-    enum CallerState<F> {
-        Scoped { #[pin] future: Scoped<F>, #[pin] sleep: Sleep },
-        Plain { #[pin] future: F },
+    enum CallerState<S, Req, F> {
+        // The inner service's readiness, then its call.
+        Readying { service: S, request: Option<Req> },
+        Called { #[pin] future: F },
         Refused { error: Option<DeadlineExceeded> },
         Done,
     }
 }
 
-impl<F> CallerFuture<F> {
-    pub(crate) fn scoped(future: Scoped<F>, sleep: Sleep) -> Self {
+impl<S, Req, F> CallerFuture<S, Req, F> {
+    /// A call of `service` with `request`, inside `deadline` if any.
+    pub(crate) fn new(service: S, request: Req, deadline: Option<Deadline>) -> Self {
         CallerFuture {
-            state: CallerState::Scoped { future, sleep },
-        }
-    }
-
-    pub(crate) fn plain(future: F) -> Self {
-        CallerFuture {
-            state: CallerState::Plain { future },
+            state: CallerState::Readying {
+                service,
+                request: Some(request),
+            },
+            sleep: deadline.map(|d| tokio::time::sleep_until(d.instant())),
+            deadline,
         }
     }
 
     pub(crate) fn refused(error: DeadlineExceeded) -> Self {
         CallerFuture {
             state: CallerState::Refused { error: Some(error) },
+            sleep: None,
+            deadline: None,
         }
     }
 }
 
-impl<F, T, E> Future for CallerFuture<F>
+impl<S, Req, T, E> Future for CallerFuture<S, Req, S::Future>
 where
-    F: Future<Output = Result<T, E>>,
+    S: Service<Req, Response = T, Error = E>,
     E: Into<BoxError>,
 {
     type Output = Result<T, BoxError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut state = self.project().state;
+        let mut this = self.project();
+        let deadline = *this.deadline;
+        let polled = match deadline {
+            Some(d) => Deadline::sync_scope(d, || drive(this.state.as_mut(), cx)),
+            None => drive(this.state.as_mut(), cx),
+        };
+        if let Poll::Ready(out) = polled {
+            return Poll::Ready(out);
+        }
+        let Some(sleep) = this.sleep.as_pin_mut() else {
+            return Poll::Pending;
+        };
+        ready!(sleep.poll(cx));
+        // The caller has given up: drop the work (or the wait for
+        // readiness) now, not when it ends. A call already made was cut
+        // short while running; one still waiting to be called did no work.
+        let running = matches!(*this.state, CallerState::Called { .. });
+        this.state.set(CallerState::Done);
+        let error = DeadlineExceeded::new(Duration::ZERO);
+        Poll::Ready(Err(if running {
+            error.while_running()
+        } else {
+            error
+        }
+        .into()))
+    }
+}
+
+/// Polls the inner service ready, calls it, polls its future.
+fn drive<S, Req, T, E>(
+    mut state: Pin<&mut CallerState<S, Req, S::Future>>,
+    cx: &mut Context<'_>,
+) -> Poll<Result<T, BoxError>>
+where
+    S: Service<Req, Response = T, Error = E>,
+    E: Into<BoxError>,
+{
+    loop {
         match state.as_mut().project() {
-            CallerProj::Scoped { future, sleep } => {
-                if let Poll::Ready(out) = future.poll(cx) {
-                    return Poll::Ready(out.map_err(Into::into));
+            CallerProj::Readying { service, request } => {
+                if let Err(e) = ready!(service.poll_ready(cx)) {
+                    state.set(CallerState::Done);
+                    return Poll::Ready(Err(e.into()));
                 }
-                ready!(sleep.poll(cx));
-                // The caller has given up: drop the work now, not when it ends.
-                state.set(CallerState::Done);
-                Poll::Ready(Err(DeadlineExceeded::new(Duration::ZERO).into()))
+                let Some(request) = request.take() else {
+                    // Taken only here, just before the state changes.
+                    state.set(CallerState::Done);
+                    return Poll::Ready(Err(DeadlineExceeded::new(Duration::ZERO).into()));
+                };
+                let future = service.call(request);
+                state.set(CallerState::Called { future });
             }
-            CallerProj::Plain { future } => future.poll(cx).map_err(Into::into),
-            CallerProj::Refused { error } => Poll::Ready(Err(error
-                .take()
-                .unwrap_or_else(|| DeadlineExceeded::new(Duration::ZERO))
-                .into())),
-            CallerProj::Done => Poll::Ready(Err(DeadlineExceeded::new(Duration::ZERO).into())),
+            CallerProj::Called { future } => return future.poll(cx).map_err(Into::into),
+            CallerProj::Refused { error } => {
+                return Poll::Ready(Err(error
+                    .take()
+                    .unwrap_or_else(|| DeadlineExceeded::new(Duration::ZERO))
+                    .into()));
+            }
+            CallerProj::Done => {
+                return Poll::Ready(Err(DeadlineExceeded::new(Duration::ZERO).into()));
+            }
         }
     }
 }

@@ -6,14 +6,25 @@
 //! for an answer nobody will read. With them:
 //!
 //! - [`CallerDeadlineLayer`] (server side) reads the caller's deadline from
-//!   `grpc-timeout` (or a header you name, holding milliseconds), runs the
-//!   call inside a [`Deadline::scope`], and drops the work with
-//!   [`DeadlineExceeded`] when the deadline passes. A request that arrives
-//!   with no time left is refused at once.
+//!   `grpc-timeout` (or a header you name, holding milliseconds), waits for
+//!   the inner service's readiness and runs the call inside a
+//!   [`Deadline::scope`], and drops the wait or the handler's future with
+//!   [`DeadlineExceeded`] when the deadline passes (a response already
+//!   returned, and so a streaming body, is not followed). A request that
+//!   arrives with no time left is refused at once.
 //! - Every seawall time limit below it takes the smaller of its own and the
 //!   caller's remaining time: the adaptive timeout, the retry deadline across
-//!   attempts, the budget's wait, the shedder's queue wait. A retry or a wait
-//!   that would start after the deadline is refused with `DeadlineExceeded`.
+//!   attempts, the budget's wait, the shedder's queue wait. What they return:
+//!   the adaptive timeout, `DeadlineExceeded` (cut short while running, or
+//!   refused when called after the deadline); the retry layer, a
+//!   `RetryError` with `StopReason::Deadline`
+//!   and the last attempt's error when the next retry would start after the
+//!   deadline, and `DeadlineExceeded` when the deadline passes while it waits
+//!   for readiness or before its first attempt; the budget (Wait mode),
+//!   `BudgetExhausted` when the next token is due after the deadline and
+//!   `DeadlineExceeded` when the deadline has passed; the shedder's queue,
+//!   `DeadlineExceeded` when the deadline passes in the queue or before the
+//!   request would join it.
 //! - [`PropagateDeadlineLayer`] (client side) writes the time left, minus a
 //!   margin, into outgoing requests, so the next hop does the same.
 //! - [`CallTimeoutLayer`] lets one request carry its own timeout (a
@@ -91,9 +102,13 @@
 //!   before deadlines existed; a hostile value can never lengthen anything,
 //!   since every deadline is capped at `max`.
 //! - When the caller's deadline passes, the work is dropped and the answer is
-//!   [`DeadlineExceeded`], a refusal kind: it is not retried, and a breaker
-//!   does not count it against the peer (the caller's hurry says nothing
-//!   about the peer's health).
+//!   [`DeadlineExceeded`]: never retried (the caller has given up). Refused
+//!   before the work started, it is a refusal, which no breaker counts
+//!   against the peer (the caller's hurry says nothing about the peer's
+//!   health); cut short while the work ran
+//!   ([`DeadlineExceeded::was_running`]), it is a failure to a breaker or
+//!   adaptive limit above, as a timeout is: otherwise a peer that hangs would
+//!   never trip a breaker whose callers all carry deadlines.
 //!
 //! # Feature flags
 //!

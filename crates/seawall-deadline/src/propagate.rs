@@ -26,12 +26,14 @@ use crate::shared::{DeadlineStats, Shared};
 /// goes out untouched. A header the request already carries is kept when it
 /// asks for less time.
 ///
-/// When nothing is left after the margin, the request is not sent: the call
-/// ends at once with [`DeadlineExceeded`], counted in
-/// [`stats`](Self::stats).
+/// When nothing is left after the margin (with a millisecond header: less
+/// than 1ms, which would be written as `0`), the request is not sent: the
+/// call ends at once with [`DeadlineExceeded`] (a refusal: the peer did no
+/// work), counted in [`stats`](Self::stats).
 ///
 /// Writing the header allocates its value (`http::HeaderValue` owns its
-/// bytes); a request with no deadline costs one thread-local read.
+/// bytes; the header's name is static and clones for free); a request with
+/// no deadline costs one thread-local read.
 #[derive(Clone, Debug)]
 pub struct PropagateDeadlineLayer {
     shared: Arc<Shared>,
@@ -129,7 +131,14 @@ where
         };
         let now = Instant::now();
         let send = deadline.remaining_at(now).saturating_sub(self.shared.bound);
-        if send.is_zero() {
+        // A millisecond header rounds down: under 1ms left would be sent as
+        // "0", a deadline already passed. Refuse it here instead.
+        let nothing = if self.shared.header.grpc {
+            send.is_zero()
+        } else {
+            send < Duration::from_millis(1)
+        };
+        if nothing {
             let past = now.saturating_duration_since(deadline.instant());
             self.shared.refused("client", past);
             return PropagateFuture::refused(DeadlineExceeded::new(past));

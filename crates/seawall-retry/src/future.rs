@@ -31,8 +31,10 @@ pin_project! {
     /// Inside a caller's [`Deadline`] scope (read once, in `call`), no retry
     /// is scheduled at or after the caller's deadline (the layer stops with
     /// [`StopReason::Deadline`](crate::StopReason::Deadline), as for its own
-    /// deadline), and a retry whose wait for readiness outlasted it is not
-    /// sent ([`DeadlineExceeded`]).
+    /// deadline), and a retry whose wait for readiness outlasts it is not
+    /// sent: the future ends at the caller's deadline with
+    /// [`DeadlineExceeded`], even if the service never becomes ready.
+    #[project = ResponseProj]
     pub struct ResponseFuture<S, Req, C, K, H>
     where
         S: Service<Req>,
@@ -74,7 +76,9 @@ pin_project! {
     enum State<F> {
         Calling { #[pin] future: F },
         BackingOff { #[pin] sleep: Sleep },
-        Readying,
+        // Armed for the caller's deadline, if any: a service that never
+        // becomes ready does not hold the caller past it.
+        Readying { #[pin] caller: Option<Sleep> },
         // Not started: the caller's deadline had passed `past` ago.
         Refused { past: std::time::Duration },
         Done,
@@ -131,7 +135,7 @@ where
         let state = match &self.state {
             State::Calling { .. } => "calling",
             State::BackingOff { .. } => "backing off",
-            State::Readying => "waiting for readiness",
+            State::Readying { .. } => "waiting for readiness",
             State::Refused { .. } => "refused",
             State::Done => "done",
         };
@@ -139,6 +143,30 @@ where
             .field("state", &state)
             .field("attempts", &self.attempts)
             .finish_non_exhaustive()
+    }
+}
+
+impl<S, Req, C, K, H> ResponseProj<'_, S, Req, C, K, H>
+where
+    S: Service<Req>,
+{
+    /// A retry not sent because the caller's deadline passed while the
+    /// service was not ready: its token goes back, the service clone (and
+    /// whatever it reserved) and the request copy are dropped now, and the
+    /// stop is counted.
+    #[cold]
+    fn gave_up_waiting(&mut self) -> BoxError {
+        self.policy.refund(self.token.take());
+        self.state.set(State::Done);
+        *self.service = None;
+        *self.request = None;
+        self.policy
+            .note_stop(*self.attempts, crate::StopReason::Deadline);
+        let past = self
+            .caller
+            .map(|c| Instant::now().saturating_duration_since(c))
+            .unwrap_or_default();
+        Box::new(DeadlineExceeded::new(past))
     }
 }
 
@@ -205,16 +233,20 @@ where
                                 Some(at) => this.state.set(State::BackingOff {
                                     sleep: sleep_until(at),
                                 }),
-                                None => this.state.set(State::Readying),
+                                None => this.state.set(State::Readying {
+                                    caller: this.caller.map(sleep_until),
+                                }),
                             }
                         }
                     }
                 }
                 StateProj::BackingOff { sleep } => {
                     ready!(sleep.poll(cx));
-                    this.state.set(State::Readying);
+                    this.state.set(State::Readying {
+                        caller: this.caller.map(sleep_until),
+                    });
                 }
-                StateProj::Readying => {
+                StateProj::Readying { caller } => {
                     // Invariant: `decide` only retries when both the service
                     // and the request copy are present (`can_resend`).
                     let (Some(service), Some(request)) =
@@ -223,7 +255,19 @@ where
                         this.state.set(State::Done);
                         return Poll::Ready(Err("seawall-retry: retry without a request".into()));
                     };
-                    if let Err(e) = ready!(service.poll_ready(cx)) {
+                    let ready = match service.poll_ready(cx) {
+                        Poll::Ready(ready) => ready,
+                        Poll::Pending => {
+                            let Some(sleep) = caller.as_pin_mut() else {
+                                return Poll::Pending;
+                            };
+                            ready!(sleep.poll(cx));
+                            // The caller gave up while the service was not
+                            // ready: the retry is not sent.
+                            return Poll::Ready(Err(this.gave_up_waiting()));
+                        }
+                    };
+                    if let Err(e) = ready {
                         // The service broke while we backed off: stop. The
                         // retry was never sent; its token goes back.
                         this.policy.refund(this.token.take());
@@ -239,12 +283,7 @@ where
                         && caller <= Instant::now()
                     {
                         // The wait for readiness outlasted the caller.
-                        this.policy.refund(this.token.take());
-                        this.state.set(State::Done);
-                        return Poll::Ready(Err(DeadlineExceeded::new(
-                            Instant::now().saturating_duration_since(caller),
-                        )
-                        .into()));
+                        return Poll::Ready(Err(this.gave_up_waiting()));
                     }
                     // Keep a copy only if another retry may follow.
                     let next = if *this.attempts + 1 < this.policy.max_attempts {

@@ -126,3 +126,31 @@ async fn deadline_exceeded_from_below_is_not_retried() {
     );
     assert_eq!(calls.load(Ordering::Relaxed), 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_call_cut_short_by_the_caller_below_is_not_retried() {
+    // A failure of the peer to a breaker, but the caller has given up: no
+    // retry either.
+    let layer = RetryLayer::builder()
+        .no_budget()
+        .max_attempts(5)
+        .build()
+        .unwrap();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = calls.clone();
+    let svc = layer.layer(service_fn(move |()| {
+        counter.fetch_add(1, Ordering::Relaxed);
+        async {
+            Err::<(), BoxError>(
+                seawall_core::DeadlineExceeded::new(Duration::ZERO)
+                    .while_running()
+                    .into(),
+            )
+        }
+    }));
+    let err = svc.oneshot(()).await.unwrap_err();
+    let found = Rejection::find(&*err).unwrap();
+    assert_eq!(found.kind(), RejectionKind::DeadlineExceeded);
+    assert!(!found.is_refusal());
+    assert_eq!(calls.load(Ordering::Relaxed), 1);
+}

@@ -103,6 +103,11 @@ impl<S, P, C> Shed<S, P, C> {
         let Some(queue) = &self.shared.queue else {
             return Poll::Ready(());
         };
+        // A `Late` left by a caller who gave up without calling belongs to
+        // that caller's deadline, not to the next one's: decide again.
+        if let Reservation::Late(_) = self.reservation {
+            self.reservation = Reservation::Idle;
+        }
         loop {
             match self.reservation {
                 Reservation::Reserved(_) | Reservation::Refused(_) | Reservation::Late(_) => {

@@ -18,10 +18,12 @@
 //! Inside a caller's [`Deadline`] scope, the future also keeps the caller's
 //! deadline, read once in `call`: when it comes before `start + deadline`,
 //! the timer is set for it instead, and at that instant the future resolves
-//! to [`DeadlineExceeded`] (not a timeout of the service: the call is
-//! neither counted nor recorded as one). A call made after the caller's
-//! deadline has passed is not started: its future resolves to
-//! `DeadlineExceeded` at once.
+//! to [`DeadlineExceeded`] marked
+//! [`while_running`](DeadlineExceeded::while_running): not a timeout of the
+//! service (neither counted nor recorded as one), but not a refusal either,
+//! so a breaker above counts it as a failure. A call made after the caller's
+//! deadline has passed is not started: its future resolves to a plain
+//! `DeadlineExceeded` (a refusal) at once.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -36,11 +38,21 @@ use tokio::time::{Instant, Sleep};
 use crate::tracker::sealed::Hold;
 use crate::tracker::{Began, Claim, MEASURED, unpack};
 
-/// Set in a call's packed deadline when its timer is set for the caller's
-/// deadline, which comes first. Bit 62 is otherwise always clear: `pack`
+/// Set in a call's packed deadline, in `call`, when the caller's deadline
+/// comes before the call's own: its timer is set for the caller's deadline,
+/// and it is no latency sample. Bit 62 is otherwise always clear: `pack`
 /// puts whole seconds above bit 30, and a deadline is at most
 /// [`LONGEST_DEADLINE`](crate::LONGEST_DEADLINE), 365 days (< 2^25 s).
-const CALLER: u64 = 1 << 62;
+pub(crate) const CALLER: u64 = 1 << 62;
+
+/// Set in a call's packed deadline when the caller chose it (a
+/// [`CallTimeout`](seawall_core::deadline::CallTimeout)): at its expiry the
+/// call ends with [`Elapsed`](crate::Elapsed) but is not counted as a
+/// timeout of the service. Bit 61, clear otherwise (see [`CALLER`]).
+pub(crate) const ASKED: u64 = 1 << 61;
+
+/// The flag bits of a packed deadline, above its value.
+const FLAGS: u64 = MEASURED | CALLER | ASKED;
 
 pin_project! {
     /// Resolves to the inner service's result, or to an
@@ -128,7 +140,7 @@ impl<F, C> ResponseFuture<F, C> {
 
     /// The deadline this call got.
     pub fn deadline(&self) -> Duration {
-        unpack(self.deadline & !CALLER)
+        unpack(self.deadline & !FLAGS)
     }
 }
 
@@ -148,10 +160,11 @@ where
             InnerProj::Refused => return Poll::Ready(Err(refusal(&this.timer))),
         };
         if let Poll::Ready(result) = response.poll(cx) {
-            // Cut short by the caller (`CALLER`): the calls that end before
-            // the caller's deadline are only the fast ones, so recording
-            // them (and not the slow ones, which the caller cuts off) would
-            // pull the percentile down. Such a call is not a sample.
+            // Bound by the caller (`CALLER`, decided in `call`, so also for a
+            // call ready at its first poll): the calls that end before the
+            // caller's deadline are only the fast ones, so recording them
+            // (and not the slow ones, which the caller cuts off) would pull
+            // the percentile down. Such a call is not a sample.
             if result.is_ok() && *this.deadline & (MEASURED | CALLER) == MEASURED {
                 record_success(this.claim, &this.timer, *this.deadline);
             }
@@ -166,37 +179,36 @@ where
                 // Only with `Inner::Refused`, which returned above.
                 TimerProj::Refused { past } => return Poll::Ready(Err(caller_passed(*past))),
                 TimerProj::Started { start, caller } => {
-                    let (sleep, by_caller) = arm(this.claim, *start, *this.deadline, *caller);
-                    if by_caller {
-                        *this.deadline |= CALLER;
-                    }
+                    let sleep = arm(this.claim, *start, *this.deadline, *caller);
                     this.timer.set(Timer::Armed { sleep });
                 }
             }
         }
         let deadline = *this.deadline;
         if deadline & CALLER != 0 {
-            // The caller's deadline, not the service, ended the call: not a
-            // timeout of the service.
-            return Poll::Ready(Err(caller_passed(Duration::ZERO)));
+            // The caller's deadline, not the service's own, ended the call:
+            // neither a timeout sample nor counted as one. The service had
+            // the call, though, and had not answered: cut short while
+            // running, a failure to a breaker above, not a refusal.
+            return Poll::Ready(Err(cut_short()));
         }
         Poll::Ready(Err(expired(this.claim, deadline)))
     }
 }
 
-/// The timer for `start + deadline`, or for the caller's deadline when that
-/// comes first (then `true`).
+/// The timer for the caller's deadline when it binds (`CALLER`, decided in
+/// `call`), for `start + deadline` otherwise.
 #[inline(never)]
-fn arm(claim: &impl Hold, start: Began, deadline: u64, caller: Option<Instant>) -> (Sleep, bool) {
-    let deadline = unpack(deadline);
+fn arm(claim: &impl Hold, start: Began, deadline: u64, caller: Option<Instant>) -> Sleep {
+    if let Some(caller) = caller.filter(|_| deadline & CALLER != 0) {
+        return tokio::time::sleep_until(caller);
+    }
+    let deadline = unpack(deadline & !FLAGS);
     let at = match start {
         Began::Tokio(at) => seawall_core::time::deadline(at, deadline),
         Began::At(reading) => claim.instant_at(reading, deadline),
     };
-    match caller {
-        Some(caller) if caller < at => (tokio::time::sleep_until(caller), true),
-        _ => (tokio::time::sleep_until(at), false),
-    }
+    tokio::time::sleep_until(at)
 }
 
 #[inline(never)]
@@ -205,7 +217,7 @@ fn record_success(claim: &impl Hold, timer: &Pin<&mut Timer>, deadline: u64) {
         Timer::Started { start, .. } => *start,
         Timer::Armed { sleep } => {
             let at = sleep.deadline();
-            Began::Tokio(at.checked_sub(unpack(deadline)).unwrap_or(at))
+            Began::Tokio(at.checked_sub(unpack(deadline & !FLAGS)).unwrap_or(at))
         }
         // Never measured.
         Timer::Refused { .. } => return,
@@ -231,10 +243,22 @@ fn caller_passed(past: Duration) -> BoxError {
 
 #[cold]
 #[inline(never)]
+fn cut_short() -> BoxError {
+    Box::new(DeadlineExceeded::new(Duration::ZERO).while_running())
+}
+
+#[cold]
+#[inline(never)]
 fn expired(claim: &impl Hold, deadline: u64) -> BoxError {
+    let after = unpack(deadline & !FLAGS);
+    if deadline & ASKED != 0 {
+        // The caller chose this deadline: a timeout, but not one of the
+        // service's, so neither counted nor recorded.
+        return Box::new(claim.recorder().elapsed(after));
+    }
     // Timed-out calls are measured only when chosen at the start, like the
     // others, or they would weigh more than successes in the window.
-    Box::new(claim.expired(unpack(deadline), deadline & MEASURED != 0))
+    Box::new(claim.expired(after, deadline & MEASURED != 0))
 }
 
 #[cfg(test)]

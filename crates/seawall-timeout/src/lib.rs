@@ -57,21 +57,26 @@
 //! - **The caller's deadline is honoured**: inside a
 //!   [`Deadline`](seawall_core::Deadline) scope (set by `seawall-deadline`'s
 //!   `CallerDeadlineLayer`, or by hand with `Deadline::scope`), a call's
-//!   timer is set for the earlier of its own deadline and the caller's; when
-//!   the caller's comes first the call ends with
-//!   [`DeadlineExceeded`](seawall_core::DeadlineExceeded) at it, is not
-//!   counted as a timeout, and is not a latency sample (only the calls faster
-//!   than the caller's deadline could end under it, so they would pull the
-//!   percentile down). A call made after the caller's deadline has passed is
-//!   not started: `DeadlineExceeded` at once. Cost without a scope: one
-//!   thread-local read per call.
+//!   timer is set for the earlier of its own deadline and the caller's
+//!   (decided in `call`); when the caller's comes first the call is not a
+//!   latency sample (only the calls faster than the caller's deadline could
+//!   end under it, so they would pull the percentile down), and if it is
+//!   still running at the caller's deadline it ends with
+//!   [`DeadlineExceeded`](seawall_core::DeadlineExceeded) marked
+//!   [`while_running`](seawall_core::DeadlineExceeded::while_running): not
+//!   counted as a timeout, never retried, but a failure to a breaker above.
+//!   So when every caller's deadline is shorter than the layer's own, the
+//!   timeout learns nothing and stays at `base`. A call made after the
+//!   caller's deadline has passed is not started: `DeadlineExceeded` (a
+//!   refusal) at once. Cost without a scope: one thread-local read per call.
 //! - **A call may ask for its own timeout**: inside a
 //!   [`CallTimeout`](seawall_core::deadline::CallTimeout) scope (by hand, or
 //!   from an `http` request's extensions with `seawall-deadline`'s
 //!   `CallTimeoutLayer`), the call's deadline is that timeout clamped to
-//!   `[min, max]` (up to [`LONGEST_DEADLINE`] in fixed mode) instead of the
-//!   learned one. Such a call is not a latency sample. The same thread-local
-//!   read gives both the caller's deadline and the call timeout.
+//!   `[min, max]` (in fixed mode: at most the fixed deadline) instead of the
+//!   learned one. Such a call is not a latency sample, and its expiry
+//!   ([`Elapsed`]) is not counted as a timeout of the service. The same
+//!   thread-local read gives both the caller's deadline and the call timeout.
 //!
 //! # Example
 //!

@@ -90,7 +90,19 @@ where
             None => self.tracker.start(),
         };
         if let Some(asked) = limits.timeout {
-            deadline = asked_for(asked, self.clamp);
+            // In fixed mode a caller's timeout may only shorten the fixed
+            // deadline.
+            let clamp = match self.fixed {
+                Some(fixed) => {
+                    let fixed = fixed & (u64::MAX >> 3);
+                    [self.clamp[0].min(fixed), fixed]
+                }
+                None => self.clamp,
+            };
+            deadline = asked_for(asked, clamp);
+        }
+        if let Some(caller) = caller {
+            deadline = binding(caller, deadline);
         }
         let claim = self.tracker.claim();
         let start = self.tracker.began();
@@ -184,6 +196,9 @@ where
         if let Some(past) = caller.and_then(passed) {
             return ResponseFuture::refused(past, claim);
         }
+        if let Some(caller) = caller {
+            deadline = binding(caller, deadline);
+        }
         let start = crate::tracker::began(&self.shared.clock);
         ResponseFuture::new(self.inner.call(req), deadline, claim, start, caller)
     }
@@ -199,10 +214,25 @@ fn passed(caller: Deadline) -> Option<std::time::Duration> {
 
 /// The deadline of a call whose caller asked for `asked`
 /// ([`CallTimeout`](seawall_core::deadline::CallTimeout)), clamped to the
-/// layer's bounds, packed; not measured: a latency sample cut at a deadline
-/// the caller chose would say more about the caller than the service.
+/// layer's bounds, packed, marked `ASKED`; not measured: a latency sample
+/// cut at a deadline the caller chose would say more about the caller than
+/// the service, and its expiry is not counted as a timeout of the service.
 #[cold]
 #[inline(never)]
 fn asked_for(asked: std::time::Duration, clamp: [u64; 2]) -> u64 {
-    crate::tracker::pack(asked).clamp(clamp[0], clamp[1])
+    crate::tracker::pack(asked).clamp(clamp[0], clamp[1]) | crate::future::ASKED
+}
+
+/// `deadline` (packed), marked `CALLER` when the caller's deadline comes
+/// before the call's own: decided here, at the start, so that a call ready
+/// at its first poll is judged like one that is not.
+#[cold]
+#[inline(never)]
+fn binding(caller: Deadline, deadline: u64) -> u64 {
+    let own = crate::tracker::unpack(deadline & (u64::MAX >> 3));
+    if caller.instant() < seawall_core::time::deadline(Instant::now(), own) {
+        deadline | crate::future::CALLER
+    } else {
+        deadline
+    }
 }

@@ -131,6 +131,64 @@ async fn a_success_cut_short_by_the_caller_is_not_a_sample() {
     let ok = Deadline::scope(Deadline::after(30 * MS), svc.oneshot(MS)).await;
     assert_eq!(ok.unwrap(), MS);
     assert_eq!(layer.stats().samples, 1);
+    // Also a call ready at its first poll (no timer ever armed): the
+    // caller's deadline binds from `call` on.
+    let ready = layer.layer(service_fn(|()| async { Ok::<_, std::io::Error>(()) }));
+    Deadline::scope(Deadline::after(30 * MS), ready.clone().oneshot(()))
+        .await
+        .unwrap();
+    assert_eq!(
+        layer.stats().samples,
+        1,
+        "a ready call under a binding caller"
+    );
+    // The same call under a caller with time to spare is a sample.
+    Deadline::scope(Deadline::after(60_000 * MS), ready.oneshot(()))
+        .await
+        .unwrap();
+    assert_eq!(layer.stats().samples, 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_cut_by_the_caller_while_running_is_a_failure_not_a_refusal() {
+    let layer = AdaptiveTimeoutLayer::fixed(500 * MS);
+    let svc = layer.layer(service_fn(|()| {
+        std::future::pending::<Result<(), std::io::Error>>()
+    }));
+    let err = Deadline::scope(Deadline::after(30 * MS), svc.clone().oneshot(()))
+        .await
+        .unwrap_err();
+    let found = Rejection::find(&*err).unwrap();
+    assert_eq!(found.kind(), RejectionKind::DeadlineExceeded);
+    assert!(!found.is_refusal() && !found.kind().is_retryable());
+    // Not a timeout of the service either.
+    assert_eq!(layer.stats().timeouts, 0);
+    // Refused before it started: a refusal.
+    let gone = Deadline::after(MS);
+    tokio::time::advance(2 * MS).await;
+    let err = Deadline::scope(gone, svc.oneshot(())).await.unwrap_err();
+    assert!(Rejection::find(&*err).unwrap().is_refusal());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_timeout_expiry_is_not_counted_against_the_service() {
+    use seawall_core::deadline::CallTimeout;
+    let layer = AdaptiveTimeoutLayer::builder()
+        .base(200 * MS)
+        .min(10 * MS)
+        .build()
+        .unwrap();
+    let svc = layer.layer(service_fn(|()| {
+        std::future::pending::<Result<(), std::io::Error>>()
+    }));
+    let err = CallTimeout::scope(20 * MS, svc.clone().oneshot(()))
+        .await
+        .unwrap_err();
+    assert_eq!(kind(&err), Some(RejectionKind::Elapsed), "{err}");
+    assert_eq!(layer.stats().timeouts, 0, "the caller chose that timeout");
+    // The layer's own deadline expiring is counted.
+    let _ = svc.oneshot(()).await.unwrap_err();
+    assert_eq!(layer.stats().timeouts, 1);
 }
 
 #[tokio::test(start_paused = true)]
@@ -184,11 +242,22 @@ async fn a_call_timeout_applies_to_fixed_and_keyed_layers() {
         sleep(d).await;
         Ok::<_, std::io::Error>(d)
     }));
+    // In fixed mode a call timeout may only shorten the fixed deadline.
     let start = Instant::now();
-    let _ = CallTimeout::scope(300 * MS, fixed.oneshot(60_000 * MS))
+    let _ = CallTimeout::scope(300 * MS, fixed.clone().oneshot(60_000 * MS))
         .await
         .unwrap_err();
-    assert_eq!(start.elapsed(), 300 * MS);
+    assert_eq!(start.elapsed(), 100 * MS);
+    let start = Instant::now();
+    let _ = CallTimeout::scope(30 * MS, fixed.clone().oneshot(60_000 * MS))
+        .await
+        .unwrap_err();
+    assert_eq!(start.elapsed(), 30 * MS);
+    let start = Instant::now();
+    let _ = CallTimeout::scope(Duration::MAX, fixed.oneshot(60_000 * MS))
+        .await
+        .unwrap_err();
+    assert_eq!(start.elapsed(), 100 * MS);
 
     let config = KeyedAdaptiveTimeoutConfig::new();
     let layer = KeyedAdaptiveTimeoutLayer::new(|req: &(u32, Duration)| req.0, &config).unwrap();
