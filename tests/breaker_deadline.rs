@@ -1,11 +1,12 @@
 //! The breaker over an adaptive timeout, when callers carry deadlines.
+#![cfg(all(feature = "breaker", feature = "timeout"))]
 
 use std::time::Duration;
 
-use seawall_breaker::{BreakerLayer, State};
-use seawall_core::deadline::Deadline;
-use seawall_core::{Rejection, RejectionKind};
-use seawall_timeout::AdaptiveTimeoutLayer;
+use seawall::breaker::{BreakerLayer, State};
+use seawall::core::deadline::Deadline;
+use seawall::core::{Rejection, RejectionKind};
+use seawall::timeout::AdaptiveTimeoutLayer;
 use tower::{ServiceBuilder, ServiceExt, service_fn};
 
 const MS: Duration = Duration::from_millis(1);
