@@ -28,7 +28,7 @@ pub async fn axum(app: ::axum::Router) -> (SocketAddr, oneshot::Sender<()>) {
     (addr, stop)
 }
 
-/// [`axum`], with each request's peer address in its extensions as axum's
+/// [`axum()`], with each request's peer address in its extensions as axum's
 /// `ConnectInfo<SocketAddr>` (`into_make_service_with_connect_info`), for
 /// layers keyed by the client's address.
 ///
