@@ -243,10 +243,11 @@ impl ClientConfig {
     #[cfg(feature = "hedge")]
     #[cfg_attr(docsrs, doc(cfg(feature = "hedge")))]
     pub fn hedge_layer(&self) -> Result<Option<seawall_hedge::HedgeLayer>, ConfigError> {
-        self.hedge
-            .as_ref()
-            .map(|c| seawall_hedge::HedgeLayer::new(c).map_err(|e| e.prefixed("client.hedge")))
-            .transpose()
+        built_apart(
+            "client.hedge",
+            self.hedge.as_ref(),
+            seawall_hedge::HedgeLayer::new,
+        )
     }
 
     /// The `[client.deadline]` layer, `None` when the table is absent: it
@@ -258,13 +259,11 @@ impl ClientConfig {
     pub fn deadline_layer(
         &self,
     ) -> Result<Option<seawall_deadline::PropagateDeadlineLayer>, ConfigError> {
-        self.deadline
-            .as_ref()
-            .map(|c| {
-                seawall_deadline::PropagateDeadlineLayer::from_config(c)
-                    .map_err(|e| e.prefixed("client.deadline"))
-            })
-            .transpose()
+        built_apart(
+            "client.deadline",
+            self.deadline.as_ref(),
+            seawall_deadline::PropagateDeadlineLayer::from_config,
+        )
     }
 
     /// The `[client.chaos]` layer, `None` when the table is absent (with
@@ -276,7 +275,11 @@ impl ClientConfig {
     #[cfg(feature = "chaos")]
     #[cfg_attr(docsrs, doc(cfg(feature = "chaos")))]
     pub fn chaos_layer(&self) -> Result<Option<seawall_chaos::ChaosLayer>, ConfigError> {
-        chaos_layer("client.chaos", self.chaos.as_ref())
+        built_apart(
+            "client.chaos",
+            self.chaos.as_ref(),
+            seawall_chaos::ChaosLayer::from_config,
+        )
     }
 
     /// Validates every part and builds the client stack, taking each
@@ -526,13 +529,16 @@ pub struct ServerConfig {
     pub deadline: Option<seawall_deadline::CallerDeadlineConfig>,
 }
 
-#[cfg(feature = "chaos")]
-fn chaos_layer(
+/// A part built apart from the stacks (`[client.hedge]`, `[server.chaos]`,
+/// …): `None` when its table is absent, its errors named under `path`.
+#[cfg(any(feature = "chaos", feature = "hedge", feature = "deadline"))]
+fn built_apart<C, L>(
     path: &str,
-    config: Option<&seawall_chaos::ChaosConfig>,
-) -> Result<Option<seawall_chaos::ChaosLayer>, ConfigError> {
+    config: Option<&C>,
+    build: impl FnOnce(&C) -> Result<L, ConfigError>,
+) -> Result<Option<L>, ConfigError> {
     config
-        .map(|c| seawall_chaos::ChaosLayer::from_config(c).map_err(|e| e.prefixed(path)))
+        .map(|c| build(c).map_err(|e| e.prefixed(path)))
         .transpose()
 }
 
@@ -679,13 +685,11 @@ impl ServerConfig {
     pub fn deadline_layer(
         &self,
     ) -> Result<Option<seawall_deadline::CallerDeadlineLayer>, ConfigError> {
-        self.deadline
-            .as_ref()
-            .map(|c| {
-                seawall_deadline::CallerDeadlineLayer::from_config(c)
-                    .map_err(|e| e.prefixed("server.deadline"))
-            })
-            .transpose()
+        built_apart(
+            "server.deadline",
+            self.deadline.as_ref(),
+            seawall_deadline::CallerDeadlineLayer::from_config,
+        )
     }
 
     /// The `[server.chaos]` layer, `None` when the table is absent (see
@@ -694,7 +698,11 @@ impl ServerConfig {
     #[cfg(feature = "chaos")]
     #[cfg_attr(docsrs, doc(cfg(feature = "chaos")))]
     pub fn chaos_layer(&self) -> Result<Option<seawall_chaos::ChaosLayer>, ConfigError> {
-        chaos_layer("server.chaos", self.chaos.as_ref())
+        built_apart(
+            "server.chaos",
+            self.chaos.as_ref(),
+            seawall_chaos::ChaosLayer::from_config,
+        )
     }
 
     /// The `[[server.routes]]` budgets as one layer for axum's

@@ -339,10 +339,24 @@ impl LoopBudget {
             .map_err(|wait| BudgetExhausted::new(Duration::from_nanos(wait)))
     }
 
+    /// One call's token, as a service takes it: one clock read, one
+    /// compare-exchange, and (feature `quota`) the quota reported to a
+    /// layer that listens. Returns the wait in nanoseconds when refused.
+    #[inline]
+    pub(crate) fn take_for_call(&self) -> Result<(), u64> {
+        let now = self.read_clock();
+        let taken = self.try_take_at(1, now);
+        #[cfg(feature = "quota")]
+        if seawall_core::quota::is_observed() {
+            self.report_quota(now);
+        }
+        taken
+    }
+
     /// Reports the quota at `now` to a layer that listens
     /// ([`seawall_core::quota`]).
     #[cfg(feature = "quota")]
-    pub(crate) fn report_quota(&self, now: u64) {
+    fn report_quota(&self, now: u64) {
         if let Some(policy) = &self.inner.policy {
             policy.report(&self.inner.hot.gcra, &self.inner.rate, now);
         }

@@ -286,13 +286,7 @@ where
         let Some(budget) = table.budgets.get(&key).or(table.default.as_ref()) else {
             return ResponseFuture::called(self.inner.call(req));
         };
-        let now = budget.read_clock();
-        let taken = budget.try_take_at(1, now);
-        #[cfg(feature = "quota")]
-        if seawall_core::quota::is_observed() {
-            budget.report_quota(now);
-        }
-        match taken {
+        match budget.take_for_call() {
             Ok(()) => ResponseFuture::called(self.inner.call(req)),
             Err(wait) => ResponseFuture::rejected(rejection(budget, &key, wait)),
         }

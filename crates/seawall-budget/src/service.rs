@@ -277,13 +277,7 @@ where
         }
         // One clock read, one compare-exchange; the future is built in
         // place around the inner one.
-        let now = self.budget.read_clock();
-        let taken = self.budget.try_take_at(1, now);
-        #[cfg(feature = "quota")]
-        if seawall_core::quota::is_observed() {
-            self.budget.report_quota(now);
-        }
-        match taken {
+        match self.budget.take_for_call() {
             Ok(()) => ResponseFuture::called(self.inner.call(req)),
             Err(wait) => ResponseFuture::rejected(rejection(&self.budget, wait)),
         }
