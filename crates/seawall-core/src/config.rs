@@ -272,6 +272,87 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// Why a running layer did not take a new config: the answer of every
+/// layer's `reload`.
+///
+/// A reload is all or nothing: on either error the layer keeps running
+/// with its old config, and its state (breaker state, windows, histograms,
+/// budget tokens, in-flight counts) is untouched.
+///
+/// ```
+/// use seawall_core::{ConfigError, ReloadError};
+///
+/// let invalid = ReloadError::from(ConfigError::new("rate", 0, "must be greater than zero"));
+/// assert_eq!(invalid.to_string(), "invalid config: rate: 0 must be greater than zero");
+///
+/// let kind = ReloadError::not_in_place("trip", "the trip policy's kind cannot change");
+/// assert_eq!(
+///     kind.to_string(),
+///     "trip cannot change on a running layer: the trip policy's kind cannot change",
+/// );
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ReloadError {
+    /// The new config is not valid (the same check a build runs).
+    Invalid(ConfigError),
+    /// The new config changes something a running layer cannot change in
+    /// place; build a new layer to apply it.
+    NotInPlace {
+        /// The field that differs, e.g. `trip`.
+        field: Cow<'static, str>,
+        /// Why it cannot change in place.
+        reason: Cow<'static, str>,
+    },
+}
+
+impl ReloadError {
+    /// A [`ReloadError::NotInPlace`] for `field`.
+    pub fn not_in_place(
+        field: impl Into<Cow<'static, str>>,
+        reason: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        ReloadError::NotInPlace {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// The field that could not change in place, if that is the error.
+    pub fn not_in_place_field(&self) -> Option<&str> {
+        match self {
+            ReloadError::NotInPlace { field, .. } => Some(field),
+            ReloadError::Invalid(_) => None,
+        }
+    }
+}
+
+impl From<ConfigError> for ReloadError {
+    fn from(err: ConfigError) -> Self {
+        ReloadError::Invalid(err)
+    }
+}
+
+impl fmt::Display for ReloadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReloadError::Invalid(err) => write!(f, "invalid config: {err}"),
+            ReloadError::NotInPlace { field, reason } => {
+                write!(f, "{field} cannot change on a running layer: {reason}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ReloadError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ReloadError::Invalid(err) => Some(err),
+            ReloadError::NotInPlace { .. } => None,
+        }
+    }
+}
+
 /// Collects every problem of a configuration; see the [module docs](self).
 #[derive(Debug, Default)]
 pub struct Check {

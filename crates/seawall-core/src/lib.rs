@@ -74,7 +74,7 @@ pub mod time;
 
 pub use classify::{Classify, ErrorsAsFailures, Outcome, classify_fn};
 pub use clock::{Clock, ManualClock};
-pub use config::{ConfigError, FieldError};
+pub use config::{ConfigError, FieldError, ReloadError};
 pub use deadline::Deadline;
 pub use key::{KeyFn, KeyMap, KeyMapConfig};
 pub use rejection::{
