@@ -65,6 +65,11 @@ use crate::{BoxError, Rejection, RejectionKind};
 
 pub use crate::wire::MAX_RETRY_HINT;
 
+#[cfg(feature = "admin")]
+mod admin;
+#[cfg(feature = "admin")]
+#[cfg_attr(docsrs, doc(cfg(feature = "admin")))]
+pub use admin::{Access, AdminAuth, MAX_ADMIN_BODY, MIN_TOKEN_LEN, admin};
 mod ratelimit;
 mod route;
 #[cfg(feature = "budget")]

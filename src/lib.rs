@@ -118,6 +118,8 @@ pub use seawall_chaos as chaos;
 pub use seawall_deadline as deadline;
 
 pub mod builder;
+
+pub mod registry;
 pub use builder::ServiceBuilderExt;
 
 #[cfg(all(

@@ -1,0 +1,441 @@
+//! An operator's HTTP endpoint over a [`Registry`]: [`admin`].
+
+mod json;
+
+use std::fmt;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+
+use seawall_core::{ConfigError, ReloadError};
+
+use crate::config::StackConfig;
+use crate::registry::{Control, LayerConfig, LayerKind, Registry, RegistryError};
+
+/// The largest request body the endpoint reads (a config document).
+pub const MAX_ADMIN_BODY: usize = 64 * 1024;
+
+/// The shortest bearer token [`AdminAuth::bearer`] accepts, in bytes.
+pub const MIN_TOKEN_LEN: usize = 16;
+
+/// What an [`AdminAuth`] check decides for one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Access {
+    /// Let it in; `who` names the caller in the `tracing` event of every
+    /// action.
+    Allow {
+        /// Who is calling (a user, a service account, `bearer`…).
+        who: String,
+    },
+    /// No credentials: `401 Unauthorized`.
+    Unauthenticated,
+    /// Credentials that do not let in: `403 Forbidden`.
+    Forbidden,
+}
+
+type Check = dyn Fn(&HeaderMap) -> Access + Send + Sync;
+
+/// How the admin endpoint authenticates a caller. Required to build it:
+/// there is no open admin endpoint.
+#[derive(Clone)]
+pub struct AdminAuth {
+    check: Arc<Check>,
+}
+
+impl fmt::Debug for AdminAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never the token.
+        f.write_str("AdminAuth { .. }")
+    }
+}
+
+// Compares without stopping at the first difference, so the time taken
+// does not tell how much of a guess was right.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+impl AdminAuth {
+    /// `Authorization: Bearer <token>`. No header (or another scheme) is
+    /// `401`, a wrong token `403`; the caller is named `bearer` in events.
+    ///
+    /// # Errors
+    ///
+    /// A token shorter than [`MIN_TOKEN_LEN`] bytes or holding characters a
+    /// header cannot carry (the error never shows the token).
+    pub fn bearer(token: impl Into<String>) -> Result<Self, ConfigError> {
+        let token = token.into();
+        if token.len() < MIN_TOKEN_LEN {
+            return Err(ConfigError::new(
+                "admin.token",
+                format_args!("<{} bytes>", token.len()),
+                format!("must be at least {MIN_TOKEN_LEN} bytes"),
+            ));
+        }
+        if !token.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(ConfigError::new(
+                "admin.token",
+                "<redacted>",
+                "must be visible ASCII (no spaces or control characters)",
+            ));
+        }
+        let token = token.into_bytes();
+        Ok(Self::check(move |headers| {
+            let Some(value) = headers.get(header::AUTHORIZATION) else {
+                return Access::Unauthenticated;
+            };
+            let value = value.as_bytes();
+            let scheme = b"bearer ";
+            if value.len() < scheme.len() || !value[..scheme.len()].eq_ignore_ascii_case(scheme) {
+                return Access::Unauthenticated;
+            }
+            if same_secret(value[scheme.len()..].trim_ascii(), &token) {
+                Access::Allow {
+                    who: "bearer".to_owned(),
+                }
+            } else {
+                Access::Forbidden
+            }
+        }))
+    }
+
+    /// A check of your own over the request's headers (a session cookie, a
+    /// header set by an authenticating proxy, mTLS details your server
+    /// puts in an extension-derived header…).
+    ///
+    /// ```
+    /// use seawall::axum::{Access, AdminAuth};
+    ///
+    /// let auth = AdminAuth::check(|headers| match headers.get("x-ops-user") {
+    ///     None => Access::Unauthenticated,
+    ///     Some(user) if user == "alice" => Access::Allow { who: "alice".into() },
+    ///     Some(_) => Access::Forbidden,
+    /// });
+    /// # let _ = auth;
+    /// ```
+    pub fn check<F>(check: F) -> Self
+    where
+        F: Fn(&HeaderMap) -> Access + Send + Sync + 'static,
+    {
+        AdminAuth {
+            check: Arc::new(check),
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Admin {
+    registry: Registry,
+}
+
+/// Who is calling, put in the request by the auth middleware.
+#[derive(Clone)]
+struct Who(Arc<str>);
+
+/// A router for operators, over `registry`, to mount under any path
+/// (`Router::nest("/admin", admin(registry, auth))`). Every route needs
+/// `auth`.
+///
+/// | method | path | what |
+/// |---|---|---|
+/// | GET | `/` | every layer: id, kind, stats (JSON) |
+/// | GET | `/layers/{id}` | one layer |
+/// | GET | `/layers/{id}/keys?offset=0&limit=100` | a keyed layer's keys, paged (at most 1000) |
+/// | POST | `/layers/{id}/force-open[?key=k]` | force a breaker (or one key of a keyed breaker) open |
+/// | POST | `/layers/{id}/force-closed[?key=k]` | force it closed |
+/// | POST | `/layers/{id}/reset[?key=k]` | reset it to Closed |
+/// | POST | `/layers/{id}/config` | reload one layer: the body is its config table in TOML |
+/// | POST | `/config` | apply a whole `StackConfig` (TOML) to the stacks registered as `client` and `server` |
+///
+/// Answers are JSON; errors are `{"error": "…"}` with `400` (bad input or
+/// an unsupported action), `401`/`403` (auth), `404` (no such layer or key),
+/// `409` (a change the layer cannot make in place) or `413` (a body over
+/// [`MAX_ADMIN_BODY`]). GET never changes anything; every POST is a
+/// `tracing` event (target `seawall::admin`) naming who did what, and every
+/// refused credential a `warn` event (without the credential).
+///
+/// ```
+/// use axum::Router;
+/// use seawall::axum::{AdminAuth, admin};
+/// use seawall::registry::Registry;
+///
+/// # fn main() -> Result<(), seawall_core::ConfigError> {
+/// let registry = Registry::new();
+/// // register the layers your service builds here…
+/// let app: Router = Router::new()
+///     .nest("/admin", admin(registry, AdminAuth::bearer("a-long-random-token-from-a-secret")?));
+/// # let _ = app;
+/// # Ok(()) }
+/// ```
+pub fn admin(registry: Registry, auth: AdminAuth) -> Router {
+    let state = Admin { registry };
+    Router::new()
+        .route("/", get(list))
+        .route("/layers/{id}", get(one))
+        .route("/layers/{id}/keys", get(keys))
+        .route("/layers/{id}/force-open", post(force_open))
+        .route("/layers/{id}/force-closed", post(force_closed))
+        .route("/layers/{id}/reset", post(reset))
+        .route("/layers/{id}/config", post(reload))
+        .route("/config", post(apply))
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(MAX_ADMIN_BODY))
+        .layer(middleware::from_fn(move |req, next| {
+            authenticate(auth.clone(), req, next)
+        }))
+}
+
+async fn authenticate(auth: AdminAuth, mut req: Request, next: Next) -> Response {
+    match (auth.check)(req.headers()) {
+        Access::Allow { who } => {
+            req.extensions_mut().insert(Who(who.into()));
+            next.run(req).await
+        }
+        Access::Unauthenticated => {
+            tracing::warn!(target: "seawall::admin", method = %req.method(), path = %req.uri().path(), "admin request without credentials");
+            let mut res = error(StatusCode::UNAUTHORIZED, "credentials required");
+            res.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"seawall-admin\""),
+            );
+            res
+        }
+        Access::Forbidden => {
+            tracing::warn!(target: "seawall::admin", method = %req.method(), path = %req.uri().path(), "admin request with refused credentials");
+            error(
+                StatusCode::FORBIDDEN,
+                "these credentials may not use the admin endpoint",
+            )
+        }
+    }
+}
+
+fn error(status: StatusCode, message: impl fmt::Display) -> Response {
+    (status, axum::Json(json!({ "error": message.to_string() }))).into_response()
+}
+
+fn ok(value: Value) -> Response {
+    axum::Json(value).into_response()
+}
+
+fn registry_error(err: &RegistryError) -> Response {
+    let status = match err {
+        RegistryError::UnknownLayer(_) | RegistryError::UnknownKey { .. } => StatusCode::NOT_FOUND,
+        RegistryError::Reload {
+            error: ReloadError::NotInPlace { .. },
+            ..
+        } => StatusCode::CONFLICT,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    error(status, err)
+}
+
+async fn list(State(admin): State<Admin>) -> Response {
+    let layers: Vec<Value> = admin.registry.layers().iter().map(json::snapshot).collect();
+    ok(json!({ "layers": layers }))
+}
+
+async fn one(State(admin): State<Admin>, Path(id): Path<String>) -> Response {
+    match admin.registry.layer(&id) {
+        Some(layer) => ok(json::snapshot(&layer)),
+        None => registry_error(&RegistryError::UnknownLayer(id)),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct PageQuery {
+    #[serde(default)]
+    offset: usize,
+    #[serde(default = "default_limit")]
+    limit: usize,
+}
+
+fn default_limit() -> usize {
+    100
+}
+
+async fn keys(
+    State(admin): State<Admin>,
+    Path(id): Path<String>,
+    page: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Ok(Query(page)) = page else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "offset and limit must be non-negative integers",
+        );
+    };
+    match admin.registry.keys(&id, page.offset, page.limit) {
+        Ok(page) => ok(json::page(&page)),
+        Err(err) => registry_error(&err),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct KeyQuery {
+    key: Option<String>,
+}
+
+async fn control(
+    admin: Admin,
+    who: Who,
+    id: String,
+    key: Option<String>,
+    control: Control,
+) -> Response {
+    let result = admin.registry.control(&id, key.as_deref(), control);
+    tracing::info!(
+        target: "seawall::admin",
+        who = &*who.0,
+        action = control.as_str(),
+        layer = %id,
+        key = key.as_deref(),
+        ok = result.is_ok(),
+        "admin action"
+    );
+    match result {
+        Ok(()) => match admin.registry.layer(&id) {
+            Some(layer) => ok(json::snapshot(&layer)),
+            None => ok(json!({})),
+        },
+        Err(err) => registry_error(&err),
+    }
+}
+
+async fn force_open(
+    State(admin): State<Admin>,
+    axum::Extension(who): axum::Extension<Who>,
+    Path(id): Path<String>,
+    Query(q): Query<KeyQuery>,
+) -> Response {
+    control(admin, who, id, q.key, Control::ForceOpen).await
+}
+
+async fn force_closed(
+    State(admin): State<Admin>,
+    axum::Extension(who): axum::Extension<Who>,
+    Path(id): Path<String>,
+    Query(q): Query<KeyQuery>,
+) -> Response {
+    control(admin, who, id, q.key, Control::ForceClosed).await
+}
+
+async fn reset(
+    State(admin): State<Admin>,
+    axum::Extension(who): axum::Extension<Who>,
+    Path(id): Path<String>,
+    Query(q): Query<KeyQuery>,
+) -> Response {
+    control(admin, who, id, q.key, Control::Reset).await
+}
+
+fn text(body: &Bytes) -> Result<&str, Response> {
+    std::str::from_utf8(body)
+        .map_err(|_| error(StatusCode::BAD_REQUEST, "the body must be UTF-8 TOML"))
+}
+
+// One layer's config table, read as the config type of the layer's kind.
+fn layer_config(kind: LayerKind, toml_text: &str) -> Result<LayerConfig, Response> {
+    fn parse<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, Response> {
+        toml::from_str(text).map_err(|e| {
+            let message = e.message().to_owned();
+            error(
+                StatusCode::BAD_REQUEST,
+                format_args!(
+                    "bad config: {}",
+                    ConfigError::new("body", "<toml>", message)
+                ),
+            )
+        })
+    }
+    Ok(match kind {
+        LayerKind::Breaker => LayerConfig::Breaker(parse(toml_text)?),
+        LayerKind::KeyedBreaker => LayerConfig::KeyedBreaker(parse(toml_text)?),
+        LayerKind::Shed => LayerConfig::Shed(parse(toml_text)?),
+        LayerKind::Budget => LayerConfig::Budget(parse(toml_text)?),
+        LayerKind::KeyedBudget => LayerConfig::KeyedBudget(parse(toml_text)?),
+        LayerKind::Timeout => LayerConfig::Timeout(parse(toml_text)?),
+        LayerKind::KeyedTimeout => LayerConfig::KeyedTimeout(parse(toml_text)?),
+        LayerKind::Retry => LayerConfig::Retry(parse(toml_text)?),
+        other => {
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                format_args!("a {other} layer is not reloaded through the endpoint"),
+            ));
+        }
+    })
+}
+
+async fn reload(
+    State(admin): State<Admin>,
+    axum::Extension(who): axum::Extension<Who>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let Some(layer) = admin.registry.layer(&id) else {
+        return registry_error(&RegistryError::UnknownLayer(id));
+    };
+    let config = match text(&body).and_then(|t| layer_config(layer.kind, t)) {
+        Ok(config) => config,
+        Err(res) => return res,
+    };
+    let result = admin.registry.reload(&id, &config);
+    tracing::info!(
+        target: "seawall::admin",
+        who = &*who.0,
+        action = "reload",
+        layer = %id,
+        ok = result.is_ok(),
+        error = result.as_ref().err().map(tracing::field::display),
+        "admin action"
+    );
+    match result {
+        Ok(()) => match admin.registry.layer(&id) {
+            Some(layer) => ok(json::snapshot(&layer)),
+            None => ok(json!({})),
+        },
+        Err(err) => registry_error(&err),
+    }
+}
+
+async fn apply(
+    State(admin): State<Admin>,
+    axum::Extension(who): axum::Extension<Who>,
+    body: Bytes,
+) -> Response {
+    let config = match text(&body).map(StackConfig::from_toml_str) {
+        Ok(Ok(config)) => config,
+        Ok(Err(err)) => return error(StatusCode::BAD_REQUEST, format_args!("bad config: {err}")),
+        Err(res) => return res,
+    };
+    let result = admin.registry.apply(&config);
+    match result {
+        Ok(report) => {
+            tracing::info!(
+                target: "seawall::admin",
+                who = &*who.0,
+                action = "apply",
+                %report,
+                "admin action"
+            );
+            let status = if report.is_complete() {
+                StatusCode::OK
+            } else {
+                StatusCode::CONFLICT
+            };
+            (status, axum::Json(json::report(&report))).into_response()
+        }
+        Err(err) => error(StatusCode::BAD_REQUEST, format_args!("bad config: {err}")),
+    }
+}
