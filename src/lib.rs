@@ -119,6 +119,15 @@ pub use seawall_deadline as deadline;
 
 pub mod builder;
 
+#[cfg(any(
+    feature = "breaker",
+    feature = "shed",
+    feature = "budget",
+    feature = "timeout",
+    feature = "retry",
+    feature = "hedge",
+    feature = "chaos"
+))]
 pub mod registry;
 pub use builder::ServiceBuilderExt;
 

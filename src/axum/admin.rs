@@ -368,6 +368,8 @@ fn layer_config(kind: LayerKind, toml_text: &str) -> Result<LayerConfig, Respons
         LayerKind::Timeout => LayerConfig::Timeout(parse(toml_text)?),
         LayerKind::KeyedTimeout => LayerConfig::KeyedTimeout(parse(toml_text)?),
         LayerKind::Retry => LayerConfig::Retry(parse(toml_text)?),
+        #[cfg(feature = "chaos")]
+        LayerKind::Chaos => LayerConfig::Chaos(parse(toml_text)?),
         other => {
             return Err(error(
                 StatusCode::BAD_REQUEST,

@@ -150,6 +150,10 @@ pub enum LayerConfig {
     /// For a [`LayerKind::Retry`].
     #[cfg(feature = "retry")]
     Retry(seawall_retry::RetryConfig),
+    /// For a [`LayerKind::Chaos`]: its rates, latency and switch, applied
+    /// through its handle.
+    #[cfg(feature = "chaos")]
+    Chaos(seawall_chaos::ChaosConfig),
 }
 
 impl LayerConfig {
@@ -172,6 +176,8 @@ impl LayerConfig {
             LayerConfig::KeyedTimeout(_) => LayerKind::KeyedTimeout,
             #[cfg(feature = "retry")]
             LayerConfig::Retry(_) => LayerKind::Retry,
+            #[cfg(feature = "chaos")]
+            LayerConfig::Chaos(_) => LayerKind::Chaos,
         }
     }
 }
@@ -283,6 +289,7 @@ mod breaker {
         fn reload(&self, config: &LayerConfig) -> Result<(), ReloadError> {
             match config {
                 LayerConfig::Breaker(c) => self.0.reload(c),
+                #[allow(unreachable_patterns)]
                 other => Err(wrong_kind(LayerKind::Breaker, other)),
             }
         }
@@ -345,6 +352,7 @@ mod breaker {
         fn reload(&self, config: &LayerConfig) -> Result<(), ReloadError> {
             match config {
                 LayerConfig::KeyedBreaker(c) => self.0.reload(c),
+                #[allow(unreachable_patterns)]
                 other => Err(wrong_kind(LayerKind::KeyedBreaker, other)),
             }
         }
@@ -373,6 +381,7 @@ mod shed {
         fn reload(&self, config: &LayerConfig) -> Result<(), ReloadError> {
             match config {
                 LayerConfig::Shed(c) => self.0.reload(c),
+                #[allow(unreachable_patterns)]
                 other => Err(wrong_kind(LayerKind::Shed, other)),
             }
         }
@@ -396,6 +405,7 @@ mod budget {
         fn reload(&self, config: &LayerConfig) -> Result<(), ReloadError> {
             match config {
                 LayerConfig::Budget(c) => self.0.reload(c),
+                #[allow(unreachable_patterns)]
                 other => Err(wrong_kind(LayerKind::Budget, other)),
             }
         }
@@ -421,6 +431,7 @@ mod budget {
         fn reload(&self, config: &LayerConfig) -> Result<(), ReloadError> {
             match config {
                 LayerConfig::KeyedBudget(c) => self.0.reload(c),
+                #[allow(unreachable_patterns)]
                 other => Err(wrong_kind(LayerKind::KeyedBudget, other)),
             }
         }
@@ -461,6 +472,7 @@ mod timeout {
         fn reload(&self, config: &LayerConfig) -> Result<(), ReloadError> {
             match config {
                 LayerConfig::Timeout(c) => self.0.reload(c),
+                #[allow(unreachable_patterns)]
                 other => Err(wrong_kind(LayerKind::Timeout, other)),
             }
         }
@@ -499,6 +511,7 @@ mod timeout {
         fn reload(&self, config: &LayerConfig) -> Result<(), ReloadError> {
             match config {
                 LayerConfig::KeyedTimeout(c) => self.0.reload(c),
+                #[allow(unreachable_patterns)]
                 other => Err(wrong_kind(LayerKind::KeyedTimeout, other)),
             }
         }
@@ -532,6 +545,7 @@ mod retry {
         fn reload(&self, config: &LayerConfig) -> Result<(), ReloadError> {
             match config {
                 LayerConfig::Retry(c) => self.0.reload(c),
+                #[allow(unreachable_patterns)]
                 other => Err(wrong_kind(LayerKind::Retry, other)),
             }
         }
@@ -583,6 +597,13 @@ mod chaos {
         }
         fn stats(&self) -> LayerStats {
             LayerStats::Chaos(self.0.stats())
+        }
+        fn reload(&self, config: &LayerConfig) -> Result<(), ReloadError> {
+            match config {
+                LayerConfig::Chaos(c) => Ok(self.0.handle().apply(c)?),
+                #[allow(unreachable_patterns)]
+                other => Err(wrong_kind(LayerKind::Chaos, other)),
+            }
         }
     }
 }
