@@ -300,7 +300,7 @@ fn rejection<K: fmt::Display>(budget: &LoopBudget, key: &K, wait: u64) -> Budget
     let label = KeyLabel::display(key);
     tracing::trace!(
         target: TARGET_BUDGET,
-        name = %budget.config().name,
+        name = %budget.name(),
         key = %label,
         ?retry_after,
         "selected budget spent; call rejected"
