@@ -381,8 +381,8 @@ fn rescaled(tat: u64, old: &Rate, new: &Rate, now: u64) -> u64 {
     // Tokens available at the old rate, counted in the new emission's
     // nanoseconds: (old.limit - debt) / old.emission × new.emission. Every
     // factor is below 2^64, so nothing overflows an i128.
-    let available = (i128::from(old.limit) - debt) * i128::from(new.emission)
-        / i128::from(old.emission.max(1));
+    let available =
+        (i128::from(old.limit) - debt) * i128::from(new.emission) / i128::from(old.emission.max(1));
     let available = available.min(i128::from(new.limit));
     let debt = (i128::from(new.limit) - available).max(0);
     now.saturating_add(u64::try_from(debt).unwrap_or(u64::MAX))

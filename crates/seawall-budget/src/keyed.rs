@@ -16,8 +16,8 @@
 //! - **Small.** A key holds one 16-byte cell behind the map's `Arc`; its
 //!   label is formatted only when it is refused.
 
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use seawall_core::names::TARGET_BUDGET;
 use seawall_core::{Clock, KeyMap, ReloadError};

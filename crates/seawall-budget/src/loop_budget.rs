@@ -1,8 +1,8 @@
 //! [`LoopBudget`]: a smooth rate budget for plain loops, no tower needed.
 
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use seawall_core::names::TARGET_BUDGET;
@@ -383,7 +383,12 @@ impl LoopBudget {
 
     /// The rate and the budget's config change together, for a layer's
     /// reload (which checked `config` and owns everything else).
-    pub(crate) fn reload_rate(&self, rate: u32, per: Duration, burst: Option<u32>) -> Vec<&'static str> {
+    pub(crate) fn reload_rate(
+        &self,
+        rate: u32,
+        per: Duration,
+        burst: Option<u32>,
+    ) -> Vec<&'static str> {
         let mut live = self.live();
         let mut next = live.config.clone();
         next.rate = rate;
@@ -515,7 +520,12 @@ impl LoopBudget {
     /// `try_consume` at a known time, returning the wait in nanoseconds.
     #[inline]
     pub(crate) fn try_take_at(&self, n: u32, now: u64) -> Result<(), u64> {
-        match self.inner.hot.gcra.try_take(&self.inner.rate.load(), n, now) {
+        match self
+            .inner
+            .hot
+            .gcra
+            .try_take(&self.inner.rate.load(), n, now)
+        {
             Ok(()) => {
                 self.note_admitted(n);
                 self.recovered();
@@ -533,7 +543,8 @@ impl LoopBudget {
     /// [`Reservation`] that [`refund`](Self::refund) may give back.
     #[inline]
     pub(crate) fn try_reserve_quiet(&self, n: u32, now: u64) -> Result<Reservation, u64> {
-        let r = self.inner
+        let r = self
+            .inner
             .hot
             .gcra
             .try_reserve(&self.inner.rate.load(), n, now);
@@ -616,11 +627,7 @@ impl LoopBudget {
             .hot
             .step
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |s| {
-                Some(if schedule.is_capped(s) {
-                    s
-                } else {
-                    s + 1
-                })
+                Some(if schedule.is_capped(s) { s } else { s + 1 })
             })
             .unwrap_or_else(|s| s);
         let delay = schedule.delay(step);

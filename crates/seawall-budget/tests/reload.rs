@@ -136,7 +136,9 @@ fn invalid_and_not_in_place_change_nothing() {
     let before = budget.config();
     let err = budget.reload(&before.clone().rate(0).burst(2)).unwrap_err();
     assert!(matches!(err, ReloadError::Invalid(_)), "{err}");
-    let err = budget.reload(&before.clone().name("other").rate(99)).unwrap_err();
+    let err = budget
+        .reload(&before.clone().name("other").rate(99))
+        .unwrap_err();
     assert_eq!(err.not_in_place_field(), Some("name"));
     assert_eq!(budget.config(), before);
     assert_eq!(budget.available(), 3);
@@ -153,7 +155,9 @@ fn invalid_and_not_in_place_change_nothing() {
         assert_eq!(err.not_in_place_field(), Some(field));
         assert_eq!(layer.budget().config().rate, 10);
     }
-    let err = layer.reload(&config.clone().per(Duration::ZERO)).unwrap_err();
+    let err = layer
+        .reload(&config.clone().per(Duration::ZERO))
+        .unwrap_err();
     assert!(matches!(err, ReloadError::Invalid(_)));
     assert_eq!(layer.budget().emission_interval(), 100 * MS);
 }
@@ -219,8 +223,11 @@ async fn a_token_held_across_a_reload_is_given_back_whole() {
 #[test]
 fn keyed_reload_reaches_held_keys_new_keys_and_the_overflow() {
     let (clock, hand) = Clock::manual();
-    let cfg = KeyedBudgetConfig::from(BudgetConfig::new().rate(10).burst(4)).keys(KeyMapConfig::new().capacity(1));
-    let layer = KeyedBudgetLayer::new(|k: &u32| *k, &cfg).unwrap().clock(clock);
+    let cfg = KeyedBudgetConfig::from(BudgetConfig::new().rate(10).burst(4))
+        .keys(KeyMapConfig::new().capacity(1));
+    let layer = KeyedBudgetLayer::new(|k: &u32| *k, &cfg)
+        .unwrap()
+        .clock(clock);
     let mut svc = layer.layer(echo());
     for _ in 0..4 {
         assert!(seawall_test_support::service::ready_call_ok(&mut svc, 7));
@@ -230,7 +237,8 @@ fn keyed_reload_reaches_held_keys_new_keys_and_the_overflow() {
     assert!(seawall_test_support::service::ready_call_ok(&mut svc, 8));
     assert_eq!(layer.stats().overflow, 1);
 
-    let next = KeyedBudgetConfig::from(BudgetConfig::new().rate(100).burst(2)).keys(KeyMapConfig::new().capacity(1));
+    let next = KeyedBudgetConfig::from(BudgetConfig::new().rate(100).burst(2))
+        .keys(KeyMapConfig::new().capacity(1));
     layer.reload(&next).unwrap();
     assert_eq!(layer.config(), next);
     assert_eq!(layer.emission_interval(), 10 * MS);
@@ -250,11 +258,17 @@ fn keyed_reload_reaches_held_keys_new_keys_and_the_overflow() {
 
     // Refused changes leave it as it is.
     let err = layer
-        .reload(&KeyedBudgetConfig::from(BudgetConfig::new().rate(5)).keys(KeyMapConfig::new().capacity(10)))
+        .reload(
+            &KeyedBudgetConfig::from(BudgetConfig::new().rate(5))
+                .keys(KeyMapConfig::new().capacity(10)),
+        )
         .unwrap_err();
     assert_eq!(err.not_in_place_field(), Some("keys"));
     let err = layer
-        .reload(&KeyedBudgetConfig::from(BudgetConfig::new().rate(5).mode(BudgetMode::Wait)).keys(KeyMapConfig::new().capacity(1)))
+        .reload(
+            &KeyedBudgetConfig::from(BudgetConfig::new().rate(5).mode(BudgetMode::Wait))
+                .keys(KeyMapConfig::new().capacity(1)),
+        )
         .unwrap_err();
     assert!(matches!(err, ReloadError::Invalid(_)));
     assert_eq!(layer.config(), next);

@@ -52,8 +52,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use seawall_core::config::Check;
-use seawall_core::time::nanos;
 use seawall_core::names::TARGET_RETRY;
+use seawall_core::time::nanos;
 use seawall_core::{Clock, ConfigError, ReloadError};
 
 const BUCKETS: usize = 10;

@@ -172,6 +172,9 @@ impl<C, K, H> Policy<C, K, H> {
     fn deadline(&self) -> Option<Duration> {
         match self.deadline.load(Ordering::Relaxed) {
             0 => None,
+            // Saturated (an unvalidated deadline past u64 nanoseconds): as
+            // long as any.
+            u64::MAX => Some(Duration::MAX),
             ns => Some(Duration::from_nanos(ns)),
         }
     }

@@ -118,7 +118,11 @@ async fn the_budget_balance_is_kept() {
     assert_eq!(budget.balance(), 4.0);
     // Another max_attempts and ratio: the balance stays what it was.
     layer
-        .reload(&cfg.clone().max_attempts(3).budget(RetryBudgetConfig::new().ratio(0.5).min_per_sec(0)))
+        .reload(
+            &cfg.clone()
+                .max_attempts(3)
+                .budget(RetryBudgetConfig::new().ratio(0.5).min_per_sec(0)),
+        )
         .unwrap();
     assert_eq!(budget.balance(), 4.0);
     // New deposits at the new ratio.
@@ -126,7 +130,11 @@ async fn the_budget_balance_is_kept() {
     assert_eq!(budget.balance(), 4.5);
     // A floor adds its reserve (1/s × 10s) at once.
     layer
-        .reload(&cfg.clone().max_attempts(3).budget(RetryBudgetConfig::new().ratio(0.5).min_per_sec(1)))
+        .reload(
+            &cfg.clone()
+                .max_attempts(3)
+                .budget(RetryBudgetConfig::new().ratio(0.5).min_per_sec(1)),
+        )
         .unwrap();
     assert_eq!(budget.balance(), 14.5);
     assert_eq!(layer.config().budget.min_per_sec, 1);
@@ -151,7 +159,10 @@ fn a_new_ttl_refiles_what_counts_by_age() {
     assert_eq!(budget.balance(), 5.0);
     // A longer window: all kept, and the deposits of 5s ago count until
     // they are 20s old, not 10s.
-    let longer = RetryBudgetConfig::new().ratio(1.0).min_per_sec(0).ttl(Duration::from_secs(20));
+    let longer = RetryBudgetConfig::new()
+        .ratio(1.0)
+        .min_per_sec(0)
+        .ttl(Duration::from_secs(20));
     budget.reload(&longer).unwrap();
     assert_eq!(budget.balance(), 5.0);
     hand.advance(Duration::from_secs(8)); // they are 13s old
@@ -182,9 +193,7 @@ async fn honour_hints_switches_the_reader_on_and_off() {
     let svc = layer.layer(failing(&calls));
     assert!(svc.clone().oneshot(1).await.is_err());
     assert_eq!(calls.swap(0, Ordering::Relaxed), 1, "the peer said no");
-    layer
-        .reload(&layer.config().honour_hints(false))
-        .unwrap();
+    layer.reload(&layer.config().honour_hints(false)).unwrap();
     assert!(svc.clone().oneshot(2).await.is_err());
     assert_eq!(calls.swap(0, Ordering::Relaxed), 3, "hints ignored");
     layer.reload(&layer.config().honour_hints(true)).unwrap();
@@ -202,7 +211,10 @@ fn refused_reloads_change_nothing() {
         (config(5).budget(RetryBudgetConfig::new().ratio(2.0)), None),
         (config(5).deadline(Duration::ZERO), None),
         (config(5).name("other"), Some("name")),
-        (config(5).budget(RetryBudgetConfig::new().enabled(false)), Some("budget.enabled")),
+        (
+            config(5).budget(RetryBudgetConfig::new().enabled(false)),
+            Some("budget.enabled"),
+        ),
     ];
     for (bad, field) in cases {
         let err = layer.reload(&bad).unwrap_err();
@@ -221,7 +233,8 @@ fn refused_reloads_change_nothing() {
         .unwrap_err();
     assert!(matches!(err, ReloadError::Invalid(_)));
     // A layer without a budget cannot gain one in place.
-    let bare = RetryLayer::from_config(&config(3).budget(RetryBudgetConfig::new().enabled(false))).unwrap();
+    let bare = RetryLayer::from_config(&config(3).budget(RetryBudgetConfig::new().enabled(false)))
+        .unwrap();
     let err = bare.reload(&config(3)).unwrap_err();
     assert_eq!(err.not_in_place_field(), Some("budget.enabled"));
 }
