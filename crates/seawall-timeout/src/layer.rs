@@ -155,6 +155,7 @@ impl AdaptiveTimeoutLayer {
     /// // A tighter max applies to the next call; the samples are kept.
     /// let mut tighter = config.clone();
     /// tighter.max = Duration::from_millis(500);
+    /// tighter.base = Duration::from_millis(200);
     /// layer.reload(&tighter).unwrap();
     /// assert_eq!(layer.deadline(), Duration::from_millis(500));
     /// assert_eq!(layer.stats().samples, 10);
@@ -428,7 +429,7 @@ where
     ///
     /// let per_key = AdaptiveTimeoutConfig::builder().base(Duration::from_secs(1)).into_config();
     /// let config = KeyedAdaptiveTimeoutConfig::new().per_key(per_key.clone());
-    /// let layer = KeyedAdaptiveTimeoutLayer::new(|k: &u32| *k, &config).unwrap();
+    /// let layer = KeyedAdaptiveTimeoutLayer::<_, u32>::new(|k: &u32| *k, &config).unwrap();
     /// let mut shorter = per_key.clone();
     /// shorter.base = Duration::from_millis(300);
     /// layer.reload(&config.clone().per_key(shorter)).unwrap();

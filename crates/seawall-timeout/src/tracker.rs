@@ -734,14 +734,13 @@ impl DeadlineTracker {
     /// for ms in 1..=100 {
     ///     tracker.record(Duration::from_millis(ms));
     /// }
-    /// let p99 = tracker.deadline();
-    /// // The same samples, the median doubled.
+    /// let p99 = tracker.stats().deadline; // brought up to date
+    /// // The same samples: the median instead of p99.
     /// let mut median = cfg.clone();
     /// median.percentile = 50.0;
-    /// median.multiplier = 2.0;
     /// tracker.reload(&median).unwrap();
     /// assert!(tracker.deadline() < p99);
-    /// assert!(tracker.deadline() >= Duration::from_millis(100));
+    /// assert!(tracker.deadline() >= Duration::from_millis(50));
     /// ```
     pub fn reload(&self, config: &AdaptiveTimeoutConfig) -> Result<(), ReloadError> {
         config.validate()?;
