@@ -779,6 +779,69 @@ mod loom_models {
         });
     }
 
+    /// A reload racing an admit: the admit reads one rate whole, and the
+    /// TAT ends as one of the orders allows: the admit before the rescale
+    /// (its token rescaled with the rest), after it at the new rate, or
+    /// after it at the old rate it read (the documented race: the call is
+    /// judged by the rate it read). Never a lost update.
+    #[test]
+    fn a_reload_racing_an_admit_loses_no_update() {
+        const MS: u64 = 1_000_000;
+        loom::model(|| {
+            let old = rate(); // 10/s: 100ms a token, burst 2
+            let new = Rate::new(20, Duration::from_secs(1), BURST); // 50ms
+            let cell = Arc::new(RateCell::new(old));
+            let g = Arc::new(Gcra::new());
+            let admit = {
+                let (cell, g) = (cell.clone(), g.clone());
+                thread::spawn(move || {
+                    let r = cell.load();
+                    assert!(r == old || r == new, "a torn rate: {r:?}");
+                    assert!(g.try_take(&r, 1, 0).is_ok());
+                    r
+                })
+            };
+            cell.replace(new, |o, n| g.rescale(o, n, 0));
+            let read = admit.join().unwrap();
+            let tat = g.tat.load(Ordering::Relaxed);
+            if read == new {
+                assert_eq!(tat, 50 * MS);
+            } else {
+                // Before the rescale: 1 of 2 left, rescaled to 50ms owed;
+                // after it: the old rate's 100ms on a full bucket.
+                assert!(tat == 50 * MS || tat == 100 * MS, "{tat}");
+            }
+            assert_eq!(cell.load(), new);
+        });
+    }
+
+    /// Reads racing two reloads each see one of the three rates whole,
+    /// never the emission of one with the burst of another.
+    #[test]
+    fn a_rate_read_racing_reloads_is_never_torn() {
+        loom::model(|| {
+            let rates = [
+                Rate::new(10, Duration::from_secs(1), 2),
+                Rate::new(20, Duration::from_secs(1), 5),
+                Rate::new(40, Duration::from_secs(1), 9),
+            ];
+            let cell = Arc::new(RateCell::new(rates[0]));
+            let reader = {
+                let cell = cell.clone();
+                thread::spawn(move || {
+                    for _ in 0..2 {
+                        let r = cell.load();
+                        assert!(rates.contains(&r), "a torn rate: {r:?}");
+                    }
+                })
+            };
+            cell.replace(rates[1], |_, _| {});
+            cell.replace(rates[2], |_, _| {});
+            reader.join().unwrap();
+            assert_eq!(cell.load(), rates[2]);
+        });
+    }
+
     /// An unconditional take (work already done) racing an admit: neither
     /// update is lost.
     #[test]
