@@ -90,9 +90,13 @@ async fn reloads_every_100ms_under_load_lose_nothing() {
                 if Instant::now() >= end {
                     return reloads;
                 }
-                let b = reloads % 2 == 0;
-                budget.reload(if b { &budget_b } else { &budget_a }).unwrap();
-                timeout.reload(if b { &timeout_b } else { &timeout_a }).unwrap();
+                let b = reloads.is_multiple_of(2);
+                budget
+                    .reload(if b { &budget_b } else { &budget_a })
+                    .unwrap();
+                timeout
+                    .reload(if b { &timeout_b } else { &timeout_a })
+                    .unwrap();
                 retry.reload(if b { &retry_b } else { &retry_a }).unwrap();
                 reloads += 1;
             }
@@ -123,7 +127,7 @@ async fn reloads_every_100ms_under_load_lose_nothing() {
     // at each reload.
     let mut expected = 10u64;
     for interval in 0..=u64::from(reloads) {
-        expected += if interval % 2 == 0 { 100 } else { 200 };
+        expected += if interval.is_multiple_of(2) { 100 } else { 200 };
     }
     assert!(
         calls.abs_diff(expected) <= TASKS + u64::from(reloads),

@@ -56,7 +56,10 @@ async fn the_histogram_is_kept_and_the_new_percentile_gives_the_next_deadline() 
     let before = layer.stats();
     assert_eq!(before.source, DeadlineSource::Adaptive);
     assert_eq!(before.samples, 100);
-    assert!(before.deadline >= 600 * MS && before.deadline < 610 * MS, "{before:?}");
+    assert!(
+        before.deadline >= 600 * MS && before.deadline < 610 * MS,
+        "{before:?}"
+    );
 
     let mut median = config();
     median.percentile = 50.0;
@@ -65,7 +68,10 @@ async fn the_histogram_is_kept_and_the_new_percentile_gives_the_next_deadline() 
     let after = layer.stats();
     assert_eq!(after.samples, 100, "the samples are kept");
     assert_eq!(after.source, DeadlineSource::Adaptive);
-    assert!(after.deadline >= 200 * MS && after.deadline < 203 * MS, "{after:?}");
+    assert!(
+        after.deadline >= 200 * MS && after.deadline < 203 * MS,
+        "{after:?}"
+    );
     // The next call, through a service made before the reload, gets it.
     let err = svc.clone().oneshot(300 * MS).await.unwrap_err();
     assert_eq!(elapsed_after(&err), after.deadline);
@@ -98,17 +104,28 @@ async fn a_new_clamp_applies_to_the_next_deadline_and_to_a_callers_timeout() {
     let mut higher = config();
     higher.max = 4_000 * MS;
     layer.reload(&higher).unwrap();
-    assert!(CallTimeout::scope(1_000 * MS, svc.clone().oneshot(900 * MS)).await.is_ok());
-    assert!(layer.stats().samples >= 20, "the window survives the reloads");
+    assert!(
+        CallTimeout::scope(1_000 * MS, svc.clone().oneshot(900 * MS))
+            .await
+            .is_ok()
+    );
+    assert!(
+        layer.stats().samples >= 20,
+        "the window survives the reloads"
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_fixed_deadline_reloads_for_services_already_built() {
-    let fixed = AdaptiveTimeoutConfig::builder().fixed(100 * MS).into_config();
+    let fixed = AdaptiveTimeoutConfig::builder()
+        .fixed(100 * MS)
+        .into_config();
     let layer = AdaptiveTimeoutLayer::from_config(&fixed).unwrap();
     let svc = layer.layer(sleeper());
     assert!(svc.clone().oneshot(150 * MS).await.is_err());
-    let longer = AdaptiveTimeoutConfig::builder().fixed(200 * MS).into_config();
+    let longer = AdaptiveTimeoutConfig::builder()
+        .fixed(200 * MS)
+        .into_config();
     layer.reload(&longer).unwrap();
     assert_eq!(layer.deadline(), 200 * MS);
     assert!(svc.clone().oneshot(150 * MS).await.is_ok());
@@ -147,7 +164,12 @@ async fn refused_reloads_change_nothing() {
     let mut bad = config();
     bad.max = 4_001 * MS;
     cases.push((bad, Some("max")));
-    cases.push((AdaptiveTimeoutConfig::builder().fixed(50 * MS).into_config(), Some("fixed")));
+    cases.push((
+        AdaptiveTimeoutConfig::builder()
+            .fixed(50 * MS)
+            .into_config(),
+        Some("fixed"),
+    ));
     for (bad, field) in cases {
         let err = layer.reload(&bad).unwrap_err();
         match field {
@@ -172,14 +194,18 @@ async fn keyed_reload_reaches_held_keys_and_new_ones() {
     let config = KeyedAdaptiveTimeoutConfig::new()
         .per_key(per_key.clone())
         .keys(KeyMapConfig::new().capacity(16));
-    let layer = KeyedAdaptiveTimeoutLayer::new(|d: &Duration| d.as_millis() as u64, &config).unwrap();
+    let layer =
+        KeyedAdaptiveTimeoutLayer::new(|d: &Duration| d.as_millis() as u64, &config).unwrap();
     let svc = layer.layer(sleeper());
     for _ in 0..5 {
         svc.clone().oneshot(100 * MS).await.unwrap();
     }
     let learned = layer.key_stats(&100).unwrap();
     // p99 of 100ms (compact histograms: within 12.5%), × 2.
-    assert!(learned.deadline >= 200 * MS && learned.deadline < 230 * MS, "{learned:?}");
+    assert!(
+        learned.deadline >= 200 * MS && learned.deadline < 230 * MS,
+        "{learned:?}"
+    );
 
     let mut next = per_key.clone();
     next.multiplier = 3.0;
@@ -190,7 +216,10 @@ async fn keyed_reload_reaches_held_keys_and_new_ones() {
     assert_eq!(held.samples, 5, "the key's window is kept");
     // The same percentile, × 3 instead of × 2.
     let expected = learned.deadline * 3 / 2;
-    assert!(held.deadline.abs_diff(expected) <= MS, "{held:?} vs {expected:?}");
+    assert!(
+        held.deadline.abs_diff(expected) <= MS,
+        "{held:?} vs {expected:?}"
+    );
     // A key first seen after the reload starts on the new base.
     let err = svc.clone().oneshot(70 * MS).await.unwrap_err();
     assert_eq!(elapsed_after(&err), 50 * MS);
@@ -200,7 +229,12 @@ async fn keyed_reload_reaches_held_keys_and_new_ones() {
     let err = layer.reload(&config.clone().per_key(bad)).unwrap_err();
     assert_eq!(err.not_in_place_field(), Some("per_key.window"));
     let err = layer
-        .reload(&config.clone().per_key(next.clone()).keys(KeyMapConfig::new().capacity(8)))
+        .reload(
+            &config
+                .clone()
+                .per_key(next.clone())
+                .keys(KeyMapConfig::new().capacity(8)),
+        )
         .unwrap_err();
     assert_eq!(err.not_in_place_field(), Some("keys"));
     assert_eq!(layer.config().per_key, next);
