@@ -145,7 +145,7 @@ impl<T, R: QueueReceiver<Item = T>> BoundedLoop<T, R> {
         };
         tracing::debug!(
             target: TARGET_BUDGET,
-            name = %self.budget.config().name,
+            name = %self.budget.name(),
             processed,
             dropped = report.queue.dropped(),
             ?backoff_time,

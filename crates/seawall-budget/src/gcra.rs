@@ -13,7 +13,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use crate::sync::AtomicU64;
+use crate::sync::{AtomicU32, AtomicU64, fence};
 
 /// A validated rate: one token every `emission` ns, at most `burst` held.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +53,106 @@ impl Rate {
     #[inline]
     fn cost(&self, n: u32) -> u64 {
         self.emission.saturating_mul(u64::from(n))
+    }
+}
+
+/// A [`Rate`] that a reload may replace while calls read it: every reader
+/// gets the old rate or the new one whole, never the emission of one with
+/// the burst of the other, and never waits.
+///
+/// Two copies and a sequence number (a "latch", as Linux's
+/// `seqcount_latch`): an even sequence sends readers to copy 0, an odd one
+/// to copy 1. A writer makes the sequence odd, rewrites copy 0 (which no
+/// new reader then reads), makes it even, and rewrites copy 1. A reader
+/// loads the sequence, its copy, and the sequence again; it retries only if
+/// a writer moved the sequence meanwhile (a writer stalled half-way leaves
+/// the other copy intact, so readers never spin on it). A read costs two
+/// loads of the sequence more than reading a plain `Rate`, and no write.
+pub(crate) struct RateCell {
+    seq: AtomicU64,
+    copies: [RateCopy; 2],
+    // Writers one at a time (reloads are rare; readers never take it).
+    write: std::sync::Mutex<()>,
+}
+
+struct RateCopy {
+    emission: AtomicU64,
+    limit: AtomicU64,
+    burst: AtomicU32,
+}
+
+impl RateCopy {
+    fn new(rate: Rate) -> RateCopy {
+        RateCopy {
+            emission: AtomicU64::new(rate.emission),
+            limit: AtomicU64::new(rate.limit),
+            burst: AtomicU32::new(rate.burst),
+        }
+    }
+
+    fn store(&self, rate: Rate) {
+        self.emission.store(rate.emission, Ordering::Relaxed);
+        self.limit.store(rate.limit, Ordering::Relaxed);
+        self.burst.store(rate.burst, Ordering::Relaxed);
+    }
+}
+
+impl std::fmt::Debug for RateCell {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.load().fmt(f)
+    }
+}
+
+impl RateCell {
+    /// A cell holding `rate`.
+    pub(crate) fn new(rate: Rate) -> RateCell {
+        RateCell {
+            seq: AtomicU64::new(0),
+            copies: [RateCopy::new(rate), RateCopy::new(rate)],
+            write: std::sync::Mutex::new(()),
+        }
+    }
+
+    /// The rate in force: the old or the new one whole, whatever a writer
+    /// is doing.
+    #[inline]
+    pub(crate) fn load(&self) -> Rate {
+        loop {
+            let seq = self.seq.load(Ordering::Acquire);
+            let copy = &self.copies[(seq & 1) as usize];
+            let rate = Rate {
+                emission: copy.emission.load(Ordering::Relaxed),
+                limit: copy.limit.load(Ordering::Relaxed),
+                burst: copy.burst.load(Ordering::Relaxed),
+            };
+            // Orders the loads above before the check below: had any of
+            // them seen a store of a writer that moved the sequence on, the
+            // check sees the move.
+            fence(Ordering::Acquire);
+            if self.seq.load(Ordering::Relaxed) == seq {
+                return rate;
+            }
+        }
+    }
+
+    /// Replaces the rate, then runs `then(old, new)` while still holding the
+    /// writers' lock (a reload rescales the cells that run on this rate
+    /// there, so two reloads cannot interleave their rescales). Returns the
+    /// old rate.
+    pub(crate) fn replace(&self, rate: Rate, then: impl FnOnce(&Rate, &Rate)) -> Rate {
+        // Poisoned only by a panic in `then`, which leaves the copies whole.
+        let _writer = self.write.lock().unwrap_or_else(|p| p.into_inner());
+        let old = self.load();
+        for copy in &self.copies {
+            // Readers move to the other copy (and the increment publishes
+            // the copy written last); the fence orders the increment before
+            // this copy's stores, for a reader's check.
+            self.seq.fetch_add(1, Ordering::Release);
+            fence(Ordering::Release);
+            copy.store(rate);
+        }
+        then(&old, &rate);
+        old
     }
 }
 
@@ -235,6 +335,22 @@ impl Gcra {
             });
     }
 
+    /// Re-expresses the cell, at `now`, from `old` to `new` rate (a
+    /// reload): the tokens available now stay available, capped at the new
+    /// burst, and those owed stay owed. So spent tokens stay spent, a higher
+    /// rate refills what is owed sooner from this instant on, a smaller
+    /// burst cuts the bank down to it, and a larger one fills up to it at
+    /// the new rate (it hands out nothing at once). A take racing the
+    /// rescale is counted before it (and rescaled) or after it (at the rate
+    /// it read).
+    pub(crate) fn rescale(&self, old: &Rate, new: &Rate, now: u64) {
+        let _ = self
+            .tat
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |tat| {
+                Some(rescaled(tat, old, new, now))
+            });
+    }
+
     /// How far the arrival time runs ahead of `now`: the time until the
     /// budget is whole again.
     #[cfg(feature = "quota")]
@@ -255,6 +371,21 @@ impl Gcra {
         let debt = self.tat.load(Ordering::Relaxed).saturating_sub(now);
         (debt as f64 / rate.limit as f64).min(1.0)
     }
+}
+
+/// The TAT that leaves, at `now` and at the `new` rate, the tokens `tat`
+/// leaves at the `old` one (a negative number in debt), capped at the new
+/// burst: `available' = min(available, burst')`, in fractions of a token.
+fn rescaled(tat: u64, old: &Rate, new: &Rate, now: u64) -> u64 {
+    let debt = i128::from(tat.saturating_sub(now));
+    // Tokens available at the old rate, counted in the new emission's
+    // nanoseconds: (old.limit - debt) / old.emission × new.emission. Every
+    // factor is below 2^64, so nothing overflows an i128.
+    let available =
+        (i128::from(old.limit) - debt) * i128::from(new.emission) / i128::from(old.emission.max(1));
+    let available = available.min(i128::from(new.limit));
+    let debt = (i128::from(new.limit) - available).max(0);
+    now.saturating_add(u64::try_from(debt).unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]
@@ -645,6 +776,69 @@ mod loom_models {
                 // Exactly the admit's slot, [50ms, 150ms).
                 assert_eq!(g.tat.load(Ordering::Relaxed), 150 * MS);
             }
+        });
+    }
+
+    /// A reload racing an admit: the admit reads one rate whole, and the
+    /// TAT ends as one of the orders allows: the admit before the rescale
+    /// (its token rescaled with the rest), after it at the new rate, or
+    /// after it at the old rate it read (the documented race: the call is
+    /// judged by the rate it read). Never a lost update.
+    #[test]
+    fn a_reload_racing_an_admit_loses_no_update() {
+        const MS: u64 = 1_000_000;
+        loom::model(|| {
+            let old = rate(); // 10/s: 100ms a token, burst 2
+            let new = Rate::new(20, Duration::from_secs(1), BURST); // 50ms
+            let cell = Arc::new(RateCell::new(old));
+            let g = Arc::new(Gcra::new());
+            let admit = {
+                let (cell, g) = (cell.clone(), g.clone());
+                thread::spawn(move || {
+                    let r = cell.load();
+                    assert!(r == old || r == new, "a torn rate: {r:?}");
+                    assert!(g.try_take(&r, 1, 0).is_ok());
+                    r
+                })
+            };
+            cell.replace(new, |o, n| g.rescale(o, n, 0));
+            let read = admit.join().unwrap();
+            let tat = g.tat.load(Ordering::Relaxed);
+            if read == new {
+                assert_eq!(tat, 50 * MS);
+            } else {
+                // Before the rescale: 1 of 2 left, rescaled to 50ms owed;
+                // after it: the old rate's 100ms on a full bucket.
+                assert!(tat == 50 * MS || tat == 100 * MS, "{tat}");
+            }
+            assert_eq!(cell.load(), new);
+        });
+    }
+
+    /// Reads racing two reloads each see one of the three rates whole,
+    /// never the emission of one with the burst of another.
+    #[test]
+    fn a_rate_read_racing_reloads_is_never_torn() {
+        loom::model(|| {
+            let rates = [
+                Rate::new(10, Duration::from_secs(1), 2),
+                Rate::new(20, Duration::from_secs(1), 5),
+                Rate::new(40, Duration::from_secs(1), 9),
+            ];
+            let cell = Arc::new(RateCell::new(rates[0]));
+            let reader = {
+                let cell = cell.clone();
+                thread::spawn(move || {
+                    for _ in 0..2 {
+                        let r = cell.load();
+                        assert!(rates.contains(&r), "a torn rate: {r:?}");
+                    }
+                })
+            };
+            cell.replace(rates[1], |_, _| {});
+            cell.replace(rates[2], |_, _| {});
+            reader.join().unwrap();
+            assert_eq!(cell.load(), rates[2]);
         });
     }
 

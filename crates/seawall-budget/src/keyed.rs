@@ -16,13 +16,14 @@
 //! - **Small.** A key holds one 16-byte cell behind the map's `Arc`; its
 //!   label is formatted only when it is refused.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use seawall_core::{Clock, KeyMap};
+use seawall_core::names::TARGET_BUDGET;
+use seawall_core::{Clock, KeyMap, ReloadError};
 
 use crate::config::KeyedBudgetConfig;
-use crate::gcra::{Gcra, Rate};
+use crate::gcra::{Gcra, Rate, RateCell};
 #[cfg(feature = "quota")]
 use crate::quota::Policy;
 
@@ -32,7 +33,8 @@ pub const OVERFLOW_KEY: &str = "<overflow>";
 
 pub(crate) struct KeyedShared<K> {
     pub(crate) map: KeyMap<K, Gcra>,
-    pub(crate) rate: Rate,
+    // Shared with the map's eviction check; replaced by a reload.
+    pub(crate) rate: Arc<RateCell>,
     pub(crate) clock: Clock,
     // Shared by every newcomer that finds the map full.
     pub(crate) overflow: Gcra,
@@ -45,7 +47,10 @@ pub(crate) struct KeyedShared<K> {
     // Made only when `per_key.advertise`.
     #[cfg(feature = "quota")]
     pub(crate) policy: Option<Policy>,
-    pub(crate) config: KeyedBudgetConfig,
+    // `per_key.name`, which cannot change.
+    pub(crate) name: Arc<str>,
+    // The config in force; held by a reload while it rescales.
+    config: Mutex<KeyedBudgetConfig>,
     #[cfg(feature = "metrics")]
     pub(crate) metrics: KeyedMetrics,
 }
@@ -62,10 +67,15 @@ impl<K: std::hash::Hash + Eq> KeyedShared<K> {
     /// comparable with the cells' arrival times.
     pub(crate) fn new(config: &KeyedBudgetConfig, clock: Clock) -> Self {
         let per_key = &config.per_key;
-        let rate = Rate::new(per_key.rate, per_key.per, per_key.effective_burst());
+        let rate = Arc::new(RateCell::new(Rate::new(
+            per_key.rate,
+            per_key.per,
+            per_key.effective_burst(),
+        )));
+        let current = rate.clone();
         let map = KeyMap::new(config.keys)
             .clock(clock.clone())
-            .evictable_when(move |cell: &Gcra, now| is_fresh(cell, &rate, now));
+            .evictable_when(move |cell: &Gcra, now| is_fresh(cell, &current.load(), now));
         #[cfg(feature = "metrics")]
         let metrics = {
             use seawall_core::names::{BUDGET_ADMITTED_TOTAL, BUDGET_EXHAUSTED_TOTAL, LABEL_NAME};
@@ -88,10 +98,80 @@ impl<K: std::hash::Hash + Eq> KeyedShared<K> {
             policy: per_key
                 .advertise
                 .then(|| Policy::new(&per_key.name, per_key.rate, per_key.per)),
-            config: config.clone(),
+            name: Arc::from(per_key.name.as_str()),
+            config: Mutex::new(config.clone()),
             #[cfg(feature = "metrics")]
             metrics,
         }
+    }
+
+    /// The config in force.
+    pub(crate) fn config(&self) -> MutexGuard<'_, KeyedBudgetConfig> {
+        // Poisoned only by a panic under the lock; the config stays whole.
+        self.config.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Applies `next` to every key held, the overflow budget and the keys
+    /// to come; see [`KeyedBudgetLayer::reload`](crate::KeyedBudgetLayer::reload).
+    pub(crate) fn reload(&self, next: &KeyedBudgetConfig) -> Result<(), ReloadError> {
+        next.validate()?;
+        let mut config = self.config();
+        let (old, new) = (&config.per_key, &next.per_key);
+        if old.name != new.name {
+            return Err(ReloadError::not_in_place(
+                "per_key.name",
+                "the name labels the budget's events and metric series",
+            ));
+        }
+        if old.advertise != new.advertise {
+            return Err(ReloadError::not_in_place(
+                "per_key.advertise",
+                "whether the budget states its quota is fixed when it is built",
+            ));
+        }
+        if config.keys != next.keys {
+            return Err(ReloadError::not_in_place(
+                "keys",
+                "the key map's capacity and idle_ttl are fixed when it is built",
+            ));
+        }
+        let mut changed = Vec::new();
+        if old.rate != new.rate {
+            changed.push("per_key.rate");
+        }
+        if old.per != new.per {
+            changed.push("per_key.per");
+        }
+        if old.effective_burst() != new.effective_burst() {
+            changed.push("per_key.burst");
+        }
+        let rate = Rate::new(new.rate, new.per, new.effective_burst());
+        self.rate.replace(rate, |old, new| {
+            if old != new {
+                // One reading for every key: as if all were rescaled at once.
+                let now = self.now();
+                self.overflow.rescale(old, new, now);
+                self.map.for_each(|_, cell| cell.rescale(old, new, now));
+            }
+        });
+        #[cfg(feature = "quota")]
+        if let Some(policy) = &self.policy {
+            policy.update(new.rate, new.per);
+        }
+        *config = next.clone();
+        drop(config);
+        tracing::info!(
+            target: TARGET_BUDGET,
+            layer = "keyed_budget",
+            name = %next.per_key.name,
+            changed = ?changed,
+            rate = next.per_key.rate,
+            per = ?next.per_key.per,
+            burst = next.per_key.effective_burst(),
+            keys = self.map.len(),
+            "budget reloaded"
+        );
+        Ok(())
     }
 
     pub(crate) fn stats(&self) -> KeyedBudgetStats {

@@ -4,7 +4,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use seawall_core::{Clock, ConfigError, KeyFn};
+use seawall_core::names::TARGET_BUDGET;
+use seawall_core::{Clock, ConfigError, KeyFn, ReloadError};
 use tower_layer::Layer;
 
 use crate::config::{BudgetBuilder, BudgetConfig, BudgetMode, KeyedBudgetConfig};
@@ -76,6 +77,87 @@ impl BudgetLayer {
     /// A snapshot of the shared budget's counters.
     pub fn stats(&self) -> BudgetStats {
         self.budget.stats()
+    }
+
+    /// Applies `config` to the running layer: every service it has made
+    /// and will make, and every clone, share its budget, so all see the
+    /// change from their next call. All of it or, on an error, none of it.
+    ///
+    /// - **From the next call**: `rate`, `per`, `burst`.
+    /// - **Kept**: the budget's state, as [`LoopBudget::reload`] says
+    ///   (tokens available stay available, capped at the new burst; tokens
+    ///   spent stay spent), its counters, and every service's token held
+    ///   for its next call: a Wait-mode service parked on its timer stays
+    ///   parked and takes its token under the new rate when it wakes.
+    /// - **Not in place** ([`ReloadError::NotInPlace`]): `mode` (a service's
+    ///   `poll_ready` either never waits or may wait; a stack above it, such
+    ///   as a `Buffer`, is built for one of the two), `advertise` (whether
+    ///   the budget states its quota is fixed when it is built), `name`
+    ///   (it labels events and metric series).
+    ///
+    /// A config [`validate`](BudgetConfig::validate) refuses is
+    /// [`ReloadError::Invalid`]. A reload emits one `info` event (target
+    /// `seawall_budget`) naming the layer and the fields that changed.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use seawall_budget::{BudgetConfig, BudgetLayer};
+    /// use seawall_core::ReloadError;
+    /// use tower::{Layer, ServiceExt, service_fn};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// let config = BudgetConfig::new().rate(10).burst(2);
+    /// let layer = BudgetLayer::from_config(&config).unwrap();
+    /// let svc = layer.layer(service_fn(|x: u32| async move { Ok::<_, std::convert::Infallible>(x) }));
+    /// svc.clone().oneshot(1).await.unwrap();
+    /// svc.clone().oneshot(2).await.unwrap();
+    /// assert!(svc.clone().oneshot(3).await.is_err()); // spent
+    ///
+    /// // Ten times the rate: the spent burst stays spent, but the next token
+    /// // is due in 10ms instead of 100ms, for the service already built.
+    /// layer.reload(&config.clone().rate(100)).unwrap();
+    /// assert!(svc.clone().oneshot(4).await.is_err());
+    /// tokio::time::advance(Duration::from_millis(10)).await;
+    /// assert_eq!(svc.clone().oneshot(5).await.unwrap(), 5);
+    ///
+    /// let err = layer.reload(&config.clone().mode(seawall_budget::BudgetMode::Wait)).unwrap_err();
+    /// assert_eq!(err.not_in_place_field(), Some("mode"));
+    /// # }
+    /// ```
+    pub fn reload(&self, config: &BudgetConfig) -> Result<(), ReloadError> {
+        config.validate()?;
+        if config.mode != self.mode {
+            return Err(ReloadError::not_in_place(
+                "mode",
+                "a service's readiness (reject at once, or wait in poll_ready) is fixed when it is built",
+            ));
+        }
+        if config.name != self.budget.name() {
+            return Err(ReloadError::not_in_place(
+                "name",
+                "the name labels the budget's events and metric series",
+            ));
+        }
+        if config.advertise != self.budget.advertises() {
+            return Err(ReloadError::not_in_place(
+                "advertise",
+                "whether the budget states its quota is fixed when it is built",
+            ));
+        }
+        let changed = self
+            .budget
+            .reload_rate(config.rate, config.per, config.burst);
+        tracing::info!(
+            target: TARGET_BUDGET,
+            layer = "budget",
+            name = %config.name,
+            changed = ?changed,
+            rate = config.rate,
+            per = ?config.per,
+            burst = config.effective_burst(),
+            "budget reloaded"
+        );
+        Ok(())
     }
 }
 
@@ -153,7 +235,7 @@ impl<F: Clone, K> Clone for KeyedBudgetLayer<F, K> {
 impl<F, K: std::hash::Hash + Eq> fmt::Debug for KeyedBudgetLayer<F, K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KeyedBudgetLayer")
-            .field("config", &self.shared.config)
+            .field("config", &*self.shared.config())
             .field("stats", &self.stats())
             .finish_non_exhaustive()
     }
@@ -200,14 +282,54 @@ where
     /// ```
     pub fn clock(self, clock: Clock) -> Self {
         KeyedBudgetLayer {
-            shared: Arc::new(KeyedShared::new(&self.shared.config, clock)),
+            shared: Arc::new(KeyedShared::new(&self.config(), clock)),
             key_fn: self.key_fn,
         }
     }
 
     /// The configuration in force.
-    pub fn config(&self) -> &KeyedBudgetConfig {
-        &self.shared.config
+    pub fn config(&self) -> KeyedBudgetConfig {
+        self.shared.config().clone()
+    }
+
+    /// Applies `config` to the running layer: every key it holds, the
+    /// overflow budget, and keys seen later, through every service it has
+    /// made and will make. All of it or, on an error, none of it.
+    ///
+    /// - **From the next call**: `per_key.rate`, `per_key.per`,
+    ///   `per_key.burst`, for the keys held and for new keys (which start
+    ///   with the new burst, full).
+    /// - **Kept**: every key and its state, rescaled as
+    ///   [`LoopBudget::reload`] says (tokens a key has left stay its own,
+    ///   capped at the new burst; tokens it spent stay spent; a larger
+    ///   burst fills at the new rate), the overflow budget the same way,
+    ///   and the counters. A key first seen while the reload runs may start
+    ///   with the smaller of the two bursts.
+    /// - **Not in place** ([`ReloadError::NotInPlace`]): `keys` (the map's
+    ///   capacity and idle TTL), `per_key.advertise`, `per_key.name`.
+    ///   `per_key.mode` must stay `reject`, as [`validate`](KeyedBudgetConfig::validate) says.
+    ///
+    /// A reload visits every key once (under the layer's reload lock, not
+    /// the calls' path) and emits one `info` event (target
+    /// `seawall_budget`) naming the layer and the fields that changed.
+    ///
+    /// ```
+    /// use seawall_budget::{BudgetConfig, KeyedBudgetConfig, KeyedBudgetLayer};
+    /// use seawall_core::Clock;
+    ///
+    /// let (clock, _hand) = Clock::manual();
+    /// let cfg = KeyedBudgetConfig::from(BudgetConfig::new().rate(10).burst(4));
+    /// let layer = KeyedBudgetLayer::new(|k: &u32| *k, &cfg).unwrap().clock(clock);
+    /// # use tower::{Layer, Service};
+    /// # let mut svc = layer.layer(tower::service_fn(|k: u32| async move { Ok::<_, std::convert::Infallible>(k) }));
+    /// # let _ = svc.call(7); // key 7 has 3 of 4 left
+    /// assert_eq!(layer.available(&7), 3);
+    /// layer.reload(&KeyedBudgetConfig::from(BudgetConfig::new().rate(10).burst(2))).unwrap();
+    /// assert_eq!(layer.available(&7), 2); // capped at the new burst
+    /// assert_eq!(layer.available(&8), 2); // a new key: the new burst, full
+    /// ```
+    pub fn reload(&self, config: &KeyedBudgetConfig) -> Result<(), ReloadError> {
+        self.shared.reload(config)
     }
 
     /// A snapshot of the counters, all services of this layer together.
@@ -224,8 +346,8 @@ where
         Q: std::hash::Hash + Eq + ?Sized,
     {
         match self.shared.map.get(key) {
-            Some(cell) => cell.available(&self.shared.rate, self.shared.now()),
-            None => self.shared.rate.burst(),
+            Some(cell) => cell.available(&self.shared.rate.load(), self.shared.now()),
+            None => self.shared.rate.load().burst(),
         }
     }
 
@@ -237,7 +359,7 @@ where
 
     /// The time between two tokens of one key.
     pub fn emission_interval(&self) -> Duration {
-        Duration::from_nanos(self.shared.rate.emission())
+        Duration::from_nanos(self.shared.rate.load().emission())
     }
 }
 

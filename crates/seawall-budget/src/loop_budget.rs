@@ -1,18 +1,18 @@
 //! [`LoopBudget`]: a smooth rate budget for plain loops, no tower needed.
 
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use seawall_core::names::TARGET_BUDGET;
 use seawall_core::time::nanos;
-use seawall_core::{BudgetExhausted, Clock, ConfigError};
+use seawall_core::{BudgetExhausted, Clock, ConfigError, ReloadError};
 use tokio::time::Instant;
 
 use crate::backoff::Schedule;
 use crate::config::{LoopBudgetBuilder, LoopBudgetConfig};
-use crate::gcra::{Gcra, Rate, Reservation};
+use crate::gcra::{Gcra, Rate, RateCell, Reservation};
 #[cfg(feature = "quota")]
 use crate::quota::Policy;
 
@@ -82,18 +82,30 @@ pub struct LoopBudget {
 
 struct Inner {
     hot: Hot,
-    rate: Rate,
+    // Read once per call; replaced by a reload (see `RateCell`).
+    rate: RateCell,
     clock: Clock,
-    schedule: Schedule,
+    // Fixed for the budget's life (it labels events and metrics).
+    name: Arc<str>,
+    // Whether it was built to state its quota (the policy, with `quota`).
+    #[cfg(not(feature = "quota"))]
+    advertise: bool,
     exhausted: AtomicU64,
     backoffs: AtomicU64,
     backoff_nanos: AtomicU64,
     // Made only for a budget that advertises its quota.
     #[cfg(feature = "quota")]
     policy: Option<Policy>,
-    config: LoopBudgetConfig,
+    // What a reload may change off the call path: read by `backoff`,
+    // `config` and `reload` (which holds it while it rescales).
+    live: Mutex<Live>,
     #[cfg(feature = "metrics")]
     metrics: Metrics,
+}
+
+struct Live {
+    config: LoopBudgetConfig,
+    schedule: Schedule,
 }
 
 /// What every admitted call writes or reads, on one cache line of its own:
@@ -137,7 +149,7 @@ pub struct BudgetStats {
 impl fmt::Debug for LoopBudget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LoopBudget")
-            .field("config", &self.inner.config)
+            .field("config", &self.config())
             .field("stats", &self.stats())
             .finish()
     }
@@ -216,7 +228,6 @@ impl LoopBudget {
 
     /// [`from_valid`](Self::from_valid), for a budget that reports its
     /// quota (`advertise`) when a layer listens.
-    #[cfg_attr(not(feature = "quota"), allow(unused_variables))]
     pub(crate) fn from_valid_advertised(
         config: LoopBudgetConfig,
         clock: Clock,
@@ -243,15 +254,17 @@ impl LoopBudget {
                     iterations: AtomicU64::new(0),
                     step: AtomicU32::new(0),
                 },
-                rate,
+                rate: RateCell::new(rate),
                 clock,
-                schedule,
+                name: Arc::from(config.name.as_str()),
+                #[cfg(not(feature = "quota"))]
+                advertise,
                 exhausted: AtomicU64::new(0),
                 backoffs: AtomicU64::new(0),
                 backoff_nanos: AtomicU64::new(0),
                 #[cfg(feature = "quota")]
                 policy: advertise.then(|| Policy::new(&config.name, config.rate, config.per)),
-                config,
+                live: Mutex::new(Live { config, schedule }),
                 #[cfg(feature = "metrics")]
                 metrics,
             }),
@@ -259,18 +272,156 @@ impl LoopBudget {
     }
 
     /// The configuration in force.
-    pub fn config(&self) -> &LoopBudgetConfig {
-        &self.inner.config
+    pub fn config(&self) -> LoopBudgetConfig {
+        self.live().config.clone()
+    }
+
+    /// Whether the budget states its quota (fixed when it is built).
+    pub(crate) fn advertises(&self) -> bool {
+        #[cfg(feature = "quota")]
+        {
+            self.inner.policy.is_some()
+        }
+        #[cfg(not(feature = "quota"))]
+        {
+            self.inner.advertise
+        }
+    }
+
+    /// The budget's name (it cannot change).
+    pub(crate) fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    fn live(&self) -> MutexGuard<'_, Live> {
+        // Poisoned only by a panic under the lock, and nothing under it
+        // panics; the data stays whole either way.
+        self.inner.live.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Applies `config` to this running budget and every clone of it (the
+    /// services of a [`BudgetLayer`](crate::BudgetLayer) built on it
+    /// included): all of it or, on an error, none of it.
+    ///
+    /// - **From the next call**: `rate`, `per`, `burst` and the backoff
+    ///   schedule (`backoff_initial`, `backoff_multiplier`, `backoff_max`).
+    /// - **Kept**: the budget's state. The tokens available at the reload
+    ///   stay available, capped at the new burst
+    ///   (`available' = min(available, burst')`); tokens owed (a budget in
+    ///   debt) stay owed. So spent tokens stay spent; a higher rate pays
+    ///   back what is owed sooner from the reload on; a smaller burst cuts
+    ///   the bank down to it at once; a larger burst hands out nothing at
+    ///   once but fills up to it at the new rate. Counters, the backoff
+    ///   step, and tasks waiting for a token are kept (a task already
+    ///   parked wakes when its token was due under the old rate, then takes
+    ///   it under the new one).
+    /// - **Not in place** ([`ReloadError::NotInPlace`]): `name` (it labels
+    ///   events and metric series).
+    /// - A call racing the reload is judged by the old rate or the new one,
+    ///   whole, never a mix of the two.
+    ///
+    /// A config [`validate`](LoopBudgetConfig::validate) refuses is
+    /// [`ReloadError::Invalid`]. A reload emits one `info` event (target
+    /// `seawall_budget`) naming the budget and the fields that changed.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use seawall_budget::{LoopBudget, LoopBudgetConfig};
+    /// use seawall_core::{Clock, ReloadError};
+    ///
+    /// let (clock, hand) = Clock::manual();
+    /// let budget = LoopBudget::builder().rate(10).burst(4).clock(clock).build().unwrap();
+    /// budget.try_consume(3).unwrap(); // 1 of 4 left
+    ///
+    /// // 100/s instead of 10/s, bursts of 2: the token left stays, and the
+    /// // next one comes 10ms later instead of 100ms.
+    /// let faster = budget.config().rate(100).burst(2);
+    /// budget.reload(&faster).unwrap();
+    /// assert_eq!(budget.available(), 1);
+    /// hand.advance(Duration::from_millis(10));
+    /// assert_eq!(budget.available(), 2);
+    ///
+    /// // A bad config changes nothing.
+    /// let err = budget.reload(&faster.clone().rate(0)).unwrap_err();
+    /// assert!(matches!(err, ReloadError::Invalid(_)));
+    /// assert_eq!(budget.config().rate, 100);
+    /// ```
+    pub fn reload(&self, config: &LoopBudgetConfig) -> Result<(), ReloadError> {
+        config.validate()?;
+        if config.name != *self.inner.name {
+            return Err(ReloadError::not_in_place(
+                "name",
+                "the name labels the budget's events and metric series",
+            ));
+        }
+        let mut live = self.live();
+        let changed = changed_fields(&live.config, config);
+        self.replace_rate(Rate::new(config.rate, config.per, config.effective_burst()));
+        live.schedule = Schedule::new(
+            config.backoff_initial,
+            config.backoff_multiplier,
+            config.backoff_max,
+        );
+        #[cfg(feature = "quota")]
+        if let Some(policy) = &self.inner.policy {
+            policy.update(config.rate, config.per);
+        }
+        live.config = config.clone();
+        drop(live);
+        tracing::info!(
+            target: TARGET_BUDGET,
+            layer = "budget",
+            name = %self.inner.name,
+            changed = ?changed,
+            rate = config.rate,
+            per = ?config.per,
+            burst = config.effective_burst(),
+            "budget reloaded"
+        );
+        Ok(())
+    }
+
+    /// The rate and the budget's config change together, for a layer's
+    /// reload (which checked `config` and owns everything else).
+    pub(crate) fn reload_rate(
+        &self,
+        rate: u32,
+        per: Duration,
+        burst: Option<u32>,
+    ) -> Vec<&'static str> {
+        let mut live = self.live();
+        let mut next = live.config.clone();
+        next.rate = rate;
+        next.per = per;
+        next.burst = burst;
+        let changed = changed_fields(&live.config, &next);
+        self.replace_rate(Rate::new(rate, per, next.effective_burst()));
+        #[cfg(feature = "quota")]
+        if let Some(policy) = &self.inner.policy {
+            policy.update(rate, per);
+        }
+        live.config = next;
+        changed
+    }
+
+    /// Swaps the rate and rescales the cell to it at one clock reading.
+    fn replace_rate(&self, rate: Rate) {
+        let gcra = &self.inner.hot.gcra;
+        self.inner.rate.replace(rate, |old, new| {
+            if old != new {
+                gcra.rescale(old, new, self.read_clock());
+            }
+        });
     }
 
     /// The time between two tokens.
     pub fn emission_interval(&self) -> Duration {
-        Duration::from_nanos(self.inner.rate.emission())
+        Duration::from_nanos(self.inner.rate.load().emission())
     }
 
     /// Most tokens held at once.
     pub fn burst(&self) -> u32 {
-        self.inner.rate.burst()
+        self.inner.rate.load().burst()
     }
 
     /// The clock the budget reads.
@@ -310,8 +461,9 @@ impl LoopBudget {
     #[inline]
     pub fn can_proceed(&self) -> bool {
         let inner = &self.inner;
-        let ok = inner.hot.gcra.check_seen(&inner.rate, 1)
-            || inner.hot.gcra.check(&inner.rate, 1, self.now()).is_ok();
+        let rate = inner.rate.load();
+        let ok = inner.hot.gcra.check_seen(&rate, 1)
+            || inner.hot.gcra.check(&rate, 1, self.now()).is_ok();
         if ok {
             self.recovered();
         } else {
@@ -325,7 +477,10 @@ impl LoopBudget {
     /// is paid back, so the long-run rate still holds.
     #[inline]
     pub fn consume(&self, n: u32) {
-        self.inner.hot.gcra.take(&self.inner.rate, n, self.now());
+        self.inner
+            .hot
+            .gcra
+            .take(&self.inner.rate.load(), n, self.now());
         self.note_admitted(n);
     }
 
@@ -358,14 +513,19 @@ impl LoopBudget {
     #[cfg(feature = "quota")]
     fn report_quota(&self, now: u64) {
         if let Some(policy) = &self.inner.policy {
-            policy.report(&self.inner.hot.gcra, &self.inner.rate, now);
+            policy.report(&self.inner.hot.gcra, &self.inner.rate.load(), now);
         }
     }
 
     /// `try_consume` at a known time, returning the wait in nanoseconds.
     #[inline]
     pub(crate) fn try_take_at(&self, n: u32, now: u64) -> Result<(), u64> {
-        match self.inner.hot.gcra.try_take(&self.inner.rate, n, now) {
+        match self
+            .inner
+            .hot
+            .gcra
+            .try_take(&self.inner.rate.load(), n, now)
+        {
             Ok(()) => {
                 self.note_admitted(n);
                 self.recovered();
@@ -383,7 +543,11 @@ impl LoopBudget {
     /// [`Reservation`] that [`refund`](Self::refund) may give back.
     #[inline]
     pub(crate) fn try_reserve_quiet(&self, n: u32, now: u64) -> Result<Reservation, u64> {
-        let r = self.inner.hot.gcra.try_reserve(&self.inner.rate, n, now);
+        let r = self
+            .inner
+            .hot
+            .gcra
+            .try_reserve(&self.inner.rate.load(), n, now);
         if r.is_ok() {
             self.note_admitted(n);
             self.recovered();
@@ -399,7 +563,7 @@ impl LoopBudget {
         self.inner
             .hot
             .gcra
-            .refund(&self.inner.rate, reservation, self.now());
+            .refund(&self.inner.rate.load(), reservation, self.now());
         self.inner
             .hot
             .iterations
@@ -437,7 +601,7 @@ impl LoopBudget {
         if steps != 0 {
             tracing::debug!(
                 target: TARGET_BUDGET,
-                name = %self.inner.config.name,
+                name = %self.inner.name,
                 backoff_steps = steps,
                 "budget admits again; backoff reset"
             );
@@ -446,9 +610,8 @@ impl LoopBudget {
 
     /// The delay the next [`backoff`](Self::backoff) will sleep.
     pub fn next_backoff(&self) -> Duration {
-        self.inner
-            .schedule
-            .delay(self.inner.hot.step.load(Ordering::Relaxed))
+        let schedule = self.live().schedule;
+        schedule.delay(self.inner.hot.step.load(Ordering::Relaxed))
     }
 
     /// Sleeps for the next backoff delay and returns it: 10ms, 15ms, 22.5ms,
@@ -457,23 +620,21 @@ impl LoopBudget {
     /// again (`can_proceed` true or `try_consume` Ok).
     pub async fn backoff(&self) -> Duration {
         let inner = &self.inner;
+        // A copy: the lock is not held across the sleep.
+        let schedule = self.live().schedule;
         // Do not advance past the cap, so the counter never wraps.
         let step = inner
             .hot
             .step
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |s| {
-                Some(if inner.schedule.is_capped(s) {
-                    s
-                } else {
-                    s + 1
-                })
+                Some(if schedule.is_capped(s) { s } else { s + 1 })
             })
             .unwrap_or_else(|s| s);
-        let delay = inner.schedule.delay(step);
+        let delay = schedule.delay(step);
         if step == 0 {
             tracing::debug!(
                 target: TARGET_BUDGET,
-                name = %inner.config.name,
+                name = %inner.name,
                 first_delay = ?delay,
                 "budget exhausted; backing off"
             );
@@ -495,7 +656,10 @@ impl LoopBudget {
 
     /// Whole tokens available now.
     pub fn available(&self) -> u32 {
-        self.inner.hot.gcra.available(&self.inner.rate, self.now())
+        self.inner
+            .hot
+            .gcra
+            .available(&self.inner.rate.load(), self.now())
     }
 
     /// Share of the burst in use now: `0.0` when the budget is full, `1.0`
@@ -504,20 +668,21 @@ impl LoopBudget {
         self.inner
             .hot
             .gcra
-            .utilisation(&self.inner.rate, self.now())
+            .utilisation(&self.inner.rate.load(), self.now())
     }
 
     /// A snapshot of the counters.
     pub fn stats(&self) -> BudgetStats {
         let now = self.now();
         let inner = &self.inner;
+        let rate = inner.rate.load();
         BudgetStats {
             iterations: inner.hot.iterations.load(Ordering::Relaxed),
             exhausted: inner.exhausted.load(Ordering::Relaxed),
             backoffs: inner.backoffs.load(Ordering::Relaxed),
             backoff_time: Duration::from_nanos(inner.backoff_nanos.load(Ordering::Relaxed)),
-            available: inner.hot.gcra.available(&inner.rate, now),
-            utilisation: inner.hot.gcra.utilisation(&inner.rate, now),
+            available: inner.hot.gcra.available(&rate, now),
+            utilisation: inner.hot.gcra.utilisation(&rate, now),
         }
     }
 
@@ -525,6 +690,31 @@ impl LoopBudget {
     pub fn same_budget(&self, other: &LoopBudget) -> bool {
         Arc::ptr_eq(&self.inner, &other.inner)
     }
+}
+
+/// The names of the fields that differ between `a` and `b`, for the
+/// reload event.
+fn changed_fields(a: &LoopBudgetConfig, b: &LoopBudgetConfig) -> Vec<&'static str> {
+    let mut changed = Vec::new();
+    if a.rate != b.rate {
+        changed.push("rate");
+    }
+    if a.per != b.per {
+        changed.push("per");
+    }
+    if a.effective_burst() != b.effective_burst() {
+        changed.push("burst");
+    }
+    if a.backoff_initial != b.backoff_initial {
+        changed.push("backoff_initial");
+    }
+    if a.backoff_multiplier != b.backoff_multiplier {
+        changed.push("backoff_multiplier");
+    }
+    if a.backoff_max != b.backoff_max {
+        changed.push("backoff_max");
+    }
+    changed
 }
 
 #[cfg(test)]

@@ -111,6 +111,23 @@ where
     }
 
     /// The budget `key` spends (the default one when `key` is not listed).
+    ///
+    /// The layer keeps no config of its own: to change a budget's rate or
+    /// burst on the running layer, [`reload`](LoopBudget::reload) it here
+    /// (its tokens are kept, as that method says); the set of keys and
+    /// budgets is fixed when the layer is built.
+    ///
+    /// ```
+    /// use seawall_budget::{BudgetConfig, SelectBudgetLayer};
+    ///
+    /// let layer = SelectBudgetLayer::builder(|tier: &&'static str| *tier)
+    ///     .budget("free", &BudgetConfig::new().rate(10))
+    ///     .build()
+    ///     .unwrap();
+    /// let free = layer.budget(&"free").unwrap();
+    /// free.reload(&free.config().rate(20)).unwrap();
+    /// assert_eq!(layer.budget(&"free").unwrap().config().rate, 20);
+    /// ```
     pub fn budget(&self, key: &K) -> Option<&LoopBudget> {
         self.table.budgets.get(key).or(self.table.default.as_ref())
     }
@@ -300,7 +317,7 @@ fn rejection<K: fmt::Display>(budget: &LoopBudget, key: &K, wait: u64) -> Budget
     let label = KeyLabel::display(key);
     tracing::trace!(
         target: TARGET_BUDGET,
-        name = %budget.config().name,
+        name = %budget.name(),
         key = %label,
         ?retry_after,
         "selected budget spent; call rejected"

@@ -165,7 +165,7 @@ impl<S> Budget<S> {
                         self.budget.note_exhausted();
                         tracing::trace!(
                             target: TARGET_BUDGET,
-                            name = %self.budget.config().name,
+                            name = %self.budget.name(),
                             wait = ?Duration::from_nanos(wait),
                             "budget spent; waiting for a token"
                         );
@@ -292,7 +292,7 @@ fn rejection(budget: &LoopBudget, wait: u64) -> BudgetExhausted {
     let retry_after = Duration::from_nanos(wait);
     tracing::trace!(
         target: TARGET_BUDGET,
-        name = %budget.config().name,
+        name = %budget.name(),
         ?retry_after,
         "budget spent; call rejected"
     );
@@ -390,12 +390,13 @@ where
                 Err(_) => return self.overflow(req, now),
             },
         };
-        let taken = cell.try_take(&shared.rate, 1, now);
+        let rate = shared.rate.load();
+        let taken = cell.try_take(&rate, 1, now);
         #[cfg(feature = "quota")]
         if seawall_core::quota::is_observed()
             && let Some(policy) = &shared.policy
         {
-            policy.report(&cell, &shared.rate, now);
+            policy.report(&cell, &rate, now);
         }
         match taken {
             Ok(()) => {
@@ -420,12 +421,13 @@ impl<S, F, K> KeyedBudget<S, F, K> {
     {
         let shared = &*self.shared;
         shared.overflow_calls.fetch_add(1, Ordering::Relaxed);
-        let taken = shared.overflow.try_take(&shared.rate, 1, now);
+        let rate = shared.rate.load();
+        let taken = shared.overflow.try_take(&rate, 1, now);
         #[cfg(feature = "quota")]
         if seawall_core::quota::is_observed()
             && let Some(policy) = &shared.policy
         {
-            policy.report(&shared.overflow, &shared.rate, now);
+            policy.report(&shared.overflow, &rate, now);
         }
         match taken {
             Ok(()) => {
@@ -454,7 +456,7 @@ fn key_rejection<K: fmt::Display>(shared: &KeyedShared<K>, key: &K, wait: u64) -
     let label = KeyLabel::display(key);
     tracing::trace!(
         target: TARGET_BUDGET,
-        name = %shared.config.per_key.name,
+        name = %shared.name,
         key = %label,
         ?retry_after,
         "key's budget spent; call rejected"
@@ -472,7 +474,7 @@ fn overflow_rejection<K>(shared: &KeyedShared<K>, wait: u64) -> BudgetExhausted 
     let retry_after = Duration::from_nanos(wait);
     tracing::trace!(
         target: TARGET_BUDGET,
-        name = %shared.config.per_key.name,
+        name = %shared.name,
         ?retry_after,
         "key map full and overflow budget spent; call rejected"
     );

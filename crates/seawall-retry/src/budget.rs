@@ -47,13 +47,14 @@
 //! ```
 
 use std::fmt;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicI64, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use seawall_core::config::Check;
+use seawall_core::names::TARGET_RETRY;
 use seawall_core::time::nanos;
-use seawall_core::{Clock, ConfigError};
+use seawall_core::{Clock, ConfigError, ReloadError};
 
 const BUCKETS: usize = 10;
 /// Fixed-point units per retry, so a ratio like 0.3 is exact to 0.001.
@@ -132,15 +133,47 @@ struct Inner {
     /// Where the epochs are read; shared by every clone of the budget.
     clock: Clock,
     /// `ceil(2^64 / bucket width in ns)`: the epoch is a multiply and a
-    /// shift, not a (slow, 128-bit) division.
-    per_bucket: u64,
-    deposit: i32,
+    /// shift, not a (slow, 128-bit) division. Changed by a reload of `ttl`.
+    per_bucket: AtomicU64,
+    /// What a request deposits, in `UNIT`s (`ratio`); changed by a reload.
+    deposit: AtomicI32,
     /// Deposits not yet moved into a bucket.
     pending: AtomicU64,
     /// The epoch of the last move of pending deposits.
     moved_at: AtomicU32,
+    /// `min_per_sec × ttl`, in `UNIT`s; changed by a reload.
+    reserve: AtomicI64,
+    /// The settings in force; held by a reload.
+    config: Mutex<RetryBudgetConfig>,
+}
+
+/// The numbers a config runs on, clamped into range (a config is validated
+/// first; this only keeps an unvalidated one from misbehaving).
+struct Numbers {
+    per_bucket: u64,
+    width: u64,
+    deposit: i32,
     reserve: i64,
-    config: RetryBudgetConfig,
+}
+
+impl Numbers {
+    fn of(config: &RetryBudgetConfig) -> Numbers {
+        let ttl = config
+            .ttl
+            .clamp(Duration::from_secs(1), Duration::from_secs(60));
+        let ratio = if config.ratio.is_finite() {
+            config.ratio.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        let width = nanos(ttl) / BUCKETS as u64;
+        Numbers {
+            per_bucket: reciprocal(width),
+            width,
+            deposit: (ratio * UNIT as f64).round() as i32,
+            reserve: (f64::from(config.min_per_sec) * ttl.as_secs_f64() * UNIT as f64) as i64,
+        }
+    }
 }
 
 fn reciprocal(width_nanos: u64) -> u64 {
@@ -197,7 +230,7 @@ impl RetryBudget {
     /// # Ok::<(), seawall_core::ConfigError>(())
     /// ```
     pub fn clock(self, clock: Clock) -> Self {
-        Self::build(&self.inner.config, clock)
+        Self::build(&self.config(), clock)
     }
 
     /// A budget from its config (`enabled` is ignored here).
@@ -207,41 +240,106 @@ impl RetryBudget {
     }
 
     pub(crate) fn build(config: &RetryBudgetConfig, clock: Clock) -> Self {
-        let ttl = config
-            .ttl
-            .clamp(Duration::from_secs(1), Duration::from_secs(60));
-        let ratio = if config.ratio.is_finite() {
-            config.ratio.clamp(0.0, 1.0)
-        } else {
-            0.0
-        };
-        let per_bucket = reciprocal(nanos(ttl) / BUCKETS as u64);
+        let n = Numbers::of(config);
         // The clock may be older than the budget: pending deposits are
         // first moved under the epoch of now, not of the clock's origin.
-        let epoch = epoch_of(clock.nanos(), per_bucket);
+        let epoch = epoch_of(clock.nanos(), n.per_bucket);
         RetryBudget {
             inner: Arc::new(Inner {
                 buckets: Default::default(),
                 clock,
-                per_bucket,
-                deposit: (ratio * UNIT as f64).round() as i32,
+                per_bucket: AtomicU64::new(n.per_bucket),
+                deposit: AtomicI32::new(n.deposit),
                 pending: AtomicU64::new(0),
                 moved_at: AtomicU32::new(epoch),
-                reserve: (f64::from(config.min_per_sec) * ttl.as_secs_f64() * UNIT as f64) as i64,
-                config: config.clone(),
+                reserve: AtomicI64::new(n.reserve),
+                config: Mutex::new(config.clone()),
             }),
         }
     }
 
-    /// The settings this budget was built with.
-    pub fn config(&self) -> &RetryBudgetConfig {
-        &self.inner.config
+    /// The settings in force: those the budget was built with, or the last
+    /// [`reload`](Self::reload)'s.
+    pub fn config(&self) -> RetryBudgetConfig {
+        self.inner.config().clone()
+    }
+
+    /// Applies `config` to this budget and every clone of it (every layer
+    /// sharing it), keeping its balance. All of it or, on an error
+    /// ([`ReloadError::Invalid`]), none of it; `enabled` is ignored here.
+    ///
+    /// - **From the next request**: `ratio` (what a request deposits;
+    ///   deposits already made keep their value) and `min_per_sec` (the
+    ///   reserve, `min_per_sec × ttl`, is the new one at once, so the
+    ///   balance moves by the change of the reserve).
+    /// - **Kept**: every deposit and withdrawal still counting, so retries
+    ///   already spent stay spent. A new `ttl` re-files them by age (to
+    ///   within one bucket, `ttl / 10`): each counts until it is the new
+    ///   `ttl` old, so a shorter `ttl` drops at once those older than it,
+    ///   which caps the balance at what the new window holds.
+    /// - A deposit or withdrawal racing a `ttl` change may be counted in
+    ///   either window, or lost (as two withdrawals racing for the last
+    ///   token may both succeed; see the [module docs](self)).
+    ///
+    /// A reload emits one `info` event (target `seawall_retry`).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use seawall_retry::{RetryBudget, RetryBudgetConfig};
+    ///
+    /// let budget = RetryBudget::new(0.5, 0, Duration::from_secs(10)).unwrap();
+    /// for _ in 0..4 {
+    ///     budget.deposit();
+    /// }
+    /// assert!(budget.try_withdraw()); // 2 - 1 = 1 retry left
+    /// // A floor of 1/s over 10s adds a reserve of 10; the balance is kept.
+    /// budget.reload(&RetryBudgetConfig::new().ratio(0.5).min_per_sec(1)).unwrap();
+    /// assert_eq!(budget.balance(), 11.0);
+    /// ```
+    pub fn reload(&self, config: &RetryBudgetConfig) -> Result<(), ReloadError> {
+        config.validate()?;
+        let mut current = self.inner.config();
+        let inner = &*self.inner;
+        let old = Numbers::of(&current);
+        let new = Numbers::of(config);
+        let now = inner.clock.nanos();
+        // Deposits not yet counted were made at the old ratio.
+        let epoch = epoch_of(now, old.per_bucket);
+        inner.move_pending(epoch);
+        if new.per_bucket != old.per_bucket {
+            inner.refile(epoch, &old, &new, now);
+        }
+        inner.deposit.store(new.deposit, Ordering::Relaxed);
+        inner.reserve.store(new.reserve, Ordering::Relaxed);
+        let mut changed = Vec::new();
+        if config.ratio != current.ratio {
+            changed.push("ratio");
+        }
+        if config.min_per_sec != current.min_per_sec {
+            changed.push("min_per_sec");
+        }
+        if config.ttl != current.ttl {
+            changed.push("ttl");
+        }
+        let enabled = current.enabled;
+        *current = config.clone().enabled(enabled);
+        drop(current);
+        tracing::info!(
+            target: TARGET_RETRY,
+            layer = "retry_budget",
+            changed = ?changed,
+            ratio = config.ratio,
+            min_per_sec = config.min_per_sec,
+            ttl = ?config.ttl,
+            "retry budget reloaded"
+        );
+        Ok(())
     }
 
     /// Records a request (call once per request, retries excluded). One
     /// atomic add; every 64th also reads the clock.
     pub fn deposit(&self) {
-        if self.inner.deposit == 0 {
+        if self.inner.deposit.load(Ordering::Relaxed) == 0 {
             return;
         }
         let pending = self.inner.pending.fetch_add(1, Ordering::Relaxed) + 1;
@@ -298,6 +396,35 @@ fn epoch_of(now: u64, per_bucket: u64) -> u32 {
 }
 
 impl Inner {
+    fn config(&self) -> MutexGuard<'_, RetryBudgetConfig> {
+        // Poisoned only by a panic under the lock; the config stays whole.
+        self.config.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Moves every live bucket (at `epoch`, on the `old` numbers) to the
+    /// bucket of the same age on the `new` ones; drops those older than the
+    /// new window.
+    fn refile(&self, epoch: u32, old: &Numbers, new: &Numbers, now: u64) {
+        let mut live = [(0u64, 0i32); BUCKETS];
+        for (slot, bucket) in live.iter_mut().zip(&self.buckets) {
+            let (e, v) = unpack(bucket.swap(0, Ordering::AcqRel));
+            let age = epoch.wrapping_sub(e);
+            if v != 0 && age < BUCKETS as u32 {
+                *slot = (u64::from(age).saturating_mul(old.width), v);
+            }
+        }
+        self.per_bucket.store(new.per_bucket, Ordering::Relaxed);
+        let now_epoch = epoch_of(now, new.per_bucket);
+        self.moved_at.store(now_epoch, Ordering::Relaxed);
+        for (age_ns, v) in live {
+            let age = age_ns / new.width.max(1);
+            if v != 0 && age < BUCKETS as u64 {
+                // `age < BUCKETS`, a u32.
+                self.add(now_epoch.wrapping_sub(age as u32), v);
+            }
+        }
+    }
+
     /// Moves the pending deposits now. Out of line: a deposit's common path
     /// (no move) then saves no register for the clock read.
     #[inline(never)]
@@ -307,7 +434,7 @@ impl Inner {
 
     /// The epoch now, on the budget's clock.
     fn now(&self) -> u32 {
-        epoch_of(self.clock.nanos(), self.per_bucket)
+        epoch_of(self.clock.nanos(), self.per_bucket.load(Ordering::Relaxed))
     }
 
     /// Moves pending deposits into the bucket of the previous move's epoch
@@ -317,7 +444,8 @@ impl Inner {
         let n = self.pending.swap(0, Ordering::AcqRel);
         // Deposits from a whole window ago have expired already.
         if n > 0 && now.wrapping_sub(previous) < BUCKETS as u32 {
-            let amount = i64::from(self.deposit).saturating_mul(n as i64);
+            let deposit = self.deposit.load(Ordering::Relaxed);
+            let amount = i64::from(deposit).saturating_mul(n as i64);
             self.add(previous, i32::try_from(amount).unwrap_or(i32::MAX));
         }
     }
@@ -352,14 +480,14 @@ impl Inner {
             .filter(|(e, _)| epoch.wrapping_sub(*e) < BUCKETS as u32 || e.wrapping_sub(epoch) < 2)
             .map(|(_, v)| i64::from(v))
             .sum();
-        self.reserve.saturating_add(live)
+        self.reserve.load(Ordering::Relaxed).saturating_add(live)
     }
 }
 
 impl fmt::Debug for RetryBudget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RetryBudget")
-            .field("config", &self.inner.config)
+            .field("config", &self.config())
             .field("balance", &self.balance())
             .finish()
     }

@@ -428,21 +428,18 @@ impl<C, K, H> RetryBuilder<C, K, H> {
             None => None,
         };
         if let Some(b) = &budget {
-            config.budget = b.config().clone().enabled(true);
+            config.budget = b.config().enabled(true);
         }
         let policy = Policy::new(Parts {
-            name: Arc::from(config.name.as_str()),
-            max_attempts: config.max_attempts,
-            backoff: config.backoff,
-            deadline: config.deadline,
+            config,
             budget,
             classify: self.classify,
             clone: self.clone,
             retry_if: self.retry_if,
-            hint: config.honour_hints.then_some(self.hint),
+            hint: self.hint,
             clock: self.clock,
         });
-        Ok(RetryLayer::from_parts(Arc::new(policy), config))
+        Ok(RetryLayer::from_parts(Arc::new(policy)))
     }
 }
 

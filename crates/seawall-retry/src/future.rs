@@ -286,7 +286,7 @@ where
                         return Poll::Ready(Err(this.gave_up_waiting()));
                     }
                     // Keep a copy only if another retry may follow.
-                    let next = if *this.attempts + 1 < this.policy.max_attempts {
+                    let next = if *this.attempts + 1 < this.policy.max_attempts() {
                         this.policy.clone.clone_request(request)
                     } else {
                         None

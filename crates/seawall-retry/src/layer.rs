@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use seawall_core::{ConfigError, ErrorsAsFailures};
+use seawall_core::{ConfigError, ErrorsAsFailures, ReloadError};
 use tower_layer::Layer;
 
 use crate::budget::RetryBudget;
@@ -37,14 +37,12 @@ use crate::stats::RetryStats;
 /// ```
 pub struct RetryLayer<C = ErrorsAsFailures, K = ByClone, H = NoHint> {
     policy: Arc<Policy<C, K, H>>,
-    config: Arc<RetryConfig>,
 }
 
 impl<C, K, H> Clone for RetryLayer<C, K, H> {
     fn clone(&self) -> Self {
         RetryLayer {
             policy: self.policy.clone(),
-            config: self.config.clone(),
         }
     }
 }
@@ -78,11 +76,8 @@ impl RetryLayer {
 }
 
 impl<C, K, H> RetryLayer<C, K, H> {
-    pub(crate) fn from_parts(policy: Arc<Policy<C, K, H>>, config: RetryConfig) -> Self {
-        RetryLayer {
-            policy,
-            config: Arc::new(config),
-        }
+    pub(crate) fn from_parts(policy: Arc<Policy<C, K, H>>) -> Self {
+        RetryLayer { policy }
     }
 
     /// A snapshot of the counters of every service this layer made.
@@ -95,9 +90,59 @@ impl<C, K, H> RetryLayer<C, K, H> {
         self.policy.budget.as_ref()
     }
 
-    /// The configuration this layer was built with.
-    pub fn config(&self) -> &RetryConfig {
-        &self.config
+    /// The configuration in force: the one the layer was built with, or
+    /// the last [`reload`](Self::reload)'s.
+    pub fn config(&self) -> RetryConfig {
+        self.policy.config()
+    }
+
+    /// Applies `config` to the running layer: every service it has made and
+    /// will make, and every clone, share its state, so all see the change.
+    /// All of it or, on an error, none of it.
+    ///
+    /// - **From the next decision**: `max_attempts`, `honour_hints`, and the
+    ///   retry budget's `ratio`, `min_per_sec` and `ttl` (see
+    ///   [`RetryBudget::reload`]: its balance is kept). A request in
+    ///   progress follows the new `max_attempts` at its next retry
+    ///   decision: lowered, it stops a request that has made that many
+    ///   attempts; raised, it lets a request retry more, if it kept a copy
+    ///   of its request (one that started while `max_attempts` was 1 kept
+    ///   none).
+    /// - **From the next request**: `deadline` (a request measures it from
+    ///   its first call) and `backoff` (a request's delays follow the
+    ///   backoff in force at its first retry, so a request already backing
+    ///   off keeps its schedule).
+    /// - **Kept**: the counters ([`stats`](Self::stats)), the retry budget
+    ///   and its balance, requests in flight and their tokens.
+    /// - **Not in place** ([`ReloadError::NotInPlace`]): `name` (it labels
+    ///   events and metric series) and `budget.enabled` (whether the layer
+    ///   has a budget at all). The classifier, clone function, retry rule
+    ///   and hint reader are code, not config: they stay.
+    ///
+    /// A layer built with [`shared_budget`](crate::RetryBuilder::shared_budget)
+    /// reloads that budget, for every layer sharing it, when `budget`
+    /// differs from the budget's settings. A config
+    /// [`validate`](RetryConfig::validate) refuses is
+    /// [`ReloadError::Invalid`]. A reload emits one `info` event (target
+    /// `seawall_retry`) naming the layer and the fields that changed.
+    ///
+    /// ```
+    /// use seawall_retry::{RetryConfig, RetryLayer};
+    /// use seawall_core::ReloadError;
+    ///
+    /// let config = RetryConfig::new().name("users-api").max_attempts(3);
+    /// let layer = RetryLayer::from_config(&config).unwrap();
+    /// layer.reload(&config.clone().max_attempts(5)).unwrap();
+    /// assert_eq!(layer.config().max_attempts, 5);
+    ///
+    /// let err = layer.reload(&config.clone().max_attempts(0)).unwrap_err();
+    /// assert!(matches!(err, ReloadError::Invalid(_)));
+    /// let err = layer.reload(&config.clone().name("other")).unwrap_err();
+    /// assert_eq!(err.not_in_place_field(), Some("name"));
+    /// assert_eq!(layer.config().max_attempts, 5);
+    /// ```
+    pub fn reload(&self, config: &RetryConfig) -> Result<(), ReloadError> {
+        self.policy.reload(config)
     }
 }
 

@@ -4,18 +4,19 @@
 
 use std::error::Error;
 use std::fmt;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use seawall_core::names::TARGET_RETRY;
 use seawall_core::rand::{derive, random_seed};
 use seawall_core::time::nanos;
-use seawall_core::{BoxError, Clock, Rejection};
+use seawall_core::{BoxError, Clock, Rejection, ReloadError};
 use tokio::time::Instant;
 
 use crate::backoff::{Backoff, Delays};
 use crate::budget::RetryBudget;
+use crate::config::RetryConfig;
 use crate::error::{RetryError, StopReason};
 use crate::hint::{Hint, MAX_HINT, RetryHint, UNBOUNDED_HINT};
 use crate::stats::{Counters, RetryStats};
@@ -75,15 +76,24 @@ enum Wait {
 
 pub(crate) struct Policy<C, K, H> {
     pub(crate) name: Arc<str>,
-    pub(crate) max_attempts: u32,
-    pub(crate) backoff: Backoff,
-    pub(crate) deadline: Option<Duration>,
+    // What a reload changes, read where it is needed: the call path reads
+    // `max_attempts` and `deadline` (one relaxed load each, as the plain
+    // fields they replace), a retry decision the rest.
+    max_attempts: AtomicU32,
+    /// The overall deadline in nanoseconds; 0 for none (a configured one is
+    /// never zero).
+    deadline: AtomicU64,
+    honour_hints: AtomicBool,
+    /// Read only when a retry is decided; a copy is taken under the lock.
+    backoff: Mutex<Backoff>,
     pub(crate) budget: Option<RetryBudget>,
     pub(crate) classify: C,
     pub(crate) clone: K,
     pub(crate) retry_if: Option<RetryIf>,
-    /// `None` when the config turned hints off (`honour_hints = false`).
-    pub(crate) hint: Option<H>,
+    /// Read only while `honour_hints` is on.
+    pub(crate) hint: H,
+    /// The config in force, as the layer reports it; held by a reload.
+    config: Mutex<RetryConfig>,
     pub(crate) counters: Counters,
     /// Where the deadline is measured and backoff timers are set from.
     clock: Clock,
@@ -97,9 +107,9 @@ impl<C, K, H> fmt::Debug for Policy<C, K, H> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Policy")
             .field("name", &self.name)
-            .field("max_attempts", &self.max_attempts)
-            .field("backoff", &self.backoff)
-            .field("deadline", &self.deadline)
+            .field("max_attempts", &self.max_attempts())
+            .field("backoff", &self.backoff())
+            .field("deadline", &self.deadline())
             .field("budget", &self.budget)
             .field("retry_if", &self.retry_if.is_some())
             .finish_non_exhaustive()
@@ -107,37 +117,143 @@ impl<C, K, H> fmt::Debug for Policy<C, K, H> {
 }
 
 pub(crate) struct Parts<C, K, H> {
-    pub(crate) name: Arc<str>,
-    pub(crate) max_attempts: u32,
-    pub(crate) backoff: Backoff,
-    pub(crate) deadline: Option<Duration>,
+    pub(crate) config: RetryConfig,
     pub(crate) budget: Option<RetryBudget>,
     pub(crate) classify: C,
     pub(crate) clone: K,
     pub(crate) retry_if: Option<RetryIf>,
-    pub(crate) hint: Option<H>,
+    pub(crate) hint: H,
     pub(crate) clock: Clock,
+}
+
+/// A deadline as the policy keeps it: nanoseconds, 0 for none.
+fn deadline_nanos(deadline: Option<Duration>) -> u64 {
+    deadline.map_or(0, |d| nanos(d).max(1))
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Poisoned only by a panic under the lock; nothing under these locks
+    // panics, and the data stays whole either way.
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl<C, K, H> Policy<C, K, H> {
     pub(crate) fn new(p: Parts<C, K, H>) -> Self {
+        let c = &p.config;
         Policy {
             #[cfg(feature = "metrics")]
-            metrics: crate::metrics::Handles::new(&p.name),
-            name: p.name,
-            max_attempts: p.max_attempts,
-            backoff: p.backoff,
-            deadline: p.deadline,
+            metrics: crate::metrics::Handles::new(&c.name),
+            name: Arc::from(c.name.as_str()),
+            max_attempts: AtomicU32::new(c.max_attempts),
+            deadline: AtomicU64::new(deadline_nanos(c.deadline)),
+            honour_hints: AtomicBool::new(c.honour_hints),
+            backoff: Mutex::new(c.backoff),
             budget: p.budget,
             classify: p.classify,
             clone: p.clone,
             retry_if: p.retry_if,
             hint: p.hint,
+            config: Mutex::new(p.config),
             counters: Counters::default(),
             clock: p.clock,
             seed: random_seed(),
             sequence: AtomicU64::new(0),
         }
+    }
+
+    /// Calls per request, the first included, in force now.
+    #[inline]
+    pub(crate) fn max_attempts(&self) -> u32 {
+        self.max_attempts.load(Ordering::Relaxed)
+    }
+
+    /// The overall deadline in force now.
+    #[inline]
+    fn deadline(&self) -> Option<Duration> {
+        match self.deadline.load(Ordering::Relaxed) {
+            0 => None,
+            // Saturated (an unvalidated deadline past u64 nanoseconds): as
+            // long as any.
+            u64::MAX => Some(Duration::MAX),
+            ns => Some(Duration::from_nanos(ns)),
+        }
+    }
+
+    /// The backoff in force now.
+    fn backoff(&self) -> Backoff {
+        *lock(&self.backoff)
+    }
+
+    /// The config in force.
+    pub(crate) fn config(&self) -> RetryConfig {
+        lock(&self.config).clone()
+    }
+
+    /// Applies `next`; see [`RetryLayer::reload`](crate::RetryLayer::reload).
+    pub(crate) fn reload(&self, next: &RetryConfig) -> Result<(), ReloadError> {
+        let mut config = lock(&self.config);
+        next.validate()?;
+        if next.name != config.name {
+            return Err(ReloadError::not_in_place(
+                "name",
+                "the name labels the layer's events and metric series",
+            ));
+        }
+        if self.budget.is_some() != next.budget.enabled {
+            return Err(ReloadError::not_in_place(
+                "budget.enabled",
+                "whether the layer has a retry budget is fixed when it is built",
+            ));
+        }
+        let budget_changed = match &self.budget {
+            Some(budget) => {
+                let current = budget.config();
+                let wanted = next.budget.clone().enabled(current.enabled);
+                // Validates first: on an error nothing has changed yet.
+                wanted != current && {
+                    budget.reload(&wanted)?;
+                    true
+                }
+            }
+            None => false,
+        };
+        let mut changed = Vec::new();
+        if next.max_attempts != config.max_attempts {
+            changed.push("max_attempts");
+        }
+        if next.backoff != config.backoff {
+            changed.push("backoff");
+        }
+        if next.deadline != config.deadline {
+            changed.push("deadline");
+        }
+        if next.honour_hints != config.honour_hints {
+            changed.push("honour_hints");
+        }
+        if budget_changed {
+            changed.push("budget");
+        }
+        self.max_attempts
+            .store(next.max_attempts, Ordering::Relaxed);
+        self.deadline
+            .store(deadline_nanos(next.deadline), Ordering::Relaxed);
+        self.honour_hints
+            .store(next.honour_hints, Ordering::Relaxed);
+        *lock(&self.backoff) = next.backoff;
+        *config = next.clone();
+        if let Some(budget) = &self.budget {
+            config.budget = budget.config().enabled(true);
+        }
+        drop(config);
+        tracing::info!(
+            target: TARGET_RETRY,
+            layer = "retry",
+            name = %self.name,
+            changed = ?changed,
+            max_attempts = next.max_attempts,
+            "retry reloaded"
+        );
+        Ok(())
     }
 
     pub(crate) fn stats(&self) -> RetryStats {
@@ -155,7 +271,9 @@ impl<C, K, H> Policy<C, K, H> {
         if let Some(budget) = &self.budget {
             budget.deposit();
         }
-        self.deadline.map(|_| self.now())
+        // One relaxed load, as the field it replaces; a deadline turned on
+        // by a reload applies to requests that start after it.
+        (self.deadline.load(Ordering::Relaxed) != 0).then(|| self.now())
     }
 
     /// A reading of the layer's clock. Out of line: the success path of a
@@ -184,8 +302,8 @@ impl<C, K, H> Policy<C, K, H> {
                 // Without a deadline, a wait longer than the backoff's cap
                 // does not fit either.
                 Some(after)
-                    if self.deadline.is_none()
-                        && self.backoff.cap().is_some_and(|cap| after > cap) =>
+                    if self.deadline().is_none()
+                        && self.backoff().cap().is_some_and(|cap| after > cap) =>
                 {
                     Wait::Never
                 }
@@ -217,22 +335,30 @@ impl<C, K, H> Policy<C, K, H> {
         if matches!(wait, Wait::Never) {
             return Decision::Stop(StopReason::NotRetryable);
         }
-        if attempts >= self.max_attempts {
+        if attempts >= self.max_attempts() {
             return Decision::Stop(StopReason::AttemptsExhausted);
         }
         if !can_resend {
             return Decision::Stop(StopReason::NotRetryable);
         }
         // What the peer said, read only now that a retry is possible.
-        let hint = match self.hint.hint(result) {
+        let said = if self.honour_hints.load(Ordering::Relaxed) {
+            self.hint.hint(result)
+        } else {
+            Hint::None
+        };
+        let hint = match said {
             Hint::DoNotRetry => return Decision::Stop(StopReason::DoNotRetry),
             // Bounded here too: a reader of the user's may return anything.
             Hint::After(after) => Some(after.min(MAX_HINT)),
             _ => None,
         };
+        let schedule = self.backoff();
+        // A request's delays follow the backoff in force at its first
+        // retry; a reload changes those of requests that retry after it.
         let delays = delays.get_or_insert_with(|| {
             let n = self.sequence.fetch_add(1, Ordering::Relaxed);
-            self.backoff.delays(derive(self.seed, n))
+            schedule.delays(derive(self.seed, n))
         });
         // The backoff advances on every retry, also when a circuit's
         // `retry_after` replaces its delay. The iterator is endless.
@@ -244,8 +370,8 @@ impl<C, K, H> Policy<C, K, H> {
         if let Some(after) = hint {
             // Without a deadline, the backoff's cap (or, without one, a
             // fixed bound) is as long as the layer waits for anyone.
-            let cap = self.backoff.cap().unwrap_or(UNBOUNDED_HINT);
-            if self.deadline.is_none() && after > cap {
+            let cap = schedule.cap().unwrap_or(UNBOUNDED_HINT);
+            if self.deadline().is_none() && after > cap {
                 return Decision::Stop(StopReason::HintTooLong);
             }
         }
@@ -268,9 +394,10 @@ impl<C, K, H> Policy<C, K, H> {
         err: Option<&BoxError>,
         hint: Option<Duration>,
     ) -> Decision {
-        let needs_clock = self.deadline.is_some() || !delay.is_zero();
+        let deadline = self.deadline();
+        let needs_clock = deadline.is_some() || !delay.is_zero();
         let now = needs_clock.then(|| self.clock.nanos());
-        if let (Some(limit), Some(start), Some(now)) = (self.deadline, start, now) {
+        if let (Some(limit), Some(start), Some(now)) = (deadline, start, now) {
             // Compared as durations, not readings: `start + limit` may not be
             // representable (a deadline from an unvalidated config), and that
             // means "no deadline in practice", not "already passed".
@@ -389,15 +516,18 @@ mod tests {
         backoff: Backoff,
     ) -> Policy<ErrorsAsFailures, ByClone, NoHint> {
         Policy::new(Parts {
-            name: Arc::from("test"),
-            max_attempts: 3,
-            backoff,
-            deadline,
+            config: RetryConfig {
+                name: "test".into(),
+                max_attempts: 3,
+                backoff,
+                deadline,
+                ..RetryConfig::default()
+            },
             budget: None,
             classify: ErrorsAsFailures,
             clone: ByClone,
             retry_if: None,
-            hint: Some(NoHint),
+            hint: NoHint,
             clock,
         })
     }
@@ -510,15 +640,18 @@ mod tests {
                 }
             }
             Policy::new(Parts {
-                name: Arc::from("test"),
-                max_attempts: 3,
-                backoff,
-                deadline,
+                config: RetryConfig {
+                    name: "test".into(),
+                    max_attempts: 3,
+                    backoff,
+                    deadline,
+                    ..RetryConfig::default()
+                },
                 budget,
                 classify: ErrorsAsFailures,
                 clone: ByClone,
                 retry_if: None,
-                hint: Some(hint_fn(read as fn(&Result<(), BoxError>) -> Hint)),
+                hint: hint_fn(read as fn(&Result<(), BoxError>) -> Hint),
                 clock,
             })
         }
@@ -643,15 +776,18 @@ mod tests {
             }
             let (clock, _hand) = Clock::manual();
             let p = Policy::new(Parts {
-                name: Arc::from("test"),
-                max_attempts: 2,
-                backoff: Backoff::constant(Duration::ZERO),
-                deadline: None,
+                config: RetryConfig {
+                    name: "test".into(),
+                    max_attempts: 2,
+                    backoff: Backoff::constant(Duration::ZERO),
+                    deadline: None,
+                    ..RetryConfig::default()
+                },
                 budget: None,
                 classify: ErrorsAsFailures,
                 clone: ByClone,
                 retry_if: None,
-                hint: Some(hint_fn(read)),
+                hint: hint_fn(read),
                 clock,
             });
             let shed: Result<(), BoxError> =

@@ -131,7 +131,7 @@ where
         }
         let start = policy.begin();
         // The copy is made before the call, which takes `req` by value.
-        let spare = if policy.max_attempts > 1 {
+        let spare = if policy.max_attempts() > 1 {
             let spare = policy.clone.clone_request(&req);
             if spare.is_none() {
                 policy.note_not_cloneable();

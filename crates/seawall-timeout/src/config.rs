@@ -520,6 +520,29 @@ impl Params {
         }
     }
 
+    /// The names of the config fields whose numbers differ from `old`'s,
+    /// for a reload's event.
+    pub(crate) fn changed_from(&self, old: &Params) -> Vec<&'static str> {
+        let mut changed = Vec::new();
+        let fields = [
+            (self.fixed != old.fixed, "fixed"),
+            (self.quantile != old.quantile, "percentile"),
+            (self.multiplier != old.multiplier, "multiplier"),
+            (self.min_ns != old.min_ns, "min"),
+            (self.max_ns != old.max_ns, "max"),
+            (self.base_ns != old.base_ns, "base"),
+            (self.min_samples != old.min_samples, "min_samples"),
+            (self.refresh_every != old.refresh_every, "refresh_every"),
+            (self.sample_every != old.sample_every, "sample_every"),
+        ];
+        for (differs, name) in fields {
+            if differs {
+                changed.push(name);
+            }
+        }
+        changed
+    }
+
     /// Per-key metrics on or off (keyed layers).
     #[cfg_attr(not(feature = "metrics"), allow(unused_mut))]
     pub(crate) fn key_metrics(mut self, on: bool) -> Self {

@@ -8,18 +8,19 @@
 use std::borrow::Borrow;
 use std::fmt;
 use std::hash::Hash;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use seawall_core::{Clock, ConfigError, KeyMap};
+use seawall_core::names::TARGET_TIMEOUT;
+use seawall_core::{Clock, ConfigError, KeyMap, ReloadError};
 use tower_layer::Layer;
 
 use crate::config::{
     AdaptiveTimeoutBuilder, AdaptiveTimeoutConfig, KeyedAdaptiveTimeoutConfig, Params,
 };
 use crate::service::{AdaptiveTimeout, KeyedAdaptiveTimeout};
-use crate::tracker::{AdaptiveTimeoutStats, DeadlineTracker, pack};
+use crate::tracker::{AdaptiveTimeoutStats, DeadlineTracker};
 
 /// Applies an adaptive (or fixed) deadline to every call of the wrapped
 /// service; see the [crate docs](crate).
@@ -41,25 +42,6 @@ use crate::tracker::{AdaptiveTimeoutStats, DeadlineTracker, pack};
 #[derive(Clone, Debug)]
 pub struct AdaptiveTimeoutLayer {
     tracker: Arc<DeadlineTracker>,
-    // The bounds of a caller's `CallTimeout`, packed.
-    clamp: [u64; 2],
-}
-
-/// The bounds a [`CallTimeout`](seawall_core::deadline::CallTimeout) is
-/// clamped to, packed: `[min, max]` of an adaptive config; anything up to
-/// [`LONGEST_DEADLINE`](crate::LONGEST_DEADLINE) in fixed mode, which has no
-/// bounds of its own.
-pub(crate) fn clamps(config: &AdaptiveTimeoutConfig) -> [u64; 2] {
-    match config.fixed {
-        Some(_) => fixed_clamp(),
-        // Validated to at most `LONGEST_DEADLINE`, like every deadline, so
-        // a packed value never reaches the flag bits.
-        None => [pack(config.min), pack(config.max)],
-    }
-}
-
-fn fixed_clamp() -> [u64; 2] {
-    [1, pack(crate::LONGEST_DEADLINE)]
 }
 
 impl AdaptiveTimeoutLayer {
@@ -79,7 +61,6 @@ impl AdaptiveTimeoutLayer {
     ) -> Result<Self, ConfigError> {
         Ok(AdaptiveTimeoutLayer {
             tracker: Arc::new(DeadlineTracker::with_clock(config, clock)?),
-            clamp: clamps(config),
         })
     }
 
@@ -98,7 +79,6 @@ impl AdaptiveTimeoutLayer {
     pub fn clock(self, clock: Clock) -> Self {
         AdaptiveTimeoutLayer {
             tracker: Arc::new(self.tracker.on_clock(clock)),
-            clamp: self.clamp,
         }
     }
 
@@ -117,7 +97,6 @@ impl AdaptiveTimeoutLayer {
     pub fn fixed(deadline: Duration) -> Self {
         AdaptiveTimeoutLayer {
             tracker: Arc::new(DeadlineTracker::fixed(deadline)),
-            clamp: fixed_clamp(),
         }
     }
 
@@ -135,25 +114,80 @@ impl AdaptiveTimeoutLayer {
     pub fn tracker(&self) -> &DeadlineTracker {
         &self.tracker
     }
+
+    /// Applies `config` to the running layer: every service it has made and
+    /// will make, and every clone, share its tracker, so all see the change
+    /// from their next call. All of it or, on an error, none of it.
+    ///
+    /// - **From the next call**: `percentile`, `multiplier`, the `min`/`max`
+    ///   clamp (of the deadline and of a caller's `CallTimeout`), `base`,
+    ///   `min_samples`, `refresh_every`, `sample_every`, and in fixed mode
+    ///   the `fixed` deadline. The deadline is recomputed at once from the
+    ///   samples held, so the next call gets it.
+    /// - **Kept**: the latency window and its histograms (every sample, the
+    ///   window's position), the timeout count, calls in flight (each keeps
+    ///   the deadline it started with).
+    /// - **Not in place** ([`ReloadError::NotInPlace`]): `name` (it labels
+    ///   events and metric series); `fixed` set or unset (a fixed deadline
+    ///   keeps no window); `window` (the ring's intervals); a `max` above
+    ///   twice the one the layer was built with (the histograms' bound;
+    ///   lowering it, or raising it up to that, is in place).
+    ///
+    /// A config [`validate`](AdaptiveTimeoutConfig::validate) refuses is
+    /// [`ReloadError::Invalid`]. A reload emits one `info` event (target
+    /// `seawall_timeout`) naming the layer and the fields that changed.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use seawall_timeout::{AdaptiveTimeoutConfig, AdaptiveTimeoutLayer};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// let config = AdaptiveTimeoutConfig::builder()
+    ///     .min(Duration::from_millis(10))
+    ///     .max(Duration::from_secs(2))
+    ///     .min_samples(10)
+    ///     .into_config();
+    /// let layer = AdaptiveTimeoutLayer::from_config(&config).unwrap();
+    /// for _ in 0..10 {
+    ///     layer.tracker().record(Duration::from_millis(400));
+    /// }
+    /// assert!(layer.deadline() >= Duration::from_millis(600)); // p99 × 1.5
+    /// // A tighter max applies to the next call; the samples are kept.
+    /// let mut tighter = config.clone();
+    /// tighter.max = Duration::from_millis(500);
+    /// tighter.base = Duration::from_millis(200);
+    /// layer.reload(&tighter).unwrap();
+    /// assert_eq!(layer.deadline(), Duration::from_millis(500));
+    /// assert_eq!(layer.stats().samples, 10);
+    ///
+    /// let mut wider = config.clone();
+    /// wider.window = Duration::from_secs(10);
+    /// assert_eq!(layer.reload(&wider).unwrap_err().not_in_place_field(), Some("window"));
+    /// # }
+    /// ```
+    pub fn reload(&self, config: &AdaptiveTimeoutConfig) -> Result<(), ReloadError> {
+        self.tracker.reload(config)
+    }
 }
 
 impl<S> Layer<S> for AdaptiveTimeoutLayer {
     type Service = AdaptiveTimeout<S>;
 
     fn layer(&self, inner: S) -> AdaptiveTimeout<S> {
-        AdaptiveTimeout::new(inner, self.tracker.clone(), self.clamp)
+        AdaptiveTimeout::new(inner, self.tracker.clone())
     }
 }
 
 pub(crate) struct KeyedShared<K> {
     pub(crate) map: KeyMap<K, DeadlineTracker>,
-    pub(crate) config: KeyedAdaptiveTimeoutConfig,
+    /// The config in force; held by a reload.
+    config: Mutex<KeyedAdaptiveTimeoutConfig>,
     /// The map's, every key's and the overflow tracker's clock.
     pub(crate) clock: Clock,
-    pub(crate) params: Params,
+    /// The numbers a new key starts with: those in force, on the bounds
+    /// (histograms, window) of the first key's.
+    params: Mutex<Params>,
     pub(crate) name: Arc<str>,
-    /// The bounds of a caller's `CallTimeout`, packed (see `clamps`).
-    pub(crate) clamp: [u64; 2],
     /// Serves the keys the map has no room for (its shard is full of keys
     /// whose deadline is learned): one deadline shared by all of them, that
     /// starts at `base` and learns like a key's.
@@ -179,12 +213,11 @@ impl<K: Hash + Eq + fmt::Display> KeyedShared<K> {
         let map = map.on_evict(|_, tracker: &DeadlineTracker| tracker.retire());
         KeyedShared {
             map,
-            params,
+            params: Mutex::new(params),
             overflow: DeadlineTracker::with_params(params, name.clone(), clock.clone()),
             overflowed: AtomicU64::new(0),
             name,
-            clamp: clamps(&config.per_key),
-            config,
+            config: Mutex::new(config),
             clock,
         }
     }
@@ -193,9 +226,77 @@ impl<K: Hash + Eq + fmt::Display> KeyedShared<K> {
         self.map
             .get_or_insert_with(key, |k| {
                 let label: Arc<str> = k.to_string().into();
-                DeadlineTracker::keyed(self.params, self.name.clone(), label, self.clock.clone())
+                let params = *lock(&self.params);
+                DeadlineTracker::keyed(params, self.name.clone(), label, self.clock.clone())
             })
             .map_err(|_| ())
+    }
+
+    /// The bounds of a caller's `CallTimeout` in force, packed (every key's
+    /// are the overflow tracker's).
+    #[inline]
+    pub(crate) fn clamp(&self) -> [u64; 2] {
+        self.overflow.clamp()
+    }
+
+    /// The config in force.
+    pub(crate) fn config(&self) -> MutexGuard<'_, KeyedAdaptiveTimeoutConfig> {
+        lock(&self.config)
+    }
+
+    /// See [`KeyedAdaptiveTimeoutLayer::reload`].
+    fn reload(&self, next: &KeyedAdaptiveTimeoutConfig) -> Result<(), ReloadError> {
+        next.validate()?;
+        // Held to the end: one reload at a time.
+        let mut config = lock(&self.config);
+        if config.per_key.name != next.per_key.name {
+            return Err(ReloadError::not_in_place(
+                "per_key.name",
+                "the name labels the layer's events and metric series",
+            ));
+        }
+        if config.keys != next.keys {
+            return Err(ReloadError::not_in_place(
+                "keys",
+                "the key map's capacity and idle_ttl are fixed when it is built",
+            ));
+        }
+        if config.key_metrics != next.key_metrics {
+            return Err(ReloadError::not_in_place(
+                "key_metrics",
+                "whether a key reports its own series is fixed when it is built",
+            ));
+        }
+        // Every key was built on the overflow tracker's bounds, so one
+        // check answers for all of them.
+        let params = Params::new(&next.per_key).key_metrics(next.key_metrics);
+        self.overflow.check_in_place(&params).map_err(|e| match e {
+            ReloadError::NotInPlace { field, reason } => {
+                ReloadError::not_in_place(format!("per_key.{field}"), reason)
+            }
+            other => other,
+        })?;
+        let changed = self.overflow.apply(params);
+        // New keys start on the numbers now in force; set before visiting
+        // the keys (and not held meanwhile: an insert takes it under the
+        // map's lock), so a key inserted during the visit has them either way.
+        *lock(&self.params) = self.overflow.params();
+        let mut keys = 0usize;
+        self.map.for_each(|_, tracker| {
+            tracker.apply(params);
+            keys += 1;
+        });
+        *config = next.clone();
+        drop(config);
+        tracing::info!(
+            target: TARGET_TIMEOUT,
+            layer = "keyed_adaptive_timeout",
+            name = &*self.name,
+            changed = ?changed,
+            keys,
+            "adaptive timeout reloaded"
+        );
+        Ok(())
     }
 
     /// The overflow tracker, counting the call (a shared write, on this
@@ -245,6 +346,12 @@ pub struct KeyedAdaptiveTimeoutLayer<F, K> {
     shared: Arc<KeyedShared<K>>,
 }
 
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Poisoned only by a panic under the lock; nothing under these locks
+    // panics, and the data stays whole either way.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 impl<F, K> Clone for KeyedAdaptiveTimeoutLayer<F, K> {
     fn clone(&self) -> Self {
         KeyedAdaptiveTimeoutLayer {
@@ -291,11 +398,45 @@ where
     /// docs](crate#clock)): a fresh state, so set it before the layer is
     /// used or cloned (services made before keep the old state).
     pub fn clock(self, clock: Clock) -> Self {
-        let config = self.shared.config.clone();
+        let config = self.shared.config().clone();
         KeyedAdaptiveTimeoutLayer {
             key_fn: self.key_fn,
             shared: Arc::new(KeyedShared::new(config, clock)),
         }
+    }
+
+    /// The configuration in force: the one the layer was built with, or
+    /// the last [`reload`](Self::reload)'s.
+    pub fn config(&self) -> KeyedAdaptiveTimeoutConfig {
+        self.shared.config().clone()
+    }
+
+    /// Applies `config` to the running layer: every key it holds, the
+    /// overflow deadline, and keys seen later, through every service it has
+    /// made and will make. All of it or, on an error, none of it.
+    ///
+    /// What changes from the next call, what is kept (each key's window and
+    /// histograms) and what cannot change in place are as for
+    /// [`AdaptiveTimeoutLayer::reload`], with `per_key.` before the field's
+    /// name; `keys` (the map's capacity and idle TTL) and `key_metrics`
+    /// cannot change in place either. A reload visits every key once (not on
+    /// the calls' path) and emits one `info` event (target
+    /// `seawall_timeout`) naming the layer and the fields that changed.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use seawall_timeout::{AdaptiveTimeoutConfig, KeyedAdaptiveTimeoutConfig, KeyedAdaptiveTimeoutLayer};
+    ///
+    /// let per_key = AdaptiveTimeoutConfig::builder().base(Duration::from_secs(1)).into_config();
+    /// let config = KeyedAdaptiveTimeoutConfig::new().per_key(per_key.clone());
+    /// let layer = KeyedAdaptiveTimeoutLayer::<_, u32>::new(|k: &u32| *k, &config).unwrap();
+    /// let mut shorter = per_key.clone();
+    /// shorter.base = Duration::from_millis(300);
+    /// layer.reload(&config.clone().per_key(shorter)).unwrap();
+    /// assert_eq!(layer.config().per_key.base, Duration::from_millis(300));
+    /// ```
+    pub fn reload(&self, config: &KeyedAdaptiveTimeoutConfig) -> Result<(), ReloadError> {
+        self.shared.reload(config)
     }
 
     /// A snapshot of the overflow deadline: the one shared by every key the

@@ -24,21 +24,18 @@ use crate::tracker::{AdaptiveTimeoutStats, DeadlineTracker, KeyedClaim};
 pub struct AdaptiveTimeout<S> {
     inner: S,
     tracker: Arc<DeadlineTracker>,
-    // Fixed mode: every call's deadline (packed), copied here (as tower's
-    // `Timeout` holds its `Duration`).
-    fixed: Option<u64>,
-    // The bounds of a caller's `CallTimeout`, packed.
-    clamp: [u64; 2],
+    // Fixed mode: every call's deadline is the tracker's fixed one (one
+    // load, no sampling; a reload may change it).
+    fixed: bool,
 }
 
 impl<S> AdaptiveTimeout<S> {
-    pub(crate) fn new(inner: S, tracker: Arc<DeadlineTracker>, clamp: [u64; 2]) -> Self {
-        let fixed = tracker.fixed_start();
+    pub(crate) fn new(inner: S, tracker: Arc<DeadlineTracker>) -> Self {
+        let fixed = !tracker.is_adaptive();
         AdaptiveTimeout {
             inner,
             tracker,
             fixed,
-            clamp,
         }
     }
 
@@ -85,19 +82,20 @@ where
         if let Some(past) = caller.and_then(passed) {
             return ResponseFuture::refused(past, self.tracker.claim());
         }
-        let mut deadline = match self.fixed {
-            Some(deadline) => deadline,
-            None => self.tracker.start(),
+        let mut deadline = if self.fixed {
+            self.tracker.fixed_deadline()
+        } else {
+            self.tracker.start()
         };
         if let Some(asked) = limits.timeout {
+            let clamp = self.tracker.clamp();
             // In fixed mode a caller's timeout may only shorten the fixed
             // deadline.
-            let clamp = match self.fixed {
-                Some(fixed) => {
-                    let fixed = fixed & (u64::MAX >> 3);
-                    [self.clamp[0].min(fixed), fixed]
-                }
-                None => self.clamp,
+            let clamp = if self.fixed {
+                let fixed = deadline & (u64::MAX >> 3);
+                [clamp[0].min(fixed), fixed]
+            } else {
+                clamp
             };
             deadline = asked_for(asked, clamp);
         }
@@ -190,7 +188,7 @@ where
             }
         };
         if let Some(asked) = limits.timeout {
-            deadline = asked_for(asked, self.shared.clamp);
+            deadline = asked_for(asked, self.shared.clamp());
         }
         // Every key's tracker reads the layer's clock.
         if let Some(past) = caller.and_then(passed) {

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use seawall_core::names::TARGET_TIMEOUT;
 use seawall_core::rand::{SplitMix64, derive, random_seed};
-use seawall_core::{Clock, ConfigError, Elapsed};
+use seawall_core::{Clock, ConfigError, Elapsed, ReloadError};
 use tokio::time::Instant;
 
 use crate::config::{AdaptiveTimeoutConfig, Params};
@@ -133,7 +133,13 @@ impl std::fmt::Debug for Recorder {
 }
 
 struct Common {
+    /// The numbers the tracker was built with. What a reload cannot change
+    /// is read from here (fixed or adaptive, the histograms' bound, the
+    /// window's interval); the numbers in force are `RingState::params`.
     params: Params,
+    /// The bounds of a caller's `CallTimeout`, packed (see [`pack`]): read
+    /// only by a call that carries one; changed by a reload.
+    clamp: [AtomicU64; 2],
     name: Arc<str>,
     label: Option<Arc<str>>,
     /// Latencies, the window's steps and a key's freshness are readings of
@@ -162,6 +168,8 @@ struct Common {
 }
 
 struct RingState {
+    /// The numbers in force (those built, or the last reload's).
+    params: Params,
     ring: Ring,
     source: DeadlineSource,
     at_max: bool,
@@ -523,12 +531,14 @@ impl DeadlineTracker {
     /// `clock`.
     pub(crate) fn on_clock(&self, clock: Clock) -> Self {
         let c = &*self.common;
+        // The numbers in force, on the bounds it was built with.
+        let params = lock(&c.ring).params;
         let (layout, n) = match &c.label {
             Some(_) => (Layout::compact(c.params.high_us), 1),
             None => (Layout::precise(c.params.high_us), shard_count()),
         };
         let (name, label) = (c.name.clone(), c.label.clone());
-        Self::build(c.params, name, label, layout, n, clock, c.quiet)
+        Self::build(params, name, label, layout, n, clock, c.quiet)
     }
 
     /// A layer's own tracker: precise histograms, a recorder shard per CPU.
@@ -564,6 +574,7 @@ impl DeadlineTracker {
         let step_at = ring.next_rotation();
         let common = Arc::new(Common {
             params,
+            clamp: clamp_of(&params).map(AtomicU64::new),
             #[cfg(feature = "metrics")]
             metrics: (!quiet)
                 .then(|| crate::metrics::Handles::new(&name, label.as_deref(), params.key_metrics)),
@@ -577,6 +588,7 @@ impl DeadlineTracker {
             sample_below: AtomicU32::new(u32::MAX),
             fresh_at: AtomicU64::new(0),
             ring: Mutex::new(RingState {
+                params,
                 ring,
                 source,
                 at_max: false,
@@ -662,12 +674,6 @@ impl DeadlineTracker {
         common.deadline.load(Relaxed) | measured
     }
 
-    /// In fixed mode, every call's deadline (packed): it never changes.
-    pub(crate) fn fixed_start(&self) -> Option<u64> {
-        let common = &*self.common;
-        common.params.fixed.map(|_| common.deadline.load(Relaxed))
-    }
-
     /// A call's claim on this tracker: the current thread's recorder shard.
     #[inline]
     pub(crate) fn claim(&self) -> Claim {
@@ -708,6 +714,136 @@ impl DeadlineTracker {
         now >= self.common.fresh_at.load(Relaxed)
     }
 
+    /// Applies `config` to this tracker: all of it or, on an error, none of
+    /// it. Its latency window and histograms are kept; the new percentile,
+    /// multiplier, `min`/`max` clamp, `base`, `min_samples`, `refresh_every`
+    /// and `sample_every` (or, in fixed mode, the fixed deadline) give the
+    /// deadline of the next call, recomputed at once from the samples held.
+    /// See [`AdaptiveTimeoutLayer::reload`](crate::AdaptiveTimeoutLayer::reload)
+    /// for what cannot change in place. Emits one `info` event (target
+    /// `seawall_timeout`).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use seawall_core::Clock;
+    /// use seawall_timeout::{AdaptiveTimeoutConfig, DeadlineTracker};
+    ///
+    /// let (clock, _hand) = Clock::manual();
+    /// let cfg = AdaptiveTimeoutConfig::builder().min_samples(10).multiplier(1.0).into_config();
+    /// let tracker = DeadlineTracker::with_clock(&cfg, clock).unwrap();
+    /// for ms in 1..=100 {
+    ///     tracker.record(Duration::from_millis(ms));
+    /// }
+    /// let p99 = tracker.stats().deadline; // brought up to date
+    /// // The same samples: the median instead of p99.
+    /// let mut median = cfg.clone();
+    /// median.percentile = 50.0;
+    /// tracker.reload(&median).unwrap();
+    /// assert!(tracker.deadline() < p99);
+    /// assert!(tracker.deadline() >= Duration::from_millis(50));
+    /// ```
+    pub fn reload(&self, config: &AdaptiveTimeoutConfig) -> Result<(), ReloadError> {
+        config.validate()?;
+        if *self.common.name != *config.name {
+            return Err(ReloadError::not_in_place(
+                "name",
+                "the name labels the tracker's events and metric series",
+            ));
+        }
+        let params = Params::new(config);
+        self.check_in_place(&params)?;
+        let changed = self.apply(params);
+        tracing::info!(
+            target: TARGET_TIMEOUT,
+            layer = "tracker",
+            name = &*self.common.name,
+            key = self.common.label.as_deref(),
+            changed = ?changed,
+            deadline = ?self.deadline(),
+            "adaptive timeout reloaded"
+        );
+        Ok(())
+    }
+
+    /// Whether `params` can replace this tracker's in place.
+    pub(crate) fn check_in_place(&self, params: &Params) -> Result<(), ReloadError> {
+        let built = &self.common.params;
+        if params.fixed.is_some() != built.fixed.is_some() {
+            return Err(ReloadError::not_in_place(
+                "fixed",
+                "a fixed deadline keeps no latency window; switching between fixed and adaptive needs a new layer",
+            ));
+        }
+        if built.fixed.is_none() {
+            if params.interval_ns != built.interval_ns {
+                return Err(ReloadError::not_in_place(
+                    "window",
+                    "the latency window's intervals are fixed when it is built",
+                ));
+            }
+            // `high_us` is twice the max the histograms were built for: a
+            // max up to it is still measured whole.
+            let max_us = params.max_ns / 1_000;
+            if max_us > built.high_us {
+                return Err(ReloadError::not_in_place(
+                    "max",
+                    "the histograms track latencies up to twice the max they were built with",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Puts `params` in force (checked by [`check_in_place`](Self::check_in_place))
+    /// and recomputes the deadline; returns the fields that changed.
+    pub(crate) fn apply(&self, params: Params) -> Vec<&'static str> {
+        let common = &*self.common;
+        let built = &common.params;
+        let params = Params {
+            // The bounds it was built with stay.
+            high_us: built.high_us,
+            interval_ns: built.interval_ns,
+            ..params
+        };
+        let mut state = lock(&common.ring);
+        let changed = params.changed_from(&state.params);
+        state.params = params;
+        for (slot, bound) in common.clamp.iter().zip(clamp_of(&params)) {
+            slot.store(bound, Relaxed);
+        }
+        if state.source != DeadlineSource::Adaptive {
+            let shards = common.shards.get().map_or(1, |s| s.len());
+            common
+                .flush_at
+                .store(warmup_flush(&params, shards), Relaxed);
+        } else {
+            common.flush_at.store(params.refresh_every, Relaxed);
+        }
+        if params.fixed.is_none() {
+            common.refresh(&mut state, common.clock.nanos());
+        } else {
+            common.recompute(&mut state);
+        }
+        changed
+    }
+
+    /// The numbers in force, on the bounds it was built with.
+    pub(crate) fn params(&self) -> Params {
+        lock(&self.common.ring).params
+    }
+
+    /// The bounds of a caller's `CallTimeout` in force, packed.
+    #[inline]
+    pub(crate) fn clamp(&self) -> [u64; 2] {
+        self.common.clamp.each_ref().map(|b| b.load(Relaxed))
+    }
+
+    /// In fixed mode, the fixed deadline in force (packed): one load.
+    #[inline]
+    pub(crate) fn fixed_deadline(&self) -> u64 {
+        self.common.deadline.load(Relaxed)
+    }
+
     /// The key has left its map: its metric series reads NaN and is written
     /// no more, even by a call of the key still in flight.
     #[cfg(feature = "metrics")]
@@ -717,6 +853,18 @@ impl DeadlineTracker {
         if let Some(m) = &self.common.metrics {
             m.retire();
         }
+    }
+}
+
+/// The bounds of a caller's `CallTimeout` under `params`, packed: the
+/// `min`/`max` clamp, or in fixed mode anything up to the longest deadline
+/// (a caller may only shorten a fixed deadline; the service checks that).
+fn clamp_of(params: &Params) -> [u64; 2] {
+    match params.fixed {
+        Some(_) => [1, pack(crate::LONGEST_DEADLINE)],
+        // Validated to at most `LONGEST_DEADLINE`, like every deadline, so
+        // a packed value never reaches the flag bits.
+        None => [pack_ns(params.min_ns), pack_ns(params.max_ns)],
     }
 }
 
@@ -940,7 +1088,8 @@ impl Common {
     }
 
     fn recompute(&self, state: &mut RingState) {
-        let p = &self.params;
+        let params = state.params;
+        let p = &params;
         let samples = state.ring.len();
         let (deadline, source) = match p.fixed {
             Some(f) => (f, DeadlineSource::Fixed),
