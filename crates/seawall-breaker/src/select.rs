@@ -20,7 +20,6 @@ use seawall_core::key::KeyHasher;
 use seawall_core::{BoxError, CircuitOpen, Classify, ConfigError};
 use tower_service::Service;
 
-use crate::config::BreakerConfig;
 use crate::keyed::KeyedBreakerLayer;
 use crate::service::Breaker;
 use crate::state::{CircuitBreaker, Inner, Permit, Settings};
@@ -588,7 +587,7 @@ where
                     key = %seawall_core::key::Escaped(&key),
                     "keyed breaker full: peer gets a breaker of its own"
                 );
-                CircuitBreaker::standalone(self.layer.config(), self.layer.reads(), key)
+                CircuitBreaker::standalone(self.layer.settings(), key)
             })
     }
 
@@ -878,26 +877,19 @@ where
     pub fn guard<S>(&self, key: K, service: S) -> Breaker<S, C> {
         let breaker = match self.breaker_or_insert(key.clone()) {
             Some(b) => b,
-            None => CircuitBreaker::standalone(self.config(), self.reads(), &key),
+            None => CircuitBreaker::standalone(self.settings(), &key),
         };
         Breaker::new(service, breaker, self.classifier().clone())
     }
 }
 
 impl CircuitBreaker {
-    // A breaker outside any map, for a peer that finds the map full: the
-    // layer's config and clock.
-    fn standalone(
-        config: &BreakerConfig,
-        clock: &seawall_core::Clock,
-        key: &impl fmt::Display,
-    ) -> CircuitBreaker {
-        // `Settings::new` fails only when `config` does not validate, and it
-        // is the config of a layer, validated when the layer was built.
-        #[allow(clippy::expect_used)]
-        let settings = Settings::new(config, clock.clone()).expect("a layer's config is valid");
+    // A breaker outside any map, for a peer that finds the map full: it
+    // shares the layer's settings (config, clock), so a reload of the layer
+    // reaches it too.
+    fn standalone(settings: &Arc<Settings>, key: &impl fmt::Display) -> CircuitBreaker {
         CircuitBreaker::whole(crate::sync::Arc::new(Inner::new(
-            settings,
+            settings.clone(),
             Some(Arc::from(key.to_string())),
         )))
     }
