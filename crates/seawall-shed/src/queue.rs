@@ -35,8 +35,11 @@ struct Entries {
 #[derive(Debug)]
 pub(crate) struct WaitQueue {
     entries: Mutex<Entries>,
-    capacity: usize,
-    pub(crate) max_delay: Duration,
+    // Both may change in a live reload (std's relaxed atomics: config, not
+    // part of the hand-over).
+    capacity: std::sync::atomic::AtomicUsize,
+    // Nanoseconds.
+    max_delay: std::sync::atomic::AtomicU64,
 }
 
 /// What joining the queue gave.
@@ -69,9 +72,24 @@ impl WaitQueue {
                 // in `join`, never reserved.
                 queue: VecDeque::new(),
             }),
-            capacity,
-            max_delay,
+            capacity: std::sync::atomic::AtomicUsize::new(capacity),
+            max_delay: std::sync::atomic::AtomicU64::new(seawall_core::time::nanos(max_delay)),
         }
+    }
+
+    /// The longest a request may wait.
+    pub(crate) fn max_delay(&self) -> Duration {
+        Duration::from_nanos(self.max_delay.load(Ordering::Relaxed))
+    }
+
+    /// A reload's bounds: for requests that join from now on (a smaller
+    /// capacity turns none of the waiters away; a request already waiting
+    /// keeps the deadline it was given, and is refused at its grant if it
+    /// waited longer than the new `max_delay`).
+    pub(crate) fn set_bounds(&self, capacity: usize, max_delay: Duration) {
+        self.capacity.store(capacity, Ordering::Relaxed);
+        self.max_delay
+            .store(seawall_core::time::nanos(max_delay), Ordering::Relaxed);
     }
 
     fn lock(&self) -> MutexGuard<'_, Entries> {
@@ -84,7 +102,7 @@ impl WaitQueue {
     pub(crate) fn join(&self, shared: &Shared, waker: &Waker) -> Joined {
         let id = {
             let mut e = self.lock();
-            if e.queue.len() >= self.capacity {
+            if e.queue.len() >= self.capacity.load(Ordering::Relaxed) {
                 return Joined::Full;
             }
             let id = e.next_id;
