@@ -180,6 +180,8 @@ pub(crate) struct Settings {
     // changes in place.
     needs_start: bool,
     timed: bool,
+    // The policy is consecutive failures.
+    streak: bool,
     // The jitter streams: breaker `n` of this layer draws from
     // `derive(seed, n)`.
     seed: u64,
@@ -283,6 +285,7 @@ impl Settings {
                 config.policy,
                 TripPolicy::FailureRateTime { .. } | TripPolicy::SlowCallRate { .. }
             ),
+            streak: matches!(config.policy, TripPolicy::ConsecutiveFailures { .. }),
             current: std::sync::RwLock::new(Arc::new(config.clone())),
             clock,
             seed,
@@ -584,10 +587,7 @@ impl Inner {
         Inner {
             word: AtomicU64::new(CLOSED),
             consecutive: AtomicU32::new(0),
-            streak: matches!(
-                settings.current().policy,
-                TripPolicy::ConsecutiveFailures { .. }
-            ),
+            streak: settings.streak,
             cold: OnceLock::new(),
             settings,
         }

@@ -52,6 +52,12 @@
 //!   every service it makes and every clone share it, so
 //!   [`ShedLayer::stats`] sees everything. Build separate layers for
 //!   separate limits.
+//! - **Live reload.** [`ShedLayer::reload`] (or [`Shedder::reload`]) applies
+//!   a new config to the running shedder, all or nothing: limits, the
+//!   adaptive limit's parameters and bounds (its estimate kept, clamped),
+//!   the band, headroom, queue bounds and memory thresholds change for the
+//!   next call; in-flight calls, waiters and counters are kept, and a lower
+//!   limit cancels nothing. See [`Shedder::reload`].
 //! - **Bounded.** The queue has a capacity (it grows as it fills and never
 //!   reserves it); nothing waits longer than `max_queue_delay`, and a
 //!   request that did is never admitted. Every size and duration of the

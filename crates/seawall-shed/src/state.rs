@@ -331,10 +331,13 @@ impl Shared {
         self.metrics.limit(limit);
         // A larger limit frees slots for waiters; a smaller one cancels
         // nothing: calls in flight finish, new ones are refused until the
-        // count is under it.
+        // count is under it. The grant looks at the queue under its lock
+        // whether or not `waiting` reads 0 yet: a request joining now
+        // either is seen there, or takes the lock after this and reads the
+        // new limit in its own grant (no handshake on `waiting` needed on
+        // this rare path).
         if limit > previous
             && let Some(queue) = &self.queue
-            && self.waiting.load(Ordering::SeqCst) > 0
         {
             queue.grant(self);
         }
