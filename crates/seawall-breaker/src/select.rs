@@ -242,7 +242,9 @@ type Changes<K, S> = Box<
 ///   ([`PeerSelectBuilder::discover`]). Each peer holds its key's breaker in
 ///   the layer's map, so the map never evicts it while it is in the set;
 ///   if the map is full of protected keys, the peer gets a breaker of its
-///   own with the same config and clock (not counted in the layer's stats).
+///   own sharing the layer's settings (config and clock, so a
+///   [`KeyedBreakerLayer::reload`] reaches it too; not counted in the
+///   layer's stats).
 /// - **Time** is the layer's clock ([`KeyedBreakerLayer::clock`]):
 ///   every breaker it asks, its own included, reads it.
 /// - **Cost.** When the preferred peer admits: a hash lookup of its key,

@@ -454,3 +454,32 @@ async fn reloads_under_load_fail_no_call_and_keep_state() {
     assert_eq!(keyed_stats.rejected, calls);
     assert_eq!(keyed_stats.failures, 0);
 }
+
+/// A peer that finds the map full of keys it may not evict gets a breaker
+/// of its own beside the map: it shares the layer's settings, so a reload
+/// of the layer reaches it too.
+#[test]
+fn a_keyed_reload_reaches_a_breaker_made_beside_a_full_map() {
+    let config =
+        KeyedBreakerConfig::from(BreakerConfig::new().policy(TripPolicy::consecutive_failures(1)))
+            .keys(KeyMapConfig::new().capacity(1));
+    let layer = KeyedBreakerLayer::new(|k: &u32| *k, &config).unwrap();
+    let held = layer.breaker_or_insert(1).unwrap();
+    held.try_acquire().unwrap().failure(); // open: never evicted
+    let guarded = layer.guard(2, service_fn(|_: ()| async { Ok::<_, std::io::Error>(()) }));
+    assert!(layer.breaker(&2).is_none(), "beside the map");
+    let per_key = config
+        .per_key
+        .clone()
+        .policy(TripPolicy::consecutive_failures(3));
+    layer
+        .reload(&config.clone().per_key(per_key.clone()))
+        .unwrap();
+    assert_eq!(guarded.breaker().config(), per_key);
+    for _ in 0..2 {
+        guarded.breaker().try_acquire().unwrap().failure();
+    }
+    assert_eq!(guarded.breaker().state(), State::Closed, "2 failures < 3");
+    guarded.breaker().try_acquire().unwrap().failure();
+    assert_eq!(guarded.breaker().state(), State::Open);
+}
