@@ -22,7 +22,6 @@ use std::time::Duration;
 
 use seawall_core::names::TARGET_SHED;
 use seawall_core::rand::{SplitMix64, derive, random_seed};
-use seawall_core::time::nanos;
 use seawall_core::{
     BoxError, Clock, ConfigError, Outcome, OverloadReason, Overloaded, ReloadError,
 };
@@ -71,11 +70,30 @@ fn is_plain(config: &ShedConfig, pressure: bool) -> bool {
     config.soft_limit.unwrap_or(0) == 0 && config.critical_headroom <= 0.0 && !pressure
 }
 
-/// A rejection's `retry_after` in nanoseconds: validated to at least 1ms;
-/// the floor keeps the hint above zero even for a config that skipped
-/// validation.
-fn retry_after_ns(config: &ShedConfig) -> u64 {
-    nanos(config.retry_after.max(ShedConfig::MIN_RETRY_AFTER))
+/// Bits of the packed `retry_after` that hold its nanoseconds (`< 10^9 <
+/// 2^30`); the seconds are above them.
+const SUBSEC_BITS: u32 = 30;
+
+/// A rejection's `retry_after`, packed in one word (whole seconds above
+/// [`SUBSEC_BITS`], the nanoseconds below), so that a refusal unpacks it with
+/// a shift and a mask instead of dividing nanoseconds. Validated to
+/// `1ms..=365 days` (the seconds need 25 bits); the floor keeps the hint
+/// above zero even for a config that skipped validation, the ceiling keeps
+/// the seconds in their 34 bits whatever it holds.
+fn pack_retry_after(config: &ShedConfig) -> u64 {
+    let d = config.retry_after.clamp(
+        ShedConfig::MIN_RETRY_AFTER,
+        seawall_core::config::MAX_DURATION,
+    );
+    (d.as_secs() << SUBSEC_BITS) | u64::from(d.subsec_nanos())
+}
+
+#[inline]
+fn unpack_retry_after(packed: u64) -> Duration {
+    Duration::new(
+        packed >> SUBSEC_BITS,
+        (packed & ((1 << SUBSEC_BITS) - 1)) as u32,
+    )
 }
 
 /// The rejection counters, one per reason, on a cache line of their own:
@@ -114,7 +132,7 @@ pub(crate) struct Shared {
     soft_limit: StdAtomicUsize,
     /// `f64` bits.
     critical_headroom: StdAtomicU64,
-    /// Nanoseconds.
+    /// Packed: see [`retry_after_ns`].
     retry_after: StdAtomicU64,
     /// Consulted on every decision: one atomic load behind it.
     pressure: Option<Arc<dyn PressureSignal>>,
@@ -167,7 +185,7 @@ impl Shared {
             plain: StdAtomicBool::new(is_plain(config, pressure.is_some())),
             soft_limit: StdAtomicUsize::new(config.soft_limit.unwrap_or(0)),
             critical_headroom: StdAtomicU64::new(config.critical_headroom.to_bits()),
-            retry_after: StdAtomicU64::new(retry_after_ns(config)),
+            retry_after: StdAtomicU64::new(pack_retry_after(config)),
             bounds: (StdAtomicUsize::new(min), StdAtomicUsize::new(max)),
             memory: None,
             current: std::sync::Mutex::new(config.clone()),
@@ -300,7 +318,7 @@ impl Shared {
         self.soft_limit.store(new.soft_limit.unwrap_or(0), r);
         self.critical_headroom
             .store(new.critical_headroom.to_bits(), r);
-        self.retry_after.store(retry_after_ns(new), r);
+        self.retry_after.store(pack_retry_after(new), r);
         self.plain.store(is_plain(new, self.pressure.is_some()), r);
         if let (Some(queue), Some(delay)) = (&self.queue, new.max_queue_delay) {
             queue.set_bounds(new.queue_capacity, delay);
@@ -593,9 +611,8 @@ impl Shared {
         #[cfg(feature = "metrics")]
         self.metrics.rejected(reason);
         tracing::trace!(target: TARGET_SHED, name = %self.name, reason = reason.as_str(), "shed");
-        Overloaded::new(reason).with_retry_after(Duration::from_nanos(
-            self.retry_after.load(Ordering::Relaxed),
-        ))
+        Overloaded::new(reason)
+            .with_retry_after(unpack_retry_after(self.retry_after.load(Ordering::Relaxed)))
     }
 
     /// Gives a slot back; in queue mode the oldest waiter gets it.
@@ -942,6 +959,29 @@ mod reload_tests {
                 limit: 1000,
             })
         }
+    }
+
+    #[test]
+    fn retry_after_packs_and_unpacks_within_its_bounds() {
+        for d in [
+            Duration::from_millis(1),
+            Duration::from_millis(100),
+            Duration::new(59, 999_999_999),
+            seawall_core::config::MAX_DURATION,
+        ] {
+            let config = ShedConfig::new().retry_after(d);
+            assert_eq!(unpack_retry_after(pack_retry_after(&config)), d);
+        }
+        let zero = ShedConfig::new().retry_after(Duration::ZERO);
+        assert_eq!(
+            unpack_retry_after(pack_retry_after(&zero)),
+            ShedConfig::MIN_RETRY_AFTER
+        );
+        let huge = ShedConfig::new().retry_after(Duration::MAX);
+        assert_eq!(
+            unpack_retry_after(pack_retry_after(&huge)),
+            seawall_core::config::MAX_DURATION
+        );
     }
 
     #[tokio::test(start_paused = true)]
