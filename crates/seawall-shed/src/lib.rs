@@ -67,8 +67,10 @@
 //! - **Model-checked hand-over.** A slot released while its waiter gives
 //!   up (deadline passed, service dropped) is taken by that waiter and
 //!   passed on, or handed to the next, or returned: never lost, never given
-//!   twice; checked with [loom](https://docs.rs/loom) over the queue's
-//!   interleavings:
+//!   twice; a reload that raises the limit while a request joins hands it
+//!   the new slot exactly once, and one that lowers it while slots are
+//!   released cancels nothing and loses no slot. Checked with
+//!   [loom](https://docs.rs/loom) over the queue's interleavings:
 //!   `RUSTFLAGS="--cfg seawall_loom" LOOM_MAX_PREEMPTIONS=2 cargo test -p seawall-shed --release --lib loom_models`
 //!   (a separate `CARGO_TARGET_DIR` keeps the normal build cache).
 //!
