@@ -13,7 +13,9 @@ use std::time::Duration;
 use seawall_core::config::Check;
 use seawall_core::key::KeyMapFull;
 use seawall_core::time::nanos;
-use seawall_core::{Clock, ConfigError, ErrorsAsFailures, KeyFn, KeyMap, KeyMapConfig};
+use seawall_core::{
+    Clock, ConfigError, ErrorsAsFailures, KeyFn, KeyMap, KeyMapConfig, ReloadError,
+};
 use tower_layer::Layer;
 
 use crate::config::BreakerConfig;
@@ -176,7 +178,8 @@ fn can_evict(inner: &Inner, now: u64) -> bool {
 
 pub(crate) struct Keyed<KF, K> {
     pub(crate) key_fn: KF,
-    // What `clock` rebuilds the layer from.
+    // What `clock` rebuilds the layer from (its `per_key` as built: the
+    // one running is the settings').
     config: KeyedBreakerConfig,
     pub(crate) settings: Arc<Settings>,
     map: KeyMap<K, Inner>,
@@ -396,8 +399,9 @@ where
     where
         KF: Clone,
     {
-        let config = self.shared.config.clone();
-        // `new` validated this config, and it is all `assemble` checks.
+        let mut config = self.shared.config.clone();
+        config.per_key = BreakerConfig::clone(&self.shared.settings.current());
+        // `new` validated this config (or `reload` did its `per_key`), and it is all `assemble` checks.
         Self::assemble(self.shared.key_fn.clone(), &config, clock)
             .expect("the config was validated by `new`")
     }
@@ -442,9 +446,72 @@ where
         }
     }
 
-    /// The config of each key's breaker.
-    pub fn config(&self) -> &BreakerConfig {
-        &self.shared.settings.config
+    /// The config of each key's breaker: the one the layer was built with,
+    /// or the last `per_key` [`reload`](Self::reload) applied.
+    pub fn config(&self) -> BreakerConfig {
+        BreakerConfig::clone(&self.shared.settings.current())
+    }
+
+    /// Applies a new config to every key's breaker at once, keeping their
+    /// state: `per_key` reaches every key held, the overflow breaker, the
+    /// breakers [`PeerSelect`](crate::PeerSelect) and [`guard`](Self::guard)
+    /// made beside the map, and every key made later (they share one set
+    /// of settings). All or nothing: `config` is validated as
+    /// [`new`](Self::new) validates it, and on any error nothing changes.
+    /// What `per_key` changes in place, what is kept and what cannot change
+    /// are listed on [`CircuitBreaker::reload`]; errors name the field
+    /// under `per_key.`.
+    ///
+    /// `keys` (capacity, idle TTL) and `key_metrics` cannot change in place
+    /// ([`ReloadError::NotInPlace`]): seawall-core's `KeyMap` takes its
+    /// capacity and idle TTL when it is made and offers no safe way to
+    /// change them on a live map, and whether a key reports a gauge was
+    /// decided when the key was made.
+    ///
+    /// ```
+    /// use seawall_breaker::{BreakerConfig, KeyedBreakerConfig, KeyedBreakerLayer, State, TripPolicy};
+    /// use seawall_core::KeyMapConfig;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let config = KeyedBreakerConfig::from(BreakerConfig::new().policy(TripPolicy::consecutive_failures(3)));
+    /// let layer = KeyedBreakerLayer::new(|k: &u32| *k, &config).unwrap();
+    /// let peer = layer.breaker_or_insert(1).unwrap();
+    /// peer.try_acquire().unwrap().failure();
+    ///
+    /// // One more failure now trips key 1 (its streak is kept), and any key made later.
+    /// layer.reload(&config.clone().per_key(BreakerConfig::new().policy(TripPolicy::consecutive_failures(2)))).unwrap();
+    /// peer.try_acquire().unwrap().failure();
+    /// assert_eq!(peer.state(), State::Open);
+    ///
+    /// let resized = config.clone().keys(KeyMapConfig::new().capacity(10));
+    /// assert_eq!(layer.reload(&resized).unwrap_err().not_in_place_field(), Some("keys.capacity"));
+    /// # }
+    /// ```
+    pub fn reload(&self, config: &KeyedBreakerConfig) -> Result<(), ReloadError> {
+        config.validate()?;
+        let built = &self.shared.config;
+        if config.keys.capacity != built.keys.capacity {
+            return Err(ReloadError::not_in_place(
+                "keys.capacity",
+                "the key map cannot be resized while it holds keys; build a new layer",
+            ));
+        }
+        if config.keys.idle_ttl != built.keys.idle_ttl {
+            return Err(ReloadError::not_in_place(
+                "keys.idle_ttl",
+                "the key map's idle horizon is set when it is made; build a new layer",
+            ));
+        }
+        if config.key_metrics != built.key_metrics {
+            return Err(ReloadError::not_in_place(
+                "key_metrics",
+                "whether a key reports a gauge is decided when the key is made",
+            ));
+        }
+        self.shared
+            .settings
+            .reload(&config.per_key, "per_key.")
+            .map(drop)
     }
 
     /// The breaker of `key`, if the map holds it. (Its label and counters
@@ -471,9 +538,9 @@ where
         CircuitBreaker::from_inner(self.shared.overflow.clone())
     }
 
-    /// The clock the layer reads.
-    pub(crate) fn reads(&self) -> &Clock {
-        &self.shared.settings.clock
+    /// The settings every breaker of the layer shares.
+    pub(crate) fn settings(&self) -> &Arc<Settings> {
+        &self.shared.settings
     }
 
     /// Removes `key` whatever its state (an operator's way to free the slot

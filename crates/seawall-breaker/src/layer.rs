@@ -1,6 +1,6 @@
 //! [`BreakerLayer`]: one shared [`CircuitBreaker`] around every service it makes.
 
-use seawall_core::{ConfigError, ErrorsAsFailures};
+use seawall_core::{ConfigError, ErrorsAsFailures, ReloadError};
 use tower_layer::Layer;
 
 use crate::config::{BreakerBuilder, BreakerConfig};
@@ -77,9 +77,36 @@ impl<C> BreakerLayer<C> {
         &self.breaker
     }
 
-    /// The config the layer was built from.
-    pub fn config(&self) -> &BreakerConfig {
+    /// The config the layer runs with: the one it was built from, or the
+    /// last one [`reload`](Self::reload) applied.
+    pub fn config(&self) -> BreakerConfig {
         self.breaker.config()
+    }
+
+    /// Applies a new config to the shared breaker, keeping its state: every
+    /// service this layer made (and their clones) sees it from its next
+    /// call. All or nothing; what changes in place, what is kept and what
+    /// cannot change (`name`, the policy's kind, its window's shape) are
+    /// listed on [`CircuitBreaker::reload`].
+    ///
+    /// ```
+    /// use seawall_breaker::{BreakerLayer, TripPolicy};
+    /// use tower::{service_fn, Service, ServiceBuilder, ServiceExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let layer = BreakerLayer::builder().build().unwrap();
+    /// let mut svc = ServiceBuilder::new()
+    ///     .layer(layer.clone())
+    ///     .service(service_fn(|_: ()| async { Err::<(), _>("down") }));
+    /// // Trip on the first failure from now on, in the service built before.
+    /// let config = layer.config().policy(TripPolicy::consecutive_failures(1));
+    /// layer.reload(&config).unwrap();
+    /// let _ = svc.ready().await.unwrap().call(()).await;
+    /// assert_eq!(layer.stats().trips, 1);
+    /// # }
+    /// ```
+    pub fn reload(&self, config: &BreakerConfig) -> Result<(), ReloadError> {
+        self.breaker.reload(config)
     }
 
     /// The shared breaker's state.

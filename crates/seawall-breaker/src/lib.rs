@@ -29,6 +29,12 @@
 //!   every service it makes and all their clones share it, so `layer.stats()`
 //!   sees every call and `layer.force_open()` affects every service. To get
 //!   separate state, build separate layers.
+//! - **Live reload**: [`BreakerLayer::reload`], [`KeyedBreakerLayer::reload`]
+//!   and [`CircuitBreaker::reload`] apply a new config to running breakers,
+//!   all or nothing, keeping their state (states, open periods, windows,
+//!   streaks, probes, totals); what cannot change in place is refused with
+//!   [`ReloadError::NotInPlace`](seawall_core::ReloadError::NotInPlace).
+//!   See [`CircuitBreaker::reload`].
 //! - **Time** is read from a [`Clock`](seawall_core::Clock): tokio's by
 //!   default (paused-time tests work), any other with
 //!   [`BreakerBuilder::clock`] or [`KeyedBreakerLayer::clock`]. A

@@ -20,7 +20,6 @@ use seawall_core::key::KeyHasher;
 use seawall_core::{BoxError, CircuitOpen, Classify, ConfigError};
 use tower_service::Service;
 
-use crate::config::BreakerConfig;
 use crate::keyed::KeyedBreakerLayer;
 use crate::service::Breaker;
 use crate::state::{CircuitBreaker, Inner, Permit, Settings};
@@ -243,7 +242,9 @@ type Changes<K, S> = Box<
 ///   ([`PeerSelectBuilder::discover`]). Each peer holds its key's breaker in
 ///   the layer's map, so the map never evicts it while it is in the set;
 ///   if the map is full of protected keys, the peer gets a breaker of its
-///   own with the same config and clock (not counted in the layer's stats).
+///   own sharing the layer's settings (config and clock, so a
+///   [`KeyedBreakerLayer::reload`] reaches it too; not counted in the
+///   layer's stats).
 /// - **Time** is the layer's clock ([`KeyedBreakerLayer::clock`]):
 ///   every breaker it asks, its own included, reads it.
 /// - **Cost.** When the preferred peer admits: a hash lookup of its key,
@@ -588,7 +589,7 @@ where
                     key = %seawall_core::key::Escaped(&key),
                     "keyed breaker full: peer gets a breaker of its own"
                 );
-                CircuitBreaker::standalone(self.layer.config(), self.layer.reads(), key)
+                CircuitBreaker::standalone(self.layer.settings(), key)
             })
     }
 
@@ -878,26 +879,19 @@ where
     pub fn guard<S>(&self, key: K, service: S) -> Breaker<S, C> {
         let breaker = match self.breaker_or_insert(key.clone()) {
             Some(b) => b,
-            None => CircuitBreaker::standalone(self.config(), self.reads(), &key),
+            None => CircuitBreaker::standalone(self.settings(), &key),
         };
         Breaker::new(service, breaker, self.classifier().clone())
     }
 }
 
 impl CircuitBreaker {
-    // A breaker outside any map, for a peer that finds the map full: the
-    // layer's config and clock.
-    fn standalone(
-        config: &BreakerConfig,
-        clock: &seawall_core::Clock,
-        key: &impl fmt::Display,
-    ) -> CircuitBreaker {
-        // `Settings::new` fails only when `config` does not validate, and it
-        // is the config of a layer, validated when the layer was built.
-        #[allow(clippy::expect_used)]
-        let settings = Settings::new(config, clock.clone()).expect("a layer's config is valid");
+    // A breaker outside any map, for a peer that finds the map full: it
+    // shares the layer's settings (config, clock), so a reload of the layer
+    // reaches it too.
+    fn standalone(settings: &Arc<Settings>, key: &impl fmt::Display) -> CircuitBreaker {
         CircuitBreaker::whole(crate::sync::Arc::new(Inner::new(
-            settings,
+            settings.clone(),
             Some(Arc::from(key.to_string())),
         )))
     }

@@ -34,7 +34,9 @@ use std::time::Duration;
 use seawall_core::rand::{SplitMix64, derive, random_seed};
 use seawall_core::rejection::OpenState;
 use seawall_core::time::nanos;
-use seawall_core::{CircuitOpen, Classify, Clock, ConfigError, ErrorsAsFailures, Outcome};
+use seawall_core::{
+    CircuitOpen, Classify, Clock, ConfigError, ErrorsAsFailures, Outcome, ReloadError,
+};
 
 use crate::backoff::open_duration;
 use crate::config::{BreakerBuilder, BreakerConfig, TripPolicy};
@@ -158,20 +160,108 @@ pub struct BreakerStats {
     pub rejected: u64,
 }
 
-/// What every breaker of one layer shares: the validated config and the
-/// clock. Per-key breakers point to one `Settings`.
+/// What every breaker of one layer shares: the config (the one last applied,
+/// by the build or a reload), its tunable parameters as atomics, and the
+/// clock. Per-key breakers point to one `Settings`, so a reload of it
+/// reaches every key at once, and keys made later.
 pub(crate) struct Settings {
-    pub(crate) config: BreakerConfig,
+    // The config last applied: what `config()` returns and what transitions
+    // (open duration, its backoff) and eviction read, under this short
+    // read lock (a leaf: nothing else is locked while it is held). The
+    // per-call paths never take it: they read `params`.
+    current: std::sync::RwLock<Arc<BreakerConfig>>,
+    // What the per-call and outcome paths read, one relaxed load each (the
+    // same instruction as a plain load): stored by `reload`.
+    params: Params,
     pub(crate) name: Arc<str>,
     pub(crate) clock: Clock,
+    // The slow-call policy reads the clock at a call's start; the
+    // time-window policies read it at each outcome. The policy's kind never
+    // changes in place.
+    needs_start: bool,
+    timed: bool,
+    // The policy is consecutive failures.
+    streak: bool,
     // The jitter streams: breaker `n` of this layer draws from
     // `derive(seed, n)`.
     seed: u64,
     seeds: AtomicU64,
     // Keyed layers: whether each key reports a `key`-labelled state gauge.
     pub(crate) key_metrics: bool,
+    // These settings are a keyed layer's (its keys, its overflow breaker,
+    // the breakers peer selection makes beside its map): only the layer
+    // reloads them.
+    keyed: bool,
     #[cfg(feature = "metrics")]
     rejected_counter: metrics::Counter,
+}
+
+/// The parameters a reload may change that are read outside a transition.
+/// Each is valid alone (validation checks no two of them against each
+/// other), so an outcome racing a reload that reads some old and some new
+/// values still judges by a valid config.
+struct Params {
+    // Consecutive-failures threshold (0 for the other policies).
+    threshold: std::sync::atomic::AtomicU32,
+    // Rate policies: the failure (or slow-call) rate as `f64` bits, and
+    // the minimum number of calls.
+    rate: std::sync::atomic::AtomicU64,
+    min_calls: std::sync::atomic::AtomicU32,
+    // Slow-call policy: slower than this many nanoseconds is slow.
+    slow_ns: std::sync::atomic::AtomicU64,
+    half_open_max_calls: std::sync::atomic::AtomicU32,
+    success_threshold: std::sync::atomic::AtomicU32,
+    cancelled_is_failure: std::sync::atomic::AtomicBool,
+}
+
+impl Params {
+    fn new(config: &BreakerConfig) -> Params {
+        use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
+        let p = Params {
+            threshold: AtomicU32::new(0),
+            rate: AtomicU64::new(0),
+            min_calls: AtomicU32::new(0),
+            slow_ns: AtomicU64::new(0),
+            half_open_max_calls: AtomicU32::new(0),
+            success_threshold: AtomicU32::new(0),
+            cancelled_is_failure: AtomicBool::new(false),
+        };
+        p.store(config);
+        p
+    }
+
+    fn store(&self, config: &BreakerConfig) {
+        let (threshold, rate, min_calls, slow) = match config.policy {
+            TripPolicy::ConsecutiveFailures { threshold } => (threshold, 0.0, 0, Duration::ZERO),
+            TripPolicy::FailureRateCount {
+                rate, min_calls, ..
+            }
+            | TripPolicy::FailureRateTime {
+                rate, min_calls, ..
+            } => (0, rate, min_calls, Duration::ZERO),
+            TripPolicy::SlowCallRate {
+                threshold,
+                rate,
+                min_calls,
+                ..
+            } => (0, rate, min_calls, threshold),
+        };
+        let r = Ordering::Relaxed;
+        self.threshold.store(threshold, r);
+        self.rate.store(rate.to_bits(), r);
+        self.min_calls.store(min_calls, r);
+        self.slow_ns.store(nanos(slow), r);
+        self.half_open_max_calls
+            .store(config.half_open_max_calls, r);
+        self.success_threshold.store(config.success_threshold, r);
+        self.cancelled_is_failure
+            .store(config.cancelled_is_failure, r);
+    }
+
+    #[inline]
+    fn rate(&self) -> f64 {
+        f64::from_bits(self.rate.load(Ordering::Relaxed))
+    }
 }
 
 impl Settings {
@@ -189,11 +279,19 @@ impl Settings {
                 seawall_core::names::LABEL_NAME => config.name.clone()
             ),
             name: Arc::from(config.name.as_str()),
-            config: config.clone(),
+            params: Params::new(config),
+            needs_start: config.policy.needs_start_time(),
+            timed: matches!(
+                config.policy,
+                TripPolicy::FailureRateTime { .. } | TripPolicy::SlowCallRate { .. }
+            ),
+            streak: matches!(config.policy, TripPolicy::ConsecutiveFailures { .. }),
+            current: std::sync::RwLock::new(Arc::new(config.clone())),
             clock,
             seed,
             seeds: AtomicU64::new(0),
             key_metrics: true,
+            keyed: false,
         }))
     }
 
@@ -207,6 +305,7 @@ impl Settings {
         let mut settings = Settings::new(config, clock)?;
         if let Some(s) = Arc::get_mut(&mut settings) {
             s.key_metrics = key_metrics;
+            s.keyed = true;
         }
         Ok(settings)
     }
@@ -215,6 +314,145 @@ impl Settings {
     #[inline]
     pub(crate) fn now(&self) -> u64 {
         self.clock.nanos()
+    }
+
+    /// The config last applied.
+    pub(crate) fn current(&self) -> Arc<BreakerConfig> {
+        // Poisoned only by a panic while the lock was held; `reload` does
+        // not panic there, and the value is replaced whole.
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// `true` for the settings of a keyed layer (only the layer reloads them).
+    pub(crate) fn is_keyed(&self) -> bool {
+        self.keyed
+    }
+
+    /// Applies `new` to every breaker of these settings, all or nothing;
+    /// returns the fields that changed. `prefix` names the config's place
+    /// (`"per_key."` for a keyed layer) in errors and the event. See
+    /// [`CircuitBreaker::reload`] for what changes and what cannot.
+    pub(crate) fn reload(
+        &self,
+        new: &BreakerConfig,
+        prefix: &'static str,
+    ) -> Result<Vec<String>, seawall_core::ReloadError> {
+        use seawall_core::ReloadError;
+        let field = |f: &str| format!("{prefix}{f}");
+        // A keyed layer validates its whole config (naming `per_key.*`)
+        // before it gets here.
+        new.validate()?;
+        let mut current = self.current.write().unwrap_or_else(|p| p.into_inner());
+        let old: &BreakerConfig = &current;
+        if new.name != old.name {
+            return Err(ReloadError::not_in_place(
+                field("name"),
+                "events, metrics and rejections are labelled with the name the layer was built with",
+            ));
+        }
+        check_policy_in_place(&old.policy, &new.policy)
+            .map_err(|(f, why)| ReloadError::not_in_place(field(f), why))?;
+        let new_seed = new.open_backoff.as_ref().and_then(|b| b.seed);
+        let old_seed = old.open_backoff.as_ref().and_then(|b| b.seed);
+        if new_seed.is_some() && new_seed != old_seed && new_seed != Some(self.seed) {
+            return Err(ReloadError::not_in_place(
+                field("open_backoff.seed"),
+                "the breakers' jitter streams were seeded when they were made",
+            ));
+        }
+        let mut changed = Vec::new();
+        let mut note = |differs: bool, f: &str| {
+            if differs {
+                changed.push(field(f));
+            }
+        };
+        note(new.policy != old.policy, "policy");
+        note(new.open_duration != old.open_duration, "open_duration");
+        note(
+            new.half_open_max_calls != old.half_open_max_calls,
+            "half_open_max_calls",
+        );
+        note(
+            new.success_threshold != old.success_threshold,
+            "success_threshold",
+        );
+        note(new.open_backoff != old.open_backoff, "open_backoff");
+        note(
+            new.cancelled_is_failure != old.cancelled_is_failure,
+            "cancelled_is_failure",
+        );
+        self.params.store(new);
+        *current = Arc::new(new.clone());
+        drop(current);
+        tracing::info!(
+            target: seawall_core::names::TARGET_BREAKER,
+            name = &*self.name,
+            changed = %if changed.is_empty() { "(nothing)".to_owned() } else { changed.join(", ") },
+            "breaker config reloaded"
+        );
+        Ok(changed)
+    }
+}
+
+/// Whether a trip policy may change from `old` to `new` in place: only its
+/// thresholds and rates, not its kind nor the shape of its window (every
+/// live breaker holds a window of that shape, with the calls it counted).
+fn check_policy_in_place(
+    old: &TripPolicy,
+    new: &TripPolicy,
+) -> Result<(), (&'static str, &'static str)> {
+    const KIND: &str =
+        "the trip policy's kind decides what every breaker counts; build a new layer";
+    const WINDOW: &str =
+        "every breaker's window holds the calls it counted in this shape; build a new layer";
+    match (old, new) {
+        (TripPolicy::ConsecutiveFailures { .. }, TripPolicy::ConsecutiveFailures { .. }) => Ok(()),
+        (
+            TripPolicy::FailureRateCount { window: a, .. },
+            TripPolicy::FailureRateCount { window: b, .. },
+        ) => {
+            if a == b {
+                Ok(())
+            } else {
+                Err(("policy.window", WINDOW))
+            }
+        }
+        (
+            TripPolicy::FailureRateTime {
+                window: a,
+                buckets: ab,
+                ..
+            },
+            TripPolicy::FailureRateTime {
+                window: b,
+                buckets: bb,
+                ..
+            },
+        )
+        | (
+            TripPolicy::SlowCallRate {
+                window: a,
+                buckets: ab,
+                ..
+            },
+            TripPolicy::SlowCallRate {
+                window: b,
+                buckets: bb,
+                ..
+            },
+        ) => {
+            if a != b {
+                Err(("policy.window", WINDOW))
+            } else if ab != bb {
+                Err(("policy.buckets", WINDOW))
+            } else {
+                Ok(())
+            }
+        }
+        _ => Err(("policy", KIND)),
     }
 }
 
@@ -263,7 +501,8 @@ impl Cold {
         let now = settings.now();
         let n = settings.seeds.fetch_add(1, Ordering::Relaxed);
         let rng = SplitMix64::new(derive(settings.seed, n));
-        let window = match settings.config.policy {
+        let config = settings.current();
+        let window = match config.policy {
             TripPolicy::ConsecutiveFailures { .. } => None,
             TripPolicy::FailureRateCount { window, .. } => {
                 Some(Window::Count(CountWindow::new(window)))
@@ -284,7 +523,7 @@ impl Cold {
             open_until: AtomicU64::new(0),
             slow: Mutex::new(Slow {
                 since: now,
-                open_for: nanos(settings.config.open_duration),
+                open_for: nanos(config.open_duration),
                 in_flight: 0,
                 probe_successes: 0,
                 level: 0,
@@ -323,10 +562,11 @@ pub(crate) struct Inner {
     cold: OnceLock<Box<Cold>>,
     word: AtomicU64,
     consecutive: AtomicU32,
-    // The consecutive-failures threshold, or 0 for the other policies: kept
-    // here (in what would be padding) so the hot path does not chase the
-    // settings pointer.
-    threshold: u32,
+    // Whether the policy is consecutive failures (its kind never changes in
+    // place): kept here (in what would be padding) so the closed success
+    // path does not chase the settings pointer. The threshold itself, which
+    // a reload may change, is read from the settings by a failure.
+    streak: bool,
 }
 
 impl Inner {
@@ -347,10 +587,7 @@ impl Inner {
         Inner {
             word: AtomicU64::new(CLOSED),
             consecutive: AtomicU32::new(0),
-            threshold: match settings.config.policy {
-                TripPolicy::ConsecutiveFailures { threshold } => threshold,
-                _ => 0,
-            },
+            streak: settings.streak,
             cold: OnceLock::new(),
             settings,
         }
@@ -447,11 +684,13 @@ impl Inner {
         if self.word.load(Ordering::Acquire) != word || s.in_flight != 0 {
             return false;
         }
-        if let Some(b) = &self.settings.config.open_backoff
-            && s.episode
-            && now.saturating_sub(s.since) < nanos(b.reset_after)
-        {
-            return false;
+        if s.episode {
+            let config = self.settings.current();
+            if let Some(b) = &config.open_backoff
+                && now.saturating_sub(s.since) < nanos(b.reset_after)
+            {
+                return false;
+            }
         }
         let counts = match &s.window {
             Some(Window::Count(w)) => w.counts(),
@@ -540,7 +779,13 @@ impl Inner {
             }
             _ => {}
         }
-        if s.in_flight < self.settings.config.half_open_max_calls {
+        if s.in_flight
+            < self
+                .settings
+                .params
+                .half_open_max_calls
+                .load(Ordering::Relaxed)
+        {
             s.in_flight += 1;
             Ok((word, true))
         } else {
@@ -572,7 +817,7 @@ impl Inner {
         if outcome == Outcome::Ignore {
             return;
         }
-        if self.threshold == 0 {
+        if !self.streak {
             return self.complete_windowed(word, failure, elapsed, label);
         }
         if failure {
@@ -590,16 +835,16 @@ impl Inner {
             return;
         }
         let n = self.consecutive.fetch_add(1, Ordering::AcqRel) + 1;
-        if n >= self.threshold {
+        if n >= self.settings.params.threshold.load(Ordering::Relaxed) {
             self.trip(word);
         }
     }
 
     fn is_slow(&self, elapsed: Option<Duration>) -> bool {
-        match self.settings.config.policy {
-            TripPolicy::SlowCallRate { threshold, .. } => elapsed.is_some_and(|e| e > threshold),
-            _ => false,
-        }
+        // `elapsed` is measured (and given) only under the slow-call policy.
+        self.settings.needs_start
+            && elapsed
+                .is_some_and(|e| nanos(e) > self.settings.params.slow_ns.load(Ordering::Relaxed))
     }
 
     fn complete_windowed(
@@ -610,9 +855,10 @@ impl Inner {
         label: KeyLabel<'_>,
     ) {
         let slow = self.is_slow(elapsed);
-        let now = match self.settings.config.policy {
-            TripPolicy::FailureRateCount { .. } => 0,
-            _ => self.settings.now(),
+        let now = if self.settings.timed {
+            self.settings.now()
+        } else {
+            0
         };
         let mut s = self.cold(label).lock();
         // The word changes only under this lock.
@@ -641,18 +887,16 @@ impl Inner {
     }
 
     fn should_trip(&self, c: Counts) -> bool {
-        let (bad, rate, min_calls) = match self.settings.config.policy {
-            TripPolicy::ConsecutiveFailures { .. } => return false,
-            TripPolicy::FailureRateCount {
-                rate, min_calls, ..
-            }
-            | TripPolicy::FailureRateTime {
-                rate, min_calls, ..
-            } => (c.failures, rate, min_calls),
-            TripPolicy::SlowCallRate {
-                rate, min_calls, ..
-            } => (c.slow, rate, min_calls),
+        if self.streak {
+            return false;
+        }
+        let params = &self.settings.params;
+        let bad = if self.settings.needs_start {
+            c.slow
+        } else {
+            c.failures
         };
+        let (rate, min_calls) = (params.rate(), params.min_calls.load(Ordering::Relaxed));
         c.calls > 0 && c.calls >= min_calls && f64::from(bad) / f64::from(c.calls) >= rate
     }
 
@@ -673,7 +917,13 @@ impl Inner {
             Outcome::Success => {
                 s.successes += 1;
                 s.probe_successes += 1;
-                if s.probe_successes >= self.settings.config.success_threshold {
+                if s.probe_successes
+                    >= self
+                        .settings
+                        .params
+                        .success_threshold
+                        .load(Ordering::Relaxed)
+                {
                     self.set_state(&mut s, CLOSED, now);
                 }
             }
@@ -683,7 +933,12 @@ impl Inner {
 
     /// A permit admitted under `word` is dropped without an outcome.
     pub(crate) fn cancel(&self, word: u64, probe: bool, label: KeyLabel<'_>) {
-        if self.settings.config.cancelled_is_failure {
+        if self
+            .settings
+            .params
+            .cancelled_is_failure
+            .load(Ordering::Relaxed)
+        {
             self.complete(word, probe, Outcome::Failure, None, label);
         } else if probe {
             self.complete_probe(word, Outcome::Ignore, None);
@@ -700,7 +955,7 @@ impl Inner {
     }
 
     fn open(&self, s: &mut Slow, now: u64, from: u64) {
-        let config = &self.settings.config;
+        let config = self.settings.current();
         if let Some(b) = &config.open_backoff {
             let closed_long = now.saturating_sub(s.since) >= nanos(b.reset_after);
             s.level = if from == HALF_OPEN || (s.episode && !closed_long) {
@@ -802,7 +1057,7 @@ impl Inner {
                 state: self.state(),
                 time_in_state: Duration::ZERO,
                 retry_after: None,
-                open_duration: self.settings.config.open_duration,
+                open_duration: self.settings.current().open_duration,
                 consecutive_failures: self.consecutive.load(Ordering::Relaxed),
                 window_calls: 0,
                 window_failures: 0,
@@ -810,7 +1065,7 @@ impl Inner {
                 window_slow_calls: 0,
                 half_open_in_flight: 0,
                 half_open_successes: 0,
-                successes: (self.threshold == 0).then_some(0),
+                successes: (!self.streak).then_some(0),
                 failures: 0,
                 trips: 0,
                 rejected: 0,
@@ -872,25 +1127,21 @@ impl Inner {
             HALF_OPEN => 0.25,
             FORCED_CLOSED => 1.0,
             _ => {
-                let pressure = match self.settings.config.policy {
-                    TripPolicy::ConsecutiveFailures { threshold } => {
-                        f64::from(self.consecutive.load(Ordering::Relaxed)) / f64::from(threshold)
-                    }
-                    _ => {
-                        let st = self.stats();
-                        let (bad, rate) = match self.settings.config.policy {
-                            TripPolicy::SlowCallRate { rate, .. } => (st.window_slow_calls, rate),
-                            TripPolicy::FailureRateCount { rate, .. }
-                            | TripPolicy::FailureRateTime { rate, .. } => {
-                                (st.window_failures, rate)
-                            }
-                            TripPolicy::ConsecutiveFailures { .. } => (0, 1.0),
-                        };
-                        if st.window_calls == 0 {
-                            0.0
-                        } else {
-                            f64::from(bad) / f64::from(st.window_calls) / rate
-                        }
+                let params = &self.settings.params;
+                let pressure = if self.streak {
+                    let threshold = params.threshold.load(Ordering::Relaxed).max(1);
+                    f64::from(self.consecutive.load(Ordering::Relaxed)) / f64::from(threshold)
+                } else {
+                    let st = self.stats();
+                    let bad = if self.settings.needs_start {
+                        st.window_slow_calls
+                    } else {
+                        st.window_failures
+                    };
+                    if st.window_calls == 0 {
+                        0.0
+                    } else {
+                        f64::from(bad) / f64::from(st.window_calls) / params.rate()
                     }
                 };
                 1.0 - 0.5 * pressure.clamp(0.0, 1.0)
@@ -1082,9 +1333,85 @@ impl CircuitBreaker {
         self.inner.force(OPEN);
     }
 
-    /// The config the breaker was built from.
-    pub fn config(&self) -> &BreakerConfig {
-        &self.inner.settings.config
+    /// The config the breaker runs with: the one it was built from, or the
+    /// last one [`reload`](Self::reload) applied.
+    pub fn config(&self) -> BreakerConfig {
+        BreakerConfig::clone(&self.inner.settings.current())
+    }
+
+    /// Applies a new config to this running breaker, keeping its state:
+    /// every handle, every service made from its layer and every call in
+    /// flight sees it, and no call fails because of it.
+    ///
+    /// - **All or nothing.** `config` is validated as a build validates it
+    ///   ([`ReloadError::Invalid`]); a change that cannot apply in place is
+    ///   refused ([`ReloadError::NotInPlace`], naming the field). On any
+    ///   error nothing changes.
+    /// - **Takes effect for the next call or outcome:** the policy's
+    ///   thresholds (`threshold`, `rate`, `min_calls`, the slow-call
+    ///   `threshold`), `half_open_max_calls`, `success_threshold`,
+    ///   `cancelled_is_failure`, and for the next trip `open_duration` and
+    ///   `open_backoff` (its multiplier, cap, jitter, `reset_after`).
+    ///   An open period in progress keeps the end it was given when it
+    ///   began (callers were told that `retry_after`); the new
+    ///   `open_duration` applies from the next trip. A streak or window
+    ///   already past a lowered threshold trips at the next failure (or
+    ///   windowed outcome); a `half_open_max_calls` lowered below the probes
+    ///   in flight refuses new probes until enough have finished, cancelling
+    ///   none.
+    /// - **Kept:** the state and when it was entered, the end of an open
+    ///   period, the failure streak and the window's contents, the probes in
+    ///   flight and their successes, the open-backoff level, the
+    ///   generation, the totals (`stats()`), a forced state.
+    /// - **Not in place** ([`ReloadError::NotInPlace`]): `name` (events
+    ///   and metrics are labelled with it); the policy's kind
+    ///   (`policy`); a count window's size or a time window's length or
+    ///   bucket count (`policy.window`, `policy.buckets`: every breaker
+    ///   holds its counted calls in that shape); a different
+    ///   `open_backoff.seed` (the jitter streams are seeded when made; the
+    ///   same seed, or none, is fine). On a keyed layer's breaker (a key's,
+    ///   its overflow breaker, a peer's), `per_key`: reload the layer, which
+    ///   applies to every key at once.
+    ///
+    /// A call racing the reload may judge its outcome by some new values and
+    /// some old ones; each is valid alone. One `INFO` event (target
+    /// `seawall_breaker`, fields `name` and `changed`) reports the reload.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use seawall_breaker::{BreakerBuilder, BreakerConfig, State, TripPolicy};
+    /// use seawall_core::{Clock, ReloadError};
+    ///
+    /// let (clock, hand) = Clock::manual();
+    /// let config = BreakerConfig::new()
+    ///     .policy(TripPolicy::consecutive_failures(1))
+    ///     .open_duration(Duration::from_secs(10));
+    /// let breaker = BreakerBuilder::from_config(config.clone()).clock(clock).build_breaker().unwrap();
+    /// breaker.try_acquire().unwrap().failure();
+    /// assert_eq!(breaker.state(), State::Open);
+    ///
+    /// // Longer open periods from the next trip on; this one still ends at 10s.
+    /// breaker.reload(&config.clone().open_duration(Duration::from_secs(60))).unwrap();
+    /// assert_eq!(breaker.state(), State::Open);
+    /// hand.advance(Duration::from_secs(10));
+    /// assert_eq!(breaker.state(), State::HalfOpen);
+    ///
+    /// // A different kind of policy cannot apply in place: nothing changes.
+    /// let other = config.clone().policy(TripPolicy::failure_rate_count(10, 0.5, 5));
+    /// let err = breaker.reload(&other).unwrap_err();
+    /// assert_eq!(err.not_in_place_field(), Some("policy"));
+    /// assert!(matches!(breaker.reload(&config.clone().half_open_max_calls(0)), Err(ReloadError::Invalid(_))));
+    /// assert_eq!(breaker.config().open_duration, Duration::from_secs(60));
+    /// assert_eq!(breaker.state(), State::HalfOpen);
+    /// ```
+    pub fn reload(&self, config: &BreakerConfig) -> Result<(), ReloadError> {
+        if self.inner.settings.is_keyed() {
+            return Err(ReloadError::not_in_place(
+                "per_key",
+                "this breaker is one of a keyed layer's: reload the layer, which applies to every key",
+            ));
+        }
+        self.inner.settings.reload(config, "").map(drop)
     }
 }
 
@@ -1138,7 +1465,7 @@ const NO_START: u64 = u64::MAX;
 /// policy, `NO_START` for the others (which read no clock).
 #[inline(always)]
 fn start_of(inner: &Inner) -> u64 {
-    if inner.threshold == 0 && inner.settings.config.policy.needs_start_time() {
+    if !inner.streak && inner.settings.needs_start {
         inner.settings.now()
     } else {
         NO_START

@@ -89,3 +89,30 @@ async fn transitions_are_traced() {
         ]
     );
 }
+
+#[test]
+fn a_reload_is_one_info_event_naming_what_changed() {
+    let events = Events::default();
+    let _guard = tracing::subscriber::set_default(events.clone());
+    let config = seawall_breaker::BreakerConfig::new()
+        .name("db")
+        .policy(TripPolicy::consecutive_failures(3));
+    let b = CircuitBreaker::from_config(&config).unwrap();
+    b.reload(
+        &config
+            .clone()
+            .policy(TripPolicy::consecutive_failures(5))
+            .open_duration(Duration::from_secs(5)),
+    )
+    .unwrap();
+    b.reload(&b.config()).unwrap();
+    // A refused reload says so to its caller only.
+    assert!(b.reload(&config.clone().name("other")).is_err());
+    assert_eq!(
+        events.0.lock().unwrap().clone(),
+        [
+            "seawall_breaker INFO name=db changed=policy, open_duration",
+            "seawall_breaker INFO name=db changed=(nothing)",
+        ]
+    );
+}

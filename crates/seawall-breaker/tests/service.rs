@@ -210,7 +210,7 @@ async fn classification_is_pluggable_and_shared_by_clones() {
 #[tokio::test]
 async fn standard_and_from_config() {
     let l = BreakerLayer::standard();
-    assert_eq!(l.config(), &seawall_breaker::BreakerConfig::default());
+    assert_eq!(l.config(), seawall_breaker::BreakerConfig::default());
     let bad = seawall_breaker::BreakerConfig::new().success_threshold(0);
     assert_eq!(
         BreakerLayer::from_config(&bad).unwrap_err().to_string(),

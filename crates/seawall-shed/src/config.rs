@@ -253,18 +253,21 @@ fn bounds(c: &mut Check, path: &str, initial: usize, min: usize, max: usize) {
 
 /// The pressure signal a shedder consults: the one given, else a
 /// [`MemoryPressure`] started from the config's `memory_pressure`.
+/// Also returns the [`MemoryPressure`] when it was started here, so that a
+/// reload can change its thresholds.
+#[allow(clippy::type_complexity)]
 pub(crate) fn pressure_from(
     config: &ShedConfig,
     given: Option<Arc<dyn PressureSignal>>,
-) -> Result<Option<Arc<dyn PressureSignal>>, ConfigError> {
+) -> Result<(Option<Arc<dyn PressureSignal>>, Option<MemoryPressure>), ConfigError> {
     if given.is_some() {
-        return Ok(given);
+        return Ok((given, None));
     }
     let Some(memory) = &config.memory_pressure else {
-        return Ok(None);
+        return Ok((None, None));
     };
     let signal = MemoryPressure::start_named(&config.name, memory)?;
-    Ok(Some(Arc::new(signal)))
+    Ok((Some(Arc::new(signal.clone())), Some(signal)))
 }
 
 /// Builds a [`ShedLayer`]; start with [`ShedLayer::builder`].

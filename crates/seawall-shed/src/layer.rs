@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use seawall_core::{Clock, ConfigError, ErrorsAsFailures};
+use seawall_core::{Clock, ConfigError, ErrorsAsFailures, ReloadError};
 use tower_layer::Layer;
 
 use crate::config::{ShedBuilder, ShedConfig};
@@ -69,12 +69,40 @@ impl<P, C> ShedLayer<P, C> {
         clock: Clock,
     ) -> Result<Self, ConfigError> {
         config.validate()?;
-        let pressure = crate::config::pressure_from(config, signal)?;
+        let (pressure, memory) = crate::config::pressure_from(config, signal)?;
         Ok(ShedLayer {
-            shared: Arc::new(Shared::new(config, pressure, clock)),
+            shared: Arc::new(Shared::new(config, pressure, clock).with_memory(memory)),
             priority,
             classify,
         })
+    }
+
+    /// The config the layer runs with: the one it was built from, or the
+    /// last one [`reload`](Self::reload) applied.
+    pub fn config(&self) -> ShedConfig {
+        self.shared.config()
+    }
+
+    /// Applies a new config to the shared shedder, keeping its state: every
+    /// service this layer made (and their clones) sees it from its next
+    /// call; calls in flight are never cancelled. All or nothing; what
+    /// changes in place, what is kept and what cannot change are listed on
+    /// [`Shedder::reload`].
+    ///
+    /// ```
+    /// use seawall_shed::{Limit, ShedLayer};
+    /// use tower::{service_fn, Layer, Service, ServiceExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let layer = ShedLayer::fixed(100).unwrap();
+    /// let mut svc = layer.layer(service_fn(|x: u32| async move { Ok::<_, std::io::Error>(x) }));
+    /// layer.reload(&layer.config().limit(Limit::Fixed(500)).soft_limit(400)).unwrap();
+    /// assert_eq!(layer.stats().limit, 500);
+    /// assert_eq!(svc.ready().await.unwrap().call(7).await.unwrap(), 7);
+    /// # }
+    /// ```
+    pub fn reload(&self, config: &ShedConfig) -> Result<(), ReloadError> {
+        self.shared.reload(config)
     }
 
     /// A snapshot of the shared counters.

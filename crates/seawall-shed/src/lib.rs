@@ -52,6 +52,12 @@
 //!   every service it makes and every clone share it, so
 //!   [`ShedLayer::stats`] sees everything. Build separate layers for
 //!   separate limits.
+//! - **Live reload.** [`ShedLayer::reload`] (or [`Shedder::reload`]) applies
+//!   a new config to the running shedder, all or nothing: limits, the
+//!   adaptive limit's parameters and bounds (its estimate kept, clamped),
+//!   the band, headroom, queue bounds and memory thresholds change for the
+//!   next call; in-flight calls, waiters and counters are kept, and a lower
+//!   limit cancels nothing. See [`Shedder::reload`].
 //! - **Bounded.** The queue has a capacity (it grows as it fills and never
 //!   reserves it); nothing waits longer than `max_queue_delay`, and a
 //!   request that did is never admitted. Every size and duration of the
@@ -61,8 +67,10 @@
 //! - **Model-checked hand-over.** A slot released while its waiter gives
 //!   up (deadline passed, service dropped) is taken by that waiter and
 //!   passed on, or handed to the next, or returned: never lost, never given
-//!   twice; checked with [loom](https://docs.rs/loom) over the queue's
-//!   interleavings:
+//!   twice; a reload that raises the limit while a request joins hands it
+//!   the new slot exactly once, and one that lowers it while slots are
+//!   released cancels nothing and loses no slot. Checked with
+//!   [loom](https://docs.rs/loom) over the queue's interleavings:
 //!   `RUSTFLAGS="--cfg seawall_loom" LOOM_MAX_PREEMPTIONS=2 cargo test -p seawall-shed --release --lib loom_models`
 //!   (a separate `CARGO_TARGET_DIR` keeps the normal build cache).
 //!

@@ -405,6 +405,40 @@ impl Algorithm {
     }
 }
 
+impl Algorithm {
+    /// Takes `limit`'s parameters in place (a live reload), keeping the
+    /// running estimate clamped into the new `[min, max]` (`initial` is not
+    /// used: the estimate is what was measured). Returns the limit now in
+    /// force, or `None`, changing nothing, when `limit` is another kind.
+    pub(crate) fn reconfigure(&mut self, limit: &Limit) -> Option<usize> {
+        match (self, limit) {
+            (Algorithm::Fixed(n), Limit::Fixed(new)) => {
+                *n = *new;
+                Some(*n)
+            }
+            (Algorithm::Aimd { p, limit }, Limit::Aimd(new)) => {
+                *limit = (*limit).clamp(new.min, new.max);
+                *p = new.clone();
+                Some(*limit)
+            }
+            (Algorithm::Gradient2 { p, estimate, long }, Limit::Gradient2(new)) => {
+                if new.long_window != p.long_window {
+                    long.set_window(new.long_window);
+                }
+                *estimate = bounded(*estimate, *estimate, new.min, new.max);
+                *p = new.clone();
+                Some(*estimate as usize)
+            }
+            (Algorithm::Vegas { p, estimate, .. }, Limit::Vegas(new)) => {
+                *estimate = bounded(*estimate, *estimate, new.min, new.max);
+                *p = new.clone();
+                Some(*estimate as usize)
+            }
+            _ => None,
+        }
+    }
+}
+
 /// `new` clamped to `[min, max]` (an infinite estimate, from a huge `beta`
 /// or `tolerance`, becomes a bound). A NaN keeps `current`: `f64::clamp`
 /// passes NaN through and `as usize` would make it a limit of 0, shedding
@@ -429,6 +463,12 @@ pub(crate) struct ExpAvg {
 }
 
 impl ExpAvg {
+    /// A new averaging window for the samples to come; the average so far
+    /// is kept.
+    fn set_window(&mut self, window: usize) {
+        self.factor = 2.0 / (window as f64 + 1.0);
+    }
+
     fn new(window: usize, warmup: usize) -> Self {
         ExpAvg {
             value: 0.0,

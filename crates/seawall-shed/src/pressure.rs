@@ -387,7 +387,9 @@ const PPM: f64 = 1_000_000.0;
 #[derive(Debug)]
 struct Inner {
     name: Arc<str>,
-    config: MemoryPressureConfig,
+    // Its thresholds may change while it runs (a shedder's reload); read
+    // by the sampler once per sample, never by a call.
+    config: std::sync::Mutex<MemoryPressureConfig>,
     source: &'static str,
     level: AtomicU8,
     ratio_ppm: AtomicU32,
@@ -400,6 +402,15 @@ struct Inner {
 }
 
 impl Inner {
+    fn config(&self) -> MemoryPressureConfig {
+        // Poisoned only by a panic while held; the fields are plain values
+        // replaced one by one.
+        self.config
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     /// Takes one sample from `source` and applies it. A panic in the source
     /// (user code) is caught and counted as a failed sample: left to unwind,
     /// it would end the sampler and freeze the level where it was.
@@ -449,7 +460,7 @@ impl Inner {
         self.limit.store(sample.limit, Ordering::Relaxed);
         self.samples.fetch_add(1, Ordering::Relaxed);
         let current = PressureLevel::from_u8(self.level.load(Ordering::Relaxed));
-        let next = self.config.next_level(current, ratio);
+        let next = self.config().next_level(current, ratio);
         if next == current {
             return;
         }
@@ -559,7 +570,7 @@ impl MemoryPressure {
         };
         let inner = Arc::new(Inner {
             name: Arc::from(name),
-            config: config.clone(),
+            config: std::sync::Mutex::new(config.clone()),
             source: source.kind(),
             level: AtomicU8::new(PressureLevel::Normal as u8),
             ratio_ppm: AtomicU32::new(0),
@@ -593,9 +604,21 @@ impl MemoryPressure {
         }
     }
 
-    /// The configuration it samples with.
-    pub fn config(&self) -> &MemoryPressureConfig {
-        &self.inner.config
+    /// The configuration it samples with: the one it started with, with
+    /// the thresholds of the last reload of the shedder that started it.
+    pub fn config(&self) -> MemoryPressureConfig {
+        self.inner.config()
+    }
+
+    /// Takes `config`'s thresholds (`shed_sheddable_at`, `shed_normal_at`,
+    /// `hysteresis`) from the next sample on; the level is kept until then.
+    /// The caller has validated `config` and checked that its `interval`
+    /// and `rss_budget` are this signal's (they cannot change in place).
+    pub(crate) fn set_thresholds(&self, config: &MemoryPressureConfig) {
+        let mut c = self.inner.config.lock().unwrap_or_else(|p| p.into_inner());
+        c.shed_sheddable_at = config.shed_sheddable_at;
+        c.shed_normal_at = config.shed_normal_at;
+        c.hysteresis = config.hysteresis;
     }
 }
 
@@ -791,7 +814,7 @@ mod tests {
     fn an_event_on_each_level_change_and_none_otherwise() {
         let inner = Inner {
             name: Arc::from("t"),
-            config: MemoryPressureConfig::default(),
+            config: std::sync::Mutex::new(MemoryPressureConfig::default()),
             source: "custom",
             level: AtomicU8::new(0),
             ratio_ppm: AtomicU32::new(0),

@@ -35,8 +35,11 @@ struct Entries {
 #[derive(Debug)]
 pub(crate) struct WaitQueue {
     entries: Mutex<Entries>,
-    capacity: usize,
-    pub(crate) max_delay: Duration,
+    // Both may change in a live reload (std's relaxed atomics: config, not
+    // part of the hand-over).
+    capacity: std::sync::atomic::AtomicUsize,
+    // Nanoseconds.
+    max_delay: std::sync::atomic::AtomicU64,
 }
 
 /// What joining the queue gave.
@@ -69,9 +72,24 @@ impl WaitQueue {
                 // in `join`, never reserved.
                 queue: VecDeque::new(),
             }),
-            capacity,
-            max_delay,
+            capacity: std::sync::atomic::AtomicUsize::new(capacity),
+            max_delay: std::sync::atomic::AtomicU64::new(seawall_core::time::nanos(max_delay)),
         }
+    }
+
+    /// The longest a request may wait.
+    pub(crate) fn max_delay(&self) -> Duration {
+        Duration::from_nanos(self.max_delay.load(Ordering::Relaxed))
+    }
+
+    /// A reload's bounds: for requests that join from now on (a smaller
+    /// capacity turns none of the waiters away; a request already waiting
+    /// keeps the deadline it was given, and is refused at its grant if it
+    /// waited longer than the new `max_delay`).
+    pub(crate) fn set_bounds(&self, capacity: usize, max_delay: Duration) {
+        self.capacity.store(capacity, Ordering::Relaxed);
+        self.max_delay
+            .store(seawall_core::time::nanos(max_delay), Ordering::Relaxed);
     }
 
     fn lock(&self) -> MutexGuard<'_, Entries> {
@@ -84,7 +102,7 @@ impl WaitQueue {
     pub(crate) fn join(&self, shared: &Shared, waker: &Waker) -> Joined {
         let id = {
             let mut e = self.lock();
-            if e.queue.len() >= self.capacity {
+            if e.queue.len() >= self.capacity.load(Ordering::Relaxed) {
                 return Joined::Full;
             }
             let id = e.next_id;
@@ -281,6 +299,100 @@ mod loom_models {
             assert_eq!(shared.in_flight(), 1, "the waiter's slot, once");
             shared.release();
             assert_all_returned(&shared);
+        });
+    }
+
+    /// A reload that raises the limit while a request joins the queue (and
+    /// nothing is released): the request gets the new slot, on joining or
+    /// from the reload, exactly once; the slot in use is untouched.
+    #[test]
+    fn a_reload_raising_the_limit_admits_a_joining_waiter() {
+        loom::model(|| {
+            let shared = one_slot_taken();
+            let reloader = {
+                let shared = shared.clone();
+                thread::spawn(move || {
+                    let config = ShedConfig {
+                        limit: Limit::Fixed(2),
+                        max_queue_delay: Some(Duration::from_millis(10)),
+                        queue_capacity: 4,
+                        seed: Some(1),
+                        ..ShedConfig::default()
+                    };
+                    shared.reload(&config).expect("a valid in-place change");
+                })
+            };
+            let joined = queue(&shared).join(&shared, Waker::noop());
+            reloader.join().unwrap();
+            match joined {
+                Joined::Granted => {}
+                Joined::Waiting(id) => assert_eq!(
+                    queue(&shared).poll(&shared, id, Waker::noop()),
+                    Waited::Granted,
+                    "the raised limit's slot was not handed to the waiter"
+                ),
+                Joined::Full => unreachable!("the queue has room"),
+            }
+            assert_eq!(shared.in_flight(), 2, "the old slot and the waiter's");
+            shared.release();
+            shared.release();
+            assert_all_returned(&shared);
+        });
+    }
+
+    /// A reload that lowers the limit below the slots in use while one is
+    /// released and a request waits: nothing is cancelled, the waiter is
+    /// not admitted over the new limit, and every slot comes back.
+    #[test]
+    fn a_reload_lowering_the_limit_cancels_nothing_and_loses_no_slot() {
+        loom::model(|| {
+            let config = ShedConfig {
+                limit: Limit::Fixed(2),
+                max_queue_delay: Some(Duration::from_millis(10)),
+                queue_capacity: 4,
+                seed: Some(1),
+                ..ShedConfig::default()
+            };
+            let shared = Arc::new(Shared::new(&config, None, seawall_core::Clock::manual().0));
+            assert!(shared.try_reserve());
+            assert!(shared.try_reserve());
+            let reloader = {
+                let shared = shared.clone();
+                let config = ShedConfig {
+                    limit: Limit::Fixed(1),
+                    ..config.clone()
+                };
+                thread::spawn(move || shared.reload(&config).expect("a valid in-place change"))
+            };
+            let releaser = {
+                let shared = shared.clone();
+                thread::spawn(move || shared.release())
+            };
+            let joined = queue(&shared).join(&shared, Waker::noop());
+            reloader.join().unwrap();
+            releaser.join().unwrap();
+            // One slot still in use; the waiter holds the other only if it
+            // was handed the released one before the limit fell.
+            let granted = match joined {
+                Joined::Granted => true,
+                Joined::Waiting(id) => {
+                    let granted = queue(&shared).leave(&shared, id);
+                    if granted {
+                        // Handed over while it waited: it passes it on.
+                        shared.release();
+                    }
+                    false
+                }
+                Joined::Full => unreachable!("the queue has room"),
+            };
+            if granted {
+                assert_eq!(shared.in_flight(), 2);
+                shared.release();
+            }
+            assert_eq!(shared.in_flight(), 1, "the slot never released");
+            shared.release();
+            assert_all_returned(&shared);
+            assert_eq!(shared.limit.load(Ordering::Relaxed), 1);
         });
     }
 }

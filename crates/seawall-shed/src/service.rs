@@ -142,7 +142,7 @@ impl<S, P, C> Shed<S, P, C> {
                             let since = Instant::now();
                             // Checked: `max_queue_delay` is validated to at
                             // most 365 days, and `deadline` saturates anyway.
-                            let own = deadline(since, queue.max_delay);
+                            let own = deadline(since, queue.max_delay());
                             let caller = caller.filter(|&c| c < own);
                             let deadline = caller.unwrap_or(own);
                             match &mut self.sleep {
@@ -162,7 +162,7 @@ impl<S, P, C> Shed<S, P, C> {
                             // Never admit a request that waited too long, or
                             // whose caller has given up.
                             let now = Instant::now();
-                            self.reservation = if since.elapsed() > queue.max_delay {
+                            self.reservation = if since.elapsed() > queue.max_delay() {
                                 drop(permit);
                                 Reservation::Refused(OverloadReason::QueueDelay)
                             } else if let Some(c) = caller.filter(|&c| c <= now) {

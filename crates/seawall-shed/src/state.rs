@@ -15,15 +15,19 @@
 //!   work ended; in queue mode the freed slot goes to the oldest waiter.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{
+    AtomicBool as StdAtomicBool, AtomicU64 as StdAtomicU64, AtomicUsize as StdAtomicUsize, Ordering,
+};
 use std::time::Duration;
 
 use seawall_core::names::TARGET_SHED;
 use seawall_core::rand::{SplitMix64, derive, random_seed};
-use seawall_core::{BoxError, Clock, ConfigError, Outcome, OverloadReason, Overloaded};
+use seawall_core::{
+    BoxError, Clock, ConfigError, Outcome, OverloadReason, Overloaded, ReloadError,
+};
 
 use crate::config::ShedConfig;
-use crate::pressure::{PressureLevel, PressureSignal};
+use crate::pressure::{MemoryPressure, PressureLevel, PressureSignal};
 use crate::priority::Priority;
 use crate::queue::WaitQueue;
 use crate::stats::{ShedCounts, ShedStats};
@@ -60,6 +64,38 @@ fn reason_index(r: OverloadReason) -> usize {
     }
 }
 
+/// Whether a shedder with `config` (and a pressure signal or not) decides
+/// by `in_flight < limit` alone.
+fn is_plain(config: &ShedConfig, pressure: bool) -> bool {
+    config.soft_limit.unwrap_or(0) == 0 && config.critical_headroom <= 0.0 && !pressure
+}
+
+/// Bits of the packed `retry_after` that hold its nanoseconds (`< 10^9 <
+/// 2^30`); the seconds are above them.
+const SUBSEC_BITS: u32 = 30;
+
+/// A rejection's `retry_after`, packed in one word (whole seconds above
+/// [`SUBSEC_BITS`], the nanoseconds below), so that a refusal unpacks it with
+/// a shift and a mask instead of dividing nanoseconds. Validated to
+/// `1ms..=365 days` (the seconds need 25 bits); the floor keeps the hint
+/// above zero even for a config that skipped validation, the ceiling keeps
+/// the seconds in their 34 bits whatever it holds.
+fn pack_retry_after(config: &ShedConfig) -> u64 {
+    let d = config.retry_after.clamp(
+        ShedConfig::MIN_RETRY_AFTER,
+        seawall_core::config::MAX_DURATION,
+    );
+    (d.as_secs() << SUBSEC_BITS) | u64::from(d.subsec_nanos())
+}
+
+#[inline]
+fn unpack_retry_after(packed: u64) -> Duration {
+    Duration::new(
+        packed >> SUBSEC_BITS,
+        (packed & ((1 << SUBSEC_BITS) - 1)) as u32,
+    )
+}
+
 /// The rejection counters, one per reason, on a cache line of their own:
 /// written only by rejections, so they never make an admitting thread's
 /// line bounce.
@@ -83,21 +119,32 @@ pub(crate) struct Shared {
     /// Entries in the wait queue (granted or not); 0 without a queue.
     pub(crate) waiting: AtomicUsize,
     /// No soft limit, no critical headroom, no pressure signal: the decision
-    /// is `in_flight < limit` alone, for every priority.
-    plain: bool,
+    /// is `in_flight < limit` alone, for every priority. It and the
+    /// parameters below may change in a live reload: relaxed atomics (std's:
+    /// they are config, not part of the hand-over loom checks), each read
+    /// with the one plain load it took as a plain field.
+    plain: StdAtomicBool,
     /// `queue.is_some()`, next to the other per-call fields.
     pub(crate) queued: bool,
     /// `window.is_some()`: an adaptive limit measures every call.
     measured: bool,
     /// 0 when there is no soft limit.
-    soft_limit: usize,
-    critical_headroom: f64,
-    retry_after: Duration,
+    soft_limit: StdAtomicUsize,
+    /// `f64` bits.
+    critical_headroom: StdAtomicU64,
+    /// Packed: see [`retry_after_ns`].
+    retry_after: StdAtomicU64,
     /// Consulted on every decision: one atomic load behind it.
     pressure: Option<Arc<dyn PressureSignal>>,
     window: Option<Window>,
     pub(crate) queue: Option<WaitQueue>,
-    bounds: (usize, usize),
+    bounds: (StdAtomicUsize, StdAtomicUsize),
+    /// The memory signal the shedder started from its config (not one it
+    /// was given): a reload may change its thresholds.
+    memory: Option<MemoryPressure>,
+    /// The config last applied (built or reloaded): what a reload compares
+    /// with. Locked only by `reload` and `config`.
+    current: std::sync::Mutex<ShedConfig>,
     pub(crate) name: Arc<str>,
     /// Where an adaptive limit reads the time (RTTs, window ends).
     clock: Clock,
@@ -135,15 +182,13 @@ impl Shared {
             shed: ShedCounters::default(),
             queued: queue.is_some(),
             measured: window.is_some(),
-            plain: config.soft_limit.unwrap_or(0) == 0
-                && config.critical_headroom <= 0.0
-                && pressure.is_none(),
-            soft_limit: config.soft_limit.unwrap_or(0),
-            critical_headroom: config.critical_headroom,
-            // Validated to at least 1ms; the floor keeps a rejection's hint
-            // above zero even for a config that skipped validation.
-            retry_after: config.retry_after.max(ShedConfig::MIN_RETRY_AFTER),
-            bounds: (min, max),
+            plain: StdAtomicBool::new(is_plain(config, pressure.is_some())),
+            soft_limit: StdAtomicUsize::new(config.soft_limit.unwrap_or(0)),
+            critical_headroom: StdAtomicU64::new(config.critical_headroom.to_bits()),
+            retry_after: StdAtomicU64::new(pack_retry_after(config)),
+            bounds: (StdAtomicUsize::new(min), StdAtomicUsize::new(max)),
+            memory: None,
+            current: std::sync::Mutex::new(config.clone()),
             #[cfg(feature = "metrics")]
             metrics: crate::metrics::Metrics::new(&name),
             name,
@@ -160,6 +205,170 @@ impl Shared {
     }
 
     /// A generator for a new service (or clone): independent of its siblings'.
+    /// The memory signal the shedder started from its config's
+    /// `memory_pressure` (its thresholds follow a reload).
+    pub(crate) fn with_memory(mut self, memory: Option<MemoryPressure>) -> Self {
+        self.memory = memory;
+        self
+    }
+
+    /// The config last applied.
+    pub(crate) fn config(&self) -> ShedConfig {
+        self.current
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Applies `new` in place, all or nothing; see [`Shedder::reload`].
+    pub(crate) fn reload(&self, new: &ShedConfig) -> Result<(), ReloadError> {
+        new.validate()?;
+        // Held for the whole reload: two reloads never interleave.
+        let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        let old = &*current;
+        if new.name != old.name {
+            return Err(ReloadError::not_in_place(
+                "name",
+                "events, metrics and rejections are labelled with the name the layer was built with",
+            ));
+        }
+        if std::mem::discriminant(&new.limit) != std::mem::discriminant(&old.limit) {
+            return Err(ReloadError::not_in_place(
+                "limit",
+                "the kind of limit (fixed or which adaptive algorithm) decides what every call measures; build a new layer",
+            ));
+        }
+        if new.max_queue_delay.is_some() != old.max_queue_delay.is_some() {
+            return Err(ReloadError::not_in_place(
+                "max_queue_delay",
+                "whether requests wait in a queue is decided when the layer is built (its services reserve in poll_ready)",
+            ));
+        }
+        if new.seed.is_some() && new.seed != old.seed && new.seed != Some(self.seed) {
+            return Err(ReloadError::not_in_place(
+                "seed",
+                "the services' random streams were seeded when they were made",
+            ));
+        }
+        match (&self.memory, &new.memory_pressure) {
+            (Some(memory), Some(m)) => {
+                let running = memory.config();
+                if m.interval != running.interval {
+                    return Err(ReloadError::not_in_place(
+                        "memory_pressure.interval",
+                        "the memory sampler's period is set when it starts",
+                    ));
+                }
+                if m.rss_budget != running.rss_budget {
+                    return Err(ReloadError::not_in_place(
+                        "memory_pressure.rss_budget",
+                        "the memory source is chosen when the sampler starts",
+                    ));
+                }
+            }
+            (Some(_), None) => {
+                return Err(ReloadError::not_in_place(
+                    "memory_pressure",
+                    "a running memory sampler cannot be removed; build a new layer",
+                ));
+            }
+            // A signal given to the builder replaces `memory_pressure`, at
+            // build as here.
+            (None, Some(_)) if self.pressure.is_none() => {
+                return Err(ReloadError::not_in_place(
+                    "memory_pressure",
+                    "a memory sampler cannot be added to a running layer; build a new layer",
+                ));
+            }
+            _ => {}
+        }
+
+        let mut changed: Vec<&'static str> = Vec::new();
+        let mut note = |differs: bool, field: &'static str| {
+            if differs {
+                changed.push(field);
+            }
+        };
+        note(new.limit != old.limit, "limit");
+        note(new.soft_limit != old.soft_limit, "soft_limit");
+        note(
+            new.critical_headroom != old.critical_headroom,
+            "critical_headroom",
+        );
+        note(new.retry_after != old.retry_after, "retry_after");
+        note(new.window != old.window, "window");
+        note(
+            new.window_min_samples != old.window_min_samples,
+            "window_min_samples",
+        );
+        note(
+            new.max_queue_delay != old.max_queue_delay,
+            "max_queue_delay",
+        );
+        note(new.queue_capacity != old.queue_capacity, "queue_capacity");
+        note(new.seed != old.seed, "seed");
+        note(
+            self.memory.is_some() && new.memory_pressure != old.memory_pressure,
+            "memory_pressure",
+        );
+
+        // Everything is checked: apply. Each value is valid alone, so a call
+        // racing the reload decides by a valid mix of old and new.
+        let r = Ordering::Relaxed;
+        self.soft_limit.store(new.soft_limit.unwrap_or(0), r);
+        self.critical_headroom
+            .store(new.critical_headroom.to_bits(), r);
+        self.retry_after.store(pack_retry_after(new), r);
+        self.plain.store(is_plain(new, self.pressure.is_some()), r);
+        if let (Some(queue), Some(delay)) = (&self.queue, new.max_queue_delay) {
+            queue.set_bounds(new.queue_capacity, delay);
+        }
+        if let (Some(memory), Some(m)) = (&self.memory, &new.memory_pressure) {
+            memory.set_thresholds(m);
+        }
+        let (min, max) = new.limit.bounds();
+        let (previous, limit) = match (&self.window, &new.limit) {
+            (Some(window), adaptive) => window
+                .reconfigure(adaptive, new.window, new.window_min_samples, &self.limit)
+                // The kinds were checked equal above, and the window's
+                // algorithm is of the config's kind.
+                .unwrap_or_else(|| {
+                    let l = self.limit.load(r);
+                    (l, l)
+                }),
+            (None, fixed) => {
+                let n = fixed.initial();
+                (self.limit.swap(n, r), n)
+            }
+        };
+        self.bounds.0.store(min, r);
+        self.bounds.1.store(max, r);
+        *current = new.clone();
+        drop(current);
+        #[cfg(feature = "metrics")]
+        self.metrics.limit(limit);
+        // A larger limit frees slots for waiters; a smaller one cancels
+        // nothing: calls in flight finish, new ones are refused until the
+        // count is under it. The grant looks at the queue under its lock
+        // whether or not `waiting` reads 0 yet: a request joining now
+        // either is seen there, or takes the lock after this and reads the
+        // new limit in its own grant (no handshake on `waiting` needed on
+        // this rare path).
+        if limit > previous
+            && let Some(queue) = &self.queue
+        {
+            queue.grant(self);
+        }
+        tracing::info!(
+            target: TARGET_SHED,
+            name = %self.name,
+            changed = %if changed.is_empty() { "(nothing)".to_owned() } else { changed.join(", ") },
+            limit,
+            "shedder config reloaded"
+        );
+        Ok(())
+    }
+
     pub(crate) fn rng(&self) -> SplitMix64 {
         SplitMix64::new(derive(
             self.seed,
@@ -193,13 +402,14 @@ impl Shared {
         {
             return Some(OverloadReason::MemoryPressure);
         }
-        if self.critical_headroom > 0.0 {
-            let reserved = (limit as f64 * self.critical_headroom).ceil() as usize;
+        let critical_headroom = f64::from_bits(self.critical_headroom.load(Ordering::Relaxed));
+        if critical_headroom > 0.0 {
+            let reserved = (limit as f64 * critical_headroom).ceil() as usize;
             if n + reserved >= limit {
                 return Some(OverloadReason::Priority);
             }
         }
-        let soft = self.soft_limit;
+        let soft = self.soft_limit.load(Ordering::Relaxed);
         if soft != 0 && n >= soft {
             if priority == Priority::Sheddable {
                 return Some(OverloadReason::Priority);
@@ -227,7 +437,7 @@ impl Shared {
         priority: Priority,
         rng: &mut SplitMix64,
     ) -> Result<usize, OverloadReason> {
-        if !self.plain {
+        if !self.plain.load(Ordering::Relaxed) {
             return self.take_deciding(priority, rng);
         }
         let mut state = self.slots.load(Ordering::Relaxed);
@@ -401,7 +611,8 @@ impl Shared {
         #[cfg(feature = "metrics")]
         self.metrics.rejected(reason);
         tracing::trace!(target: TARGET_SHED, name = %self.name, reason = reason.as_str(), "shed");
-        Overloaded::new(reason).with_retry_after(self.retry_after)
+        Overloaded::new(reason)
+            .with_retry_after(unpack_retry_after(self.retry_after.load(Ordering::Relaxed)))
     }
 
     /// Gives a slot back; in queue mode the oldest waiter gets it.
@@ -433,8 +644,14 @@ impl Shared {
     fn record(&self, start: u64, in_flight: usize, failed: bool) {
         let Some(window) = &self.window else { return };
         let now = self.clock.nanos();
-        if let Some(closed) = window.record(now.saturating_sub(start), in_flight, failed, now) {
-            let previous = self.limit.swap(closed.limit, Ordering::Relaxed);
+        if let Some(closed) = window.record(
+            now.saturating_sub(start),
+            in_flight,
+            failed,
+            now,
+            &self.limit,
+        ) {
+            let previous = closed.previous;
             if previous != closed.limit {
                 tracing::debug!(
                     target: TARGET_SHED,
@@ -470,8 +687,8 @@ impl Shared {
         ShedStats {
             in_flight,
             limit: self.limit.load(Ordering::Relaxed),
-            min_limit: self.bounds.0,
-            max_limit: self.bounds.1,
+            min_limit: self.bounds.0.load(Ordering::Relaxed),
+            max_limit: self.bounds.1.load(Ordering::Relaxed),
             queued: self.waiting.load(Ordering::Relaxed),
             admitted: slots >> 24,
             shed: ShedCounts {
@@ -554,9 +771,9 @@ impl Shedder {
     /// ```
     pub fn with_clock(config: &ShedConfig, clock: Clock) -> Result<Self, ConfigError> {
         config.validate()?;
-        let pressure = crate::config::pressure_from(config, None)?;
+        let (pressure, memory) = crate::config::pressure_from(config, None)?;
         Ok(Shedder {
-            shared: Arc::new(Shared::new(config, pressure, clock)),
+            shared: Arc::new(Shared::new(config, pressure, clock).with_memory(memory)),
         })
     }
 
@@ -592,6 +809,77 @@ impl Shedder {
         self.shared.stats()
     }
 
+    /// The config the shedder runs with: the one it was built from, or the
+    /// last one [`reload`](Self::reload) applied.
+    pub fn config(&self) -> ShedConfig {
+        self.shared.config()
+    }
+
+    /// Applies a new config to this running shedder, keeping its state:
+    /// every clone, every service of its layer and every call in flight
+    /// sees it, and no call fails because of it.
+    ///
+    /// - **All or nothing.** `config` is validated as a build validates it
+    ///   ([`ReloadError::Invalid`]); a change that cannot apply in place is
+    ///   refused ([`ReloadError::NotInPlace`], naming the field). On any
+    ///   error nothing changes.
+    /// - **Takes effect for the next call:** a fixed limit; an adaptive
+    ///   limit's parameters and its `[min, max]` (the current estimate is
+    ///   kept, clamped into the new range; `initial` is not used); `window`
+    ///   and `window_min_samples` (the window in progress keeps its end);
+    ///   `soft_limit`, `critical_headroom`, `retry_after`;
+    ///   `max_queue_delay` and `queue_capacity` for requests that join the
+    ///   queue from now on; the memory-pressure thresholds
+    ///   (`shed_sheddable_at`, `shed_normal_at`, `hysteresis`) from the
+    ///   sampler's next sample.
+    /// - **A lower limit cancels nothing:** calls in flight finish, new ones
+    ///   are refused until the count is under the new limit; a higher one
+    ///   hands freed slots to queued requests at once.
+    /// - **Kept:** the in-flight count and every permit, the queue's waiters
+    ///   (a smaller `queue_capacity` turns none away; a waiter keeps the
+    ///   deadline it was given, and is refused at its grant if it waited
+    ///   longer than a lowered `max_queue_delay`), the adaptive estimate and
+    ///   the RTTs measured, the counters of [`stats`](Self::stats), the
+    ///   memory-pressure level.
+    /// - **Not in place** ([`ReloadError::NotInPlace`]): `name`; the kind of
+    ///   `limit` (fixed, or another adaptive algorithm); turning the queue on
+    ///   or off (`max_queue_delay` `None` ⇄ `Some`); a different `seed`;
+    ///   adding or removing `memory_pressure`, or changing its `interval` or
+    ///   `rss_budget` (the sampler's period and source are set when it
+    ///   starts). With a pressure signal given to the builder,
+    ///   `memory_pressure` is ignored, as it is by the build.
+    ///
+    /// A call racing the reload may decide by some new values and some old
+    /// ones; each is valid alone. One `INFO` event (target `seawall_shed`,
+    /// fields `name`, `changed`, `limit`) reports the reload.
+    ///
+    /// ```
+    /// use seawall_shed::{Aimd, Limit, Priority, ShedConfig, Shedder};
+    /// use seawall_core::rand::SplitMix64;
+    ///
+    /// let config = ShedConfig::new().limit(Limit::Fixed(2));
+    /// let shedder = Shedder::new(&config).unwrap();
+    /// let mut rng = SplitMix64::new(1);
+    /// let a = shedder.try_acquire(Priority::Normal, &mut rng).unwrap();
+    /// let b = shedder.try_acquire(Priority::Normal, &mut rng).unwrap();
+    ///
+    /// // Lower the limit below the calls in flight: they go on; new ones wait their turn.
+    /// shedder.reload(&config.clone().limit(Limit::Fixed(1))).unwrap();
+    /// assert_eq!(shedder.in_flight(), 2);
+    /// drop(a);
+    /// assert!(shedder.try_acquire(Priority::Normal, &mut rng).is_err(), "1 in flight, limit 1");
+    /// drop(b);
+    /// assert!(shedder.try_acquire(Priority::Normal, &mut rng).is_ok());
+    ///
+    /// // Another kind of limit cannot apply in place: nothing changes.
+    /// let err = shedder.reload(&config.clone().limit(Limit::Aimd(Aimd::new()))).unwrap_err();
+    /// assert_eq!(err.not_in_place_field(), Some("limit"));
+    /// assert_eq!(shedder.limit(), 1);
+    /// ```
+    pub fn reload(&self, config: &ShedConfig) -> Result<(), ReloadError> {
+        self.shared.reload(config)
+    }
+
     /// The limit in force now.
     pub fn limit(&self) -> usize {
         self.shared.limit.load(Ordering::Relaxed)
@@ -599,7 +887,10 @@ impl Shedder {
 
     /// The configured limit mode's bounds `(min, max)`.
     pub fn bounds(&self) -> (usize, usize) {
-        self.shared.bounds
+        (
+            self.shared.bounds.0.load(Ordering::Relaxed),
+            self.shared.bounds.1.load(Ordering::Relaxed),
+        )
     }
 
     /// Requests in flight now.
@@ -646,5 +937,103 @@ impl Drop for Permit {
     #[inline]
     fn drop(&mut self) {
         self.shared.release();
+    }
+}
+
+/// A reload of a shedder whose memory sampler it started from its config
+/// (which an integration test cannot give a fake source).
+#[cfg(all(test, not(seawall_loom)))]
+mod reload_tests {
+    use std::sync::atomic::AtomicU64 as Used;
+
+    use super::*;
+    use crate::pressure::{MemoryPressureConfig, MemorySample, MemorySource};
+
+    #[derive(Clone)]
+    struct Fake(Arc<Used>);
+
+    impl MemorySource for Fake {
+        fn sample(&mut self) -> std::io::Result<MemorySample> {
+            Ok(MemorySample {
+                used: self.0.load(Ordering::Relaxed),
+                limit: 1000,
+            })
+        }
+    }
+
+    #[test]
+    fn retry_after_packs_and_unpacks_within_its_bounds() {
+        for d in [
+            Duration::from_millis(1),
+            Duration::from_millis(100),
+            Duration::new(59, 999_999_999),
+            seawall_core::config::MAX_DURATION,
+        ] {
+            let config = ShedConfig::new().retry_after(d);
+            assert_eq!(unpack_retry_after(pack_retry_after(&config)), d);
+        }
+        let zero = ShedConfig::new().retry_after(Duration::ZERO);
+        assert_eq!(
+            unpack_retry_after(pack_retry_after(&zero)),
+            ShedConfig::MIN_RETRY_AFTER
+        );
+        let huge = ShedConfig::new().retry_after(Duration::MAX);
+        assert_eq!(
+            unpack_retry_after(pack_retry_after(&huge)),
+            seawall_core::config::MAX_DURATION
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn memory_thresholds_apply_from_the_next_sample_and_the_sampler_is_kept() {
+        let memory_config = MemoryPressureConfig::new().interval(Duration::from_secs(1));
+        let config = ShedConfig::new().memory_pressure(memory_config.clone());
+        let memory =
+            MemoryPressure::with_source(&memory_config, Fake(Arc::new(Used::new(750)))).unwrap();
+        let shedder = Shedder {
+            shared: Arc::new(
+                Shared::new(&config, Some(Arc::new(memory.clone())), Clock::default())
+                    .with_memory(Some(memory.clone())),
+            ),
+        };
+        let mut rng = SplitMix64::new(1);
+        let refused = shedder
+            .try_acquire(Priority::Sheddable, &mut rng)
+            .unwrap_err();
+        assert_eq!(refused.reason(), OverloadReason::MemoryPressure);
+
+        let raised = memory_config.clone().shed_sheddable_at(0.85);
+        shedder
+            .reload(&config.clone().memory_pressure(raised.clone()))
+            .unwrap();
+        assert_eq!(memory.config(), raised);
+        assert_eq!(
+            shedder.stats().pressure,
+            PressureLevel::Elevated,
+            "the level is kept until the next sample"
+        );
+        tokio::time::sleep(Duration::from_millis(1_001)).await;
+        assert_eq!(shedder.stats().pressure, PressureLevel::Normal);
+        assert!(shedder.try_acquire(Priority::Sheddable, &mut rng).is_ok());
+
+        for (new, field) in [
+            (
+                config
+                    .clone()
+                    .memory_pressure(raised.clone().interval(Duration::from_secs(2))),
+                "memory_pressure.interval",
+            ),
+            (
+                config
+                    .clone()
+                    .memory_pressure(raised.clone().rss_budget(1 << 30)),
+                "memory_pressure.rss_budget",
+            ),
+            (ShedConfig::new(), "memory_pressure"),
+        ] {
+            let err = shedder.reload(&new).unwrap_err();
+            assert_eq!(err.not_in_place_field(), Some(field), "{err}");
+            assert_eq!(memory.config(), raised);
+        }
     }
 }

@@ -17,8 +17,10 @@ const NONE: u64 = u64::MAX;
 
 #[derive(Debug)]
 pub(crate) struct Window {
-    length_ns: u64,
-    min_samples: u64,
+    // Both may change in a live reload (`reconfigure`): relaxed atomics,
+    // read with one plain load.
+    length_ns: AtomicU64,
+    min_samples: AtomicU64,
     end_ns: AtomicU64,
     sum_ns: AtomicU64,
     count: AtomicU64,
@@ -33,6 +35,8 @@ pub(crate) struct Window {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Closed {
     pub(crate) limit: usize,
+    /// The limit it replaced.
+    pub(crate) previous: usize,
     pub(crate) rtt: Duration,
 }
 
@@ -42,8 +46,8 @@ impl Window {
     pub(crate) fn new(limit: &Limit, length: Duration, min_samples: usize, clock: &Clock) -> Self {
         let length_ns = nanos(length);
         Window {
-            length_ns,
-            min_samples: min_samples as u64,
+            length_ns: AtomicU64::new(length_ns),
+            min_samples: AtomicU64::new(min_samples as u64),
             end_ns: AtomicU64::new(clock.nanos().saturating_add(length_ns)),
             sum_ns: AtomicU64::new(0),
             count: AtomicU64::new(0),
@@ -56,13 +60,17 @@ impl Window {
     }
 
     /// Records one call of `rtt_ns` ending at `now_ns` (clock readings);
-    /// closes the window when it is due and returns the new limit.
+    /// closes the window when it is due, stores the new limit in `limit`
+    /// (under the algorithm's lock, so a reload's clamped limit is never
+    /// overwritten by a window closed under the old parameters) and
+    /// returns it.
     pub(crate) fn record(
         &self,
         rtt_ns: u64,
         in_flight: usize,
         dropped: bool,
         now_ns: u64,
+        limit: &crate::sync::AtomicUsize,
     ) -> Option<Closed> {
         self.sum_ns.fetch_add(rtt_ns, Ordering::Relaxed);
         let count = self.count.fetch_add(1, Ordering::Relaxed) + 1;
@@ -72,7 +80,9 @@ impl Window {
         if dropped {
             self.dropped.store(true, Ordering::Relaxed);
         }
-        if count < self.min_samples || now_ns < self.end_ns.load(Ordering::Relaxed) {
+        if count < self.min_samples.load(Ordering::Relaxed)
+            || now_ns < self.end_ns.load(Ordering::Relaxed)
+        {
             return None;
         }
         // A poisoned lock only means another closer panicked mid-update; the
@@ -89,8 +99,10 @@ impl Window {
         let sum = self.sum_ns.swap(0, Ordering::Relaxed);
         let in_flight = self.max_in_flight.swap(0, Ordering::Relaxed);
         let dropped = self.dropped.swap(false, Ordering::Relaxed);
-        self.end_ns
-            .store(now_ns.saturating_add(self.length_ns), Ordering::Relaxed);
+        self.end_ns.store(
+            now_ns.saturating_add(self.length_ns.load(Ordering::Relaxed)),
+            Ordering::Relaxed,
+        );
         if count == 0 {
             return None;
         }
@@ -98,12 +110,40 @@ impl Window {
         self.recent_rtt_ns.store(avg, Ordering::Relaxed);
         self.min_rtt_ns.fetch_min(avg, Ordering::Relaxed);
         let rtt = Duration::from_nanos(avg);
-        let limit = algorithm.update(Sample {
+        let new = algorithm.update(Sample {
             rtt,
             in_flight,
             dropped,
         });
-        Some(Closed { limit, rtt })
+        let previous = limit.swap(new, Ordering::Relaxed);
+        Some(Closed {
+            limit: new,
+            previous,
+            rtt,
+        })
+    }
+
+    /// Takes a reloaded config's limit parameters, window length and
+    /// minimum samples, keeping the estimate (clamped into the new bounds),
+    /// the samples of the window in progress and the RTTs measured; stores
+    /// the limit now in force in `limit`. Returns `(previous, new)`, or
+    /// `None`, changing nothing, for another kind of limit.
+    pub(crate) fn reconfigure(
+        &self,
+        new_limit: &Limit,
+        length: Duration,
+        min_samples: usize,
+        limit: &crate::sync::AtomicUsize,
+    ) -> Option<(usize, usize)> {
+        // Blocking is fine here (a reload is rare); the per-call path only
+        // ever `try_lock`s and moves on.
+        let mut algorithm = self.algorithm.lock().unwrap_or_else(|p| p.into_inner());
+        let new = algorithm.reconfigure(new_limit)?;
+        self.length_ns.store(nanos(length), Ordering::Relaxed);
+        self.min_samples
+            .store(min_samples as u64, Ordering::Relaxed);
+        let previous = limit.swap(new, Ordering::Relaxed);
+        Some((previous, new))
     }
 
     /// Lowest window-average RTT seen.
@@ -144,21 +184,22 @@ mod tests {
         hand.advance(Duration::from_secs(7)); // a clock made before the window
         let limit = Limit::Aimd(Aimd::new().initial(10).min(1).max(100));
         let w = Window::new(&limit, Duration::from_millis(100), 3, &clock);
+        let l = crate::sync::AtomicUsize::new(10);
         let ms = |n: u64| n * 1_000_000;
         let t0 = clock.nanos();
-        assert!(w.record(ms(4), 9, false, t0).is_none());
+        assert!(w.record(ms(4), 9, false, t0, &l).is_none());
         // Window over but only 2 samples.
-        assert!(w.record(ms(6), 9, false, t0 + ms(150)).is_none());
-        let c = w.record(ms(8), 9, false, t0 + ms(150)).expect("closes");
+        assert!(w.record(ms(6), 9, false, t0 + ms(150), &l).is_none());
+        let c = w.record(ms(8), 9, false, t0 + ms(150), &l).expect("closes");
         assert_eq!(c.limit, 11);
         assert_eq!(c.rtt, Duration::from_millis(6));
         assert_eq!(w.recent_rtt(), Some(Duration::from_millis(6)));
         assert_eq!(w.min_rtt(), Some(Duration::from_millis(6)));
         // Next window ends at 250ms.
         for _ in 0..5 {
-            assert!(w.record(ms(1), 9, true, t0 + ms(200)).is_none());
+            assert!(w.record(ms(1), 9, true, t0 + ms(200), &l).is_none());
         }
-        let c = w.record(ms(1), 9, false, t0 + ms(250)).expect("closes");
+        let c = w.record(ms(1), 9, false, t0 + ms(250), &l).expect("closes");
         assert_eq!(
             c.limit, 9,
             "a drop in the window backs off: floor(11 × 0.9)"
@@ -172,11 +213,12 @@ mod tests {
         hand.advance(Duration::from_secs(3600));
         let limit = Limit::Aimd(Aimd::new().initial(10).min(1).max(100));
         let w = Window::new(&limit, Duration::from_secs(1), 1, &clock);
+        let l = crate::sync::AtomicUsize::new(10);
         let now = clock.nanos();
-        assert!(w.record(1, 1, false, now + 999_999_999).is_none());
-        assert!(w.record(1, 1, false, now + 1_000_000_000).is_some());
+        assert!(w.record(1, 1, false, now + 999_999_999, &l).is_none());
+        assert!(w.record(1, 1, false, now + 1_000_000_000, &l).is_some());
         // A reading near the end of the clock saturates, no panic.
         let w = Window::new(&limit, Duration::MAX, 1, &clock);
-        assert!(w.record(u64::MAX, 1, false, u64::MAX).is_some());
+        assert!(w.record(u64::MAX, 1, false, u64::MAX, &l).is_some());
     }
 }
