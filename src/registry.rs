@@ -49,14 +49,6 @@
 //! which is what [`apply`](Registry::apply) matches a new config against.
 
 mod layers;
-#[cfg(all(
-    feature = "breaker",
-    feature = "shed",
-    feature = "budget",
-    feature = "timeout",
-    feature = "retry"
-))]
-mod pending;
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -7,8 +7,6 @@ use std::sync::Arc;
 
 use seawall_core::ReloadError;
 
-#[allow(unused_imports)]
-use super::pending::PendingReload;
 use super::{Control, Refusal};
 
 /// What kind of layer a registered layer is.
