@@ -73,7 +73,10 @@ pub(crate) fn into_middleware_error(err: BoxError) -> reqwest_middleware::Error 
     };
     let err = match err.downcast::<RetryError>() {
         Ok(retry) if retry.last_error().is::<reqwest_middleware::Error>() => {
-            match retry.into_last_error().downcast::<reqwest_middleware::Error>() {
+            match retry
+                .into_last_error()
+                .downcast::<reqwest_middleware::Error>()
+            {
                 Ok(own) => return *own,
                 // Checked just above; kept as the stack's error if not.
                 Err(other) => other,

@@ -137,6 +137,10 @@ mod tests {
         let k = key("http://admin:hunter2@api.internal:8080/");
         assert!(!k.contains("hunter2"));
         // A key never holds control characters or spaces.
-        assert!(key("http://a.example/").bytes().all(|b| b.is_ascii_graphic()));
+        assert!(
+            key("http://a.example/")
+                .bytes()
+                .all(|b| b.is_ascii_graphic())
+        );
     }
 }

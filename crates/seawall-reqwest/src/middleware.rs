@@ -293,7 +293,8 @@ impl MiddlewareBuilder {
             check.nested("breaker", built)
         });
         let timeout = self.timeout.and_then(|c| {
-            let built = KeyedAdaptiveTimeoutLayer::new(ByAuthority, &c).map(|l| l.clock(clock.clone()));
+            let built =
+                KeyedAdaptiveTimeoutLayer::new(ByAuthority, &c).map(|l| l.clock(clock.clone()));
             check.nested("timeout", built)
         });
         let budget = self.budget.and_then(|c| {

@@ -103,8 +103,12 @@ where
 
     fn call(&mut self, req: Req) -> Self::Future {
         match self {
-            Maybe::On(a) => MaybeFuture::On { future: a.call(req) },
-            Maybe::Off(b) => MaybeFuture::Off { future: b.call(req) },
+            Maybe::On(a) => MaybeFuture::On {
+                future: a.call(req),
+            },
+            Maybe::Off(b) => MaybeFuture::Off {
+                future: b.call(req),
+            },
         }
     }
 }
