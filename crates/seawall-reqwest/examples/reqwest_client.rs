@@ -53,7 +53,7 @@ async fn main() -> Result<(), BoxError> {
                 }
             }),
         )
-        .route("/slow", get(|| std::future::pending::<&'static str>()));
+        .route("/slow", get(std::future::pending::<&'static str>));
     let b = Router::new().route(
         "/down",
         get(|| async { (StatusCode::SERVICE_UNAVAILABLE, "down") }),

@@ -35,6 +35,7 @@ impl SeawallMiddleware {
     /// assert!(middleware.retry().is_some() && middleware.budget().is_none());
     /// # Ok::<(), seawall_core::ConfigError>(())
     /// ```
+    #[cfg_attr(docsrs, doc(cfg(feature = "config")))]
     pub fn from_config(config: &ClientConfig) -> Result<SeawallMiddleware, ConfigError> {
         config.validate()?;
         let mut builder = SeawallMiddleware::builder();
@@ -60,5 +61,31 @@ impl SeawallMiddleware {
             }
         }
         builder.build().map_err(|e| e.prefixed("client"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use seawall::config::StackConfig;
+
+    use crate::SeawallMiddleware;
+
+    #[test]
+    fn every_part_is_built_and_bad_fields_are_named_by_their_path() {
+        let config = StackConfig::from_toml_str(
+            "[client.retry]\n[client.breaker]\n[client.timeout]\n[client.budget]\nrate = 10\n",
+        )
+        .unwrap();
+        let built = SeawallMiddleware::from_config(&config.client).unwrap();
+        assert!(built.retry().is_some() && built.breaker().is_some());
+        assert!(built.timeout().is_some() && built.budget().is_some());
+        assert!(built.fallback().is_none());
+
+        let mut config = StackConfig::default();
+        let mut retry = seawall_retry::RetryConfig::new();
+        retry.max_attempts = 0;
+        config.client.retry = Some(retry);
+        let err = SeawallMiddleware::from_config(&config.client).unwrap_err();
+        assert_eq!(err.errors()[0].field(), "client.retry.max_attempts");
     }
 }

@@ -93,7 +93,6 @@
 
 mod classify;
 #[cfg(feature = "config")]
-#[cfg_attr(docsrs, doc(cfg(feature = "config")))]
 mod config;
 mod error;
 mod key;
