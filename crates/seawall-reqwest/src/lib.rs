@@ -1,37 +1,4 @@
-//! seawall's client stack for [reqwest](https://docs.rs/reqwest) users:
-//! [`SeawallMiddleware`], a
-//! [`reqwest_middleware::Middleware`](https://docs.rs/reqwest-middleware)
-//! that runs a per-host circuit breaker, an adaptive timeout, a rate budget,
-//! retries that honour `Retry-After`, and a fallback around the rest of the
-//! chain, with the same layers, configs, rejections and metrics as seawall's
-//! tower client stack.
-//!
-//! ```no_run
-//! use seawall_breaker::KeyedBreakerConfig;
-//! use seawall_core::{Rejection, RejectionKind};
-//! use seawall_retry::RetryConfig;
-//! use seawall_reqwest::SeawallMiddleware;
-//!
-//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let seawall = SeawallMiddleware::builder()
-//!     .retry(RetryConfig::new().max_attempts(3))
-//!     .breaker(KeyedBreakerConfig::default())
-//!     .build()?;
-//! let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-//!     .with(seawall.clone())
-//!     .build();
-//!
-//! match client.get("http://inventory.internal:8080/items").send().await {
-//!     Ok(res) => println!("{}", res.status()),
-//!     Err(err) => match Rejection::find(&err) {
-//!         Some(r) if r.kind() == RejectionKind::CircuitOpen => {
-//!             println!("inventory is down; retry after {:?}", r.retry_after())
-//!         }
-//!         _ => println!("failed: {err}"),
-//!     },
-//! }
-//! # Ok(()) }
-//! ```
+#![doc = include_str!("../README.md")]
 //!
 //! # What it guarantees
 //!
@@ -80,13 +47,6 @@
 //! allocation for the key, and the layers' own per-call work. The bench
 //! `reqwest` in the workspace's bench suite measures it against bare
 //! reqwest-middleware on a loopback peer.
-//!
-//! # Feature flags
-//!
-//! | feature | what it adds |
-//! |---------|--------------|
-//! | `config` | [`SeawallMiddleware::from_config`]: the middleware from the facade's `ClientConfig` (depends on `seawall` with `serde`) |
-//! | `metrics` | every part reports through the `metrics` facade, under seawall's metric names |
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
