@@ -13,7 +13,8 @@
 //!   a budget too large to refuse;
 //! - `loopback_bare` / `loopback_stack`: the same two through a real
 //!   reqwest client to an axum server on 127.0.0.1 (the network's cost, for
-//!   scale).
+//!   scale);
+//! - `key`: taking the per-authority key of a request alone.
 //!
 //! `cargo bench -p seawall-benches --bench reqwest`
 
@@ -28,7 +29,8 @@ use reqwest::{Method, Request, Response, Url};
 use reqwest_middleware::{ClientBuilder, ClientWithMiddleware, Next};
 use seawall_breaker::KeyedBreakerConfig;
 use seawall_budget::BudgetConfig;
-use seawall_reqwest::SeawallMiddleware;
+use seawall_core::KeyFn;
+use seawall_reqwest::{ByAuthority, SeawallMiddleware};
 use seawall_retry::RetryConfig;
 use seawall_timeout::KeyedAdaptiveTimeoutConfig;
 
@@ -93,6 +95,9 @@ fn bench(c: &mut Criterion) {
             )
         });
     }
+
+    let req = Request::new(Method::GET, url.clone());
+    group.bench_function("key", |b| b.iter(|| ByAuthority.key(black_box(&req))));
 
     // The same over a real loopback connection, for scale.
     let (addr, _server) = rt.block_on(async {
