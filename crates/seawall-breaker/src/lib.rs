@@ -1,3 +1,7 @@
+#![doc = include_str!("../README.md")]
+//!
+//! # In depth
+//!
 //! A circuit breaker for tower services ([`BreakerLayer`]), a keyed per-peer
 //! breaker map ([`KeyedBreakerLayer`]), and the tower-free state machine under
 //! both ([`CircuitBreaker`]), usable to guard any call.

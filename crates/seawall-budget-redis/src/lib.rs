@@ -1,3 +1,7 @@
+#![doc = include_str!("../README.md")]
+//!
+//! # In depth
+//!
 //! One rate budget shared by many replicas: GCRA kept in Redis, tokens
 //! leased in batches, and a fallback policy for when Redis is down.
 //!

@@ -1,3 +1,7 @@
+#![doc = include_str!("../README.md")]
+//!
+//! # In depth
+//!
 //! Rate budgets for plain loops and tower services, and bounded queues with
 //! an explicit overflow policy.
 //!

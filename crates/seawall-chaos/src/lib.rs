@@ -1,3 +1,7 @@
+#![doc = include_str!("../README.md")]
+//!
+//! # In depth
+//!
 //! Fault injection for tower services: errors, latency and replaced
 //! responses, injected into a share of calls, so you can check that your
 //! breakers open, your retries stay within budget and your fallbacks

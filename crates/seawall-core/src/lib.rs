@@ -1,3 +1,7 @@
+#![doc = include_str!("../README.md")]
+//!
+//! # In depth
+//!
 //! The shared vocabulary of [seawall](https://docs.rs/seawall): what every
 //! seawall layer agrees on, and nothing else.
 //!

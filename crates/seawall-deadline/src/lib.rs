@@ -1,3 +1,7 @@
+#![doc = include_str!("../README.md")]
+//!
+//! # In depth
+//!
 //! Deadlines that travel: read the caller's deadline from a request, keep
 //! every time limit within it, and pass what is left to the next hop.
 //!

@@ -1,3 +1,7 @@
+#![doc = include_str!("../README.md")]
+//!
+//! # In depth
+//!
 //! A fallback for tower services: when the inner service fails, answer from
 //! a backup — another `Service` or a closure — instead.
 //!

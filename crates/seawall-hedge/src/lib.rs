@@ -1,3 +1,7 @@
+#![doc = include_str!("../README.md")]
+//!
+//! # In depth
+//!
 //! Request hedging for [tower](https://docs.rs/tower) services: when a
 //! request has not been answered after a delay, send it once more and take
 //! the first good answer.

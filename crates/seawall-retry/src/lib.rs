@@ -1,3 +1,7 @@
+#![doc = include_str!("../README.md")]
+//!
+//! # In depth
+//!
 //! Retries for tower services that help a backend recover instead of
 //! multiplying its outage: backoff with jitter, a retry budget, an overall
 //! deadline, and seawall's classification of what may be retried.

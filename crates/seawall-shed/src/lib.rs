@@ -1,3 +1,7 @@
+#![doc = include_str!("../README.md")]
+//!
+//! # In depth
+//!
 //! Load shedding for tower services: when offered load exceeds capacity,
 //! refuse some work at once so that the work accepted still finishes fast.
 //!

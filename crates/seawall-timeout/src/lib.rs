@@ -1,3 +1,7 @@
+#![doc = include_str!("../README.md")]
+//!
+//! # In depth
+//!
 //! Adaptive timeouts for tower services: the deadline follows the latency
 //! the service actually has.
 //!
