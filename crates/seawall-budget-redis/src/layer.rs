@@ -12,7 +12,7 @@ use tower_layer::Layer;
 use crate::config::{RedisBudgetBuilder, RedisBudgetConfig};
 use crate::error::RedisBudgetError;
 use crate::lease::{Cell, Counters, Name};
-use crate::redact::{redact_url, scrub, secrets};
+use crate::endpoint::Endpoint;
 use crate::script::Ask;
 use crate::service::{RedisBudget, RedisKeyedBudget};
 use crate::shared::Shared;
@@ -24,16 +24,8 @@ fn shared(
     clock: Clock,
 ) -> Result<Arc<Shared>, ConfigError> {
     config.validate()?;
-    // Validated above, so this does not fail today; if it does, the error
-    // names the URL redacted, like every other print of it.
-    let client = redis::Client::open(config.url.as_str()).map_err(|e| {
-        ConfigError::new(
-            "url",
-            format_args!("{:?}", redact_url(&config.url)),
-            scrub(&e.to_string(), &secrets(&config.url)),
-        )
-    })?;
-    Ok(Arc::new(Shared::new(config, client, queue, clock)))
+    let endpoint = Endpoint::new(config)?;
+    Ok(Arc::new(Shared::new(config, endpoint, queue, clock)))
 }
 
 /// The refill queue of a keyed layer: one slot per key, up to 1024.
@@ -355,7 +347,7 @@ impl<F, K: Hash + Eq> RedisKeyedBudgetLayer<F, K> {
         let old = &self.shared;
         let shared = Arc::new(Shared::new(
             &old.config,
-            old.client.clone(),
+            old.endpoint.clone(),
             keyed_queue(&old.config),
             clock,
         ));

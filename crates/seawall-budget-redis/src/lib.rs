@@ -127,6 +127,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod config;
+mod endpoint;
 mod error;
 mod future;
 mod layer;
@@ -137,7 +138,10 @@ mod service;
 mod shared;
 mod stats;
 
-pub use config::{FallbackPolicy, RedisBudgetBuilder, RedisBudgetConfig};
+pub use config::{
+    Deployment, FallbackPolicy, MAX_CA_FILE_LEN, MAX_KEY_SLOTS, RedisBudgetBuilder, RedisBudgetConfig,
+    TlsConfig,
+};
 pub use error::RedisBudgetError;
 pub use future::ResponseFuture;
 pub use layer::{RedisBudgetLayer, RedisKeyedBudgetLayer};
