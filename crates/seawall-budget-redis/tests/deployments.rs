@@ -55,7 +55,7 @@ async fn cluster_run(
             nodes: cluster.urls(),
         })
         .key_slots(64)
-        .redis_timeout(Duration::from_millis(250))
+        .redis_timeout(Duration::from_millis(500))
         .keys(KeyMapConfig::new().capacity(tenants as usize * 2))
         .into_config();
     let replicas: Vec<_> = (0..3)
@@ -170,15 +170,16 @@ async fn a_keyed_budget_spreads_over_a_cluster_and_holds_per_tenant() {
     let run = cluster_run(
         &cluster,
         1_000,
-        50,
-        Duration::from_millis(500),
-        Duration::from_secs(3),
+        10,
+        Duration::from_secs(1),
+        Duration::from_secs(6),
     )
     .await;
     check_cluster_run(&run, 1_000);
 }
 
-/// The full-size proof: 10 000 tenants (about 40 s on a 2-core machine).
+/// The full-size proof: 10 000 tenants at one call a second each, counted
+/// over a minute (about 70 s).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "long: 10 000 tenants; run with --ignored"]
 async fn ten_thousand_tenants_on_a_cluster() {
@@ -188,9 +189,9 @@ async fn ten_thousand_tenants_on_a_cluster() {
     let run = cluster_run(
         &cluster,
         10_000,
-        10,
-        Duration::from_secs(2),
-        Duration::from_secs(15),
+        1,
+        Duration::from_secs(5),
+        Duration::from_secs(60),
     )
     .await;
     check_cluster_run(&run, 10_000);
@@ -262,27 +263,42 @@ async fn a_primary_killed_mid_run_is_its_keys_outage_until_its_replica_takes_ove
     );
     assert_eq!(layer.backend(), Backend::Redis);
     // The replica takes over (about the 1 s node timeout and an election).
+    let began = Instant::now();
     assert!(
-        cluster.wait_ok(Duration::from_secs(20)),
+        wait_for(Duration::from_secs(20), || cluster.primaries().len() == 3),
         "no replica took over"
     );
+    let promoted = began.elapsed();
     let errors = layer.stats().key_errors;
+    // Then every key leases again: within a few probe intervals the key
+    // errors stop, and calls are admitted.
+    let mut settled = layer.stats().key_errors;
+    let mut quiet = false;
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = layer.stats().key_errors;
+        if now == settled {
+            quiet = true;
+            break;
+        }
+        settled = now;
+    }
+    let resumed = began.elapsed();
+    assert!(quiet, "key errors go on: {:?}", layer.stats());
     let admitted = layer.stats().admitted;
-    // Then every key leases again: no new key errors for a while, and calls
-    // admitted.
     assert!(
-        support_eventually(Duration::from_secs(10), || {
-            let s = layer.stats();
-            s.admitted > admitted + 1_000
-        })
-        .await,
+        support_eventually(Duration::from_secs(10), || layer.stats().admitted > admitted + 1_000)
+            .await,
         "{:?}",
         layer.stats()
     );
-    let settled = layer.stats().key_errors;
     tokio::time::sleep(Duration::from_millis(600)).await;
     stop.store(true, Ordering::Relaxed);
     task.await.unwrap();
+    eprintln!(
+        "cluster failover: replica promoted {promoted:?} after the kill was noticed, keys \
+         settled by {resumed:?}; key errors {errors} at promotion, {settled} in all"
+    );
     let s = layer.stats();
     assert_eq!(
         s.key_errors, settled,
