@@ -766,6 +766,119 @@ mod tests {
     }
 
     #[test]
+    fn deployments_tls_and_slots_are_validated_field_by_field() {
+        let fields = |cfg: RedisBudgetConfig| -> Vec<String> {
+            cfg.validate()
+                .err()
+                .map(|e| e.errors().iter().map(|e| e.field().to_owned()).collect())
+                .unwrap_or_default()
+        };
+        let cluster = |nodes: &[&str]| Deployment::Cluster {
+            nodes: nodes.iter().map(|s| s.to_string()).collect(),
+        };
+        assert_eq!(
+            fields(RedisBudgetBuilder::new().deployment(cluster(&[])).into_config()),
+            ["deployment.cluster.nodes"]
+        );
+        assert_eq!(
+            fields(
+                RedisBudgetBuilder::new()
+                    // The single `url` is not used, so not checked.
+                    .url("nonsense")
+                    .deployment(cluster(&["redis://a:1", "http://b:2"]))
+                    .key_slots(0)
+                    .into_config()
+            ),
+            ["deployment.cluster.nodes[1]", "key_slots"]
+        );
+        let sentinel = Deployment::Sentinel {
+            master: String::new(),
+            sentinels: vec!["nope".into()],
+        };
+        assert_eq!(
+            fields(RedisBudgetBuilder::new().deployment(sentinel).into_config()),
+            ["deployment.sentinel.master", "deployment.sentinel.sentinels[0]"]
+        );
+        // TLS options need a TLS URL, and cannot contradict each other.
+        assert_eq!(
+            fields(RedisBudgetBuilder::new().tls(TlsConfig::new().ca_file("/ca.pem")).into_config()),
+            ["tls.ca_file"]
+        );
+        assert_eq!(
+            fields(
+                RedisBudgetBuilder::new()
+                    .url("rediss://h:6380")
+                    .tls(TlsConfig::new().ca_file("/ca.pem").insecure_skip_verify(true))
+                    .into_config()
+            ),
+            ["tls.insecure_skip_verify"]
+        );
+        // The check is off only when the config says so in plain words.
+        assert_eq!(
+            fields(RedisBudgetBuilder::new().url("rediss://h:6380/#insecure").into_config()),
+            ["url"]
+        );
+        let ok = RedisBudgetBuilder::new()
+            .url("rediss://h:6380")
+            .tls(TlsConfig::new().insecure_skip_verify(true))
+            .key_slots(MAX_KEY_SLOTS)
+            .into_config();
+        assert!(ok.validate().is_ok());
+        assert_eq!(
+            fields(RedisBudgetBuilder::new().username("").into_config()),
+            ["username"]
+        );
+    }
+
+    #[test]
+    fn no_secret_reaches_debug_or_a_config_error() {
+        let cfg = RedisBudgetBuilder::new()
+            .url("redis://app:url-pw@h:1")
+            .password("field-pw")
+            .deployment(Deployment::Cluster {
+                nodes: vec!["redis://app:node-pw@a:1".into(), "ftp://app:bad-pw@b:2".into()],
+            })
+            .into_config();
+        let printed = format!("{cfg:?}");
+        let err = cfg.validate().unwrap_err();
+        for text in [printed.clone(), err.to_string(), format!("{err:?}")] {
+            for secret in ["url-pw", "field-pw", "node-pw", "bad-pw"] {
+                assert!(!text.contains(secret), "{secret} in {text}");
+            }
+        }
+        assert!(printed.contains("password: Some(\"***\")"), "{printed}");
+        assert!(printed.contains("redis://app:***@a:1"), "{printed}");
+        let secrets = cfg.secrets();
+        for secret in ["url-pw", "field-pw", "node-pw", "bad-pw"] {
+            assert!(secrets.iter().any(|s| s == secret), "{secrets:?}");
+        }
+        let sentinel = Deployment::Sentinel {
+            master: "m".into(),
+            sentinels: vec!["redis://:s-pw@s:26379".into()],
+        };
+        assert!(!format!("{sentinel:?}").contains("s-pw"));
+    }
+
+    #[test]
+    fn a_missing_or_bad_ca_file_fails_the_build() {
+        let build = |path: &std::path::Path| {
+            RedisBudgetBuilder::new()
+                .url("rediss://127.0.0.1:1")
+                .tls(TlsConfig::new().ca_file(path))
+                .build()
+                .unwrap_err()
+        };
+        let err = build(std::path::Path::new("/nonexistent/seawall-ca.pem"));
+        assert_eq!(err.field(), "tls.ca_file");
+        let dir = std::env::temp_dir().join(format!("seawall-ca-{}", std::process::id()));
+        std::fs::write(&dir, b"not a certificate").unwrap();
+        let err = build(&dir);
+        let _ = std::fs::remove_file(&dir);
+        assert_eq!(err.field(), "tls.ca_file");
+        assert!(err.to_string().contains("no PEM certificate"), "{err}");
+    }
+
+    #[test]
     fn lease_is_a_bounded_share_of_the_burst() {
         let cfg = RedisBudgetBuilder::new()
             .burst(3)

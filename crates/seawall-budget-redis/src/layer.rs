@@ -216,7 +216,9 @@ pub(crate) struct Keyed<K> {
 /// One shared budget per key (client, tenant, route), taken from each
 /// request by a [`KeyFn`], held in a bounded map (`keys.capacity` keys, idle
 /// ones forgotten after `keys.idle_ttl`). Each key is its own Redis key,
-/// `seawall:{name}:<key>`, all in the same Cluster slot.
+/// `seawall:{name}:<key>`, all in the same Cluster slot unless
+/// [`key_slots`](RedisBudgetConfig::key_slots) spreads them
+/// (`seawall:{name#b}:<key>`).
 ///
 /// Like seawall-budget's `KeyedBudgetLayer` it always rejects (the key is
 /// only known in `call`); a config with `mode = wait` is a [`ConfigError`].

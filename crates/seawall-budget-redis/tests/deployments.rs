@@ -50,7 +50,9 @@ async fn cluster_run(
     let cfg = RedisBudgetLayer::builder()
         .name("tenants")
         .rate(rate)
-        .burst(1)
+        // A few tokens of burst absorb the gaps between discrete offers (a
+        // token due between two calls is not lost); a lease stays one token.
+        .burst(3)
         .deployment(Deployment::Cluster {
             nodes: cluster.urls(),
         })
@@ -78,15 +80,20 @@ async fn cluster_run(
             tokio::spawn(async move {
                 // Replicas start out of phase, as real ones would.
                 let mut next = start + tick * r as u32 / 3;
+                // Each tick's calls are spread over the tick in slices, as
+                // independent clients' calls would be.
+                let slices = tenants.div_ceil(250).max(1);
                 while next < until {
-                    tokio::time::sleep_until(next).await;
-                    let counting = Instant::now() >= from;
                     for t in 0..tenants {
+                        if t % 250 == 0 {
+                            tokio::time::sleep_until(next + tick * (t / 250) / slices).await;
+                        }
+                        let counting = Instant::now() >= from;
                         let begun = Instant::now();
                         let r = svc.ready().await.unwrap().call(t).await;
                         slowest.fetch_max(begun.elapsed().as_micros() as u64, Ordering::Relaxed);
                         match r {
-                            Ok(_) if counting => {
+                            Ok(_) if counting && Instant::now() < until => {
                                 counts[t as usize].fetch_add(1, Ordering::Relaxed);
                             }
                             Ok(_) => {}
