@@ -651,11 +651,15 @@ mod tests {
         assert!(!format!("{r:?}").contains("s3cret"));
         let s = c.server.budget.unwrap();
         assert_eq!(s.as_redis().unwrap().deployment.kind(), "sentinel");
-        // A bad deployment is reported with its path, like every field.
-        let m = messages(
+        // A deployment that names no node is refused by validation, by field.
+        let c = ok(
             "[server.budget]\nbackend = \"redis\"\ndeployment = { cluster = { nodes = [] } }\n",
         );
+        let err = c.server.budget.unwrap().validate().unwrap_err();
+        assert_eq!(err.field(), "deployment.cluster.nodes");
+        // A misspelt deployment is reported with its path, like every field.
+        let m = messages("[server.budget]\nbackend = \"redis\"\ndeployment = \"clustr\"\n");
         assert_eq!(m.len(), 1, "{m:?}");
-        assert!(m[0].starts_with("server.budget.deployment.cluster.nodes"), "{m:?}");
+        assert!(m[0].starts_with("server.budget.deployment"), "{m:?}");
     }
 }

@@ -870,7 +870,9 @@ impl BudgetBackend {
 /// With the `redis` feature, `backend = "redis"` makes it a budget shared by
 /// every replica, and the table takes the fields of a
 /// `seawall_budget_redis::RedisBudgetConfig` (`url`, `name`, `rate`, `per`,
-/// `burst`, `mode`, `fallback`, `redis_timeout`, …):
+/// `burst`, `mode`, `fallback`, `redis_timeout`, …, and where Redis is:
+/// `deployment` (one server, a Cluster, or Sentinel), `key_slots`,
+/// `username`, `password`, `tls`):
 ///
 /// ```toml
 /// [server.budget]
@@ -878,6 +880,13 @@ impl BudgetBackend {
 /// url = "redis://127.0.0.1:6379"
 /// name = "payments-api"
 /// rate = 500
+///
+/// [client.budget]
+/// backend = "redis"
+/// name = "per-tenant"
+/// key_slots = 64
+/// deployment = { cluster = { nodes = ["rediss://10.0.0.1:6379", "rediss://10.0.0.2:6379"] } }
+/// tls = { ca_file = "/etc/redis/ca.pem" }
 /// ```
 ///
 /// ```

@@ -326,9 +326,12 @@ impl Conn {
         let sha: String = match live {
             Live::Cluster(mut c) => {
                 counters.round_trips.fetch_add(1, Ordering::Relaxed);
+                // Every primary that answers gets it; one that is down gets
+                // it when it answers `NOSCRIPT` later, so a lost node does
+                // not stop the others.
                 let routing = RoutingInfo::MultiNode((
                     MultipleNodeRoutingInfo::AllMasters,
-                    Some(ResponsePolicy::AllSucceeded),
+                    Some(ResponsePolicy::OneSucceeded),
                 ));
                 let r = match tokio::time::timeout(self.timeout, c.route_command(cmd, routing))
                     .await
@@ -424,9 +427,21 @@ impl Conn {
 
     /// Reads the Cluster's slot map (`CLUSTER SLOTS`), best effort.
     async fn read_slots(&mut self, counters: &Counters) {
+        let Some(Live::Cluster(mut conn)) = self.live.clone() else {
+            return;
+        };
         let mut cmd = redis::cmd("CLUSTER");
         cmd.arg("SLOTS");
-        let Ok(ranges) = self.query::<Vec<Value>>(counters, QueryKind::Cmd(&cmd)).await else {
+        counters.round_trips.fetch_add(1, Ordering::Relaxed);
+        // Any node will do; one that fails leaves the old map (and the
+        // connection: the other nodes may be fine).
+        let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random);
+        let ranges = match tokio::time::timeout(self.timeout, conn.route_command(cmd, routing)).await
+        {
+            Ok(Ok(v)) => v,
+            _ => return,
+        };
+        let Ok(ranges) = redis::from_redis_value::<Vec<Value>>(ranges) else {
             return;
         };
         let mut slots = Vec::with_capacity(ranges.len());
@@ -486,12 +501,12 @@ impl Conn {
         rate: ScriptRate,
         asks: &[Ask<'_>],
     ) -> Result<Vec<Result<Grant, RedisBudgetError>>, RedisBudgetError> {
+        let Live::Cluster(conn) = self.live().await? else {
+            return Err(RedisBudgetError::Reply("no cluster connection".to_owned()));
+        };
         if self.stale {
             self.read_slots(counters).await;
         }
-        let Some(Live::Cluster(conn)) = self.live.clone() else {
-            return Err(RedisBudgetError::Reply("no cluster connection".to_owned()));
-        };
         // Group the asks by node (by slot where the map does not know it).
         let mut groups: Vec<(u64, u16, Vec<usize>)> = Vec::new();
         for (i, ask) in asks.iter().enumerate() {
