@@ -642,19 +642,24 @@ mod tests {
         assert_eq!(
             r.deployment,
             Deployment::Cluster {
-                nodes: vec!["rediss://10.0.0.1:6379".into(), "rediss://10.0.0.2:6379".into()]
+                nodes: vec![
+                    "rediss://10.0.0.1:6379".into(),
+                    "rediss://10.0.0.2:6379".into()
+                ]
             }
         );
         assert_eq!(r.key_slots, 48);
         assert_eq!(r.username.as_deref(), Some("budget"));
-        assert_eq!(r.tls.ca_file.as_deref(), Some(std::path::Path::new("/etc/redis/ca.pem")));
+        assert_eq!(
+            r.tls.ca_file.as_deref(),
+            Some(std::path::Path::new("/etc/redis/ca.pem"))
+        );
         assert!(!format!("{r:?}").contains("s3cret"));
         let s = c.server.budget.unwrap();
         assert_eq!(s.as_redis().unwrap().deployment.kind(), "sentinel");
         // A deployment that names no node is refused by validation, by field.
-        let c = ok(
-            "[server.budget]\nbackend = \"redis\"\ndeployment = { cluster = { nodes = [] } }\n",
-        );
+        let c =
+            ok("[server.budget]\nbackend = \"redis\"\ndeployment = { cluster = { nodes = [] } }\n");
         let err = c.server.budget.unwrap().validate().unwrap_err();
         assert_eq!(err.field(), "deployment.cluster.nodes");
         // A misspelt deployment is reported with its path, like every field.

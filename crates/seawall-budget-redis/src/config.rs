@@ -418,7 +418,11 @@ impl RedisBudgetConfig {
                     );
                 }
                 for (i, s) in sentinels.iter().take(MAX_NODES).enumerate() {
-                    url(&mut check, &format!("deployment.sentinel.sentinels[{i}]"), s);
+                    url(
+                        &mut check,
+                        &format!("deployment.sentinel.sentinels[{i}]"),
+                        s,
+                    );
                 }
             }
         }
@@ -463,7 +467,11 @@ impl RedisBudgetConfig {
             && password.len() > MAX_URL_LEN
         {
             // The value is never printed, not even its length's neighbourhood.
-            check.fail("password", "***", format!("is longer than {MAX_URL_LEN} bytes"));
+            check.fail(
+                "password",
+                "***",
+                format!("is longer than {MAX_URL_LEN} bytes"),
+            );
         }
         if self.name.is_empty() || self.name.contains(['{', '}']) {
             check.fail(
@@ -777,7 +785,11 @@ mod tests {
             nodes: nodes.iter().map(|s| s.to_string()).collect(),
         };
         assert_eq!(
-            fields(RedisBudgetBuilder::new().deployment(cluster(&[])).into_config()),
+            fields(
+                RedisBudgetBuilder::new()
+                    .deployment(cluster(&[]))
+                    .into_config()
+            ),
             ["deployment.cluster.nodes"]
         );
         assert_eq!(
@@ -797,25 +809,40 @@ mod tests {
         };
         assert_eq!(
             fields(RedisBudgetBuilder::new().deployment(sentinel).into_config()),
-            ["deployment.sentinel.master", "deployment.sentinel.sentinels[0]"]
+            [
+                "deployment.sentinel.master",
+                "deployment.sentinel.sentinels[0]"
+            ]
         );
         // TLS options need a TLS URL, and cannot contradict each other.
         assert_eq!(
-            fields(RedisBudgetBuilder::new().tls(TlsConfig::new().ca_file("/ca.pem")).into_config()),
+            fields(
+                RedisBudgetBuilder::new()
+                    .tls(TlsConfig::new().ca_file("/ca.pem"))
+                    .into_config()
+            ),
             ["tls.ca_file"]
         );
         assert_eq!(
             fields(
                 RedisBudgetBuilder::new()
                     .url("rediss://h:6380")
-                    .tls(TlsConfig::new().ca_file("/ca.pem").insecure_skip_verify(true))
+                    .tls(
+                        TlsConfig::new()
+                            .ca_file("/ca.pem")
+                            .insecure_skip_verify(true)
+                    )
                     .into_config()
             ),
             ["tls.insecure_skip_verify"]
         );
         // The check is off only when the config says so in plain words.
         assert_eq!(
-            fields(RedisBudgetBuilder::new().url("rediss://h:6380/#insecure").into_config()),
+            fields(
+                RedisBudgetBuilder::new()
+                    .url("rediss://h:6380/#insecure")
+                    .into_config()
+            ),
             ["url"]
         );
         let ok = RedisBudgetBuilder::new()
@@ -836,7 +863,10 @@ mod tests {
             .url("redis://app:url-pw@h:1")
             .password("field-pw")
             .deployment(Deployment::Cluster {
-                nodes: vec!["redis://app:node-pw@a:1".into(), "ftp://app:bad-pw@b:2".into()],
+                nodes: vec![
+                    "redis://app:node-pw@a:1".into(),
+                    "ftp://app:bad-pw@b:2".into(),
+                ],
             })
             .into_config();
         let printed = format!("{cfg:?}");

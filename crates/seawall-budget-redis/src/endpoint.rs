@@ -25,9 +25,9 @@ use crate::redact::{redact_url, scrub};
 #[derive(Clone)]
 pub(crate) enum Endpoint {
     /// One server, reached through a reconnecting `ConnectionManager`.
-    Single(Client),
+    Single(Arc<Client>),
     /// A Redis Cluster.
-    Cluster(ClusterClient),
+    Cluster(Arc<ClusterClient>),
     /// A primary found through Sentinel; a `SentinelClient` is made from
     /// these whenever the primary must be found again.
     Sentinel(Arc<SentinelParams>),
@@ -164,7 +164,7 @@ impl Endpoint {
                     None => Client::open(info),
                 }
                 .map_err(|e| bad("url", &config.url, e))?;
-                Ok(Endpoint::Single(client))
+                Ok(Endpoint::Single(Arc::new(client)))
             }
             Deployment::Cluster { nodes } => {
                 let mut infos = Vec::with_capacity(nodes.len());
@@ -204,15 +204,16 @@ impl Endpoint {
                 let client = b
                     .build()
                     .map_err(|e| bad("deployment.cluster.nodes", &nodes[0], e))?;
-                Ok(Endpoint::Cluster(client))
+                Ok(Endpoint::Cluster(Arc::new(client)))
             }
             Deployment::Sentinel { master, sentinels } => {
                 let mut addrs = Vec::with_capacity(sentinels.len());
                 let (mut s_user, mut s_pass, mut tls) = (None, None, None);
                 for (i, s) in sentinels.iter().enumerate() {
-                    let info = s.as_str().into_connection_info().map_err(|e| {
-                        bad(&format!("deployment.sentinel.sentinels[{i}]"), s, e)
-                    })?;
+                    let info = s
+                        .as_str()
+                        .into_connection_info()
+                        .map_err(|e| bad(&format!("deployment.sentinel.sentinels[{i}]"), s, e))?;
                     if let ConnectionAddr::TcpTls { .. } = info.addr() {
                         tls = Some(if config.tls.insecure_skip_verify {
                             TlsMode::Insecure

@@ -10,9 +10,9 @@ use seawall_core::{Clock, ConfigError, KeyFn, KeyMap};
 use tower_layer::Layer;
 
 use crate::config::{RedisBudgetBuilder, RedisBudgetConfig};
+use crate::endpoint::Endpoint;
 use crate::error::RedisBudgetError;
 use crate::lease::{Cell, Counters, Name};
-use crate::endpoint::Endpoint;
 use crate::script::Ask;
 use crate::service::{RedisBudget, RedisKeyedBudget};
 use crate::shared::Shared;

@@ -597,7 +597,10 @@ mod tests {
     #[test]
     fn redis_keys_of_users_never_reach_the_overflow_key() {
         let p = "seawall:{b}";
-        assert_eq!(Cell::new(Name::Budget, 1).redis_key(p, "b", 1), "seawall:{b}");
+        assert_eq!(
+            Cell::new(Name::Budget, 1).redis_key(p, "b", 1),
+            "seawall:{b}"
+        );
         assert_eq!(
             Cell::new(Name::Overflow, 1).redis_key(p, "b", 1),
             "seawall:{b}#overflow"
@@ -613,7 +616,9 @@ mod tests {
 
     #[test]
     fn spread_keys_land_in_stable_buckets_of_their_own_tag() {
-        let key = |k: &str, slots| Cell::new(Name::Key(Arc::from(k)), 1).redis_key("seawall:{b}", "b", slots);
+        let key = |k: &str, slots| {
+            Cell::new(Name::Key(Arc::from(k)), 1).redis_key("seawall:{b}", "b", slots)
+        };
         assert_eq!(key("acme", 1), "seawall:{b}:acme");
         // The same bucket on every replica and every run (no seeded hash).
         assert_eq!(key("acme", 16), key("acme", 16));

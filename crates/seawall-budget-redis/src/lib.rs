@@ -152,8 +152,8 @@ mod shared;
 mod stats;
 
 pub use config::{
-    Deployment, FallbackPolicy, MAX_CA_FILE_LEN, MAX_KEY_SLOTS, RedisBudgetBuilder, RedisBudgetConfig,
-    TlsConfig,
+    Deployment, FallbackPolicy, MAX_CA_FILE_LEN, MAX_KEY_SLOTS, RedisBudgetBuilder,
+    RedisBudgetConfig, TlsConfig,
 };
 pub use error::RedisBudgetError;
 pub use future::ResponseFuture;

@@ -21,7 +21,7 @@ use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{
     MultipleNodeRoutingInfo, ResponsePolicy, Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr,
 };
-use redis::{AsyncConnectionConfig, Cmd, ErrorKind, RedisError, ServerErrorKind, Value};
+use redis::{AsyncConnectionConfig, Client, Cmd, ErrorKind, RedisError, ServerErrorKind, Value};
 use seawall_core::config::MAX_DURATION;
 
 use seawall_core::names::TARGET_BUDGET;
@@ -185,7 +185,7 @@ impl Conn {
                     .set_number_of_retries(1)
                     .set_min_delay(Duration::from_millis(10))
                     .set_max_delay(timeout);
-                let m = ConnectionManager::new_lazy_with_config(client.clone(), config)
+                let m = ConnectionManager::new_lazy_with_config(Client::clone(client), config)
                     .map_err(|e| self.sanitize(e))?;
                 Live::Manager(m)
             }
@@ -333,14 +333,15 @@ impl Conn {
                     MultipleNodeRoutingInfo::AllMasters,
                     Some(ResponsePolicy::OneSucceeded),
                 ));
-                let r = match tokio::time::timeout(self.timeout, c.route_command(cmd, routing))
-                    .await
-                {
-                    Ok(r) => r
-                        .and_then(|v| redis::from_redis_value::<String>(v).map_err(RedisError::from))
-                        .map_err(|e| self.sanitize(e)),
-                    Err(_) => Err(RedisBudgetError::Timeout(self.timeout)),
-                };
+                let r =
+                    match tokio::time::timeout(self.timeout, c.route_command(cmd, routing)).await {
+                        Ok(r) => r
+                            .and_then(|v| {
+                                redis::from_redis_value::<String>(v).map_err(RedisError::from)
+                            })
+                            .map_err(|e| self.sanitize(e)),
+                        Err(_) => Err(RedisBudgetError::Timeout(self.timeout)),
+                    };
                 if let Err(e) = &r {
                     self.failed(e);
                 }
@@ -436,11 +437,11 @@ impl Conn {
         // Any node will do; one that fails leaves the old map (and the
         // connection: the other nodes may be fine).
         let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random);
-        let ranges = match tokio::time::timeout(self.timeout, conn.route_command(cmd, routing)).await
-        {
-            Ok(Ok(v)) => v,
-            _ => return,
-        };
+        let ranges =
+            match tokio::time::timeout(self.timeout, conn.route_command(cmd, routing)).await {
+                Ok(Ok(v)) => v,
+                _ => return,
+            };
         let Ok(ranges) = redis::from_redis_value::<Vec<Value>>(ranges) else {
             return;
         };
@@ -527,7 +528,8 @@ impl Conn {
                 let picked: Vec<Ask<'_>> = members.iter().map(|&i| asks[i]).collect();
                 let pipe = this.pipeline(&picked, rate);
                 let mut conn = conn.clone();
-                let route = SingleNodeRoutingInfo::SpecificNode(Route::new(*slot, SlotAddr::Master));
+                let route =
+                    SingleNodeRoutingInfo::SpecificNode(Route::new(*slot, SlotAddr::Master));
                 let n = members.len();
                 counters.round_trips.fetch_add(1, Ordering::Relaxed);
                 set.spawn(async move { (at, conn.route_pipeline(pipe, 0, n, route).await) });
@@ -561,8 +563,7 @@ impl Conn {
             self.load(counters).await?;
             let mut set = send(self, &again);
             let deadline = tokio::time::Instant::now() + self.timeout;
-            while let Ok(Some(joined)) = tokio::time::timeout_at(deadline, set.join_next()).await
-            {
+            while let Ok(Some(joined)) = tokio::time::timeout_at(deadline, set.join_next()).await {
                 if let Ok((g, r)) = joined {
                     results[again[g]] = Some(r.map_err(|e| self.sanitize(e)));
                 }
@@ -709,7 +710,11 @@ mod tests {
         assert_eq!(key_slot(b"123456789"), 12739);
         assert_eq!(key_slot(b"{user1000}.following"), key_slot(b"user1000"));
         assert_eq!(key_slot(b"foo{}{bar}"), key_slot(b"foo{}{bar}"));
-        assert_ne!(key_slot(b"foo{}{bar}"), key_slot(b"bar"), "an empty tag is no tag");
+        assert_ne!(
+            key_slot(b"foo{}{bar}"),
+            key_slot(b"bar"),
+            "an empty tag is no tag"
+        );
         assert_eq!(key_slot(b"foo{{bar}}zap"), key_slot(b"{bar"));
     }
 }

@@ -19,9 +19,9 @@ use seawall_core::time::nanos;
 use tokio::sync::{Notify, mpsc};
 
 use crate::config::{FallbackPolicy, RedisBudgetConfig};
+use crate::endpoint::Endpoint;
 use crate::error::RedisBudgetError;
 use crate::lease::{Acquire, Cell, Counters, Name};
-use crate::endpoint::Endpoint;
 use crate::script::{Ask, Conn, Grant, ScriptRate};
 use crate::stats::Backend;
 

@@ -20,8 +20,10 @@ use support::{Cluster, Sentinel, TlsServer, cli, wait_for};
 use tokio::time::Instant;
 use tower::{Layer, Service, ServiceExt, service_fn};
 
-fn echo() -> tower::util::ServiceFn<fn(u32) -> std::future::Ready<Result<u32, std::convert::Infallible>>>
-{
+type Echo =
+    tower::util::ServiceFn<fn(u32) -> std::future::Ready<Result<u32, std::convert::Infallible>>>;
+
+fn echo() -> Echo {
     service_fn(|x: u32| std::future::ready(Ok(x)))
 }
 
@@ -35,6 +37,9 @@ struct ClusterRun {
     /// `EVALSHA` calls per primary.
     per_node: Vec<u64>,
     slowest_call: Duration,
+    /// Calls offered in the window / (3 × rate × window × tenants): below 1
+    /// when the machine could not offer the full rate.
+    offered: f64,
 }
 
 /// `tenants` keys, three layers (replicas), each offering every tenant
@@ -64,9 +69,13 @@ async fn cluster_run(
         .map(|_| RedisKeyedBudgetLayer::new(|t: &u32| *t, &cfg).unwrap())
         .collect();
     let primaries = cluster.primaries();
-    let before: Vec<u64> = primaries.iter().map(|&i| cluster.evalsha_calls(i)).collect();
+    let before: Vec<u64> = primaries
+        .iter()
+        .map(|&i| cluster.evalsha_calls(i))
+        .collect();
     let counts: Arc<Vec<AtomicU32>> = Arc::new((0..tenants).map(|_| AtomicU32::new(0)).collect());
     let slowest = Arc::new(AtomicU64::new(0));
+    let offered = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
     let (from, until) = (start + warmup, start + warmup + window);
     let tick = Duration::from_secs(1) / rate;
@@ -77,6 +86,7 @@ async fn cluster_run(
             let mut svc = layer.layer(echo());
             let counts = counts.clone();
             let slowest = slowest.clone();
+            let offered = offered.clone();
             tokio::spawn(async move {
                 // Replicas start out of phase, as real ones would.
                 let mut next = start + tick * r as u32 / 3;
@@ -89,6 +99,9 @@ async fn cluster_run(
                             tokio::time::sleep_until(next + tick * (t / 250) / slices).await;
                         }
                         let counting = Instant::now() >= from;
+                        if counting && Instant::now() < until {
+                            offered.fetch_add(1, Ordering::Relaxed);
+                        }
                         let begun = Instant::now();
                         let r = svc.ready().await.unwrap().call(t).await;
                         slowest.fetch_max(begun.elapsed().as_micros() as u64, Ordering::Relaxed);
@@ -135,6 +148,7 @@ async fn cluster_run(
             .map(|(&i, b)| cluster.evalsha_calls(i) - b)
             .collect(),
         slowest_call: Duration::from_micros(slowest.load(Ordering::Relaxed)),
+        offered: offered.load(Ordering::Relaxed) as f64 / (3.0 * expected * f64::from(tenants)),
     }
 }
 
@@ -143,13 +157,14 @@ fn check_cluster_run(run: &ClusterRun, tenants: u32) {
     eprintln!(
         "cluster, {tenants} tenants, 3 replicas: per-tenant admitted/expected in \
          [{:.3}, {:.3}] (mean {:.3}); {:.4} round trips per admitted call; EVALSHA per \
-         primary {:?}; slowest call {:?}",
+         primary {:?}; slowest call {:?}; offered {:.2} of the full rate",
         run.worst_low,
         run.worst_high,
         run.mean,
         run.round_trips_per_call,
         run.per_node,
-        run.slowest_call
+        run.slowest_call,
+        run.offered
     );
     assert!(
         run.worst_low >= 0.95 && run.worst_high <= 1.05,
@@ -251,7 +266,12 @@ async fn a_primary_killed_mid_run_is_its_keys_outage_until_its_replica_takes_ove
     let layer = RedisKeyedBudgetLayer::new(tenant as fn(&u32) -> u32, &cfg).unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let slowest = Arc::new(AtomicU64::new(0));
-    let task = tokio::spawn(offer_keys(layer.clone(), 300, stop.clone(), slowest.clone()));
+    let task = tokio::spawn(offer_keys(
+        layer.clone(),
+        300,
+        stop.clone(),
+        slowest.clone(),
+    ));
     assert!(
         support_eventually(Duration::from_secs(10), || layer.stats().admitted > 1_000).await,
         "{:?}",
@@ -294,8 +314,9 @@ async fn a_primary_killed_mid_run_is_its_keys_outage_until_its_replica_takes_ove
     assert!(quiet, "key errors go on: {:?}", layer.stats());
     let admitted = layer.stats().admitted;
     assert!(
-        support_eventually(Duration::from_secs(10), || layer.stats().admitted > admitted + 1_000)
-            .await,
+        support_eventually(Duration::from_secs(10), || layer.stats().admitted
+            > admitted + 1_000)
+        .await,
         "{:?}",
         layer.stats()
     );
@@ -348,7 +369,10 @@ async fn a_sentinel_failover_is_followed() {
         .redis_timeout(timeout)
         .build()
         .unwrap();
-    layer.ping().await.expect("the primary answers through the sentinel");
+    layer
+        .ping()
+        .await
+        .expect("the primary answers through the sentinel");
     let stop = Arc::new(AtomicBool::new(false));
     let slowest = Arc::new(AtomicU64::new(0));
     let task = {
@@ -426,7 +450,11 @@ async fn tls_with_an_acl_user_and_no_secret_in_print() {
         layer.stats()
     );
     assert_eq!(layer.backend(), Backend::Redis);
-    for printed in [format!("{layer:?}"), format!("{builder:?}"), format!("{:?}", layer.stats())] {
+    for printed in [
+        format!("{layer:?}"),
+        format!("{builder:?}"),
+        format!("{:?}", layer.stats()),
+    ] {
         assert!(!printed.contains(TlsServer::PASSWORD), "{printed}");
     }
 

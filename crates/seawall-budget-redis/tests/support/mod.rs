@@ -399,7 +399,15 @@ impl TlsServer {
         let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"];
         openssl(
             &[
-                &["req", "-x509", "-nodes", "-days", "1", "-subj", "/CN=seawall test CA"],
+                &[
+                    "req",
+                    "-x509",
+                    "-nodes",
+                    "-days",
+                    "1",
+                    "-subj",
+                    "/CN=seawall test CA",
+                ],
                 &ec[..],
                 &["-keyout", "ca.key", "-out", "ca.crt"],
                 &["-addext", "basicConstraints=critical,CA:TRUE"],
@@ -422,28 +430,39 @@ impl TlsServer {
         )
         .expect("server.ext written");
         openssl(&[
-            "x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-            "-CAcreateserial", "-days", "1", "-out", "server.crt", "-extfile", "server.ext",
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-out",
+            "server.crt",
+            "-extfile",
+            "server.ext",
         ]);
         let file = |f: &str| d.join(f).display().to_string();
         let mut server = None;
         for _ in 0..5 {
             let port = free_port().expect("a free port");
             let mut args = base(0, d);
-            args.extend(
-                [
-                    "--tls-port".to_owned(),
-                    port.to_string(),
-                    "--tls-cert-file".to_owned(),
-                    file("server.crt"),
-                    "--tls-key-file".to_owned(),
-                    file("server.key"),
-                    "--tls-ca-cert-file".to_owned(),
-                    file("ca.crt"),
-                    "--tls-auth-clients".to_owned(),
-                    "no".to_owned(),
-                ],
-            );
+            args.extend([
+                "--tls-port".to_owned(),
+                port.to_string(),
+                "--tls-cert-file".to_owned(),
+                file("server.crt"),
+                "--tls-key-file".to_owned(),
+                file("server.key"),
+                "--tls-ca-cert-file".to_owned(),
+                file("ca.crt"),
+                "--tls-auth-clients".to_owned(),
+                "no".to_owned(),
+            ]);
             // One argument per word: `--user` takes the rest as its rule.
             for word in format!(
                 "--user default off --user {} on >{} ~* &* +@all",
