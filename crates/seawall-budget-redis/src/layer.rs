@@ -28,9 +28,9 @@ fn shared(
     Ok(Arc::new(Shared::new(config, endpoint, queue, clock)))
 }
 
-/// The refill queue of a keyed layer: one slot per key, up to 1024.
+/// The refill queue of a keyed layer: one slot per key, up to 4096.
 fn keyed_queue(config: &RedisBudgetConfig) -> usize {
-    config.keys.capacity.clamp(1, 1024)
+    config.keys.capacity.clamp(1, 4096)
 }
 
 fn stats(shared: &Shared, keys: usize) -> RedisBudgetStats {

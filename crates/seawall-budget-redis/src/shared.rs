@@ -29,7 +29,7 @@ const REDIS: u8 = 0;
 const FALLBACK: u8 = 1;
 /// Most cells refilled in one round: one pipeline (one round trip), or on a
 /// Cluster one pipeline per node, sent together.
-const BATCH: usize = 256;
+const BATCH: usize = 1024;
 
 pub(crate) struct Shared {
     pub(crate) config: RedisBudgetConfig,

@@ -201,7 +201,7 @@ async fn a_keyed_budget_spreads_over_a_cluster_and_holds_per_tenant() {
 }
 
 /// The full-size proof: 10 000 tenants at one call a second each, counted
-/// over a minute (about 70 s).
+/// over a minute and a half (about 100 s).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "long: 10 000 tenants; run with --ignored"]
 async fn ten_thousand_tenants_on_a_cluster() {
@@ -213,7 +213,7 @@ async fn ten_thousand_tenants_on_a_cluster() {
         10_000,
         1,
         Duration::from_secs(5),
-        Duration::from_secs(60),
+        Duration::from_secs(90),
     )
     .await;
     check_cluster_run(&run, 10_000);
