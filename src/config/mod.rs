@@ -903,6 +903,10 @@ impl BudgetBackend {
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "cold config data, made once per stack; a boxed variant would change how callers match it"
+)]
 pub enum BudgetPart {
     /// Tokens in this process: a [`BudgetLayer`].
     Local(BudgetConfig),

@@ -488,6 +488,14 @@ impl Conn {
         self.stale = false;
     }
 
+    /// A group's node, `host:port` (no secret), or its slot.
+    fn node_name(&self, group: u64) -> String {
+        match usize::try_from(group).ok().and_then(|g| self.nodes.get(g)) {
+            Some(node) if group < (1 << 32) => node.clone(),
+            _ => format!("slot {}", group & 0xffff),
+        }
+    }
+
     /// The node holding `slot`, as far as the last slot map says.
     fn node_of(&self, slot: u16) -> Option<u32> {
         let i = self.slots.partition_point(|&(start, _, _)| start <= slot);
@@ -573,7 +581,10 @@ impl Conn {
             (0..asks.len()).map(|_| None).collect();
         let mut answered = false;
         let mut first_err = None;
-        for ((_, _, members), result) in groups.iter().zip(results) {
+        let answered_any = results
+            .iter()
+            .any(|r| matches!(r, Some(Ok(v)) if !v.is_empty()));
+        for ((group, _, members), result) in groups.iter().zip(results) {
             let result = result.unwrap_or(Err(RedisBudgetError::Timeout(self.timeout)));
             match result {
                 Ok(values) if values.len() == members.len() => {
@@ -610,6 +621,15 @@ impl Conn {
                 }
                 Err(e) => {
                     self.stale = true;
+                    if answered_any {
+                        tracing::warn!(
+                            target: TARGET_BUDGET,
+                            node = %self.node_name(*group),
+                            keys = members.len(),
+                            error = %e,
+                            "a cluster node did not answer; its keys follow the fallback policy"
+                        );
+                    }
                     for &i in members {
                         out[i] = Some(Err(e.clone()));
                     }

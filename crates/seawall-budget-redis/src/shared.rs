@@ -456,15 +456,28 @@ impl Shared {
         cell.restore_debt(ask.debt, self.config.rate);
         self.counters.key_errors.fetch_add(1, Ordering::Relaxed);
         if cell.fail(now.saturating_add(self.probe_interval_ns)) {
-            tracing::warn!(
-                target: TARGET_BUDGET,
-                name = %self.config.name,
-                key = %seawall_core::key::Escaped(&ask.key),
-                error = %err,
-                source = ?std::error::Error::source(&err),
-                policy = ?self.config.fallback,
-                "redis refused this key's lease; the key follows the fallback policy"
-            );
+            if err.is_node_outage() {
+                // A Cluster node that does not answer fails every key it
+                // holds: one event per node comes from the connection;
+                // each key's is detail.
+                tracing::debug!(
+                    target: TARGET_BUDGET,
+                    name = %self.config.name,
+                    key = %seawall_core::key::Escaped(&ask.key),
+                    error = %err,
+                    "this key's node did not answer; the key follows the fallback policy"
+                );
+            } else {
+                tracing::warn!(
+                    target: TARGET_BUDGET,
+                    name = %self.config.name,
+                    key = %seawall_core::key::Escaped(&ask.key),
+                    error = %err,
+                    source = ?std::error::Error::source(&err),
+                    policy = ?self.config.fallback,
+                    "redis refused this key's lease; the key follows the fallback policy"
+                );
+            }
         }
         *self
             .last_error
