@@ -287,8 +287,26 @@ async fn a_primary_killed_mid_run_is_its_keys_outage_until_its_replica_takes_ove
         "{:?}",
         layer.stats()
     );
-    // Kill one primary (as a crash would).
+    // Every primary forgets the script (as a restart would): each node's
+    // `NOSCRIPT` loads it again and its pipeline is sent again, no key fails.
     let primaries = cluster.primaries();
+    for &i in &primaries {
+        assert!(cli(cluster.nodes[i].port, &["SCRIPT", "FLUSH"]).contains("OK"));
+    }
+    let admitted = layer.stats().admitted;
+    assert!(
+        support_eventually(Duration::from_secs(10), || layer.stats().admitted
+            > admitted + 1_000)
+        .await,
+        "{:?}",
+        layer.stats()
+    );
+    assert_eq!(layer.stats().key_errors, 0, "{:?}", layer.stats());
+    for &i in &primaries {
+        let exists = cli(cluster.nodes[i].port, &["SCRIPT", "EXISTS", &sha()]);
+        assert_eq!(exists.trim(), "1", "the script is back on node {i}");
+    }
+    // Kill one primary (as a crash would).
     let victim = primaries[0];
     cluster.nodes[victim].kill();
     // Its keys follow the fallback (fail closed) until its replica is
@@ -346,6 +364,13 @@ async fn a_primary_killed_mid_run_is_its_keys_outage_until_its_replica_takes_ove
     // No call waited on Redis at all, let alone past its timeout.
     let slowest = Duration::from_micros(slowest.load(Ordering::Relaxed));
     assert!(slowest < timeout, "a call took {slowest:?}");
+}
+
+/// The script's SHA1, as `SCRIPT LOAD` answers it.
+fn sha() -> String {
+    redis::Script::new(seawall_budget_redis::GCRA_SCRIPT)
+        .get_hash()
+        .to_owned()
 }
 
 /// Waits (real time, bounded) until `f` holds.
