@@ -749,7 +749,7 @@ mod redis_backend {
             m[0]
         );
         assert!(
-            m[0].ends_with(", `lease_share`, `keys`, `backend`) (line 4)"),
+            m[0].ends_with(", `keys`, `deployment`, `key_slots`, `username`, `password`, `tls`, `backend`) (line 4)"),
             "{}",
             m[0]
         );

@@ -620,8 +620,51 @@ mod tests {
         assert_eq!(
             messages("[server.budget]\nbackend = \"redis\"\nrat = 5\n"),
             [
-                "server.budget.rat: 5 is set on an unknown field (expected one of `url`, `name`, `rate`, `per`, `burst`, `mode`, `fallback`, `redis_timeout`, `probe_interval`, `lease_interval`, `lease_share`, `keys`, `backend`) (line 3)",
+                "server.budget.rat: 5 is set on an unknown field (expected one of `url`, `name`, `rate`, `per`, `burst`, `mode`, `fallback`, `redis_timeout`, `probe_interval`, `lease_interval`, `lease_share`, `keys`, `deployment`, `key_slots`, `username`, `password`, `tls`, `backend`) (line 3)",
             ]
         );
+    }
+
+    #[cfg(feature = "redis")]
+    #[test]
+    fn redis_backend_reads_the_deployment_and_tls_fields() {
+        use seawall_budget_redis::Deployment;
+        let c = ok(concat!(
+            "[client.budget]\nbackend = \"redis\"\nname = \"tenants\"\nkey_slots = 48\n",
+            "username = \"budget\"\npassword = \"s3cret\"\n",
+            "deployment = { cluster = { nodes = [\"rediss://10.0.0.1:6379\", \"rediss://10.0.0.2:6379\"] } }\n",
+            "tls = { ca_file = \"/etc/redis/ca.pem\" }\n",
+            "[server.budget]\nbackend = \"redis\"\n",
+            "deployment = { sentinel = { master = \"budget\", sentinels = [\"redis://10.0.0.9:26379\"] } }\n",
+        ));
+        let r = c.client.budget.unwrap();
+        let r = r.as_redis().unwrap();
+        assert_eq!(
+            r.deployment,
+            Deployment::Cluster {
+                nodes: vec![
+                    "rediss://10.0.0.1:6379".into(),
+                    "rediss://10.0.0.2:6379".into()
+                ]
+            }
+        );
+        assert_eq!(r.key_slots, 48);
+        assert_eq!(r.username.as_deref(), Some("budget"));
+        assert_eq!(
+            r.tls.ca_file.as_deref(),
+            Some(std::path::Path::new("/etc/redis/ca.pem"))
+        );
+        assert!(!format!("{r:?}").contains("s3cret"));
+        let s = c.server.budget.unwrap();
+        assert_eq!(s.as_redis().unwrap().deployment.kind(), "sentinel");
+        // A deployment that names no node is refused by validation, by field.
+        let c =
+            ok("[server.budget]\nbackend = \"redis\"\ndeployment = { cluster = { nodes = [] } }\n");
+        let err = c.server.budget.unwrap().validate().unwrap_err();
+        assert_eq!(err.field(), "deployment.cluster.nodes");
+        // A misspelt deployment is reported with its path, like every field.
+        let m = messages("[server.budget]\nbackend = \"redis\"\ndeployment = \"clustr\"\n");
+        assert_eq!(m.len(), 1, "{m:?}");
+        assert!(m[0].starts_with("server.budget.deployment"), "{m:?}");
     }
 }

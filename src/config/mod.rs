@@ -870,7 +870,9 @@ impl BudgetBackend {
 /// With the `redis` feature, `backend = "redis"` makes it a budget shared by
 /// every replica, and the table takes the fields of a
 /// `seawall_budget_redis::RedisBudgetConfig` (`url`, `name`, `rate`, `per`,
-/// `burst`, `mode`, `fallback`, `redis_timeout`, …):
+/// `burst`, `mode`, `fallback`, `redis_timeout`, …, and where Redis is:
+/// `deployment` (one server, a Cluster, or Sentinel), `key_slots`,
+/// `username`, `password`, `tls`):
 ///
 /// ```toml
 /// [server.budget]
@@ -878,6 +880,13 @@ impl BudgetBackend {
 /// url = "redis://127.0.0.1:6379"
 /// name = "payments-api"
 /// rate = 500
+///
+/// [client.budget]
+/// backend = "redis"
+/// name = "per-tenant"
+/// key_slots = 64
+/// deployment = { cluster = { nodes = ["rediss://10.0.0.1:6379", "rediss://10.0.0.2:6379"] } }
+/// tls = { ca_file = "/etc/redis/ca.pem" }
 /// ```
 ///
 /// ```
@@ -894,6 +903,10 @@ impl BudgetBackend {
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "cold config data, made once per stack; a boxed variant would change how callers match it"
+)]
 pub enum BudgetPart {
     /// Tokens in this process: a [`BudgetLayer`].
     Local(BudgetConfig),

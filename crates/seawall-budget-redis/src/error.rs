@@ -30,6 +30,32 @@ impl RedisBudgetError {
         matches!(self, RedisBudgetError::Timeout(_))
     }
 
+    /// Whether the server did not answer (a timeout, a connection refused
+    /// or dropped, a Cluster slot range down), as opposed to answering
+    /// with an error of the command's own.
+    pub(crate) fn is_node_outage(&self) -> bool {
+        match self {
+            RedisBudgetError::Timeout(_) => true,
+            RedisBudgetError::Redis(e) => {
+                e.is_io_error()
+                    || e.is_connection_dropped()
+                    || e.is_connection_refusal()
+                    || e.is_timeout()
+                    || matches!(
+                        e.kind(),
+                        redis::ErrorKind::ClusterConnectionNotFound
+                            | redis::ErrorKind::Server(
+                                redis::ServerErrorKind::ClusterDown
+                                    | redis::ServerErrorKind::TryAgain
+                                    | redis::ServerErrorKind::Moved
+                                    | redis::ServerErrorKind::Ask
+                            )
+                    )
+            }
+            RedisBudgetError::Reply(_) => false,
+        }
+    }
+
     /// The Redis error, when there is one.
     pub fn redis_error(&self) -> Option<&redis::RedisError> {
         match self {

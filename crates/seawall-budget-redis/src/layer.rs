@@ -10,9 +10,9 @@ use seawall_core::{Clock, ConfigError, KeyFn, KeyMap};
 use tower_layer::Layer;
 
 use crate::config::{RedisBudgetBuilder, RedisBudgetConfig};
+use crate::endpoint::Endpoint;
 use crate::error::RedisBudgetError;
 use crate::lease::{Cell, Counters, Name};
-use crate::redact::{redact_url, scrub, secrets};
 use crate::script::Ask;
 use crate::service::{RedisBudget, RedisKeyedBudget};
 use crate::shared::Shared;
@@ -24,21 +24,13 @@ fn shared(
     clock: Clock,
 ) -> Result<Arc<Shared>, ConfigError> {
     config.validate()?;
-    // Validated above, so this does not fail today; if it does, the error
-    // names the URL redacted, like every other print of it.
-    let client = redis::Client::open(config.url.as_str()).map_err(|e| {
-        ConfigError::new(
-            "url",
-            format_args!("{:?}", redact_url(&config.url)),
-            scrub(&e.to_string(), &secrets(&config.url)),
-        )
-    })?;
-    Ok(Arc::new(Shared::new(config, client, queue, clock)))
+    let endpoint = Endpoint::new(config)?;
+    Ok(Arc::new(Shared::new(config, endpoint, queue, clock)))
 }
 
-/// The refill queue of a keyed layer: one slot per key, up to 1024.
+/// The refill queue of a keyed layer: one slot per key, up to 4096.
 fn keyed_queue(config: &RedisBudgetConfig) -> usize {
-    config.keys.capacity.clamp(1, 1024)
+    config.keys.capacity.clamp(1, 4096)
 }
 
 fn stats(shared: &Shared, keys: usize) -> RedisBudgetStats {
@@ -224,7 +216,9 @@ pub(crate) struct Keyed<K> {
 /// One shared budget per key (client, tenant, route), taken from each
 /// request by a [`KeyFn`], held in a bounded map (`keys.capacity` keys, idle
 /// ones forgotten after `keys.idle_ttl`). Each key is its own Redis key,
-/// `seawall:{name}:<key>`, all in the same Cluster slot.
+/// `seawall:{name}:<key>`, all in the same Cluster slot unless
+/// [`key_slots`](RedisBudgetConfig::key_slots) spreads them
+/// (`seawall:{name#b}:<key>`).
 ///
 /// Like seawall-budget's `KeyedBudgetLayer` it always rejects (the key is
 /// only known in `call`); a config with `mode = wait` is a [`ConfigError`].
@@ -355,7 +349,7 @@ impl<F, K: Hash + Eq> RedisKeyedBudgetLayer<F, K> {
         let old = &self.shared;
         let shared = Arc::new(Shared::new(
             &old.config,
-            old.client.clone(),
+            old.endpoint.clone(),
             keyed_queue(&old.config),
             clock,
         ));

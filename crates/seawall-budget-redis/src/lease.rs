@@ -53,6 +53,14 @@ pub(crate) enum Acquire {
 /// key's text, so no key a caller can send maps onto it.
 pub(crate) const OVERFLOW_SUFFIX: &str = "#overflow";
 
+/// FNV-1a, 64 bits: a hash every replica computes alike (std's hasher is
+/// seeded per process), to place a key in its hash-tag bucket.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
 /// "Not measured yet" in the plan's words (no instant or rate is this).
 const NONE: u64 = u64::MAX;
 
@@ -138,10 +146,17 @@ impl Cell {
         }
     }
 
-    /// The Redis key, from the budget's key `prefix`.
-    pub(crate) fn redis_key(&self, prefix: &str) -> String {
+    /// The Redis key, from the budget's key `prefix` (`seawall:{name}`). A
+    /// keyed layer with `slots > 1` puts a key under the hash tag
+    /// `{name#b}`, `b` a stable hash of the key modulo `slots`, so keys
+    /// spread over Cluster slots; every replica computes the same `b`.
+    pub(crate) fn redis_key(&self, prefix: &str, name: &str, slots: u16) -> String {
         match &self.name {
             Name::Budget => prefix.to_owned(),
+            Name::Key(label) if slots > 1 => {
+                let b = fnv1a(label.as_bytes()) % u64::from(slots);
+                format!("seawall:{{{name}#{b}}}:{label}")
+            }
             Name::Key(label) => format!("{prefix}:{label}"),
             Name::Overflow => format!("{prefix}{OVERFLOW_SUFFIX}"),
         }
@@ -582,16 +597,39 @@ mod tests {
     #[test]
     fn redis_keys_of_users_never_reach_the_overflow_key() {
         let p = "seawall:{b}";
-        assert_eq!(Cell::new(Name::Budget, 1).redis_key(p), "seawall:{b}");
         assert_eq!(
-            Cell::new(Name::Overflow, 1).redis_key(p),
+            Cell::new(Name::Budget, 1).redis_key(p, "b", 1),
+            "seawall:{b}"
+        );
+        assert_eq!(
+            Cell::new(Name::Overflow, 1).redis_key(p, "b", 1),
             "seawall:{b}#overflow"
         );
         for hostile in ["#overflow", "", ":#overflow", "}#overflow", "\n"] {
-            let key = Cell::new(Name::Key(Arc::from(hostile)), 1).redis_key(p);
-            assert!(key.starts_with("seawall:{b}:"), "{key}");
-            assert_ne!(key, "seawall:{b}#overflow");
+            for slots in [1, 7] {
+                let key = Cell::new(Name::Key(Arc::from(hostile)), 1).redis_key(p, "b", slots);
+                assert!(key.starts_with("seawall:{b"), "{key}");
+                assert_ne!(key, "seawall:{b}#overflow");
+            }
         }
+    }
+
+    #[test]
+    fn spread_keys_land_in_stable_buckets_of_their_own_tag() {
+        let key = |k: &str, slots| {
+            Cell::new(Name::Key(Arc::from(k)), 1).redis_key("seawall:{b}", "b", slots)
+        };
+        assert_eq!(key("acme", 1), "seawall:{b}:acme");
+        // The same bucket on every replica and every run (no seeded hash).
+        assert_eq!(key("acme", 16), key("acme", 16));
+        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
+        let mut buckets = std::collections::HashSet::new();
+        for i in 0..1000 {
+            let k = key(&format!("tenant-{i}"), 16);
+            assert!(k.starts_with("seawall:{b#"), "{k}");
+            buckets.insert(k[..k.find('}').unwrap()].to_owned());
+        }
+        assert_eq!(buckets.len(), 16, "1000 keys fill every bucket");
     }
 
     #[test]

@@ -20,8 +20,8 @@
 //! # How it works
 //!
 //! - **One script, Redis's clock.** The GCRA state of a budget is one Redis
-//!   key, `seawall:{name}` (the braces are a hash tag: all keys of a budget
-//!   live in one Redis Cluster slot), holding the theoretical arrival time.
+//!   key, `seawall:{name}` (the braces are a hash tag: one Redis Cluster
+//!   slot), holding the theoretical arrival time.
 //!   One Lua script (`EVALSHA`, loaded once, loaded again on `NOSCRIPT`)
 //!   reads `TIME`, settles what the replica owes, grants what is available
 //!   and sets the key to expire when the bucket would be full again, so
@@ -67,9 +67,22 @@
 //!   config errors, and Redis errors (kept in the stats, written to tracing)
 //!   show the URL as [`redact_url`] does: `redis://user:***@host:6379/0`.
 //!
+//! - **One server, Cluster or Sentinel; TLS and ACL users.** [`Deployment`]
+//!   says where the budget lives: one server at `url` (the default), a Redis
+//!   Cluster (keys placed by hash tag, [`RedisBudgetConfig::key_slots`]
+//!   spreading a keyed budget over the nodes, refills batched one pipeline
+//!   per node, redirections and promoted replicas followed by the `redis`
+//!   crate's cluster client, a lost node an outage of its keys alone), or a
+//!   primary found through Sentinel (asked again every `probe_interval`, so a
+//!   failover is followed within `failover + probe_interval +
+//!   redis_timeout`). `rediss://` URLs use TLS (rustls, `ring` provider),
+//!   checked against the system's roots or [`TlsConfig::ca_file`];
+//!   `username`/`password` set the ACL user of every node and never print.
+//!   Leasing and the fallback behave the same on all of them.
+//!
 //! See `docs/distributed.md` in the repository for when a shared budget is
-//! worth a round trip, the algorithm in full, and running Redis and Redis
-//! Cluster in production.
+//! worth a round trip, the algorithm in full, each deployment with its
+//! measured figures, and running Redis in production.
 //!
 //! # Why a crate of its own
 //!
@@ -131,6 +144,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod config;
+mod endpoint;
 mod error;
 mod future;
 mod layer;
@@ -141,7 +155,10 @@ mod service;
 mod shared;
 mod stats;
 
-pub use config::{FallbackPolicy, RedisBudgetBuilder, RedisBudgetConfig};
+pub use config::{
+    Deployment, FallbackPolicy, MAX_CA_FILE_LEN, MAX_KEY_SLOTS, RedisBudgetBuilder,
+    RedisBudgetConfig, TlsConfig,
+};
 pub use error::RedisBudgetError;
 pub use future::ResponseFuture;
 pub use layer::{RedisBudgetLayer, RedisKeyedBudgetLayer};

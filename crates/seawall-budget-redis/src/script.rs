@@ -16,10 +16,17 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, Cmd, RedisError, ServerErrorKind, Value};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{
+    MultipleNodeRoutingInfo, ResponsePolicy, Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr,
+};
+use redis::{AsyncConnectionConfig, Client, Cmd, ErrorKind, RedisError, ServerErrorKind, Value};
 use seawall_core::config::MAX_DURATION;
 
+use seawall_core::names::TARGET_BUDGET;
+
+use crate::endpoint::Endpoint;
 use crate::error::RedisBudgetError;
 use crate::lease::Counters;
 use crate::redact::scrub;
@@ -87,46 +94,186 @@ pub(crate) struct ScriptRate {
     pub(crate) limit_us: f64,
 }
 
-/// The background task's connection: a reconnecting `ConnectionManager`,
+/// The background task's connection to whichever Redis the config names,
 /// made on first use (it needs a runtime), and the script's SHA1.
+///
+/// - **Single**: a reconnecting `ConnectionManager` (one try per command:
+///   the budget's own probes drive reconnects).
+/// - **Sentinel**: a multiplexed connection to the primary the sentinels
+///   name. A connection error, a timeout, or a `READONLY` answer (the node
+///   was demoted) drops it; the next command asks the sentinels again, so a
+///   failover is followed at the first probe after the sentinels promoted a
+///   replica.
+/// - **Cluster**: the `redis` crate's cluster connection (it follows `MOVED`
+///   and `ASK`, and a promoted replica). Refills are grouped by the node that
+///   holds their slot (from `CLUSTER SLOTS`, read again after any redirection
+///   or failure) and each node's group goes in one pipeline; the groups go
+///   out together, under one `redis_timeout`.
 pub(crate) struct Conn {
-    client: Client,
+    endpoint: Endpoint,
     timeout: Duration,
-    /// The URL's password (raw and decoded), scrubbed from every error.
+    /// The config's secrets (passwords), scrubbed from every error.
     secrets: Vec<String>,
-    manager: Option<ConnectionManager>,
+    live: Option<Live>,
     sha: String,
     loaded: bool,
+    /// Cluster: slot ranges and the primary ("host:port") that holds them.
+    slots: Vec<(u16, u16, u32)>,
+    nodes: Vec<String>,
+    /// Cluster: the slot map must be read again before the next lease.
+    stale: bool,
+    /// Sentinel: how often the sentinels are asked which node is primary,
+    /// when they were last asked, what they said, and the client asking.
+    recheck: Duration,
+    checked: Option<tokio::time::Instant>,
+    primary: Option<redis::ConnectionAddr>,
+    sentinel: Option<redis::sentinel::SentinelClient>,
+}
+
+#[derive(Clone)]
+enum Live {
+    Manager(ConnectionManager),
+    Plain(MultiplexedConnection),
+    Cluster(ClusterConnection),
 }
 
 impl Conn {
-    pub(crate) fn new(client: Client, timeout: Duration, secrets: Vec<String>) -> Conn {
+    /// `recheck`: how often a Sentinel deployment asks which node is primary.
+    pub(crate) fn new(
+        endpoint: Endpoint,
+        timeout: Duration,
+        recheck: Duration,
+        secrets: Vec<String>,
+    ) -> Conn {
         Conn {
-            client,
+            recheck,
+            checked: None,
+            primary: None,
+            sentinel: None,
+            endpoint,
             timeout,
             secrets,
-            manager: None,
+            live: None,
             sha: redis::Script::new(LUA).get_hash().to_owned(),
             loaded: false,
+            slots: Vec::new(),
+            nodes: Vec::new(),
+            stale: true,
         }
     }
 
-    fn manager(&mut self) -> Result<ConnectionManager, RedisBudgetError> {
-        if let Some(m) = &self.manager {
-            return Ok(m.clone());
+    /// The connection, made if there is none (within one timeout).
+    async fn live(&mut self) -> Result<Live, RedisBudgetError> {
+        // Through Sentinel the primary is asked for again every `recheck`:
+        // a primary demoted by a failover may go on accepting writes until
+        // the sentinels reconfigure it, seconds later.
+        let recheck = matches!(self.endpoint, Endpoint::Sentinel(_))
+            && self.checked.is_none_or(|t| t.elapsed() >= self.recheck);
+        if let Some(l) = &self.live
+            && !recheck
+        {
+            return Ok(l.clone());
         }
-        // Reconnects are driven by our own probes, so the manager tries once
-        // per command instead of backing off for seconds.
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(self.timeout))
-            .set_response_timeout(Some(self.timeout))
-            .set_number_of_retries(1)
-            .set_min_delay(Duration::from_millis(10))
-            .set_max_delay(self.timeout);
-        let m = ConnectionManager::new_lazy_with_config(self.client.clone(), config)
-            .map_err(|e| self.sanitize(e))?;
-        self.manager = Some(m.clone());
-        Ok(m)
+        let timeout = self.timeout;
+        let live = match &self.endpoint {
+            Endpoint::Single(client) => {
+                // Reconnects are driven by our own probes, so the manager
+                // tries once per command instead of backing off for seconds.
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(timeout))
+                    .set_response_timeout(Some(timeout))
+                    .set_number_of_retries(1)
+                    .set_min_delay(Duration::from_millis(10))
+                    .set_max_delay(timeout);
+                let m = ConnectionManager::new_lazy_with_config(Client::clone(client), config)
+                    .map_err(|e| self.sanitize(e))?;
+                Live::Manager(m)
+            }
+            Endpoint::Sentinel(params) => {
+                let params = params.clone();
+                let sentinel = match self.sentinel.take() {
+                    Some(s) => s,
+                    None => params.client().map_err(|e| self.sanitize(e))?,
+                };
+                let known = self.primary.clone();
+                let held = self.live.clone();
+                let ask = async move {
+                    let mut sentinel = sentinel;
+                    let r = sentinel.async_get_client().await;
+                    (sentinel, r)
+                };
+                let client = match tokio::time::timeout(timeout, ask).await {
+                    Ok((sentinel, r)) => {
+                        self.sentinel = Some(sentinel);
+                        r.map_err(|e| self.sanitize(e))
+                    }
+                    Err(_) => Err(RedisBudgetError::Timeout(timeout)),
+                };
+                self.checked = Some(tokio::time::Instant::now());
+                let client = match (client, held) {
+                    // The sentinels do not answer: keep the primary we have.
+                    (Err(_), Some(live)) => return Ok(live),
+                    (Err(e), None) => return Err(e),
+                    (Ok(client), Some(live))
+                        if known.as_ref() == Some(client.get_connection_info().addr()) =>
+                    {
+                        return Ok(live);
+                    }
+                    (Ok(client), _) => client,
+                };
+                let addr = client.get_connection_info().addr().clone();
+                let config = AsyncConnectionConfig::new()
+                    .set_connection_timeout(Some(timeout))
+                    .set_response_timeout(Some(timeout));
+                let connect = client.get_multiplexed_async_connection_with_config(&config);
+                let c = match tokio::time::timeout(timeout, connect).await {
+                    Ok(r) => r.map_err(|e| self.sanitize(e))?,
+                    Err(_) => return Err(RedisBudgetError::Timeout(timeout)),
+                };
+                if known.is_some() {
+                    tracing::info!(
+                        target: TARGET_BUDGET,
+                        primary = %addr,
+                        "the sentinels name another primary; the budget follows it"
+                    );
+                }
+                self.primary = Some(addr);
+                // Another node than before: it may not have the script.
+                self.loaded = false;
+                Live::Plain(c)
+            }
+            Endpoint::Cluster(client) => {
+                let c = match tokio::time::timeout(timeout, client.get_async_connection()).await {
+                    Ok(r) => r.map_err(|e| self.sanitize(e))?,
+                    Err(_) => return Err(RedisBudgetError::Timeout(timeout)),
+                };
+                self.loaded = false;
+                self.stale = true;
+                Live::Cluster(c)
+            }
+        };
+        self.live = Some(live.clone());
+        Ok(live)
+    }
+
+    /// After a failed command: a Sentinel or Cluster connection that failed
+    /// as a whole is made again next time (the sentinels are asked again).
+    fn failed(&mut self, err: &RedisBudgetError) {
+        let reconnect = match err {
+            RedisBudgetError::Timeout(_) => true,
+            RedisBudgetError::Redis(e) => {
+                e.is_io_error()
+                    || e.is_connection_dropped()
+                    || e.is_connection_refusal()
+                    || e.is_timeout()
+                    || matches!(e.kind(), ErrorKind::Server(ServerErrorKind::ReadOnly))
+            }
+            RedisBudgetError::Reply(_) => false,
+        };
+        if reconnect && !matches!(self.live, Some(Live::Manager(_))) {
+            self.live = None;
+        }
+        self.stale = true;
     }
 
     /// One command, one round trip, one timeout.
@@ -135,22 +282,30 @@ impl Conn {
         counters: &Counters,
         cmd: QueryKind<'_>,
     ) -> Result<T, RedisBudgetError> {
-        let mut m = self.manager()?;
+        let live = self.live().await?;
         counters.round_trips.fetch_add(1, Ordering::Relaxed);
-        let fut = async {
-            match cmd {
-                QueryKind::Cmd(c) => c.query_async::<T>(&mut m).await,
-                QueryKind::Pipe(p) => p.query_async::<T>(&mut m).await,
+        let fut = async move {
+            match (live, cmd) {
+                (Live::Manager(mut c), QueryKind::Cmd(cmd)) => cmd.query_async::<T>(&mut c).await,
+                (Live::Manager(mut c), QueryKind::Pipe(p)) => p.query_async::<T>(&mut c).await,
+                (Live::Plain(mut c), QueryKind::Cmd(cmd)) => cmd.query_async::<T>(&mut c).await,
+                (Live::Plain(mut c), QueryKind::Pipe(p)) => p.query_async::<T>(&mut c).await,
+                (Live::Cluster(mut c), QueryKind::Cmd(cmd)) => cmd.query_async::<T>(&mut c).await,
+                (Live::Cluster(mut c), QueryKind::Pipe(p)) => p.query_async::<T>(&mut c).await,
             }
         };
-        match tokio::time::timeout(self.timeout, fut).await {
+        let r = match tokio::time::timeout(self.timeout, fut).await {
             Ok(r) => r.map_err(|e| self.sanitize(e)),
             Err(_) => Err(RedisBudgetError::Timeout(self.timeout)),
+        };
+        if let Err(e) = &r {
+            self.failed(e);
         }
+        r
     }
 
-    /// A Redis error without the URL's password in it. A server can echo a
-    /// command's arguments in its error (an old Redis answers
+    /// A Redis error without the config's secrets in it. A server can echo
+    /// a command's arguments in its error (an old Redis answers
     /// `HELLO 3 AUTH user password` with "unknown command ... with args
     /// beginning with: ... 'password'"); such an error is rebuilt with the
     /// same kind and its text scrubbed before anyone can print it.
@@ -163,10 +318,37 @@ impl Conn {
         self.load(counters).await
     }
 
+    /// Loads the script (on every primary of a Cluster).
     async fn load(&mut self, counters: &Counters) -> Result<(), RedisBudgetError> {
+        let live = self.live().await?;
         let mut cmd = redis::cmd("SCRIPT");
         cmd.arg("LOAD").arg(LUA);
-        let sha: String = self.query(counters, QueryKind::Cmd(&cmd)).await?;
+        let sha: String = match live {
+            Live::Cluster(mut c) => {
+                counters.round_trips.fetch_add(1, Ordering::Relaxed);
+                // Every primary that answers gets it; one that is down gets
+                // it when it answers `NOSCRIPT` later, so a lost node does
+                // not stop the others.
+                let routing = RoutingInfo::MultiNode((
+                    MultipleNodeRoutingInfo::AllMasters,
+                    Some(ResponsePolicy::OneSucceeded),
+                ));
+                let r =
+                    match tokio::time::timeout(self.timeout, c.route_command(cmd, routing)).await {
+                        Ok(r) => r
+                            .and_then(|v| {
+                                redis::from_redis_value::<String>(v).map_err(RedisError::from)
+                            })
+                            .map_err(|e| self.sanitize(e)),
+                        Err(_) => Err(RedisBudgetError::Timeout(self.timeout)),
+                    };
+                if let Err(e) = &r {
+                    self.failed(e);
+                }
+                r?
+            }
+            _ => self.query(counters, QueryKind::Cmd(&cmd)).await?,
+        };
         if sha != self.sha {
             return Err(RedisBudgetError::Reply(format!(
                 "SCRIPT LOAD returned {sha}, expected {}",
@@ -177,22 +359,8 @@ impl Conn {
         Ok(())
     }
 
-    /// Runs the script for every ask, in one pipeline (one round trip),
-    /// loading the script first if needed and again on `NOSCRIPT`.
-    ///
-    /// The outer error is the round trip's (Redis unreachable, a timeout):
-    /// every ask failed. Each reply is read on its own, so a key that holds
-    /// something else (`WRONGTYPE`, a TAT that is not a number) is an error
-    /// of that ask alone and the others are granted as usual.
-    pub(crate) async fn lease(
-        &mut self,
-        counters: &Counters,
-        rate: ScriptRate,
-        asks: &[Ask<'_>],
-    ) -> Result<Vec<Result<Grant, RedisBudgetError>>, RedisBudgetError> {
-        if !self.loaded {
-            self.load(counters).await?;
-        }
+    /// One `EVALSHA` of the script per ask, in a pipeline.
+    fn pipeline(&self, asks: &[Ask<'_>], rate: ScriptRate) -> redis::Pipeline {
         let mut pipe = redis::pipe();
         pipe.ignore_errors();
         for ask in asks {
@@ -206,7 +374,31 @@ impl Conn {
                 .arg(ask.owed.saturating_add(ask.debt))
                 .arg(ask.wanted);
         }
-        let no_script = |v: &Value| matches!(v, Value::ServerError(e) if e.kind() == Some(ServerErrorKind::NoScript));
+        pipe
+    }
+
+    /// Runs the script for every ask, loading the script first if needed and
+    /// again on `NOSCRIPT`: one pipeline (one round trip), or on a Cluster
+    /// one pipeline per node, sent together.
+    ///
+    /// The outer error is the round trip's (Redis unreachable, a timeout):
+    /// every ask failed. Each reply is read on its own, so a key that holds
+    /// something else (`WRONGTYPE`, a TAT that is not a number) is an error
+    /// of that ask alone and the others are granted as usual; on a Cluster,
+    /// so is every ask of a node that did not answer while others did.
+    pub(crate) async fn lease(
+        &mut self,
+        counters: &Counters,
+        rate: ScriptRate,
+        asks: &[Ask<'_>],
+    ) -> Result<Vec<Result<Grant, RedisBudgetError>>, RedisBudgetError> {
+        if !self.loaded {
+            self.load(counters).await?;
+        }
+        if matches!(self.endpoint, Endpoint::Cluster(_)) {
+            return self.lease_cluster(counters, rate, asks).await;
+        }
+        let pipe = self.pipeline(asks, rate);
         let mut replies: Vec<Value> = self.query(counters, QueryKind::Pipe(&pipe)).await?;
         if replies.iter().any(no_script) {
             // Redis restarted or `SCRIPT FLUSH`: the script is gone for
@@ -214,6 +406,15 @@ impl Conn {
             self.loaded = false;
             self.load(counters).await?;
             replies = self.query(counters, QueryKind::Pipe(&pipe)).await?;
+        }
+        if replies.iter().any(read_only) {
+            // A demoted primary (Sentinel failover): find the new one.
+            let e = RedisBudgetError::Redis(RedisError::from((
+                ErrorKind::Server(ServerErrorKind::ReadOnly),
+                "the node is a replica now",
+            )));
+            self.failed(&e);
+            return Err(e);
         }
         if replies.len() != asks.len() {
             return Err(RedisBudgetError::Reply(format!(
@@ -223,6 +424,228 @@ impl Conn {
             )));
         }
         Ok(replies.into_iter().map(|v| self.grant(v)).collect())
+    }
+
+    /// Reads the Cluster's slot map (`CLUSTER SLOTS`), best effort.
+    async fn read_slots(&mut self, counters: &Counters) {
+        let Some(Live::Cluster(mut conn)) = self.live.clone() else {
+            return;
+        };
+        let mut cmd = redis::cmd("CLUSTER");
+        cmd.arg("SLOTS");
+        counters.round_trips.fetch_add(1, Ordering::Relaxed);
+        // Any node will do; one that fails leaves the old map (and the
+        // connection: the other nodes may be fine).
+        let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random);
+        let ranges =
+            match tokio::time::timeout(self.timeout, conn.route_command(cmd, routing)).await {
+                Ok(Ok(v)) => v,
+                _ => return,
+            };
+        let Ok(ranges) = redis::from_redis_value::<Vec<Value>>(ranges) else {
+            return;
+        };
+        let mut slots = Vec::with_capacity(ranges.len());
+        let mut nodes: Vec<String> = Vec::new();
+        for range in ranges {
+            let Ok(parts) = redis::from_redis_value::<Vec<Value>>(range) else {
+                continue;
+            };
+            let mut it = parts.into_iter();
+            let (Some(start), Some(end), Some(primary)) = (it.next(), it.next(), it.next()) else {
+                continue;
+            };
+            let (Ok(start), Ok(end)) = (
+                redis::from_redis_value::<u16>(start),
+                redis::from_redis_value::<u16>(end),
+            ) else {
+                continue;
+            };
+            let Some((host, port)) = redis::from_redis_value::<Vec<Value>>(primary)
+                .ok()
+                .and_then(|p| {
+                    let mut p = p.into_iter();
+                    let host = redis::from_redis_value::<String>(p.next()?).ok()?;
+                    let port = redis::from_redis_value::<u16>(p.next()?).ok()?;
+                    Some((host, port))
+                })
+            else {
+                continue;
+            };
+            let node = format!("{host}:{port}");
+            let idx = match nodes.iter().position(|n| *n == node) {
+                Some(i) => i,
+                None => {
+                    nodes.push(node);
+                    nodes.len() - 1
+                }
+            };
+            slots.push((start, end, u32::try_from(idx).unwrap_or(u32::MAX)));
+        }
+        slots.sort_unstable();
+        self.slots = slots;
+        self.nodes = nodes;
+        self.stale = false;
+    }
+
+    /// A group's node, `host:port` (no secret), or its slot.
+    fn node_name(&self, group: u64) -> String {
+        match usize::try_from(group).ok().and_then(|g| self.nodes.get(g)) {
+            Some(node) if group < (1 << 32) => node.clone(),
+            _ => format!("slot {}", group & 0xffff),
+        }
+    }
+
+    /// The node holding `slot`, as far as the last slot map says.
+    fn node_of(&self, slot: u16) -> Option<u32> {
+        let i = self.slots.partition_point(|&(start, _, _)| start <= slot);
+        let &(start, end, node) = self.slots.get(i.checked_sub(1)?)?;
+        (start <= slot && slot <= end).then_some(node)
+    }
+
+    /// The Cluster's lease: one pipeline per node, all sent together.
+    async fn lease_cluster(
+        &mut self,
+        counters: &Counters,
+        rate: ScriptRate,
+        asks: &[Ask<'_>],
+    ) -> Result<Vec<Result<Grant, RedisBudgetError>>, RedisBudgetError> {
+        let Live::Cluster(conn) = self.live().await? else {
+            return Err(RedisBudgetError::Reply("no cluster connection".to_owned()));
+        };
+        if self.stale {
+            self.read_slots(counters).await;
+        }
+        // Group the asks by node (by slot where the map does not know it).
+        let mut groups: Vec<(u64, u16, Vec<usize>)> = Vec::new();
+        for (i, ask) in asks.iter().enumerate() {
+            let slot = key_slot(ask.key.as_bytes());
+            let group = match self.node_of(slot) {
+                Some(node) => u64::from(node),
+                None => (1 << 32) | u64::from(slot),
+            };
+            match groups.iter_mut().find(|g| g.0 == group) {
+                Some(g) => g.2.push(i),
+                None => groups.push((group, slot, vec![i])),
+            }
+        }
+        let send = |this: &Conn, which: &[usize]| {
+            let mut set = tokio::task::JoinSet::new();
+            for (at, &g) in which.iter().enumerate() {
+                let (_, slot, members) = &groups[g];
+                let picked: Vec<Ask<'_>> = members.iter().map(|&i| asks[i]).collect();
+                let pipe = this.pipeline(&picked, rate);
+                let mut conn = conn.clone();
+                let route =
+                    SingleNodeRoutingInfo::SpecificNode(Route::new(*slot, SlotAddr::Master));
+                let n = members.len();
+                counters.round_trips.fetch_add(1, Ordering::Relaxed);
+                set.spawn(async move { (at, conn.route_pipeline(pipe, 0, n, route).await) });
+            }
+            set
+        };
+        let mut results: Vec<Option<Result<Vec<Value>, RedisBudgetError>>> =
+            (0..groups.len()).map(|_| None).collect();
+        // One timeout for all the groups; dropping the set aborts the rest.
+        let all: Vec<usize> = (0..groups.len()).collect();
+        let mut set = send(self, &all);
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        while let Ok(Some(joined)) = tokio::time::timeout_at(deadline, set.join_next()).await {
+            if let Ok((g, r)) = joined {
+                results[g] = Some(r.map_err(|e| self.sanitize(e)));
+            }
+        }
+        drop(set);
+        // A node that lost the script (restarted, promoted): load it on
+        // every primary and send that node's group again, once.
+        let again: Vec<usize> = (0..groups.len())
+            .filter(|&g| match &results[g] {
+                Some(Ok(values)) => values.iter().any(no_script),
+                Some(Err(RedisBudgetError::Redis(e))) => {
+                    e.kind() == ErrorKind::Server(ServerErrorKind::NoScript)
+                }
+                _ => false,
+            })
+            .collect();
+        if !again.is_empty() {
+            self.load(counters).await?;
+            let mut set = send(self, &again);
+            let deadline = tokio::time::Instant::now() + self.timeout;
+            while let Ok(Some(joined)) = tokio::time::timeout_at(deadline, set.join_next()).await {
+                if let Ok((g, r)) = joined {
+                    results[again[g]] = Some(r.map_err(|e| self.sanitize(e)));
+                }
+            }
+        }
+        let mut out: Vec<Option<Result<Grant, RedisBudgetError>>> =
+            (0..asks.len()).map(|_| None).collect();
+        let mut answered = false;
+        let mut first_err = None;
+        let answered_any = results
+            .iter()
+            .any(|r| matches!(r, Some(Ok(v)) if !v.is_empty()));
+        for ((group, _, members), result) in groups.iter().zip(results) {
+            let result = result.unwrap_or(Err(RedisBudgetError::Timeout(self.timeout)));
+            match result {
+                Ok(values) if values.len() == members.len() => {
+                    answered = true;
+                    for (&i, v) in members.iter().zip(values) {
+                        if let Value::ServerError(e) = &v
+                            && matches!(
+                                e.kind(),
+                                Some(
+                                    ServerErrorKind::Moved
+                                        | ServerErrorKind::Ask
+                                        | ServerErrorKind::ClusterDown
+                                        | ServerErrorKind::TryAgain
+                                        | ServerErrorKind::ReadOnly
+                                )
+                            )
+                        {
+                            // The slot moved or its node is failing over:
+                            // read the map again before the next lease.
+                            self.stale = true;
+                        }
+                        out[i] = Some(self.grant(v));
+                    }
+                }
+                Ok(values) => {
+                    let e = RedisBudgetError::Reply(format!(
+                        "{} replies to {} calls",
+                        values.len(),
+                        members.len()
+                    ));
+                    for &i in members {
+                        out[i] = Some(Err(e.clone()));
+                    }
+                }
+                Err(e) => {
+                    self.stale = true;
+                    if answered_any {
+                        tracing::warn!(
+                            target: TARGET_BUDGET,
+                            node = %self.node_name(*group),
+                            keys = members.len(),
+                            error = %e,
+                            "a cluster node did not answer; its keys follow the fallback policy"
+                        );
+                    }
+                    for &i in members {
+                        out[i] = Some(Err(e.clone()));
+                    }
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        if !answered && let Some(e) = first_err {
+            // No node answered: the Cluster is unreachable as a whole.
+            self.failed(&e);
+            return Err(e);
+        }
+        Ok(out
+            .into_iter()
+            .map(|r| r.unwrap_or(Err(RedisBudgetError::Timeout(self.timeout))))
+            .collect())
     }
 
     /// One reply of the script, read on its own.
@@ -244,6 +667,37 @@ impl Conn {
     }
 }
 
+/// The Cluster slot of `key`: CRC16 (XMODEM) of its hash tag (the text
+/// between the first `{` and the next `}`, when not empty) or of the whole
+/// key, modulo 16384, as Redis computes it.
+pub(crate) fn key_slot(key: &[u8]) -> u16 {
+    let tagged = key.iter().position(|&b| b == b'{').and_then(|open| {
+        let rest = &key[open + 1..];
+        let close = rest.iter().position(|&b| b == b'}')?;
+        (close > 0).then(|| &rest[..close])
+    });
+    let mut crc: u16 = 0;
+    for &b in tagged.unwrap_or(key) {
+        crc ^= u16::from(b) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc % 16_384
+}
+
+fn no_script(v: &Value) -> bool {
+    matches!(v, Value::ServerError(e) if e.kind() == Some(ServerErrorKind::NoScript))
+}
+
+fn read_only(v: &Value) -> bool {
+    matches!(v, Value::ServerError(e) if e.kind() == Some(ServerErrorKind::ReadOnly))
+}
+
 /// `e`, rebuilt with the same kind and `secrets` replaced by `***` when its
 /// text holds one of them; see [`Conn::sanitize`].
 pub(crate) fn sanitize(e: RedisError, secrets: &[String]) -> RedisBudgetError {
@@ -263,4 +717,24 @@ pub(crate) fn sanitize(e: RedisError, secrets: &[String]) -> RedisBudgetError {
 enum QueryKind<'a> {
     Cmd(&'a Cmd),
     Pipe(&'a redis::Pipeline),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::key_slot;
+
+    #[test]
+    fn slots_are_computed_as_redis_does() {
+        // `CLUSTER KEYSLOT` answers, from Redis's documentation and a server.
+        assert_eq!(key_slot(b"foo"), 12182);
+        assert_eq!(key_slot(b"123456789"), 12739);
+        assert_eq!(key_slot(b"{user1000}.following"), key_slot(b"user1000"));
+        assert_eq!(key_slot(b"foo{}{bar}"), key_slot(b"foo{}{bar}"));
+        assert_ne!(
+            key_slot(b"foo{}{bar}"),
+            key_slot(b"bar"),
+            "an empty tag is no tag"
+        );
+        assert_eq!(key_slot(b"foo{{bar}}zap"), key_slot(b"{bar"));
+    }
 }

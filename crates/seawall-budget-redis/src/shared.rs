@@ -19,16 +19,17 @@ use seawall_core::time::nanos;
 use tokio::sync::{Notify, mpsc};
 
 use crate::config::{FallbackPolicy, RedisBudgetConfig};
+use crate::endpoint::Endpoint;
 use crate::error::RedisBudgetError;
 use crate::lease::{Acquire, Cell, Counters, Name};
-use crate::redact::secrets;
 use crate::script::{Ask, Conn, Grant, ScriptRate};
 use crate::stats::Backend;
 
 const REDIS: u8 = 0;
 const FALLBACK: u8 = 1;
-/// Most cells refilled in one pipeline (one round trip).
-const BATCH: usize = 64;
+/// Most cells refilled in one round: one pipeline (one round trip), or on a
+/// Cluster one pipeline per node, sent together.
+const BATCH: usize = 1024;
 
 pub(crate) struct Shared {
     pub(crate) config: RedisBudgetConfig,
@@ -37,7 +38,7 @@ pub(crate) struct Shared {
     /// The layer's clock: cells' instants are its readings.
     pub(crate) clock: Clock,
     /// Kept to make the state again on another clock, and for `ping`.
-    pub(crate) client: redis::Client,
+    pub(crate) endpoint: Endpoint,
     /// The budget's Redis key, and the prefix of a keyed budget's keys.
     pub(crate) prefix: String,
     emission_ns: u64,
@@ -66,11 +67,11 @@ struct Metrics {
 }
 
 impl Shared {
-    /// `config` must be valid and `client` made from its URL; `queue` is the
+    /// `config` must be valid and `endpoint` made from it; `queue` is the
     /// refill queue's capacity.
     pub(crate) fn new(
         config: &RedisBudgetConfig,
-        client: redis::Client,
+        endpoint: Endpoint,
         queue: usize,
         clock: Clock,
     ) -> Shared {
@@ -99,7 +100,7 @@ impl Shared {
             counters: Counters::default(),
             backend: AtomicU8::new(REDIS),
             clock,
-            client: client.clone(),
+            endpoint: endpoint.clone(),
             prefix: config.redis_key(),
             emission_ns,
             script_rate: ScriptRate {
@@ -115,7 +116,12 @@ impl Shared {
             started: AtomicBool::new(false),
             starter: Mutex::new(Some((
                 rx,
-                Conn::new(client, config.redis_timeout, secrets(&config.url)),
+                Conn::new(
+                    endpoint,
+                    config.redis_timeout,
+                    config.probe_interval,
+                    config.secrets(),
+                ),
             ))),
             #[cfg(feature = "metrics")]
             metrics,
@@ -374,7 +380,10 @@ impl Shared {
         unsettled: &mut Vec<Arc<Cell>>,
     ) {
         let now = self.now();
-        let keys: Vec<String> = batch.iter().map(|c| c.redis_key(&self.prefix)).collect();
+        let keys: Vec<String> = batch
+            .iter()
+            .map(|c| c.redis_key(&self.prefix, &self.config.name, self.config.key_slots))
+            .collect();
         let asks: Vec<Ask<'_>> = batch
             .iter()
             .zip(&keys)
@@ -447,15 +456,28 @@ impl Shared {
         cell.restore_debt(ask.debt, self.config.rate);
         self.counters.key_errors.fetch_add(1, Ordering::Relaxed);
         if cell.fail(now.saturating_add(self.probe_interval_ns)) {
-            tracing::warn!(
-                target: TARGET_BUDGET,
-                name = %self.config.name,
-                key = %seawall_core::key::Escaped(&ask.key),
-                error = %err,
-                source = ?std::error::Error::source(&err),
-                policy = ?self.config.fallback,
-                "redis refused this key's lease; the key follows the fallback policy"
-            );
+            if err.is_node_outage() {
+                // A Cluster node that does not answer fails every key it
+                // holds: one event per node comes from the connection;
+                // each key's is detail.
+                tracing::debug!(
+                    target: TARGET_BUDGET,
+                    name = %self.config.name,
+                    key = %seawall_core::key::Escaped(&ask.key),
+                    error = %err,
+                    "this key's node did not answer; the key follows the fallback policy"
+                );
+            } else {
+                tracing::warn!(
+                    target: TARGET_BUDGET,
+                    name = %self.config.name,
+                    key = %seawall_core::key::Escaped(&ask.key),
+                    error = %err,
+                    source = ?std::error::Error::source(&err),
+                    policy = ?self.config.fallback,
+                    "redis refused this key's lease; the key follows the fallback policy"
+                );
+            }
         }
         *self
             .last_error
@@ -524,8 +546,12 @@ impl Shared {
 
     /// A connection of its own, for [`ping`](crate::RedisBudgetLayer::ping).
     pub(crate) fn conn(&self) -> Conn {
-        let secrets = secrets(&self.config.url);
-        Conn::new(self.client.clone(), self.config.redis_timeout, secrets)
+        Conn::new(
+            self.endpoint.clone(),
+            self.config.redis_timeout,
+            self.config.probe_interval,
+            self.config.secrets(),
+        )
     }
 }
 

@@ -63,7 +63,7 @@ fn a_leased_call_allocates_nothing() {
 /// Bytes a keyed layer keeps per key, measured over 100 000 keys made by
 /// calls polled on this thread. The background task does not run meanwhile
 /// (the runtime is idle), so no Redis round trip is involved: the first
-/// 1024 keys' refills wait in the queue (and are counted), the others are
+/// 4096 keys' refills wait in the queue (and are counted), the others are
 /// refused for want of room in it, and their cells stay in the map.
 #[test]
 fn a_key_costs_a_bounded_number_of_bytes() {
