@@ -820,30 +820,25 @@ mod loom_models {
         });
     }
 
-    /// Reads racing two reloads each see one of the three rates whole,
-    /// never the emission of one with the burst of another.
+    /// A read racing a reload sees the old rate or the new one whole,
+    /// never the emission of one with the burst of the other, whichever
+    /// copy it lands on and wherever the writer is.
     #[test]
-    fn a_rate_read_racing_reloads_is_never_torn() {
+    fn a_rate_read_racing_a_reload_is_never_torn() {
         loom::model(|| {
-            let rates = [
-                Rate::new(10, Duration::from_secs(1), 2),
-                Rate::new(20, Duration::from_secs(1), 5),
-                Rate::new(40, Duration::from_secs(1), 9),
-            ];
-            let cell = Arc::new(RateCell::new(rates[0]));
+            let old = Rate::new(10, Duration::from_secs(1), 2);
+            let new = Rate::new(40, Duration::from_secs(1), 9);
+            let cell = Arc::new(RateCell::new(old));
             let reader = {
                 let cell = cell.clone();
                 thread::spawn(move || {
-                    for _ in 0..2 {
-                        let r = cell.load();
-                        assert!(rates.contains(&r), "a torn rate: {r:?}");
-                    }
+                    let r = cell.load();
+                    assert!(r == old || r == new, "a torn rate: {r:?}");
                 })
             };
-            cell.replace(rates[1], |_, _| {});
-            cell.replace(rates[2], |_, _| {});
+            cell.replace(new, |_, _| {});
             reader.join().unwrap();
-            assert_eq!(cell.load(), rates[2]);
+            assert_eq!(cell.load(), new);
         });
     }
 
