@@ -341,8 +341,9 @@ impl Gcra {
     /// rate refills what is owed sooner from this instant on, a smaller
     /// burst cuts the bank down to it, and a larger one fills up to it at
     /// the new rate (it hands out nothing at once). A take racing the
-    /// rescale is counted before it (and rescaled) or after it (at the rate
-    /// it read).
+    /// rescale is counted before it (and rescaled) or after it, charged at
+    /// the rate it read: a take that read the other rate than the one its
+    /// side of the rescale is in is off by at most one token's difference.
     pub(crate) fn rescale(&self, old: &Rate, new: &Rate, now: u64) {
         let _ = self
             .tat
@@ -781,9 +782,11 @@ mod loom_models {
 
     /// A reload racing an admit: the admit reads one rate whole, and the
     /// TAT ends as one of the orders allows: the admit before the rescale
-    /// (its token rescaled with the rest), after it at the new rate, or
-    /// after it at the old rate it read (the documented race: the call is
-    /// judged by the rate it read). Never a lost update.
+    /// (its token rescaled with the rest), or after it; in the two racing
+    /// orders (the old rate read, the take after the rescale; the new rate
+    /// read, the take before it) the call is charged its token at the rate
+    /// it read, in the other rate's units: the documented race, off by at
+    /// most one token's difference. Never a lost update.
     #[test]
     fn a_reload_racing_an_admit_loses_no_update() {
         const MS: u64 = 1_000_000;
@@ -805,7 +808,9 @@ mod loom_models {
             let read = admit.join().unwrap();
             let tat = g.tat.load(Ordering::Relaxed);
             if read == new {
-                assert_eq!(tat, 50 * MS);
+                // After the rescale: one new token, 50ms. Before it: 50ms
+                // of the old scale (half an old token) rescaled to 25ms.
+                assert!(tat == 50 * MS || tat == 25 * MS, "{tat}");
             } else {
                 // Before the rescale: 1 of 2 left, rescaled to 50ms owed;
                 // after it: the old rate's 100ms on a full bucket.
@@ -815,30 +820,25 @@ mod loom_models {
         });
     }
 
-    /// Reads racing two reloads each see one of the three rates whole,
-    /// never the emission of one with the burst of another.
+    /// A read racing a reload sees the old rate or the new one whole,
+    /// never the emission of one with the burst of the other, whichever
+    /// copy it lands on and wherever the writer is.
     #[test]
-    fn a_rate_read_racing_reloads_is_never_torn() {
+    fn a_rate_read_racing_a_reload_is_never_torn() {
         loom::model(|| {
-            let rates = [
-                Rate::new(10, Duration::from_secs(1), 2),
-                Rate::new(20, Duration::from_secs(1), 5),
-                Rate::new(40, Duration::from_secs(1), 9),
-            ];
-            let cell = Arc::new(RateCell::new(rates[0]));
+            let old = Rate::new(10, Duration::from_secs(1), 2);
+            let new = Rate::new(40, Duration::from_secs(1), 9);
+            let cell = Arc::new(RateCell::new(old));
             let reader = {
                 let cell = cell.clone();
                 thread::spawn(move || {
-                    for _ in 0..2 {
-                        let r = cell.load();
-                        assert!(rates.contains(&r), "a torn rate: {r:?}");
-                    }
+                    let r = cell.load();
+                    assert!(r == old || r == new, "a torn rate: {r:?}");
                 })
             };
-            cell.replace(rates[1], |_, _| {});
-            cell.replace(rates[2], |_, _| {});
+            cell.replace(new, |_, _| {});
             reader.join().unwrap();
-            assert_eq!(cell.load(), rates[2]);
+            assert_eq!(cell.load(), new);
         });
     }
 

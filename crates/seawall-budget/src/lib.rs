@@ -58,6 +58,12 @@
 //!   `quanta`) makes each reading a few nanoseconds. Timers (Wait mode's
 //!   parking, [`LoopBudget::backoff`]) are always tokio's; see
 //!   [`BudgetBuilder::clock`] for what another clock means for Wait mode.
+//! - **Reloadable in place**: [`BudgetLayer::reload`],
+//!   [`KeyedBudgetLayer::reload`] and [`LoopBudget::reload`] take a new rate,
+//!   `per` and burst for the next call, keeping every budget's tokens
+//!   (available ones capped at the new burst, spent ones spent) and its
+//!   waiters; a call racing a reload reads the old rate or the new one
+//!   whole, without a lock.
 //! - **Model-checked**: the GCRA cell's compare-and-swap loops (concurrent
 //!   admits never take more than the burst, a cancelled reservation racing
 //!   admits gives back only what is still owed, never a token twice) are checked with [loom](https://docs.rs/loom)

@@ -318,7 +318,9 @@ impl LoopBudget {
     /// - **Not in place** ([`ReloadError::NotInPlace`]): `name` (it labels
     ///   events and metric series).
     /// - A call racing the reload is judged by the old rate or the new one,
-    ///   whole, never a mix of the two.
+    ///   whole, never a mix of the two; its token may be charged in the
+    ///   other rate's units (off by at most the difference of one token's
+    ///   worth at the two rates, for each call racing the reload).
     ///
     /// A config [`validate`](LoopBudgetConfig::validate) refuses is
     /// [`ReloadError::Invalid`]. A reload emits one `info` event (target

@@ -107,6 +107,12 @@
 //! # }
 //! ```
 //!
+//! # Live reload
+//!
+//! [`RetryLayer::reload`] applies new attempts, backoff, deadline, hint and
+//! budget settings to the running layer and every service it made, keeping
+//! its counters and its budget's balance ([`RetryBudget::reload`]).
+//!
 //! # Composition
 //!
 //! Put the retry layer *outside* a per-attempt timeout and *outside* a

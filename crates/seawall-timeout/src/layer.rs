@@ -166,7 +166,7 @@ impl AdaptiveTimeoutLayer {
     /// # }
     /// ```
     pub fn reload(&self, config: &AdaptiveTimeoutConfig) -> Result<(), ReloadError> {
-        self.tracker.reload(config)
+        self.tracker.reload_as(config, "adaptive_timeout")
     }
 }
 

@@ -147,6 +147,15 @@
 //! The mechanism is usable without tower: [`DeadlineTracker`] gives the
 //! deadline and records latencies.
 //!
+//! # Live reload
+//!
+//! [`AdaptiveTimeoutLayer::reload`] and [`KeyedAdaptiveTimeoutLayer::reload`]
+//! apply a new percentile, multiplier, clamp, base (or fixed deadline) to the
+//! running layer, keeping its latency window: the next call gets the
+//! deadline recomputed from the samples held. The window's shape, the name
+//! and fixed-versus-adaptive cannot change in place
+//! ([`ReloadError::NotInPlace`](seawall_core::ReloadError::NotInPlace)).
+//!
 //! # Clock
 //!
 //! Latencies, the window's steps and a key's freshness are readings of the

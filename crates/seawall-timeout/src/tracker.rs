@@ -743,6 +743,15 @@ impl DeadlineTracker {
     /// assert!(tracker.deadline() >= Duration::from_millis(50));
     /// ```
     pub fn reload(&self, config: &AdaptiveTimeoutConfig) -> Result<(), ReloadError> {
+        self.reload_as(config, "tracker")
+    }
+
+    /// [`reload`](Self::reload), its event naming the `layer` kind.
+    pub(crate) fn reload_as(
+        &self,
+        config: &AdaptiveTimeoutConfig,
+        layer: &'static str,
+    ) -> Result<(), ReloadError> {
         config.validate()?;
         if *self.common.name != *config.name {
             return Err(ReloadError::not_in_place(
@@ -755,7 +764,7 @@ impl DeadlineTracker {
         let changed = self.apply(params);
         tracing::info!(
             target: TARGET_TIMEOUT,
-            layer = "tracker",
+            layer,
             name = &*self.common.name,
             key = self.common.label.as_deref(),
             changed = ?changed,
