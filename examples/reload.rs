@@ -103,7 +103,10 @@ fn watch(registry: Registry, path: PathBuf) {
 
 fn token() -> String {
     std::env::var("SEAWALL_ADMIN_TOKEN").unwrap_or_else(|_| {
-        let (a, b) = (seawall::core::rand::random_seed(), seawall::core::rand::random_seed());
+        let (a, b) = (
+            seawall::core::rand::random_seed(),
+            seawall::core::rand::random_seed(),
+        );
         format!("{a:016x}{b:016x}")
     })
 }
@@ -129,15 +132,25 @@ async fn main() -> Result<(), BoxError> {
     watch(registry.clone(), path.clone());
 
     let token = token();
-    let app = Router::new().nest("/admin", admin(registry.clone(), AdminAuth::bearer(&token)?));
-    let addr = if serve { "127.0.0.1:3000" } else { "127.0.0.1:0" };
+    let app = Router::new().nest(
+        "/admin",
+        admin(registry.clone(), AdminAuth::bearer(&token)?),
+    );
+    let addr = if serve {
+        "127.0.0.1:3000"
+    } else {
+        "127.0.0.1:0"
+    };
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move { axum::serve(listener, app).await });
 
     if serve {
         println!("admin endpoint: http://{addr}/admin/  (token: SEAWALL_ADMIN_TOKEN={token})");
-        println!("watching {}; edit it or send SIGHUP to reload. Ctrl-C stops.", path.display());
+        println!(
+            "watching {}; edit it or send SIGHUP to reload. Ctrl-C stops.",
+            path.display()
+        );
         tokio::signal::ctrl_c().await?;
         return Ok(());
     }
@@ -196,7 +209,10 @@ async fn main() -> Result<(), BoxError> {
     let res = client.request(req).await?;
     let status = res.status();
     let body = res.into_body().collect().await?.to_bytes();
-    println!("GET /admin/layers/server.shed → {status}: {}", String::from_utf8_lossy(&body));
+    println!(
+        "GET /admin/layers/server.shed → {status}: {}",
+        String::from_utf8_lossy(&body)
+    );
 
     stop.store(true, Ordering::Relaxed);
     for c in callers {

@@ -102,7 +102,7 @@ async fn no_credentials_is_401_wrong_ones_403() {
     )
     .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    assert_eq!(registry.layer("db.breaker").is_some(), true);
+    assert!(registry.layer("db.breaker").is_some());
     let (_, body) = get(&app, "/layers/db.breaker").await;
     assert_eq!(body["stats"]["state"], "closed");
 

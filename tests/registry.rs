@@ -17,10 +17,19 @@ fn ids_are_checked_and_unique() {
     let registry = Registry::new();
     let breaker = BreakerLayer::standard();
     for bad in ["", "a\nb", &"x".repeat(129)] {
-        assert!(matches!(registry.register(bad, &breaker), Err(RegistryError::BadId(_))), "{bad:?}");
+        assert!(
+            matches!(
+                registry.register(bad, &breaker),
+                Err(RegistryError::BadId(_))
+            ),
+            "{bad:?}"
+        );
     }
     registry.register("a", &breaker).unwrap();
-    assert_eq!(registry.register("a", &breaker), Err(RegistryError::Duplicate("a".into())));
+    assert_eq!(
+        registry.register("a", &breaker),
+        Err(RegistryError::Duplicate("a".into()))
+    );
     assert!(registry.remove("a"));
     assert!(!registry.remove("a"));
     registry.register("a", &breaker).unwrap();
@@ -51,7 +60,9 @@ fn a_config_of_another_kind_is_refused() {
     let err = registry
         .reload("db", &LayerConfig::Shed(ShedConfig::new()))
         .unwrap_err();
-    let RegistryError::Reload { layer, error } = err else { panic!() };
+    let RegistryError::Reload { layer, error } = err else {
+        panic!()
+    };
     assert_eq!(layer, "db");
     assert_eq!(error.not_in_place_field(), Some("kind"));
 }
@@ -76,14 +87,18 @@ fn stacks_register_all_their_parts_or_none() {
     let client = config.client.build(|req: &String| req.clone()).unwrap();
     let server = config.server.build().unwrap();
     let registry = Registry::new();
-    registry.register("server.budget", &BreakerLayer::standard()).unwrap();
+    registry
+        .register("server.budget", &BreakerLayer::standard())
+        .unwrap();
     registry.register_client("client", &client).unwrap();
     // One id taken: nothing of the server stack is registered.
-    let server_with_budget = StackConfig::from_toml_str("[server.shed]\nlimit = { fixed = 4 }\n[server.budget]\nrate = 5\n")
-        .unwrap()
-        .server
-        .build()
-        .unwrap();
+    let server_with_budget = StackConfig::from_toml_str(
+        "[server.shed]\nlimit = { fixed = 4 }\n[server.budget]\nrate = 5\n",
+    )
+    .unwrap()
+    .server
+    .build()
+    .unwrap();
     assert!(matches!(
         registry.register_server("server", &server_with_budget),
         Err(RegistryError::Duplicate(id)) if id == "server.budget"
@@ -93,12 +108,24 @@ fn stacks_register_all_their_parts_or_none() {
     registry.register_server("server", &server).unwrap();
     assert_eq!(
         registry.ids(),
-        ["client.breaker", "client.budget", "client.retry", "client.timeout", "server.shed"]
+        [
+            "client.breaker",
+            "client.budget",
+            "client.retry",
+            "client.timeout",
+            "server.shed"
+        ]
     );
     let kinds: Vec<_> = registry.layers().iter().map(|l| l.kind).collect();
     assert_eq!(
         kinds,
-        [LayerKind::KeyedBreaker, LayerKind::Budget, LayerKind::Retry, LayerKind::KeyedTimeout, LayerKind::Shed]
+        [
+            LayerKind::KeyedBreaker,
+            LayerKind::Budget,
+            LayerKind::Retry,
+            LayerKind::KeyedTimeout,
+            LayerKind::Shed
+        ]
     );
 }
 
@@ -122,9 +149,15 @@ fn apply_reloads_in_place_and_reports_what_it_cannot_do() {
     assert_eq!(report.reloaded, ["client.breaker", "server.shed"]);
     assert_eq!(report.refused.len(), 1);
     assert_eq!(report.refused[0].0, "server.timeout");
-    assert!(matches!(report.refused[0].1, ReloadError::NotInPlace { .. }));
+    assert!(matches!(
+        report.refused[0].1,
+        ReloadError::NotInPlace { .. }
+    ));
     assert!(!report.is_complete());
-    assert_eq!(client.breaker().unwrap().config().open_duration, Duration::from_secs(9));
+    assert_eq!(
+        client.breaker().unwrap().config().open_duration,
+        Duration::from_secs(9)
+    );
     assert_eq!(server.shed().unwrap().stats().limit, 40);
 
     // An invalid config touches nothing.
@@ -166,7 +199,9 @@ async fn reload_every_100ms_under_load_loses_nothing() {
         tasks.push(tokio::spawn(async move {
             while !done.load(Ordering::Relaxed) {
                 svc.ready().await.unwrap();
-                svc.call(()).await.expect("no call fails because of a reload");
+                svc.call(())
+                    .await
+                    .expect("no call fails because of a reload");
                 calls.fetch_add(1, Ordering::Relaxed);
             }
         }));
@@ -184,7 +219,11 @@ async fn reload_every_100ms_under_load_loses_nothing() {
     let shed = server.shed().unwrap().stats();
     assert_eq!(shed.in_flight, 0, "no permit lost");
     assert_eq!(shed.limit, 64, "the last config applied (a)");
-    assert!(calls.load(Ordering::Relaxed) > 8 * 500, "{}", calls.load(Ordering::Relaxed));
+    assert!(
+        calls.load(Ordering::Relaxed) > 8 * 500,
+        "{}",
+        calls.load(Ordering::Relaxed)
+    );
     assert_eq!(breaker.state(), State::ForcedOpen, "state survives");
     assert_eq!(shed.shed.total(), 0);
 }

@@ -340,23 +340,31 @@ async fn reset(
     control(admin, who, id, q.key, Control::Reset).await
 }
 
-fn text(body: &Bytes) -> Result<&str, Response> {
-    std::str::from_utf8(body)
-        .map_err(|_| error(StatusCode::BAD_REQUEST, "the body must be UTF-8 TOML"))
+/// A refused request, small enough to pass around before it becomes a
+/// [`Response`].
+struct Fail(StatusCode, String);
+
+impl IntoResponse for Fail {
+    fn into_response(self) -> Response {
+        error(self.0, self.1)
+    }
+}
+
+fn text(body: &Bytes) -> Result<&str, Fail> {
+    std::str::from_utf8(body).map_err(|_| {
+        Fail(
+            StatusCode::BAD_REQUEST,
+            "the body must be UTF-8 TOML".into(),
+        )
+    })
 }
 
 // One layer's config table, read as the config type of the layer's kind.
-fn layer_config(kind: LayerKind, toml_text: &str) -> Result<LayerConfig, Response> {
-    fn parse<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, Response> {
+fn layer_config(kind: LayerKind, toml_text: &str) -> Result<LayerConfig, Fail> {
+    fn parse<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, Fail> {
         toml::from_str(text).map_err(|e| {
-            let message = e.message().to_owned();
-            error(
-                StatusCode::BAD_REQUEST,
-                format_args!(
-                    "bad config: {}",
-                    ConfigError::new("body", "<toml>", message)
-                ),
-            )
+            let field = ConfigError::new("body", "<toml>", e.message().to_owned());
+            Fail(StatusCode::BAD_REQUEST, format!("bad config: {field}"))
         })
     }
     Ok(match kind {
@@ -371,9 +379,9 @@ fn layer_config(kind: LayerKind, toml_text: &str) -> Result<LayerConfig, Respons
         #[cfg(feature = "chaos")]
         LayerKind::Chaos => LayerConfig::Chaos(parse(toml_text)?),
         other => {
-            return Err(error(
+            return Err(Fail(
                 StatusCode::BAD_REQUEST,
-                format_args!("a {other} layer is not reloaded through the endpoint"),
+                format!("a {other} layer is not reloaded through the endpoint"),
             ));
         }
     })
@@ -390,7 +398,7 @@ async fn reload(
     };
     let config = match text(&body).and_then(|t| layer_config(layer.kind, t)) {
         Ok(config) => config,
-        Err(res) => return res,
+        Err(fail) => return fail.into_response(),
     };
     let result = admin.registry.reload(&id, &config);
     tracing::info!(
@@ -419,7 +427,7 @@ async fn apply(
     let config = match text(&body).map(StackConfig::from_toml_str) {
         Ok(Ok(config)) => config,
         Ok(Err(err)) => return error(StatusCode::BAD_REQUEST, format_args!("bad config: {err}")),
-        Err(res) => return res,
+        Err(fail) => return fail.into_response(),
     };
     let result = admin.registry.apply(&config);
     match result {
