@@ -13,7 +13,7 @@ use tracing::{Event, Level, Metadata, Subscriber};
 /// One test at a time: a thread-scoped subscriber misses events whose
 /// callsite another test thread registers at the same moment (tracing
 /// caches each callsite's interest process-wide).
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 #[derive(Default, Clone)]
 struct Events(Arc<Mutex<Vec<String>>>);
@@ -63,7 +63,7 @@ impl Subscriber for Events {
 
 #[tokio::test(start_paused = true)]
 async fn transitions_are_traced() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = ONE_AT_A_TIME.lock().await;
     let events = Events::default();
     let _guard = tracing::subscriber::set_default(events.clone());
     let b = CircuitBreaker::builder()
@@ -98,7 +98,7 @@ async fn transitions_are_traced() {
 
 #[test]
 fn a_reload_is_one_info_event_naming_what_changed() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = ONE_AT_A_TIME.blocking_lock();
     let events = Events::default();
     let _guard = tracing::subscriber::set_default(events.clone());
     let config = seawall_breaker::BreakerConfig::new()
