@@ -132,6 +132,13 @@ pub const DEADLINE_CARRIED_TOTAL: &str = "seawall_deadline_carried_total";
 /// Counter: requests refused because the caller's deadline had passed.
 pub const DEADLINE_EXCEEDED_TOTAL: &str = "seawall_deadline_exceeded_total";
 
+/// Prefix of the [`event`](crate::event) hub's metrics.
+pub const TARGET_EVENTS: &str = "seawall_events";
+/// Counter: events a subscriber's full channel dropped (one per subscriber
+/// that missed it). The hub is per process, so this counter has no
+/// [`LABEL_NAME`].
+pub const EVENTS_DROPPED_TOTAL: &str = "seawall_events_dropped_total";
+
 /// Describes every seawall metric (unit and help text) to the installed
 /// `metrics` recorder. Call it once after installing the recorder.
 #[cfg(feature = "metrics")]
@@ -299,6 +306,11 @@ pub fn describe_metrics() {
         Unit::Count,
         "Requests refused because the caller's deadline had passed."
     );
+    describe_counter!(
+        EVENTS_DROPPED_TOTAL,
+        Unit::Count,
+        "Events dropped because a subscriber's channel was full."
+    );
 }
 
 #[cfg(test)]
@@ -346,6 +358,7 @@ mod tests {
             HEDGE_DELAY_SECONDS,
             DEADLINE_CARRIED_TOTAL,
             DEADLINE_EXCEEDED_TOTAL,
+            EVENTS_DROPPED_TOTAL,
         ];
         let targets = [
             TARGET_BUDGET,
@@ -357,6 +370,7 @@ mod tests {
             TARGET_CHAOS,
             TARGET_HEDGE,
             TARGET_DEADLINE,
+            TARGET_EVENTS,
         ];
         for name in all {
             assert!(
