@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use seawall_core::names::TARGET_BUDGET;
 use seawall_core::time::nanos;
+use seawall_core::event::{Event, EventKind, Throttle};
 use seawall_core::{BudgetExhausted, Clock, ConfigError};
 use tokio::time::Instant;
 
@@ -86,6 +87,8 @@ struct Inner {
     clock: Clock,
     schedule: Schedule,
     exhausted: AtomicU64,
+    // Folds refusals into at most one event a second.
+    events: Throttle,
     backoffs: AtomicU64,
     backoff_nanos: AtomicU64,
     // Made only for a budget that advertises its quota.
@@ -244,6 +247,7 @@ impl LoopBudget {
                     step: AtomicU32::new(0),
                 },
                 rate,
+                events: Throttle::new(clock.clone()),
                 clock,
                 schedule,
                 exhausted: AtomicU64::new(0),
@@ -420,6 +424,8 @@ impl LoopBudget {
         self.inner.exhausted.fetch_add(1, Ordering::Relaxed);
         #[cfg(feature = "metrics")]
         self.inner.metrics.exhausted.increment(1);
+        let name = self.inner.config.name.as_str();
+        self.inner.events.note(|n| Event::new(name, EventKind::budget_exhausted(n)));
     }
 
     // Only reads the shared step when nothing changed, so a busy budget's
