@@ -767,8 +767,14 @@ impl Inner {
         let key = cold.label.as_deref().unwrap_or("");
         let open_for = Duration::from_nanos(s.open_for);
         seawall_core::event::emit(|| {
-            let e = Event::new(Arc::clone(&self.settings.name), EventKind::breaker_transition(from.into(), to.into()));
-            match &cold.label { Some(k) => e.with_key(k), None => e }
+            let e = Event::new(
+                Arc::clone(&self.settings.name),
+                EventKind::breaker_transition(from.into(), to.into()),
+            );
+            match &cold.label {
+                Some(k) => e.with_key(k),
+                None => e,
+            }
         });
         match to {
             State::Open | State::ForcedOpen => tracing::warn!(

@@ -8,13 +8,18 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use seawall_breaker::{BreakerConfig, CircuitBreaker, KeyedBreakerConfig, KeyedBreakerLayer, TripPolicy};
+use seawall_breaker::{
+    BreakerConfig, CircuitBreaker, KeyedBreakerConfig, KeyedBreakerLayer, TripPolicy,
+};
 use seawall_core::Clock;
 use seawall_core::event::{self, BreakerState, Event, EventKind, Subscriber};
 
 const OPEN: Duration = Duration::from_secs(30);
 
-fn transitions(name: &str, events: &mut Subscriber) -> Vec<(Option<String>, BreakerState, BreakerState)> {
+fn transitions(
+    name: &str,
+    events: &mut Subscriber,
+) -> Vec<(Option<String>, BreakerState, BreakerState)> {
     let mut out = Vec::new();
     while let Some(e) = events.try_recv() {
         if &*e.layer == name
@@ -78,7 +83,11 @@ fn a_keyed_breaker_gives_the_key() {
         .failure();
     assert_eq!(
         transitions("ev-breaker-keyed", &mut events),
-        [(Some("10.0.0.7:443".to_owned()), BreakerState::Closed, BreakerState::Open)]
+        [(
+            Some("10.0.0.7:443".to_owned()),
+            BreakerState::Closed,
+            BreakerState::Open
+        )]
     );
 }
 
@@ -97,7 +106,9 @@ fn a_callback_may_call_back_into_the_breaker_that_emitted() {
             if &*e.layer == "ev-breaker-reenter" {
                 // Takes the breaker's lock: this would deadlock if the event
                 // were delivered under it.
-                seen.lock().unwrap().push((b.stats().state, b.stats().trips));
+                seen.lock()
+                    .unwrap()
+                    .push((b.stats().state, b.stats().trips));
             }
         })
     };

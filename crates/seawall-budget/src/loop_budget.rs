@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
+use seawall_core::event::{Event, EventKind, Throttle};
 use seawall_core::names::TARGET_BUDGET;
 use seawall_core::time::nanos;
-use seawall_core::event::{Event, EventKind, Throttle};
 use seawall_core::{BudgetExhausted, Clock, ConfigError};
 use tokio::time::Instant;
 
@@ -425,7 +425,9 @@ impl LoopBudget {
         #[cfg(feature = "metrics")]
         self.inner.metrics.exhausted.increment(1);
         let name = self.inner.config.name.as_str();
-        self.inner.events.note(|n| Event::new(name, EventKind::budget_exhausted(n)));
+        self.inner
+            .events
+            .note(|n| Event::new(name, EventKind::budget_exhausted(n)));
     }
 
     // Only reads the shared step when nothing changed, so a busy budget's

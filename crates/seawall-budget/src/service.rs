@@ -454,7 +454,9 @@ fn key_rejection<K: fmt::Display>(shared: &KeyedShared<K>, key: &K, wait: u64) -
     let retry_after = Duration::from_nanos(wait);
     let label = KeyLabel::display(key);
     let name = shared.config.per_key.name.as_str();
-    shared.events.note(|n| Event::new(name, EventKind::budget_exhausted(n)).with_key(&label));
+    shared
+        .events
+        .note(|n| Event::new(name, EventKind::budget_exhausted(n)).with_key(&label));
     tracing::trace!(
         target: TARGET_BUDGET,
         name = %shared.config.per_key.name,
@@ -474,7 +476,9 @@ fn overflow_rejection<K>(shared: &KeyedShared<K>, wait: u64) -> BudgetExhausted 
     shared.metrics.exhausted.increment(1);
     let retry_after = Duration::from_nanos(wait);
     let name = shared.config.per_key.name.as_str();
-    shared.events.note(|n| Event::new(name, EventKind::budget_exhausted(n)).with_key(OVERFLOW_KEY));
+    shared
+        .events
+        .note(|n| Event::new(name, EventKind::budget_exhausted(n)).with_key(OVERFLOW_KEY));
     tracing::trace!(
         target: TARGET_BUDGET,
         name = %shared.config.per_key.name,

@@ -81,7 +81,9 @@ fn a_keyed_budget_reports_per_layer_with_the_key_refused() {
     let (clock, hand) = Clock::manual();
     let cfg = KeyedBudgetConfig::from(BudgetConfig::new().name("ev-budget-keyed").rate(1).burst(1))
         .keys(KeyMapConfig::new().capacity(2));
-    let layer = KeyedBudgetLayer::new(|k: &u32| *k, &cfg).unwrap().clock(clock);
+    let layer = KeyedBudgetLayer::new(|k: &u32| *k, &cfg)
+        .unwrap()
+        .clock(clock);
     let mut svc = layer.layer(Echo);
     let mut events = event::subscribe(1024);
     assert!(ready_call_ok(&mut svc, 7u32));

@@ -411,10 +411,7 @@ fn dispatch(event: Event) {
 
 /// Counts an event no subscriber gets as dropped by every channel.
 fn drop_for_all() {
-    let sinks = SINKS
-        .read()
-        .unwrap_or_else(PoisonError::into_inner)
-        .clone();
+    let sinks = SINKS.read().unwrap_or_else(PoisonError::into_inner).clone();
     for sink in sinks.as_deref().unwrap_or_default() {
         if let To::Channel(channel) = &sink.to {
             count_dropped(channel);
@@ -423,10 +420,7 @@ fn drop_for_all() {
 }
 
 fn deliver(event: &Event) {
-    let sinks = SINKS
-        .read()
-        .unwrap_or_else(PoisonError::into_inner)
-        .clone();
+    let sinks = SINKS.read().unwrap_or_else(PoisonError::into_inner).clone();
     let Some(sinks) = sinks else { return };
     for sink in sinks.iter() {
         match &sink.to {
@@ -928,7 +922,7 @@ mod tests {
         assert!(mine.len() <= 2);
         // Room again: the next event is queued.
         emit(|| Event::new("t-full", EventKind::fallback_used(2)));
-        assert!(events.len() >= 1);
+        assert!(!events.is_empty());
     }
 
     #[test]

@@ -23,5 +23,8 @@ fn with_no_subscriber_nothing_is_built() {
     let e = events.try_recv().expect("an event");
     assert_eq!(e.kind, EventKind::budget_exhausted(1));
     drop(events);
-    assert!(!event::enabled(), "the last subscriber's drop turns emitting off");
+    assert!(
+        !event::enabled(),
+        "the last subscriber's drop turns emitting off"
+    );
 }

@@ -19,7 +19,9 @@ async fn fallbacks_are_reported_once_a_second_with_the_count() {
         .answer_with(|_req: u32, _err: BoxError| Ok::<_, BoxError>(0u32))
         .build()
         .unwrap();
-    let svc = layer.layer(service_fn(|_: u32| async { Err::<u32, BoxError>("down".into()) }));
+    let svc = layer.layer(service_fn(|_: u32| async {
+        Err::<u32, BoxError>("down".into())
+    }));
     let mut events = event::subscribe(1024);
     let mut counts = || {
         let mut out = Vec::new();

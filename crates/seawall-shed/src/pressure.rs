@@ -467,7 +467,8 @@ impl Inner {
         self.level.store(next as u8, Ordering::Relaxed);
         self.changes.fetch_add(1, Ordering::Relaxed);
         seawall_core::event::emit(|| {
-            let kind = seawall_core::event::EventKind::pressure_changed(current.into(), next.into());
+            let kind =
+                seawall_core::event::EventKind::pressure_changed(current.into(), next.into());
             seawall_core::event::Event::new(Arc::clone(&self.name), kind)
         });
         if next > current {

@@ -464,7 +464,10 @@ impl Shared {
         if event::enabled() {
             let limit = self.limit.load(Ordering::Relaxed) as u64;
             self.limit_events.observe(limit, |old, new| {
-                Event::new(Arc::clone(&self.name), EventKind::shed_limit_changed(old as usize, new as usize))
+                Event::new(
+                    Arc::clone(&self.name),
+                    EventKind::shed_limit_changed(old as usize, new as usize),
+                )
             });
         }
     }
