@@ -19,8 +19,23 @@ const DASHBOARD: &str = include_str!("../docs/dashboards/seawall.json");
 /// suffix. None today: every seawall metric is a counter or a gauge.
 const DISTRIBUTIONS: &[&str] = &[];
 
-/// PromQL words that are not metric names when not followed by `(`.
+/// PromQL words that are not metric names: keywords, and the aggregation
+/// operators, which may be followed by `by (…)` before their `(`.
 const KEYWORDS: &[&str] = &[
+    "sum",
+    "min",
+    "max",
+    "avg",
+    "count",
+    "group",
+    "stddev",
+    "stdvar",
+    "topk",
+    "bottomk",
+    "quantile",
+    "count_values",
+    "limitk",
+    "limit_ratio",
     "by",
     "without",
     "on",
@@ -146,6 +161,37 @@ fn is_exported(name: &str) -> bool {
         })
 }
 
+/// The PromQL inside a Grafana variable query: `label_values(selector,
+/// label)` queries `selector` (`label_values(label)` queries no metric),
+/// `query_result(expr)` queries `expr`.
+fn variable_expr(q: &str) -> String {
+    let q = q.trim();
+    if let Some(inner) = q
+        .strip_prefix("query_result(")
+        .and_then(|r| r.strip_suffix(')'))
+    {
+        return inner.to_owned();
+    }
+    let Some(inner) = q
+        .strip_prefix("label_values(")
+        .and_then(|r| r.strip_suffix(')'))
+    else {
+        return q.to_owned();
+    };
+    // The last comma outside braces and quotes separates the label name.
+    let (mut depth, mut quoted, mut split) = (0i32, false, None);
+    for (i, c) in inner.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            '{' | '(' | '[' if !quoted => depth += 1,
+            '}' | ')' | ']' if !quoted => depth -= 1,
+            ',' if !quoted && depth == 0 => split = Some(i),
+            _ => {}
+        }
+    }
+    split.map_or_else(String::new, |i| inner[..i].to_owned())
+}
+
 /// Every PromQL string in the dashboard, with where it is.
 fn queries(dashboard: &Value) -> Vec<(String, String)> {
     let mut out = Vec::new();
@@ -171,7 +217,7 @@ fn queries(dashboard: &Value) -> Vec<(String, String)> {
                 .as_str()
                 .or(var["query"].as_str())
                 .expect("a query variable has a query");
-            out.push((format!("variable {}", var["name"]), q.to_owned()));
+            out.push((format!("variable {}", var["name"]), variable_expr(q)));
         }
     }
     for a in dashboard["annotations"]["list"]
@@ -195,7 +241,19 @@ fn the_checker_finds_metric_names_and_refuses_unknown_ones() {
         ["seawall_shed_rejected_total", "seawall_shed_limit"]
     );
     assert_eq!(
-        metric_names(r#"label_values({__name__=~"seawall_.+"}, name)"#),
+        metric_names(&variable_expr(
+            r#"label_values({__name__=~"seawall_.+"}, name)"#
+        )),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        metric_names(&variable_expr(
+            "label_values(seawall_shed_limit{x=\"a,b\"}, name)"
+        )),
+        ["seawall_shed_limit"]
+    );
+    assert_eq!(
+        metric_names(&variable_expr("label_values(name)")),
         Vec::<String>::new()
     );
     // Known names pass.
