@@ -109,4 +109,20 @@ fn a_keyed_budget_reports_per_layer_with_the_key_refused() {
         [(Some("7".to_owned()), 3)]
     );
     assert_eq!(layer.stats().exhausted, 4);
+    // Another second: the overflow budget's refusal names the overflow key.
+    hand.advance(Duration::from_secs(1));
+    assert!(ready_call_ok(&mut svc, 7u32));
+    assert!(ready_call_ok(&mut svc, 8u32));
+    assert!(
+        ready_call_ok(&mut svc, 12u32),
+        "the map is full: the overflow budget"
+    );
+    assert!(
+        !ready_call_ok(&mut svc, 13u32),
+        "the overflow budget is spent"
+    );
+    assert_eq!(
+        exhausted("ev-budget-keyed", &mut events),
+        [(Some("<overflow>".to_owned()), 1)]
+    );
 }

@@ -102,7 +102,7 @@ const MAX_DEFERRED: usize = 64;
 
 /// Something a layer did, as told to [`Subscriber`]s and [`on_event`]
 /// callbacks.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Event {
     /// The layer's name, as given in its builder (`"default"` when none was).
@@ -139,7 +139,7 @@ impl Event {
 ///
 /// Both the enum and each variant are `#[non_exhaustive]`: match with `..`;
 /// make one with the associated functions.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum EventKind {
     /// A circuit breaker changed state (a keyed breaker's event has the key).
