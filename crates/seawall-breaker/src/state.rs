@@ -31,6 +31,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use seawall_core::event::{Defer, Deferred, Event, EventKind};
 use seawall_core::rand::{SplitMix64, derive, random_seed};
 use seawall_core::rejection::OpenState;
 use seawall_core::time::nanos;
@@ -90,6 +91,19 @@ impl State {
     /// `true` for the states that may reject calls (open, half-open, forced open).
     pub fn is_rejecting(self) -> bool {
         matches!(self, State::Open | State::HalfOpen | State::ForcedOpen)
+    }
+}
+
+impl From<State> for seawall_core::event::BreakerState {
+    fn from(state: State) -> Self {
+        use seawall_core::event::BreakerState as S;
+        match state {
+            State::Closed => S::Closed,
+            State::Open => S::Open,
+            State::HalfOpen => S::HalfOpen,
+            State::ForcedOpen => S::ForcedOpen,
+            State::ForcedClosed => S::ForcedClosed,
+        }
     }
 }
 
@@ -536,10 +550,13 @@ impl Cold {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Slow> {
+    fn lock(&self) -> Deferred<MutexGuard<'_, Slow>> {
+        // Events emitted under the lock reach subscribers once it is
+        // released, so a callback may call back into this breaker.
+        let defer = Defer::new();
         // Poisoned only by a panic under the lock; the breaker's own code does
         // not panic there, and every field is valid after each statement.
-        self.slow.lock().unwrap_or_else(|p| p.into_inner())
+        Deferred::new(defer, self.slow.lock().unwrap_or_else(|p| p.into_inner()))
     }
 }
 
@@ -616,7 +633,7 @@ impl Inner {
         self.cold.get().is_none()
     }
 
-    fn lock(&self) -> MutexGuard<'_, Slow> {
+    fn lock(&self) -> Deferred<MutexGuard<'_, Slow>> {
         self.cold(None).lock()
     }
 
@@ -1004,6 +1021,16 @@ impl Inner {
         let cold = self.cold(None);
         let key = cold.label.as_deref().unwrap_or("");
         let open_for = Duration::from_nanos(s.open_for);
+        seawall_core::event::emit(|| {
+            let e = Event::new(
+                Arc::clone(&self.settings.name),
+                EventKind::breaker_transition(from.into(), to.into()),
+            );
+            match &cold.label {
+                Some(k) => e.with_key(k),
+                None => e,
+            }
+        });
         match to {
             State::Open | State::ForcedOpen => tracing::warn!(
                 target: seawall_core::names::TARGET_BREAKER,

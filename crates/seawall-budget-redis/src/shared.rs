@@ -337,6 +337,7 @@ impl Shared {
             .unwrap_or_else(PoisonError::into_inner) = Some(err.clone());
         if self.backend.swap(FALLBACK, Ordering::AcqRel) == REDIS {
             self.counters.fallbacks.fetch_add(1, Ordering::Relaxed);
+            self.emit_switch(seawall_core::event::BudgetBackend::Fallback);
             tracing::warn!(
                 target: TARGET_BUDGET,
                 name = %self.config.name,
@@ -354,8 +355,14 @@ impl Shared {
         }
     }
 
+    fn emit_switch(&self, to: seawall_core::event::BudgetBackend) {
+        use seawall_core::event::{Event, EventKind, emit};
+        emit(|| Event::new(self.config.name.as_str(), EventKind::backend_switched(to)));
+    }
+
     fn leave_fallback(&self) {
         if self.backend.swap(REDIS, Ordering::AcqRel) == FALLBACK {
+            self.emit_switch(seawall_core::event::BudgetBackend::Redis);
             tracing::info!(
                 target: TARGET_BUDGET,
                 name = %self.config.name,

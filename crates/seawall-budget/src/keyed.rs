@@ -19,6 +19,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use seawall_core::event::Throttle;
 use seawall_core::names::TARGET_BUDGET;
 use seawall_core::{Clock, KeyMap, ReloadError};
 
@@ -42,6 +43,8 @@ pub(crate) struct KeyedShared<K> {
     pub(crate) overflow_key: Arc<str>,
     pub(crate) admitted: AtomicU64,
     pub(crate) exhausted: AtomicU64,
+    // Folds every key's refusals into at most one event a second.
+    pub(crate) events: Throttle,
     pub(crate) overflow_calls: AtomicU64,
     pub(crate) overflow_rejected: AtomicU64,
     // Made only when `per_key.advertise`.
@@ -87,6 +90,7 @@ impl<K: std::hash::Hash + Eq> KeyedShared<K> {
         KeyedShared {
             map,
             rate,
+            events: Throttle::new(clock.clone()),
             clock,
             overflow: Gcra::new(),
             overflow_key: Arc::from(OVERFLOW_KEY),

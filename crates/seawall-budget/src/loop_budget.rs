@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use seawall_core::event::{Event, EventKind, Throttle};
 use seawall_core::names::TARGET_BUDGET;
 use seawall_core::time::nanos;
 use seawall_core::{BudgetExhausted, Clock, ConfigError, ReloadError};
@@ -91,6 +92,8 @@ struct Inner {
     #[cfg(not(feature = "quota"))]
     advertise: bool,
     exhausted: AtomicU64,
+    // Folds refusals into at most one event a second.
+    events: Throttle,
     backoffs: AtomicU64,
     backoff_nanos: AtomicU64,
     // Made only for a budget that advertises its quota.
@@ -255,6 +258,7 @@ impl LoopBudget {
                     step: AtomicU32::new(0),
                 },
                 rate: RateCell::new(rate),
+                events: Throttle::new(clock.clone()),
                 clock,
                 name: Arc::from(config.name.as_str()),
                 #[cfg(not(feature = "quota"))]
@@ -586,6 +590,10 @@ impl LoopBudget {
         self.inner.exhausted.fetch_add(1, Ordering::Relaxed);
         #[cfg(feature = "metrics")]
         self.inner.metrics.exhausted.increment(1);
+        let name = &self.inner.name;
+        self.inner
+            .events
+            .note(|n| Event::new(name.clone(), EventKind::budget_exhausted(n)));
     }
 
     // Only reads the shared step when nothing changed, so a busy budget's

@@ -9,6 +9,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use seawall_core::deadline::Deadline;
+use seawall_core::event::{Event, EventKind};
 use seawall_core::names::TARGET_BUDGET;
 use seawall_core::{BoxError, BudgetExhausted, DeadlineExceeded, KeyFn, KeyLabel};
 use tokio::time::Sleep;
@@ -17,7 +18,7 @@ use tower_service::Service;
 use crate::config::BudgetMode;
 use crate::future::ResponseFuture;
 use crate::gcra::{Gcra, Reservation};
-use crate::keyed::{KeyedBudgetStats, KeyedShared};
+use crate::keyed::{KeyedBudgetStats, KeyedShared, OVERFLOW_KEY};
 use crate::loop_budget::{BudgetStats, LoopBudget};
 
 /// A service behind a rate budget; made by [`BudgetLayer`](crate::BudgetLayer).
@@ -454,6 +455,10 @@ fn key_rejection<K: fmt::Display>(shared: &KeyedShared<K>, key: &K, wait: u64) -
     shared.metrics.exhausted.increment(1);
     let retry_after = Duration::from_nanos(wait);
     let label = KeyLabel::display(key);
+    let name = &shared.name;
+    shared
+        .events
+        .note(|n| Event::new(name.clone(), EventKind::budget_exhausted(n)).with_key(&label));
     tracing::trace!(
         target: TARGET_BUDGET,
         name = %shared.name,
@@ -472,6 +477,10 @@ fn overflow_rejection<K>(shared: &KeyedShared<K>, wait: u64) -> BudgetExhausted 
     #[cfg(feature = "metrics")]
     shared.metrics.exhausted.increment(1);
     let retry_after = Duration::from_nanos(wait);
+    let name = &shared.name;
+    shared
+        .events
+        .note(|n| Event::new(name.clone(), EventKind::budget_exhausted(n)).with_key(OVERFLOW_KEY));
     tracing::trace!(
         target: TARGET_BUDGET,
         name = %shared.name,

@@ -28,6 +28,9 @@
 //!   default, a manual clock for tests, the TSC with the `quanta` feature).
 //! - [`time`]: checked deadline arithmetic for configured durations.
 //! - [`rand`]: the small seedable generator layers jitter with.
+//! - [`event`]: typed events (a breaker's transitions, a shedder's limit,
+//!   a spent budget, …) for subscribers of the process, costing one atomic
+//!   load when nobody listens.
 //! - [`names`]: the `tracing` targets and `metrics` names every layer reports
 //!   under, so that all layers report alike.
 //!
@@ -68,6 +71,7 @@ pub mod clock;
 pub mod clone;
 pub mod config;
 pub mod deadline;
+pub mod event;
 pub mod key;
 pub mod names;
 pub mod quota;

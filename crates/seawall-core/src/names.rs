@@ -132,6 +132,60 @@ pub const DEADLINE_CARRIED_TOTAL: &str = "seawall_deadline_carried_total";
 /// Counter: requests refused because the caller's deadline had passed.
 pub const DEADLINE_EXCEEDED_TOTAL: &str = "seawall_deadline_exceeded_total";
 
+/// Prefix of the [`event`](crate::event) hub's metrics.
+pub const TARGET_EVENTS: &str = "seawall_events";
+/// Counter: events a subscriber's full channel dropped (one per subscriber
+/// that missed it). The hub is per process, so this counter has no
+/// [`LABEL_NAME`].
+pub const EVENTS_DROPPED_TOTAL: &str = "seawall_events_dropped_total";
+
+/// Every metric name above: what a dashboard or an alert may query. None
+/// is a histogram or a summary (counters end in `_total`, the rest are
+/// gauges), so a Prometheus exporter adds no `_bucket`, `_sum` or `_count`
+/// series, and the names already carry their `_total` and unit suffixes
+/// (`metrics-exporter-prometheus` adds none to them).
+pub const ALL_METRICS: &[&str] = &[
+    BREAKER_STATE,
+    BREAKER_TRANSITIONS_TOTAL,
+    BREAKER_REJECTED_TOTAL,
+    BREAKER_KEYS,
+    BREAKER_SELECT_PREFERRED_TOTAL,
+    BREAKER_SELECT_OTHER_TOTAL,
+    BREAKER_SELECT_NO_PEER_TOTAL,
+    BREAKER_SELECT_PEERS,
+    BUDGET_ADMITTED_TOTAL,
+    BUDGET_EXHAUSTED_TOTAL,
+    BUDGET_DROPPED_TOTAL,
+    BUDGET_QUEUE_LEN,
+    BUDGET_REDIS_ROUND_TRIPS_TOTAL,
+    BUDGET_BACKEND_SWITCHES_TOTAL,
+    BUDGET_BACKEND_FALLBACK,
+    SHED_IN_FLIGHT,
+    SHED_LIMIT,
+    SHED_ADMITTED_TOTAL,
+    SHED_REJECTED_TOTAL,
+    TIMEOUT_DEADLINE_SECONDS,
+    TIMEOUT_ELAPSED_TOTAL,
+    RETRY_ATTEMPTS_TOTAL,
+    RETRY_RETRIES_TOTAL,
+    RETRY_GAVE_UP_TOTAL,
+    RETRY_BUDGET_EXHAUSTED_TOTAL,
+    RETRY_HINTED_TOTAL,
+    FALLBACK_USED_TOTAL,
+    FALLBACK_FAILED_TOTAL,
+    FALLBACK_NOT_COPIED_TOTAL,
+    CHAOS_INJECTED_TOTAL,
+    CHAOS_ENABLED,
+    HEDGE_SENT_TOTAL,
+    HEDGE_WON_TOTAL,
+    HEDGE_BUDGET_EXHAUSTED_TOTAL,
+    HEDGE_NOT_CLONEABLE_TOTAL,
+    HEDGE_DELAY_SECONDS,
+    DEADLINE_CARRIED_TOTAL,
+    DEADLINE_EXCEEDED_TOTAL,
+    EVENTS_DROPPED_TOTAL,
+];
+
 /// Describes every seawall metric (unit and help text) to the installed
 /// `metrics` recorder. Call it once after installing the recorder.
 #[cfg(feature = "metrics")]
@@ -299,6 +353,11 @@ pub fn describe_metrics() {
         Unit::Count,
         "Requests refused because the caller's deadline had passed."
     );
+    describe_counter!(
+        EVENTS_DROPPED_TOTAL,
+        Unit::Count,
+        "Events dropped because a subscriber's channel was full."
+    );
 }
 
 #[cfg(test)]
@@ -307,46 +366,7 @@ mod tests {
 
     #[test]
     fn metric_names_follow_the_convention() {
-        let all = [
-            BREAKER_STATE,
-            BREAKER_TRANSITIONS_TOTAL,
-            BREAKER_REJECTED_TOTAL,
-            BREAKER_KEYS,
-            BREAKER_SELECT_PREFERRED_TOTAL,
-            BREAKER_SELECT_OTHER_TOTAL,
-            BREAKER_SELECT_NO_PEER_TOTAL,
-            BREAKER_SELECT_PEERS,
-            BUDGET_ADMITTED_TOTAL,
-            BUDGET_EXHAUSTED_TOTAL,
-            BUDGET_DROPPED_TOTAL,
-            BUDGET_QUEUE_LEN,
-            BUDGET_REDIS_ROUND_TRIPS_TOTAL,
-            BUDGET_BACKEND_SWITCHES_TOTAL,
-            BUDGET_BACKEND_FALLBACK,
-            SHED_IN_FLIGHT,
-            SHED_LIMIT,
-            SHED_ADMITTED_TOTAL,
-            SHED_REJECTED_TOTAL,
-            TIMEOUT_DEADLINE_SECONDS,
-            TIMEOUT_ELAPSED_TOTAL,
-            RETRY_ATTEMPTS_TOTAL,
-            RETRY_RETRIES_TOTAL,
-            RETRY_GAVE_UP_TOTAL,
-            RETRY_BUDGET_EXHAUSTED_TOTAL,
-            RETRY_HINTED_TOTAL,
-            FALLBACK_USED_TOTAL,
-            FALLBACK_FAILED_TOTAL,
-            FALLBACK_NOT_COPIED_TOTAL,
-            CHAOS_INJECTED_TOTAL,
-            CHAOS_ENABLED,
-            HEDGE_SENT_TOTAL,
-            HEDGE_WON_TOTAL,
-            HEDGE_BUDGET_EXHAUSTED_TOTAL,
-            HEDGE_NOT_CLONEABLE_TOTAL,
-            HEDGE_DELAY_SECONDS,
-            DEADLINE_CARRIED_TOTAL,
-            DEADLINE_EXCEEDED_TOTAL,
-        ];
+        let all = ALL_METRICS;
         let targets = [
             TARGET_BUDGET,
             TARGET_BREAKER,
@@ -357,6 +377,7 @@ mod tests {
             TARGET_CHAOS,
             TARGET_HEDGE,
             TARGET_DEADLINE,
+            TARGET_EVENTS,
         ];
         for name in all {
             assert!(

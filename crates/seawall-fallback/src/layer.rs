@@ -4,7 +4,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use seawall_core::ConfigError;
+use seawall_core::event::{Event, EventKind, Throttle};
+use seawall_core::{Clock, ConfigError};
 use tower_layer::Layer;
 
 use crate::clone::ByClone;
@@ -21,6 +22,8 @@ pub(crate) struct Shared<B, C, R> {
     fallbacks: AtomicU64,
     not_cloneable: AtomicU64,
     backup_failures: AtomicU64,
+    // Folds fallbacks into at most one event a second.
+    events: Throttle,
     #[cfg(feature = "metrics")]
     metrics: Metrics,
 }
@@ -54,6 +57,7 @@ impl<B, C, R> Shared<B, C, R> {
             fallbacks: AtomicU64::new(0),
             not_cloneable: AtomicU64::new(0),
             backup_failures: AtomicU64::new(0),
+            events: Throttle::new(Clock::tokio()),
             #[cfg(feature = "metrics")]
             metrics,
         }
@@ -64,6 +68,9 @@ impl<B, C, R> Shared<B, C, R> {
         self.fallbacks.fetch_add(1, Ordering::Relaxed);
         #[cfg(feature = "metrics")]
         self.metrics.used.increment(1);
+        let name = self.config.name.as_str();
+        self.events
+            .note(|n| Event::new(name, EventKind::fallback_used(n)));
     }
 
     /// A failed call could not fall back: its request was not copied.

@@ -96,7 +96,9 @@
 //!
 //! # Time
 //!
-//! The layer reads no clock: it has no `Clock` to set.
+//! The layer reads no clock on its calls: it has no `Clock` to set. While
+//! an event subscriber listens (`seawall_core::event`), a fallback reads
+//! tokio's clock to send `FallbackUsed` at most once a second.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]

@@ -130,6 +130,17 @@ impl PressureLevel {
     }
 }
 
+impl From<PressureLevel> for seawall_core::event::PressureLevel {
+    fn from(level: PressureLevel) -> Self {
+        use seawall_core::event::PressureLevel as L;
+        match level {
+            PressureLevel::Normal => L::Normal,
+            PressureLevel::Elevated => L::Elevated,
+            PressureLevel::Severe => L::Severe,
+        }
+    }
+}
+
 impl fmt::Display for PressureLevel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -466,6 +477,11 @@ impl Inner {
         }
         self.level.store(next as u8, Ordering::Relaxed);
         self.changes.fetch_add(1, Ordering::Relaxed);
+        seawall_core::event::emit(|| {
+            let kind =
+                seawall_core::event::EventKind::pressure_changed(current.into(), next.into());
+            seawall_core::event::Event::new(Arc::clone(&self.name), kind)
+        });
         if next > current {
             tracing::warn!(
                 target: TARGET_SHED,

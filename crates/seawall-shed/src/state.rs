@@ -20,6 +20,7 @@ use std::sync::atomic::{
 };
 use std::time::Duration;
 
+use seawall_core::event::{self, Event, EventKind, ValueThrottle};
 use seawall_core::names::TARGET_SHED;
 use seawall_core::rand::{SplitMix64, derive, random_seed};
 use seawall_core::{
@@ -150,6 +151,8 @@ pub(crate) struct Shared {
     clock: Clock,
     seed: u64,
     services: AtomicU64,
+    /// Reports the limit's changes, at most once a second.
+    limit_events: ValueThrottle,
     #[cfg(feature = "metrics")]
     metrics: crate::metrics::Metrics,
     shed: ShedCounters,
@@ -195,6 +198,7 @@ impl Shared {
             window,
             queue,
             pressure,
+            limit_events: ValueThrottle::new(clock.clone(), initial.clamp(min, max) as u64),
             clock,
             seed: config.seed.unwrap_or_else(random_seed),
             services: AtomicU64::new(0),
@@ -671,6 +675,17 @@ impl Shared {
                     queue.grant(self);
                 }
             }
+        }
+        // Checked on every completion, not only at a change, so a change
+        // folded by the throttle is reported by a later call.
+        if event::enabled() {
+            let limit = self.limit.load(Ordering::Relaxed) as u64;
+            self.limit_events.observe(limit, |old, new| {
+                Event::new(
+                    Arc::clone(&self.name),
+                    EventKind::shed_limit_changed(old as usize, new as usize),
+                )
+            });
         }
     }
 
