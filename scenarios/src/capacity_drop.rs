@@ -187,13 +187,22 @@ impl DropConfig {
         }
     }
 
-    /// A short run for tests: 16 slots × 20 ms, 1 s + 3 s dropped + 1 s,
+    /// [`full`](Self::full) with the other reading of the drop:
+    /// [`Slowdown::Work`], every request 4× slower at any concurrency.
+    pub fn full_work() -> Self {
+        DropConfig {
+            slowdown: Slowdown::Work,
+            ..DropConfig::full()
+        }
+    }
+
+    /// A short run for tests: 16 slots × 40 ms, 1 s + 3 s dropped + 1 s,
     /// the fixed shedder against `adaptive`.
     pub fn short(adaptive: GuardKind) -> Self {
         let n = 16;
         DropConfig {
             slots: n,
-            work: Duration::from_millis(20),
+            work: Duration::from_millis(40),
             before: Duration::from_secs(1),
             during: Duration::from_secs(3),
             after: Duration::from_secs(1),
@@ -378,21 +387,25 @@ impl DropReport {
             c.before.as_secs_f64(),
             (c.before + c.during).as_secs_f64(),
         );
+        let what = match c.slowdown {
+            Slowdown::Slots => "Capacity drop (3/4 of the slots gone)",
+            Slowdown::Work => "Capacity drop (every request's work 4x)",
+        };
         let mut p99 = Chart::new(
-            "Capacity drop: p99 of admitted requests per second",
+            &format!("{what}: p99 of admitted requests per second"),
             "time (s)",
             "p99 (ms, log)",
         )
         .log_y()
         .legend(Legend::UpperLeft);
         let mut goodput = Chart::new(
-            "Capacity drop: goodput per second",
+            &format!("{what}: goodput per second"),
             "time (s)",
             "successful req/s",
         )
         .legend(Legend::LowerRight);
         let mut limit = Chart::new(
-            "Capacity drop: the shedder's limit (every 100 ms)",
+            &format!("{what}: the shedder's limit (every 100 ms)"),
             "time (s)",
             "in-flight limit",
         );
@@ -512,13 +525,13 @@ impl UnknownConfig {
         }
     }
 
-    /// A short run for tests: 16 slots × 20 ms at 1.5× for 4 s, the fixed
+    /// A short run for tests: 16 slots × 40 ms at 1.5× for 4 s, the fixed
     /// limit at 64 against `adaptive` from 64.
     pub fn short(adaptive: GuardKind) -> Self {
         let n = 16;
         UnknownConfig {
             slots: n,
-            work: Duration::from_millis(20),
+            work: Duration::from_millis(40),
             loads: vec![1.5],
             duration: Duration::from_secs(4),
             guards: vec![

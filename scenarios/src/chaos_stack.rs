@@ -104,11 +104,13 @@ impl ChaosStackConfig {
         }
     }
 
-    /// The most attempts per request the budget allows over a run of
-    /// `requests`: `1 + ratio` plus the budget's reserve
-    /// (`min_per_sec × ttl`) spread over them.
+    /// The most attempts per request the budget allows over a whole run of
+    /// `requests`: `1 + ratio`, plus the budget's reserve (`min_per_sec`
+    /// retries a second, whatever the traffic, each counting for `ttl`)
+    /// over the run and one `ttl` more, spread over the requests.
     pub fn amplification_bound(&self, requests: u64) -> f64 {
-        let reserve = f64::from(self.budget.min_per_sec) * self.budget.ttl.as_secs_f64();
+        let span = self.duration + self.budget.ttl;
+        let reserve = f64::from(self.budget.min_per_sec) * span.as_secs_f64();
         1.0 + self.budget.ratio + reserve / requests.max(1) as f64
     }
 }
@@ -215,7 +217,7 @@ impl ChaosStackReport {
             "p50 ms",
             "p99 ms",
             "max ms",
-            "attempts/req",
+            "att/req chaos",
             "peer calls in chaos",
             "trips",
             "isolated in (ms)"
@@ -247,12 +249,13 @@ impl ChaosStackReport {
         }
         if let Some(s) = self.run(Client::Stack) {
             out += &format!(
-                "retry budget bound over the chaos: {:.2} attempts/request (1 + ratio {} + reserve {}/s x {} s over {} requests)\n",
-                c.amplification_bound(s.requests_in_chaos),
+                "seawall stack: {:.3} attempts/request over the run; the retry budget's bound {:.2} (1 + ratio {} + reserve {}/s over {} s, over {} requests)\n",
+                s.attempts as f64 / s.requests.max(1) as f64,
+                c.amplification_bound(s.requests),
                 c.budget.ratio,
                 c.budget.min_per_sec,
-                c.budget.ttl.as_secs(),
-                s.requests_in_chaos,
+                (c.duration + c.budget.ttl).as_secs(),
+                s.requests,
             );
         }
         out

@@ -4,7 +4,7 @@
 //! ```text
 //! cargo run --release -p seawall-scenarios -- NAME [--short] [--out DIR] [--font PATH]
 //! NAME: overload | dead-peer | slow-peer | retry-storm | runaway-loop | churn | hedge | deadline
-//!       | capacity-drop | unknown-capacity | chaos-stack | all
+//!       | capacity-drop | capacity-drop-work | unknown-capacity | chaos-stack | all
 //! ```
 //!
 //! Plots go to `target/scenarios/` unless `--out` says otherwise: PNG for
@@ -24,7 +24,7 @@ use seawall_scenarios::{
     runaway_loop, slow_peer,
 };
 
-const NAMES: [&str; 11] = [
+const NAMES: [&str; 12] = [
     "overload",
     "dead-peer",
     "slow-peer",
@@ -34,13 +34,15 @@ const NAMES: [&str; 11] = [
     "hedge",
     "deadline",
     "capacity-drop",
+    "capacity-drop-work",
     "unknown-capacity",
     "chaos-stack",
 ];
 
 /// The scenarios whose plots are SVG.
-const SVG: [&str; 6] = [
+const SVG: [&str; 7] = [
     "capacity-drop",
+    "capacity-drop-work",
     "unknown-capacity",
     "chaos-stack-breaker",
     "chaos-stack-routing",
@@ -50,7 +52,7 @@ const SVG: [&str; 6] = [
 
 const USAGE: &str = "usage: seawall-scenarios NAME [--short] [--out DIR] [--font PATH]
   NAME: overload | dead-peer | slow-peer | retry-storm | runaway-loop | churn | hedge | deadline
-        | capacity-drop | unknown-capacity | chaos-stack | all
+        | capacity-drop | capacity-drop-work | unknown-capacity | chaos-stack | all
   --short     the short versions (seconds each)
   --out DIR   where plots go (default target/scenarios)
   --font PATH a TrueType font for plot text (default: DejaVu Sans where installed)";
@@ -195,11 +197,18 @@ async fn run(args: &Args, font: bool) -> Result<(), Box<dyn std::error::Error>> 
                 let r = deadline::run(config).await?;
                 (r.table(), Vec::new())
             }
-            "capacity-drop" => {
-                let config = if args.short {
-                    capacity_drop::DropConfig::short(capacity_drop::GuardKind::Gradient2)
-                } else {
-                    capacity_drop::DropConfig::full()
+            "capacity-drop" | "capacity-drop-work" => {
+                let config = match (args.short, *name == "capacity-drop-work") {
+                    (true, work) => capacity_drop::DropConfig {
+                        slowdown: if work {
+                            capacity_drop::Slowdown::Work
+                        } else {
+                            capacity_drop::Slowdown::Slots
+                        },
+                        ..capacity_drop::DropConfig::short(capacity_drop::GuardKind::Gradient2)
+                    },
+                    (false, false) => capacity_drop::DropConfig::full(),
+                    (false, true) => capacity_drop::DropConfig::full_work(),
                 };
                 let r = capacity_drop::run(config).await?;
                 (r.table(), r.charts())

@@ -42,7 +42,7 @@
 //!   queue = ceil(limit × (1 - no_load_rtt / rtt))      (requests queued at the backend)
 //!   if queue <= log:             new = limit + beta × log
 //!   else if queue < alpha × log: new = limit + log
-//!   else if queue > beta × log:  new = limit - log
+//!   else if queue > beta × log:  new = limit - max(log, (queue - beta × log) / 2)
 //!   else:                        unchanged
 //! limit = clamp(limit × (1 - smoothing) + new × smoothing, min, max)
 //! ```
@@ -427,7 +427,10 @@ impl Algorithm {
                     } else if queue < p.alpha * log {
                         limit + log
                     } else if queue > p.beta * log {
-                        limit - log
+                        // Half the queue beyond `beta × log` at once: one
+                        // `log` a window took seconds to shed the queue of
+                        // a sudden drop in capacity.
+                        limit - ((queue - p.beta * log) / 2.0).max(log)
                     } else {
                         return *estimate as usize;
                     }
@@ -685,17 +688,45 @@ mod tests {
         assert_eq!(v.update(sample(ms(10), 20, false)), 26);
         // queue = ceil(26 × (1 - 10/12)) = 5: between alpha (3) and beta (6): unchanged.
         assert_eq!(v.update(sample(ms(12), 26, false)), 26);
-        // queue = ceil(26 × (1 - 10/20)) = 13 > 6: - 1.
-        assert_eq!(v.update(sample(ms(20), 26, false)), 25);
-        // queue = ceil(25 × (1 - 10/10.5)) = 2: < alpha: + 1.
+        // queue = ceil(26 × (1 - 10/20)) = 13 > 6: - max(1, (13 - 6) / 2) = - 3.5.
+        assert_eq!(v.update(sample(ms(20), 26, false)), 22);
+        // queue = ceil(22.5 × (1 - 10/13)) = 6: between alpha and beta: unchanged.
+        assert_eq!(v.update(sample(ms(13), 22, false)), 22);
+        // queue = ceil(22.5 × (1 - 10/14)) = 7 > 6: - max(1, 0.5) = - 1.
+        assert_eq!(v.update(sample(ms(14), 22, false)), 21);
+        // queue = ceil(21.5 × (1 - 10/10.5)) = 2: < alpha: + 1.
         assert_eq!(
-            v.update(sample(Duration::from_micros(10_500), 25, false)),
-            26
+            v.update(sample(Duration::from_micros(10_500), 21, false)),
+            22
         );
         // A drop: - log.
-        assert_eq!(v.update(sample(ms(10), 26, true)), 25);
+        assert_eq!(v.update(sample(ms(10), 22, true)), 21);
         // App-limited: unchanged.
-        assert_eq!(v.update(sample(ms(30), 2, false)), 25);
+        assert_eq!(v.update(sample(ms(30), 2, false)), 21);
+    }
+
+    #[test]
+    fn vegas_sheds_the_queue_of_a_sudden_drop_in_a_few_windows() {
+        // 80 in flight on a service whose 10 slots answer in 10ms: 70 queued.
+        // One `log` (1) a window took 60 windows to get back near 10 slots.
+        let mut v = Algorithm::new(&Limit::Vegas(Vegas {
+            initial: 80,
+            min: 1,
+            max: 100,
+            ..Vegas::default()
+        }));
+        v.update(sample(ms(10), 10, false));
+        for _ in 0..10 {
+            let l = v.limit();
+            v.update(sample(queued(l, 10), l, false));
+        }
+        assert!(v.limit() <= 20, "limit {}", v.limit());
+        // And it settles a few requests above the slots, as before.
+        for _ in 0..50 {
+            let l = v.limit();
+            v.update(sample(queued(l, 10), l, false));
+        }
+        assert!((12..=18).contains(&v.limit()), "limit {}", v.limit());
     }
 
     #[test]
