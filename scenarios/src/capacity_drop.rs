@@ -196,10 +196,10 @@ impl DropConfig {
         }
     }
 
-    /// A short run for tests: 16 slots × 40 ms, 1 s + 3 s dropped + 1 s,
+    /// A short run for tests: 32 slots × 40 ms, 1 s + 3 s dropped + 1 s,
     /// the fixed shedder against `adaptive`.
     pub fn short(adaptive: GuardKind) -> Self {
-        let n = 16;
+        let n = 32;
         DropConfig {
             slots: n,
             work: Duration::from_millis(40),

@@ -22,7 +22,7 @@ async fn when_capacity_drops_the_adaptive_limit_comes_down_and_the_fixed_one_que
     println!("{}", report.table());
     let (fixed, fixed_settled) = report.run(GuardKind::Fixed).expect("ran");
     let (adaptive, adaptive_settled) = report.run(GuardKind::Gradient2).expect("ran");
-    // The fixed limit's admitted requests queue: 16 in flight on 4 slots.
+    // The fixed limit's admitted requests queue: 32 in flight on 8 slots.
     assert!(
         fixed_settled.p50 >= work * 3,
         "fixed p50 {:?}",
