@@ -118,9 +118,7 @@ impl Guard {
                     .max(max)
                     .timeout(work.saturating_mul(2)),
             ),
-            GuardKind::Gradient2 => {
-                Limit::Gradient2(Gradient2::new().initial(l).min(1).max(max))
-            }
+            GuardKind::Gradient2 => Limit::Gradient2(Gradient2::new().initial(l).min(1).max(max)),
             GuardKind::Vegas => Limit::Vegas(Vegas::new().initial(l).min(1).max(max)),
         })
     }
@@ -291,7 +289,10 @@ fn admitted(o: Outcome) -> bool {
 /// One line per adaptive guard: its limit at each whole second of the run.
 fn limit_lines(runs: &[&GuardRun], end: f64) -> String {
     let mut out = String::new();
-    for r in runs.iter().filter(|r| r.guard.kind != GuardKind::Fixed && !r.limit.is_empty()) {
+    for r in runs
+        .iter()
+        .filter(|r| r.guard.kind != GuardKind::Fixed && !r.limit.is_empty())
+    {
         out += &format!("{:<18} limit per s:", r.guard.name());
         let mut t = 0.0;
         while t < end {
@@ -358,7 +359,10 @@ impl DropReport {
             let [b, d, a] = [0, 1, 2].map(|i| r.phases.get(i).copied().unwrap_or_default());
             let from = c.before.as_secs_f64();
             let limit = r
-                .limit_between(from + c.during.as_secs_f64() / 2.0, from + c.during.as_secs_f64())
+                .limit_between(
+                    from + c.during.as_secs_f64() / 2.0,
+                    from + c.during.as_secs_f64(),
+                )
                 .map_or_else(|| "-".into(), |l| format!("{l:.0}"));
             out += &format!(
                 "{:<18} {:>6.0} /{:>6.0} /{:>6.0}  {:>7.1} /{:>7.1} /{:>7.1} {:>11.1} {:>6.1}% {:>6.1}% {:>13}\n",
@@ -375,7 +379,10 @@ impl DropReport {
                 limit,
             );
         }
-        out += &limit_lines(&self.runs.iter().collect::<Vec<_>>(), c.total().as_secs_f64());
+        out += &limit_lines(
+            &self.runs.iter().collect::<Vec<_>>(),
+            c.total().as_secs_f64(),
+        );
         out
     }
 
@@ -383,10 +390,7 @@ impl DropReport {
     pub fn charts(&self) -> Vec<Chart> {
         let c = &self.config;
         let end = c.total().as_secs_f64();
-        let (d0, d1) = (
-            c.before.as_secs_f64(),
-            (c.before + c.during).as_secs_f64(),
-        );
+        let (d0, d1) = (c.before.as_secs_f64(), (c.before + c.during).as_secs_f64());
         let what = match c.slowdown {
             Slowdown::Slots => "Capacity drop (3/4 of the slots gone)",
             Slowdown::Work => "Capacity drop (every request's work 4x)",
@@ -418,7 +422,9 @@ impl DropReport {
                 .series
                 .push(Series::new(r.guard.name(), r.goodput_per_s.clone()));
             if !r.limit.is_empty() {
-                limit.series.push(Series::new(r.guard.name(), r.limit.clone()));
+                limit
+                    .series
+                    .push(Series::new(r.guard.name(), r.limit.clone()));
             }
         }
         let unloaded = ms(self.unloaded.p99);
@@ -429,7 +435,14 @@ impl DropReport {
         goodput.series.push(
             Series::new(
                 "capacity",
-                vec![(0.0, cap), (d0, cap), (d0, low), (d1, low), (d1, cap), (end, cap)],
+                vec![
+                    (0.0, cap),
+                    (d0, cap),
+                    (d0, low),
+                    (d1, low),
+                    (d1, cap),
+                    (end, cap),
+                ],
             )
             .dashed(),
         );
@@ -655,7 +668,11 @@ impl UnknownReport {
         for p in self.points.iter().filter(|p| (p.load - at).abs() < 1e-9) {
             p99.series.push(Series::new(
                 p.run.guard.name(),
-                p.run.p99_per_s.iter().map(|&(t, v)| (t, v.max(0.1))).collect(),
+                p.run
+                    .p99_per_s
+                    .iter()
+                    .map(|&(t, v)| (t, v.max(0.1)))
+                    .collect(),
             ));
             limit
                 .series
@@ -732,7 +749,8 @@ async fn baseline(slots: usize, work: Duration) -> io::Result<Percentiles> {
         max_outstanding: 1000,
         timeout: Duration::from_secs(2),
     };
-    let (samples, _) = run_guard(Guard::new(GuardKind::None, slots, slots), shape, &open_loop).await?;
+    let (samples, _) =
+        run_guard(Guard::new(GuardKind::None, slots, slots), shape, &open_loop).await?;
     let mut v: Vec<Duration> = samples
         .iter()
         .filter(|s| admitted(s.outcome))
@@ -828,7 +846,10 @@ fn summarise(
             .filter(|s| s.outcome == Outcome::Ok)
             .filter(|s| (from..to).contains(&(s.due + s.latency).as_secs_f64()))
             .count();
-        let shed = due.iter().filter(|s| s.outcome == Outcome::Rejected).count();
+        let shed = due
+            .iter()
+            .filter(|s| s.outcome == Outcome::Rejected)
+            .count();
         let failed = due
             .iter()
             .filter(|s| {
@@ -906,13 +927,11 @@ impl Service {
     /// Starts (`true`) or ends the drop.
     fn degrade(&self, slowdown: Slowdown, on: bool) {
         match slowdown {
-            Slowdown::Slots => {
-                self.resize(if on {
-                    (self.full / DROP_FACTOR).max(1)
-                } else {
-                    self.full
-                })
-            }
+            Slowdown::Slots => self.resize(if on {
+                (self.full / DROP_FACTOR).max(1)
+            } else {
+                self.full
+            }),
             Slowdown::Work => {
                 let factor = if on { DROP_FACTOR as u32 } else { 1 };
                 self.work_us.store(
@@ -935,9 +954,7 @@ impl Service {
             let mut add = to - *size;
             let paid = self
                 .debt
-                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |d| {
-                    Some(d - d.min(add))
-                })
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |d| Some(d - d.min(add)))
                 .map_or(0, |d| d.min(add));
             add -= paid;
             self.slots.add_permits(add);
@@ -998,7 +1015,9 @@ mod tests {
     #[tokio::test]
     async fn a_drop_takes_busy_slots_as_they_come_back_and_recovery_repays_them() {
         let s = Service::new(8, Duration::from_millis(1));
-        let busy: Vec<_> = (0..6).map(|_| s.slots.try_acquire().expect("free")).collect();
+        let busy: Vec<_> = (0..6)
+            .map(|_| s.slots.try_acquire().expect("free"))
+            .collect();
         // 2 free, 6 busy: the drop to 2 takes the 2 free ones and owes 4.
         s.degrade(Slowdown::Slots, true);
         assert_eq!(s.slots.available_permits(), 0);
@@ -1015,7 +1034,9 @@ mod tests {
         s.release(busy.next().expect("busy"));
         assert_eq!(s.slots.available_permits(), 8);
         // A recovery before the debt is paid cancels it instead.
-        let held: Vec<_> = (0..8).map(|_| s.slots.try_acquire().expect("free")).collect();
+        let held: Vec<_> = (0..8)
+            .map(|_| s.slots.try_acquire().expect("free"))
+            .collect();
         s.degrade(Slowdown::Slots, true);
         s.degrade(Slowdown::Slots, false);
         assert_eq!(s.debt.load(Ordering::SeqCst), 0);

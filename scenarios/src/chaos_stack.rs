@@ -269,11 +269,22 @@ impl ChaosStackReport {
             c.chaos_until.as_secs_f64(),
             c.duration.as_secs_f64(),
         );
-        let names = ["peer 0 (healthy)", "peer 1 (30% errors)", "peer 2 (+500 ms)"];
+        let names = [
+            "peer 0 (healthy)",
+            "peer 1 (30% errors)",
+            "peer 2 (+500 ms)",
+        ];
         let chaos_band = |top: f64| {
             Series::new(
                 "chaos on",
-                vec![(0.0, 0.0), (from, 0.0), (from, top), (until, top), (until, 0.0), (end, 0.0)],
+                vec![
+                    (0.0, 0.0),
+                    (from, 0.0),
+                    (from, top),
+                    (until, top),
+                    (until, 0.0),
+                    (end, 0.0),
+                ],
             )
             .dashed()
         };
@@ -307,7 +318,10 @@ impl ChaosStackReport {
         let mut routing = Vec::new();
         for r in &self.runs {
             let mut chart = Chart::new(
-                &format!("Routing: attempts sent to each peer per second ({})", r.client.name()),
+                &format!(
+                    "Routing: attempts sent to each peer per second ({})",
+                    r.client.name()
+                ),
                 "time (s)",
                 "attempts/s",
             )
@@ -335,12 +349,12 @@ impl ChaosStackReport {
         }
         let ratio = 1.0 + c.budget.ratio;
         let attempts = f64::from(c.max_attempts);
-        retry.series.push(
-            Series::new("1 + budget ratio", vec![(0.0, ratio), (end, ratio)]).dashed(),
-        );
-        retry.series.push(
-            Series::new("max attempts", vec![(0.0, attempts), (end, attempts)]).dashed(),
-        );
+        retry
+            .series
+            .push(Series::new("1 + budget ratio", vec![(0.0, ratio), (end, ratio)]).dashed());
+        retry
+            .series
+            .push(Series::new("max attempts", vec![(0.0, attempts), (end, attempts)]).dashed());
         plots.push(("chaos-stack-retry", vec![retry]));
         // Fallback: fallback answers and errors reaching the caller.
         let mut fallback = Chart::new(
@@ -649,7 +663,11 @@ fn summarise(
     let second = Duration::from_secs(1);
     let end = config.duration;
     let in_chaos = |at: Duration| at >= config.chaos_from && at < config.chaos_until;
-    let answer = |seq: u64| answers.get(seq as usize).map_or(0, |a| a.load(Ordering::Relaxed));
+    let answer = |seq: u64| {
+        answers
+            .get(seq as usize)
+            .map_or(0, |a| a.load(Ordering::Relaxed))
+    };
     let tries = |seq: u64| {
         attempts
             .get(seq as usize)

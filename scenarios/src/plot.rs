@@ -169,13 +169,19 @@ const COLORS: [RGBColor; 8] = [
 /// Draws `charts` stacked vertically into one PNG at `path` (a font must
 /// have been loaded with [`load_font`]).
 pub fn draw(path: &Path, charts: &[Chart]) -> Result<(), Box<dyn Error>> {
-    draw_on(BitMapBackend::new(path, size(charts)).into_drawing_area(), charts)
+    draw_on(
+        BitMapBackend::new(path, size(charts)).into_drawing_area(),
+        charts,
+    )
 }
 
 /// Draws `charts` stacked vertically into one SVG at `path` (a font must
 /// have been loaded with [`load_font`]: plotters measures text with it).
 pub fn draw_svg(path: &Path, charts: &[Chart]) -> Result<(), Box<dyn Error>> {
-    draw_on(SVGBackend::new(path, size(charts)).into_drawing_area(), charts)
+    draw_on(
+        SVGBackend::new(path, size(charts)).into_drawing_area(),
+        charts,
+    )
 }
 
 fn size(charts: &[Chart]) -> (u32, u32) {

@@ -7,9 +7,7 @@
 
 use std::time::Duration;
 
-use seawall_scenarios::capacity_drop::{
-    DropConfig, GuardKind, UnknownConfig, run, run_unknown,
-};
+use seawall_scenarios::capacity_drop::{DropConfig, GuardKind, UnknownConfig, run, run_unknown};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_capacity_drops_the_adaptive_limit_comes_down_and_the_fixed_one_queues() {

@@ -6,9 +6,7 @@
 
 use std::time::Duration;
 
-use seawall_scenarios::chaos_stack::{
-    ChaosStackConfig, Client, ERRORING, PEERS, SLOW, run,
-};
+use seawall_scenarios::chaos_stack::{ChaosStackConfig, Client, ERRORING, PEERS, SLOW, run};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_stack_isolates_routes_around_bounds_retries_and_answers() {

@@ -612,7 +612,11 @@ mod tests {
             g.update(sample(queued(l, 10), l, false));
         }
         assert!(g.limit() < 40, "limit {}", g.limit());
-        assert_eq!(g.long_rtt(), Some(ms(12)), "the baseline is the unqueued window's");
+        assert_eq!(
+            g.long_rtt(),
+            Some(ms(12)),
+            "the baseline is the unqueued window's"
+        );
     }
 
     #[test]
