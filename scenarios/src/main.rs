@@ -1,5 +1,5 @@
 //! The scenario runner: runs seawall's layers against real servers on
-//! 127.0.0.1, prints a table per scenario and draws a PNG per scenario.
+//! 127.0.0.1, prints a table per scenario and draws its plots (PNG or SVG).
 //!
 //! ```text
 //! cargo run --release -p seawall-scenarios -- NAME [--short] [--out DIR] [--font PATH]
