@@ -16,7 +16,11 @@
 //! | runaway loop: a spinning loop with and without `LoopBudget` | [`runaway_loop`] |
 //! | deadlines: A → B → C with C slowing past A's deadline, work wasted at B and C without and with propagation | [`deadline`] |
 //! | key churn: a keyed budget flooded with fresh keys, honest clients and an abuser at its limit | [`churn`] |
+//! | capacity drop: capacity falls to a quarter for 10 s under steady load; unknown capacity: the fixed limit guessed 4× too high; fixed vs adaptive limits | [`capacity_drop`] |
+//! | chaos in a stack: injected errors on one peer and latency on another, under peer selection, keyed breakers, a retry budget and a fallback | [`chaos_stack`] |
 
+pub mod capacity_drop;
+pub mod chaos_stack;
 pub mod churn;
 pub mod dead_peer;
 pub mod deadline;

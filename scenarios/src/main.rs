@@ -1,12 +1,15 @@
 //! The scenario runner: runs seawall's layers against real servers on
-//! 127.0.0.1, prints a table per scenario and draws a PNG per scenario.
+//! 127.0.0.1, prints a table per scenario and draws its plots (PNG or SVG).
 //!
 //! ```text
 //! cargo run --release -p seawall-scenarios -- NAME [--short] [--out DIR] [--font PATH]
-//! NAME: overload | dead-peer | slow-peer | retry-storm | runaway-loop | churn | hedge | deadline | all
+//! NAME: overload | dead-peer | slow-peer | retry-storm | runaway-loop | churn | hedge | deadline
+//!       | capacity-drop | capacity-drop-work | unknown-capacity | chaos-stack | all
 //! ```
 //!
-//! Plots go to `target/scenarios/` unless `--out` says otherwise. The
+//! Plots go to `target/scenarios/` unless `--out` says otherwise: PNG for
+//! the first scenarios, SVG for capacity-drop, unknown-capacity and
+//! chaos-stack. The
 //! overload scenario runs its server in a child process (this executable,
 //! `serve ...`), so that the server's peak memory is measured alone.
 
@@ -17,10 +20,11 @@ use std::time::Duration;
 use seawall_scenarios::plot::{self, Chart};
 use seawall_scenarios::server::{self, Placement, Protection, WorkSpec};
 use seawall_scenarios::{
-    churn, dead_peer, deadline, hedge, overload, retry_storm, runaway_loop, slow_peer,
+    capacity_drop, chaos_stack, churn, dead_peer, deadline, hedge, overload, retry_storm,
+    runaway_loop, slow_peer,
 };
 
-const NAMES: [&str; 8] = [
+const NAMES: [&str; 12] = [
     "overload",
     "dead-peer",
     "slow-peer",
@@ -29,10 +33,26 @@ const NAMES: [&str; 8] = [
     "churn",
     "hedge",
     "deadline",
+    "capacity-drop",
+    "capacity-drop-work",
+    "unknown-capacity",
+    "chaos-stack",
+];
+
+/// The scenarios whose plots are SVG.
+const SVG: [&str; 7] = [
+    "capacity-drop",
+    "capacity-drop-work",
+    "unknown-capacity",
+    "chaos-stack-breaker",
+    "chaos-stack-routing",
+    "chaos-stack-retry",
+    "chaos-stack-fallback",
 ];
 
 const USAGE: &str = "usage: seawall-scenarios NAME [--short] [--out DIR] [--font PATH]
-  NAME: overload | dead-peer | slow-peer | retry-storm | runaway-loop | churn | hedge | deadline | all
+  NAME: overload | dead-peer | slow-peer | retry-storm | runaway-loop | churn | hedge | deadline
+        | capacity-drop | capacity-drop-work | unknown-capacity | chaos-stack | all
   --short     the short versions (seconds each)
   --out DIR   where plots go (default target/scenarios)
   --font PATH a TrueType font for plot text (default: DejaVu Sans where installed)";
@@ -101,8 +121,14 @@ fn save(out: &Path, name: &str, charts: &[Chart], font: bool) {
     if !font || charts.is_empty() {
         return;
     }
-    let path = out.join(format!("{name}.png"));
-    match plot::draw(&path, charts) {
+    let svg = SVG.contains(&name);
+    let path = out.join(format!("{name}.{}", if svg { "svg" } else { "png" }));
+    let drawn = if svg {
+        plot::draw_svg(&path, charts)
+    } else {
+        plot::draw(&path, charts)
+    };
+    match drawn {
         Ok(()) => println!("plot: {}", path.display()),
         Err(e) => eprintln!("plot {}: {e}", path.display()),
     }
@@ -169,6 +195,44 @@ async fn run(args: &Args, font: bool) -> Result<(), Box<dyn std::error::Error>> 
                     deadline::DeadlineConfig::full()
                 };
                 let r = deadline::run(config).await?;
+                (r.table(), Vec::new())
+            }
+            "capacity-drop" | "capacity-drop-work" => {
+                let config = match (args.short, *name == "capacity-drop-work") {
+                    (true, work) => capacity_drop::DropConfig {
+                        slowdown: if work {
+                            capacity_drop::Slowdown::Work
+                        } else {
+                            capacity_drop::Slowdown::Slots
+                        },
+                        ..capacity_drop::DropConfig::short(capacity_drop::GuardKind::Gradient2)
+                    },
+                    (false, false) => capacity_drop::DropConfig::full(),
+                    (false, true) => capacity_drop::DropConfig::full_work(),
+                };
+                let r = capacity_drop::run(config).await?;
+                (r.table(), r.charts())
+            }
+            "unknown-capacity" => {
+                let config = if args.short {
+                    capacity_drop::UnknownConfig::short(capacity_drop::GuardKind::Gradient2)
+                } else {
+                    capacity_drop::UnknownConfig::full()
+                };
+                let r = capacity_drop::run_unknown(config).await?;
+                (r.table(), r.charts())
+            }
+            "chaos-stack" => {
+                let config = if args.short {
+                    chaos_stack::ChaosStackConfig::short()
+                } else {
+                    chaos_stack::ChaosStackConfig::full()
+                };
+                let r = chaos_stack::run(config).await?;
+                // One plot per mechanism.
+                for (plot, charts) in r.plots() {
+                    save(&args.out, plot, &charts, font);
+                }
                 (r.table(), Vec::new())
             }
             "churn" => {

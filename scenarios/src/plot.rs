@@ -1,9 +1,11 @@
-//! PNG line charts of a scenario's results, drawn with `plotters`.
+//! Line charts of a scenario's results, drawn with `plotters` as PNG
+//! ([`draw`]) or SVG ([`draw_svg`]).
 //!
 //! Text needs a TrueType font, registered from bytes: [`load_font`] looks
 //! for DejaVu Sans (or Liberation Sans) where Linux distributions install
-//! it, or takes a path. Without a font the runner skips plotting and says
-//! so; the tables do not need one.
+//! it, or takes a path (plotters measures text with it, for SVG too; an
+//! SVG names the family and the viewer draws it). Without a font the runner
+//! skips plotting and says so; the tables do not need one.
 
 use std::error::Error;
 use std::ops::Range;
@@ -167,8 +169,30 @@ const COLORS: [RGBColor; 8] = [
 /// Draws `charts` stacked vertically into one PNG at `path` (a font must
 /// have been loaded with [`load_font`]).
 pub fn draw(path: &Path, charts: &[Chart]) -> Result<(), Box<dyn Error>> {
-    let height = 420 * charts.len().max(1) as u32;
-    let root = BitMapBackend::new(path, (1000, height)).into_drawing_area();
+    draw_on(
+        BitMapBackend::new(path, size(charts)).into_drawing_area(),
+        charts,
+    )
+}
+
+/// Draws `charts` stacked vertically into one SVG at `path` (a font must
+/// have been loaded with [`load_font`]: plotters measures text with it).
+pub fn draw_svg(path: &Path, charts: &[Chart]) -> Result<(), Box<dyn Error>> {
+    draw_on(
+        SVGBackend::new(path, size(charts)).into_drawing_area(),
+        charts,
+    )
+}
+
+fn size(charts: &[Chart]) -> (u32, u32) {
+    (1000, 420 * charts.len().max(1) as u32)
+}
+
+fn draw_on<DB>(root: DrawingArea<DB, Shift>, charts: &[Chart]) -> Result<(), Box<dyn Error>>
+where
+    DB: DrawingBackend,
+    DB::ErrorType: 'static,
+{
     root.fill(&WHITE)?;
     let areas = root.split_evenly((charts.len().max(1), 1));
     for (area, chart) in areas.iter().zip(charts) {
@@ -183,13 +207,15 @@ pub fn draw(path: &Path, charts: &[Chart]) -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
-fn draw_one<Y>(
-    area: &DrawingArea<BitMapBackend<'_>, Shift>,
+fn draw_one<DB, Y>(
+    area: &DrawingArea<DB, Shift>,
     chart: &Chart,
     x: Range<f64>,
     y: Y,
 ) -> Result<(), Box<dyn Error>>
 where
+    DB: DrawingBackend,
+    DB::ErrorType: 'static,
     Y: AsRangedCoord<Value = f64>,
     Y::CoordDescType: ValueFormatter<f64>,
 {

@@ -154,7 +154,7 @@ async fn work(State((workers, time)): State<(Arc<Semaphore>, Duration)>) -> &'st
     "ok"
 }
 
-async fn refuse(err: BoxError) -> (StatusCode, String) {
+pub(crate) async fn refuse(err: BoxError) -> (StatusCode, String) {
     let shed = matches!(Rejection::find(&*err), Some(Rejection::Overloaded(_)))
         || err.is::<tower::load_shed::error::Overloaded>();
     if shed {

@@ -20,8 +20,10 @@
 //!
 //! ```text
 //! short = rtt of this window
-//! long  = exponential moving average of `short` over `long_window` windows
-//!         (a plain average for the first 10 windows)
+//! if short > tolerance × long:  queueing; long unchanged (for at most
+//!                               `long_window` windows in a row, then long = short)
+//! else:  long = exponential moving average of `short` over `long_window` windows
+//!               (a plain average for the first 10 windows)
 //! if long / short > 2:          long = long × 0.9   (recover fast after an overload)
 //! if in_flight < limit / 2:     unchanged            (app-limited: do not grow)
 //! gradient  = clamp(tolerance × long / short, 0.5, 1.0)
@@ -40,16 +42,25 @@
 //!   queue = ceil(limit × (1 - no_load_rtt / rtt))      (requests queued at the backend)
 //!   if queue <= log:             new = limit + beta × log
 //!   else if queue < alpha × log: new = limit + log
-//!   else if queue > beta × log:  new = limit - log
+//!   else if queue > beta × log:  new = limit - max(log, (queue - beta × log) / 2)
 //!   else:                        unchanged
 //! limit = clamp(limit × (1 - smoothing) + new × smoothing, min, max)
 //! ```
 //!
 //! Gradient2 compares the window's RTT with a *moving* long-term average, so
-//! it reacts to latency *rising*; under an overload that lasts longer than
-//! `long_window` windows its baseline follows the raised latency and the
-//! limit creeps up again (Netflix's implementation behaves the same). AIMD
-//! with a `timeout` and Vegas anchor on an absolute latency (the timeout, the
+//! it reacts to latency *rising*. Netflix's implementation feeds every
+//! window into that average, queueing included, so under an overload the
+//! baseline follows the raised latency and the limit creeps back up; and an
+//! overload present from the start (a limit set too high) is learnt as the
+//! baseline, so the limit never comes down at all. Here a window slower
+//! than `tolerance × long` is queueing, which the limit is there to remove,
+//! and is kept out of the average: the baseline stays what the service
+//! showed without a queue. A service that has become slower for good (every
+//! request, at any concurrency) looks the same; after `long_window` such
+//! windows in a row the baseline is reset to the current RTT, so the limit
+//! follows a new normal after that long, and an overload that lasts longer
+//! than that creeps up again, one `long_window` at a time. AIMD with a
+//! `timeout` and Vegas anchor on an absolute latency (the timeout, the
 //! no-load RTT) and hold near capacity under a sustained overload; see
 //! `docs/shed.md` for choosing.
 //!
@@ -181,7 +192,10 @@ pub struct Gradient2 {
     /// How much slower than the long-term RTT a window may be before the
     /// limit shrinks (`>= 1`). Default 1.5.
     pub tolerance: f64,
-    /// Windows averaged into the long-term RTT, in `1..=2^24`. Default 600.
+    /// Windows averaged into the long-term RTT, in `1..=2^24`; also how many
+    /// queueing windows in a row (slower than `tolerance ×` the long-term
+    /// RTT) it takes for the long-term RTT to be reset to the current one.
+    /// Default 600.
     pub long_window: usize,
 }
 
@@ -278,6 +292,8 @@ pub(crate) enum Algorithm {
         p: Gradient2,
         estimate: f64,
         long: ExpAvg,
+        /// Queueing windows in a row, kept out of `long`.
+        queueing: usize,
     },
     Vegas {
         p: Vegas,
@@ -299,6 +315,7 @@ impl Algorithm {
                 p: p.clone(),
                 estimate: p.initial.clamp(p.min, p.max) as f64,
                 long: ExpAvg::new(p.long_window, 10),
+                queueing: 0,
             },
             Limit::Vegas(p) => Algorithm::Vegas {
                 p: p.clone(),
@@ -346,9 +363,27 @@ impl Algorithm {
                 *limit = (*limit).clamp(p.min, p.max);
                 *limit
             }
-            Algorithm::Gradient2 { p, estimate, long } => {
+            Algorithm::Gradient2 {
+                p,
+                estimate,
+                long,
+                queueing,
+            } => {
                 let short = s.rtt.as_secs_f64().max(1e-9);
-                let mut long_rtt = long.add(short);
+                // A window past the tolerance is queueing: learning it would
+                // make the queue the baseline. Until it has lasted
+                // `long_window` windows, then the service is slower for good.
+                let mut long_rtt = if long.count > 0 && short > p.tolerance * long.value {
+                    *queueing += 1;
+                    if *queueing >= p.long_window {
+                        *queueing = 0;
+                        long.value = short;
+                    }
+                    long.value
+                } else {
+                    *queueing = 0;
+                    long.add(short)
+                };
                 if long_rtt / short > 2.0 {
                     long.value *= 0.9;
                     long_rtt = long.value;
@@ -392,7 +427,10 @@ impl Algorithm {
                     } else if queue < p.alpha * log {
                         limit + log
                     } else if queue > p.beta * log {
-                        limit - log
+                        // Half the queue beyond `beta × log` at once: one
+                        // `log` a window took seconds to shed the queue of
+                        // a sudden drop in capacity.
+                        limit - ((queue - p.beta * log) / 2.0).max(log)
                     } else {
                         return *estimate as usize;
                     }
@@ -581,10 +619,103 @@ mod tests {
         let mut g = Algorithm::new(&Limit::Gradient2(p));
         // First sample: long = short = 10ms, gradient 1: new = 50 + 4; 50*0.5 + 54*0.5 = 52.
         assert_eq!(g.update(sample(ms(10), 50, false)), 52);
-        // long = avg(10, 20) = 15, short = 20, gradient 0.75:
-        // new = 52*0.75 + 4 = 43; 52*0.5 + 43*0.5 = 47.5.
-        assert_eq!(g.update(sample(ms(20), 50, false)), 47);
-        assert_eq!(g.long_rtt(), Some(ms(15)));
+        // Within tolerance (1.0 × 10ms): learnt. long = avg(10, 10) = 10, gradient 1:
+        // new = 52 + 4 = 56; 52*0.5 + 56*0.5 = 54.
+        assert_eq!(g.update(sample(ms(10), 50, false)), 54);
+        // 20ms > 1.0 × 10ms: queueing, not learnt. long = 10, short = 20, gradient 0.5:
+        // new = 54*0.5 + 4 = 31; 54*0.5 + 31*0.5 = 42.5.
+        assert_eq!(g.update(sample(ms(20), 50, false)), 42);
+        assert_eq!(g.long_rtt(), Some(ms(10)));
+    }
+
+    /// A service with `slots` slots of 10ms: with `in_flight` requests, a
+    /// window's RTT is 10ms, or longer by the queue (Little's law).
+    fn queued(in_flight: usize, slots: usize) -> Duration {
+        Duration::from_micros(10_000 * in_flight.max(slots) as u64 / slots as u64)
+    }
+
+    #[test]
+    fn gradient2_does_not_learn_an_overload_present_from_the_start() {
+        // The limit starts at 100 over a service of 10 slots, every window
+        // full: only the first window (the queue still building) is near the
+        // no-load RTT. Netflix's Gradient2 averages the queued windows into
+        // its baseline and never comes down (it rose to the max of 200).
+        let mut g = Algorithm::new(&Limit::Gradient2(Gradient2 {
+            initial: 100,
+            min: 1,
+            max: 200,
+            ..Gradient2::default()
+        }));
+        g.update(sample(ms(12), 100, false));
+        for _ in 0..300 {
+            let l = g.limit();
+            g.update(sample(queued(l, 10), l, false));
+        }
+        assert!(g.limit() < 40, "limit {}", g.limit());
+        assert_eq!(
+            g.long_rtt(),
+            Some(ms(12)),
+            "the baseline is the unqueued window's"
+        );
+    }
+
+    #[test]
+    fn gradient2_does_not_drift_up_under_a_sustained_overload() {
+        // Learns 10ms below capacity, then 500 windows of overload (fewer than
+        // `long_window`): the limit stays near where it first settled. Learning
+        // the queued windows made it climb from ~25 to ~60 by then.
+        let mut g = Algorithm::new(&Limit::Gradient2(Gradient2 {
+            initial: 20,
+            min: 1,
+            max: 200,
+            ..Gradient2::default()
+        }));
+        for _ in 0..20 {
+            let l = g.limit();
+            g.update(sample(queued(l / 2 + 1, 10), l / 2 + 1, false));
+        }
+        for _ in 0..50 {
+            let l = g.limit();
+            g.update(sample(queued(l, 10), l, false));
+        }
+        let settled = g.limit();
+        for _ in 0..450 {
+            let l = g.limit();
+            g.update(sample(queued(l, 10), l, false));
+        }
+        assert!(g.limit() <= settled + 2, "{} after {settled}", g.limit());
+        assert!(g.limit() < 30, "{}", g.limit());
+    }
+
+    #[test]
+    fn gradient2_follows_a_service_slower_for_good_after_long_window() {
+        // Every request becomes 4× slower at any concurrency: the limit
+        // falls, then after `long_window` queueing windows in a row the
+        // baseline is the new RTT and the limit grows again.
+        let mut g = Algorithm::new(&Limit::Gradient2(Gradient2 {
+            initial: 20,
+            min: 1,
+            max: 200,
+            long_window: 50,
+            ..Gradient2::default()
+        }));
+        for _ in 0..20 {
+            let l = g.limit();
+            g.update(sample(ms(10), l, false));
+        }
+        for _ in 0..49 {
+            let l = g.limit();
+            g.update(sample(ms(40), l, false));
+        }
+        let low = g.limit();
+        assert!(low <= 10, "{low}");
+        assert_eq!(g.long_rtt(), Some(ms(10)));
+        for _ in 0..40 {
+            let l = g.limit();
+            g.update(sample(ms(40), l, false));
+        }
+        assert_eq!(g.long_rtt().map(|d| d >= ms(39)), Some(true));
+        assert!(g.limit() > 2 * low, "{} after {low}", g.limit());
     }
 
     #[test]
@@ -601,17 +732,45 @@ mod tests {
         assert_eq!(v.update(sample(ms(10), 20, false)), 26);
         // queue = ceil(26 × (1 - 10/12)) = 5: between alpha (3) and beta (6): unchanged.
         assert_eq!(v.update(sample(ms(12), 26, false)), 26);
-        // queue = ceil(26 × (1 - 10/20)) = 13 > 6: - 1.
-        assert_eq!(v.update(sample(ms(20), 26, false)), 25);
-        // queue = ceil(25 × (1 - 10/10.5)) = 2: < alpha: + 1.
+        // queue = ceil(26 × (1 - 10/20)) = 13 > 6: - max(1, (13 - 6) / 2) = - 3.5.
+        assert_eq!(v.update(sample(ms(20), 26, false)), 22);
+        // queue = ceil(22.5 × (1 - 10/13)) = 6: between alpha and beta: unchanged.
+        assert_eq!(v.update(sample(ms(13), 22, false)), 22);
+        // queue = ceil(22.5 × (1 - 10/14)) = 7 > 6: - max(1, 0.5) = - 1.
+        assert_eq!(v.update(sample(ms(14), 22, false)), 21);
+        // queue = ceil(21.5 × (1 - 10/10.5)) = 2: < alpha: + 1.
         assert_eq!(
-            v.update(sample(Duration::from_micros(10_500), 25, false)),
-            26
+            v.update(sample(Duration::from_micros(10_500), 21, false)),
+            22
         );
         // A drop: - log.
-        assert_eq!(v.update(sample(ms(10), 26, true)), 25);
+        assert_eq!(v.update(sample(ms(10), 22, true)), 21);
         // App-limited: unchanged.
-        assert_eq!(v.update(sample(ms(30), 2, false)), 25);
+        assert_eq!(v.update(sample(ms(30), 2, false)), 21);
+    }
+
+    #[test]
+    fn vegas_sheds_the_queue_of_a_sudden_drop_in_a_few_windows() {
+        // 80 in flight on a service whose 10 slots answer in 10ms: 70 queued.
+        // One `log` (1) a window took 60 windows to get back near 10 slots.
+        let mut v = Algorithm::new(&Limit::Vegas(Vegas {
+            initial: 80,
+            min: 1,
+            max: 100,
+            ..Vegas::default()
+        }));
+        v.update(sample(ms(10), 10, false));
+        for _ in 0..10 {
+            let l = v.limit();
+            v.update(sample(queued(l, 10), l, false));
+        }
+        assert!(v.limit() <= 20, "limit {}", v.limit());
+        // And it settles a few requests above the slots, as before.
+        for _ in 0..50 {
+            let l = v.limit();
+            v.update(sample(queued(l, 10), l, false));
+        }
+        assert!((12..=18).contains(&v.limit()), "limit {}", v.limit());
     }
 
     #[test]

@@ -129,11 +129,10 @@ async fn aimd_converges_near_capacity_and_recovers() {
     assert!(near(means[2], 40.0, 0.7, 1.7), "{means:?}");
 }
 
-/// Gradient2 compares each window with a *moving* long-term RTT: it cuts the
-/// limit when latency rises, but under a sustained overload its baseline
-/// follows the raised latency and the limit creeps up again (as Netflix's
-/// does). What it guarantees here: it rises to capacity, falls when the
-/// backend degrades, rises again when it recovers, within its bounds.
+/// Gradient2 compares each window with a *moving* long-term RTT (queueing
+/// windows kept out of it): it cuts the limit when latency rises. What it
+/// guarantees here: it rises to capacity, falls when the backend degrades,
+/// rises again when it recovers, within its bounds.
 #[tokio::test(start_paused = true)]
 async fn gradient2_follows_capacity_down_and_up() {
     let means = run(Limit::Gradient2(
