@@ -459,7 +459,12 @@ impl Algorithm {
                 *p = new.clone();
                 Some(*limit)
             }
-            (Algorithm::Gradient2 { p, estimate, long, .. }, Limit::Gradient2(new)) => {
+            (
+                Algorithm::Gradient2 {
+                    p, estimate, long, ..
+                },
+                Limit::Gradient2(new),
+            ) => {
                 if new.long_window != p.long_window {
                     long.set_window(new.long_window);
                 }

@@ -370,6 +370,16 @@ impl Shared {
             limit,
             "shedder config reloaded"
         );
+        // An adaptive limit's change is reported by its next completion
+        // (through the throttle); a fixed limit changes only here.
+        if self.window.is_none() && limit != previous {
+            event::emit(|| {
+                Event::new(
+                    Arc::clone(&self.name),
+                    EventKind::shed_limit_changed(previous, limit),
+                )
+            });
+        }
         Ok(())
     }
 

@@ -71,6 +71,25 @@ fn limit_changes_are_reported_at_most_once_a_second() {
     assert_eq!(limits("ev-shed-limit", &mut events), [(3, now)]);
 }
 
+#[test]
+fn a_reload_of_a_fixed_limit_is_reported() {
+    let config = ShedConfig::new()
+        .name("ev-shed-fixed")
+        .limit(Limit::Fixed(10));
+    let shedder = Shedder::new(&config).unwrap();
+    let mut events = event::subscribe(16);
+    shedder
+        .reload(&config.clone().limit(Limit::Fixed(40)))
+        .unwrap();
+    shedder
+        .reload(&config.clone().limit(Limit::Fixed(40)))
+        .unwrap(); // no change
+    shedder
+        .reload(&config.clone().limit(Limit::Fixed(5)))
+        .unwrap();
+    assert_eq!(limits("ev-shed-fixed", &mut events), [(10, 40), (40, 5)]);
+}
+
 struct Fake(Arc<AtomicU64>);
 
 impl MemorySource for Fake {
