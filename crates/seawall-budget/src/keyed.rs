@@ -168,7 +168,7 @@ impl<K: std::hash::Hash + Eq> KeyedShared<K> {
             target: TARGET_BUDGET,
             layer = "keyed_budget",
             name = %next.per_key.name,
-            changed = ?changed,
+            changed = %changed.join(", "),
             rate = next.per_key.rate,
             per = ?next.per_key.per,
             burst = next.per_key.effective_burst(),

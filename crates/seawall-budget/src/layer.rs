@@ -151,7 +151,7 @@ impl BudgetLayer {
             target: TARGET_BUDGET,
             layer = "budget",
             name = %config.name,
-            changed = ?changed,
+            changed = %changed.join(", "),
             rate = config.rate,
             per = ?config.per,
             burst = config.effective_burst(),

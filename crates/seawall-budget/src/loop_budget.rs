@@ -378,7 +378,7 @@ impl LoopBudget {
             target: TARGET_BUDGET,
             layer = "budget",
             name = %self.inner.name,
-            changed = ?changed,
+            changed = %changed.join(", "),
             rate = config.rate,
             per = ?config.per,
             burst = config.effective_burst(),

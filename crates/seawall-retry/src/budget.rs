@@ -327,7 +327,7 @@ impl RetryBudget {
         tracing::info!(
             target: TARGET_RETRY,
             layer = "retry_budget",
-            changed = ?changed,
+            changed = %changed.join(", "),
             ratio = config.ratio,
             min_per_sec = config.min_per_sec,
             ttl = ?config.ttl,

@@ -249,7 +249,7 @@ impl<C, K, H> Policy<C, K, H> {
             target: TARGET_RETRY,
             layer = "retry",
             name = %self.name,
-            changed = ?changed,
+            changed = %changed.join(", "),
             max_attempts = next.max_attempts,
             "retry reloaded"
         );

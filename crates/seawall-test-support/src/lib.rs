@@ -49,6 +49,8 @@ pub mod runtime;
 #[cfg(feature = "axum")]
 pub mod serve;
 pub mod service;
+#[cfg(feature = "tracing")]
+pub mod trace;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;

@@ -292,7 +292,7 @@ impl<K: Hash + Eq + fmt::Display> KeyedShared<K> {
             target: TARGET_TIMEOUT,
             layer = "keyed_adaptive_timeout",
             name = &*self.name,
-            changed = ?changed,
+            changed = %changed.join(", "),
             keys,
             "adaptive timeout reloaded"
         );

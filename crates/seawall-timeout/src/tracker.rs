@@ -767,7 +767,7 @@ impl DeadlineTracker {
             layer,
             name = &*self.common.name,
             key = self.common.label.as_deref(),
-            changed = ?changed,
+            changed = %changed.join(", "),
             deadline = ?self.deadline(),
             "adaptive timeout reloaded"
         );
