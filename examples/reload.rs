@@ -20,10 +20,13 @@
 //! file, send SIGHUP, or drive the endpoint:
 //!
 //! ```text
-//! curl -s -H "Authorization: Bearer $SEAWALL_ADMIN_TOKEN" http://127.0.0.1:3000/admin/
+//! curl -s -H "Authorization: Bearer $SEAWALL_ADMIN_TOKEN" http://127.0.0.1:3000/admin
 //! curl -s -X POST -H "Authorization: Bearer $SEAWALL_ADMIN_TOKEN" \
 //!      --data-binary 'limit = { fixed = 64 }' http://127.0.0.1:3000/admin/layers/server.shed/config
 //! ```
+//!
+//! (A layer's body is its whole table: fields left out take their
+//! defaults.)
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -101,14 +104,20 @@ fn watch(registry: Registry, path: PathBuf) {
     });
 }
 
-fn token() -> String {
-    std::env::var("SEAWALL_ADMIN_TOKEN").unwrap_or_else(|_| {
-        let (a, b) = (
-            seawall::core::rand::random_seed(),
-            seawall::core::rand::random_seed(),
-        );
-        format!("{a:016x}{b:016x}")
-    })
+/// The admin token: `SEAWALL_ADMIN_TOKEN`, or for this demo one made up
+/// here (and printed). A real service takes it from its secret store; the
+/// made-up one is not from a cryptographic source.
+fn token() -> (String, bool) {
+    match std::env::var("SEAWALL_ADMIN_TOKEN") {
+        Ok(token) => (token, false),
+        Err(_) => {
+            let (a, b) = (
+                seawall::core::rand::random_seed(),
+                seawall::core::rand::random_seed(),
+            );
+            (format!("{a:016x}{b:016x}"), true)
+        }
+    }
 }
 
 #[tokio::main]
@@ -131,7 +140,7 @@ async fn main() -> Result<(), BoxError> {
     registry.register_server("server", &server)?;
     watch(registry.clone(), path.clone());
 
-    let token = token();
+    let (token, made_up) = token();
     let app = Router::new().nest(
         "/admin",
         admin(registry.clone(), AdminAuth::bearer(&token)?),
@@ -146,7 +155,10 @@ async fn main() -> Result<(), BoxError> {
     tokio::spawn(async move { axum::serve(listener, app).await });
 
     if serve {
-        println!("admin endpoint: http://{addr}/admin/  (token: SEAWALL_ADMIN_TOKEN={token})");
+        println!("admin endpoint: http://{addr}/admin");
+        if made_up {
+            println!("no SEAWALL_ADMIN_TOKEN given; this run's token: {token}");
+        }
         println!(
             "watching {}; edit it or send SIGHUP to reload. Ctrl-C stops.",
             path.display()

@@ -52,7 +52,7 @@ mod layers;
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use seawall_core::ReloadError;
 
@@ -70,6 +70,10 @@ pub const MAX_PAGE: usize = 1000;
 #[derive(Clone, Default)]
 pub struct Registry {
     layers: Arc<RwLock<BTreeMap<String, Arc<dyn layers::Inspect>>>>,
+    // Held across a reload or an apply, so two at once (a file watcher and
+    // the admin endpoint) do not interleave layer by layer. Never held with
+    // `layers`'s lock.
+    reloads: Arc<Mutex<()>>,
 }
 
 impl fmt::Debug for Registry {
@@ -194,7 +198,7 @@ impl std::error::Error for RegistryError {
 }
 
 // Ids and keys in errors come from requests: keep them short.
-fn cut(text: &str) -> &str {
+pub(crate) fn cut(text: &str) -> &str {
     match text.char_indices().nth(MAX_ID_LEN) {
         Some((at, _)) => &text[..at],
         None => text,
@@ -223,6 +227,10 @@ impl Registry {
 
     fn write(&self) -> RwLockWriteGuard<'_, BTreeMap<String, Arc<dyn layers::Inspect>>> {
         self.layers.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn reloading(&self) -> MutexGuard<'_, ()> {
+        self.reloads.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn get(&self, id: &str) -> Result<Arc<dyn layers::Inspect>, RegistryError> {
@@ -370,12 +378,12 @@ impl Registry {
     /// [`Reload`](RegistryError::Reload) when the layer refused (a config
     /// of another kind of layer is refused as `NotInPlace` on `kind`).
     pub fn reload(&self, id: &str, config: &LayerConfig) -> Result<(), RegistryError> {
-        self.get(id)?
-            .reload(config)
-            .map_err(|error| RegistryError::Reload {
-                layer: id.to_owned(),
-                error,
-            })
+        let layer = self.get(id)?;
+        let _one = self.reloading();
+        layer.reload(config).map_err(|error| RegistryError::Reload {
+            layer: id.to_owned(),
+            error,
+        })
     }
 }
 

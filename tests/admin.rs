@@ -124,7 +124,7 @@ fn a_short_token_is_refused_and_never_shown() {
 #[tokio::test]
 async fn a_check_of_your_own_names_who_calls() {
     let (registry, breaker) = breaker_registry();
-    let auth = AdminAuth::check(|headers| match headers.get("x-ops-user") {
+    let auth = AdminAuth::check(|head| match head.headers.get("x-ops-user") {
         None => Access::Unauthenticated,
         Some(v) if v == "alice" => Access::Allow {
             who: "alice".into(),
@@ -178,6 +178,54 @@ async fn get_lists_every_layer_and_changes_nothing() {
     let (status, body) = get(&app, "/layers/nope").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(body["error"].as_str().unwrap().contains("nope"));
+}
+
+#[tokio::test]
+async fn unknown_paths_need_credentials_too() {
+    let (registry, _) = breaker_registry();
+    let app = router(&registry);
+    let (status, _) = send(&app, Method::GET, "/no/such/route", None, "").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, body) = get(&app, "/no/such/route").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(body["error"].is_string());
+}
+
+#[tokio::test]
+async fn other_sites_pages_cannot_act() {
+    let (registry, breaker) = breaker_registry();
+    let app = router(&registry);
+    for site in ["cross-site", "same-site"] {
+        let req = Request::post("/layers/db.breaker/force-open")
+            .header(header::AUTHORIZATION, bearer())
+            .header("sec-fetch-site", site)
+            .body(Body::empty())
+            .unwrap();
+        let res = app.clone().oneshot(req).await.unwrap();
+        assert_eq!(res.status(), StatusCode::FORBIDDEN, "{site}");
+    }
+    assert_eq!(breaker.state(), State::Closed);
+    // The operator's own page, and tools that send no such header, may.
+    let req = Request::post("/layers/db.breaker/force-open")
+        .header(header::AUTHORIZATION, bearer())
+        .header("sec-fetch-site", "same-origin")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(
+        app.clone().oneshot(req).await.unwrap().status(),
+        StatusCode::OK
+    );
+    assert_eq!(breaker.state(), State::ForcedOpen);
+    // Reads are not actions: a cross-site GET is answered (and changes nothing).
+    let req = Request::get("/")
+        .header(header::AUTHORIZATION, bearer())
+        .header("sec-fetch-site", "cross-site")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(
+        app.clone().oneshot(req).await.unwrap().status(),
+        StatusCode::OK
+    );
 }
 
 /// Polls `fut` with `recording` as the thread's metrics recorder: the
@@ -268,6 +316,20 @@ async fn keyed_breakers_are_steered_key_by_key_and_paged() {
     let (status, body) = get(&app, "/layers/peers/keys?limit=1000000").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["keys"].as_array().unwrap().len(), 3);
+    let (status, body) = post(&app, "/layers/peers/reset?key=a&key=b", "").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body["error"].is_string(), "errors are JSON");
+
+    // A page holds at most 1000 keys, however many are asked for.
+    for i in 0..1001 {
+        svc.clone()
+            .oneshot(format!("10.1.{}.{}:443", i / 256, i % 256))
+            .await
+            .unwrap();
+    }
+    let (_, body) = get(&app, "/layers/peers/keys?limit=5000").await;
+    assert_eq!(body["total"], 1004);
+    assert_eq!(body["keys"].as_array().unwrap().len(), 1000);
 
     // A key on an unkeyed layer, keys of an unkeyed layer: 400.
     let (registry2, _) = breaker_registry();
@@ -324,6 +386,9 @@ async fn hostile_bodies_are_refused() {
     let (status, body) = get(&app, &format!("/layers/{long}")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(body["error"].as_str().unwrap().len() < 400);
+    let (status, body) = post(&app, "/layers/db%0Abreaker/force-open", "").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(body["error"].as_str().unwrap().contains("\\n"), "{body}");
 }
 
 #[tokio::test]
@@ -355,6 +420,29 @@ async fn reload_through_the_endpoint_keeps_state() {
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(breaker.config().open_duration, Duration::from_secs(45));
+
+    // The body is the whole table: a named breaker's body names it.
+    let named = BreakerLayer::from_config(&BreakerConfig::new().name("pay")).unwrap();
+    registry.register("pay.breaker", &named).unwrap();
+    let (status, _) = post(
+        &app,
+        "/layers/pay.breaker/config",
+        "open_duration = \"9s\"\n",
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "a body without the name renames: refused"
+    );
+    let (status, body) = post(
+        &app,
+        "/layers/pay.breaker/config",
+        "name = \"pay\"\nopen_duration = \"9s\"\n",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(named.config().open_duration, Duration::from_secs(9));
 
     // A change the breaker cannot make in place is 409.
     let (status, body) = post(
@@ -401,6 +489,16 @@ async fn a_whole_config_applies_to_the_registered_stacks() {
     assert_eq!(body["refused"][0]["id"], "server.timeout");
     assert_eq!(server.shed().unwrap().stats().limit, 32);
     assert_eq!(server.timeout().unwrap().deadline(), Duration::from_secs(3));
+
+    // Parts with no stack to go to are skipped, and said so.
+    let (status, body) = post(
+        &app,
+        "/config",
+        "[server.shed]\nlimit = { fixed = 32 }\n[client.retry]\nmax_attempts = 2\n",
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["skipped"][0]["id"], "client.retry");
 
     // A bad file changes nothing.
     let (status, _) = post(&app, "/config", "[server.shed]\nlimit = { fixed = 0 }\n").await;

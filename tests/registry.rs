@@ -149,6 +149,7 @@ fn apply_reloads_in_place_and_reports_what_it_cannot_do() {
     assert_eq!(report.reloaded, ["client.breaker", "server.shed"]);
     assert_eq!(report.refused.len(), 1);
     assert_eq!(report.refused[0].0, "server.timeout");
+    assert!(report.skipped.is_empty());
     assert!(matches!(
         report.refused[0].1,
         ReloadError::NotInPlace { .. }
@@ -223,6 +224,11 @@ async fn reload_every_100ms_under_load_loses_nothing() {
         calls.load(Ordering::Relaxed) > 8 * 500,
         "{}",
         calls.load(Ordering::Relaxed)
+    );
+    assert_eq!(
+        shed.admitted,
+        calls.load(Ordering::Relaxed),
+        "the shedder's counters survive 50 reloads"
     );
     assert_eq!(breaker.state(), State::ForcedOpen, "state survives");
     assert_eq!(shed.shed.total(), 0);

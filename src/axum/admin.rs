@@ -8,7 +8,8 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -17,7 +18,7 @@ use serde_json::{Value, json};
 use seawall_core::{ConfigError, ReloadError};
 
 use crate::config::StackConfig;
-use crate::registry::{Control, LayerConfig, LayerKind, Registry, RegistryError};
+use crate::registry::{Control, LayerConfig, LayerKind, Registry, RegistryError, cut};
 
 /// The largest request body the endpoint reads (a config document).
 pub const MAX_ADMIN_BODY: usize = 64 * 1024;
@@ -41,7 +42,7 @@ pub enum Access {
     Forbidden,
 }
 
-type Check = dyn Fn(&HeaderMap) -> Access + Send + Sync;
+type Check = dyn Fn(&Parts) -> Access + Send + Sync;
 
 /// How the admin endpoint authenticates a caller. Required to build it:
 /// there is no open admin endpoint.
@@ -57,13 +58,17 @@ impl fmt::Debug for AdminAuth {
     }
 }
 
-// Compares without stopping at the first difference, so the time taken
-// does not tell how much of a guess was right.
-fn same_secret(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
+// Compares `given` with `secret` without stopping at the first difference
+// or at a length mismatch: the time taken depends on the secret's length
+// only, so it tells neither how much of a guess was right nor how long the
+// secret is beyond what any wrong guess shows.
+fn same_secret(given: &[u8], secret: &[u8]) -> bool {
+    let mut diff = u8::from(given.len() != secret.len());
+    for (i, s) in secret.iter().enumerate() {
+        let g = given.get(i).copied().unwrap_or(!*s);
+        diff |= std::hint::black_box(g ^ s);
     }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    diff == 0
 }
 
 impl AdminAuth {
@@ -91,8 +96,8 @@ impl AdminAuth {
             ));
         }
         let token = token.into_bytes();
-        Ok(Self::check(move |headers| {
-            let Some(value) = headers.get(header::AUTHORIZATION) else {
+        Ok(Self::check(move |parts| {
+            let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
                 return Access::Unauthenticated;
             };
             let value = value.as_bytes();
@@ -110,14 +115,16 @@ impl AdminAuth {
         }))
     }
 
-    /// A check of your own over the request's headers (a session cookie, a
-    /// header set by an authenticating proxy, mTLS details your server
-    /// puts in an extension-derived header…).
+    /// A check of your own over the request's head: its headers (a header
+    /// your authenticating proxy sets and strips from clients), or its
+    /// extensions (a peer certificate or address your server put there).
+    /// A header a client could send itself is no credential unless every
+    /// hop in front of the service strips it.
     ///
     /// ```
     /// use seawall::axum::{Access, AdminAuth};
     ///
-    /// let auth = AdminAuth::check(|headers| match headers.get("x-ops-user") {
+    /// let auth = AdminAuth::check(|head| match head.headers.get("x-ops-user") {
     ///     None => Access::Unauthenticated,
     ///     Some(user) if user == "alice" => Access::Allow { who: "alice".into() },
     ///     Some(_) => Access::Forbidden,
@@ -126,7 +133,7 @@ impl AdminAuth {
     /// ```
     pub fn check<F>(check: F) -> Self
     where
-        F: Fn(&HeaderMap) -> Access + Send + Sync + 'static,
+        F: Fn(&Parts) -> Access + Send + Sync + 'static,
     {
         AdminAuth {
             check: Arc::new(check),
@@ -144,26 +151,37 @@ struct Admin {
 struct Who(Arc<str>);
 
 /// A router for operators, over `registry`, to mount under any path
-/// (`Router::nest("/admin", admin(registry, auth))`). Every route needs
-/// `auth`.
+/// (`Router::nest("/admin", admin(registry, auth))`). Every route, and
+/// every unknown path, needs `auth`. **Add no route to the returned router**:
+/// `auth` is a layer over the routes it has, so a route added afterwards
+/// would be open. Nest or merge it as it is.
 ///
-/// | method | path | what |
+/// | method | path (under the mount point) | what |
 /// |---|---|---|
-/// | GET | `/` | every layer: id, kind, stats (JSON) |
+/// | GET | `` (the mount point itself, e.g. `/admin`) | every layer: id, kind, stats (JSON) |
 /// | GET | `/layers/{id}` | one layer |
 /// | GET | `/layers/{id}/keys?offset=0&limit=100` | a keyed layer's keys, paged (at most 1000) |
 /// | POST | `/layers/{id}/force-open[?key=k]` | force a breaker (or one key of a keyed breaker) open |
 /// | POST | `/layers/{id}/force-closed[?key=k]` | force it closed |
 /// | POST | `/layers/{id}/reset[?key=k]` | reset it to Closed |
-/// | POST | `/layers/{id}/config` | reload one layer: the body is its config table in TOML |
+/// | POST | `/layers/{id}/config` | reload one layer: the body is its **whole** config table in TOML, as in the config file (fields left out take their defaults, `name` included) |
 /// | POST | `/config` | apply a whole `StackConfig` (TOML) to the stacks registered as `client` and `server` |
 ///
 /// Answers are JSON; errors are `{"error": "…"}` with `400` (bad input or
-/// an unsupported action), `401`/`403` (auth), `404` (no such layer or key),
-/// `409` (a change the layer cannot make in place) or `413` (a body over
-/// [`MAX_ADMIN_BODY`]). GET never changes anything; every POST is a
-/// `tracing` event (target `seawall::admin`) naming who did what, and every
-/// refused credential a `warn` event (without the credential).
+/// an unsupported action), `401`/`403` (auth), `404` (no such route, layer
+/// or key), `409` (a change a layer cannot make in place, or a `/config`
+/// that left parts unapplied: the body lists them) or `413` (a body over
+/// [`MAX_ADMIN_BODY`]).
+///
+/// - **GET changes no setting.** (Reading a breaker whose open period is
+///   over reports it HalfOpen, as any read or call of it would.)
+/// - **Every action a handler sees is an `info` event** (target
+///   `seawall::admin`) naming who, what, which layer and key (cut short
+///   and escaped) and the outcome; every refused credential is a `warn`
+///   event, without the credential.
+/// - **Other sites' pages cannot act:** a POST a browser marks
+///   `Sec-Fetch-Site: cross-site` or `same-site` is refused (`403`), so a
+///   cookie-based [`AdminAuth::check`] is not open to cross-site forms.
 ///
 /// ```
 /// use axum::Router;
@@ -189,6 +207,9 @@ pub fn admin(registry: Registry, auth: AdminAuth) -> Router {
         .route("/layers/{id}/reset", post(reset))
         .route("/layers/{id}/config", post(reload))
         .route("/config", post(apply))
+        // Unknown paths answer after authentication too, so an outsider
+        // cannot tell which routes exist.
+        .fallback(not_found)
         .with_state(state)
         .layer(DefaultBodyLimit::max(MAX_ADMIN_BODY))
         .layer(middleware::from_fn(move |req, next| {
@@ -196,14 +217,39 @@ pub fn admin(registry: Registry, auth: AdminAuth) -> Router {
         }))
 }
 
-async fn authenticate(auth: AdminAuth, mut req: Request, next: Next) -> Response {
-    match (auth.check)(req.headers()) {
+async fn not_found() -> Response {
+    error(StatusCode::NOT_FOUND, "no such admin route")
+}
+
+// A browser sends `Sec-Fetch-Site` with every request; a form or script of
+// another site posting here (with the operator's cookie) says `cross-site`
+// or `same-site`.
+fn from_another_site(head: &Parts) -> bool {
+    head.method != Method::GET
+        && head
+            .headers
+            .get("sec-fetch-site")
+            .is_some_and(|v| v != "same-origin" && v != "none")
+}
+
+async fn authenticate(auth: AdminAuth, req: Request, next: Next) -> Response {
+    let (head, body) = req.into_parts();
+    let path = cut(head.uri.path());
+    if from_another_site(&head) {
+        tracing::warn!(target: "seawall::admin", method = %head.method, path = ?path, "admin action from another site refused");
+        return error(
+            StatusCode::FORBIDDEN,
+            "admin actions are not taken from other sites' pages",
+        );
+    }
+    match (auth.check)(&head) {
         Access::Allow { who } => {
+            let mut req = Request::from_parts(head, body);
             req.extensions_mut().insert(Who(who.into()));
             next.run(req).await
         }
         Access::Unauthenticated => {
-            tracing::warn!(target: "seawall::admin", method = %req.method(), path = %req.uri().path(), "admin request without credentials");
+            tracing::warn!(target: "seawall::admin", method = %head.method, path = ?path, "admin request without credentials");
             let mut res = error(StatusCode::UNAUTHORIZED, "credentials required");
             res.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -212,7 +258,7 @@ async fn authenticate(auth: AdminAuth, mut req: Request, next: Next) -> Response
             res
         }
         Access::Forbidden => {
-            tracing::warn!(target: "seawall::admin", method = %req.method(), path = %req.uri().path(), "admin request with refused credentials");
+            tracing::warn!(target: "seawall::admin", method = %head.method, path = ?path, "admin request with refused credentials");
             error(
                 StatusCode::FORBIDDEN,
                 "these credentials may not use the admin endpoint",
@@ -287,29 +333,40 @@ struct KeyQuery {
     key: Option<String>,
 }
 
-async fn control(
-    admin: Admin,
-    who: Who,
-    id: String,
-    key: Option<String>,
-    control: Control,
-) -> Response {
-    let result = admin.registry.control(&id, key.as_deref(), control);
+type KeyParam = Result<Query<KeyQuery>, axum::extract::rejection::QueryRejection>;
+
+/// One `info` event per action, whatever its outcome; ids and keys come
+/// from the request, so they are cut short and escaped.
+fn audit(who: &Who, action: &str, id: &str, key: Option<&str>, outcome: &dyn fmt::Display) {
     tracing::info!(
         target: "seawall::admin",
         who = &*who.0,
-        action = control.as_str(),
-        layer = %id,
-        key = key.as_deref(),
-        ok = result.is_ok(),
+        action,
+        layer = ?cut(id),
+        key = key.map(|k| tracing::field::debug(cut(k))),
+        outcome = %outcome,
         "admin action"
     );
+}
+
+async fn control(admin: Admin, who: Who, id: String, key: KeyParam, control: Control) -> Response {
+    let Ok(Query(KeyQuery { key })) = key else {
+        audit(&who, control.as_str(), &id, None, &"bad query");
+        return error(StatusCode::BAD_REQUEST, "the query takes one `key`");
+    };
+    let result = admin.registry.control(&id, key.as_deref(), control);
     match result {
-        Ok(()) => match admin.registry.layer(&id) {
-            Some(layer) => ok(json::snapshot(&layer)),
-            None => ok(json!({})),
-        },
-        Err(err) => registry_error(&err),
+        Ok(()) => {
+            audit(&who, control.as_str(), &id, key.as_deref(), &"done");
+            match admin.registry.layer(&id) {
+                Some(layer) => ok(json::snapshot(&layer)),
+                None => ok(json!({})),
+            }
+        }
+        Err(err) => {
+            audit(&who, control.as_str(), &id, key.as_deref(), &err);
+            registry_error(&err)
+        }
     }
 }
 
@@ -317,27 +374,27 @@ async fn force_open(
     State(admin): State<Admin>,
     axum::Extension(who): axum::Extension<Who>,
     Path(id): Path<String>,
-    Query(q): Query<KeyQuery>,
+    key: KeyParam,
 ) -> Response {
-    control(admin, who, id, q.key, Control::ForceOpen).await
+    control(admin, who, id, key, Control::ForceOpen).await
 }
 
 async fn force_closed(
     State(admin): State<Admin>,
     axum::Extension(who): axum::Extension<Who>,
     Path(id): Path<String>,
-    Query(q): Query<KeyQuery>,
+    key: KeyParam,
 ) -> Response {
-    control(admin, who, id, q.key, Control::ForceClosed).await
+    control(admin, who, id, key, Control::ForceClosed).await
 }
 
 async fn reset(
     State(admin): State<Admin>,
     axum::Extension(who): axum::Extension<Who>,
     Path(id): Path<String>,
-    Query(q): Query<KeyQuery>,
+    key: KeyParam,
 ) -> Response {
-    control(admin, who, id, q.key, Control::Reset).await
+    control(admin, who, id, key, Control::Reset).await
 }
 
 /// A refused request, small enough to pass around before it becomes a
@@ -394,28 +451,29 @@ async fn reload(
     body: Bytes,
 ) -> Response {
     let Some(layer) = admin.registry.layer(&id) else {
-        return registry_error(&RegistryError::UnknownLayer(id));
+        let err = RegistryError::UnknownLayer(id.clone());
+        audit(&who, "reload", &id, None, &err);
+        return registry_error(&err);
     };
     let config = match text(&body).and_then(|t| layer_config(layer.kind, t)) {
         Ok(config) => config,
-        Err(fail) => return fail.into_response(),
+        Err(fail) => {
+            audit(&who, "reload", &id, None, &fail.1);
+            return fail.into_response();
+        }
     };
-    let result = admin.registry.reload(&id, &config);
-    tracing::info!(
-        target: "seawall::admin",
-        who = &*who.0,
-        action = "reload",
-        layer = %id,
-        ok = result.is_ok(),
-        error = result.as_ref().err().map(tracing::field::display),
-        "admin action"
-    );
-    match result {
-        Ok(()) => match admin.registry.layer(&id) {
-            Some(layer) => ok(json::snapshot(&layer)),
-            None => ok(json!({})),
-        },
-        Err(err) => registry_error(&err),
+    match admin.registry.reload(&id, &config) {
+        Ok(()) => {
+            audit(&who, "reload", &id, None, &"done");
+            match admin.registry.layer(&id) {
+                Some(layer) => ok(json::snapshot(&layer)),
+                None => ok(json!({})),
+            }
+        }
+        Err(err) => {
+            audit(&who, "reload", &id, None, &err);
+            registry_error(&err)
+        }
     }
 }
 
@@ -426,19 +484,18 @@ async fn apply(
 ) -> Response {
     let config = match text(&body).map(StackConfig::from_toml_str) {
         Ok(Ok(config)) => config,
-        Ok(Err(err)) => return error(StatusCode::BAD_REQUEST, format_args!("bad config: {err}")),
-        Err(fail) => return fail.into_response(),
+        Ok(Err(err)) => {
+            audit(&who, "apply", "", None, &err);
+            return error(StatusCode::BAD_REQUEST, format_args!("bad config: {err}"));
+        }
+        Err(fail) => {
+            audit(&who, "apply", "", None, &fail.1);
+            return fail.into_response();
+        }
     };
-    let result = admin.registry.apply(&config);
-    match result {
+    match admin.registry.apply(&config) {
         Ok(report) => {
-            tracing::info!(
-                target: "seawall::admin",
-                who = &*who.0,
-                action = "apply",
-                %report,
-                "admin action"
-            );
+            audit(&who, "apply", "", None, &report);
             let status = if report.is_complete() {
                 StatusCode::OK
             } else {
@@ -446,6 +503,9 @@ async fn apply(
             };
             (status, axum::Json(json::report(&report))).into_response()
         }
-        Err(err) => error(StatusCode::BAD_REQUEST, format_args!("bad config: {err}")),
+        Err(err) => {
+            audit(&who, "apply", "", None, &err);
+            error(StatusCode::BAD_REQUEST, format_args!("bad config: {err}"))
+        }
     }
 }

@@ -148,6 +148,10 @@ pub enum LayerConfig {
     /// For a [`LayerKind::Retry`].
     #[cfg(feature = "retry")]
     Retry(seawall_retry::RetryConfig),
+    /// For a [`LayerKind::RedisBudget`]: accepted only when it equals the
+    /// config the layer runs on (a Redis budget is not reloaded in place).
+    #[cfg(feature = "redis")]
+    RedisBudget(Box<seawall_budget_redis::RedisBudgetConfig>),
     /// For a [`LayerKind::Chaos`]: its rates, latency and switch, applied
     /// through its handle.
     #[cfg(feature = "chaos")]
@@ -174,6 +178,8 @@ impl LayerConfig {
             LayerConfig::KeyedTimeout(_) => LayerKind::KeyedTimeout,
             #[cfg(feature = "retry")]
             LayerConfig::Retry(_) => LayerKind::Retry,
+            #[cfg(feature = "redis")]
+            LayerConfig::RedisBudget(_) => LayerKind::RedisBudget,
             #[cfg(feature = "chaos")]
             LayerConfig::Chaos(_) => LayerKind::Chaos,
         }
@@ -449,6 +455,17 @@ mod redis {
         }
         fn stats(&self) -> LayerStats {
             LayerStats::RedisBudget(Box::new(self.0.stats()))
+        }
+        fn reload(&self, config: &LayerConfig) -> Result<(), ReloadError> {
+            match config {
+                LayerConfig::RedisBudget(c) if **c == *self.0.config() => Ok(()),
+                LayerConfig::RedisBudget(_) => Err(ReloadError::not_in_place(
+                    "backend",
+                    "a Redis budget is not reloaded in place; restart to apply a new one",
+                )),
+                #[allow(unreachable_patterns)]
+                other => Err(wrong_kind(LayerKind::RedisBudget, other)),
+            }
         }
     }
 }

@@ -30,12 +30,18 @@ pub struct ApplyReport {
     /// refused it, or the part was added or removed (a running stack
     /// cannot gain or lose a layer: that takes a restart).
     pub refused: Vec<(String, ReloadError)>,
+    /// Parts of the config that were not applied, and why: no stack is
+    /// registered under their prefix, or they are built apart from the
+    /// stacks (`hedge`, `deadline`, `chaos`, `routes`: register and reload
+    /// those by hand).
+    pub skipped: Vec<(String, &'static str)>,
 }
 
 impl ApplyReport {
-    /// Whether every part took the new config.
+    /// Whether every part of the config took effect: none refused, none
+    /// skipped.
     pub fn is_complete(&self) -> bool {
-        self.refused.is_empty()
+        self.refused.is_empty() && self.skipped.is_empty()
     }
 }
 
@@ -51,6 +57,15 @@ impl fmt::Display for ApplyReport {
                 write!(f, "{id} ({err})")?;
             }
         }
+        if !self.skipped.is_empty() {
+            f.write_str("; skipped ")?;
+            for (i, (id, why)) in self.skipped.iter().enumerate() {
+                if i > 0 {
+                    f.write_str(", ")?;
+                }
+                write!(f, "{id} ({why})")?;
+            }
+        }
         Ok(())
     }
 }
@@ -64,12 +79,10 @@ fn budget_handle(part: &BudgetPartLayer) -> Arc<dyn Inspect> {
 }
 
 fn budget_config(part: &BudgetPart) -> Result<LayerConfig, ReloadError> {
-    match part.as_local() {
-        Some(config) => Ok(LayerConfig::Budget(config.clone())),
-        None => Err(ReloadError::not_in_place(
-            "backend",
-            "a Redis budget is not reloaded in place; restart to apply it",
-        )),
+    match part {
+        BudgetPart::Local(config) => Ok(LayerConfig::Budget(config.clone())),
+        #[cfg(feature = "redis")]
+        BudgetPart::Redis(config) => Ok(LayerConfig::RedisBudget(Box::new(config.clone()))),
     }
 }
 
@@ -179,6 +192,7 @@ impl Registry {
     /// layer is touched. Layers that refuse their part are in the report.
     pub fn apply(&self, config: &StackConfig) -> Result<ApplyReport, ConfigError> {
         config.validate()?;
+        let _one = self.reloading();
         let mut report = ApplyReport::default();
         self.apply_client_parts("client", &config.client, &mut report);
         self.apply_server_parts("server", &config.server, &mut report);
@@ -203,6 +217,7 @@ impl Registry {
         config: &ClientConfig,
     ) -> Result<ApplyReport, ConfigError> {
         config.validate()?;
+        let _one = self.reloading();
         let mut report = ApplyReport::default();
         self.apply_client_parts(prefix, config, &mut report);
         Ok(report)
@@ -220,6 +235,7 @@ impl Registry {
         config: &ServerConfig,
     ) -> Result<ApplyReport, ConfigError> {
         config.validate()?;
+        let _one = self.reloading();
         let mut report = ApplyReport::default();
         self.apply_server_parts(prefix, config, &mut report);
         Ok(report)
@@ -251,6 +267,15 @@ impl Registry {
             ("budget", config.budget.as_ref().map(budget_config)),
         ];
         self.apply_parts(prefix, parts, report);
+        let apart = [
+            #[cfg(feature = "hedge")]
+            ("hedge", config.hedge.is_some()),
+            #[cfg(feature = "deadline")]
+            ("deadline", config.deadline.is_some()),
+            #[cfg(feature = "chaos")]
+            ("chaos", config.chaos.is_some()),
+        ];
+        skip_apart(prefix, &apart, report);
     }
 
     fn apply_server_parts(&self, prefix: &str, config: &ServerConfig, report: &mut ApplyReport) {
@@ -272,6 +297,14 @@ impl Registry {
             ),
         ];
         self.apply_parts(prefix, parts, report);
+        let apart = [
+            ("routes", !config.routes.is_empty()),
+            #[cfg(feature = "deadline")]
+            ("deadline", config.deadline.is_some()),
+            #[cfg(feature = "chaos")]
+            ("chaos", config.chaos.is_some()),
+        ];
+        skip_apart(prefix, &apart, report);
     }
 
     fn apply_parts<const N: usize>(
@@ -286,6 +319,14 @@ impl Registry {
                 .iter()
                 .any(|(part, _)| layers.contains_key(&format!("{prefix}.{part}")));
             if !registered {
+                for (part, config) in &parts {
+                    if config.is_some() {
+                        report.skipped.push((
+                            format!("{prefix}.{part}"),
+                            "no stack is registered under this prefix",
+                        ));
+                    }
+                }
                 return;
             }
             parts
@@ -315,6 +356,17 @@ impl Registry {
                 Ok(()) => report.reloaded.push(id),
                 Err(err) => report.refused.push((id, err)),
             }
+        }
+    }
+}
+
+fn skip_apart(prefix: &str, parts: &[(&'static str, bool)], report: &mut ApplyReport) {
+    for (part, present) in parts {
+        if *present {
+            report.skipped.push((
+                format!("{prefix}.{part}"),
+                "built apart from the stack: register and reload it by hand",
+            ));
         }
     }
 }

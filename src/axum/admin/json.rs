@@ -56,7 +56,17 @@ pub(super) fn report(r: &ApplyReport) -> Value {
         .iter()
         .map(|(id, err)| json!({ "id": id, "error": err.to_string() }))
         .collect();
-    json!({ "complete": r.is_complete(), "reloaded": r.reloaded, "refused": refused })
+    let skipped: Vec<Value> = r
+        .skipped
+        .iter()
+        .map(|(id, why)| json!({ "id": id, "why": why }))
+        .collect();
+    json!({
+        "complete": r.is_complete(),
+        "reloaded": r.reloaded,
+        "refused": refused,
+        "skipped": skipped,
+    })
 }
 
 fn key_stats(s: &KeyStats) -> Value {
