@@ -316,7 +316,7 @@ impl Registry {
         let layer = self.get(id)?;
         let mut keys = layer.keys().ok_or_else(|| RegistryError::Unsupported {
             layer: id.to_owned(),
-            what: "list keys (it is not keyed)",
+            what: "list its keys",
         })?;
         keys.sort_by(|a, b| a.0.cmp(&b.0));
         let total = keys.len();
