@@ -383,6 +383,10 @@ thread_local! {
     // Held `Defer`s on this thread; const-initialised, no destructor, so a
     // `Defer` costs two accesses of a plain cell.
     static DEPTH: Cell<u32> = const { Cell::new(0) };
+    // Whether `DEFERRED` holds anything: the outermost `Defer` reads this
+    // plain cell, not the list (whose destructor makes every access check
+    // its thread-local's state).
+    static HELD: Cell<bool> = const { Cell::new(false) };
     static DEFERRED: RefCell<Vec<Event>> = const { RefCell::new(Vec::new()) };
 }
 
@@ -398,6 +402,7 @@ fn dispatch(event: Event) {
         let mut d = d.borrow_mut();
         if d.len() < MAX_DEFERRED {
             d.extend(event.take());
+            let _ = HELD.try_with(|h| h.set(true));
         }
     });
     match (held, event) {
@@ -486,16 +491,16 @@ impl Drop for Defer {
                 depth == 0
             })
             .unwrap_or(false);
-        if outermost {
+        if outermost && HELD.try_with(Cell::get).unwrap_or(false) {
             deliver_deferred();
         }
     }
 }
 
-#[inline]
+#[cold]
+#[inline(never)]
 fn deliver_deferred() {
-    // Only a thread that deferred an event has anything here; the check is
-    // a borrow and a length read.
+    let _ = HELD.try_with(|h| h.set(false));
     let held = DEFERRED
         .try_with(|d| {
             let mut d = d.borrow_mut();
