@@ -549,7 +549,7 @@ impl Conn {
         // One timeout for all the groups; dropping the set aborts the rest.
         let all: Vec<usize> = (0..groups.len()).collect();
         let mut set = send(self, &all);
-        let deadline = tokio::time::Instant::now() + self.timeout;
+        let deadline = seawall_core::time::deadline(tokio::time::Instant::now(), self.timeout);
         while let Ok(Some(joined)) = tokio::time::timeout_at(deadline, set.join_next()).await {
             if let Ok((g, r)) = joined {
                 results[g] = Some(r.map_err(|e| self.sanitize(e)));
@@ -570,7 +570,7 @@ impl Conn {
         if !again.is_empty() {
             self.load(counters).await?;
             let mut set = send(self, &again);
-            let deadline = tokio::time::Instant::now() + self.timeout;
+            let deadline = seawall_core::time::deadline(tokio::time::Instant::now(), self.timeout);
             while let Ok(Some(joined)) = tokio::time::timeout_at(deadline, set.join_next()).await {
                 if let Ok((g, r)) = joined {
                     results[again[g]] = Some(r.map_err(|e| self.sanitize(e)));
